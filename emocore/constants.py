@@ -1,0 +1,95 @@
+"""Facts about the studyforrest 7-Tesla audio-movie data and the emotion classes.
+
+Sources
+-------
+* Run timing: movie starts from the fMRI timing table of Labs et al. (2015), volume counts from
+  Hanke et al. (2014), as collected in ``studyforrest-emotions/fmri_runs.tsv``. Each run repeats the
+  last 16 s (8 volumes) of the run before it.
+* ``POSTER_RUN_OFFSETS_S`` are the cumulative run durations the DeepEmotion prototype used; they
+  ignore the overlap and shift the labels of run k by 16 (k - 1) s. Kept only to show the error.
+* The 22 -> 5 category map is the prototype's "heuristic clustering" (see the README of the
+  annotation folder).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "TR_S",
+    "N_RUNS",
+    "RUN_STARTS_S",
+    "RUN_N_VOLUMES",
+    "RUN_OVERLAP_VOLUMES",
+    "POSTER_RUN_OFFSETS_S",
+    "NONE",
+    "EMOTIONS",
+    "CLASSES",
+    "CATEGORY_MAP",
+    "RAW_CATEGORIES",
+    "EMOTION_COLORS",
+    "DERIVATIVE_DIR",
+    "FULL_GRID_SHAPE",
+    "bold_filename",
+]
+
+TR_S: float = 2.0
+N_RUNS: int = 8
+RUN_STARTS_S: tuple[int, ...] = (0, 886, 1752, 2612, 3572, 4480, 5342, 6410)
+RUN_N_VOLUMES: tuple[int, ...] = (451, 441, 438, 488, 462, 439, 542, 338)
+RUN_OVERLAP_VOLUMES: int = 8
+POSTER_RUN_OFFSETS_S: tuple[int, ...] = (0, 902, 1784, 2660, 3636, 4560, 5438, 6522)
+
+NONE: str = "NONE"
+# Order follows the prototype's class index (NONE = 0), so tables stay comparable with the poster.
+EMOTIONS: tuple[str, ...] = ("HAPPINESS", "FEAR", "SADNESS", "LOVE", "ANGER")
+CLASSES: tuple[str, ...] = (NONE, *EMOTIONS)
+
+CATEGORY_MAP: dict[str, str] = {
+    "ANGERRAGE": "ANGER",
+    "CONTEMPT": "ANGER",
+    "HATE": "ANGER",
+    "RESENTMENT": "ANGER",
+    "SADNESS": "SADNESS",
+    "REMORSE": "SADNESS",
+    "DISAPPOINTMENT": "SADNESS",
+    "SHAME": "SADNESS",
+    "FEAR": "FEAR",
+    "FEARSCONFIRMED": "FEAR",
+    "LOVE": "LOVE",
+    "COMPASSION": "LOVE",
+    "ADMIRATION": "LOVE",
+    "HAPPINESS": "HAPPINESS",
+    "HOPE": "HAPPINESS",
+    "HAPPYFOR": "HAPPINESS",
+    "RELIEF": "HAPPINESS",
+    "PRIDE": "HAPPINESS",
+    "SATISFACTION": "HAPPINESS",
+    "GRATIFICATION": "HAPPINESS",
+    "GRATITUDE": "HAPPINESS",
+    "GLOATING": NONE,
+}
+RAW_CATEGORIES: tuple[str, ...] = tuple(sorted(CATEGORY_MAP))
+
+# One colour per class, used by every figure (colour-blind-safe Okabe-Ito hues).
+EMOTION_COLORS: dict[str, str] = {
+    NONE: "#999999",
+    "HAPPINESS": "#E69F00",
+    "FEAR": "#56B4E9",
+    "SADNESS": "#0072B2",
+    "LOVE": "#CC79A7",
+    "ANGER": "#D55E00",
+}
+
+DERIVATIVE_DIR: str = "derivatives/non-linear_anatomical_alignment"
+FULL_GRID_SHAPE: tuple[int, int, int] = (132, 175, 48)
+
+
+def bold_filename(subject: str, run: int) -> str:
+    """Path of one run's BOLD file below the dataset root, in the ds000113 derivative layout.
+
+    ``subject`` is the label without ``sub-`` (e.g. ``"01"``); ``run`` counts from 1.
+    """
+    return (
+        f"{DERIVATIVE_DIR}/sub-{subject}/ses-forrestgump/func/"
+        f"sub-{subject}_ses-forrestgump_task-forrestgump_rec-dico7Tad2grpbold7TadNL"
+        f"_run-{run:02d}_bold.nii.gz"
+    )
