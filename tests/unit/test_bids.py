@@ -1,0 +1,128 @@
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+from nibabel.testing import data_path
+
+from emocore.constants import RUN_N_VOLUMES, bold_filename
+from emocore.data.bids import discover_dataset
+from emocore.errors import DataError
+from tests.conftest import SHAPE, write_run
+
+
+def test_finds_every_run_of_the_derivative_layout(tiny_dataset):
+    root, _ = tiny_dataset
+    ds = discover_dataset(root)
+    assert ds.layout == "ds000113-derivative"
+    assert ds.subject_labels == ["01", "02"]
+    runs = ds.get("01").runs
+    assert [r.run for r in runs] == list(range(1, 9))
+    assert [r.n_volumes for r in runs] == list(RUN_N_VOLUMES)
+    assert runs[0].shape == SHAPE and runs[0].tr == 2.0
+    assert runs[0].voxel_mm == (3.0, 3.0, 3.0)
+
+
+def test_plain_bids_layout_with_task_filter(tmp_path):
+    root = tmp_path / "bids"
+    for run, n in enumerate(RUN_N_VOLUMES, start=1):
+        write_run(
+            root
+            / f"sub-07/ses-movie/func/sub-07_ses-movie_task-forrestgump_run-{run:02d}_bold.nii.gz",
+            n,
+        )
+    write_run(root / "sub-07/ses-movie/func/sub-07_ses-movie_task-rest_run-01_bold.nii.gz", 10)
+    with pytest.raises(DataError, match="several tasks.*--task"):
+        discover_dataset(root)
+    ds = discover_dataset(root, task="forrestgump")
+    assert ds.layout == "bids" and ds.subject_labels == ["07"] and len(ds.get("07").runs) == 8
+
+
+def test_reads_a_real_nifti_header_that_nibabel_ships(tmp_path, caplog):
+    # example4d.nii.gz is a real scanner export: 128x96x24, 2 volumes, and a TR stored as 2000 "sec".
+    target = tmp_path / "bids/sub-01/func/sub-01_task-x_run-01_bold.nii.gz"
+    target.parent.mkdir(parents=True)
+    shutil.copy(Path(data_path) / "example4d.nii.gz", target)
+    with caplog.at_level(logging.WARNING):
+        ds = discover_dataset(tmp_path / "bids", expected_runs=(1,), expected_volumes=None)
+    run = ds.get("01").runs[0]
+    assert run.shape == (128, 96, 24) and run.n_volumes == 2
+    assert np.allclose(run.affine, nib.load(target).affine)
+    assert run.tr == pytest.approx(2000.0)
+    assert "sub-01_task-x_run-01_bold.nii.gz: header TR is 2000 s, not 2 s" in caplog.text
+    assert ds.warnings and "using the header" in ds.warnings[0]
+
+
+def test_empty_folder_says_what_is_expected(tmp_path):
+    with pytest.raises(DataError, match="no BOLD runs found.*emocore synth"):
+        discover_dataset(tmp_path)
+
+
+def test_missing_folder(tmp_path):
+    with pytest.raises(DataError, match="is not a folder"):
+        discover_dataset(tmp_path / "nope")
+
+
+def test_missing_run_is_named(tiny_dataset):
+    root, _ = tiny_dataset
+    (root / bold_filename("02", 5)).unlink()
+    with pytest.raises(DataError, match=r"sub-02.*missing run\(s\) 5"):
+        discover_dataset(root)
+
+
+def test_extra_run_is_named(tiny_dataset):
+    root, _ = tiny_dataset
+    write_run(root / bold_filename("01", 9), 20)
+    with pytest.raises(DataError, match=r"unexpected run\(s\) 9"):
+        discover_dataset(root)
+
+
+def test_run_on_another_grid_is_named(tiny_dataset):
+    root, _ = tiny_dataset
+    write_run(root / bold_filename("01", 3), RUN_N_VOLUMES[2], shape=(7, 8, 10))
+    with pytest.raises(DataError, match=r"run-03_bold.nii.gz has grid \(7, 8, 10\)"):
+        discover_dataset(root)
+
+
+def test_run_with_another_affine_is_named(tiny_dataset):
+    root, _ = tiny_dataset
+    write_run(root / bold_filename("02", 4), RUN_N_VOLUMES[3], affine=np.diag([3.0, 3.0, 3.5, 1.0]))
+    with pytest.raises(DataError, match=r"run-04_bold.nii.gz has a different affine"):
+        discover_dataset(root)
+
+
+def test_3d_file_is_rejected(tiny_dataset):
+    root, _ = tiny_dataset
+    path = root / bold_filename("01", 2)
+    nib.save(nib.Nifti1Image(np.zeros(SHAPE, np.float32), np.eye(4)), path)
+    with pytest.raises(DataError, match=r"run-02_bold.nii.gz is 3-D \(7, 8, 9\); expected 4-D"):
+        discover_dataset(root)
+
+
+def test_short_run_is_reported(tiny_dataset):
+    root, _ = tiny_dataset
+    write_run(root / bold_filename("01", 6), 100)
+    with pytest.raises(
+        DataError, match=r"run-06_bold.nii.gz has 100 volumes; studyforrest run 6 has 439"
+    ):
+        discover_dataset(root)
+
+
+def test_non_2s_tr_warns_and_uses_header(tiny_dataset, caplog):
+    root, _ = tiny_dataset
+    write_run(root / bold_filename("01", 1), RUN_N_VOLUMES[0], tr=2.5)
+    with caplog.at_level(logging.WARNING):
+        ds = discover_dataset(root)
+    assert ds.get("01").runs[0].tr == 2.5
+    assert "header TR is 2.5 s" in caplog.text
+
+
+def test_unreadable_file_is_named(tiny_dataset):
+    root, _ = tiny_dataset
+    (root / bold_filename("02", 1)).write_bytes(b"not a nifti at all")
+    with pytest.raises(DataError, match=r"run-01_bold.nii.gz cannot be read as NIfTI"):
+        discover_dataset(root)
