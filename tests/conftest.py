@@ -86,3 +86,32 @@ def tiny_dataset(tmp_path: Path) -> tuple[Path, Path]:
             write_run(root / bold_filename(subject, run), n, seed=10 * s + run)
     ann = write_annotations(tmp_path / "annotations")
     return root, ann
+
+
+class ArrayCache:
+    """An in-memory stand-in for VolumeCache (grid_shape + read), for model and training tests."""
+
+    def __init__(self, arrays: dict[str, np.ndarray]) -> None:
+        self.arrays = arrays
+        self.grid_shape = next(iter(arrays.values())).shape[1:]
+
+    def read(self, subject: str, rows) -> np.ndarray:
+        return self.arrays[subject][np.asarray(rows)]
+
+
+def planted_volumes(
+    n_per_class: int, n_classes: int = 3, *, shape=SHAPE, signal: float = 1.0, seed: int = 0
+):
+    """Volumes with one planted blob per class (or pure noise with signal=0) and their metadata."""
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    y = np.repeat(np.arange(n_classes), n_per_class)
+    rng.shuffle(y)
+    x = rng.normal(0, 1, (len(y), *shape)).astype(np.float32)
+    for c in range(n_classes):
+        x[y == c, 1 + 2 * c : 3 + 2 * c, 2:5, 3:6] += signal * 3.0
+    meta = pd.DataFrame(
+        {"subject": "01", "row": np.arange(len(y)), "y": y, "run": 1 + np.arange(len(y)) % 4}
+    )
+    return ArrayCache({"01": x.astype(np.float16)}), meta

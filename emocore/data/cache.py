@@ -1,0 +1,186 @@
+"""Read the volume cache that :func:`emocore.data.prepare.prepare_cache` writes.
+
+Layout of a cache folder::
+
+    manifest.json      what is here and how it was made (see MANIFEST KEYS below)
+    labels.tsv         one row per volume of the movie (run, volume, movie_time, label, ...)
+    mask.npy           uint8 brain mask shared by all subjects (intersection of their masks)
+    sub-XX.npy         float16, shape (volumes, x, y, z): every run of one person, z-scored per
+                       run, zero outside the brain, in run order
+
+Only numpy and pandas are needed to read it (no nibabel), so GPU machines and training jobs
+stay light. Subject arrays are memory-mapped: a random volume costs one page-cache read.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from emocore import __version__
+from emocore.errors import CacheError
+
+__all__ = ["CACHE_FORMAT", "VolumeCache", "open_cache"]
+
+logger = logging.getLogger(__name__)
+
+#: Bumped whenever the on-disk layout changes; a cache of another format must be rebuilt.
+CACHE_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class RunSpan:
+    run: int
+    start: int  # first row of this run in the subject array
+    n_volumes: int
+
+
+class VolumeCache:
+    """A prepared cache folder, opened read-only."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        manifest_path = self.path / "manifest.json"
+        if not manifest_path.is_file():
+            raise CacheError(
+                f"no cache at {self.path} (manifest.json missing); build it with "
+                f"`emocore prepare --bids DIR --annotations DIR --cache {self.path}` "
+                "or `emocore demo` for the demo cohort"
+            )
+        try:
+            self.manifest: dict[str, Any] = json.loads(manifest_path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise CacheError(
+                f"{manifest_path} is unreadable ({exc}); delete {self.path} and run `emocore prepare` again"
+            ) from exc
+        fmt = self.manifest.get("cache_format")
+        if fmt != CACHE_FORMAT:
+            made_by = self.manifest.get("emocore_version", "an unknown version")
+            raise CacheError(
+                f"the cache at {self.path} was made by emocore {made_by} (cache format {fmt}); "
+                f"emocore {__version__} reads format {CACHE_FORMAT}. Rebuild it: run "
+                f"`emocore prepare` with the same --bids/--annotations and --cache {self.path}"
+            )
+        self._arrays: dict[str, np.ndarray] = {}
+
+    # -- what is in the cache ---------------------------------------------------------------
+    @property
+    def subjects(self) -> list[str]:
+        return list(self.manifest["subjects"])
+
+    @property
+    def grid_shape(self) -> tuple[int, int, int]:
+        return tuple(self.manifest["grid"]["shape"])  # type: ignore[return-value]
+
+    @property
+    def affine(self) -> np.ndarray:
+        return np.asarray(self.manifest["grid"]["affine"], dtype=np.float64)
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.manifest["labels"]["classes"])
+
+    @property
+    def key(self) -> str:
+        """Content hash of the cache (volumes and labels): runs record it as their data version."""
+        return f"{self.manifest['volume_key'][:16]}-{self.manifest['label_key'][:16]}"
+
+    @cached_property
+    def mask(self) -> np.ndarray:
+        return np.load(self.path / "mask.npy").astype(bool)
+
+    @cached_property
+    def labels(self) -> pd.DataFrame:
+        """The per-volume label table of the movie (identical for every subject)."""
+        return pd.read_csv(self.path / "labels.tsv", sep="\t", keep_default_na=False)
+
+    def runs(self, subject: str) -> list[RunSpan]:
+        info = self._subject_info(subject)
+        return [RunSpan(r["run"], r["start"], r["n_volumes"]) for r in info["runs"]]
+
+    def _subject_info(self, subject: str) -> dict[str, Any]:
+        try:
+            return self.manifest["subjects"][subject]
+        except KeyError:
+            raise CacheError(
+                f"subject '{subject}' is not in the cache at {self.path}; it holds "
+                f"{', '.join(self.subjects)}. Add it with `emocore prepare` or pick one of those"
+            ) from None
+
+    # -- voxel data -------------------------------------------------------------------------
+    def array(self, subject: str) -> np.ndarray:
+        """The subject's float16 array (volumes, x, y, z), memory-mapped read-only."""
+        arr = self._arrays.get(subject)
+        if arr is None:
+            info = self._subject_info(subject)
+            path = self.path / info["file"]
+            try:
+                arr = np.load(path, mmap_mode="r")
+            except (OSError, ValueError) as exc:
+                raise CacheError(
+                    f"{path} is missing or damaged ({exc}); rebuild the cache with `emocore prepare`"
+                ) from exc
+            expected = (info["n_volumes"], *self.grid_shape)
+            if arr.shape != expected or arr.dtype != np.float16:
+                raise CacheError(
+                    f"{path} holds {arr.dtype} {arr.shape}, the manifest says float16 {expected}; "
+                    "rebuild the cache with `emocore prepare`"
+                )
+            self._arrays[subject] = arr
+        return arr
+
+    def volume(self, subject: str, run: int, volume: int) -> np.ndarray:
+        """One volume as float16 (x, y, z), read without loading the rest of the subject."""
+        for span in self.runs(subject):
+            if span.run == run:
+                if not 0 <= volume < span.n_volumes:
+                    raise CacheError(
+                        f"run {run} of sub-{subject} has volumes 0-{span.n_volumes - 1}; got {volume}"
+                    )
+                return np.asarray(self.array(subject)[span.start + volume])
+        raise CacheError(f"sub-{subject} has no run {run} in the cache at {self.path}")
+
+    def read(self, subject: str, rows: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Rows of one subject's array as float16 (n, x, y, z); rows are read in sorted order."""
+        rows = np.asarray(rows, dtype=np.int64)
+        order = np.argsort(rows, kind="stable")
+        out = np.empty((len(rows), *self.grid_shape), dtype=np.float16)
+        out[order] = self.array(subject)[rows[order]]
+        return out
+
+    # -- metadata ---------------------------------------------------------------------------
+    def table(self, subjects: Sequence[str] | None = None) -> pd.DataFrame:
+        """One row per (subject, volume): subject, row (in the subject array) and the label columns."""
+        subjects = self.subjects if subjects is None else list(subjects)
+        labels = self.labels
+        frames = []
+        for subject in subjects:
+            spans = self.runs(subject)
+            n = sum(s.n_volumes for s in spans)
+            if n != len(labels):
+                raise CacheError(
+                    f"sub-{subject} has {n} volumes in the cache but the label table has "
+                    f"{len(labels)}; rebuild the cache with `emocore prepare`"
+                )
+            frame = labels.copy()
+            frame.insert(0, "subject", subject)
+            frame.insert(1, "row", np.arange(n, dtype=np.int64))
+            frames.append(frame)
+        if not frames:
+            return labels.iloc[:0].assign(
+                subject=pd.Series(dtype=str), row=pd.Series(dtype=np.int64)
+            )
+        return pd.concat(frames, ignore_index=True)
+
+
+def open_cache(path: str | Path) -> VolumeCache:
+    """Open a cache folder; :class:`~emocore.errors.CacheError` says how to build a missing one."""
+    return VolumeCache(path)

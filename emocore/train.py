@@ -1,0 +1,342 @@
+"""Train the seed network: an explicit loop, a progress callback, atomic checkpoints, resume.
+
+The loop keeps running sums of loss and correct predictions on the device and reads them back
+once per epoch, so there is no host synchronisation per step. Everything the run needs to be
+repeated (config, classes, grid, seed) travels in the checkpoint; checkpoints hold only tensors and
+plain Python values so they load with ``torch.load(..., weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from emocore.data.dataset import VolumeSource
+from emocore.device import choose_device
+from emocore.errors import CheckpointError, ConfigError
+from emocore.models.cnn3d import SeedCNN
+
+__all__ = [
+    "TrainConfig",
+    "TrainResult",
+    "train_model",
+    "predict_proba",
+    "save_checkpoint",
+    "load_checkpoint",
+    "CHECKPOINT_FORMAT",
+]
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_FORMAT = 1
+
+#: progress(fraction done 0..1, message)
+Progress = Callable[[float, str], None]
+#: on_epoch({"epoch", "train_loss", "train_acc", "val_loss", "val_acc", "seconds"})
+EpochHook = Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+    """How one model is trained; saved with every checkpoint and run."""
+
+    epochs: int = 50
+    lr: float = 1e-3
+    batch_size: int = 32
+    class_weights: bool = False
+    widths: tuple[int, int, int] = (16, 32, 64)
+    hidden: int = 128
+    dropout: float = 0.0
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True  # bf16 autocast on CUDA; ignored on the CPU
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.epochs >= 1, f"epochs must be at least 1; {self.epochs} was given"),
+            (0 < self.lr < 1, f"lr must be in (0, 1); {self.lr} was given"),
+            (self.batch_size >= 1, f"batch_size must be at least 1; {self.batch_size} was given"),
+            (0 <= self.dropout < 1, f"dropout must be in [0, 1); {self.dropout} was given"),
+            (len(self.widths) == 3, f"widths must have 3 entries; {self.widths} was given"),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise ConfigError(msg)
+        object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["widths"] = list(self.widths)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        if "widths" in known:
+            known["widths"] = tuple(known["widths"])
+        return cls(**known)
+
+
+@dataclass
+class TrainResult:
+    model: SeedCNN
+    history: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+    volumes_per_s: float = 0.0
+
+
+def _make_model(in_shape: Sequence[int], n_classes: int, cfg: TrainConfig) -> SeedCNN:
+    return SeedCNN(in_shape, n_classes, widths=cfg.widths, hidden=cfg.hidden, dropout=cfg.dropout)
+
+
+def _class_weights(y: torch.Tensor, n_classes: int) -> torch.Tensor:
+    counts = torch.bincount(y, minlength=n_classes).float()
+    w = torch.where(
+        counts > 0, counts.sum() / (n_classes * counts.clamp(min=1)), torch.zeros_like(counts)
+    )
+    return w
+
+
+def _autocast(device: torch.device, enabled: bool):
+    return torch.autocast(
+        device_type=device.type, dtype=torch.bfloat16, enabled=enabled and device.type == "cuda"
+    )
+
+
+def _run_epoch(
+    model, source: VolumeSource, cfg: TrainConfig, device, loss_fn, optimizer=None, generator=None
+) -> tuple[float, float]:
+    train = optimizer is not None
+    model.train(train)
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device, dtype=torch.long)
+    with torch.set_grad_enabled(train):
+        for x, y, _ in source.batches(cfg.batch_size, shuffle=train, generator=generator):
+            x = x.to(device, non_blocking=True).float().unsqueeze(1)
+            y = y.to(device, non_blocking=True)
+            with _autocast(device, cfg.amp):
+                logits = model(x)
+                loss = loss_fn(logits.float(), y)
+            if train:
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+            loss_sum += loss.detach() * len(y)
+            correct += (logits.argmax(1) == y).sum()
+    n = max(len(source), 1)
+    return float(loss_sum) / n, float(correct) / n
+
+
+def train_model(
+    train: VolumeSource,
+    val: VolumeSource | None,
+    config: TrainConfig,
+    *,
+    n_classes: int,
+    progress: Progress | None = None,
+    on_epoch: EpochHook | None = None,
+    checkpoint: str | Path | None = None,
+    resume: bool = False,
+    extra: dict[str, Any] | None = None,
+) -> TrainResult:
+    """Train a fresh :class:`SeedCNN` on ``train``; score ``val`` after every epoch (no selection on it).
+
+    With ``checkpoint`` the state is saved atomically after each epoch; with ``resume`` an existing
+    checkpoint of the same config continues where it stopped.
+    """
+    if len(train) == 0:
+        raise ConfigError("no training volumes; select more subjects, runs or classes")
+    device = choose_device(config.device)
+    torch.manual_seed(config.seed)
+    generator = torch.Generator().manual_seed(config.seed)
+    model = _make_model(train.shape, n_classes, config).to(device)
+    optimizer = torch.optim.Adam(
+        model.parameters(), lr=config.lr, **({"fused": True} if device.type == "cuda" else {})
+    )
+    weight = _class_weights(train.y, n_classes).to(device) if config.class_weights else None
+    loss_fn = nn.CrossEntropyLoss(weight=weight)
+    history: list[dict[str, Any]] = []
+    start_epoch = 0
+    if resume and checkpoint is not None and Path(checkpoint).exists():
+        state = _read_checkpoint(Path(checkpoint))
+        if state["config"] != config.to_dict() or list(state["in_shape"]) != list(train.shape):
+            raise CheckpointError(
+                f"{checkpoint} was written by a run with another config or grid; start a new run instead of --resume"
+            )
+        model.load_state_dict(state["model"])
+        if "optimizer" in state:
+            optimizer.load_state_dict(state["optimizer"])
+        generator.set_state(state["generator"])
+        history = list(state.get("history", []))
+        start_epoch = int(state["epoch"])
+        logger.info("resuming %s after epoch %d", checkpoint, start_epoch)
+
+    t0 = time.perf_counter()
+    seen = 0
+    for epoch in range(start_epoch, config.epochs):
+        te = time.perf_counter()
+        train_loss, train_acc = _run_epoch(
+            model, train, config, device, loss_fn, optimizer, generator
+        )
+        seen += len(train)
+        record: dict[str, Any] = {
+            "epoch": epoch + 1,
+            "train_loss": train_loss,
+            "train_acc": train_acc,
+            "val_loss": None,
+            "val_acc": None,
+        }
+        if val is not None and len(val):
+            record["val_loss"], record["val_acc"] = _run_epoch(model, val, config, device, loss_fn)
+        record["seconds"] = round(time.perf_counter() - te, 3)
+        history.append(record)
+        if on_epoch is not None:
+            on_epoch(record)
+        if checkpoint is not None:
+            save_checkpoint(
+                checkpoint,
+                model,
+                config=config,
+                classes_n=n_classes,
+                epoch=epoch + 1,
+                history=history,
+                optimizer=optimizer,
+                generator=generator,
+                extra=extra,
+            )
+        if progress is not None:
+            progress(
+                (epoch + 1) / config.epochs,
+                f"epoch {epoch + 1}/{config.epochs}: train loss {train_loss:.3f}",
+            )
+    seconds = time.perf_counter() - t0
+    model.eval()
+    return TrainResult(
+        model=model,
+        history=history,
+        seconds=seconds,
+        volumes_per_s=seen / seconds if seconds > 0 else 0.0,
+    )
+
+
+@torch.no_grad()
+def predict_proba(
+    model: nn.Module,
+    source: VolumeSource,
+    *,
+    batch_size: int = 64,
+    device: str | torch.device = "auto",
+    amp: bool = True,
+) -> np.ndarray:
+    """Class probabilities (n, K) for every row of ``source``, in order."""
+    dev = choose_device(device)
+    model = model.to(dev).eval()
+    out = []
+    for x, _, _ in source.batches(batch_size):
+        with _autocast(dev, amp):
+            logits = model(x.to(dev, non_blocking=True).float().unsqueeze(1))
+        out.append(torch.softmax(logits.float(), dim=1))
+    if not out:
+        return np.zeros((0, getattr(model, "n_classes", 0)), dtype=np.float32)
+    return torch.cat(out).cpu().numpy()
+
+
+# -- checkpoints ---------------------------------------------------------------------------------
+def save_checkpoint(
+    path: str | Path,
+    model: SeedCNN,
+    *,
+    config: TrainConfig,
+    classes_n: int,
+    epoch: int,
+    history: list[dict[str, Any]] | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
+    generator: torch.Generator | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Write a checkpoint atomically: on any failure (disk full included) the previous one survives."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state: dict[str, Any] = {
+        "format": CHECKPOINT_FORMAT,
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "config": config.to_dict(),
+        "in_shape": list(model.in_shape),
+        "n_classes": int(classes_n),
+        "epoch": int(epoch),
+        "history": history or [],
+        "extra": extra or {},
+    }
+    if optimizer is not None:
+        state["optimizer"] = optimizer.state_dict()
+    if generator is not None:
+        state["generator"] = generator.get_state()
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        torch.save(state, tmp)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        what = "the disk is full" if exc.errno == errno.ENOSPC else str(exc)
+        raise CheckpointError(
+            f"could not save {path}: {what}; the previous checkpoint is intact. Free space and --resume"
+        ) from exc
+    return path
+
+
+def _read_checkpoint(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint at {path}; train a model first (`emocore train`)")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # unpickling errors come in many types
+        raise CheckpointError(
+            f"{path} is not a readable emocore checkpoint ({exc.__class__.__name__}); it may be "
+            "truncated or not from emocore. Retrain, or restore it from a backup"
+        ) from exc
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(
+            f"{path} is not an emocore checkpoint of format {CHECKPOINT_FORMAT}; retrain the model"
+        )
+    return state
+
+
+def load_checkpoint(
+    path: str | Path,
+    *,
+    grid_shape: Sequence[int] | None = None,
+    classes: Sequence[str] | None = None,
+) -> tuple[SeedCNN, dict[str, Any]]:
+    """Load a model (``weights_only=True``); check it fits ``grid_shape`` and ``classes`` when given."""
+    path = Path(path)
+    state = _read_checkpoint(path)
+    extra = state.get("extra", {})
+    if grid_shape is not None and list(grid_shape) != list(state["in_shape"]):
+        raise CheckpointError(
+            f"{path} was trained on a {tuple(state['in_shape'])} grid but the data are "
+            f"{tuple(grid_shape)}; use a cache on the model's grid or retrain"
+        )
+    if classes is not None and "classes" in extra and list(extra["classes"]) != list(classes):
+        raise CheckpointError(
+            f"{path} predicts {extra['classes']} but {list(classes)} were asked for; retrain with those classes"
+        )
+    cfg = TrainConfig.from_dict(state["config"])
+    model = _make_model(state["in_shape"], state["n_classes"], cfg)
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as exc:
+        raise CheckpointError(f"{path} does not fit the seed network ({exc}); retrain") from exc
+    model.eval()
+    return model, state
