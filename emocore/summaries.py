@@ -1,0 +1,541 @@
+"""From a prediction table to numbers that carry their split and chance level.
+
+The prediction table (a ``pandas.DataFrame``) has one row per predicted volume with the columns
+
+===================  ========================================================================
+``subject``          subject label without ``sub-`` (str, e.g. ``"01"``)
+``run``              run number, from 1 (int)
+``volume``           volume index within the run (int)
+``movie_time``       movie time of the volume in seconds (float)
+``scene``            scene number (int)
+``scene_location``   scene location (str)
+``true``             true class name (str)
+``pred``             predicted class name (str)
+``prob_<CLASS>``     predicted probability of each class (float)
+``fold``             cross-validation fold that predicted the row (int)
+``seen``             optional: the subject was in the training set of the model (bool)
+===================  ========================================================================
+
+Each function needs only some of the columns and names the missing ones if they are absent.
+Chance levels come from circularly shifting the true labels within subject x run (see
+:mod:`emocore.metrics`), intervals from resampling whole subject x run blocks.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.spatial.distance import jensenshannon
+
+from emocore import metrics
+from emocore.constants import CLASSES
+from emocore.errors import ConfigError
+
+__all__ = [
+    "PERMUTATION_SCHEME",
+    "BOOTSTRAP_BLOCK",
+    "SUMMARY_KEYS",
+    "summarize_predictions",
+    "per_subject_metrics",
+    "seen_vs_unseen",
+    "misclassification_summary",
+    "misclassified_scenes",
+    "atypicality",
+]
+
+logger = logging.getLogger(__name__)
+
+PERMUTATION_SCHEME = "circular shift within subject x run"
+BOOTSTRAP_BLOCK = "subject x run"
+#: Top-level keys of :func:`summarize_predictions`, in order.
+SUMMARY_KEYS: tuple[str, ...] = (
+    "n_volumes",
+    "classes",
+    "split",
+    "design",
+    "leaky",
+    "accuracy",
+    "balanced_accuracy",
+    "per_class_accuracy",
+    "confusion",
+    "chance",
+    "p_value",
+    "ci95",
+    "permutation",
+    "bootstrap",
+)
+
+_LABEL_COLUMNS = ("subject", "true", "pred")
+_SCENE_COLUMNS = (
+    "subject",
+    "run",
+    "volume",
+    "movie_time",
+    "scene",
+    "scene_location",
+    "true",
+    "pred",
+)
+_SCENE_TABLE_COLUMNS = [
+    "run",
+    "scene",
+    "scene_location",
+    "start_movie_time",
+    "end_movie_time",
+    "n_volumes",
+    "most_common_prediction",
+    "most_common_fraction",
+]
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers
+# ---------------------------------------------------------------------------------------------
+
+
+def _check_table(table: pd.DataFrame, required: Sequence[str], what: str) -> None:
+    if not isinstance(table, pd.DataFrame):
+        raise ConfigError(
+            f"{what} needs a prediction table as a pandas DataFrame; got {type(table).__name__}"
+        )
+    if len(table) == 0:
+        raise ConfigError(
+            f"{what}: the prediction table is empty; predict at least one volume first "
+            "(check that the split's test set is not empty)"
+        )
+    missing = [c for c in required if c not in table.columns]
+    if missing:
+        raise ConfigError(
+            f"{what}: the prediction table lacks the column(s) {missing}; it has "
+            f"{list(table.columns)}. Write tables with emocore's prediction step or add them"
+        )
+
+
+def _resolve_classes(table: pd.DataFrame, classes: Sequence[str] | None) -> list[str]:
+    """``classes`` if given, else the ``prob_<CLASS>`` columns, else the known classes seen."""
+    if classes is not None:
+        class_list = list(classes)
+        if not class_list:
+            raise ConfigError("'classes' is empty; pass e.g. emocore.constants.EMOTIONS")
+        return class_list
+    from_probs = [c[len("prob_") :] for c in table.columns if str(c).startswith("prob_")]
+    if from_probs:
+        return from_probs
+    present = set(table["true"]).union(table["pred"])
+    known = [c for c in CLASSES if c in present]
+    return known + sorted(str(c) for c in present - set(CLASSES))
+
+
+def _subject_label(subject: str | int) -> str:
+    text = str(subject)
+    return text[len("sub-") :] if text.startswith("sub-") else text
+
+
+def _select_subject(table: pd.DataFrame, subject: str | int) -> pd.DataFrame:
+    label = _subject_label(subject)
+    subjects = table["subject"].astype(str)
+    if not (subjects == label).any():
+        available = sorted(subjects.unique())
+        raise ConfigError(
+            f"subject {label!r} has no rows in the prediction table; subjects present: {available}"
+        )
+    return table[subjects == label]
+
+
+def _json_float(value: Any) -> float | None:
+    """Plain float for JSON; ``NaN`` and infinities become ``None``."""
+    if value is None:
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def _sort_in_time(table: pd.DataFrame) -> pd.DataFrame:
+    keys = [c for c in ("subject", "run", "volume") if c in table.columns]
+    return table.sort_values(keys, kind="stable").reset_index(drop=True)
+
+
+def _subject_run_groups(table: pd.DataFrame) -> np.ndarray:
+    return (table["subject"].astype(str) + "/" + table["run"].astype(str)).to_numpy()
+
+
+# ---------------------------------------------------------------------------------------------
+# Whole-table summary
+# ---------------------------------------------------------------------------------------------
+
+
+def summarize_predictions(
+    table: pd.DataFrame,
+    *,
+    classes: Sequence[str],
+    split: str,
+    design: str,
+    leaky: bool = False,
+    n_permutations: int = 1000,
+    n_boot: int = 1000,
+    min_shift: int = 0,
+    chance_min_shift: int = 10,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Accuracy, balanced accuracy and per-class recall, each with its chance level and interval.
+
+    Parameters
+    ----------
+    table
+        Prediction table (columns ``subject``, ``run``, ``volume``, ``true``, ``pred`` are used),
+        one row per predicted volume.
+    classes
+        Class names in display order (rows/columns of ``confusion``).
+    split
+        Which volumes the table holds, e.g. ``"test"``; recorded as given.
+    design
+        The cross-validation design, e.g. ``"leave-one-subject-out"``; recorded as given.
+    leaky
+        ``True`` if the design lets neighbouring volumes or the same stimulus into both training
+        and test (e.g. a random split of single volumes); recorded so no one reads such numbers
+        as generalisation.
+    n_permutations, min_shift, chance_min_shift
+        Circular-shift permutations within subject x run. The p-values use rotations of at least
+        ``min_shift`` volumes (0 = every rotation: an exact test; a positive value makes them
+        liberal, see :func:`emocore.metrics.circular_shift_null`). The permutation chance levels
+        and ``null95`` use a second null of rotations of at least ``chance_min_shift`` volumes
+        (default 10 = 20 s), so near-aligned rotations, which keep part of a real signal, do not
+        raise the chance level of a good predictor.
+    n_boot
+        Block-bootstrap resamples of whole subject x run blocks.
+    seed
+        Seed of the permutations and the bootstrap.
+
+    Returns
+    -------
+    A JSON-serialisable dict (``NaN`` written as ``None``) with exactly these keys:
+
+    * ``n_volumes`` (int), ``classes`` (list of str), ``split`` (str), ``design`` (str),
+      ``leaky`` (bool)
+    * ``accuracy``, ``balanced_accuracy`` (float)
+    * ``per_class_accuracy``: ``{class: recall}``, ``None`` for a class without true volumes
+    * ``confusion``: counts as a list of lists, rows = true class, columns = predicted class,
+      both in ``classes`` order
+    * ``chance``: ``balanced_accuracy_theoretical`` (1 / K), ``balanced_accuracy_permutation``
+      (null mean), ``accuracy_majority`` (most frequent true class), ``accuracy_permutation``
+      (null mean)
+    * ``p_value``: ``balanced_accuracy``, ``accuracy`` — ``(1 + #null >= observed) / (1 + n)``
+    * ``ci95``: ``balanced_accuracy``, ``accuracy`` — ``[low, high]`` block-bootstrap percentiles
+    * ``permutation``: ``n``, ``scheme`` (``"circular shift within subject x run"``),
+      ``min_shift`` (volumes, null of the p-values), ``chance_min_shift`` (volumes, null of the
+      chance levels and ``null95``), ``null95`` (``{balanced_accuracy: [low, high], accuracy:
+      [low, high]}``, central 95 % of the chance null)
+    * ``bootstrap``: ``n``, ``block`` (``"subject x run"``)
+    """
+    _check_table(table, ("subject", "run", "volume", "true", "pred"), "summarize_predictions")
+    class_list = _resolve_classes(table, classes)
+    duplicated = table.duplicated(["subject", "run", "volume"])
+    if duplicated.any():
+        raise ConfigError(
+            f"summarize_predictions: {int(duplicated.sum())} (subject, run, volume) rows appear "
+            "more than once; summarise one prediction per volume (e.g. select one fold or seed)"
+        )
+    ordered = _sort_in_time(table)
+    y_true = ordered["true"].to_numpy()
+    y_pred = ordered["pred"].to_numpy()
+    groups = _subject_run_groups(ordered)
+    rng = np.random.default_rng(seed)
+
+    per_class = metrics.per_class_accuracy(y_true, y_pred, class_list)
+    confusion = metrics.confusion_matrix(y_true, y_pred, class_list)
+    tests = {
+        name: metrics.permutation_test(
+            y_true,
+            y_pred,
+            groups,
+            name,
+            n_permutations,
+            rng,
+            min_shift=min_shift,
+            chance_min_shift=chance_min_shift,
+        )
+        for name in ("balanced_accuracy", "accuracy")
+    }
+    intervals = {
+        name: metrics.block_bootstrap_ci(y_true, y_pred, groups, name, n_boot, rng)
+        for name in ("balanced_accuracy", "accuracy")
+    }
+    return {
+        "n_volumes": len(ordered),
+        "classes": [str(c) for c in class_list],
+        "split": str(split),
+        "design": str(design),
+        "leaky": bool(leaky),
+        "accuracy": _json_float(metrics.accuracy(y_true, y_pred, class_list)),
+        "balanced_accuracy": _json_float(metrics.balanced_accuracy(y_true, y_pred, class_list)),
+        "per_class_accuracy": {
+            str(c): _json_float(v) for c, v in zip(class_list, per_class, strict=True)
+        },
+        "confusion": [[int(v) for v in row] for row in confusion],
+        "chance": {
+            "balanced_accuracy_theoretical": _json_float(metrics.theoretical_chance(class_list)),
+            "balanced_accuracy_permutation": _json_float(tests["balanced_accuracy"].null_mean),
+            "accuracy_majority": _json_float(metrics.majority_chance(y_true)),
+            "accuracy_permutation": _json_float(tests["accuracy"].null_mean),
+        },
+        "p_value": {name: _json_float(tests[name].p_value) for name in tests},
+        "ci95": {name: [_json_float(v) for v in intervals[name]] for name in intervals},
+        "permutation": {
+            "n": int(n_permutations),
+            "scheme": PERMUTATION_SCHEME,
+            "min_shift": int(min_shift),
+            "chance_min_shift": int(chance_min_shift),
+            "null95": {
+                name: [_json_float(tests[name].null_low), _json_float(tests[name].null_high)]
+                for name in tests
+            },
+        },
+        "bootstrap": {"n": int(n_boot), "block": BOOTSTRAP_BLOCK},
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Per subject
+# ---------------------------------------------------------------------------------------------
+
+
+def per_subject_metrics(
+    table: pd.DataFrame, *, classes: Sequence[str] | None = None
+) -> pd.DataFrame:
+    """One row per subject: ``subject``, ``n``, ``accuracy``, ``balanced_accuracy``,
+    ``accuracy_<CLASS>`` (recall; ``NaN`` where the subject has no volumes of that class) and
+    ``seen`` (``True`` if any row of the subject is marked seen; ``None`` without a ``seen``
+    column). Sorted by subject.
+
+    ``classes`` defaults to the table's ``prob_<CLASS>`` columns, else the known classes present.
+    """
+    _check_table(table, _LABEL_COLUMNS, "per_subject_metrics")
+    class_list = _resolve_classes(table, classes)
+    has_seen = "seen" in table.columns
+    rows = []
+    for subject, rows_of_subject in table.groupby(table["subject"].astype(str), sort=True):
+        y_true = rows_of_subject["true"].to_numpy()
+        y_pred = rows_of_subject["pred"].to_numpy()
+        recalls = metrics.per_class_accuracy(y_true, y_pred, class_list)
+        row: dict[str, Any] = {
+            "subject": subject,
+            "n": len(rows_of_subject),
+            "accuracy": metrics.accuracy(y_true, y_pred, class_list),
+            "balanced_accuracy": metrics.balanced_accuracy(y_true, y_pred, class_list),
+        }
+        row.update({f"accuracy_{c}": float(v) for c, v in zip(class_list, recalls, strict=True)})
+        row["seen"] = bool(rows_of_subject["seen"].astype(bool).any()) if has_seen else None
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def seen_vs_unseen(table: pd.DataFrame, *, classes: Sequence[str] | None = None) -> pd.DataFrame:
+    """Compare volumes of subjects the model was trained on (``seen``) with new subjects.
+
+    One row per value of ``seen`` present (``True`` first): ``seen``, ``n_subjects``,
+    ``n_volumes``, ``accuracy`` and ``balanced_accuracy`` pooled over the volumes, and
+    ``mean_subject_balanced_accuracy`` (each subject weighted equally).
+    """
+    _check_table(table, _LABEL_COLUMNS, "seen_vs_unseen")
+    if "seen" not in table.columns:
+        raise ConfigError(
+            "seen_vs_unseen: the prediction table has no 'seen' column; add a boolean 'seen' "
+            "(subject was in the model's training set) or use per_subject_metrics instead"
+        )
+    class_list = _resolve_classes(table, classes)
+    seen = table["seen"].astype(bool)
+    subject_scores = per_subject_metrics(table.drop(columns="seen"), classes=class_list)
+    subject_scores = subject_scores.set_index("subject")["balanced_accuracy"]
+    rows = []
+    for flag in (True, False):
+        part = table[seen == flag]
+        if len(part) == 0:
+            continue
+        y_true, y_pred = part["true"].to_numpy(), part["pred"].to_numpy()
+        subjects = part["subject"].astype(str).unique()
+        rows.append(
+            {
+                "seen": flag,
+                "n_subjects": len(subjects),
+                "n_volumes": len(part),
+                "accuracy": metrics.accuracy(y_true, y_pred, class_list),
+                "balanced_accuracy": metrics.balanced_accuracy(y_true, y_pred, class_list),
+                "mean_subject_balanced_accuracy": float(
+                    np.nanmean(subject_scores.loc[subjects].to_numpy(dtype=float))
+                )
+                if subject_scores.loc[subjects].notna().any()
+                else float("nan"),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------------------------
+# One subject, one emotion
+# ---------------------------------------------------------------------------------------------
+
+
+def misclassification_summary(
+    table: pd.DataFrame, subject: str | int, emotion: str
+) -> dict[str, Any]:
+    """What the model answered for one subject's volumes of one true emotion.
+
+    Returns a dict with ``subject`` (label without ``sub-``), ``emotion``, ``n`` (volumes of that
+    true emotion), ``counts`` and ``distribution`` (``{predicted class: count / fraction}``, only
+    classes predicted at least once, sorted by decreasing count, ties by name; fractions sum to 1)
+    and ``sentence``, e.g.
+    ``"LOVE volumes of sub-18 (n=19): SADNESS 42.1 %, LOVE 31.6 %, HAPPINESS 26.3 %"``.
+    A subject without volumes of ``emotion`` gives ``n = 0``, empty dicts and a sentence saying so.
+    """
+    _check_table(table, _LABEL_COLUMNS, "misclassification_summary")
+    rows = _select_subject(table, subject)
+    label = _subject_label(subject)
+    predicted = rows.loc[rows["true"] == emotion, "pred"].astype(str)
+    n = len(predicted)
+    if n == 0:
+        return {
+            "subject": label,
+            "emotion": emotion,
+            "n": 0,
+            "counts": {},
+            "distribution": {},
+            "sentence": f"{emotion} volumes of sub-{label} (n=0): none in this table",
+        }
+    counts = predicted.value_counts()
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    distribution = {name: count / n for name, count in ranked}
+    parts = ", ".join(f"{name} {100.0 * share:.1f} %" for name, share in distribution.items())
+    return {
+        "subject": label,
+        "emotion": emotion,
+        "n": n,
+        "counts": {name: int(count) for name, count in ranked},
+        "distribution": distribution,
+        "sentence": f"{emotion} volumes of sub-{label} (n={n}): {parts}",
+    }
+
+
+def misclassified_scenes(
+    table: pd.DataFrame, subject: str | int, emotion: str, *, max_gap: int = 1
+) -> pd.DataFrame:
+    """Movie spans where one subject's volumes of ``emotion`` were predicted as something else.
+
+    The subject's mispredicted ``emotion`` volumes, in (run, volume) order, are cut into spans: a
+    new span starts when the run or the scene changes or the volume number jumps by more than
+    ``max_gap``. One row per span, sorted by run and time: ``run``, ``scene``,
+    ``scene_location``, ``start_movie_time`` and ``end_movie_time`` (movie time of the span's
+    first and last volume, s), ``n_volumes``, ``most_common_prediction`` (the most frequent wrong
+    class, ties by name) and ``most_common_fraction`` (its share of the span). Empty (with these
+    columns) when nothing was mispredicted.
+    """
+    _check_table(table, _SCENE_COLUMNS, "misclassified_scenes")
+    max_gap = int(max_gap)
+    if max_gap < 1:
+        raise ConfigError(f"'max_gap' must be an integer >= 1 volume; {max_gap!r} was provided")
+    rows = _select_subject(table, subject)
+    wrong = rows[(rows["true"] == emotion) & (rows["pred"] != emotion)]
+    if len(wrong) == 0:
+        return pd.DataFrame(columns=_SCENE_TABLE_COLUMNS)
+    wrong = wrong.sort_values(["run", "volume"], kind="stable")
+    run = wrong["run"].to_numpy()
+    volume = wrong["volume"].to_numpy()
+    scene = wrong["scene"].to_numpy()
+    new_span = np.ones(len(wrong), dtype=bool)
+    new_span[1:] = (run[1:] != run[:-1]) | (scene[1:] != scene[:-1]) | (np.diff(volume) > max_gap)
+    span_id = np.cumsum(new_span)
+    spans = []
+    for _, span in wrong.groupby(span_id, sort=True):
+        counts = span["pred"].astype(str).value_counts()
+        top = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[0]
+        spans.append(
+            {
+                "run": int(span["run"].iloc[0]),
+                "scene": span["scene"].iloc[0],
+                "scene_location": span["scene_location"].iloc[0],
+                "start_movie_time": float(span["movie_time"].iloc[0]),
+                "end_movie_time": float(span["movie_time"].iloc[-1]),
+                "n_volumes": len(span),
+                "most_common_prediction": top[0],
+                "most_common_fraction": top[1] / len(span),
+            }
+        )
+    return pd.DataFrame(spans, columns=_SCENE_TABLE_COLUMNS)
+
+
+# ---------------------------------------------------------------------------------------------
+# Atypicality
+# ---------------------------------------------------------------------------------------------
+
+
+def atypicality(table: pd.DataFrame, classes: Sequence[str]) -> pd.DataFrame:
+    """How unusual each subject's results are for each emotion, compared with the other subjects.
+
+    For subject ``s`` and true class ``e`` (every class in ``classes``), with ``C[s, e, p]`` the
+    number of ``s``'s volumes of true class ``e`` predicted as ``p``:
+
+    * ``n``: ``sum_p C[s, e, p]``.
+    * ``accuracy``: ``C[s, e, e] / n`` (recall of ``e`` for ``s``; ``NaN`` if ``n = 0``).
+    * ``others_mean``, ``others_sd``: mean and sample SD (``ddof=1``) of ``accuracy`` over the
+      *other* subjects that have volumes of ``e`` (SD needs at least two of them, else ``NaN``).
+    * ``z``: ``(accuracy - others_mean) / others_sd``; ``NaN`` where any term is ``NaN`` or the SD
+      is 0. Negative = this subject's ``e`` volumes are decoded worse than usual.
+    * ``js_distance``: Jensen-Shannon distance (base 2, from 0 = same to 1 = disjoint) between
+      ``C[s, e, :] / n`` — what the model answers for this subject's ``e`` volumes — and the pooled
+      distribution of the other subjects, ``sum_{s' != s} C[s', e, :]`` normalised. It catches a
+      subject whose errors go somewhere unusual even at typical accuracy. ``NaN`` if either side
+      has no volumes.
+
+    One row per subject x class (subjects sorted, classes in the given order); with a single
+    subject every comparison column is ``NaN``.
+    """
+    _check_table(table, _LABEL_COLUMNS, "atypicality")
+    class_list = list(classes)
+    if not class_list:
+        raise ConfigError("'classes' is empty; pass e.g. emocore.constants.EMOTIONS")
+    by_subject = table.groupby(table["subject"].astype(str), sort=True)
+    subjects = list(by_subject.groups)
+    k = len(class_list)
+    counts = np.stack(
+        [
+            metrics.confusion_matrix(rows["true"].to_numpy(), rows["pred"].to_numpy(), class_list)
+            for _, rows in by_subject
+        ]
+    ).astype(float)  # (subjects, true class, predicted class)
+
+    n = counts.sum(axis=2)  # (S, K)
+    diagonal = counts[:, np.arange(k), np.arange(k)]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        acc = np.where(n > 0, diagonal / np.where(n > 0, n, 1.0), np.nan)
+    others_counts = counts.sum(axis=0, keepdims=True) - counts  # (S, K, K)
+
+    rows = []
+    for s, subject in enumerate(subjects):
+        for e, emotion in enumerate(class_list):
+            others = np.delete(acc[:, e], s)
+            others = others[np.isfinite(others)]
+            mean = float(others.mean()) if len(others) else float("nan")
+            sd = float(others.std(ddof=1)) if len(others) >= 2 else float("nan")
+            z = (acc[s, e] - mean) / sd if np.isfinite(sd) and sd > 0 else float("nan")
+            own, pooled = counts[s, e], others_counts[s, e]
+            if own.sum() > 0 and pooled.sum() > 0:
+                js = float(jensenshannon(own / own.sum(), pooled / pooled.sum(), base=2))
+            else:
+                js = float("nan")
+            rows.append(
+                {
+                    "subject": subject,
+                    "emotion": emotion,
+                    "n": int(n[s, e]),
+                    "accuracy": float(acc[s, e]),
+                    "others_mean": mean,
+                    "others_sd": sd,
+                    "z": float(z),
+                    "js_distance": js,
+                }
+            )
+    return pd.DataFrame(rows)
