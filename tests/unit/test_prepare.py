@@ -1,0 +1,202 @@
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from emocore.constants import RUN_N_VOLUMES, bold_filename
+from emocore.data.cache import CACHE_FORMAT, open_cache
+from emocore.data.prepare import PrepareOptions, prepare_cache
+from emocore.errors import CacheError, ConfigError, DataError
+from tests.conftest import SHAPE, write_run
+
+
+@pytest.fixture
+def built(tiny_dataset, tmp_path):
+    root, ann = tiny_dataset
+    cache = prepare_cache(root, ann, tmp_path / "cache")
+    return root, ann, cache
+
+
+def test_cache_layout_and_manifest(built):
+    root, _, cache = built
+    assert cache.subjects == ["01", "02"]
+    assert cache.grid_shape == SHAPE
+    m = cache.manifest
+    assert m["cache_format"] == CACHE_FORMAT and m["emocore_version"]
+    assert m["options"]["lag_s"] == 4.0 and m["options"]["recipe"] == "poster"
+    assert [r["n_volumes"] for r in m["subjects"]["01"]["runs"]] == list(RUN_N_VOLUMES)
+    assert m["subjects"]["01"]["runs"][2]["source"].endswith("run-03_bold.nii.gz")
+    assert len(m["subjects"]["01"]["runs"][0]["fingerprint"]) == 64
+    assert sum(m["labels"]["counts"].values()) == sum(RUN_N_VOLUMES)
+    arr = cache.array("01")
+    assert arr.dtype == np.float16 and arr.shape == (sum(RUN_N_VOLUMES), *SHAPE)
+    assert isinstance(arr, np.memmap)
+
+
+def test_runs_are_zscored_inside_the_brain_and_zero_outside(built):
+    _, _, cache = built
+    arr = cache.array("02")
+    span = cache.runs("02")[4]
+    run = np.asarray(arr[span.start : span.start + span.n_volumes], dtype=np.float32)
+    inside = cache.mask
+    assert inside.sum() > 0 and not inside.all()
+    assert np.abs(run[:, inside].mean(axis=0)).max() < 0.01
+    assert np.allclose(run[:, inside].std(axis=0), 1.0, atol=0.01)
+    assert np.all(run[:, ~inside] == 0)
+
+
+def test_random_access_matches_the_source_file(built):
+    root, _, cache = built
+    src = nib.load(root / bold_filename("01", 3)).get_fdata()
+    mean, sd = src.mean(axis=-1), src.std(axis=-1)
+    expected = np.where(cache.mask, (src[..., 17] - mean) / np.where(sd > 0, sd, 1), 0)
+    got = cache.volume("01", 3, 17).astype(np.float32)
+    assert got.shape == SHAPE
+    assert np.allclose(got, expected, atol=0.01)
+    table = cache.table(["01"])
+    row = table[(table.run == 3) & (table.volume == 17)].iloc[0]
+    assert np.array_equal(cache.read("01", [row["row"]])[0], cache.volume("01", 3, 17))
+
+
+def test_table_rows_carry_labels_and_scenes(built):
+    _, _, cache = built
+    t = cache.table()
+    assert len(t) == 2 * sum(RUN_N_VOLUMES)
+    assert {"subject", "row", "run", "volume", "movie_time", "label", "agreement", "scene"} <= set(
+        t.columns
+    )
+    fear = t[(t.subject == "01") & (t.label == "FEAR")]
+    # annotated 100-140 s, seen with a 4-s lag: volumes acquired 104..140 s
+    assert fear.movie_time.min() >= 100 and fear.movie_time.max() <= 146 and len(fear) > 10
+
+
+def test_rerun_with_same_inputs_is_a_no_op(built, tmp_path):
+    root, ann, cache = built
+    before = {p.name: p.stat().st_mtime_ns for p in cache.path.iterdir()}
+    again = prepare_cache(root, ann, cache.path)
+    after = {p.name: p.stat().st_mtime_ns for p in again.path.iterdir()}
+    assert before == after
+
+
+def test_new_lag_rewrites_only_the_labels(built):
+    root, ann, cache = built
+    data_mtime = (cache.path / "sub-01.npy").stat().st_mtime_ns
+    again = prepare_cache(root, ann, cache.path, options=PrepareOptions(lag_s=0.0))
+    assert (again.path / "sub-01.npy").stat().st_mtime_ns == data_mtime
+    assert again.manifest["options"]["lag_s"] == 0.0
+    fear = again.table(["01"]).query("label == 'FEAR'")
+    assert fear.movie_time.min() == 100
+
+
+def test_changed_source_rebuilds(built):
+    root, ann, cache = built
+    old_key = cache.manifest["volume_key"]
+    write_run(root / bold_filename("02", 8), RUN_N_VOLUMES[7], seed=999)
+    again = prepare_cache(root, ann, cache.path)
+    assert again.manifest["volume_key"] != old_key
+
+
+def test_resampling_to_a_coarser_grid(tiny_dataset, tmp_path):
+    root, ann = tiny_dataset
+    cache = prepare_cache(
+        root, ann, tmp_path / "c6", options=PrepareOptions(grid_mm=6.0), subjects=["01"]
+    )
+    assert cache.grid_shape == (4, 4, 4)  # 21 x 24 x 27 mm at 6 mm
+    assert np.allclose(np.diag(cache.affine)[:3], 6.0)
+
+
+def test_old_cache_format_asks_for_a_rebuild(built):
+    _, _, cache = built
+    m = json.loads((cache.path / "manifest.json").read_text())
+    m["cache_format"] = CACHE_FORMAT - 1
+    m["emocore_version"] = "0.0.1"
+    (cache.path / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(CacheError, match=r"made by emocore 0.0.1.*Rebuild it"):
+        open_cache(cache.path)
+
+
+def test_missing_cache_says_how_to_build(tmp_path):
+    with pytest.raises(CacheError, match="emocore prepare"):
+        open_cache(tmp_path / "none")
+
+
+def test_unknown_subject_is_named(built):
+    _, _, cache = built
+    with pytest.raises(CacheError, match="subject '09' is not in the cache.*01, 02"):
+        cache.array("09")
+
+
+def test_truncated_gz_is_named_and_old_cache_survives(built):
+    root, ann, cache = built
+    path = root / bold_filename("01", 2)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(DataError, match=r"run-02_bold.nii.gz is truncated or corrupt"):
+        prepare_cache(root, ann, cache.path)
+    assert open_cache(cache.path).manifest["volume_key"] == cache.manifest["volume_key"]
+    assert not list(cache.path.parent.glob("cache.partial-*"))
+
+
+def test_nonfinite_values_error_or_zero(tiny_dataset, tmp_path):
+    root, ann = tiny_dataset
+    path = root / bold_filename("02", 7)
+    img = nib.load(path)
+    data = img.get_fdata(dtype=np.float32)
+    data[3, 3, 3, 5] = np.nan
+    data[2, 2, 2, 9] = np.inf
+    nib.save(nib.Nifti1Image(data, img.affine, img.header), path)
+    with pytest.raises(
+        DataError,
+        match=r"run-07_bold.nii.gz has 2 NaN/Inf voxel values in volume\(s\) 5, 9.*--nonfinite zero",
+    ):
+        prepare_cache(root, ann, tmp_path / "c")
+    cache = prepare_cache(root, ann, tmp_path / "c", options=PrepareOptions(nonfinite="zero"))
+    assert np.isfinite(cache.array("02")).all()
+
+
+def test_option_errors_name_the_option():
+    with pytest.raises(ConfigError, match="grid_mm"):
+        PrepareOptions(grid_mm=0.01)
+    with pytest.raises(ConfigError, match="nonfinite must be one of"):
+        PrepareOptions(nonfinite="drop")
+
+
+def test_killed_prepare_leaves_no_half_cache_and_rerun_recovers(tiny_dataset, tmp_path):
+    root, ann = tiny_dataset
+    cache_dir = tmp_path / "cache"
+    code = (
+        "import sys, time; import emocore.data.prepare as p\n"
+        "orig = p._normalise_run\n"
+        "def slow(*a, **k):\n    time.sleep(0.3); return orig(*a, **k)\n"
+        "p._normalise_run = slow\n"
+        f"p.prepare_cache({str(root)!r}, {str(ann)!r}, {str(cache_dir)!r})\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2])
+    deadline = time.time() + 60
+    while not list(tmp_path.glob("cache.partial-*")) and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not cache_dir.exists(), "a killed prepare must not leave a cache folder"
+    assert list(tmp_path.glob("cache.partial-*")), "the partial folder shows the job was mid-way"
+    cache = prepare_cache(root, ann, cache_dir)
+    assert cache.subjects == ["01", "02"]
+    assert not list(tmp_path.glob("cache.partial-*"))
+
+
+def test_refuses_to_write_over_a_foreign_folder(tiny_dataset, tmp_path):
+    root, ann = tiny_dataset
+    foreign = tmp_path / "photos"
+    foreign.mkdir()
+    (foreign / "holiday.jpg").write_bytes(b"jpeg")
+    with pytest.raises(CacheError, match="is not an emocore cache"):
+        prepare_cache(root, ann, foreign)
+    assert (foreign / "holiday.jpg").read_bytes() == b"jpeg"
