@@ -1,0 +1,814 @@
+"""The ``emocore`` command: parses options, calls the library, prints. No logic of its own."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from emocore import __version__
+from emocore.errors import EmocoreError
+
+logger = logging.getLogger("emocore")
+
+DEMO_DIR = Path(os.environ.get("EMOCORE_HOME", "emocore-data"))
+
+
+class ProgressBar:
+    """A one-line text progress bar on stderr; silent when stderr is not a terminal or with --json."""
+
+    def __init__(self, label: str, enabled: bool = True) -> None:
+        self.label = label
+        self.enabled = enabled and sys.stderr.isatty()
+        self._last = 0.0
+
+    def __call__(self, fraction: float, message: str = "") -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if fraction < 1 and now - self._last < 0.1:
+            return
+        self._last = now
+        n = int(30 * min(max(fraction, 0.0), 1.0))
+        sys.stderr.write(
+            f"\r{self.label} [{'#' * n}{' ' * (30 - n)}] {100 * fraction:5.1f}% {message[:60]:<60}"
+        )
+        if fraction >= 1:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+    def counts(self, done: int, total: int, message: str = "") -> None:
+        self(done / max(total, 1), message)
+
+
+def _print(obj: Any, as_json: bool, text: Callable[[Any], str] | None = None) -> None:
+    if as_json:
+        print(json.dumps(obj, indent=1, default=str))
+    else:
+        print(text(obj) if text else obj)
+
+
+def _counts_text(counts: dict[str, int]) -> str:
+    total = sum(counts.values())
+    return (
+        "\n".join(f"  {k:<10} {v:>6}" for k, v in counts.items()) + f"\n  {'total':<10} {total:>6}"
+    )
+
+
+# -- data commands ---------------------------------------------------------------------------
+def cmd_synth(args: argparse.Namespace) -> int:
+    from emocore.data.synthetic import SynthConfig, generate_cohort
+
+    base = SynthConfig.full_size() if args.full_size else SynthConfig()
+    overrides = {
+        k: v
+        for k, v in {
+            "n_subjects": args.subjects,
+            "grid_mm": args.grid_mm,
+            "seed": args.seed,
+            "signal": args.signal,
+            "noise": args.noise,
+        }.items()
+        if v is not None
+    }
+    cfg = base.replace(**overrides) if overrides else base
+    bar = ProgressBar("synth", not args.json)
+    out = generate_cohort(args.out, cfg, progress=bar.counts, overwrite=args.overwrite)
+    _print(
+        {"out": str(out), "config": cfg.to_dict()},
+        args.json,
+        lambda o: f"synthetic cohort in {o['out']}",
+    )
+    return 0
+
+
+def _prepare_options(args: argparse.Namespace):
+    from emocore.data.prepare import PrepareOptions
+
+    return PrepareOptions(
+        grid_mm=args.grid_mm,
+        lag_s=args.lag,
+        recipe=args.recipe,
+        observers=args.observers,
+        nonfinite=args.nonfinite,
+        task=args.task,
+    )
+
+
+def _cache_summary(cache) -> dict[str, Any]:
+    m = cache.manifest
+    return {
+        "cache": str(cache.path),
+        "subjects": cache.subjects,
+        "grid": m["grid"]["shape"],
+        "voxel_mm": m["grid"]["voxel_mm"],
+        "label_counts": m["labels"]["counts"],
+        "options": m["options"],
+        "prepare_seconds": m.get("prepare_seconds"),
+    }
+
+
+def _cache_text(s: dict[str, Any]) -> str:
+    return (
+        f"cache {s['cache']}: {len(s['subjects'])} subjects, grid {tuple(s['grid'])}\n"
+        f"labels (lag {s['options']['lag_s']} s, recipe {s['options']['recipe']}):\n{_counts_text(s['label_counts'])}"
+    )
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from emocore.data.prepare import prepare_cache
+
+    bar = ProgressBar("prepare", not args.json)
+    cache = prepare_cache(
+        args.bids,
+        args.annotations,
+        args.cache,
+        options=_prepare_options(args),
+        subjects=args.subject,
+        progress=bar.counts,
+        force=args.force,
+    )
+    _print(_cache_summary(cache), args.json, _cache_text)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from emocore.demo import build_demo
+
+    bar = ProgressBar("demo", not args.json)
+    paths = build_demo(args.out, train=args.train, progress=bar)
+    _print(
+        {k: str(v) for k, v in paths.items()},
+        args.json,
+        lambda o: "\n".join(f"{k}: {v}" for k, v in o.items()),
+    )
+    return 0
+
+
+def cmd_labels(args: argparse.Namespace) -> int:
+    from emocore.labels import (
+        build_volume_labels,
+        label_counts,
+        load_annotations,
+        write_label_table,
+    )
+
+    ann = load_annotations(args.annotations)
+    table = build_volume_labels(
+        ann,
+        lag_s=args.lag,
+        recipe=args.recipe,
+        observers=args.observers,
+        run_offsets=args.run_offsets,
+    )
+    out = Path(args.out) if args.out else Path(f"labels_{args.recipe}_lag{args.lag:g}.tsv")
+    write_label_table(table, out)
+    counts = label_counts(table)
+    result = {
+        "counts": counts,
+        "n_volumes": int(len(table)),
+        "table": str(out),
+        "lag_s": args.lag,
+        "recipe": args.recipe,
+        "run_offsets": args.run_offsets,
+    }
+    _print(
+        result,
+        args.json,
+        lambda r: (
+            f"{r['n_volumes']} volumes, lag {r['lag_s']:g} s, recipe {r['recipe']}:\n{_counts_text(r['counts'])}\nwritten to {r['table']}"
+        ),
+    )
+    return 0
+
+
+# -- model commands --------------------------------------------------------------------------
+def _study_config(args: argparse.Namespace, designs: tuple[str, ...]):
+    from emocore.experiment import StudyConfig
+    from emocore.train import TrainConfig
+
+    train = TrainConfig(
+        epochs=args.epochs,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        class_weights=args.class_weights,
+        dropout=args.dropout,
+        seed=args.seed,
+        device=args.device,
+    )
+    return StudyConfig(
+        designs=designs,
+        subjects=tuple(args.subject) if args.subject else None,
+        split=args.split,
+        n_folds=args.n_folds,
+        include_none=args.classes == 6,
+        refit=not args.no_refit,
+        baseline=not args.no_baseline,
+        saliency=not args.no_saliency,
+        n_permutations=args.permutations,
+        train=train,
+    )
+
+
+def _headline_text(results: list[dict[str, Any]]) -> str:
+    lines = [
+        f"{'design':<15}{'model':<8}{'split':<24}{'bal.acc':>8}{'95% CI':>16}{'chance':>8}{'p':>8}  per emotion"
+    ]
+    for r in results:
+        ci = r["ci95"] or [None, None]
+        fmt = lambda v: "  n/a" if v is None else f"{v:.3f}"  # noqa: E731
+        per = " ".join(f"{k[:4]}={fmt(v)}" for k, v in r["per_class_accuracy"].items())
+        split = r["split"] + (" (LEAKY)" if r["leaky"] else "")
+        lines.append(
+            f"{r['design']:<15}{r['model']:<8}{split:<24}{fmt(r['balanced_accuracy']):>8}{'[' + fmt(ci[0]) + ', ' + fmt(ci[1]) + ']':>16}{fmt(r['chance_balanced_accuracy']):>8}{fmt(r['p_value']):>8}  {per}"
+        )
+    lines.append(
+        "chance = mean balanced accuracy when the true labels are circularly shifted within each run (temporal structure kept)"
+    )
+    return "\n".join(lines)
+
+
+def _run_study(args: argparse.Namespace, designs: tuple[str, ...], kind: str) -> int:
+    from emocore.data.cache import open_cache
+    from emocore.experiment import StudyConfig, load_study, run_study
+    from emocore.registry import Registry
+
+    registry = Registry(args.registry)
+    run_id = None
+    if getattr(args, "resume", None):
+        record = registry.get_run(args.resume)
+        if record.status == "completed":
+            raise EmocoreError(f"run {record.id} is already complete; nothing to resume")
+        config = StudyConfig.from_dict(record.config)
+        run_id = record.id
+    else:
+        config = _study_config(args, designs)
+    cache = open_cache(args.cache)
+    bar = ProgressBar(kind, not args.json)
+    run_id = run_study(cache, registry, config, kind=kind, progress=bar, run_id=run_id)
+    study = load_study(registry, run_id)
+    result = {
+        "run_id": run_id,
+        "bundle": str(registry.run_dir(run_id)),
+        "results": study["results"],
+        "seconds": study["seconds"],
+        "train_volumes_per_s": study["train_volumes_per_s"],
+        "saliency_auc": {
+            d: {m: {e: v["auc_vs_truth"] for e, v in maps.items()} for m, maps in models.items()}
+            for d, models in study["saliency"].items()
+        },
+        "embeddings": study["embeddings"],
+    }
+    _print(
+        result,
+        args.json,
+        lambda r: (
+            f"run {r['run_id']} ({r['seconds']:.0f} s), bundle in {r['bundle']}\n"
+            + _headline_text(r["results"])
+        ),
+    )
+    return 0
+
+
+def cmd_study(args: argparse.Namespace) -> int:
+    return _run_study(args, tuple(args.designs), "study")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    return _run_study(args, (args.design,), "train")
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from emocore.evaluate import evaluate_predictions
+    from emocore.experiment import load_study
+    from emocore.registry import Registry
+
+    registry = Registry(args.registry)
+    source = registry.get_run(args.run)
+    study = load_study(registry, source.id)
+    pred = pd.read_csv(
+        registry.run_dir(source.id) / ("baseline.tsv" if args.linear else "predictions.tsv"),
+        sep="\t",
+        keep_default_na=False,
+        dtype={"subject": str},
+    )
+    run = registry.create_run(
+        kind="evaluate",
+        split=source.split,
+        leaky=source.leaky,
+        subjects=source.subjects,
+        config={"source_run": source.id, "permutations": args.permutations, "linear": args.linear},
+        data_hash=source.data_hash,
+        parent=source.id,
+        status="running",
+    )
+    out: dict[str, Any] = {"run_id": run.id, "source_run": source.id, "designs": {}}
+    for design, rows in pred.groupby("design", sort=False):
+        ev = evaluate_predictions(
+            rows,
+            classes=study["classes"],
+            split=str(rows["split"].iloc[0]),
+            design=str(design),
+            leaky=str(rows["split"].iloc[0]) == "random",
+            n_permutations=args.permutations,
+            seed=args.seed,
+        )
+        out["designs"][design] = ev
+    registry.update(
+        run.id, metrics={d: v["summary"] for d, v in out["designs"].items()}, progress=1.0
+    )
+    registry.set_status(run.id, "completed")
+
+    def text(o: dict[str, Any]) -> str:
+        lines = [f"evaluation {o['run_id']} of run {o['source_run']}"]
+        for d, ev in o["designs"].items():
+            s = ev["summary"]
+            lines.append(
+                f"{d} [{s['split']}{', LEAKY' if s['leaky'] else ''}]: balanced accuracy {s['balanced_accuracy']:.3f} (chance {s['chance']['balanced_accuracy_permutation']:.3f}, p = {s['p_value']['balanced_accuracy']:.4f}), accuracy {s['accuracy']:.3f} (chance {s['chance']['accuracy_permutation']:.3f})"
+            )
+            lines += ["  " + m["sentence"] for m in ev["misclassification"] if m["n"]][
+                : 3 * len(study["classes"])
+            ]
+        return "\n".join(lines)
+
+    _print(out, args.json, text)
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from emocore.data.cache import open_cache
+    from emocore.inference import subject_predictions
+    from emocore.registry import Registry
+    from emocore.summaries import summarize_predictions
+
+    registry = Registry(args.registry)
+    registry.get_run(args.run)
+    cache = open_cache(args.cache)
+    bar = ProgressBar("predict", not args.json)
+    table = subject_predictions(
+        registry, args.run, args.model, cache, args.subject, device=args.device, progress=bar
+    )
+    assert table is not None
+    out_path = Path(args.out) if args.out else None
+    if out_path is not None:
+        from emocore._io import atomic_write_text
+
+        atomic_write_text(out_path, table.to_csv(sep="\t", index=False))
+    classes = [c.removeprefix("prob_") for c in table.columns if c.startswith("prob_")]
+    seen = bool(table["seen"].iloc[0]) if len(table) else False
+    summary = summarize_predictions(
+        table,
+        classes=classes,
+        split="in-sample" if seen else "unseen subject",
+        design=args.model,
+        leaky=seen,
+        n_permutations=args.permutations,
+    )
+    result = {
+        "run_id": args.run,
+        "model": args.model,
+        "subject": args.subject,
+        "n_volumes": len(table),
+        "in_sample": seen,
+        "accuracy": summary["accuracy"],
+        "balanced_accuracy": summary["balanced_accuracy"],
+        "chance_balanced_accuracy": summary["chance"]["balanced_accuracy_permutation"],
+        "p_value": summary["p_value"]["balanced_accuracy"],
+        "volumes_per_s": table.attrs.get("volumes_per_s"),
+        "table": str(out_path) if out_path else None,
+    }
+    note = (
+        " (IN-SAMPLE: the model was trained on these volumes; not a measure of accuracy)"
+        if seen
+        else ""
+    )
+    _print(
+        result,
+        args.json,
+        lambda r: (
+            f"sub-{r['subject']} with {r['model']}: balanced accuracy {r['balanced_accuracy']:.3f} over {r['n_volumes']} volumes (chance {r['chance_balanced_accuracy']:.3f}, p = {r['p_value']:.4f}){note}"
+        ),
+    )
+    return 0
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from emocore.registry import Registry
+
+    registry = Registry(args.registry)
+    if args.show:
+        rec = registry.get_run(args.show)
+        d = rec.to_dict()
+        d["disk_bytes"] = registry.disk_usage(rec.id)
+        d["artifacts"] = registry.artifacts(rec.id)[["name", "kind", "bytes", "path"]].to_dict(
+            "records"
+        )
+        _print(d, args.json, lambda r: json.dumps(r, indent=1, default=str))
+        return 0
+    if args.delete:
+        registry.delete_run(args.delete)
+        _print({"deleted": args.delete}, args.json, lambda r: f"deleted run {r['deleted']}")
+        return 0
+    runs = registry.list_runs(kind=args.kind, status=args.status)
+    usage = registry.disk_usage()
+    rows = [
+        {
+            "id": r.id,
+            "created_at": r.created_at,
+            "user": r.user,
+            "kind": r.kind,
+            "design": r.design,
+            "split": r.split,
+            "leaky": bool(r.leaky),
+            "status": r.status,
+            "subjects": r.subjects,
+            "disk_bytes": registry.disk_usage(r.id)["total"],
+        }
+        for r in runs.itertuples()
+    ]
+
+    def text(rs: list[dict[str, Any]]) -> str:
+        lines = [f"{'id':<22}{'kind':<9}{'design':<16}{'split':<24}{'status':<11}{'disk':>9}"]
+        for r in rs:
+            lines.append(
+                f"{r['id']:<22}{r['kind']:<9}{str(r['design'] or 'all'):<16}{str(r['split']) + (' LEAKY' if r['leaky'] else ''):<24}{r['status']:<11}{r['disk_bytes'] / 2**20:>7.1f}MB"
+            )
+        lines.append(
+            f"{len(rs)} runs; models and files use {usage['total'] / 2**20:.1f} MB ({', '.join(f'{k} {v / 2**20:.1f} MB' for k, v in usage.items() if k != 'total') or 'nothing yet'})"
+        )
+        return "\n".join(lines)
+
+    _print({"runs": rows, "disk_bytes": usage}, args.json, lambda o: text(o["runs"]))
+    return 0
+
+
+def _add_train_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--cache",
+        default=str(DEMO_DIR / "cache"),
+        help=f"the prepared cache (default ./{DEMO_DIR}/cache)",
+    )
+    p.add_argument(
+        "--registry",
+        default=str(DEMO_DIR / "registry"),
+        help=f"the run registry (default ./{DEMO_DIR}/registry)",
+    )
+    p.add_argument(
+        "--subject",
+        action="append",
+        default=None,
+        help="only this subject (repeatable; default all)",
+    )
+    p.add_argument(
+        "--split",
+        default="leave-one-run-out",
+        choices=["leave-one-run-out", "loro", "random"],
+        help="within-person split: leave-one-run-out (default) or random (LEAKY: reproduces the poster only). LOSO always holds out the person",
+    )
+    p.add_argument(
+        "--n-folds",
+        type=int,
+        default=None,
+        help="run folds (default one per run; 4 holds out runs {1,5}, {2,6}, ...)",
+    )
+    p.add_argument(
+        "--epochs", type=int, default=50, help="training epochs (default 50, as the poster)"
+    )
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 0.001)")
+    p.add_argument("--batch-size", type=int, default=32, help="mini-batch size (default 32)")
+    p.add_argument(
+        "--dropout", type=float, default=0.0, help="dropout before the last layer (default 0)"
+    )
+    p.add_argument(
+        "--class-weights", action="store_true", help="weight the loss by inverse class frequency"
+    )
+    p.add_argument(
+        "--classes",
+        type=int,
+        default=5,
+        choices=[5, 6],
+        help="5 emotions (default; NONE volumes dropped) or 6 with NONE",
+    )
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument(
+        "--device",
+        default="auto",
+        choices=["auto", "cpu", "cuda"],
+        help="where to train (default: the GPU when there is one)",
+    )
+    p.add_argument(
+        "--permutations",
+        type=int,
+        default=1000,
+        help="circular-shift permutations for chance and p-values (default 1000)",
+    )
+    p.add_argument(
+        "--no-refit",
+        action="store_true",
+        help="skip the final model on all data (saves time; no model to reuse)",
+    )
+    p.add_argument("--no-baseline", action="store_true", help="skip the linear decoder")
+    p.add_argument("--no-saliency", action="store_true", help="skip saliency maps")
+    p.add_argument(
+        "--json", action="store_true", help="print the results as JSON (metric names: see README)"
+    )
+
+
+def _add_model_commands(sub: Any) -> None:
+    from emocore.study import DESIGNS
+
+    p = sub.add_parser(
+        "study",
+        help="the poster's study in one go: single-subject, cross-subject and leave-one-subject-out, with baseline, saliency and one results bundle",
+    )
+    _add_train_options(p)
+    p.add_argument(
+        "--designs",
+        nargs="+",
+        default=list(DESIGNS),
+        choices=list(DESIGNS),
+        help="designs to run (default all three)",
+    )
+    p.set_defaults(func=cmd_study)
+
+    p = sub.add_parser("train", help="train and cross-validate one design")
+    _add_train_options(p)
+    p.add_argument(
+        "--design",
+        default="single-subject",
+        choices=list(DESIGNS),
+        help="single-subject (one model per person; default), cross-subject or loso",
+    )
+    p.add_argument(
+        "--resume",
+        metavar="RUN_ID",
+        default=None,
+        help="continue an interrupted run (its config is reused; finished folds are kept)",
+    )
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser(
+        "evaluate",
+        help="re-evaluate a run's held-out predictions (chance, p-values, misclassifications)",
+    )
+    p.add_argument("--run", required=True, help="the run id (see `emocore runs`)")
+    p.add_argument(
+        "--registry",
+        default=str(DEMO_DIR / "registry"),
+        help=f"the run registry (default ./{DEMO_DIR}/registry)",
+    )
+    p.add_argument(
+        "--permutations", type=int, default=1000, help="circular-shift permutations (default 1000)"
+    )
+    p.add_argument(
+        "--linear", action="store_true", help="evaluate the linear baseline instead of the CNN"
+    )
+    p.add_argument(
+        "--seed", type=int, default=0, help="random seed of the permutations (default 0)"
+    )
+    p.add_argument("--json", action="store_true", help="print the evaluation as JSON")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser(
+        "predict", help="predict one person's volumes with a stored model (stored with the run)"
+    )
+    p.add_argument("--run", required=True, help="the run id holding the model")
+    p.add_argument(
+        "--model",
+        required=True,
+        help="the model, as <design>/<name>: single-subject/sub-01, cross-subject/all, loso/sub-02",
+    )
+    p.add_argument("--subject", required=True, help="subject label, e.g. 01")
+    p.add_argument(
+        "--cache",
+        default=str(DEMO_DIR / "cache"),
+        help=f"the prepared cache (default ./{DEMO_DIR}/cache)",
+    )
+    p.add_argument(
+        "--registry",
+        default=str(DEMO_DIR / "registry"),
+        help=f"the run registry (default ./{DEMO_DIR}/registry)",
+    )
+    p.add_argument(
+        "--device",
+        default="auto",
+        choices=["auto", "cpu", "cuda"],
+        help="where to run (default: the GPU when there is one)",
+    )
+    p.add_argument(
+        "--permutations",
+        type=int,
+        default=1000,
+        help="permutations for the chance level (default 1000)",
+    )
+    p.add_argument("--out", default=None, help="also write the prediction table here (TSV)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("runs", help="list the runs in the registry (or show / delete one)")
+    p.add_argument(
+        "--registry",
+        default=str(DEMO_DIR / "registry"),
+        help=f"the run registry (default ./{DEMO_DIR}/registry)",
+    )
+    p.add_argument(
+        "--kind",
+        default=None,
+        help="only runs of this kind (study, train, evaluate, predict, bench)",
+    )
+    p.add_argument("--status", default=None, help="only runs with this status")
+    p.add_argument(
+        "--show",
+        metavar="RUN_ID",
+        default=None,
+        help="show one run in full, with its files and disk use",
+    )
+    p.add_argument("--delete", metavar="RUN_ID", default=None, help="delete a run and its files")
+    p.add_argument("--json", action="store_true", help="print as JSON")
+    p.set_defaults(func=cmd_runs)
+
+
+# -- parser ------------------------------------------------------------------------------------
+def _add_label_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--lag",
+        type=float,
+        default=4.0,
+        help="hemodynamic lag in seconds: volume i of run k is labelled at start_k + 2 i - lag (default 4; 0 = the poster's alignment)",
+    )
+    p.add_argument(
+        "--recipe",
+        default="poster",
+        choices=["poster", "overlap"],
+        help="label rule: 'poster' rebuilds the DeepEmotion labels exactly; 'overlap' is the cleaner Labs et al. voting rule (default poster)",
+    )
+    p.add_argument(
+        "--observers",
+        default=None,
+        choices=["av9", "av8", "ao3"],
+        help="observers of the overlap recipe (default av9: 5 of 9 audio-visual observers must agree)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="emocore",
+        description="Decode portrayed emotion from single fMRI volumes (studyforrest 7T audio movie) and inspect the errors honestly.",
+    )
+    parser.add_argument("--version", action="version", version=f"emocore {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens (to stderr)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser(
+        "synth",
+        help="write a synthetic cohort in the ds000113 layout (with annotations and ground truth)",
+    )
+    p.add_argument("--out", required=True, help="folder to write the cohort to")
+    p.add_argument(
+        "--subjects",
+        type=int,
+        default=None,
+        help="number of people (default 4; 20 with --full-size)",
+    )
+    p.add_argument(
+        "--grid-mm",
+        type=float,
+        default=None,
+        help="voxel size in mm (default 7.2 -> 22x29x8 voxels; 1.2 -> 132x175x48)",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="random seed (default 0); the same seed gives the same files",
+    )
+    p.add_argument(
+        "--signal",
+        type=float,
+        default=None,
+        help="strength of the emotion signal (default 1; 0 = no emotion signal at all)",
+    )
+    p.add_argument("--noise", type=float, default=None, help="noise scale (default 1)")
+    p.add_argument(
+        "--full-size",
+        action="store_true",
+        help="the real study's size: 20 people, 132x175x48 voxels (hundreds of GB: plan disk first)",
+    )
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace a cohort made with other options"
+    )
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser(
+        "prepare",
+        help="build the volume cache (z-scored float16, memory-mapped) and the label table",
+    )
+    p.add_argument("--bids", required=True, help="dataset folder (ds000113 or a synthetic cohort)")
+    p.add_argument(
+        "--annotations",
+        required=True,
+        help="folder with the raw observer CSVs (labs2015-emotionannotation/data/raw layout)",
+    )
+    p.add_argument("--cache", required=True, help="folder for the cache")
+    p.add_argument(
+        "--grid-mm",
+        type=float,
+        default=None,
+        help="resample to voxels of this size (default: keep the data's grid)",
+    )
+    _add_label_options(p)
+    p.add_argument(
+        "--task",
+        default=None,
+        help="plain BIDS only: the task to read (studyforrest's audio movie is 'forrestgump')",
+    )
+    p.add_argument(
+        "--subject",
+        action="append",
+        default=None,
+        help="only this subject label (repeatable), e.g. --subject 01",
+    )
+    p.add_argument(
+        "--nonfinite",
+        default="error",
+        choices=["error", "zero"],
+        help="what to do with NaN/Inf voxels (default: stop with an error)",
+    )
+    p.add_argument("--force", action="store_true", help="rebuild even if the cache is up to date")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=cmd_prepare)
+
+    p = sub.add_parser(
+        "demo",
+        help="build the demo cohort and its cache (and, with --train, a demo study) in one go",
+    )
+    p.add_argument(
+        "--out", default=str(DEMO_DIR), help=f"folder for everything (default ./{DEMO_DIR})"
+    )
+    p.add_argument(
+        "--train",
+        action="store_true",
+        help="also run the demo study (a few minutes on 2 CPU cores)",
+    )
+    p.add_argument("--json", action="store_true", help="print the paths as JSON")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser(
+        "labels", help="build one emotion label per fMRI volume from the raw observer annotations"
+    )
+    p.add_argument(
+        "--annotations",
+        required=True,
+        help="folder with av1o*.csv/ao1o*.csv (or a parent holding raw/ or labs2015-emotionannotation/data/raw)",
+    )
+    _add_label_options(p)
+    p.add_argument(
+        "--run-offsets",
+        default="correct",
+        choices=["correct", "poster"],
+        help="'poster' uses the prototype's wrong run offsets (to show the error); default correct",
+    )
+    p.add_argument(
+        "--out",
+        default=None,
+        help="where to write the TSV table (default ./labels_<recipe>_lag<lag>.tsv)",
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print counts per class (keys are class names) and the table's path as JSON",
+    )
+    p.set_defaults(func=cmd_labels)
+
+    _add_model_commands(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.func(args) or 0)
+    except EmocoreError as exc:
+        print(f"emocore {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"emocore {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

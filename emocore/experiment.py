@@ -1,0 +1,382 @@
+"""Run designs end to end and record them: training, evaluation, baseline, saliency, registry.
+
+:func:`run_study` is what ``emocore study``, ``emocore train`` and the dashboard's Retrain page
+call. Each call is one run in the registry; its folder is the results bundle::
+
+    study.json         what was run (config, split, chance) and the headline numbers per design
+    metrics.json       full evaluation per design and model family (cnn, linear)
+    predictions.tsv    held-out predictions of every design (column ``design``)
+    baseline.tsv       the linear decoder's held-out predictions on the same folds
+    curves.tsv         per-epoch train / held-out loss and accuracy of every fold
+    models/<design>/   final checkpoints (one per design and person)
+    saliency/<design>/ mean |attribution| per emotion as NIfTI (+ AUC against planted truth)
+    embeddings.tsv     PCA of the cross-subject model's hidden layer, with silhouette scores
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from emocore import __version__
+from emocore._io import atomic_write_json, atomic_write_text
+from emocore.baseline import linear_baseline
+from emocore.constants import CLASSES, EMOTIONS
+from emocore.data.cache import VolumeCache
+from emocore.data.dataset import VolumeSource, select
+from emocore.errors import ConfigError, EmocoreError
+from emocore.evaluate import evaluate_predictions
+from emocore.registry import Registry
+from emocore.saliency import embeddings, emotion_saliency, saliency_auc, save_nifti
+from emocore.study import DESIGNS, DesignResult, run_design
+from emocore.train import TrainConfig, load_checkpoint
+
+__all__ = ["StudyConfig", "run_study", "ground_truth_dir"]
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[float, str], None]
+
+
+@dataclass(frozen=True, kw_only=True)
+class StudyConfig:
+    """What a study runs; saved in study.json and the registry."""
+
+    designs: tuple[str, ...] = DESIGNS
+    subjects: tuple[str, ...] | None = None
+    split: str = "leave-one-run-out"
+    n_folds: int | None = None
+    include_none: bool = False
+    refit: bool = True
+    baseline: bool = True
+    saliency: bool = True
+    n_permutations: int = 1000
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        bad = [d for d in self.designs if d not in DESIGNS]
+        if bad or not self.designs:
+            raise ConfigError(
+                f"designs must be some of {list(DESIGNS)}; {list(self.designs)} was given"
+            )
+        if self.n_permutations < 0:
+            raise ConfigError(f"n_permutations must be >= 0; {self.n_permutations} was given")
+
+    @property
+    def classes(self) -> list[str]:
+        return list(CLASSES if self.include_none else EMOTIONS)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> StudyConfig:
+        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        known["train"] = TrainConfig.from_dict(known.get("train", {}))
+        known["designs"] = tuple(known.get("designs", DESIGNS))
+        if known.get("subjects"):
+            known["subjects"] = tuple(known["subjects"])
+        return cls(**known)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["train"] = self.train.to_dict()
+        d["designs"] = list(self.designs)
+        d["subjects"] = list(self.subjects) if self.subjects else None
+        return d
+
+
+def ground_truth_dir(cache: VolumeCache) -> Path | None:
+    """The synthetic cohort's ground_truth/ folder, when the cache was made from one."""
+    root = Path(cache.manifest.get("source", {}).get("root", ""))
+    gt = root / "ground_truth" / "patterns"
+    return gt if gt.is_dir() else None
+
+
+def _headline(design: str, ev: dict[str, Any]) -> dict[str, Any]:
+    s = ev["summary"]
+    return {
+        "design": design,
+        "split": s["split"],
+        "leaky": s["leaky"],
+        "n_volumes": s["n_volumes"],
+        "accuracy": s["accuracy"],
+        "balanced_accuracy": s["balanced_accuracy"],
+        "chance_balanced_accuracy": s["chance"]["balanced_accuracy_permutation"],
+        "chance_balanced_accuracy_theoretical": s["chance"]["balanced_accuracy_theoretical"],
+        "p_value": s["p_value"]["balanced_accuracy"],
+        "ci95": s["ci95"]["balanced_accuracy"],
+        "per_class_accuracy": s["per_class_accuracy"],
+    }
+
+
+def _saliency(
+    cache: VolumeCache, result: DesignResult, out: Path, classes: list[str], device: str
+) -> dict[str, Any]:
+    """Mean saliency per emotion for each final model, on the volumes that model is about."""
+    gt = ground_truth_dir(cache)
+    scores: dict[str, Any] = {}
+    for name, ckpt in result.checkpoints.items():
+        model, state = load_checkpoint(ckpt, grid_shape=cache.grid_shape, classes=classes)
+        held = state["extra"].get("held_out")
+        subjects = [held.removeprefix("sub-")] if held else state["extra"].get("trained_on")
+        meta = select(cache, subjects=subjects, classes=classes)
+        maps = emotion_saliency(
+            model, VolumeSource(cache, meta), classes, device=device, max_per_class=32
+        )
+        scores[name] = {}
+        for emotion, volume in maps.items():
+            save_nifti(volume, cache.affine, out / f"{name}_{emotion}.nii.gz")
+            auc = None
+            truth_path = None
+            if gt is not None:
+                candidates = (
+                    [gt / f"sub-{subjects[0]}_{emotion}.nii.gz"] if len(subjects) == 1 else []
+                )
+                candidates.append(gt / f"{emotion}.nii.gz")
+                truth_path = next((p for p in candidates if p.exists()), None)
+            if truth_path is not None:
+                import nibabel as nib
+
+                truth = np.asarray(nib.load(truth_path).dataobj, dtype=np.float32)
+                if truth.shape == volume.shape:
+                    auc = saliency_auc(volume, truth, cache.mask)
+            scores[name][emotion] = {
+                "file": f"{name}_{emotion}.nii.gz",
+                "auc_vs_truth": auc,
+                "truth": truth_path.name if truth_path else None,
+            }
+    return scores
+
+
+def _embeddings(
+    cache: VolumeCache, ckpt: Path, classes: list[str], device: str
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    from sklearn.decomposition import PCA
+    from sklearn.metrics import silhouette_score
+
+    model, _ = load_checkpoint(ckpt, grid_shape=cache.grid_shape, classes=classes)
+    meta = select(cache, classes=classes)
+    emb = embeddings(model, VolumeSource(cache, meta), device=device)
+    pcs = PCA(n_components=2, random_state=0).fit_transform(emb)
+    table = meta[["subject", "run", "volume", "movie_time", "label"]].copy()
+    table["pc1"], table["pc2"] = pcs[:, 0], pcs[:, 1]
+    quality: dict[str, Any] = {"n": len(emb)}
+    for by in ("label", "subject"):
+        labels = meta[by].to_numpy()
+        quality[f"silhouette_by_{'emotion' if by == 'label' else 'subject'}"] = (
+            float(silhouette_score(emb, labels))
+            if len(set(labels)) > 1 and len(emb) > len(set(labels))
+            else None
+        )
+    return table, quality
+
+
+def run_study(
+    cache: VolumeCache,
+    registry: Registry,
+    config: StudyConfig,
+    *,
+    kind: str = "study",
+    progress: Progress | None = None,
+    run_id: str | None = None,
+) -> str:
+    """Run every design of ``config`` on ``cache``, write the bundle, record the run; return its id.
+
+    With ``run_id`` an existing queued run (e.g. created by the dashboard) is filled in.
+    """
+    classes = config.classes
+    subjects = list(config.subjects) if config.subjects else cache.subjects
+    missing = sorted(set(subjects) - set(cache.subjects))
+    if missing:
+        raise ConfigError(
+            f"subject(s) {', '.join(missing)} not in the cache at {cache.path}; it holds {', '.join(cache.subjects)}"
+        )
+    design_label = config.designs[0] if len(config.designs) == 1 else None
+    if run_id is None:
+        run = registry.create_run(
+            kind=kind,
+            design=design_label,
+            split=config.split,
+            leaky=config.split == "random",
+            subjects=subjects,
+            config=config.to_dict(),
+            data_hash=cache.key,
+        )
+        run_id = run.id
+    out = registry.run_dir(run_id)
+    registry.update(run_id, status="running", pid=os.getpid(), error=None)
+    t0 = time.perf_counter()
+    n_steps = len(config.designs) + 1
+
+    def report(i: int, label: str) -> Progress:
+        def inner(frac: float, msg: str) -> None:
+            registry.update(run_id, progress=(i + frac) / n_steps, message=msg)
+            if progress is not None:
+                progress((i + frac) / n_steps, msg)
+
+        return inner
+
+    def on_epoch(rec: dict[str, Any]) -> None:
+        registry.log_epoch(
+            run_id,
+            fold=f"{rec['design']}/{rec['model']}/{rec['fold']}",
+            epoch=rec["epoch"],
+            train_loss=rec["train_loss"],
+            train_acc=rec["train_acc"],
+            val_loss=rec["val_loss"],
+            val_acc=rec["val_acc"],
+            seconds=rec["seconds"],
+        )
+
+    try:
+        predictions, baselines, curves = [], [], []
+        metrics: dict[str, Any] = {}
+        headline: list[dict[str, Any]] = []
+        extras: dict[str, Any] = {"saliency": {}, "embeddings": None, "train_volumes_per_s": {}}
+        for i, design in enumerate(config.designs):
+            res = run_design(
+                cache,
+                design,
+                config.train,
+                subjects=subjects,
+                split=config.split,
+                n_folds=config.n_folds,
+                classes=classes,
+                refit=config.refit,
+                checkpoint_dir=out / "models" / design,
+                progress=report(i, design),
+                on_epoch=on_epoch,
+                work_dir=out / "work" / design,
+            )
+            for name, path in res.checkpoints.items():
+                registry.add_artifact(run_id, f"{design}/{name}", path, "checkpoint")
+            predictions.append(res.predictions)
+            curves.append(res.curves)
+            extras["train_volumes_per_s"][design] = round(res.train_volumes_per_s, 1)
+            ev = evaluate_predictions(
+                res.predictions,
+                classes=classes,
+                split=res.split,
+                design=design,
+                leaky=res.leaky,
+                n_permutations=config.n_permutations,
+                seed=config.train.seed,
+            )
+            metrics[design] = {"cnn": ev, "plans": res.plans}
+            headline.append({"model": "cnn", **_headline(design, ev)})
+            if config.baseline:
+                report(i, design)(0.97, "linear baseline on the same folds")
+                meta = select(cache, subjects=subjects, classes=classes)
+                base = linear_baseline(
+                    cache,
+                    meta,
+                    design,
+                    classes=classes,
+                    split=config.split,
+                    n_folds=config.n_folds,
+                    seed=config.train.seed,
+                )
+                baselines.append(base)
+                bev = evaluate_predictions(
+                    base,
+                    classes=classes,
+                    split=res.split,
+                    design=design,
+                    leaky=res.leaky,
+                    n_permutations=config.n_permutations,
+                    seed=config.train.seed,
+                )
+                metrics[design]["linear"] = bev
+                headline.append({"model": "linear", **_headline(design, bev)})
+            if config.saliency and res.checkpoints:
+                report(i, design)(0.99, "saliency maps")
+                extras["saliency"][design] = _saliency(
+                    cache, res, out / "saliency" / design, classes, config.train.device
+                )
+        report(len(config.designs), "")(0.0, "embeddings")
+        emb_ckpt = next(
+            (
+                p
+                for d in ("cross-subject", "single-subject", "loso")
+                for n, p in _checkpoints(out, d)
+            ),
+            None,
+        )
+        if emb_ckpt is not None:
+            table, quality = _embeddings(cache, emb_ckpt, classes, config.train.device)
+            atomic_write_text(out / "embeddings.tsv", table.to_csv(sep="\t", index=False))
+            extras["embeddings"] = {"model": str(emb_ckpt.relative_to(out)), **quality}
+        all_pred = pd.concat(predictions, ignore_index=True)
+        atomic_write_text(out / "predictions.tsv", all_pred.to_csv(sep="\t", index=False))
+        registry.add_artifact(run_id, "predictions", out / "predictions.tsv", "predictions")
+        if baselines:
+            atomic_write_text(
+                out / "baseline.tsv",
+                pd.concat(baselines, ignore_index=True).to_csv(sep="\t", index=False),
+            )
+        atomic_write_text(out / "curves.tsv", registry.curves(run_id).to_csv(sep="\t", index=False))
+        atomic_write_json(out / "metrics.json", metrics)
+        study = {
+            "run_id": run_id,
+            "emocore_version": __version__,
+            "cache": {
+                "path": str(cache.path),
+                "key": cache.key,
+                "grid": list(cache.grid_shape),
+                "options": cache.manifest["options"],
+            },
+            "config": config.to_dict(),
+            "classes": classes,
+            "subjects": subjects,
+            "results": headline,
+            "seconds": round(time.perf_counter() - t0, 1),
+            **extras,
+        }
+        atomic_write_json(out / "study.json", study)
+        shutil.rmtree(
+            out / "work", ignore_errors=True
+        )  # fold checkpoints of --resume, no longer needed
+        registry.update(
+            run_id,
+            metrics={"results": headline, "seconds": study["seconds"]},
+            progress=1.0,
+            message="done",
+        )
+        registry.set_status(run_id, "completed")
+    except (EmocoreError, KeyboardInterrupt) as exc:
+        registry.set_status(
+            run_id, "cancelled" if isinstance(exc, KeyboardInterrupt) else "failed", error=str(exc)
+        )
+        raise
+    except Exception as exc:
+        registry.set_status(run_id, "failed", error=f"{exc.__class__.__name__}: {exc}")
+        raise
+    return run_id
+
+
+def _checkpoints(out: Path, design: str) -> list[tuple[str, Path]]:
+    folder = out / "models" / design
+    return [(p.stem, p) for p in sorted(folder.glob("*.pt"))] if folder.is_dir() else []
+
+
+def load_study(registry: Registry, run_id: str) -> dict[str, Any]:
+    """study.json of a finished run."""
+    path = registry.run_dir(run_id) / "study.json"
+    if not path.exists():
+        raise EmocoreError(
+            f"run {run_id} has no study.json (status: {registry.get_run(run_id).status}); it may still be running or have failed"
+        )
+    return json.loads(path.read_text())
+
+
+def headline_table(results: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """The headline rows of a study as a table (design, model, split, chance, accuracy, p)."""
+    return pd.DataFrame(results)
