@@ -450,6 +450,57 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from emocore.bench import run_bench
+
+    grid = tuple(int(v) for v in args.grid.split(","))
+    if len(grid) != 3:
+        raise EmocoreError(f"--grid takes three sides, e.g. 22,29,8; '{args.grid}' was given")
+    result = run_bench(
+        device=args.device,
+        grid=grid,
+        batch_size=args.batch_size,
+        data=not args.no_data,
+        model=not args.no_model,
+    )
+
+    def text(r: dict[str, Any]) -> str:
+        gpu = r["gpu"]
+        lines = [
+            f"device: {r['device']}"
+            + (
+                f" ({gpu['name']})"
+                if gpu.get("available")
+                else f" ({r['cpu_threads']} torch threads, {r['cpu_count']} cores)"
+            )
+        ]
+        if "model" in r:
+            m = r["model"]
+            lines.append(
+                f"seed network on {tuple(m['grid'])}, batch {m['batch_size']}, {m['parameters']:,} parameters"
+            )
+            lines.append(
+                f"  training : baseline {m['train_baseline_volumes_per_s']:.1f} vol/s, emocore {m['train_fast_volumes_per_s']:.1f} vol/s (x{m['train_ratio']})"
+            )
+            lines.append(
+                f"  inference: baseline {m['infer_baseline_volumes_per_s']:.1f} vol/s, emocore {m['infer_fast_volumes_per_s']:.1f} vol/s (x{m['infer_ratio']})"
+            )
+            if "peak_gpu_memory_gib" in m:
+                lines.append(f"  peak GPU memory {m['peak_gpu_memory_gib']} GiB")
+        if "data" in r:
+            d = r["data"]
+            lines.append(
+                f"demo cohort ({d['subjects']} people, {tuple(d['grid'])}): synth {d['synth_seconds']} s + prepare {d['prepare_seconds']} s = {d['synth_plus_prepare_seconds']} s; prepare peak RSS {d['prepare_peak_rss_mib']} MiB"
+            )
+            lines.append(
+                f"  cache random single-volume reads: {d['cache_random_reads_per_s']:.0f} volumes/s"
+            )
+        return "\n".join(lines)
+
+    _print(result, args.json, text)
+    return 0
+
+
 def _add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--cache",
@@ -612,6 +663,29 @@ def _add_model_commands(sub: Any) -> None:
     p.add_argument("--out", default=None, help="also write the prediction table here (TSV)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser(
+        "bench",
+        help="measure throughput (training, inference, data) against a baseline in the same run",
+    )
+    p.add_argument(
+        "--device",
+        default="auto",
+        choices=["auto", "cpu", "cuda"],
+        help="where to measure (default: the GPU when there is one)",
+    )
+    p.add_argument(
+        "--grid",
+        default="22,29,8",
+        help="input grid x,y,z (default 22,29,8; the real data: 132,175,48)",
+    )
+    p.add_argument("--batch-size", type=int, default=32, help="training batch size (default 32)")
+    p.add_argument(
+        "--no-data", action="store_true", help="skip the synth/prepare/cache-read figures"
+    )
+    p.add_argument("--no-model", action="store_true", help="skip the model throughput figures")
+    p.add_argument("--json", action="store_true", help="print the figures as JSON")
+    p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("runs", help="list the runs in the registry (or show / delete one)")
     p.add_argument(

@@ -129,7 +129,7 @@ def _saliency(
         subjects = [held.removeprefix("sub-")] if held else state["extra"].get("trained_on")
         meta = select(cache, subjects=subjects, classes=classes)
         maps = emotion_saliency(
-            model, VolumeSource(cache, meta), classes, device=device, max_per_class=32
+            model, VolumeSource(cache, meta), classes, device=device, max_per_class=16
         )
         scores[name] = {}
         for emotion, volume in maps.items():

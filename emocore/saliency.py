@@ -38,7 +38,7 @@ METHODS = ("integrated-gradients", "grad-cam")
 
 
 def integrated_gradients(
-    model: nn.Module, x: torch.Tensor, target: torch.Tensor, *, steps: int = 16
+    model: nn.Module, x: torch.Tensor, target: torch.Tensor, *, steps: int = 8
 ) -> torch.Tensor:
     """Integrated gradients from a zero baseline (the mean of a z-scored run), (b, x, y, z)."""
     model.eval()

@@ -70,7 +70,7 @@ class VolumeSource:
         self.cache = cache
         self.meta = meta.reset_index(drop=True)
         self.shape = cache.grid_shape
-        self.y = torch.as_tensor(self.meta["y"].to_numpy(), dtype=torch.long)
+        self.y = torch.tensor(self.meta["y"].to_numpy(dtype=np.int64, copy=True))
         nbytes = len(self.meta) * int(np.prod(self.shape)) * 2
         self.preloaded = nbytes <= preload_limit_bytes if preload is None else preload
         self._x: torch.Tensor | None = None
