@@ -1,39 +1,109 @@
-"""Atomic file writes: a temporary file next to the target, fsync, then ``os.replace``.
+"""Atomic file writes: a killed job or a full disk never leaves half a file behind.
 
-On any failure (disk full included) the previous file is left as it was and the temporary file
-is removed, so readers see either the old or the new content, never half of one.
+Every writer here puts the data in a temporary file *in the same folder* (so the final rename
+stays on one filesystem), flushes and fsyncs it, then ``os.replace``-s it over the target. On any
+failure the temporary file is removed and the previous version of the target, if any, survives
+untouched. Readers therefore see either the old file or the new one, never a mixture.
+
+:func:`atomic_path` is the same guarantee for writers that insist on a file name of their own
+(``torch.save``, ``numpy.save``, ``nibabel.save``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_json"]
+__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_json", "atomic_write_text"]
+
+logger = logging.getLogger(__name__)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the rename itself durable where the platform allows it (POSIX); best effort."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # Windows cannot open folders; the rename is still atomic there
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _temp_in(path: Path) -> tuple[int, Path]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    return fd, Path(tmp)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; on a clean exit it replaces ``path`` atomically.
+
+    The caller writes the whole file to the yielded path (and may close it any way it likes);
+    it is fsynced and renamed when the ``with`` block ends. If the block raises, the temporary
+    file is deleted, ``path`` is left as it was and the exception propagates::
+
+        with atomic_path(run_dir / "model.pt") as tmp:
+            torch.save(state, tmp)
+    """
+    target = Path(path)
+    fd, tmp = _temp_in(target)
+    os.close(fd)
+    try:
+        yield tmp
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(target.parent)
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    """Write ``data`` to ``path`` atomically (parent folders are created); return the path."""
+    target = Path(path)
+    fd, tmp = _temp_in(target)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
-    return path
+    _fsync_dir(target.parent)
+    return target
 
 
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    return atomic_write_bytes(path, text.encode("utf-8"))
+def atomic_write_text(path: str | Path, text: str, *, encoding: str = "utf-8") -> Path:
+    """Write ``text`` to ``path`` atomically, without newline translation; return the path."""
+    return atomic_write_bytes(path, text.encode(encoding))
 
 
-def atomic_write_json(path: str | Path, obj: Any) -> Path:
-    return atomic_write_text(path, json.dumps(obj, indent=1, default=str, allow_nan=False) + "\n")
+def atomic_write_json(path: str | Path, obj: Any, *, indent: int | None = 1) -> Path:
+    """Write ``obj`` as strict JSON (trailing newline) to ``path`` atomically; return the path.
+
+    Values JSON has no type for (a ``Path``, a date) are written as their ``str``. NaN and
+    infinity are refused with ``ValueError`` (they are not JSON; write None instead). The text is
+    built before anything touches the disk, so a refused object leaves the previous file as it was.
+    """
+    try:
+        text = json.dumps(obj, indent=indent, default=str, allow_nan=False)
+    except ValueError as exc:
+        raise ValueError(
+            f"cannot write {Path(path).name} as JSON: {exc}; replace NaN and infinite values "
+            "with None first"
+        ) from exc
+    return atomic_write_text(path, text + "\n")

@@ -1,10 +1,28 @@
 """The run registry: one SQLite file and one folder per run, read by the CLI and the dashboard.
 
-``<root>/registry.sqlite`` holds a row per run (who, when, what, status, progress, config, data
-hash, metrics), per-epoch curves and the run's artifacts with their sizes; ``<root>/runs/<id>/``
-holds the files. Paths are stored relative to the root, so the folder can be moved. The database
-runs in WAL mode with a busy timeout, so a background training process can write progress while
-the dashboard reads.
+Layout below the registry root (created if missing)::
+
+    registry.sqlite      runs, per-epoch curves and artifacts (schema version in user_version)
+    runs/<run id>/       the files of one run (checkpoints, predictions, saliency, reports)
+
+Every path stored in the database is relative to the root, in POSIX form, so the folder can be
+moved or copied to another machine and opened there.
+
+Concurrency: the database runs in WAL mode with a 10 s busy timeout and every call opens its own
+short-lived connection, so one ``Registry`` object may be shared between threads (Streamlit's
+``st.cache_resource``) and a background training process can write progress while the dashboard
+or ``emocore runs`` reads. Writes take the write lock up front (``BEGIN IMMEDIATE``), so a
+read-check-write such as a status transition cannot interleave with another writer. WAL needs a
+local disk: SQLite documents that it does not work on network filesystems.
+
+Status life cycle (:data:`TRANSITIONS`)::
+
+    queued -> running | failed | cancelled
+    running -> completed | failed | cancelled
+    failed, cancelled -> running          (resume)
+    completed                             (final)
+
+Setting the status a run already has is allowed and changes nothing but the error text.
 """
 
 from __future__ import annotations
@@ -12,15 +30,17 @@ from __future__ import annotations
 import difflib
 import getpass
 import json
+import logging
+import math
 import os
 import secrets
 import shutil
 import socket
 import sqlite3
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +49,79 @@ import pandas as pd
 from emocore import __version__
 from emocore.errors import ConfigError, RegistryError
 
-__all__ = ["Registry", "RunRecord", "STATUSES", "KINDS"]
+__all__ = [
+    "ARTIFACT_KINDS",
+    "DESIGNS",
+    "KINDS",
+    "SCHEMA_VERSION",
+    "STATUSES",
+    "TRANSITIONS",
+    "Registry",
+    "RunRecord",
+]
 
-STATUSES = ("queued", "running", "completed", "failed", "cancelled")
+logger = logging.getLogger(__name__)
+
 KINDS = ("study", "train", "evaluate", "predict", "bench")
-_SCHEMA_VERSION = 1
+STATUSES = ("queued", "running", "completed", "failed", "cancelled")
+#: Same values as ``emocore.study.DESIGNS``; repeated here so the registry never imports torch.
+DESIGNS = ("single-subject", "cross-subject", "loso")
+ARTIFACT_KINDS = (
+    "checkpoint",
+    "predictions",
+    "saliency",
+    "embeddings",
+    "report",
+    "metrics",
+    "curves",
+    "log",
+    "other",
+)
+TRANSITIONS: dict[str, frozenset[str]] = {
+    "queued": frozenset({"running", "failed", "cancelled"}),
+    "running": frozenset({"completed", "failed", "cancelled"}),
+    "failed": frozenset({"running"}),
+    "cancelled": frozenset({"running"}),
+    "completed": frozenset(),
+}
+_ACTIVE = ("queued", "running")
+
+#: Bumped whenever the tables change; older registries are migrated on open, newer ones refused.
+SCHEMA_VERSION = 2
+_DB_NAME = "registry.sqlite"
+_BUSY_TIMEOUT_S = 10.0
+
+# Version 1 tables, kept verbatim: a fresh registry is built as version 1 and then migrated, so
+# new and migrated databases are the same. There are no SQL foreign keys or CHECKs (SQLite cannot
+# add them to an existing table); the Python layer checks run ids, kinds and statuses instead.
+_SCHEMA_V1 = (
+    """CREATE TABLE IF NOT EXISTS runs (
+        id TEXT PRIMARY KEY, created_at TEXT NOT NULL, updated_at TEXT NOT NULL, user TEXT,
+        host TEXT, kind TEXT NOT NULL, design TEXT, split TEXT, leaky INTEGER NOT NULL DEFAULT 0,
+        subjects TEXT, status TEXT NOT NULL, progress REAL NOT NULL DEFAULT 0, message TEXT,
+        pid INTEGER, config TEXT, data_hash TEXT, emocore_version TEXT, metrics TEXT, error TEXT,
+        parent TEXT, notes TEXT)""",
+    """CREATE TABLE IF NOT EXISTS curves (
+        run_id TEXT NOT NULL, fold TEXT NOT NULL, epoch INTEGER NOT NULL, train_loss REAL,
+        train_acc REAL, val_loss REAL, val_acc REAL, seconds REAL)""",
+    "CREATE INDEX IF NOT EXISTS curves_run ON curves(run_id)",
+    """CREATE TABLE IF NOT EXISTS artifacts (
+        run_id TEXT NOT NULL, name TEXT NOT NULL, path TEXT NOT NULL, kind TEXT NOT NULL,
+        bytes INTEGER NOT NULL, PRIMARY KEY (run_id, name))""",
+)
+_MIGRATIONS: dict[int, tuple[str, ...]] = {
+    # 2: one row per (run, fold, epoch) so a resumed run re-logs instead of duplicating; indexes
+    # for the dashboard's newest-first, by-status and by-parent queries.
+    2: (
+        """DELETE FROM curves WHERE rowid NOT IN
+           (SELECT MAX(rowid) FROM curves GROUP BY run_id, fold, epoch)""",
+        "CREATE UNIQUE INDEX IF NOT EXISTS curves_key ON curves(run_id, fold, epoch)",
+        "CREATE INDEX IF NOT EXISTS runs_created ON runs(created_at)",
+        "CREATE INDEX IF NOT EXISTS runs_status ON runs(status)",
+        "CREATE INDEX IF NOT EXISTS runs_parent ON runs(parent)",
+    ),
+}
+
 _JSON_FIELDS = ("subjects", "config", "metrics")
 _UPDATABLE = (
     "status",
@@ -48,42 +136,25 @@ _UPDATABLE = (
     "leaky",
     "subjects",
     "config",
+    "data_hash",
+    "parent",
 )
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    id TEXT PRIMARY KEY, created_at TEXT NOT NULL, updated_at TEXT NOT NULL, user TEXT, host TEXT,
-    kind TEXT NOT NULL, design TEXT, split TEXT, leaky INTEGER NOT NULL DEFAULT 0,
-    subjects TEXT, status TEXT NOT NULL, progress REAL NOT NULL DEFAULT 0, message TEXT,
-    pid INTEGER, config TEXT, data_hash TEXT, emocore_version TEXT, metrics TEXT, error TEXT,
-    parent TEXT, notes TEXT
-);
-CREATE TABLE IF NOT EXISTS curves (
-    run_id TEXT NOT NULL, fold TEXT NOT NULL, epoch INTEGER NOT NULL, train_loss REAL,
-    train_acc REAL, val_loss REAL, val_acc REAL, seconds REAL
-);
-CREATE INDEX IF NOT EXISTS curves_run ON curves(run_id);
-CREATE TABLE IF NOT EXISTS artifacts (
-    run_id TEXT NOT NULL, name TEXT NOT NULL, path TEXT NOT NULL, kind TEXT NOT NULL,
-    bytes INTEGER NOT NULL, PRIMARY KEY (run_id, name)
-);
-"""
-
-
-def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:  # no login name in some containers
-        return "unknown"
+_CURVE_COLUMNS = [
+    "run_id",
+    "fold",
+    "epoch",
+    "train_loss",
+    "train_acc",
+    "val_loss",
+    "val_acc",
+    "seconds",
+]
+_ARTIFACT_COLUMNS = ["run_id", "name", "path", "kind", "bytes"]
 
 
 @dataclass(frozen=True)
 class RunRecord:
-    """One run as stored; JSON fields decoded."""
+    """One run as stored, JSON fields decoded. ``to_dict()`` is ready for ``json.dumps``."""
 
     id: str
     created_at: str
@@ -107,69 +178,251 @@ class RunRecord:
     parent: str | None
     notes: str | None
 
+    @property
+    def finished(self) -> bool:
+        """True once the run can no longer change by itself (completed, failed or cancelled)."""
+        return self.status not in _ACTIVE
+
     def to_dict(self) -> dict[str, Any]:
+        """The record as plain JSON types (lists and dicts are copies)."""
         return asdict(self)
 
 
-def _record(row: sqlite3.Row) -> RunRecord:
-    d = dict(row)
-    for key in _JSON_FIELDS:
-        d[key] = json.loads(d[key]) if d[key] else ([] if key == "subjects" else {})
-    d["leaky"] = bool(d["leaky"])
-    return RunRecord(**d)
+_RUN_COLUMNS = [f.name for f in fields(RunRecord)]
+
+
+# -- small helpers ----------------------------------------------------------------------------
+def _now() -> str:
+    """UTC, ISO 8601 with microseconds: sorts as text and orders runs made in the same second."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _new_id() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no login name and no passwd entry in some containers
+        return "unknown"
+
+
+def _host() -> str:
+    try:
+        return socket.gethostname() or "unknown"
+    except OSError:
+        return "unknown"
 
 
 def _pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this machine; a zombie (ended, unreaped) counts as dead."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
+    except PermissionError:  # someone else's process: alive
         return True
-    try:  # a zombie (finished, not yet reaped) counts as dead
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except OSError:
+    except OSError:  # e.g. Windows with an invalid pid
+        return False
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):  # no /proc (macOS): trust kill()
         return True
+
+
+def _choice(name: str, value: Any, allowed: Sequence[str], *, optional: bool = False) -> None:
+    if (value is None and optional) or value in allowed:
+        return
+    close = difflib.get_close_matches(str(value), allowed, n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    choices = ", ".join(f"'{a}'" for a in allowed) + (" or None" if optional else "")
+    raise ConfigError(f"'{name}' must be one of {choices}; {value!r} was provided{hint}")
+
+
+def _to_json(name: str, value: Any, *, mapping: bool) -> str:
+    if mapping:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"'{name}' must be a dict; {type(value).__name__} was provided")
+        value = dict(value)
+    else:
+        if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+            raise ConfigError(
+                f"'{name}' must be a list of strings such as ['01', '02']; {value!r} was provided"
+            )
+        value = [str(v) for v in value]
+    # default=str keeps what callers already store (a Path in a config becomes its text).
+    return json.dumps(value, sort_keys=mapping, default=str)
+
+
+def _encode(name: str, value: Any) -> Any:
+    """Check one updatable field and turn it into what the ``runs`` table stores."""
+    if name == "progress":
+        try:
+            p = float(value)
+        except (TypeError, ValueError):
+            p = math.nan
+        if not -1e-9 <= p <= 1 + 1e-9:
+            raise ConfigError(f"'progress' must be a number from 0 to 1; {value!r} was provided")
+        return min(max(p, 0.0), 1.0)
+    if name == "status":
+        _choice("status", value, STATUSES)
+        return value
+    if name == "design":
+        _choice("design", value, DESIGNS, optional=True)
+        return value
+    if name == "leaky":
+        return int(bool(value))
+    if name == "pid":
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ConfigError(f"'pid' must be a process id (int) or None; {value!r} was provided")
+        if value is not None and value <= 0:
+            raise ConfigError(f"'pid' must be a positive process id; {value!r} was provided")
+        return value
+    if name in ("config", "metrics"):
+        return _to_json(name, {} if value is None else value, mapping=True)
+    if name == "subjects":
+        return _to_json(name, [] if value is None else value, mapping=False)
+    if name == "split" and value is not None and not str(value).strip():
+        raise ConfigError("'split' must name the split (e.g. 'leave-one-run-out') or be None")
+    return None if value is None else str(value)
+
+
+def _record(row: sqlite3.Row) -> RunRecord:
+    d = {k: row[k] for k in _RUN_COLUMNS}
+    d["subjects"] = json.loads(d["subjects"]) if d["subjects"] else []
+    d["config"] = json.loads(d["config"]) if d["config"] else {}
+    d["metrics"] = json.loads(d["metrics"]) if d["metrics"] else {}
+    d["leaky"] = bool(d["leaky"])
+    d["progress"] = float(d["progress"] or 0.0)
+    return RunRecord(**d)
+
+
+def _size(path: Path) -> int:
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+    return path.stat().st_size
 
 
 class Registry:
-    """Runs, curves and artifacts below ``root`` (created if missing)."""
+    """Runs, their curves and their files below ``root`` (created if missing).
+
+    >>> registry = Registry("registry")                                      # doctest: +SKIP
+    >>> run = registry.create_run(kind="train", design="single-subject", subjects=["01"])
+    >>> registry.update(run.id, status="running", pid=os.getpid())
+    >>> registry.log_epoch(run.id, fold="run-1", epoch=1, train_loss=1.2, val_acc=0.3)
+    >>> registry.set_status(run.id, "completed")
+    """
 
     def __init__(self, root: str | Path) -> None:
-        self.root = Path(root)
+        self.root = Path(root).expanduser()
+        if self.root.exists() and not self.root.is_dir():
+            raise RegistryError(
+                f"the registry root {self.root} is a file, not a folder; choose another --registry"
+            )
         try:
             (self.root / "runs").mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise RegistryError(
                 f"cannot create the registry folder {self.root} ({exc}); choose a writable --registry"
             ) from exc
-        self.db = self.root / "registry.sqlite"
-        with self._connect() as con:
-            version = con.execute("PRAGMA user_version").fetchone()[0]
-            if version not in (0, _SCHEMA_VERSION):
-                raise RegistryError(
-                    f"{self.db} has schema version {version}; this emocore uses {_SCHEMA_VERSION}. Use a new --registry folder"
-                )
-            con.executescript(_SCHEMA)
-            con.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+        self.db = self.root / _DB_NAME
+        self._open()
+
+    def __repr__(self) -> str:
+        return f"Registry({str(self.root)!r})"
+
+    # -- connections ---------------------------------------------------------------------------
+    def _fail(self, exc: sqlite3.Error) -> RegistryError:
+        text = str(exc)
+        if "locked" in text or "busy" in text:
+            fix = (
+                f"another process held it for more than {_BUSY_TIMEOUT_S:.0f} s; try again, and "
+                "keep the registry on a local disk (SQLite's WAL mode does not work on network "
+                "filesystems)"
+            )
+        elif "not a database" in text or "malformed" in text:
+            fix = "the file is damaged or not a registry; move it aside and open the folder again"
+        elif "readonly" in text or "unable to open" in text:
+            fix = "make the folder and the file writable, or choose another --registry"
+        else:
+            fix = "check the disk and the file permissions"
+        return RegistryError(f"the run registry {self.db} could not be used ({text}); {fix}")
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        con = sqlite3.connect(self.db, timeout=10.0)
+        """A fresh autocommit connection: one per call, so threads and processes never share one."""
+        try:
+            con = sqlite3.connect(self.db, timeout=_BUSY_TIMEOUT_S, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise self._fail(exc) from exc
         con.row_factory = sqlite3.Row
         try:
-            con.execute("PRAGMA journal_mode=WAL")
-            con.execute("PRAGMA busy_timeout=10000")
-            with con:
-                yield con
+            con.execute(f"PRAGMA busy_timeout = {int(_BUSY_TIMEOUT_S * 1000)}")
+            yield con
         except sqlite3.Error as exc:
-            raise RegistryError(
-                f"the run registry {self.db} could not be used ({exc}); check the disk and permissions"
-            ) from exc
+            raise self._fail(exc) from exc
         finally:
             con.close()
 
-    # -- runs --------------------------------------------------------------------------------
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction that holds the write lock from its first statement."""
+        with self._connect() as con:
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                yield con
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+
+    def _open(self) -> None:
+        with self._connect() as con:
+            mode = con.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                logger.warning(
+                    "the registry %s runs in %s mode, not WAL; readers may wait for writers",
+                    self.db,
+                    mode,
+                )
+            if con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
+                return
+        with self._write() as con:  # re-read under the lock: another process may have migrated
+            version = con.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise RegistryError(
+                    f"{self.db} has schema version {version}, newer than this emocore's "
+                    f"{SCHEMA_VERSION} (emocore {__version__}); upgrade emocore or use another "
+                    "--registry folder"
+                )
+            if version == 0:
+                for statement in _SCHEMA_V1:
+                    con.execute(statement)
+                version = 1
+            for target in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in _MIGRATIONS[target]:
+                    con.execute(statement)
+                logger.info("migrated the registry %s to schema version %d", self.db, target)
+            con.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    # -- runs ----------------------------------------------------------------------------------
+    def _unknown(self, con: sqlite3.Connection, run_id: str) -> RegistryError:
+        ids = [r[0] for r in con.execute("SELECT id FROM runs ORDER BY created_at DESC")]
+        close = [i for i in ids if run_id and i.startswith(run_id)][:3] or (
+            difflib.get_close_matches(run_id, ids, n=3, cutoff=0.6)
+        )
+        hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        return RegistryError(
+            f"no run '{run_id}' in {self.root}; `emocore runs` lists the runs{hint}"
+        )
+
+    def _row(self, con: sqlite3.Connection, run_id: str) -> sqlite3.Row:
+        row = con.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise self._unknown(con, run_id)
+        return row
+
     def create_run(
         self,
         *,
@@ -178,57 +431,78 @@ class Registry:
         split: str | None = None,
         leaky: bool = False,
         subjects: Sequence[str] = (),
-        config: dict[str, Any] | None = None,
+        config: Mapping[str, Any] | None = None,
         data_hash: str | None = None,
         parent: str | None = None,
         status: str = "queued",
         notes: str | None = None,
+        pid: int | None = None,
     ) -> RunRecord:
-        if kind not in KINDS:
-            raise ConfigError(f"'kind' must be one of {set(KINDS)}; '{kind}' was provided")
-        if status not in STATUSES:
-            raise ConfigError(f"'status' must be one of {set(STATUSES)}; '{status}' was provided")
-        run_id = time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(2)
+        """Record a new run and create its folder; ``parent`` groups it under a study run."""
+        _choice("kind", kind, KINDS)
+        _choice("status", status, STATUSES)
+        values = {
+            "design": _encode("design", design),
+            "split": _encode("split", split),
+            "leaky": _encode("leaky", leaky),
+            "subjects": _encode("subjects", subjects),
+            "config": _encode("config", config),
+            "pid": _encode("pid", pid),
+        }
         now = _now()
-        with self._connect() as con:
+        with self._write() as con:
+            if parent is not None:
+                self._row(con, parent)
+            run_id = _new_id()
+            while (
+                con.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone()
+                or self.run_dir(run_id).exists()
+            ):
+                run_id = _new_id()
             con.execute(
-                "INSERT INTO runs (id, created_at, updated_at, user, host, kind, design, split, leaky, subjects, status, progress, config, data_hash, emocore_version, metrics, parent, notes) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO runs (id, created_at, updated_at, user, host, kind, design, split, "
+                "leaky, subjects, status, progress, message, pid, config, data_hash, "
+                "emocore_version, metrics, error, parent, notes) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     run_id,
                     now,
                     now,
                     _user(),
-                    socket.gethostname(),
+                    _host(),
                     kind,
-                    design,
-                    split,
-                    int(leaky),
-                    json.dumps(list(subjects)),
+                    values["design"],
+                    values["split"],
+                    values["leaky"],
+                    values["subjects"],
                     status,
-                    0.0,
-                    json.dumps(config or {}, default=str),
+                    1.0 if status == "completed" else 0.0,
+                    None,
+                    values["pid"],
+                    values["config"],
                     data_hash,
                     __version__,
-                    json.dumps({}),
+                    "{}",
+                    None,
                     parent,
                     notes,
                 ),
             )
-        self.run_dir(run_id).mkdir(parents=True, exist_ok=True)
+            # Inside the transaction: if the folder cannot be made, no row is left behind.
+            try:
+                self.run_dir(run_id).mkdir(parents=True)
+            except OSError as exc:
+                raise RegistryError(
+                    f"cannot create the run folder {self.run_dir(run_id)} ({exc}); check that "
+                    f"{self.root} is writable and not full"
+                ) from exc
+        logger.info("registered %s run %s", kind, run_id)
         return self.get_run(run_id)
 
     def get_run(self, run_id: str) -> RunRecord:
+        """The run ``run_id``; an unknown id raises RegistryError naming the closest ids."""
         with self._connect() as con:
-            row = con.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
-            if row is None:
-                ids = [r[0] for r in con.execute("SELECT id FROM runs")]
-        if row is None:
-            close = difflib.get_close_matches(run_id, ids, n=1, cutoff=0.6)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
-            raise RegistryError(
-                f"no run '{run_id}' in {self.root}; `emocore runs` lists the runs{hint}"
-            )
-        return _record(row)
+            return _record(self._row(con, run_id))
 
     def list_runs(
         self,
@@ -238,89 +512,189 @@ class Registry:
         design: str | None = None,
         parent: str | None = None,
     ) -> pd.DataFrame:
-        """Runs, newest first, as a table (JSON columns decoded)."""
+        """Runs, newest first: the RunRecord fields (JSON decoded) plus ``disk_bytes``."""
+        _choice("kind", kind, KINDS, optional=True)
+        _choice("status", status, STATUSES, optional=True)
+        _choice("design", design, DESIGNS, optional=True)
         where, args = [], []
-        for col, val in (
+        for column, value in (
             ("kind", kind),
             ("status", status),
             ("design", design),
             ("parent", parent),
         ):
-            if val is not None:
-                where.append(f"{col} = ?")
-                args.append(val)
+            if value is not None:
+                where.append(f"r.{column} = ?")
+                args.append(value)
         sql = (
-            "SELECT * FROM runs"
+            "SELECT r.*, COALESCE((SELECT SUM(a.bytes) FROM artifacts a WHERE a.run_id = r.id), 0)"
+            " AS disk_bytes FROM runs r"
             + (" WHERE " + " AND ".join(where) if where else "")
-            + " ORDER BY created_at DESC, id DESC"
+            + " ORDER BY r.created_at DESC, r.id DESC"
         )
         with self._connect() as con:
-            rows = [_record(r).to_dict() for r in con.execute(sql, args)]
-        return pd.DataFrame(rows, columns=list(RunRecord.__dataclass_fields__))
+            rows = [
+                {**_record(r).to_dict(), "disk_bytes": int(r["disk_bytes"])}
+                for r in con.execute(sql, args)
+            ]
+        frame = pd.DataFrame(rows, columns=[*_RUN_COLUMNS, "disk_bytes"])
+        return frame.astype({"progress": float, "disk_bytes": "int64", "leaky": bool})
 
     def update(self, run_id: str, **fields: Any) -> None:
+        """Change some fields of a run; ``status`` follows :data:`TRANSITIONS`.
+
+        ``metrics`` and ``config`` replace the stored dicts (read, merge and write back to
+        merge). Setting ``status`` to 'completed' also sets ``progress`` to 1; setting it to
+        'running' clears an old ``error``.
+        """
         bad = sorted(set(fields) - set(_UPDATABLE))
         if bad:
-            raise ConfigError(f"cannot update {bad}; updatable fields are {list(_UPDATABLE)}")
-        if "status" in fields and fields["status"] not in STATUSES:
             raise ConfigError(
-                f"'status' must be one of {set(STATUSES)}; '{fields['status']}' was provided"
+                f"cannot update {bad} of a run; the fields that can change are "
+                f"{', '.join(_UPDATABLE)} (id, kind, user, host and the times are fixed)"
             )
-        values = {
-            k: (json.dumps(v, default=str) if k in _JSON_FIELDS else v) for k, v in fields.items()
-        }
-        if "leaky" in values:
-            values["leaky"] = int(bool(values["leaky"]))
-        values["updated_at"] = _now()
-        with self._connect() as con:
-            cur = con.execute(
+        values = {k: _encode(k, v) for k, v in fields.items()}
+        if values.get("parent") == run_id:
+            raise ConfigError(f"run '{run_id}' cannot be its own parent")
+        with self._write() as con:
+            row = self._row(con, run_id)
+            if values.get("parent") is not None:
+                self._row(con, values["parent"])
+            new = values.get("status")
+            if new is not None and new != row["status"]:
+                if new not in TRANSITIONS[row["status"]]:
+                    allowed = sorted(TRANSITIONS[row["status"]]) or ["none: it is final"]
+                    raise RegistryError(
+                        f"run '{run_id}' is {row['status']} and cannot become {new} (from "
+                        f"{row['status']} it may become {', '.join(allowed)}); start a new run "
+                        "instead"
+                    )
+                if new == "completed":
+                    values.setdefault("progress", 1.0)
+                if new == "running":
+                    values.setdefault("error", None)
+            values["updated_at"] = _now()
+            con.execute(
                 f"UPDATE runs SET {', '.join(f'{k} = ?' for k in values)} WHERE id = ?",
                 [*values.values(), run_id],
             )
-            if cur.rowcount == 0:
-                raise RegistryError(
-                    f"no run '{run_id}' in {self.root}; `emocore runs` lists the runs"
-                )
+        if "status" in values:
+            logger.info("run %s is %s", run_id, values["status"])
 
     def set_status(self, run_id: str, status: str, error: str | None = None) -> None:
+        """Move a run along its life cycle; ``error`` says why it failed or was cancelled."""
         fields: dict[str, Any] = {"status": status}
         if error is not None:
             fields["error"] = error
         self.update(run_id, **fields)
 
-    def delete_run(self, run_id: str) -> None:
-        self.get_run(run_id)
+    def run_dir(self, run_id: str) -> Path:
+        """The folder of a run's files (it need not exist yet)."""
+        if not run_id or "/" in run_id or "\\" in run_id or run_id in (".", ".."):
+            raise ConfigError(f"'{run_id}' is not a run id; `emocore runs` lists the runs")
+        return self.root / "runs" / run_id
+
+    def delete_run(self, run_id: str) -> list[str]:
+        """Delete a run, the runs grouped under it (sub-runs, evaluations), their rows and folders.
+
+        Returns the deleted ids. Refuses while any of them is queued or running in a live process.
+        """
         with self._connect() as con:
-            for table, col in (("curves", "run_id"), ("artifacts", "run_id"), ("runs", "id")):
-                con.execute(f"DELETE FROM {table} WHERE {col} = ?", (run_id,))
-        shutil.rmtree(self.run_dir(run_id), ignore_errors=True)
+            doomed = [_record(self._row(con, run_id))]
+            i = 0
+            while i < len(doomed):
+                doomed += [
+                    _record(r)
+                    for r in con.execute("SELECT * FROM runs WHERE parent = ?", (doomed[i].id,))
+                ]
+                i += 1
+        here = _host()
+        for rec in doomed:
+            if rec.status in _ACTIVE and rec.pid is not None and rec.host in (None, here):
+                if _pid_alive(rec.pid):
+                    raise RegistryError(
+                        f"run '{rec.id}' is {rec.status} in process {rec.pid}; cancel it (or let "
+                        f"it finish) before deleting {run_id}"
+                    )
+        ids = [r.id for r in doomed]
+        # Rename the folders out of the way first: a rename is atomic, so a failure here leaves
+        # everything as it was, and a failure after the rows are gone leaves only a .trash folder.
+        moved: list[tuple[Path, Path]] = []
+        try:
+            for rid in ids:
+                folder = self.run_dir(rid)
+                if folder.exists():
+                    trash = folder.with_name(f".trash-{rid}-{secrets.token_hex(3)}")
+                    folder.rename(trash)
+                    moved.append((folder, trash))
+            with self._write() as con:
+                marks = ",".join("?" * len(ids))
+                freed = con.execute(
+                    f"SELECT COALESCE(SUM(bytes), 0) FROM artifacts WHERE run_id IN ({marks})", ids
+                ).fetchone()[0]
+                for table, column in (
+                    ("curves", "run_id"),
+                    ("artifacts", "run_id"),
+                    ("runs", "id"),
+                ):
+                    con.execute(f"DELETE FROM {table} WHERE {column} IN ({marks})", ids)
+        except (OSError, RegistryError) as exc:
+            for folder, trash in reversed(moved):
+                trash.rename(folder)
+            if isinstance(exc, RegistryError):
+                raise
+            raise RegistryError(
+                f"cannot delete run '{run_id}': {exc}; close programs using its files and retry"
+            ) from exc
+        for _, trash in moved:
+            shutil.rmtree(trash, ignore_errors=True)
+            if trash.exists():
+                logger.warning("could not remove all of %s; delete it by hand", trash)
+        logger.info("deleted run(s) %s, freeing %d recorded bytes", ", ".join(ids), freed)
+        return ids
 
     def mark_stale(self) -> list[str]:
-        """Runs still 'running' or 'queued' whose process has died become 'failed'; returns their ids."""
-        stale = []
+        """Fail the queued or running runs of this host whose process has died; return their ids.
+
+        Meant for dashboard start-up and ``emocore runs``. Runs started on another host are left
+        alone (their process cannot be checked from here), as are runs without a pid. The update
+        is conditional on the status and pid read, so a run that finishes meanwhile keeps its
+        'completed'. Process ids can be reused by the system: a dead run whose pid now belongs to
+        another process stays 'running' until that process ends.
+        """
+        here = _host()
         with self._connect() as con:
             rows = con.execute(
-                "SELECT id, pid FROM runs WHERE status IN ('running', 'queued') AND pid IS NOT NULL"
+                "SELECT id, pid, status, host, message FROM runs "
+                "WHERE status IN ('queued', 'running') AND pid IS NOT NULL"
             ).fetchall()
+        stale = []
         for row in rows:
-            if not _pid_alive(int(row["pid"])):
-                self.set_status(
-                    row["id"],
-                    "failed",
-                    error=f"the process (pid {row['pid']}) ended without finishing the run",
+            if row["host"] not in (None, here) or _pid_alive(int(row["pid"])):
+                continue
+            last = f"; its last message was '{row['message']}'" if row["message"] else ""
+            error = (
+                f"the process (pid {row['pid']} on {here}) died without finishing the run: it was "
+                f"killed, ran out of memory or the machine restarted{last}. Resume it with "
+                f"--resume {row['id']} or start a new run"
+            )
+            with self._write() as con:
+                cur = con.execute(
+                    "UPDATE runs SET status = 'failed', error = ?, updated_at = ? "
+                    "WHERE id = ? AND status = ? AND pid = ?",
+                    (error, _now(), row["id"], row["status"], row["pid"]),
                 )
+            if cur.rowcount:
+                logger.warning("run %s: %s", row["id"], error)
                 stale.append(row["id"])
         return stale
 
-    def run_dir(self, run_id: str) -> Path:
-        return self.root / "runs" / run_id
-
-    # -- curves ------------------------------------------------------------------------------
+    # -- curves --------------------------------------------------------------------------------
     def log_epoch(
         self,
         run_id: str,
         *,
-        fold: str,
+        fold: str = "all",
         epoch: int,
         train_loss: float | None = None,
         train_acc: float | None = None,
@@ -328,73 +702,88 @@ class Registry:
         val_acc: float | None = None,
         seconds: float | None = None,
     ) -> None:
-        with self._connect() as con:
+        """Record one epoch of one fold; logging the same (fold, epoch) again replaces it."""
+        numbers = [train_loss, train_acc, val_loss, val_acc, seconds]
+        try:
+            numbers = [None if v is None else float(v) for v in numbers]
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"epoch values must be numbers or None ({exc})") from exc
+        with self._write() as con:
+            self._row(con, run_id)
             con.execute(
-                "INSERT INTO curves VALUES (?,?,?,?,?,?,?,?)",
-                (run_id, fold, int(epoch), train_loss, train_acc, val_loss, val_acc, seconds),
+                "INSERT INTO curves VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (run_id, fold, epoch) "
+                "DO UPDATE SET train_loss = excluded.train_loss, train_acc = excluded.train_acc, "
+                "val_loss = excluded.val_loss, val_acc = excluded.val_acc, "
+                "seconds = excluded.seconds",
+                (run_id, str(fold), int(epoch), *numbers),
             )
 
     def curves(self, run_id: str) -> pd.DataFrame:
+        """Per-epoch rows of a run, in the order they were first logged."""
         with self._connect() as con:
+            self._row(con, run_id)
             rows = [
                 dict(r)
                 for r in con.execute(
                     "SELECT * FROM curves WHERE run_id = ? ORDER BY rowid", (run_id,)
                 )
             ]
-        return pd.DataFrame(
-            rows,
-            columns=[
-                "run_id",
-                "fold",
-                "epoch",
-                "train_loss",
-                "train_acc",
-                "val_loss",
-                "val_acc",
-                "seconds",
-            ],
-        )
+        frame = pd.DataFrame(rows, columns=_CURVE_COLUMNS)
+        return frame.astype({c: float for c in _CURVE_COLUMNS[3:]} | {"epoch": "int64"})
 
-    # -- artifacts ---------------------------------------------------------------------------
-    def add_artifact(self, run_id: str, name: str, path: str | Path, kind: str) -> None:
-        path = Path(path).resolve()
+    # -- artifacts -----------------------------------------------------------------------------
+    def add_artifact(self, run_id: str, name: str, path: str | Path, kind: str) -> int:
+        """Record a file or folder inside the run's folder under ``name``; return its bytes.
+
+        Adding the same name again (a checkpoint rewritten each epoch) re-measures it.
+        """
+        _choice("kind", kind, ARTIFACT_KINDS)
+        if not name or not str(name).strip():
+            raise ConfigError("an artifact needs a non-empty 'name' (e.g. 'model' or 'sub-01')")
         run_dir = self.run_dir(run_id).resolve()
-        if not path.is_relative_to(run_dir):
-            raise ConfigError(f"artifact {path} must lie inside the run's folder {run_dir}")
-        if not path.exists():
-            raise RegistryError(f"artifact {path} does not exist")
-        size = (
-            sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-            if path.is_dir()
-            else path.stat().st_size
-        )
-        with self._connect() as con:
-            con.execute(
-                "INSERT OR REPLACE INTO artifacts VALUES (?,?,?,?,?)",
-                (run_id, name, str(path.relative_to(self.root.resolve())), kind, size),
+        target = Path(path).resolve()
+        if not target.is_relative_to(run_dir):
+            raise ConfigError(
+                f"artifact {path} must lie inside the run's folder {run_dir}; write it there "
+                "(Registry.run_dir) so the registry can be moved as one folder"
             )
+        if not target.exists():
+            raise RegistryError(f"artifact {target} does not exist; write it before adding it")
+        size = _size(target)
+        relative = target.relative_to(self.root.resolve()).as_posix()
+        with self._write() as con:
+            self._row(con, run_id)
+            con.execute(
+                "INSERT INTO artifacts VALUES (?,?,?,?,?) ON CONFLICT (run_id, name) DO UPDATE "
+                "SET path = excluded.path, kind = excluded.kind, bytes = excluded.bytes",
+                (run_id, str(name), relative, kind, size),
+            )
+        return size
 
     def artifacts(self, run_id: str) -> pd.DataFrame:
+        """A run's artifacts: name, kind, bytes, ``path`` (relative to the root) and ``abspath``."""
         with self._connect() as con:
+            self._row(con, run_id)
             rows = [
                 dict(r)
                 for r in con.execute(
                     "SELECT * FROM artifacts WHERE run_id = ? ORDER BY name", (run_id,)
                 )
             ]
-        frame = pd.DataFrame(rows, columns=["run_id", "name", "path", "kind", "bytes"])
+        frame = pd.DataFrame(rows, columns=_ARTIFACT_COLUMNS).astype({"bytes": "int64"})
         frame["abspath"] = [str(self.root / p) for p in frame["path"]]
         return frame
 
     def disk_usage(self, run_id: str | None = None) -> dict[str, int]:
-        """Bytes of recorded artifacts by kind (one run or all), plus 'total'."""
-        sql = (
-            "SELECT kind, SUM(bytes) FROM artifacts"
-            + (" WHERE run_id = ?" if run_id else "")
-            + " GROUP BY kind"
-        )
+        """Recorded artifact bytes by kind, largest first, plus 'total' (one run, or all runs)."""
+        sql = "SELECT kind, SUM(bytes) FROM artifacts"
         with self._connect() as con:
-            usage = {k: int(v) for k, v in con.execute(sql, (run_id,) if run_id else ())}
+            if run_id is not None:
+                self._row(con, run_id)
+            rows = con.execute(
+                sql + (" WHERE run_id = ?" if run_id is not None else "") + " GROUP BY kind",
+                (run_id,) if run_id is not None else (),
+            ).fetchall()
+        usage = {k: int(v) for k, v in sorted(rows, key=lambda kv: (-kv[1], kv[0]))}
         usage["total"] = sum(usage.values())
         return usage
