@@ -1,31 +1,37 @@
 """A synthetic studyforrest-like cohort that the real reading code consumes unchanged.
 
-What is written below ``out``::
+What is written below ``out`` (the BOLD files in the ds000113 derivative layout)::
 
     dataset_description.json, README
     derivatives/non-linear_anatomical_alignment/sub-XX/ses-forrestgump/func/
         sub-XX_ses-forrestgump_task-forrestgump_rec-dico7Tad2grpbold7TadNL_run-0N_bold.nii.gz
     annotations/raw/av1o01..09.csv, ao1o01..03.csv   raw observer format (Labs et al. 2015)
     annotations/movie_scenes.csv                      start, location, DAY|NIGHT, INT|EXT
-    ground_truth/patterns/<EMOTION>.nii.gz            cohort pattern of each emotion
-    ground_truth/patterns/sub-XX_<EMOTION>.nii.gz     each person's actual pattern
+    ground_truth/patterns/<EMOTION>.nii.gz            cohort pattern of each emotion (peak 1)
+    ground_truth/patterns/sub-XX_<EMOTION>.nii.gz     each person's pattern (shift, gain, atypical)
     ground_truth/episodes.tsv, brain_mask.nii.gz, cohort.json
 
 Signal model, per person and volume (acquired at movie time ``start_k + 2 i``)::
 
-    bold = baseline * (1 + 0.01 * (signal * amp * sum_e pattern_e * hrf_e(t) + noise(t)))
+    bold = baseline * (1 + 0.01 * (signal * amplitude * sum_e pattern_e * hrf_e(t) + noise * n(t)))
 
-* baseline: nilearn's MNI152 template (no download), resampled to the grid.
+* baseline: nilearn's MNI152 template (shipped, no download), resampled to the grid.
 * pattern_e: Gaussian blobs at plausible MNI coordinates per emotion, shifted and scaled per
-  person (fear most consistent, love most variable); the atypical person's LOVE pattern is mostly
-  their SADNESS pattern.
-* hrf_e: the true emotion episodes (boxcars) convolved with nilearn's Glover HRF.
-* noise: spatially smoothed AR(1) noise, a global fluctuation shared by all voxels, slow drift
-  per run (low-order cosines) and a per-run offset. ``signal=0`` leaves only these.
+  person (fear most consistent, love most variable). The atypical person's LOVE pattern is mostly
+  their SADNESS pattern (like subject 18 of the poster).
+* hrf_e: the true episodes (boxcars) convolved with nilearn's Glover HRF, 1 on a long block. The
+  16-s run overlaps repeat the same movie time, hence the same stimulus.
+* n(t): voxelwise AR(1) noise (rho 0.5, mildly smoothed in space), a global fluctuation shared by
+  all voxels, slow cosine drift and an offset per run. ``signal=0`` leaves only these; the noise
+  does not depend on ``signal``, so cohorts that differ only in ``signal`` share their noise.
 
-Synthetic observers annotate the true episodes with jittered boundaries, several rows per
-episode (different characters), rows without emotion and false alarms, so that the prototype's
-label recipe loses about as much as it does on the real annotations.
+Random streams are seeded from ``(seed, subject, run)``, so one person's files do not depend on
+how many others are made. Runs are computed in blocks of volumes, so a full-size run never needs
+more than its int16 output plus a few blocks in memory.
+
+Synthetic observers annotate the true episodes with jittered boundaries, several rows per episode
+(different characters), rows without emotion and false alarms. Calibrated so that the poster's
+label recipe (4-s lag) gives per-class counts near the real ones and mostly matches the episodes.
 """
 
 from __future__ import annotations
@@ -33,7 +39,9 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import tempfile
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -55,96 +63,81 @@ from emocore.constants import (
 )
 from emocore.errors import ConfigError, DataError
 
-__all__ = ["SynthConfig", "generate_cohort", "grid_for", "FOV_MM"]
+__all__ = ["SynthConfig", "generate_cohort", "grid_for", "FOV_LOW_MM", "FOV_EXTENT_MM"]
 
 logger = logging.getLogger(__name__)
 
 Progress = Callable[[int, int, str], None]
 
-#: Field of view in MNI mm (low corner, extent): the brain in x and y, a slab in z covering the
-#: amygdala, insula, superior temporal gyrus, orbitofrontal cortex and temporal poles. At 1.2 mm
-#: it is exactly the 132 x 175 x 48 grid of the studyforrest derivative.
-FOV_MM = {"low": (-79.2, -122.0, -34.0), "extent": (158.4, 210.0, 57.6)}
+#: Field of view in MNI mm (x, y, z): the brain in x and y, a slab in z covering the amygdala,
+#: insula, superior temporal gyrus, orbitofrontal cortex, ACC and temporal poles. At 1.2 mm it is
+#: exactly the 132 x 175 x 48 grid of the studyforrest derivative; at 7.2 mm it is 22 x 29 x 8.
+FOV_LOW_MM: tuple[float, float, float] = (-79.2, -122.0, -34.0)
+FOV_EXTENT_MM: tuple[float, float, float] = (158.4, 210.0, 57.6)
+_FORMAT = 1  # bump when the generator's output changes, so old cohorts count as different
+_BLOCK = 64  # volumes computed at once
+_RHO = 0.5  # AR(1) coefficient of the voxel noise
+_MOVIE_END_S = float(RUN_STARTS_S[-1] + TR_S * RUN_N_VOLUMES[-1])
 
-# Blob centres (MNI mm) per emotion; distinct regions, all inside the slab.
-_CENTRES: dict[str, list[tuple[float, float, float]]] = {
-    "FEAR": [(-22, -4, -18), (22, -4, -18), (-34, 18, 2)],
-    "HAPPINESS": [(0, 50, -8), (-12, 12, -8), (12, 12, -8)],
-    "SADNESS": [(0, 24, -14), (-44, 12, -28), (44, 12, -28)],
-    "LOVE": [(0, 44, 14), (-36, -58, -16), (36, -58, -16)],
-    "ANGER": [(-52, -24, 6), (52, -24, 6), (40, 34, -12)],
+# Blob centres (MNI mm) per emotion: distinct regions, all inside the slab.
+_CENTRES: dict[str, tuple[tuple[float, float, float], ...]] = {
+    "HAPPINESS": ((-12, 12, -8), (12, 12, -8), (0, 50, -8)),  # ventral striatum, vmPFC
+    "FEAR": ((-22, -4, -18), (22, -4, -18), (-34, 18, 2)),  # amygdalae, anterior insula
+    "SADNESS": ((0, 26, -12), (-44, 12, -30), (44, 12, -30)),  # subgenual ACC, temporal poles
+    "LOVE": ((0, 42, 16), (-30, -60, -16), (30, -60, -16)),  # pregenual ACC/mOFC, fusiform
+    "ANGER": ((-52, -24, 6), (52, -24, 6), (40, 34, -12)),  # posterior insula/STG, lateral OFC
 }
-_SHIFT_SD_MM = {"FEAR": 1.0, "HAPPINESS": 3.0, "SADNESS": 3.0, "ANGER": 3.0, "LOVE": 9.0}
-_GAIN_SD = {"FEAR": 0.08, "HAPPINESS": 0.2, "SADNESS": 0.2, "ANGER": 0.2, "LOVE": 0.45}
-# Share of the 3,599 volumes labelled with each emotion in the real data (poster recipe, lag 0).
-_CLASS_FRACTION = {"HAPPINESS": 218, "FEAR": 170, "SADNESS": 243, "LOVE": 105, "ANGER": 80}
-_MAIN_WORD = {
-    "HAPPINESS": "HAPPINESS",
-    "FEAR": "FEAR",
-    "SADNESS": "SADNESS",
-    "LOVE": "LOVE",
-    "ANGER": "ANGERRAGE",
-}
-_CHARACTERS = ["FORREST", "FORRESTVO", "JENNY", "DAN", "BUBBA", "MRSGUMP", "MAN", "CROWD"]
-_LOCATIONS = [
-    "SAVANNAH BUS STOP",
-    "GREENBOW HOUSE",
-    "SCHOOL BUS",
-    "COLLEGE STADIUM",
-    "VIETNAM JUNGLE",
-    "HOSPITAL",
-    "WASHINGTON MALL",
-    "SHRIMP BOAT",
-    "BAYOU LA BATRE",
-    "JENNY'S APARTMENT",
-    "ROAD ACROSS AMERICA",
-    "CHURCH",
-    "PING PONG HALL",
-    "GREENBOW PORCH",
-]
-_MOVIE_END_S = RUN_STARTS_S[-1] + 2 * RUN_N_VOLUMES[-1]
+_SIGMA_MM = 7.0
+# Per-person variability: pattern shift (sd per axis, mm) and log-gain sd per emotion.
+_SHIFT_SD_MM = {"HAPPINESS": 3.0, "FEAR": 1.0, "SADNESS": 3.0, "LOVE": 8.0, "ANGER": 3.0}
+_GAIN_SD = {"HAPPINESS": 0.2, "FEAR": 0.08, "SADNESS": 0.2, "LOVE": 0.45, "ANGER": 0.2}
+_ATYPICAL_LOVE_FROM_SADNESS = 0.85
+# Real per-volume counts of the poster labels (3,599 volumes, lag 0): the episode quota per class.
+_REAL_COUNTS = {"HAPPINESS": 218, "FEAR": 170, "SADNESS": 243, "LOVE": 105, "ANGER": 80}
+_MAIN_WORD = {e: e for e in EMOTIONS} | {"ANGER": "ANGERRAGE"}
+_CHARACTERS = ("FORREST", "FORRESTVO", "JENNY", "DAN", "BUBBA", "MRSGUMP", "MAN", "CROWD", "WOMAN")
+_LOCATIONS = (
+    "SAVANNAH BUS STOP", "GREENBOW HOUSE", "SCHOOL BUS", "COLLEGE STADIUM", "VIETNAM JUNGLE",
+    "ARMY HOSPITAL", "WASHINGTON MALL", "SHRIMP BOAT", "BAYOU LA BATRE", "JENNYS APARTMENT",
+    "ROAD ACROSS AMERICA", "CHURCH", "PING PONG HALL", "GREENBOW PORCH", "WHITE HOUSE",
+)  # fmt: skip
+_COLUMNS = ("start", "end", "character", "arousal", "valence", "direction", "emotion", "oncue", "offcue")  # fmt: skip
 
 
 @dataclass(frozen=True, kw_only=True)
 class SynthConfig:
-    """Options of the generator; saved in ``ground_truth/cohort.json``."""
+    """Options of the generator; saved in ``ground_truth/cohort.json``.
+
+    ``amplitude`` is the % signal change at a pattern's peak for a sustained episode at
+    ``signal=1``. ``atypical`` names the people whose LOVE response is mostly their SADNESS
+    pattern; by default the last person (sub-18 in a cohort of 18 or more), none for one person.
+    """
 
     n_subjects: int = 4
     grid_mm: float = 7.2
     seed: int = 0
     signal: float = 1.0
     noise: float = 1.0
-    amplitude: float = 2.0  # % signal change of a pattern's peak at signal=1
-    atypical: tuple[str, ...] | None = (
-        None  # default: the last subject, or 18 in a 20-person cohort
-    )
+    amplitude: float = 2.0
+    atypical: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
-        checks = [
-            (
-                1 <= self.n_subjects <= 99,
-                f"n_subjects must be between 1 and 99; {self.n_subjects} was given",
-            ),
-            (
-                1.0 <= self.grid_mm <= 20.0,
-                f"grid_mm must be between 1 and 20 mm; {self.grid_mm} was given",
-            ),
-            (
-                self.signal >= 0,
-                f"signal must be >= 0 (0 = no emotion signal); {self.signal} was given",
-            ),
-            (self.noise >= 0, f"noise must be >= 0; {self.noise} was given"),
-            (self.amplitude > 0, f"amplitude must be > 0; {self.amplitude} was given"),
-        ]
-        for ok, msg in checks:
+        def check(ok: bool, option: str, allowed: str, given: object) -> None:
             if not ok:
-                raise ConfigError(msg)
+                raise ConfigError(f"'{option}' must be {allowed}; {given!r} was given")
+
+        n = self.n_subjects
+        check(isinstance(n, int) and 1 <= n <= 99, "n_subjects", "an integer in 1..99", n)
+        check(1.0 <= self.grid_mm <= 20.0, "grid_mm", "between 1.0 and 20.0 (mm)", self.grid_mm)
+        check(isinstance(self.seed, int) and self.seed >= 0, "seed", "an integer >= 0", self.seed)
+        check(0.0 <= self.signal <= 100.0, "signal", "between 0 and 100 (0 = none)", self.signal)
+        check(0.0 <= self.noise <= 100.0, "noise", "between 0 and 100", self.noise)
+        check(0.0 < self.amplitude <= 20.0, "amplitude", "in (0, 20] (% signal)", self.amplitude)
         if self.atypical is not None:
-            bad = [s for s in self.atypical if not (s.isdigit() and 1 <= int(s) <= self.n_subjects)]
-            if bad:
-                raise ConfigError(
-                    f"atypical must name subjects 01..{self.n_subjects:02d}; {bad} was given"
-                )
+            object.__setattr__(self, "atypical", tuple(str(s) for s in self.atypical))
+            allowed = {f"{i:02d}" for i in range(1, n + 1)}
+            bad = [s for s in self.atypical if s not in allowed]
+            check(not bad, "atypical", f"a list of subjects 01..{n:02d}", bad)
 
     @classmethod
     def full_size(cls, **overrides: Any) -> SynthConfig:
@@ -152,6 +145,7 @@ class SynthConfig:
         return cls(**{"n_subjects": 20, "grid_mm": 1.2, **overrides})
 
     def replace(self, **changes: Any) -> SynthConfig:
+        """A copy with some options changed (validated again)."""
         return replace(self, **changes)
 
     @property
@@ -162,269 +156,209 @@ class SynthConfig:
     def atypical_subjects(self) -> list[str]:
         if self.atypical is not None:
             return list(self.atypical)
-        return (
-            ["18"] if self.n_subjects >= 18 else [self.subjects[-1]] if self.n_subjects > 1 else []
-        )
+        if self.n_subjects == 1:
+            return []
+        return ["18"] if self.n_subjects >= 18 else [self.subjects[-1]]
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["atypical"] = self.atypical_subjects
-        return d
+        """Plain-JSON form; ``atypical`` resolved to the subjects it means."""
+        return asdict(self) | {"atypical": self.atypical_subjects}
 
 
 def grid_for(grid_mm: float) -> tuple[tuple[int, int, int], np.ndarray]:
-    """Shape and RAS affine of the synthetic field of view at ``grid_mm``."""
-    shape = tuple(max(4, int(round(e / grid_mm))) for e in FOV_MM["extent"])
+    """Shape and RAS affine (voxel centres, MNI mm) of the field of view at ``grid_mm``."""
+    shape = tuple(max(2, round(e / grid_mm)) for e in FOV_EXTENT_MM)
     affine = np.diag([grid_mm, grid_mm, grid_mm, 1.0])
-    affine[:3, 3] = np.asarray(FOV_MM["low"]) + grid_mm / 2
+    affine[:3, 3] = np.asarray(FOV_LOW_MM) + grid_mm / 2
     return shape, affine  # type: ignore[return-value]
+
+
+def _rng(cfg: SynthConfig, subject: int, run: int) -> np.random.Generator:
+    """Stream for (seed, subject, run); subject 0 is the cohort, run 0 the person's patterns."""
+    return np.random.default_rng(np.random.SeedSequence([cfg.seed, subject, run, _FORMAT]))
 
 
 # -- anatomy and patterns ------------------------------------------------------------------------
 def _template(shape, affine) -> tuple[np.ndarray, np.ndarray]:
+    """BOLD-like baseline (about 500-1,100 in the brain, < 100 outside) and the brain mask."""
     from nilearn.datasets import load_mni152_brain_mask, load_mni152_template
     from nilearn.image import resample_img
 
-    tpl = resample_img(
-        load_mni152_template(resolution=2),
-        target_affine=affine,
-        target_shape=shape,
-        interpolation="continuous",
-        force_resample=True,
-        copy_header=True,
-    )
-    msk = resample_img(
-        load_mni152_brain_mask(resolution=2),
-        target_affine=affine,
-        target_shape=shape,
-        interpolation="nearest",
-        force_resample=True,
-        copy_header=True,
-    )
-    t = np.asarray(tpl.dataobj, dtype=np.float32)
-    mask = np.asarray(msk.dataobj) > 0.5
+    def resample(img, interpolation: str) -> np.ndarray:
+        out = resample_img(
+            img, target_affine=affine, target_shape=shape, interpolation=interpolation,
+            force_resample=True, copy_header=True,
+        )  # fmt: skip
+        return np.asarray(out.dataobj, dtype=np.float32)
+
+    t = resample(load_mni152_template(resolution=2), "continuous")
+    mask = resample(load_mni152_brain_mask(resolution=2), "nearest") > 0.5
     t = np.clip(t / max(float(np.percentile(t[mask], 99)), 1e-6), 0, 1.2)
     baseline = np.where(mask, 500.0 + 500.0 * t, 30.0 + 50.0 * t).astype(np.float32)
     return baseline, mask
 
 
 def _world(shape, affine) -> np.ndarray:
-    ijk = np.stack(np.meshgrid(*[np.arange(s) for s in shape], indexing="ij"), axis=-1).reshape(
-        -1, 3
-    )
-    return (ijk @ affine[:3, :3].T + affine[:3, 3]).reshape(*shape, 3)
+    ijk = np.stack(np.meshgrid(*[np.arange(s) for s in shape], indexing="ij"), axis=-1)
+    return (ijk @ affine[:3, :3].T + affine[:3, 3]).astype(np.float32)
 
 
-def _blobs(world: np.ndarray, centres, sigma_mm: float = 7.0) -> np.ndarray:
+def _pattern(world: np.ndarray, mask: np.ndarray, centres: np.ndarray) -> np.ndarray:
     out = np.zeros(world.shape[:3], np.float32)
     for c in centres:
-        d2 = ((world - np.asarray(c, dtype=np.float32)) ** 2).sum(-1)
-        out += np.exp(-d2 / (2 * sigma_mm**2)).astype(np.float32)
-    return out
+        out += np.exp(-((world - c.astype(np.float32)) ** 2).sum(-1) / (2 * _SIGMA_MM**2))
+    out *= mask
+    return out / max(float(out.max()), 1e-6)
 
 
-def _patterns(
-    world, mask, rng: np.random.Generator | None, atypical: bool
-) -> dict[str, np.ndarray]:
-    pats = {}
+def _subject_patterns(cfg, world, mask, si: int, atypical: bool):
+    """One person's patterns and how they were made (shift in mm, gain)."""
+    rng = _rng(cfg, si, 0)
+    pats, info = {}, {}
     for e in EMOTIONS:
-        centres = np.asarray(_CENTRES[e], dtype=float)
-        gain = 1.0
-        if rng is not None:
-            centres = centres + rng.normal(0, _SHIFT_SD_MM[e], centres.shape)
-            gain = float(np.exp(rng.normal(0, _GAIN_SD[e])))
-        p = _blobs(world, centres) * mask
-        pats[e] = (gain * p / max(float(p.max()), 1e-6)).astype(np.float32)
+        shift = rng.normal(0.0, _SHIFT_SD_MM[e], 3)
+        gain = float(np.exp(rng.normal(0.0, _GAIN_SD[e])))
+        pats[e] = gain * _pattern(world, mask, np.asarray(_CENTRES[e]) + shift)
+        info[e] = {"shift_mm": np.round(shift, 2).tolist(), "gain": round(gain, 3)}
     if atypical:
-        pats["LOVE"] = (0.85 * pats["SADNESS"] + 0.15 * pats["LOVE"]).astype(np.float32)
-    return pats
+        w = _ATYPICAL_LOVE_FROM_SADNESS
+        pats["LOVE"] = w * pats["SADNESS"] + (1 - w) * pats["LOVE"]
+    return pats, info
 
 
 # -- timeline ------------------------------------------------------------------------------------
 def _episodes(rng: np.random.Generator) -> pd.DataFrame:
-    names = list(_CLASS_FRACTION)
-    p = np.asarray([_CLASS_FRACTION[n] for n in names], float)
-    p /= p.sum()
-    covered = sum(_CLASS_FRACTION.values()) / sum(RUN_N_VOLUMES)
-    rows, t = [], float(rng.uniform(20, 60))
-    while t < _MOVIE_END_S - 10:
-        dur = float(np.clip(rng.lognormal(np.log(11.0), 0.5), 4, 40))
-        rows.append(
-            (round(t, 1), round(min(dur, _MOVIE_END_S - t), 1), names[rng.choice(len(names), p=p)])
-        )
-        t += dur + float(rng.exponential(dur * (1 - covered) / covered))
-    return pd.DataFrame(rows, columns=["onset", "duration", "emotion"])
-
-
-def _acquisition_times() -> np.ndarray:
-    return np.concatenate(
-        [start + TR_S * np.arange(n) for start, n in zip(RUN_STARTS_S, RUN_N_VOLUMES, strict=True)]
+    """Non-overlapping episodes; each class gets about its real share of the movie."""
+    labels, durations = [], []
+    for e in EMOTIONS:
+        total, quota = 0.0, _REAL_COUNTS[e] * TR_S
+        while total < quota:
+            d = float(np.clip(rng.lognormal(np.log(10.0), 0.5), 4.0, 40.0))
+            labels.append(e)
+            durations.append(round(d, 1))
+            total += d
+    order = rng.permutation(len(labels))
+    dur = np.asarray(durations)[order]
+    free = _MOVIE_END_S - 30.0 - dur.sum() - 4.0 * len(dur)
+    gaps = 4.0 + free * rng.dirichlet(np.ones(len(dur) + 1))[:-1]
+    onsets = 10.0 + np.cumsum(gaps) + np.concatenate([[0.0], np.cumsum(dur)[:-1]])
+    return pd.DataFrame(
+        {"onset": np.round(onsets, 1), "duration": dur, "emotion": np.asarray(labels)[order]}
     )
 
 
-def _regressors(episodes: pd.DataFrame) -> dict[str, np.ndarray]:
-    """HRF-convolved time course of each emotion at every volume's acquisition time (peak 1)."""
+def _regressors(episodes: pd.DataFrame) -> np.ndarray:
+    """(emotion, volume) HRF-convolved time courses at each volume's acquisition time."""
     from nilearn.glm.first_level import compute_regressor
 
-    times = _acquisition_times()
-    grid = np.unique(times)
-    out = {}
-    for e in EMOTIONS:
+    times = np.concatenate(
+        [s + TR_S * np.arange(n) for s, n in zip(RUN_STARTS_S, RUN_N_VOLUMES, strict=True)]
+    )
+    grid = np.arange(0.0, _MOVIE_END_S + TR_S, TR_S)  # the runs' times all lie on this grid
+
+    def convolve(onset, duration) -> np.ndarray:
+        cond = np.vstack([onset, duration, np.ones(len(onset))])
+        return compute_regressor(cond, "glover", grid, oversampling=10)[0][:, 0]
+
+    plateau = float(convolve([100.0], [60.0]).max())
+    out = np.zeros((len(EMOTIONS), len(times)), np.float32)
+    for i, e in enumerate(EMOTIONS):
         ep = episodes[episodes.emotion == e]
-        if ep.empty:
-            out[e] = np.zeros(len(times), np.float32)
-            continue
-        cond = np.vstack([ep.onset, ep.duration, np.ones(len(ep))])
-        reg, _ = compute_regressor(cond, "glover", grid, oversampling=10)
-        reg = reg[:, 0] / max(float(reg.max()), 1e-9)
-        out[e] = np.interp(times, grid, reg).astype(np.float32)
+        if len(ep):
+            out[i] = np.interp(times, grid, convolve(ep.onset, ep.duration) / plateau)
     return out
 
 
 # -- annotations ---------------------------------------------------------------------------------
-def _observer_rows(
-    rng: np.random.Generator, episodes: pd.DataFrame, audio_only: bool
-) -> pd.DataFrame:
+def _observer(rng: np.random.Generator, episodes: pd.DataFrame, audio_only: bool) -> pd.DataFrame:
+    """One observer's raw CSV table: jittered episodes, emotion-less rows and false alarms."""
     rows = []
-    detect = 0.8 if audio_only else 0.9
+
+    def row(start, end, char, emotion, word, cue="FACE"):
+        neg = emotion in ("FEAR", "SADNESS", "ANGER")
+        high = emotion in ("FEAR", "ANGER") or rng.random() < 0.3
+        off = str(rng.choice(["EMOFADED", "SCENEEND", "EMOCHANGE", "CHARLEFT"]))
+        direction = "SELF" if rng.random() < 0.6 else "OTHER"
+        row_ = (start, end, char, "HIGH" if high else "LOW", "NEG" if neg else "POS", direction)
+        rows.append((*row_, word, cue, off))
+
     for ep in episodes.itertuples():
-        if rng.random() > detect:
+        if rng.random() > (0.8 if audio_only else 0.9):
             continue
-        words = [w for w, c in CATEGORY_MAP.items() if c == ep.emotion]
+        words = [w for w, c in CATEGORY_MAP.items() if c == ep.emotion and w != _MAIN_WORD[c]]
         for k in range(1 + rng.poisson(1.5)):
             start = max(0.0, ep.onset + rng.normal(0, 1.5))
             end = max(start + 1, ep.onset + ep.duration + rng.normal(0, 2.0))
-            word = _MAIN_WORD[ep.emotion] if rng.random() < 0.7 else str(rng.choice(words))
+            word = _MAIN_WORD[ep.emotion] if rng.random() < 0.75 else str(rng.choice(words))
             char = "FORREST" if k == 0 and rng.random() < 0.6 else str(rng.choice(_CHARACTERS))
-            neg = ep.emotion in ("FEAR", "SADNESS", "ANGER")
-            rows.append(
-                (
-                    start,
-                    end,
-                    char,
-                    "HIGH" if ep.emotion in ("FEAR", "ANGER") else str(rng.choice(["LOW", "HIGH"])),
-                    "NEG" if neg else "POS",
-                    str(rng.choice(["SELF", "OTHER"])),
-                    word,
-                    str(rng.choice(["FACE", "VERBAL", "AUDIO", "NARRATOR", "FACE VERBAL"])),
-                    str(rng.choice(["EMOFADED", "SCENEEND", "EMOCHANGE"])),
-                )
-            )
-    n_plain = int(
-        len(episodes) * 0.8
-    )  # annotations without an emotion word, mostly minor characters
-    for _ in range(n_plain):
+            cue = str(rng.choice(["FACE", "VERBAL", "AUDIO", "NARRATOR", "FACE VERBAL", "CONTEXT"]))
+            row(start, end, char, ep.emotion, word, cue)
+    for _ in range(int(len(episodes) * 0.8)):  # no emotion word, mostly minor characters
         start = float(rng.uniform(0, _MOVIE_END_S - 20))
-        rows.append(
-            (
-                start,
-                start + float(rng.uniform(2, 15)),
-                str(rng.choice(_CHARACTERS[2:])),
-                "LOW",
-                str(rng.choice(["POS", "NEG"])),
-                "OTHER",
-                "",
-                "VERBAL",
-                "EMOFADED",
-            )
-        )
+        char = str(rng.choice(_CHARACTERS[2:]))
+        row(start, start + float(rng.uniform(2, 15)), char, str(rng.choice(EMOTIONS)), "", "VERBAL")
     for _ in range(int(len(episodes) * 0.1)):  # false alarms
-        start = float(rng.uniform(0, _MOVIE_END_S - 20))
-        e = str(rng.choice(list(_MAIN_WORD)))
-        rows.append(
-            (
-                start,
-                start + float(rng.uniform(2, 10)),
-                "FORREST",
-                "LOW",
-                "POS",
-                "SELF",
-                _MAIN_WORD[e],
-                "FACE",
-                "EMOFADED",
-            )
-        )
-    df = pd.DataFrame(
-        rows,
-        columns=[
-            "start",
-            "end",
-            "character",
-            "arousal",
-            "valence",
-            "direction",
-            "emotion",
-            "oncue",
-            "offcue",
-        ],
-    )
-    df = df.sort_values("start", kind="stable").reset_index(drop=True)
-    if audio_only:
-        df["start"], df["end"] = df["start"].round(1), df["end"].round(1)
-    else:
-        df["start"], df["end"] = (
-            df["start"].round(0),
-            np.maximum(df["end"].round(0), df["start"].round(0) + 1),
-        )
-    return df
+        start, e = float(rng.uniform(0, _MOVIE_END_S - 20)), str(rng.choice(EMOTIONS))
+        row(start, start + float(rng.uniform(2, 10)), "FORREST", e, _MAIN_WORD[e])
+    df = pd.DataFrame(rows, columns=list(_COLUMNS)).sort_values("start", kind="stable")
+    digits = 1 if audio_only else 0  # the AV observers wrote whole seconds
+    df["start"] = df["start"].round(digits)
+    df["end"] = np.maximum(df["end"].round(digits), df["start"] + 10.0**-digits)
+    return df.reset_index(drop=True)
 
 
 def _scenes(rng: np.random.Generator) -> pd.DataFrame:
     starts, t = [], 17.0
     while t < _MOVIE_END_S - 5:
         starts.append(round(t, 2))
-        t += float(rng.gamma(2.0, 17.0)) + 3
-    loc = [str(rng.choice(_LOCATIONS)) for _ in starts]
+        t += float(rng.gamma(2.0, 17.0)) + 3.0
+    n = len(starts)
     return pd.DataFrame(
         {
             "start": starts,
-            "location": loc,
-            "daytime": rng.choice(["DAY", "NIGHT"], len(starts), p=[0.75, 0.25]),
-            "setting": rng.choice(["INT", "EXT"], len(starts)),
+            "location": rng.choice(_LOCATIONS, n),
+            "daytime": rng.choice(["DAY", "NIGHT"], n, p=[0.75, 0.25]),
+            "setting": rng.choice(["INT", "EXT"], n),
         }
     )
 
 
-# -- writing -------------------------------------------------------------------------------------
+# -- BOLD ----------------------------------------------------------------------------------------
 def _save(data: np.ndarray, affine: np.ndarray, path: Path, *, tr: float | None = None) -> None:
     img = nib.Nifti1Image(data, affine)
     img.header.set_xyzt_units("mm", "sec")
     if tr is not None:
-        zooms = img.header.get_zooms()
-        img.header.set_zooms((*zooms[:3], tr))
+        img.header.set_zooms((*img.header.get_zooms()[:3], tr))
     path.parent.mkdir(parents=True, exist_ok=True)
-    nib.save(img, path)
+    nib.save(img, path)  # nibabel gzips at level 1
 
 
-def _run_bold(
-    rng, baseline, patterns, regressors, rows: slice, cfg: SynthConfig, smooth_vox: float
-) -> np.ndarray:
-    n = rows.stop - rows.start
-    shape = baseline.shape
-    pct = np.zeros((n, *shape), np.float32)
-    if cfg.signal > 0:
-        for e in EMOTIONS:
-            pct += (
-                (cfg.signal * cfg.amplitude)
-                * regressors[e][rows, None, None, None]
-                * patterns[e][None]
-            )
-    if cfg.noise > 0:
-        white = rng.standard_normal((n, *shape), dtype=np.float32)
-        if smooth_vox > 0.3:
-            white = gaussian_filter(white, sigma=(0, smooth_vox, smooth_vox, smooth_vox))
+def _run_bold(rng, cfg, baseline, patterns: np.ndarray, regressors: np.ndarray) -> np.ndarray:
+    """One run as int16 (x, y, z, t); ``patterns`` is (emotion, x, y, z), ``regressors`` (e, t)."""
+    n = regressors.shape[1]
+    out = np.empty((*baseline.shape, n), np.int16)
+    sigma = 4.0 / cfg.grid_mm  # voxels; mild spatial smoothing of the voxel noise
+    t = np.arange(n) / max(n - 1, 1)
+    drift = sum(rng.normal(0, 0.8) * np.cos(np.pi * k * t) for k in (1, 2, 3))
+    shared = lfilter([1.0], [1, -0.8], rng.normal(0, 0.25, n)) + drift + rng.normal(0, 0.5)
+    state = None
+    for t0 in range(0, n, _BLOCK):
+        t1 = min(n, t0 + _BLOCK)
+        pct = np.tensordot(patterns, (cfg.signal * cfg.amplitude) * regressors[:, t0:t1], (0, 0))
+        white = rng.standard_normal((*baseline.shape, t1 - t0), dtype=np.float32)
+        if sigma > 0.3:
+            white = gaussian_filter(white, sigma=(sigma, sigma, sigma, 0), truncate=3.0)
             white /= max(float(white.std()), 1e-6)
-        ar = lfilter([np.sqrt(1 - 0.5**2)], [1, -0.5], white, axis=0).astype(np.float32)
-        t = np.arange(n) / max(n - 1, 1)
-        drift = sum(rng.normal(0, 0.8) * np.cos(np.pi * k * t) for k in (1, 2, 3))
-        glob = lfilter([1.0], [1, -0.8], rng.normal(0, 0.25, n))
-        pct += cfg.noise * (
-            1.2 * ar + (drift + glob + rng.normal(0, 0.5))[:, None, None, None].astype(np.float32)
-        )
-    bold = baseline[None] * (1 + 0.01 * pct)
-    return np.clip(np.rint(np.moveaxis(bold, 0, -1)), -32768, 32767).astype(np.int16)
+        if state is None:  # start in the stationary distribution
+            state = _RHO * rng.standard_normal((*baseline.shape, 1), dtype=np.float32)
+        ar, state = lfilter([np.sqrt(1 - _RHO**2)], [1, -_RHO], white, axis=-1, zi=state)
+        pct += cfg.noise * (1.2 * ar + shared[t0:t1].astype(np.float32))
+        bold = baseline[..., None] * (1 + 0.01 * pct)
+        out[..., t0:t1] = np.clip(np.rint(bold), -32768, 32767)
+    return out
 
 
+# -- writing -------------------------------------------------------------------------------------
 def generate_cohort(
     out_dir: str | Path,
     config: SynthConfig | None = None,
@@ -432,122 +366,113 @@ def generate_cohort(
     progress: Progress | None = None,
     overwrite: bool = False,
 ) -> Path:
-    """Write a synthetic cohort to ``out_dir`` (see the module docstring); return ``out_dir``.
+    """Write a synthetic cohort to ``out_dir`` (see the module docstring) and return its path.
 
-    Re-running with the same config returns at once; a different config needs ``overwrite``.
-    The cohort is written next door and renamed into place, so a killed run leaves no half cohort.
+    If ``out_dir`` already holds a cohort made with the same config, it is returned untouched.
+    A cohort with another config raises :class:`DataError` unless ``overwrite`` is set; a folder
+    with other files always does (it is never deleted).
+    The cohort is written to a hidden sibling folder and renamed into place when complete, so a
+    killed run leaves no half cohort and ``overwrite`` keeps the old one until then.
+    ``progress(done, total, message)`` is called after each step.
     """
     cfg = config or SynthConfig()
     out = Path(out_dir)
-    meta_path = out / "ground_truth" / "cohort.json"
-    if out.exists():
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
         try:
-            old = json.loads(meta_path.read_text())["config"]
-        except (OSError, KeyError, json.JSONDecodeError):
-            old = None
-        if old == cfg.to_dict():
-            logger.info("%s already holds this cohort; nothing to do", out)
+            old = json.loads((out / "ground_truth" / "cohort.json").read_text())
+            same = old.get("format") == _FORMAT and old.get("config") == cfg.to_dict()
+        except (OSError, AttributeError, json.JSONDecodeError):
+            old, same = None, False
+        if same:
+            logger.info("%s already holds a cohort with this config; nothing to do", out)
             return out
-        if not overwrite:
-            what = "a cohort made with other options" if old is not None else "other files"
-            raise DataError(
-                f"{out} already holds {what}; pass --overwrite to replace it or choose another --out folder"
-            )
-    work = out.parent / f"{out.name}.partial"
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
+        if old is None or not overwrite:  # never delete a folder that is not a cohort
+            what = "a cohort made with another config" if old else "other files"
+            fix = "pass --overwrite (overwrite=True) to replace it, or " if old else ""
+            raise DataError(f"{out} already holds {what}; {fix}choose another --out folder")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     try:
         _write(work, cfg, progress)
         if out.exists():
-            shutil.rmtree(out)
-        work.rename(out)
+            trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+            out.rename(trash / "old")
+            work.rename(out)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            work.rename(out)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
+    logger.info("wrote a synthetic cohort of %d people to %s", cfg.n_subjects, out)
     return out
 
 
 def _write(root: Path, cfg: SynthConfig, progress: Progress | None) -> None:
+    total = 1 + cfg.n_subjects * len(RUN_N_VOLUMES)
     shape, affine = grid_for(cfg.grid_mm)
     baseline, mask = _template(shape, affine)
     world = _world(shape, affine)
-    ss = np.random.SeedSequence(cfg.seed)
-    timeline_seed, *subject_seeds = ss.spawn(1 + cfg.n_subjects)
-    trng = np.random.default_rng(timeline_seed)
-    episodes = _episodes(trng)
+    rng = _rng(cfg, 0, 0)
+    episodes = _episodes(rng)
     regressors = _regressors(episodes)
-    # annotations and scenes
     raw = root / "annotations" / "raw"
     raw.mkdir(parents=True)
-    for i in range(1, 10):
-        _observer_rows(trng, episodes, audio_only=False).to_csv(
-            raw / f"av1o{i:02d}.csv", index=False
-        )
-    for i in range(1, 4):
-        _observer_rows(trng, episodes, audio_only=True).to_csv(
-            raw / f"ao1o{i:02d}.csv", index=False
-        )
-    _scenes(trng).to_csv(root / "annotations" / "movie_scenes.csv", index=False, header=False)
-    # ground truth
+    observers = [f"av1o{i:02d}" for i in range(1, 10)] + [f"ao1o{i:02d}" for i in range(1, 4)]
+    for name in observers:
+        table = _observer(rng, episodes, audio_only=name.startswith("ao"))
+        table.to_csv(raw / f"{name}.csv", index=False)
+    _scenes(rng).to_csv(root / "annotations" / "movie_scenes.csv", index=False, header=False)
     gt = root / "ground_truth"
-    for e, p in _patterns(world, mask, None, False).items():
-        _save(p, affine, gt / "patterns" / f"{e}.nii.gz")
+    for e in EMOTIONS:
+        cohort_pattern = _pattern(world, mask, np.asarray(_CENTRES[e], float))
+        _save(cohort_pattern, affine, gt / "patterns" / f"{e}.nii.gz")
     _save(mask.astype(np.uint8), affine, gt / "brain_mask.nii.gz")
     episodes.to_csv(gt / "episodes.tsv", sep="\t", index=False)
-    starts = np.cumsum([0, *RUN_N_VOLUMES])
-    smooth_vox = 4.0 / cfg.grid_mm
-    subjects_info = {}
-    total = cfg.n_subjects * len(RUN_N_VOLUMES)
-    for si, subject in enumerate(cfg.subjects):
-        srng = np.random.default_rng(subject_seeds[si])
-        atypical = subject in cfg.atypical_subjects
-        pats = _patterns(world, mask, srng, atypical)
-        for e, p in pats.items():
-            _save(p, affine, gt / "patterns" / f"sub-{subject}_{e}.nii.gz")
-        subjects_info[subject] = {
-            "atypical": atypical,
-            "pattern_peak": {e: round(float(p.max()), 3) for e, p in pats.items()},
-        }
-        for k in range(len(RUN_N_VOLUMES)):
-            rrng = np.random.default_rng(np.random.SeedSequence([cfg.seed, si, k + 1, 7]))
-            data = _run_bold(
-                rrng,
-                baseline,
-                pats,
-                regressors,
-                slice(int(starts[k]), int(starts[k + 1])),
-                cfg,
-                smooth_vox,
-            )
-            _save(data, affine, root / bold_filename(subject, k + 1), tr=TR_S)
-            if progress is not None:
-                progress(si * len(RUN_N_VOLUMES) + k + 1, total, f"sub-{subject} run {k + 1}")
+    if progress is not None:
+        progress(1, total, "annotations and ground truth")
+    bounds = np.cumsum([0, *RUN_N_VOLUMES])
+    people, jobs, done = {}, [], 1
+    with ThreadPoolExecutor(max_workers=1) as pool:  # gzip one run while the next is computed
+        for si, subject in enumerate(cfg.subjects, start=1):
+            atypical = subject in cfg.atypical_subjects
+            pats, info = _subject_patterns(cfg, world, mask, si, atypical)
+            for e, p in pats.items():
+                _save(p, affine, gt / "patterns" / f"sub-{subject}_{e}.nii.gz")
+            people[subject] = {"atypical": atypical, "patterns": info}
+            stack = np.stack([pats[e] for e in EMOTIONS])
+            for k in range(len(RUN_N_VOLUMES)):
+                regs = regressors[:, bounds[k] : bounds[k + 1]]
+                data = _run_bold(_rng(cfg, si, k + 1), cfg, baseline, stack, regs)
+                path = root / bold_filename(subject, k + 1)
+                jobs.append((pool.submit(_save, data, affine, path, tr=TR_S), path.name))
+                del data  # at most two runs in memory: one being written, one computed
+                last = si == cfg.n_subjects and k == len(RUN_N_VOLUMES) - 1
+                while len(jobs) > (0 if last else 1):
+                    future, name = jobs.pop(0)
+                    future.result()
+                    done += 1
+                    if progress is not None:
+                        progress(done, total, name)
     meta = {
+        "format": _FORMAT,
         "generated_by": f"emocore {__version__}",
         "config": cfg.to_dict(),
-        "grid": {"shape": list(shape), "affine": affine.tolist()},
-        "subjects": subjects_info,
-        "episodes": int(len(episodes)),
+        "grid": {"shape": list(shape), "affine": affine.tolist(), "fov_low_mm": FOV_LOW_MM},
+        "units": "patterns peak at 1 (times gain); bold % change = signal * amplitude * pattern",
+        "atypical": cfg.atypical_subjects,
+        "subjects": people,
+        "n_episodes": len(episodes),
     }
-    (gt / "cohort.json").write_text(json.dumps(meta, indent=1))
-    (root / "dataset_description.json").write_text(
-        json.dumps(
-            {
-                "Name": "emocore synthetic studyforrest-like cohort",
-                "BIDSVersion": "1.8.0",
-                "DatasetType": "raw",
-                "GeneratedBy": [
-                    {
-                        "Name": "emocore",
-                        "Version": __version__,
-                        "Description": "synthetic data; no real person",
-                    }
-                ],
-                "emocore_synth": cfg.to_dict(),
-            },
-            indent=1,
-        )
-    )
+    description = {
+        "Name": "emocore synthetic studyforrest-like cohort (no real person)",
+        "BIDSVersion": "1.8.0", "DatasetType": "raw", "emocore_synthetic_config": cfg.to_dict(),
+        "GeneratedBy": [{"Name": "emocore", "Version": __version__, "Description": "synthetic"}],
+    }  # fmt: skip
+    (root / "dataset_description.json").write_text(json.dumps(description, indent=1))
     (root / "README").write_text(
-        "Synthetic fMRI cohort written by `emocore synth` in the layout of OpenNeuro ds000113 (studyforrest).\nNo real person was scanned. Ground truth (patterns, episodes) is in ground_truth/.\n"
+        "Synthetic fMRI cohort written by emocore (`emocore synth`) in the layout of OpenNeuro\n"
+        "ds000113 (studyforrest). No real person was scanned. The true emotion episodes and\n"
+        "patterns are in ground_truth/; the observer annotations in annotations/.\n"
     )
+    (gt / "cohort.json").write_text(json.dumps(meta, indent=1))  # written last
