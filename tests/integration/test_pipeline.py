@@ -1,0 +1,245 @@
+"""synthetic cohort -> cache -> study -> registry -> evaluate/predict, through the CLI a user types."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from emocore.cli import main
+from emocore.constants import EMOTIONS
+from emocore.registry import Registry
+
+SUMMARY_KEYS = {
+    "design",
+    "model",
+    "split",
+    "leaky",
+    "n_volumes",
+    "accuracy",
+    "balanced_accuracy",
+    "chance_balanced_accuracy",
+    "chance_balanced_accuracy_theoretical",
+    "p_value",
+    "ci95",
+    "per_class_accuracy",
+}
+
+
+def _json(capsys, argv: list[str]) -> dict:
+    assert main(argv) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("home")
+
+
+def test_synth_prepare_study_evaluate_predict(home, capsys):
+    cohort, cache, reg = home / "cohort", home / "cache", home / "registry"
+    out = _json(
+        capsys, ["synth", "--out", str(cohort), "--subjects", "3", "--grid-mm", "12", "--json"]
+    )
+    assert Path(out["out"]) == cohort
+    prep = _json(
+        capsys,
+        [
+            "prepare",
+            "--bids",
+            str(cohort),
+            "--annotations",
+            str(cohort / "annotations" / "raw"),
+            "--cache",
+            str(cache),
+            "--json",
+        ],
+    )
+    assert prep["subjects"] == ["01", "02", "03"] and prep["grid"] == [13, 18, 5]
+    assert (
+        set(prep["label_counts"]) == {"NONE", *EMOTIONS}
+        and sum(prep["label_counts"].values()) == 3599
+    )
+
+    study = _json(
+        capsys,
+        [
+            "study",
+            "--cache",
+            str(cache),
+            "--registry",
+            str(reg),
+            "--epochs",
+            "1",
+            "--n-folds",
+            "2",
+            "--permutations",
+            "100",
+            "--json",
+        ],
+    )
+    results = study["results"]
+    assert {(r["design"], r["model"]) for r in results} == {
+        (d, m) for d in ("single-subject", "cross-subject", "loso") for m in ("cnn", "linear")
+    }
+    for r in results:
+        assert SUMMARY_KEYS <= set(r)
+        assert r["leaky"] is False
+        assert r["split"] == (
+            "leave-one-subject-out" if r["design"] == "loso" else "leave-one-run-out"
+        )
+        assert (
+            0.1 < r["chance_balanced_accuracy"] < 0.3
+            and r["chance_balanced_accuracy_theoretical"] == 0.2
+        )
+    bundle = Path(study["bundle"])
+    for name in (
+        "study.json",
+        "metrics.json",
+        "predictions.tsv",
+        "baseline.tsv",
+        "curves.tsv",
+        "embeddings.tsv",
+    ):
+        assert (bundle / name).is_file(), name
+    assert sorted(p.stem for p in (bundle / "models" / "loso").glob("*.pt")) == [
+        "sub-01",
+        "sub-02",
+        "sub-03",
+    ]
+    assert (bundle / "saliency" / "loso" / "sub-03_LOVE.nii.gz").is_file()
+    assert not (bundle / "work").exists()
+    registry = Registry(reg)
+    run = registry.get_run(study["run_id"])
+    assert run.status == "completed" and run.data_hash and run.config["train"]["epochs"] == 1
+    assert registry.disk_usage(run.id)["checkpoint"] > 0
+    assert len(registry.curves(run.id)) > 0
+
+    runs = _json(capsys, ["runs", "--registry", str(reg), "--json"])
+    assert [r["id"] for r in runs["runs"]] == [run.id]
+
+    ev = _json(
+        capsys,
+        ["evaluate", "--run", run.id, "--registry", str(reg), "--permutations", "50", "--json"],
+    )
+    assert set(ev["designs"]) == {"single-subject", "cross-subject", "loso"}
+    loso = ev["designs"]["loso"]
+    assert loso["summary"]["split"] == "leave-one-subject-out"
+    assert any(
+        m["emotion"] == "LOVE" and m["sentence"].startswith("LOVE volumes of sub-")
+        for m in loso["misclassification"]
+    )
+
+    pred = _json(
+        capsys,
+        [
+            "predict",
+            "--run",
+            run.id,
+            "--model",
+            "loso/sub-02",
+            "--subject",
+            "02",
+            "--cache",
+            str(cache),
+            "--registry",
+            str(reg),
+            "--permutations",
+            "50",
+            "--json",
+        ],
+    )
+    assert pred["in_sample"] is False and pred["n_volumes"] > 100
+    stored = bundle / "inference" / "loso" / "sub-02" / "sub-02.tsv"
+    assert stored.is_file()
+    insample = _json(
+        capsys,
+        [
+            "predict",
+            "--run",
+            run.id,
+            "--model",
+            "loso/sub-02",
+            "--subject",
+            "01",
+            "--cache",
+            str(cache),
+            "--registry",
+            str(reg),
+            "--permutations",
+            "50",
+            "--json",
+        ],
+    )
+    assert insample["in_sample"] is True
+
+
+def test_cli_errors_are_one_clear_line(home, capsys):
+    assert main(["runs", "--registry", str(home / "registry"), "--show", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert "no run 'nope'" in err and "Traceback" not in err
+    assert (
+        main(["study", "--cache", str(home / "missing"), "--registry", str(home / "registry")]) == 2
+    )
+    assert "emocore prepare" in capsys.readouterr().err
+    assert (
+        main(
+            [
+                "train",
+                "--cache",
+                str(home / "cache"),
+                "--registry",
+                str(home / "registry"),
+                "--subject",
+                "09",
+            ]
+        )
+        == 2
+    )
+    assert "09" in capsys.readouterr().err
+
+
+def test_resume_finishes_an_interrupted_run(home, capsys, monkeypatch):
+    import emocore.study as study_mod
+
+    reg, cache = home / "registry", home / "cache"
+    calls = {"n": 0}
+    original = study_mod.train_model
+
+    def flaky(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt  # the user pressed Ctrl-C during the second fold
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(study_mod, "train_model", flaky)
+    argv = [
+        "train",
+        "--cache",
+        str(cache),
+        "--registry",
+        str(reg),
+        "--subject",
+        "01",
+        "--epochs",
+        "1",
+        "--n-folds",
+        "2",
+        "--permutations",
+        "20",
+        "--no-baseline",
+        "--no-saliency",
+        "--json",
+    ]
+    assert main(argv) == 130
+    capsys.readouterr()
+    registry = Registry(reg)
+    run = registry.list_runs(kind="train").iloc[0]
+    assert run.status == "cancelled"
+    monkeypatch.setattr(study_mod, "train_model", original)
+    out = _json(
+        capsys,
+        ["train", "--resume", run.id, "--cache", str(cache), "--registry", str(reg), "--json"],
+    )
+    assert out["run_id"] == run.id and registry.get_run(run.id).status == "completed"
