@@ -75,7 +75,7 @@ Progress = Callable[[int, int, str], None]
 FOV_LOW_MM: tuple[float, float, float] = (-79.2, -122.0, -34.0)
 FOV_EXTENT_MM: tuple[float, float, float] = (158.4, 210.0, 57.6)
 _FORMAT = 1  # bump when the generator's output changes, so old cohorts count as different
-_BLOCK = 64  # volumes computed at once
+_BLOCK_VALUES = 2**24  # voxel values computed at once (64 MiB as float32)
 _RHO = 0.5  # AR(1) coefficient of the voxel noise
 _MOVIE_END_S = float(RUN_STARTS_S[-1] + TR_S * RUN_N_VOLUMES[-1])
 
@@ -96,12 +96,10 @@ _ATYPICAL_LOVE_FROM_SADNESS = 0.85
 _REAL_COUNTS = {"HAPPINESS": 218, "FEAR": 170, "SADNESS": 243, "LOVE": 105, "ANGER": 80}
 _MAIN_WORD = {e: e for e in EMOTIONS} | {"ANGER": "ANGERRAGE"}
 _CHARACTERS = ("FORREST", "FORRESTVO", "JENNY", "DAN", "BUBBA", "MRSGUMP", "MAN", "CROWD", "WOMAN")
-_LOCATIONS = (
-    "SAVANNAH BUS STOP", "GREENBOW HOUSE", "SCHOOL BUS", "COLLEGE STADIUM", "VIETNAM JUNGLE",
-    "ARMY HOSPITAL", "WASHINGTON MALL", "SHRIMP BOAT", "BAYOU LA BATRE", "JENNYS APARTMENT",
-    "ROAD ACROSS AMERICA", "CHURCH", "PING PONG HALL", "GREENBOW PORCH", "WHITE HOUSE",
-)  # fmt: skip
-_COLUMNS = ("start", "end", "character", "arousal", "valence", "direction", "emotion", "oncue", "offcue")  # fmt: skip
+_LOCATIONS = ("SAVANNAH BUS STOP", "GREENBOW HOUSE", "SCHOOL BUS", "COLLEGE STADIUM", "VIETNAM",
+              "WASHINGTON MALL", "SHRIMP BOAT", "BAYOU LA BATRE", "ROAD", "CHURCH")  # fmt: skip
+_COLUMNS = ("start", "end", "character", "arousal", "valence", "direction",
+            "emotion", "oncue", "offcue")  # fmt: skip
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -196,11 +194,6 @@ def _template(shape, affine) -> tuple[np.ndarray, np.ndarray]:
     t = np.clip(t / max(float(np.percentile(t[mask], 99)), 1e-6), 0, 1.2)
     baseline = np.where(mask, 500.0 + 500.0 * t, 30.0 + 50.0 * t).astype(np.float32)
     return baseline, mask
-
-
-def _world(shape, affine) -> np.ndarray:
-    ijk = np.stack(np.meshgrid(*[np.arange(s) for s in shape], indexing="ij"), axis=-1)
-    return (ijk @ affine[:3, :3].T + affine[:3, 3]).astype(np.float32)
 
 
 def _pattern(world: np.ndarray, mask: np.ndarray, centres: np.ndarray) -> np.ndarray:
@@ -313,14 +306,11 @@ def _scenes(rng: np.random.Generator) -> pd.DataFrame:
         starts.append(round(t, 2))
         t += float(rng.gamma(2.0, 17.0)) + 3.0
     n = len(starts)
-    return pd.DataFrame(
-        {
-            "start": starts,
-            "location": rng.choice(_LOCATIONS, n),
-            "daytime": rng.choice(["DAY", "NIGHT"], n, p=[0.75, 0.25]),
-            "setting": rng.choice(["INT", "EXT"], n),
-        }
-    )
+    return pd.DataFrame({
+        "start": starts, "location": rng.choice(_LOCATIONS, n),
+        "daytime": rng.choice(["DAY", "NIGHT"], n, p=[0.75, 0.25]),
+        "setting": rng.choice(["INT", "EXT"], n),
+    })  # fmt: skip
 
 
 # -- BOLD ----------------------------------------------------------------------------------------
@@ -341,9 +331,9 @@ def _run_bold(rng, cfg, baseline, patterns: np.ndarray, regressors: np.ndarray) 
     t = np.arange(n) / max(n - 1, 1)
     drift = sum(rng.normal(0, 0.8) * np.cos(np.pi * k * t) for k in (1, 2, 3))
     shared = lfilter([1.0], [1, -0.8], rng.normal(0, 0.25, n)) + drift + rng.normal(0, 0.5)
-    state = None
-    for t0 in range(0, n, _BLOCK):
-        t1 = min(n, t0 + _BLOCK)
+    state, block = None, int(np.clip(_BLOCK_VALUES // baseline.size, 8, 64))
+    for t0 in range(0, n, block):
+        t1 = min(n, t0 + block)
         pct = np.tensordot(patterns, (cfg.signal * cfg.amplitude) * regressors[:, t0:t1], (0, 0))
         white = rng.standard_normal((*baseline.shape, t1 - t0), dtype=np.float32)
         if sigma > 0.3:
@@ -394,13 +384,11 @@ def generate_cohort(
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     try:
         _write(work, cfg, progress)
-        if out.exists():
-            trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+        trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+        if out.exists():  # swap in the complete new cohort, then delete the old one
             out.rename(trash / "old")
-            work.rename(out)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            work.rename(out)
+        work.rename(out)
+        shutil.rmtree(trash, ignore_errors=True)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
@@ -412,7 +400,8 @@ def _write(root: Path, cfg: SynthConfig, progress: Progress | None) -> None:
     total = 1 + cfg.n_subjects * len(RUN_N_VOLUMES)
     shape, affine = grid_for(cfg.grid_mm)
     baseline, mask = _template(shape, affine)
-    world = _world(shape, affine)
+    ijk = np.stack(np.meshgrid(*[np.arange(n) for n in shape], indexing="ij"), axis=-1)
+    world = (ijk @ affine[:3, :3].T + affine[:3, 3]).astype(np.float32)  # MNI mm of each voxel
     rng = _rng(cfg, 0, 0)
     episodes = _episodes(rng)
     regressors = _regressors(episodes)
