@@ -1,0 +1,325 @@
+"""Background training jobs the dashboard starts, watches and cancels (no streamlit here).
+
+A job is one registry run executed by a separate process::
+
+    python -m emocore.cli -v train --resume <run id> --cache <cache> --registry <registry>
+
+started in its own session (so its own process group), with stdout and stderr going to
+``runs/<run id>/job.log``. It is not a thread of the page that started it: reloading the page,
+closing the browser tab or restarting the Streamlit server leaves it running, and everything the
+dashboard needs to follow it (status, progress, message, curves, pid) is in the registry.
+
+One heavy job per machine: :func:`start_job` refuses while another run of this host is queued or
+running in a live process, because two trainings would share one GPU (or the two CPU cores of a
+laptop) and both crawl. :func:`cancel_job` sends SIGINT to the job's process group, which the CLI
+turns into ``KeyboardInterrupt``, and :func:`emocore.experiment.run_study` marks the run
+'cancelled'; a job that does not stop is sent SIGTERM, then SIGKILL, and marked 'cancelled' here.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from emocore.data.cache import open_cache
+from emocore.errors import ConfigError, EmocoreError
+from emocore.registry import Registry, RunRecord, _host, _pid_alive
+
+if TYPE_CHECKING:
+    from emocore.experiment import StudyConfig
+
+__all__ = [
+    "JOB_KINDS",
+    "JobBusyError",
+    "JobError",
+    "active_jobs",
+    "cancel_job",
+    "job_log",
+    "start_job",
+    "wait_job",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Run kinds a job can have; both are executed by ``run_study`` with the stored config.
+JOB_KINDS = ("train", "study")
+LOG_NAME = "job.log"
+_LOCK_NAME = "jobs.lock"
+_ACTIVE = ("queued", "running")
+#: How long each signal gets before the next, harder one (SIGINT, SIGTERM, SIGKILL).
+_GRACE_S = (15.0, 5.0, 5.0)
+#: At most this much of the end of a log is read by :func:`job_log`.
+_LOG_TAIL_BYTES = 1 << 20
+
+
+class JobError(EmocoreError):
+    """A background job cannot be started, found or cancelled as asked."""
+
+
+class JobBusyError(JobError):
+    """Another job is already queued or running on this machine."""
+
+
+def _registry(registry: Registry | str | Path) -> Registry:
+    return registry if isinstance(registry, Registry) else Registry(registry)
+
+
+@contextmanager
+def _start_lock(registry: Registry) -> Iterator[None]:
+    """Serialise check-then-start between processes, so two clicks cannot start two jobs."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no flock; the busy check alone still catches most cases
+        yield
+        return
+    with open(registry.root / _LOCK_NAME, "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _live_local(record: RunRecord) -> bool:
+    """Whether the run's process runs on this machine now (runs of other hosts cannot be told)."""
+    return (
+        record.pid is not None
+        and record.host in (None, _host())
+        and record.status in _ACTIVE
+        and _pid_alive(record.pid)
+    )
+
+
+def active_jobs(registry: Registry | str | Path) -> list[RunRecord]:
+    """Queued and running runs, newest first, after failing those whose process has died."""
+    reg = _registry(registry)
+    reg.mark_stale()
+    records = [reg.get_run(run_id) for s in _ACTIVE for run_id in reg.list_runs(status=s)["id"]]
+    return sorted(records, key=lambda r: (r.created_at, r.id), reverse=True)
+
+
+def _busy_error(record: RunRecord) -> JobBusyError:
+    return JobBusyError(
+        f"run {record.id} is already {record.status} on this machine (process {record.pid}); "
+        "only one training job runs at a time. Wait for it to finish or cancel it (the Retrain "
+        f"page's Cancel button, or emocore.jobs.cancel_job(registry, '{record.id}'))"
+    )
+
+
+def start_job(
+    registry: Registry | str | Path,
+    cache: str | Path,
+    config: StudyConfig,
+    *,
+    kind: str = "train",
+    env: Mapping[str, str] | None = None,
+) -> str:
+    """Record a queued run of ``config`` and start a process that runs it; return the run id.
+
+    ``env`` adds environment variables for the job (e.g. ``OMP_NUM_THREADS``). Raises
+    :class:`JobBusyError` while another job of this machine is queued or running.
+    """
+    if kind not in JOB_KINDS:
+        raise ConfigError(
+            f"'kind' must be one of {', '.join(repr(k) for k in JOB_KINDS)}; {kind!r} was provided"
+        )
+    reg = _registry(registry)
+    volumes = open_cache(cache)  # fails here, in the page, rather than in the background
+    subjects = list(config.subjects) if config.subjects else volumes.subjects
+    missing = sorted(set(subjects) - set(volumes.subjects))
+    if missing:
+        raise ConfigError(
+            f"subject(s) {', '.join(missing)} not in the cache at {volumes.path}; it holds "
+            f"{', '.join(volumes.subjects)}"
+        )
+    with _start_lock(reg):
+        busy = next((r for r in active_jobs(reg) if _live_local(r)), None)
+        if busy is not None:
+            raise _busy_error(busy)
+        run = reg.create_run(
+            kind=kind,
+            design=config.designs[0] if len(config.designs) == 1 else None,
+            split=config.split,
+            leaky=config.split == "random",
+            subjects=subjects,
+            config=config.to_dict(),
+            data_hash=volumes.key,
+        )
+        log_path = reg.run_dir(run.id) / LOG_NAME
+        command = [
+            sys.executable,
+            "-m",
+            "emocore.cli",
+            "-v",
+            "train",
+            "--resume",
+            run.id,
+            "--cache",
+            str(Path(cache).resolve()),
+            "--registry",
+            str(reg.root.resolve()),
+        ]
+        child_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        try:
+            with open(log_path, "ab") as log:
+                process = subprocess.Popen(
+                    command,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=child_env,
+                    start_new_session=True,  # own process group: a page reload never reaches it
+                    close_fds=True,
+                )
+        except OSError as exc:
+            reg.set_status(run.id, "failed", error=f"the job process could not start: {exc}")
+            raise JobError(
+                f"could not start the job for run {run.id} ({exc}); check that {sys.executable} "
+                "runs and that the registry folder is writable"
+            ) from exc
+        reg.update(run.id, pid=process.pid, message="queued: the job process is starting")
+        reg.add_artifact(run.id, LOG_NAME, log_path, "log")
+    # Reap the child when it ends so it never lingers as a zombie of a long-lived server. The
+    # thread only waits; the job does not depend on it (or on this process) to run.
+    threading.Thread(target=process.wait, name=f"emocore-job-{run.id}", daemon=True).start()
+    logger.info("started job %s (pid %d), log in %s", run.id, process.pid, log_path)
+    return run.id
+
+
+def _signal(pid: int, sig: signal.Signals) -> None:
+    """Signal the job's process group; just the process if it does not lead its own group."""
+    try:
+        if os.getpgid(pid) == pid:
+            os.killpg(pid, sig)
+        else:  # e.g. an `emocore train` typed in a terminal: leave the shell's group alone
+            os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _runs_emocore(pid: int) -> bool:
+    """Whether ``pid`` is (still) an emocore process, not another one that reused the number."""
+    try:
+        return b"emocore" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:  # no /proc (macOS) or no access: trust the registry
+        return True
+
+
+def _wait_gone(pid: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while _pid_alive(pid):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def cancel_job(
+    registry: Registry | str | Path, run_id: str, *, grace_s: float | None = None
+) -> RunRecord:
+    """Stop a queued or running job and return its record, then 'cancelled'.
+
+    SIGINT first (the run records itself as cancelled), then SIGTERM and SIGKILL after
+    ``grace_s`` seconds each (default 15, 5 and 5). A run that completed meanwhile keeps its
+    'completed'. Cancelling a run that has already finished raises :class:`JobError`.
+    """
+    reg = _registry(registry)
+    record = reg.get_run(run_id)
+    if record.finished:
+        raise JobError(
+            f"run {run_id} is already {record.status}; only queued or running runs can be "
+            "cancelled (delete it instead to remove it)"
+        )
+    if record.host not in (None, _host()) and record.pid is not None:
+        raise JobError(
+            f"run {run_id} runs on {record.host}, not on this machine ({_host()}); cancel it there"
+        )
+    graces = _GRACE_S if grace_s is None else (grace_s,) * 3
+    how = "before its process started" if record.pid is None else "after its process ended"
+    if record.pid is not None and _pid_alive(record.pid) and _runs_emocore(record.pid):
+        for sig, grace in zip((signal.SIGINT, signal.SIGTERM, signal.SIGKILL), graces, strict=True):
+            if sig != signal.SIGINT:
+                # SIGTERM and SIGKILL end the process without running its handlers: record the
+                # cancellation first, so mark_stale never sees a dead 'running' run and fails it.
+                _mark_cancelled(reg, run_id, f"cancelled: the job ignored SIGINT; sent {sig.name}")
+            logger.info("cancelling run %s: %s to process %d", run_id, sig.name, record.pid)
+            _signal(record.pid, sig)
+            how = f"with {sig.name}"
+            if _wait_gone(record.pid, grace):
+                break
+        else:
+            raise JobError(
+                f"process {record.pid} of run {run_id} survived SIGKILL; it may be stuck in the "
+                "kernel (e.g. on a hung disk): check `ps` and the machine"
+            )
+    _mark_cancelled(reg, run_id, f"cancelled by {record.user or 'a user'} ({how})")
+    return reg.get_run(run_id)
+
+
+def _mark_cancelled(reg: Registry, run_id: str, reason: str) -> None:
+    """'cancelled' with ``reason``, unless the run finished first (then it keeps its status)."""
+    current = reg.get_run(run_id)
+    if current.status == "cancelled":
+        if not current.error:  # KeyboardInterrupt has no text of its own
+            reg.update(run_id, error=reason)
+        return
+    if current.finished:
+        logger.info("run %s became %s before it could be cancelled", run_id, current.status)
+        return
+    try:
+        reg.set_status(run_id, "cancelled", error=reason)
+    except EmocoreError:  # it finished between the read and the write
+        if not reg.get_run(run_id).finished:
+            raise
+
+
+def wait_job(
+    registry: Registry | str | Path,
+    run_id: str,
+    *,
+    timeout_s: float | None = None,
+    poll_s: float = 0.5,
+) -> RunRecord:
+    """Wait until a job has finished (or its process has died) and return its record."""
+    reg = _registry(registry)
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    while True:
+        record = reg.get_run(run_id)
+        if record.finished:
+            return record
+        if record.pid is not None and run_id in reg.mark_stale():
+            return reg.get_run(run_id)
+        if deadline is not None and time.monotonic() >= deadline:
+            raise JobError(
+                f"run {run_id} is still {record.status} after {timeout_s:g} s "
+                f"({record.progress:.0%}, '{record.message or ''}'); see its {LOG_NAME}"
+            )
+        time.sleep(poll_s)
+
+
+def job_log(registry: Registry | str | Path, run_id: str, tail: int = 200) -> str:
+    """The last ``tail`` lines of a job's log ('' for a run not started as a job, or none yet)."""
+    if isinstance(tail, bool) or not isinstance(tail, int) or tail < 0:
+        raise ConfigError(f"'tail' must be a number of lines >= 0; {tail!r} was provided")
+    reg = _registry(registry)
+    reg.get_run(run_id)  # an unknown id raises, naming the closest ones
+    path = reg.run_dir(run_id) / LOG_NAME
+    if tail == 0 or not path.is_file():
+        return ""
+    with open(path, "rb") as handle:
+        size = handle.seek(0, os.SEEK_END)
+        handle.seek(max(0, size - _LOG_TAIL_BYTES))
+        text = handle.read().decode("utf-8", errors="replace")
+    # A job's progress bar is off (stderr is no terminal), but keep only the last state of any
+    # carriage-return-updated line that slipped in.
+    lines = [line.rstrip("\r").rsplit("\r", 1)[-1] for line in text.rstrip("\n").split("\n")]
+    return "\n".join(lines[-tail:])

@@ -1,0 +1,359 @@
+"""The dashboard in a real browser: every page renders, Retrain runs and cancels jobs, Report exports.
+
+Runs ``streamlit run app.py`` on a free local port against a tiny demo home (2 people at 12 mm,
+one small study) and drives it with Playwright and Debian's chromium (/usr/bin/chromium;
+Playwright cannot download its own browser here). Skipped when chromium, playwright or app.py is
+missing. Screenshots (1280 x 800) go to tests/e2e/screenshots/<page>.png (gitignored).
+
+What the test expects of the pages (Streamlit's own test ids and accessible names):
+
+* URL paths: / (overview, the default page), /subject, /emotion-accuracy, /brain-viewer,
+  /misclassified, /representations, /annotations, /retrain, /report; no page shows an
+  ``stException`` element or "Page not found".
+* Retrain: number inputs labelled "...Epochs..." and (optional) "...Folds...", a button named
+  "Start ..." / "Train ..." / "Launch ..." / "Run ..." that starts one job through
+  ``emocore.jobs.start_job``, a button "Cancel <run id>" (or just "Cancel ..." / "Stop ...")
+  while it runs, and a line naming the run id and its status ("completed", "cancelled") once
+  it has finished (in place, or after a reload).
+* Report: an optional "Export / Build / Generate / Create ... report" button, then an
+  ``st.download_button`` (test id ``stDownloadButton``) giving an HTML file that names the
+  subject (sub-01 or sub-02) and says "chance".
+
+``EMOCORE_E2E_APP_DIR`` points the test at another folder holding app.py (default: the checkout).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+APP_DIR = Path(os.environ.get("EMOCORE_E2E_APP_DIR", ROOT))
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+SHOTS = Path(__file__).resolve().parent / "screenshots"
+VIEWPORT = {"width": 1280, "height": 800}
+#: page name -> URL path below the server root ('' = the default page)
+PAGES = {
+    "overview": "",
+    "subject": "subject",
+    "emotion-accuracy": "emotion-accuracy",
+    "brain-viewer": "brain-viewer",
+    "misclassified": "misclassified",
+    "representations": "representations",
+    "annotations": "annotations",
+    "retrain": "retrain",
+    "report": "report",
+}
+RUN_TIMEOUT_MS = 90_000  # one page run, cold caches, 2 shared cores
+ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+if not CHROMIUM.is_file():
+    pytest.skip(
+        f"{CHROMIUM} not found; install Debian's chromium (apt-get install chromium)",
+        allow_module_level=True,
+    )
+sync_api = pytest.importorskip(
+    "playwright.sync_api", reason="playwright not installed (pip install -e '.[e2e]')"
+)
+pytest.importorskip("streamlit", reason="streamlit not installed")
+if not (APP_DIR / "app.py").is_file():
+    pytest.skip(
+        f"app.py not found in {APP_DIR}; the dashboard is not there", allow_module_level=True
+    )
+
+
+# -- fixtures ----------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny demo home: cohort, cache and one finished study in the registry."""
+    from emocore.data.prepare import prepare_cache
+    from emocore.data.synthetic import SynthConfig, generate_cohort
+    from emocore.demo import demo_paths
+    from emocore.experiment import StudyConfig, run_study
+    from emocore.registry import Registry
+    from emocore.train import TrainConfig
+
+    root = tmp_path_factory.mktemp("emocore-home")
+    paths = demo_paths(root)
+    generate_cohort(paths["cohort"], SynthConfig(n_subjects=2, grid_mm=12.0))
+    cache = prepare_cache(paths["cohort"], paths["annotations"], paths["cache"])
+    config = StudyConfig(
+        n_folds=2,
+        n_permutations=50,
+        train=TrainConfig(epochs=1, widths=(4, 8, 8), hidden=16, device="cpu"),
+    )
+    run_study(cache, Registry(paths["registry"]), config)
+    return root
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _tail(path: Path, n: int = 60) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
+    except OSError:
+        return "(no server log)"
+
+
+@pytest.fixture(scope="module")
+def server(home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``streamlit run app.py`` with EMOCORE_HOME=home; stopped (with any jobs) at the end."""
+    from emocore.demo import demo_paths
+    from emocore.jobs import active_jobs, cancel_job
+
+    port = _free_port()
+    log_path = tmp_path_factory.mktemp("server") / "streamlit.log"
+    command = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        "app.py",
+        "--server.port",
+        str(port),
+        "--server.headless",
+        "true",
+        "--server.address",
+        "127.0.0.1",
+        "--server.fileWatcherType",
+        "none",
+        "--browser.gatherUsageStats",
+        "false",
+    ]
+    env = {**os.environ, "EMOCORE_HOME": str(home), **ONE_THREAD}
+    url = f"http://127.0.0.1:{port}"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            command, cwd=APP_DIR, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"streamlit exited with {process.returncode}:\n{_tail(log_path)}")
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as reply:
+                    if reply.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"streamlit did not serve {url} within 60 s:\n{_tail(log_path)}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=15)
+        registry = demo_paths(home)["registry"]
+        for record in active_jobs(registry):  # jobs outlive the server by design
+            cancel_job(registry, record.id, grace_s=5)
+        if os.environ.get("EMOCORE_E2E_SHOW_LOG"):
+            print(_tail(log_path, 200))
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture
+def page(browser) -> Iterator[object]:
+    context = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
+    pg = context.new_page()
+    pg.set_default_timeout(RUN_TIMEOUT_MS)
+    try:
+        yield pg
+    finally:
+        context.close()
+
+
+# -- helpers -----------------------------------------------------------------------------------
+def wait_for_app_run(page, timeout_ms: int = RUN_TIMEOUT_MS) -> None:
+    """Until Streamlit is connected and the page script has finished running (Streamlit's way)."""
+    app = '[data-testid="stApp"]'
+    page.wait_for_selector(f'{app}[data-test-connection-state="CONNECTED"]', timeout=timeout_ms)
+    page.wait_for_selector(f'{app}[data-test-script-state="notRunning"]', timeout=timeout_ms)
+    page.wait_for_timeout(300)  # let the last deltas paint
+    page.wait_for_selector(f'{app}[data-test-script-state="notRunning"]', timeout=timeout_ms)
+
+
+def open_page(page, url: str, name: str) -> None:
+    page.goto(f"{url}/{PAGES[name]}", wait_until="domcontentloaded")
+    wait_for_app_run(page)
+    assert_no_exception(page, name)
+
+
+def assert_no_exception(page, name: str) -> None:
+    errors = page.locator('[data-testid="stException"]')
+    if errors.count():
+        pytest.fail(f"page {name} shows an exception:\n{errors.first.inner_text()}")
+    assert "Page not found" not in _main_text(page), f"no page at /{PAGES[name]} ({name})"
+
+
+def button(page, pattern: str):
+    return page.get_by_role("button", name=re.compile(pattern, re.I))
+
+
+def wait_status(registry, run_id: str, want: set[str], timeout_s: float) -> str:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        status = registry.get_run(run_id).status
+        if status in want:
+            return status
+        assert time.monotonic() < deadline, f"run {run_id} is still {status} after {timeout_s} s"
+        time.sleep(0.5)
+
+
+def see_text(page, url: str, name: str, pattern: str, timeout_s: float = 30) -> None:
+    """Until ``pattern`` shows: first in place (the page polls its jobs), then after reloads."""
+    regex = re.compile(pattern, re.I)
+    deadline = time.monotonic() + timeout_s
+    while not page.get_by_text(regex).count():
+        if time.monotonic() > deadline:
+            break
+        page.wait_for_timeout(500)
+    else:
+        return
+    for _ in range(3):  # a page that shows job status only on a fresh run
+        open_page(page, url, name)
+        if page.get_by_text(regex).count():
+            return
+        page.wait_for_timeout(2000)
+    pytest.fail(f"page {name} never showed /{pattern}/:\n{_main_text(page)[-2000:]}")
+
+
+def _main_text(page) -> str:
+    return page.locator(
+        '[data-testid="stMain"], [data-testid="stAppViewContainer"]'
+    ).first.inner_text()
+
+
+def new_run(registry, before: set[str], timeout_s: float = 30) -> str:
+    """The one run the page has just created."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        runs = [i for i in registry.list_runs()["id"] if i not in before]
+        if runs:
+            assert len(runs) == 1, f"one click should start one job; new runs: {runs}"
+            return runs[0]
+        assert time.monotonic() < deadline, "the Start button started no job (no new run)"
+        time.sleep(0.5)
+
+
+# -- tests -------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", list(PAGES))
+def test_page_renders_without_exception(page, server: str, name: str) -> None:
+    open_page(page, server, name)
+    SHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"))
+
+
+def _fill_number(page, label: str, value: int) -> None:
+    field = page.get_by_label(re.compile(label, re.I))
+    if field.count():
+        field.first.fill(str(value))
+        field.first.press("Tab")  # commit (also inside an st.form, where Enter may not)
+
+
+def _start_from_page(page, url: str, registry, *, epochs: int) -> str:
+    """Open Retrain, set tiny options, press Start; return the new run's id."""
+    open_page(page, url, "retrain")
+    assert page.get_by_label(re.compile("epochs", re.I)).count(), "no 'Epochs' input on Retrain"
+    _fill_number(page, "epochs", epochs)
+    _fill_number(page, "folds", 2)
+    before = set(registry.list_runs()["id"])
+    button(page, r"^\W*(start|train|launch|run)\b").first.click()
+    run_id = new_run(registry, before)
+    wait_for_app_run(page)
+    assert_no_exception(page, "retrain")
+    return run_id
+
+
+def test_retrain_runs_a_job_and_cancels_another(page, server: str, home: Path) -> None:
+    from emocore.demo import demo_paths
+    from emocore.registry import Registry
+
+    registry = Registry(demo_paths(home)["registry"])
+
+    quick = _start_from_page(page, server, registry, epochs=1)
+    assert registry.get_run(quick).config["train"]["epochs"] == 1
+    status = wait_status(registry, quick, {"completed", "failed", "cancelled"}, 300)
+    assert status == "completed", registry.get_run(quick).error
+    see_text(page, server, "retrain", rf"{quick}.*completed")
+
+    long = _start_from_page(page, server, registry, epochs=500)
+    assert registry.get_run(long).config["train"]["epochs"] == 500
+    wait_status(registry, long, {"running"}, 120)
+    cancel = button(page, rf"^\W*(cancel|stop)\b.*{long}")
+    if not cancel.count():
+        cancel = button(page, r"^\W*(cancel|stop)\b")
+    cancel.first.click()
+    assert wait_status(registry, long, {"cancelled", "completed", "failed"}, 60) == "cancelled"
+    wait_for_app_run(page)
+    assert_no_exception(page, "retrain")
+    pid = registry.get_run(long).pid
+    assert pid is None or not Path(f"/proc/{pid}").exists() or _zombie(pid)
+    see_text(page, server, "retrain", rf"{long}.*cancelled")
+    SHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SHOTS / "retrain-cancelled.png"))
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def test_report_exports_html_naming_subject_and_chance(page, server: str) -> None:
+    open_page(page, server, "report")
+    build = button(
+        page, r"(export|build|generate|create|make).*report|^\W*(export|build|generate)\b"
+    )
+    download = page.locator('[data-testid="stDownloadButton"] button')
+    if not download.count() and build.count():
+        build.first.click()
+        wait_for_app_run(page)
+        assert_no_exception(page, "report")
+    download.first.wait_for(state="visible")
+    with page.expect_download() as info:
+        download.first.click()
+    target = info.value.path()
+    html = Path(target).read_text(errors="replace")
+    assert re.search(r"<html|<!doctype", html, re.I), html[:200]
+    assert re.search(r"sub-0[12]\b|subject\W{1,3}0[12]\b", html, re.I), (
+        "the report names no subject"
+    )
+    assert "chance" in html.lower()
