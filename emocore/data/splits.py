@@ -4,7 +4,7 @@ Volumes are autocorrelated and the 8 runs repeat each other's last 16 s, so emoc
 single volumes at random except to reproduce the poster (``random``, flagged ``leaky``):
 
 * ``leave-one-run-out``: each fold tests one run (or, with ``n_folds < 8``, an interleaved group
-  of runs: with 4 folds, runs {1, 5}, {2, 6}, ...). Training volumes acquired during a test run's
+  of runs: with 4 folds, runs {1, 5}, {2, 6}, ...; the plan is then named ``run-wise 4-fold``). Training volumes acquired during a test run's
   span of the movie (the 8-volume overlaps) are dropped, so no stimulus is on both sides.
 * ``leave-one-subject-out``: each fold tests one person on a model trained on the others. The movie
   is the same for everybody, so stimulus-locked signal unrelated to emotion is shared between
@@ -118,7 +118,9 @@ def make_splits(
                 "leave-one-run-out needs volumes from at least 2 runs; select more runs"
             )
         folds, trimmed = _run_folds(meta, n_folds)
-        plan = SplitPlan(split, False, tuple(folds), trimmed)
+        # Name what was done: with fewer folds than runs, several runs are held out at a time.
+        name = split if len(folds) == meta["run"].nunique() else f"run-wise {len(folds)}-fold"
+        plan = SplitPlan(name, False, tuple(folds), trimmed)
     elif split == "leave-one-subject-out":
         subjects = sorted(meta["subject"].unique())
         if len(subjects) < 2:

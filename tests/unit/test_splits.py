@@ -34,6 +34,7 @@ def test_leave_one_run_out_tests_every_run_once_and_shares_no_stimulus():
 
 def test_run_kfold_groups_runs_interleaved():
     plan = make_splits(_meta(), "leave-one-run-out", n_folds=4)
+    assert plan.split == "run-wise 4-fold"
     assert [f.name for f in plan.folds] == ["runs 1+5", "runs 2+6", "runs 3+7", "runs 4+8"]
 
 
