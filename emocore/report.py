@@ -1,0 +1,281 @@
+"""The per-subject HTML report, and the readers of a run's results bundle it shares with the pages.
+
+:func:`subject_report_html` builds one self-contained page (plotly.js embedded once, so it opens
+offline): the model version and config, data provenance, and for every design this person was
+evaluated in: accuracy next to the cohort with the split and chance level beside every number,
+what each emotion was mistaken for, how atypical that is, the misclassified scenes and the movie
+timeline. :func:`write_subject_report` stores it as ``<run>/reports/sub-XX.html`` and records it
+in the registry. No streamlit here.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from emocore import __version__
+from emocore._io import atomic_write_text
+from emocore.data.cache import VolumeCache
+from emocore.errors import ConfigError, EmocoreError, RegistryError
+from emocore.figures import subject_vs_cohort, timeline
+from emocore.registry import Registry
+from emocore.summaries import (
+    atypicality,
+    misclassification_summary,
+    misclassified_scenes,
+    per_subject_metrics,
+)
+
+__all__ = [
+    "RESEARCH_NOTICE",
+    "read_json",
+    "read_tsv",
+    "subject_report_html",
+    "write_subject_report",
+]
+
+logger = logging.getLogger(__name__)
+
+RESEARCH_NOTICE = (
+    "Research use only: emocore is not a medical device and must not be used for diagnosis or "
+    "treatment decisions. Accuracies are estimates on held-out data of a small cohort; read each "
+    "next to its split and chance level."
+)
+
+
+# -- readers of a run's bundle ---------------------------------------------------------------
+def read_json(path: str | Path) -> dict[str, Any]:
+    """A JSON file of a run; a missing or damaged file raises EmocoreError naming it."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise EmocoreError(
+            f"{path} is missing; the run may still be running or have failed (see its status)"
+        ) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise EmocoreError(
+            f"{path} is damaged ({exc}); re-run the study or delete the run"
+        ) from exc
+    if not isinstance(data, dict):
+        raise EmocoreError(f"{path} holds {type(data).__name__}, not an object; re-run the study")
+    return data
+
+
+def read_tsv(path: str | Path) -> pd.DataFrame:
+    """A TSV table of a run (``subject`` kept as text, e.g. "01")."""
+    path = Path(path)
+    try:
+        return pd.read_csv(path, sep="\t", dtype={"subject": str})
+    except FileNotFoundError:
+        raise EmocoreError(
+            f"{path} is missing; the run may still be running or have failed"
+        ) from None
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, ValueError) as exc:
+        raise EmocoreError(f"{path} is damaged ({exc}); re-run the study") from exc
+
+
+# -- HTML pieces -----------------------------------------------------------------------------
+_CSS = """
+body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+.notice{background:#fff3cd;border:1px solid #e0c060;padding:.8em 1em;border-radius:6px}
+table{border-collapse:collapse;margin:.5em 0 1em}td,th{border:1px solid #ccc;padding:3px 8px;
+font-size:.9em;text-align:left}th{background:#f3f3f3}.muted{color:#666;font-size:.9em}
+pre{background:#f7f7f7;padding:.6em;overflow:auto;font-size:.8em}
+"""
+
+
+def _pct(x: Any) -> str:
+    try:
+        value = float(x)
+    except (TypeError, ValueError):
+        return "n/a"
+    return "n/a" if value != value else f"{100 * value:.1f} %"
+
+
+def _table(frame: pd.DataFrame) -> str:
+    if frame.empty:
+        return "<p class='muted'>none</p>"
+    return frame.to_html(index=False, escape=True, border=0, na_rep="n/a")
+
+
+class _Figures:
+    """Embeds plotly.js with the first figure only, so the file stays offline-safe and smaller."""
+
+    def __init__(self) -> None:
+        self.first = True
+
+    def __call__(self, fig: Any) -> str:
+        out = fig.to_html(full_html=False, include_plotlyjs=self.first)
+        self.first = False
+        return out
+
+
+def _cache_info(study: dict[str, Any], cache: VolumeCache | str | Path | None) -> dict[str, Any]:
+    info = dict(study.get("cache", {}))
+    if cache is not None:
+        vc = cache if isinstance(cache, VolumeCache) else VolumeCache(cache)
+        info.update(
+            key=vc.key,
+            source=vc.manifest.get("source", {}),
+            options=vc.manifest.get("options", {}),
+            made=vc.manifest.get("created_at"),
+        )
+        if vc.key != study.get("cache", {}).get("key"):
+            info["warning"] = (
+                f"the cache now at {vc.path} (key {vc.key}) is not the one this run was trained "
+                f"on (key {study.get('cache', {}).get('key')})"
+            )
+    return info
+
+
+def _provenance(record: Any, study: dict[str, Any], info: dict[str, Any]) -> str:
+    rows = [
+        ("emocore version (run)", study.get("emocore_version")),
+        ("emocore version (report)", __version__),
+        ("run id", study.get("run_id", record.id)),
+        ("run created", record.created_at),
+        ("cache key (data version)", info.get("key")),
+        ("data source", json.dumps(info.get("source", "not recorded"), default=str)),
+        ("label options", json.dumps(info.get("options", {}), default=str)),
+        ("subjects in the study", ", ".join(f"sub-{s}" for s in study.get("subjects", []))),
+    ]
+    body = "".join(
+        f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows
+    )
+    warn = f"<p class='notice'>{html.escape(info['warning'])}</p>" if "warning" in info else ""
+    config = html.escape(json.dumps(study.get("config", {}), indent=1))
+    return (
+        f"<h2>Model and data</h2><table>{body}</table>{warn}"
+        f"<details><summary>Configuration</summary><pre>{config}</pre></details>"
+    )
+
+
+def _design_section(
+    design: str,
+    table: pd.DataFrame,
+    subject: str,
+    classes: list[str],
+    headline: dict[str, Any],
+    figure: _Figures,
+) -> str:
+    split = str(table["split"].iloc[0]) if "split" in table else headline.get("split", "?")
+    chance_k = 1.0 / len(classes)
+    chance_perm = headline.get("chance_balanced_accuracy")
+    tag = f"split: {split}; chance {_pct(chance_k)} (1/{len(classes)} classes)"
+    scores = per_subject_metrics(table, classes=classes)
+    me = scores[scores["subject"] == subject].iloc[0]
+    others = scores[scores["subject"] != subject]
+    rows = [
+        {
+            "emotion": c,
+            f"sub-{subject}": _pct(me[f"accuracy_{c}"]),
+            "cohort mean (others)": _pct(others[f"accuracy_{c}"].mean()) if len(others) else "n/a",
+            "split": split,
+            "chance": _pct(chance_k),
+        }
+        for c in classes
+    ]
+    sentences = "".join(
+        f"<li>{html.escape(misclassification_summary(table, subject, c)['sentence'])}</li>"
+        for c in classes
+    )
+    atyp = atypicality(table, classes) if table["subject"].nunique() > 1 else pd.DataFrame()
+    if not atyp.empty:
+        atyp = atyp[atyp["subject"] == subject].drop(columns="subject").round(3)
+    scenes = pd.concat(
+        [misclassified_scenes(table, subject, c).assign(emotion=c) for c in classes],
+        ignore_index=True,
+    )
+    mine = table[table["subject"] == subject]
+    seen = "seen" in mine and bool(mine["seen"].astype(bool).any())
+    note = (
+        "Held-out (cross-validated) predictions: every volume was predicted by a model that did "
+        "not train on it"
+        + (" (this person's other runs were in the training set)." if seen else ".")
+    )
+    return f"""
+<h2>{html.escape(design)} — {html.escape(tag)}</h2>
+<p class="muted">{html.escape(note)}</p>
+<p>Balanced accuracy of sub-{subject}: <b>{_pct(me["balanced_accuracy"])}</b>
+ (split: {html.escape(split)}; chance {_pct(chance_k)}) — cohort, all subjects pooled:
+ {_pct(headline.get("balanced_accuracy"))} (split: {html.escape(split)}; permutation chance
+ {_pct(chance_perm)}, p = {headline.get("p_value", "n/a")}).</p>
+<h3>Per emotion (recall): sub-{subject} vs the other subjects — {html.escape(tag)}</h3>
+{_table(pd.DataFrame(rows))}
+{figure(subject_vs_cohort(me, scores, classes, subject=subject, chance=chance_k))}
+<h3>What each emotion was predicted as</h3><ul>{sentences}</ul>
+<h3>Atypicality vs the cohort</h3>
+<p class="muted">z: (this person's recall − others' mean) / others' SD; js_distance: how differently
+ the errors are distributed (0 same, 1 disjoint).</p>
+{_table(atyp)}
+<h3>Misclassified scenes</h3>
+{_table(scenes.round(3))}
+<h3>Movie timeline</h3>
+{figure(timeline(mine, title=f"sub-{subject}, {design}: true vs predicted ({split})"))}
+"""
+
+
+def subject_report_html(
+    registry: Registry | str | Path,
+    run_id: str,
+    subject: str,
+    cache: VolumeCache | str | Path | None = None,
+) -> str:
+    """A self-contained HTML report of one person in one finished run."""
+    reg = registry if isinstance(registry, Registry) else Registry(registry)
+    record = reg.get_run(run_id)
+    folder = reg.run_dir(run_id)
+    study = read_json(folder / "study.json")
+    predictions = read_tsv(folder / "predictions.tsv")
+    subject = str(subject).removeprefix("sub-")
+    if subject not in study.get("subjects", []):
+        raise ConfigError(
+            f"sub-{subject} is not in run {run_id}; it has "
+            f"{', '.join('sub-' + s for s in study.get('subjects', []))}"
+        )
+    classes = list(study["classes"])
+    figure = _Figures()
+    heads = {r["design"]: r for r in study.get("results", []) if r.get("model") == "cnn"}
+    sections = [
+        _design_section(design, rows, subject, classes, heads.get(design, {}), figure)
+        for design, rows in predictions.groupby("design", sort=False)
+        if (rows["subject"] == subject).any()
+    ]
+    if not sections:
+        raise RegistryError(f"run {run_id} has no held-out predictions of sub-{subject}")
+    made = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<title>emocore report — sub-{subject}, run {html.escape(run_id)}</title><style>{_CSS}</style></head>
+<body>
+<h1>emocore report — sub-{subject}</h1>
+<p class="muted">Run {html.escape(run_id)} · made {made} · emocore {__version__}</p>
+<p class="notice"><b>{html.escape(RESEARCH_NOTICE)}</b></p>
+{_provenance(record, study, _cache_info(study, cache))}
+{"".join(sections)}
+<p class="notice">{html.escape(RESEARCH_NOTICE)}</p>
+</body></html>
+"""
+
+
+def write_subject_report(
+    registry: Registry | str | Path,
+    run_id: str,
+    subject: str,
+    cache: VolumeCache | str | Path | None = None,
+) -> Path:
+    """Write the report to ``<run>/reports/sub-XX.html`` (atomically), record it; return the path."""
+    reg = registry if isinstance(registry, Registry) else Registry(registry)
+    subject = str(subject).removeprefix("sub-")
+    text = subject_report_html(reg, run_id, subject, cache)
+    path = atomic_write_text(reg.run_dir(run_id) / "reports" / f"sub-{subject}.html", text)
+    reg.add_artifact(run_id, f"report/sub-{subject}", path, "report")
+    logger.info("wrote %s", path)
+    return path

@@ -1,0 +1,37 @@
+"""The dashboard's shared widgets and cached loaders: the only emocore code that imports streamlit.
+
+Pages stay short: ``s = ui.page("Title")``, ``ctx = ui.require_run(s)``, then emocore calls
+through the loaders in :mod:`emocore.ui.loaders` and figures from :mod:`emocore.figures`.
+"""
+
+from __future__ import annotations
+
+from emocore.ui import loaders
+from emocore.ui.widgets import (
+    RunContext,
+    chance_caption,
+    completed_runs,
+    design_picker,
+    guard,
+    page,
+    pct,
+    progress_callback,
+    require_run,
+    research_notice,
+    subject_picker,
+)
+
+__all__ = [
+    "RunContext",
+    "chance_caption",
+    "completed_runs",
+    "design_picker",
+    "guard",
+    "loaders",
+    "page",
+    "pct",
+    "progress_callback",
+    "require_run",
+    "research_notice",
+    "subject_picker",
+]

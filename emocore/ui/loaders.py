@@ -1,0 +1,225 @@
+"""Cached loaders of the dashboard: objects via ``st.cache_resource``, tables via ``st.cache_data``.
+
+Files are keyed by path *and* modification time, so a re-run study or a rebuilt cache is picked up
+without restarting the server. Everything is read below the configured roots (:class:`Settings`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from emocore.constants import CLASSES, RUN_STARTS_S
+from emocore.data.cache import VolumeCache
+from emocore.errors import CacheError, EmocoreError
+from emocore.registry import Registry
+from emocore.report import read_json, read_tsv
+from emocore.settings import Settings
+
+__all__ = [
+    "annotations",
+    "cache",
+    "category_cooccurrence",
+    "design_predictions",
+    "label_count_grid",
+    "per_subject",
+    "raw_category_counts",
+    "registry",
+    "saliency_map",
+    "settings",
+    "study",
+    "subject_volume",
+    "table",
+    "volume_labels",
+]
+
+#: Tables of a run's bundle the pages read, by short name.
+TABLES = ("predictions", "baseline", "curves", "embeddings")
+
+
+def _mtime(path: Path) -> int:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return -1
+
+
+def settings() -> Settings:
+    """The configured roots, read afresh on every run (cheap; env vars may change)."""
+    return Settings.from_env()
+
+
+# -- objects ---------------------------------------------------------------------------------
+@st.cache_resource(show_spinner=False)
+def _registry(root: str) -> Registry:
+    return Registry(root)
+
+
+def registry(s: Settings, *, create: bool = False) -> Registry | None:
+    """The run registry; None when there is none yet and ``create`` is False."""
+    if not s.has_registry and not create:
+        return None
+    return _registry(str(s.registry))
+
+
+@st.cache_resource(show_spinner=False)
+def _cache(path: str, mtime: int) -> VolumeCache:
+    return VolumeCache(path)
+
+
+def cache(s: Settings) -> VolumeCache:
+    """The volume cache (CacheError, naming manifest.json, when it is missing)."""
+    return _cache(str(s.cache), _mtime(s.cache / "manifest.json"))
+
+
+@st.cache_resource(show_spinner=False)
+def _annotations(path: str, mtime: int) -> Any:
+    from emocore.labels import load_annotations
+
+    return load_annotations(path)
+
+
+def annotations(s: Settings) -> Any:
+    return _annotations(str(s.annotations), _mtime(s.annotations))
+
+
+# -- a run's bundle --------------------------------------------------------------------------
+@st.cache_data(show_spinner=False, max_entries=64)
+def _json(path: str, mtime: int) -> dict[str, Any]:
+    return read_json(path)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _tsv(path: str, mtime: int) -> pd.DataFrame:
+    return read_tsv(path)
+
+
+def study(reg: Registry, run_id: str) -> dict[str, Any]:
+    path = reg.run_dir(run_id) / "study.json"
+    return _json(str(path), _mtime(path))
+
+
+def metrics(reg: Registry, run_id: str) -> dict[str, Any]:
+    path = reg.run_dir(run_id) / "metrics.json"
+    return _json(str(path), _mtime(path))
+
+
+def table(reg: Registry, run_id: str, name: str) -> pd.DataFrame:
+    """One of :data:`TABLES` of a run (a copy is not made: do not modify it)."""
+    if name not in TABLES:
+        raise EmocoreError(f"'name' must be one of {TABLES}; '{name}' was provided")
+    path = reg.run_dir(run_id) / f"{name}.tsv"
+    return _tsv(str(path), _mtime(path))
+
+
+def design_predictions(
+    reg: Registry, run_id: str, design: str, *, baseline: bool = False
+) -> pd.DataFrame:
+    frame = table(reg, run_id, "baseline" if baseline else "predictions")
+    return frame[frame["design"] == design]
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _per_subject(path: str, mtime: int, design: str, classes: tuple[str, ...]) -> pd.DataFrame:
+    from emocore.summaries import per_subject_metrics
+
+    frame = read_tsv(path)
+    return per_subject_metrics(frame[frame["design"] == design], classes=list(classes))
+
+
+def per_subject(reg: Registry, run_id: str, design: str, classes: list[str]) -> pd.DataFrame:
+    """Per-subject accuracy and per-emotion recall of one design's held-out predictions."""
+    path = reg.run_dir(run_id) / "predictions.tsv"
+    return _per_subject(str(path), _mtime(path), design, tuple(classes))
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _nifti(path: str, mtime: int) -> np.ndarray:
+    import nibabel as nib
+
+    try:
+        return np.asarray(nib.load(path).dataobj, dtype=np.float32)
+    except Exception as exc:  # nibabel raises many kinds for a damaged file
+        raise EmocoreError(f"{path} cannot be read as NIfTI ({exc}); re-run the study") from exc
+
+
+def saliency_map(
+    reg: Registry, run_id: str, design: str, name: str, emotion: str
+) -> np.ndarray | None:
+    """Mean |attribution| of one model for one emotion; None when the run saved none."""
+    path = reg.run_dir(run_id) / "saliency" / design / f"{name}_{emotion}.nii.gz"
+    return _nifti(str(path), _mtime(path)) if path.is_file() else None
+
+
+def subject_volume(s: Settings, subject: str, run: int, volume: int) -> np.ndarray:
+    return np.asarray(cache(s).volume(subject, run, volume), dtype=np.float32)
+
+
+def movie_time(run: int, volume: int) -> float:
+    return float(RUN_STARTS_S[run - 1] + 2 * volume)
+
+
+# -- annotations -----------------------------------------------------------------------------
+@st.cache_data(show_spinner=False, max_entries=32)
+def _volume_labels(
+    path: str, mtime: int, lag: float, recipe: str, observers: str | None
+) -> pd.DataFrame:
+    from emocore.labels import build_volume_labels
+
+    return build_volume_labels(
+        _annotations(path, mtime), lag_s=lag, recipe=recipe, observers=observers
+    )
+
+
+def volume_labels(s: Settings, *, lag: float, recipe: str, observers: str | None) -> pd.DataFrame:
+    return _volume_labels(str(s.annotations), _mtime(s.annotations), lag, recipe, observers)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _raw_counts(path: str, mtime: int, observers: str | None) -> pd.DataFrame:
+    from emocore.labels import raw_category_counts as counts
+
+    return counts(_annotations(path, mtime), observers)
+
+
+def raw_category_counts(s: Settings, observers: str | None) -> pd.DataFrame:
+    return _raw_counts(str(s.annotations), _mtime(s.annotations), observers)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _cooccurrence(path: str, mtime: int, observers: str | None) -> pd.DataFrame:
+    from emocore.labels import category_cooccurrence as cooc
+
+    return cooc(_annotations(path, mtime), observers)
+
+
+def category_cooccurrence(s: Settings, observers: str | None) -> pd.DataFrame:
+    return _cooccurrence(str(s.annotations), _mtime(s.annotations), observers)
+
+
+def label_count_grid(
+    s: Settings, *, lags: tuple[float, ...] = (0, 2, 4, 6), observers: str | None = None
+) -> pd.DataFrame:
+    """Volumes per class (columns) for each recipe x lag (rows like 'poster, lag 4 s')."""
+    from emocore.labels import RECIPES, label_counts
+
+    rows = {
+        f"{recipe}, lag {lag:g} s": label_counts(
+            volume_labels(s, lag=lag, recipe=recipe, observers=observers)
+        )
+        for recipe in RECIPES
+        for lag in lags
+    }
+    return pd.DataFrame.from_dict(rows, orient="index")[list(CLASSES)]
+
+
+def cache_or_none(s: Settings) -> tuple[VolumeCache | None, str | None]:
+    """The cache, or None and the reason (for pages that can do without it)."""
+    try:
+        return cache(s), None
+    except CacheError as exc:
+        return None, str(exc)

@@ -1,0 +1,113 @@
+"""Emotion accuracy: subjects x emotions per design, confusion, training curves, CNN vs linear."""
+
+import pandas as pd
+import streamlit as st
+
+from emocore import figures, ui
+
+s = ui.page("Emotion accuracy")
+ctx = ui.require_run(s)
+with ui.guard():
+    metrics = ui.loaders.metrics(ctx.registry, ctx.run_id)
+    curves = ui.loaders.table(ctx.registry, ctx.run_id, "curves")
+
+for design, tab in zip(ctx.designs, st.tabs(ctx.designs), strict=True):
+    summary = metrics[design]["cnn"]["summary"]
+    chance = summary["chance"]["balanced_accuracy_permutation"]
+    with tab:
+        c1, c2 = st.columns(2)
+        c1.metric("Balanced accuracy (CNN, held out)", ui.pct(summary["balanced_accuracy"]))
+        with c1:
+            ui.chance_caption(
+                summary["split"],
+                chance,
+                what="permutation",
+                extra=f"p = {summary['p_value']['balanced_accuracy']:.3g}, {summary['n_volumes']} volumes",
+            )
+        c2.metric("Accuracy", ui.pct(summary["accuracy"]))
+        with c2:
+            ui.chance_caption(
+                summary["split"], summary["chance"]["accuracy_majority"], what="majority class"
+            )
+        per_subject = pd.DataFrame(metrics[design]["cnn"]["per_subject"])
+        st.plotly_chart(
+            figures.accuracy_heatmap(
+                per_subject,
+                ctx.classes,
+                split=summary["split"],
+                chance=ctx.chance_k,
+                title=f"{design}: recall per subject and emotion",
+            ),
+            key=f"heatmap-{design}",
+        )
+        st.plotly_chart(
+            figures.confusion_figure(
+                summary["confusion"],
+                summary["classes"],
+                split=summary["split"],
+                chance=ctx.chance_k,
+                title=f"{design}: confusion",
+            ),
+            key=f"confusion-{design}",
+        )
+
+st.subheader("The volumes behind a cell")
+c1, c2, c3, c4 = st.columns(4)
+design = ui.design_picker(ctx, where=c1)
+subject = c2.selectbox("Subject", ctx.study["subjects"], format_func=lambda x: f"sub-{x}")
+true = c3.selectbox("True emotion", ctx.classes)
+pred = c4.selectbox(
+    "Predicted as", ctx.classes, index=(ctx.classes.index(true) + 1) % len(ctx.classes)
+)
+with ui.guard():
+    held = ui.loaders.design_predictions(ctx.registry, ctx.run_id, design)
+cell = held[(held["subject"] == subject) & (held["true"] == true) & (held["pred"] == pred)]
+st.dataframe(
+    cell[
+        [
+            "run",
+            "volume",
+            "movie_time",
+            "scene",
+            "scene_location",
+            "agreement",
+            f"prob_{pred}",
+            "fold_name",
+        ]
+    ],
+    hide_index=True,
+    height=220,
+)
+ui.chance_caption(
+    ctx.headline(design).get("split", "?"),
+    ctx.chance_k,
+    extra=f"{len(cell)} volumes; open one in the Brain viewer",
+)
+
+st.subheader("Training curves")
+metric = st.radio(
+    "Curve",
+    ["acc", "loss"],
+    horizontal=True,
+    format_func=lambda m: "accuracy" if m == "acc" else "loss",
+)
+st.plotly_chart(figures.training_curves(curves, metric=metric, chance=ctx.chance_k))
+st.caption(
+    "Single-subject: mean ± SD over people and folds; cross-subject: over folds. Dotted = training volumes, solid = held-out volumes (per-fold, unbalanced accuracy)."
+)
+
+st.subheader("CNN vs linear baseline (same folds)")
+left, right = st.columns(2)
+left.plotly_chart(figures.model_comparison(ctx.study.get("results", [])))
+rows = [
+    {
+        "design": r["design"],
+        "model": r["model"],
+        "split": r["split"],
+        **{c: ui.pct(v) for c, v in r["per_class_accuracy"].items()},
+        "chance": ui.pct(ctx.chance_k),
+    }
+    for r in ctx.study.get("results", [])
+]
+right.dataframe(pd.DataFrame(rows), hide_index=True)
+right.caption(f"Recall per emotion; chance {ui.pct(ctx.chance_k)} (1/{len(ctx.classes)} classes).")

@@ -1,0 +1,94 @@
+"""Overview: where the data comes from, the cohort, the models and their accuracy vs chance."""
+
+import pandas as pd
+import streamlit as st
+
+from emocore import ui
+from emocore.device import gpu_summary
+from emocore.errors import EmocoreError
+
+s = ui.page("emocore — Overview", prominent_notice=True)
+source = "Demo cohort (synthetic, ds000113 layout)" if s.is_demo else "Real data"
+st.markdown(
+    f"**Data source:** {source} — home `{s.home}`, cache `{s.cache}`, registry `{s.registry}`"
+)
+
+if not s.has_cache:
+    for problem in s.check():
+        st.info(problem)
+    if s.is_demo or not s.home.exists() or not any(s.home.iterdir()):
+        st.markdown(
+            "Nothing is built yet. One click builds the demo: a synthetic cohort, its cache and a demo model (minutes on 2 CPU cores)."
+        )
+        if st.button("Build the demo cohort, cache and model", type="primary"):
+            from emocore.demo import build_demo
+
+            bar = st.progress(0.0, text="starting")
+            with ui.guard():
+                build_demo(s.home, train=True, progress=ui.progress_callback(bar))
+            st.success("Demo built.")
+            st.rerun()
+    st.stop()
+
+with ui.guard():
+    cache = ui.loaders.cache(s)
+    opts = cache.manifest.get("options", {})
+    c1, c2, c3, c4 = st.columns(4)
+    c1.metric("People", len(cache.subjects))
+    c2.metric("Volumes per person", len(cache.labels))
+    c3.metric("Grid (voxels)", " × ".join(map(str, cache.grid_shape)))
+    c4.metric("Hemodynamic lag", f"{opts.get('lag_s', '?')} s")
+    st.caption(
+        f"Labels: recipe **{opts.get('recipe')}**, observers {opts.get('observers') or 'default'} · cache key `{cache.key}`"
+    )
+
+st.subheader("Models in the registry")
+reg = ui.loaders.registry(s)
+if reg is None:
+    st.info(
+        f"No run registry at {s.registry} yet: train a model on the Retrain page or run `emocore demo --train`."
+    )
+else:
+    rows = []
+    for run_id in ui.completed_runs(reg)["id"]:
+        try:
+            study = ui.loaders.study(reg, run_id)
+        except EmocoreError as exc:
+            st.error(str(exc))
+            continue
+        k = len(study["classes"])
+        for r in study.get("results", []):
+            rows.append({"run": run_id, "design": r["design"], "model": r["model"], "split": r["split"],
+                         "leaky": r["leaky"], "balanced accuracy": ui.pct(r["balanced_accuracy"]),
+                         "chance (permutation)": ui.pct(r["chance_balanced_accuracy"]),
+                         "chance (1/K)": ui.pct(1 / k), "p": round(r["p_value"], 4),
+                         "95 % CI": " – ".join(ui.pct(v) for v in r["ci95"])})  # fmt: skip
+    if rows:
+        st.dataframe(pd.DataFrame(rows), hide_index=True)
+        st.caption(
+            "Every accuracy is held out and shown with its split and chance level; 'leaky' splits (random volumes) overstate accuracy."
+        )
+    runs = reg.list_runs()
+    with st.expander(f"All runs ({len(runs)})"):
+        st.dataframe(
+            runs[
+                [
+                    "id",
+                    "kind",
+                    "status",
+                    "design",
+                    "split",
+                    "progress",
+                    "message",
+                    "error",
+                    "created_at",
+                ]
+            ],
+            hide_index=True,
+        )
+
+gpu = gpu_summary()
+if gpu["available"]:
+    st.success(f"GPU: {gpu['name']} ({gpu.get('memory_gib')} GiB), torch {gpu['torch']}")
+else:
+    st.info(f"No GPU: inference and training run on the CPU (torch {gpu['torch']}).")

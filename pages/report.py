@@ -1,0 +1,27 @@
+"""Report: one person's self-contained HTML report, saved with the run and downloadable."""
+
+import streamlit as st
+
+from emocore import ui
+from emocore.report import write_subject_report
+
+s = ui.page("Report")
+ctx = ui.require_run(s)
+subject = ui.subject_picker(ctx)
+path = ctx.registry.run_dir(ctx.run_id) / "reports" / f"sub-{subject}.html"
+st.markdown(
+    f"Report of **sub-{subject}** in run **{ctx.run_id}**: accuracy with split and chance, what each emotion was taken for, atypicality, misclassified scenes, timeline, model version and data provenance. Opens offline."
+)
+if st.button("Build report" if not path.exists() else "Rebuild report", type="primary"):
+    cache, _ = ui.loaders.cache_or_none(s)
+    with st.spinner("writing the report"), ui.guard():
+        path = write_subject_report(ctx.registry, ctx.run_id, subject, cache)
+    st.success(f"Saved to {path}")
+if path.exists():
+    st.download_button(
+        f"Download sub-{subject}.html",
+        path.read_bytes(),
+        file_name=f"emocore-{ctx.run_id}-sub-{subject}.html",
+        mime="text/html",
+    )
+    st.caption(f"Stored at `{path}` and recorded in the registry (kind 'report').")

@@ -1,0 +1,85 @@
+"""Subject: one person's held-out predictions over the movie, next to the cohort."""
+
+import streamlit as st
+
+from emocore import figures, ui
+from emocore.device import gpu_summary
+from emocore.inference import list_models, subject_predictions
+
+s = ui.page("Subject")
+ctx = ui.require_run(s)
+subject = ui.subject_picker(ctx)
+models = list_models(ctx.registry, ctx.run_id)
+if not models:
+    st.warning(f"Run {ctx.run_id} stored no models; only its held-out predictions can be shown.")
+preferred = [
+    m
+    for d in ("single-subject", "loso", "cross-subject")
+    for m in models
+    if m.startswith(d) and m.endswith((f"/sub-{subject}", "/all"))
+]
+model = (
+    st.selectbox("Model", models, index=models.index(preferred[0]) if preferred else 0)
+    if models
+    else None
+)
+design = model.split("/")[0] if model else ctx.designs[0]
+
+with ui.guard():
+    held = ui.loaders.design_predictions(ctx.registry, ctx.run_id, design)
+    scores = ui.loaders.per_subject(ctx.registry, ctx.run_id, design, ctx.classes)
+mine = held[held["subject"] == subject]
+head = ctx.headline(design)
+split = head.get("split", "?")
+
+st.subheader(f"sub-{subject}, {design}: held-out (cross-validated) predictions")
+if mine.empty:
+    st.info(f"sub-{subject} has no held-out predictions in the {design} design of this run.")
+    st.stop()
+me = scores[scores["subject"] == subject].iloc[0]
+c1, c2 = st.columns(2)
+with c1:
+    st.metric(f"sub-{subject} balanced accuracy", ui.pct(me["balanced_accuracy"]))
+    ui.chance_caption(
+        split, ctx.chance_k, what=f"1/{len(ctx.classes)} classes", extra=f"{len(mine)} volumes"
+    )
+with c2:
+    st.metric("Cohort balanced accuracy (pooled)", ui.pct(head.get("balanced_accuracy")))
+    ui.chance_caption(
+        split,
+        head.get("chance_balanced_accuracy"),
+        what="permutation",
+        extra=f"p = {head.get('p_value', float('nan')):.3g}",
+    )
+st.plotly_chart(
+    figures.subject_vs_cohort(me, scores, ctx.classes, subject=subject, chance=ctx.chance_k)
+)
+st.plotly_chart(
+    figures.timeline(mine, title=f"sub-{subject}: true vs predicted (held out, {split})")
+)
+
+if model:
+    st.subheader(f"Stored model `{model}` on every volume of sub-{subject}")
+    with ui.guard():
+        stored = subject_predictions(ctx.registry, ctx.run_id, model, None, subject, compute=False)
+        gpu = gpu_summary()
+        if stored is None and st.button(
+            f"Run {model} on sub-{subject} ({'GPU' if gpu['available'] else 'CPU'})"
+        ):
+            bar = st.progress(0.0, text="loading the model")
+            stored = subject_predictions(ctx.registry, ctx.run_id, model, ui.loaders.cache(s), subject,
+                                         progress=ui.progress_callback(bar))  # fmt: skip
+    if stored is not None:
+        seen = bool(stored["seen"].astype(str).eq("True").any())
+        if seen:
+            st.warning(
+                "In-sample: the model was trained on these volumes. These numbers overstate how well it decodes new data; use the held-out view above."
+            )
+        else:
+            st.info(f"Out-of-sample: sub-{subject} was not in this model's training set.")
+        st.plotly_chart(
+            figures.timeline(
+                stored,
+                title=f"sub-{subject}: {model} on all volumes ({'in-sample' if seen else 'new person'})",
+            )
+        )

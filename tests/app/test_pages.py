@@ -1,0 +1,159 @@
+"""Every dashboard page through app.py (AppTest): renders, shows split + chance, fails gracefully."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from emocore.registry import Registry
+
+ROOT = Path(__file__).resolve().parents[2]
+PAGES = {
+    "overview": "pages/overview.py",
+    "subject": "pages/subject.py",
+    "emotion-accuracy": "pages/emotion_accuracy.py",
+    "brain-viewer": "pages/brain_viewer.py",
+    "misclassified": "pages/misclassified.py",
+    "representations": "pages/representations.py",
+    "annotations": "pages/annotations.py",
+    "retrain": "pages/retrain.py",
+    "report": "pages/report.py",
+}
+ACCURACY_PAGES = ("subject", "emotion-accuracy", "misclassified")
+
+
+def open_page(name: str) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
+    at.run()
+    assert not at.exception, at.exception
+    if name != "overview":
+        at.switch_page(PAGES[name])
+        at.run()
+    return at
+
+
+def texts(at: AppTest, *kinds: str) -> str:
+    parts = []
+    for kind in kinds:
+        parts += [str(getattr(e, "value", "")) for e in at.get(kind)]
+    return "\n".join(parts)
+
+
+def no_exception(at: AppTest, name: str) -> None:
+    assert not at.exception, f"{name}: {[e.value for e in at.exception]}"
+
+
+@pytest.mark.parametrize("name", list(PAGES))
+def test_page_renders(name: str, demo_home: Path, emocore_env) -> None:
+    emocore_env(demo_home)
+    at = open_page(name)
+    no_exception(at, name)
+    assert not at.error, f"{name}: {[e.value for e in at.error]}"
+    assert at.title, f"{name} has no title"
+
+
+@pytest.mark.parametrize("name", ACCURACY_PAGES)
+def test_accuracy_pages_name_split_and_chance(name: str, demo_home: Path, emocore_env) -> None:
+    emocore_env(demo_home)
+    at = open_page(name)
+    captions = texts(at, "caption")
+    assert "Split:" in captions and "chance" in captions, captions
+
+
+def test_overview_shows_source_models_and_notice(demo_home: Path, emocore_env) -> None:
+    emocore_env(demo_home)
+    at = open_page("overview")
+    assert "Research use only" in texts(at, "warning")
+    assert "Demo cohort" in texts(at, "markdown")
+    assert any(m.label == "People" and m.value == "2" for m in at.metric)
+    table = at.dataframe[0].value
+    assert {"split", "chance (permutation)", "balanced accuracy"} <= set(table.columns)
+
+
+def test_brain_viewer_moves_the_crosshair(demo_home: Path, emocore_env) -> None:
+    emocore_env(demo_home)
+    at = open_page("brain-viewer")
+    x = next(s for s in at.slider if s.label == "x")
+    x.set_value(0).run()
+    no_exception(at, "brain-viewer")
+
+
+def test_report_page_builds_and_offers_the_html(home_copy: Path, emocore_env) -> None:
+    emocore_env(home_copy)
+    at = open_page("report")
+    next(b for b in at.button if b.label.startswith("Build report")).click().run()
+    no_exception(at, "report")
+    assert "Saved to" in texts(at, "success")
+    reg = Registry(home_copy / "registry")
+    run_id = reg.list_runs()["id"][0]
+    html = (reg.run_dir(run_id) / "reports" / "sub-01.html").read_text()
+    assert "sub-01" in html and "chance" in html
+    assert at.get("download_button"), "no download button after building the report"
+
+
+def test_retrain_offers_the_form(demo_home: Path, emocore_env) -> None:
+    emocore_env(demo_home)
+    at = open_page("retrain")
+    assert any("Epochs" in n.label for n in at.number_input)
+    assert any(b.label.startswith("Start") for b in at.button)
+    assert "completed" in at.dataframe[-1].value["status"].tolist()
+
+
+# -- error states ------------------------------------------------------------------------------
+def test_empty_home_offers_the_demo_button(tmp_path: Path, emocore_env) -> None:
+    emocore_env(tmp_path / "empty")
+    at = open_page("overview")
+    no_exception(at, "overview")
+    assert any(b.label.startswith("Build the demo") for b in at.button)
+    assert not (tmp_path / "empty").exists(), "opening the dashboard must not create folders"
+
+
+@pytest.mark.parametrize("name", [n for n in PAGES if n != "overview"])
+def test_empty_home_other_pages_explain(name: str, tmp_path: Path, emocore_env) -> None:
+    emocore_env(tmp_path / "empty")
+    at = open_page(name)
+    no_exception(at, name)
+    assert at.info or at.warning, f"{name} shows no explanation on an empty home"
+    assert not at.error, f"{name}: {[e.value for e in at.error]}"
+
+
+@pytest.mark.parametrize("name", ["subject", "emotion-accuracy", "report"])
+def test_corrupt_study_json_is_named(name: str, home_copy: Path, emocore_env) -> None:
+    emocore_env(home_copy)
+    study = next((home_copy / "registry" / "runs").glob("*/study.json"))
+    study.write_text("{ not json")
+    at = open_page(name)
+    no_exception(at, name)
+    assert any("study.json" in e.value for e in at.error), texts(at, "error", "info")
+
+
+@pytest.mark.parametrize("name", ["overview", "brain-viewer"])
+def test_missing_cache_is_named(name: str, home_copy: Path, emocore_env) -> None:
+    emocore_env(home_copy)
+    shutil.rmtree(home_copy / "cache")
+    at = open_page(name)
+    no_exception(at, name)
+    shown = texts(at, "error", "info", "warning")
+    assert "manifest.json" in shown, shown
+
+
+def test_overview_lists_a_corrupt_run_without_failing(home_copy: Path, emocore_env) -> None:
+    emocore_env(home_copy)
+    study = next((home_copy / "registry" / "runs").glob("*/study.json"))
+    study.write_text(json.dumps([1, 2]))
+    at = open_page("overview")
+    no_exception(at, "overview")
+    assert any("study.json" in e.value for e in at.error)
+
+
+def test_subject_inference_is_labelled_in_sample(home_copy: Path, emocore_env) -> None:
+    emocore_env(home_copy)
+    at = open_page("subject")
+    assert "held-out" in texts(at, "header", "subheader")
+    next(b for b in at.button if b.label.startswith("Run ")).click().run()
+    no_exception(at, "subject")
+    assert any("In-sample" in w.value for w in at.warning), texts(at, "warning", "info", "error")

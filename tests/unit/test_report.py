@@ -1,0 +1,122 @@
+"""The per-subject HTML report, on a hand-made results bundle (no training)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from emocore import __version__
+from emocore.constants import EMOTIONS
+from emocore.errors import ConfigError, EmocoreError
+from emocore.registry import Registry
+from emocore.report import read_tsv, subject_report_html, write_subject_report
+
+SUBJECTS = ["01", "02", "03"]
+
+
+def _predictions(rng: np.random.Generator, design: str, split: str) -> pd.DataFrame:
+    rows = []
+    for subject in SUBJECTS:
+        for run in (1, 2):
+            for volume in range(30):
+                true = EMOTIONS[(volume // 6) % 5]
+                pred = true if rng.random() < 0.5 else EMOTIONS[rng.integers(5)]
+                probs = rng.dirichlet(np.ones(5))
+                rows.append(
+                    {"design": design, "subject": subject, "run": run, "volume": volume,
+                     "movie_time": 900.0 * (run - 1) + 2 * volume, "scene": volume // 10 + 1,
+                     "scene_location": f"PLACE {volume // 10}", "true": true, "pred": pred,
+                     **{f"prob_{c}": p for c, p in zip(EMOTIONS, probs, strict=True)},
+                     "fold": run - 1, "seen": design != "loso", "split": split}
+                )  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture
+def bundle(tmp_path: Path, rng: np.random.Generator) -> tuple[Registry, str]:
+    registry = Registry(tmp_path / "registry")
+    run = registry.create_run(kind="study", split="leave-one-run-out", subjects=SUBJECTS)
+    folder = registry.run_dir(run.id)
+    table = pd.concat(
+        [
+            _predictions(rng, "single-subject", "leave-one-run-out"),
+            _predictions(rng, "loso", "leave-one-subject-out"),
+        ]
+    )
+    table.to_csv(folder / "predictions.tsv", sep="\t", index=False)
+    results = [
+        {"model": "cnn", "design": d, "split": s, "balanced_accuracy": 0.41,
+         "chance_balanced_accuracy": 0.19, "p_value": 0.002}
+        for d, s in (("single-subject", "leave-one-run-out"), ("loso", "leave-one-subject-out"))
+    ]  # fmt: skip
+    study = {
+        "run_id": run.id,
+        "emocore_version": __version__,
+        "cache": {"path": "cache", "key": "abc123-def456", "grid": [7, 8, 9],
+                  "options": {"lag_s": 4.0, "recipe": "poster"}},
+        "config": {"designs": ["single-subject", "loso"], "train": {"epochs": 2}},
+        "classes": list(EMOTIONS),
+        "subjects": SUBJECTS,
+        "results": results,
+    }  # fmt: skip
+    (folder / "study.json").write_text(json.dumps(study))
+    registry.update(run.id, status="running")
+    registry.set_status(run.id, "completed")
+    return registry, run.id
+
+
+def test_report_names_version_split_chance_and_provenance(bundle) -> None:
+    registry, run_id = bundle
+    html = subject_report_html(registry, run_id, "02")
+    assert html.lstrip().lower().startswith("<!doctype html>")
+    for text in ("sub-02", run_id, __version__, "abc123-def456", "poster", "Research use only",
+                 "leave-one-run-out", "leave-one-subject-out", "chance", "Misclassified scenes",
+                 "Atypicality", "volumes of sub-02 (n="):  # fmt: skip
+        assert text in html, text
+    assert "sub-01</h1>" not in html
+
+
+def test_report_is_offline_safe(bundle) -> None:
+    registry, run_id = bundle
+    html = subject_report_html(registry, run_id, "sub-01")  # the prefix is accepted
+    assert not re.search(r"<script[^>]*\bsrc=", html), "the report loads a script from outside"
+    assert html.count("Plotly.newPlot") >= 2  # several figures ...
+    assert html.count("plotly.js v") <= 2  # ... but the library once
+
+
+def test_write_report_stores_and_records_it(bundle) -> None:
+    registry, run_id = bundle
+    path = write_subject_report(registry, run_id, "03")
+    assert path == registry.run_dir(run_id) / "reports" / "sub-03.html"
+    assert "sub-03" in path.read_text()
+    artifacts = registry.artifacts(run_id)
+    assert artifacts.set_index("name").loc["report/sub-03", "kind"] == "report"
+    assert not list(path.parent.glob(".*.tmp"))
+
+
+def test_unknown_subject_names_the_ones_there(bundle) -> None:
+    registry, run_id = bundle
+    with pytest.raises(ConfigError, match=r"sub-09 is not in run .*sub-01, sub-02, sub-03"):
+        subject_report_html(registry, run_id, "09")
+
+
+def test_damaged_or_missing_study_json_is_named(bundle) -> None:
+    registry, run_id = bundle
+    study = registry.run_dir(run_id) / "study.json"
+    study.write_text("{ not json")
+    with pytest.raises(EmocoreError, match=r"study\.json is damaged"):
+        subject_report_html(registry, run_id, "01")
+    study.unlink()
+    with pytest.raises(EmocoreError, match=r"study\.json is missing"):
+        subject_report_html(registry, run_id, "01")
+
+
+def test_read_tsv_keeps_subject_labels_as_text(bundle) -> None:
+    registry, run_id = bundle
+    table = read_tsv(registry.run_dir(run_id) / "predictions.tsv")
+    assert sorted(table["subject"].unique()) == SUBJECTS
