@@ -21,12 +21,16 @@ if not s.has_cache:
             "Nothing is built yet. One click builds the demo: a synthetic cohort, its cache and a demo model (minutes on 2 CPU cores)."
         )
         if st.button("Build the demo cohort, cache and model", type="primary"):
-            from emocore.demo import build_demo
+            from emocore import jobs
+            from emocore.demo import build_demo, demo_study_config
 
             bar = st.progress(0.0, text="starting")
             with ui.guard():
-                build_demo(s.home, train=True, progress=ui.progress_callback(bar))
-            st.success("Demo built.")
+                paths = build_demo(s.home, train=False, progress=ui.progress_callback(bar))
+                run_id = jobs.start_job(
+                    paths["registry"], paths["cache"], demo_study_config(), kind="study"
+                )
+                st.session_state["demo_job"] = run_id
             st.rerun()
     st.stop()
 
@@ -44,6 +48,14 @@ with ui.guard():
 
 st.subheader("Models in the registry")
 reg = ui.loaders.registry(s)
+if reg is not None:
+    from emocore import jobs
+
+    for job in jobs.active_jobs(reg.root):
+        st.progress(
+            job.progress,
+            text=f"Training in the background: run {job.id} ({job.kind}) — {job.message or job.status}. Follow it on the Retrain page; reload to refresh.",
+        )
 if reg is None:
     st.info(
         f"No run registry at {s.registry} yet: train a model on the Retrain page or run `emocore demo --train`."
