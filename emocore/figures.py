@@ -430,3 +430,67 @@ def category_map_table() -> pd.DataFrame:
     return pd.DataFrame(
         sorted(CATEGORY_MAP.items(), key=lambda kv: (kv[1], kv[0])), columns=["category", "class"]
     )
+
+
+def interactive_viewer_html(
+    volume: np.ndarray,
+    affine: np.ndarray,
+    overlay: np.ndarray | None = None,
+    *,
+    threshold: float = 0.0,
+    opacity: float = 0.6,
+    title: str = "",
+) -> str:
+    """nilearn's interactive slice viewer (self-contained HTML, works offline): the volume as
+    background and the saliency map as overlay; click to move the linked crosshair."""
+    import nibabel as nib
+    from nilearn.plotting import view_img
+
+    bg = nib.Nifti1Image(np.asarray(volume, dtype=np.float32), affine)
+    stat = nib.Nifti1Image(
+        np.asarray(overlay if overlay is not None else np.zeros_like(volume), dtype=np.float32),
+        affine,
+    )
+    view = view_img(
+        stat,
+        bg_img=bg,
+        threshold=threshold,
+        opacity=opacity,
+        black_bg=False,
+        draw_cross=True,
+        symmetric_cmap=False,
+        cmap="hot",
+        title=title or None,
+        colorbar=overlay is not None,
+    )
+    return view.get_standalone()
+
+
+def static_viewer_png(
+    volume: np.ndarray,
+    affine: np.ndarray,
+    overlay: np.ndarray | None = None,
+    *,
+    threshold: float = 0.0,
+) -> bytes:
+    """nilearn's static orthogonal view as PNG bytes (the fallback when the interactive one fails)."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import nibabel as nib
+    from nilearn.plotting import plot_stat_map
+
+    bg = nib.Nifti1Image(np.asarray(volume, dtype=np.float32), affine)
+    stat = nib.Nifti1Image(
+        np.asarray(overlay if overlay is not None else np.zeros_like(volume), dtype=np.float32),
+        affine,
+    )
+    fig = plt.figure(figsize=(8, 3))
+    plot_stat_map(stat, bg_img=bg, threshold=threshold, figure=fig, black_bg=False, draw_cross=True)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    return buf.getvalue()

@@ -1,6 +1,7 @@
 """Brain viewer: one volume in three planes with the model's saliency on top; per-emotion maps."""
 
 import streamlit as st
+import streamlit.components.v1 as components
 
 from emocore import figures, ui
 
@@ -54,6 +55,17 @@ with ui.guard():
 top = float(overlay.max()) if overlay is not None else 0.0
 st.plotly_chart(figures.orthogonal_slices(data, voxel=(x, y, z), overlay=overlay, threshold=threshold * top, opacity=opacity,
                                           title=f"sub-{subject} run {run} volume {volume} — saliency of {design}/{name} for {emotion}"))  # fmt: skip
+with st.expander("Interactive viewer (nilearn): click to move the crosshair"):
+    try:
+        html = figures.interactive_viewer_html(
+            data, cache.affine, overlay, threshold=threshold * top, opacity=opacity
+        )
+        components.html(html, height=420, scrolling=False)
+    except Exception as exc:  # the static view is the fallback for any viewer failure
+        st.caption(
+            f"The interactive viewer failed ({exc.__class__.__name__}); showing nilearn's static view."
+        )
+        st.image(figures.static_viewer_png(data, cache.affine, overlay, threshold=threshold * top))
 auc = saliency.get(design, {}).get(name, {}).get(emotion, {}).get("auc_vs_truth")
 if overlay is None:
     st.info(f"No saliency map for {design}/{name} and {emotion} in this run.")
