@@ -87,7 +87,7 @@ def test_synth_prepare_study_evaluate_predict(home, capsys):
         assert SUMMARY_KEYS <= set(r)
         assert r["leaky"] is False
         assert r["split"] == (
-            "leave-one-subject-out" if r["design"] == "loso" else "leave-one-run-out"
+            "leave-one-subject-out" if r["design"] == "loso" else "run-wise 2-fold"
         )
         assert (
             0.1 < r["chance_balanced_accuracy"] < 0.3
