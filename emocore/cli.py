@@ -235,12 +235,18 @@ def _headline_text(results: list[dict[str, Any]]) -> str:
 
 
 def _run_study(args: argparse.Namespace, designs: tuple[str, ...], kind: str) -> int:
+    from dataclasses import replace
+
     from emocore.data.cache import open_cache
+    from emocore.distributed import NullRegistry, init_from_env
     from emocore.experiment import StudyConfig, load_study, run_study
     from emocore.registry import Registry
 
-    registry = Registry(args.registry)
+    rank, world, device = init_from_env()
+    registry = Registry(args.registry) if rank == 0 else NullRegistry()
     run_id = None
+    if world > 1 and getattr(args, "resume", None):
+        raise EmocoreError("--resume runs on one process; start it without torchrun")
     if getattr(args, "resume", None):
         record = registry.get_run(args.resume)
         if record.status == "completed":
@@ -249,9 +255,13 @@ def _run_study(args: argparse.Namespace, designs: tuple[str, ...], kind: str) ->
         run_id = record.id
     else:
         config = _study_config(args, designs)
+    if world > 1:
+        config = replace(config, train=replace(config.train, device=device))
     cache = open_cache(args.cache)
-    bar = ProgressBar(kind, not args.json)
+    bar = ProgressBar(kind, not args.json and rank == 0)
     run_id = run_study(cache, registry, config, kind=kind, progress=bar, run_id=run_id)
+    if rank != 0:
+        return 0
     study = load_study(registry, run_id)
     result = {
         "run_id": run_id,

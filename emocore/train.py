@@ -113,6 +113,13 @@ def _autocast(device: torch.device, enabled: bool):
     )
 
 
+def _distributed() -> tuple[int, int]:
+    """(rank, world size) of a torch.distributed run (torchrun), or (0, 1)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
 def _run_epoch(
     model, source: VolumeSource, cfg: TrainConfig, device, loss_fn, optimizer=None, generator=None
 ) -> tuple[float, float]:
@@ -121,7 +128,10 @@ def _run_epoch(
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.long)
     with torch.set_grad_enabled(train):
-        for x, y, _ in source.batches(cfg.batch_size, shuffle=train, generator=generator):
+        shard = _distributed() if train else (0, 1)
+        for x, y, _ in source.batches(
+            cfg.batch_size, shuffle=train, generator=generator, shard=shard
+        ):
             x = x.to(device, non_blocking=True).float().unsqueeze(1)
             y = y.to(device, non_blocking=True)
             with _autocast(device, cfg.amp):
@@ -133,6 +143,9 @@ def _run_epoch(
                 optimizer.step()
             loss_sum += loss.detach() * len(y)
             correct += (logits.argmax(1) == y).sum()
+    if train and _distributed()[1] > 1:  # every rank saw its shard of each batch: add them up
+        torch.distributed.all_reduce(loss_sum)
+        torch.distributed.all_reduce(correct)
     n = max(len(source), 1)
     return float(loss_sum) / n, float(correct) / n
 
@@ -159,7 +172,18 @@ def train_model(
     device = choose_device(config.device)
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
+    rank, world = _distributed()
     model = _make_model(train.shape, n_classes, config).to(device)
+    net: nn.Module = model
+    if world > 1:
+        # One model per process, gradients averaged by DDP. On GPUs batch-norm statistics are
+        # synchronised, so N processes with batch B/N train like one process with batch B; on the
+        # CPU (gloo) SyncBatchNorm is unavailable and each process normalises its own shard.
+        if device.type == "cuda":
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        net = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
     optimizer = torch.optim.Adam(
         model.parameters(), lr=config.lr, **({"fused": True} if device.type == "cuda" else {})
     )
@@ -186,7 +210,7 @@ def train_model(
     for epoch in range(start_epoch, config.epochs):
         te = time.perf_counter()
         train_loss, train_acc = _run_epoch(
-            model, train, config, device, loss_fn, optimizer, generator
+            net, train, config, device, loss_fn, optimizer, generator
         )
         seen += len(train)
         record: dict[str, Any] = {
@@ -202,7 +226,7 @@ def train_model(
         history.append(record)
         if on_epoch is not None:
             on_epoch(record)
-        if checkpoint is not None:
+        if checkpoint is not None and rank == 0:
             save_checkpoint(
                 checkpoint,
                 model,

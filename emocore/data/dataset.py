@@ -96,11 +96,25 @@ class VolumeSource:
         return torch.from_numpy(self._gather(np.asarray(idx)))
 
     def batches(
-        self, batch_size: int, *, shuffle: bool = False, generator: torch.Generator | None = None
+        self,
+        batch_size: int,
+        *,
+        shuffle: bool = False,
+        generator: torch.Generator | None = None,
+        shard: tuple[int, int] = (0, 1),
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        """Yield (float16 volumes (b, x, y, z), labels (b,), positions (b,)); the caller moves them to its device."""
+        """Yield (float16 volumes (b, x, y, z), labels (b,), positions (b,)); the caller moves them to its device.
+
+        ``shard=(rank, world)`` splits every batch across the processes of a distributed run
+        (rank r takes positions r, r + world, ...); with the same generator state on every rank
+        the processes together see exactly the batches of a single-process run.
+        """
+        rank, world = shard
         n = len(self)
         order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
         for a in range(0, n, batch_size):
-            idx = order[a : a + batch_size]
+            batch = order[a : a + batch_size]
+            if len(batch) < world:  # a rank with no volume would stall the others: skip the tail
+                break
+            idx = batch[rank::world]
             yield self.volumes(idx), self.y[idx], idx

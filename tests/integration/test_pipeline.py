@@ -243,3 +243,22 @@ def test_resume_finishes_an_interrupted_run(home, capsys, monkeypatch):
         ["train", "--resume", run.id, "--cache", str(cache), "--registry", str(reg), "--json"],
     )
     assert out["run_id"] == run.id and registry.get_run(run.id).status == "completed"
+
+
+def test_torchrun_two_processes_record_one_run(home):
+    """`torchrun --nproc_per_node 2 -m emocore.cli train ...`: DDP over gloo, rank 0 records."""
+    import os
+    import subprocess
+    import sys
+
+    reg = home / "registry-ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "emocore.cli", "train", "--design", "cross-subject", "--cache", str(home / "cache"), "--registry", str(reg), "--epochs", "1", "--n-folds", "2", "--permutations", "20", "--no-baseline", "--no-saliency", "--json"]  # fmt: skip
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=900, env={**os.environ, "OMP_NUM_THREADS": "1"}
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout)
+    runs = Registry(reg).list_runs()
+    assert list(runs.id) == [out["run_id"]] and runs.status.iloc[0] == "completed"
+    assert out["results"][0]["design"] == "cross-subject"
+    assert (Path(out["bundle"]) / "models" / "cross-subject" / "all.pt").is_file()
