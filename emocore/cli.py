@@ -260,6 +260,11 @@ def _run_study(args: argparse.Namespace, designs: tuple[str, ...], kind: str) ->
     cache = open_cache(args.cache)
     bar = ProgressBar(kind, not args.json and rank == 0)
     run_id = run_study(cache, registry, config, kind=kind, progress=bar, run_id=run_id)
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()  # every rank is done before the process group goes away
+        dist.destroy_process_group()
     if rank != 0:
         return 0
     study = load_study(registry, run_id)

@@ -115,3 +115,24 @@ def planted_volumes(
         {"subject": "01", "row": np.arange(len(y)), "y": y, "run": 1 + np.arange(len(y)) % 4}
     )
     return ArrayCache({"01": x.astype(np.float16)}), meta
+
+
+def build_tiny_home(root: Path) -> Path:
+    """cohort/, cache/ and registry/ with one finished tiny study, in the layout `emocore demo` makes."""
+    from emocore.data.prepare import prepare_cache
+    from emocore.data.synthetic import SynthConfig, generate_cohort
+    from emocore.demo import demo_paths
+    from emocore.experiment import StudyConfig, run_study
+    from emocore.registry import Registry
+    from emocore.train import TrainConfig
+
+    paths = demo_paths(root)
+    generate_cohort(paths["cohort"], SynthConfig(n_subjects=2, grid_mm=12.0))
+    cache = prepare_cache(paths["cohort"], paths["annotations"], paths["cache"])
+    config = StudyConfig(
+        n_folds=2,
+        n_permutations=50,
+        train=TrainConfig(epochs=1, widths=(4, 8, 8), hidden=16, device="cpu"),
+    )
+    run_study(cache, Registry(paths["registry"]), config)
+    return root

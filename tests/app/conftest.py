@@ -13,24 +13,9 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="session")
 def demo_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """cohort/, cache/ and registry/ with one completed study, in the layout `emocore demo` makes."""
-    from emocore.data.prepare import prepare_cache
-    from emocore.data.synthetic import SynthConfig, generate_cohort
-    from emocore.demo import demo_paths
-    from emocore.experiment import StudyConfig, run_study
-    from emocore.registry import Registry
-    from emocore.train import TrainConfig
+    from tests.conftest import build_tiny_home
 
-    root = tmp_path_factory.mktemp("emocore-home")
-    paths = demo_paths(root)
-    generate_cohort(paths["cohort"], SynthConfig(n_subjects=2, grid_mm=12.0))
-    cache = prepare_cache(paths["cohort"], paths["annotations"], paths["cache"])
-    config = StudyConfig(
-        n_folds=2,
-        n_permutations=50,
-        train=TrainConfig(epochs=1, widths=(4, 8, 8), hidden=16, device="cpu"),
-    )
-    run_study(cache, Registry(paths["registry"]), config)
-    return root
+    return build_tiny_home(tmp_path_factory.mktemp("emocore-home"))
 
 
 @pytest.fixture

@@ -28,6 +28,7 @@ def _worker(rank: int, world: int, store: str, ckpt: str) -> None:
         res = train_model(train, None, CFG, n_classes=3, checkpoint=ckpt)
         assert len(res.history) == CFG.epochs
     finally:
+        dist.barrier()  # nobody tears down gloo while the other rank still talks to it
         dist.destroy_process_group()
 
 
