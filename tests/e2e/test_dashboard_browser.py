@@ -261,6 +261,10 @@ def new_run(registry, before: set[str], timeout_s: float = 30) -> str:
 @pytest.mark.parametrize("name", list(PAGES))
 def test_page_renders_without_exception(page, server: str, name: str) -> None:
     open_page(page, server, name)
+    charts = page.locator('[data-testid="stPlotlyChart"]')
+    if charts.count():  # plotly draws after the script run ends: wait for the first chart's SVG
+        page.locator('[data-testid="stPlotlyChart"] .main-svg').first.wait_for(timeout=20_000)
+    page.wait_for_timeout(1000)
     SHOTS.mkdir(exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"))
 
