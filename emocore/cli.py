@@ -516,17 +516,23 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_train_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--cache",
-        default=str(DEMO_DIR / "cache"),
-        help=f"the prepared cache (default ./{DEMO_DIR}/cache)",
-    )
+def _add_store_options(p: argparse.ArgumentParser, *, cache: bool = True) -> None:
+    """--cache and --registry, defaulting to the demo layout under $EMOCORE_HOME."""
+    if cache:
+        p.add_argument(
+            "--cache",
+            default=str(DEMO_DIR / "cache"),
+            help=f"the prepared cache (default ./{DEMO_DIR}/cache)",
+        )
     p.add_argument(
         "--registry",
         default=str(DEMO_DIR / "registry"),
         help=f"the run registry (default ./{DEMO_DIR}/registry)",
     )
+
+
+def _add_train_options(p: argparse.ArgumentParser) -> None:
+    _add_store_options(p)
     p.add_argument(
         "--subject",
         action="append",
@@ -626,11 +632,7 @@ def _add_model_commands(sub: Any) -> None:
         help="re-evaluate a run's held-out predictions (chance, p-values, misclassifications)",
     )
     p.add_argument("--run", required=True, help="the run id (see `emocore runs`)")
-    p.add_argument(
-        "--registry",
-        default=str(DEMO_DIR / "registry"),
-        help=f"the run registry (default ./{DEMO_DIR}/registry)",
-    )
+    _add_store_options(p, cache=False)
     p.add_argument(
         "--permutations", type=int, default=1000, help="circular-shift permutations (default 1000)"
     )
@@ -653,16 +655,7 @@ def _add_model_commands(sub: Any) -> None:
         help="the model, as <design>/<name>: single-subject/sub-01, cross-subject/all, loso/sub-02",
     )
     p.add_argument("--subject", required=True, help="subject label, e.g. 01")
-    p.add_argument(
-        "--cache",
-        default=str(DEMO_DIR / "cache"),
-        help=f"the prepared cache (default ./{DEMO_DIR}/cache)",
-    )
-    p.add_argument(
-        "--registry",
-        default=str(DEMO_DIR / "registry"),
-        help=f"the run registry (default ./{DEMO_DIR}/registry)",
-    )
+    _add_store_options(p)
     p.add_argument(
         "--device",
         default="auto",
@@ -703,11 +696,7 @@ def _add_model_commands(sub: Any) -> None:
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("runs", help="list the runs in the registry (or show / delete one)")
-    p.add_argument(
-        "--registry",
-        default=str(DEMO_DIR / "registry"),
-        help=f"the run registry (default ./{DEMO_DIR}/registry)",
-    )
+    _add_store_options(p, cache=False)
     p.add_argument(
         "--kind",
         default=None,
