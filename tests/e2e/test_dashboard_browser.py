@@ -279,7 +279,12 @@ def _fill_number(page, label: str, value: int) -> None:
 def _start_from_page(page, url: str, registry, *, epochs: int) -> str:
     """Open Retrain, set tiny options, press Start; return the new run's id."""
     open_page(page, url, "retrain")
-    assert page.get_by_label(re.compile("epochs", re.I)).count(), "no 'Epochs' input on Retrain"
+    epochs_input = page.get_by_label(re.compile("epochs", re.I))
+    try:  # the form can paint a moment after the script run ends on a busy machine
+        epochs_input.first.wait_for(state="visible", timeout=30_000)
+    except Exception:
+        pass
+    assert epochs_input.count(), "no 'Epochs' input on Retrain"
     _fill_number(page, "epochs", epochs)
     _fill_number(page, "folds", 2)
     before = set(registry.list_runs()["id"])
