@@ -17,6 +17,8 @@ from typing import Any
 import pandas as pd
 import torch
 
+from emocore.registry import CURVE_COLUMNS
+
 __all__ = ["init_from_env", "NullRegistry"]
 
 
@@ -57,18 +59,7 @@ class NullRegistry:
         return path
 
     def curves(self, run_id: str) -> pd.DataFrame:
-        return pd.DataFrame(
-            columns=[
-                "run_id",
-                "fold",
-                "epoch",
-                "train_loss",
-                "train_acc",
-                "val_loss",
-                "val_acc",
-                "seconds",
-            ]
-        )
+        return pd.DataFrame(columns=CURVE_COLUMNS)
 
     def get_run(self, run_id: str) -> _Record:
         return _Record(run_id)

@@ -237,7 +237,7 @@ def run_study(
         )
 
     try:
-        predictions, baselines, curves = [], [], []
+        predictions, baselines = [], []
         metrics: dict[str, Any] = {}
         headline: list[dict[str, Any]] = []
         extras: dict[str, Any] = {"saliency": {}, "embeddings": None, "train_volumes_per_s": {}}
@@ -259,7 +259,6 @@ def run_study(
             for name, path in res.checkpoints.items():
                 registry.add_artifact(run_id, f"{design}/{name}", path, "checkpoint")
             predictions.append(res.predictions)
-            curves.append(res.curves)
             extras["train_volumes_per_s"][design] = round(res.train_volumes_per_s, 1)
             ev = evaluate_predictions(
                 res.predictions,

@@ -139,7 +139,7 @@ _UPDATABLE = (
     "data_hash",
     "parent",
 )
-_CURVE_COLUMNS = [
+CURVE_COLUMNS = [
     "run_id",
     "fold",
     "epoch",
@@ -728,8 +728,8 @@ class Registry:
                     "SELECT * FROM curves WHERE run_id = ? ORDER BY rowid", (run_id,)
                 )
             ]
-        frame = pd.DataFrame(rows, columns=_CURVE_COLUMNS)
-        return frame.astype({c: float for c in _CURVE_COLUMNS[3:]} | {"epoch": "int64"})
+        frame = pd.DataFrame(rows, columns=CURVE_COLUMNS)
+        return frame.astype({c: float for c in CURVE_COLUMNS[3:]} | {"epoch": "int64"})
 
     # -- artifacts -----------------------------------------------------------------------------
     def add_artifact(self, run_id: str, name: str, path: str | Path, kind: str) -> int:
