@@ -38,7 +38,12 @@ def demo_study_config():
 
     # refit=False: the demo keeps the leave-one-subject-out models (each never saw its person),
     # which is what the dashboard's inference uses; refitting every design would add ~30 s.
-    return StudyConfig(n_folds=4, n_permutations=1000, refit=False, train=TrainConfig(epochs=3, batch_size=32, class_weights=True))
+    return StudyConfig(
+        n_folds=4,
+        n_permutations=1000,
+        refit=False,
+        train=TrainConfig(epochs=3, batch_size=32, class_weights=True),
+    )
 
 
 def build_demo(

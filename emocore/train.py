@@ -13,7 +13,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,13 @@ from torch import nn
 
 from emocore.data.dataset import VolumeSource
 from emocore.device import choose_device
+from emocore.engine import (
+    FastOptions,
+    InferenceEngine,
+    gpu_oom_error,
+    maybe_compile,
+    stream_batches,
+)
 from emocore.errors import CheckpointError, ConfigError
 from emocore.models.cnn3d import SeedCNN
 
@@ -60,6 +67,11 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     amp: bool = True  # bf16 autocast on CUDA; ignored on the CPU
+    channels_last: bool = True  # channels_last_3d memory format (faster on GPU and CPU)
+    compile: str = (
+        "auto"  # torch.compile: "auto" (CUDA with Triton), "on", "off"; falls back to eager
+    )
+    prefetch: int = 3  # batches read ahead in background threads (0 = read in the loop)
 
     def __post_init__(self) -> None:
         checks = [
@@ -68,6 +80,11 @@ class TrainConfig:
             (self.batch_size >= 1, f"batch_size must be at least 1; {self.batch_size} was given"),
             (0 <= self.dropout < 1, f"dropout must be in [0, 1); {self.dropout} was given"),
             (len(self.widths) == 3, f"widths must have 3 entries; {self.widths} was given"),
+            (
+                self.compile in ("auto", "on", "off"),
+                f"'compile' must be one of {{'auto', 'on', 'off'}}; '{self.compile}' was provided",
+            ),
+            (self.prefetch >= 0, f"prefetch must be >= 0; {self.prefetch} was given"),
         ]
         for ok, msg in checks:
             if not ok:
@@ -93,6 +110,8 @@ class TrainResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
     volumes_per_s: float = 0.0
+    compiled: bool = False
+    peak_gpu_memory_gib: float | None = None
 
 
 def _make_model(in_shape: Sequence[int], n_classes: int, cfg: TrainConfig) -> SeedCNN:
@@ -121,21 +140,37 @@ def _distributed() -> tuple[int, int]:
 
 
 def _run_epoch(
-    model, source: VolumeSource, cfg: TrainConfig, device, loss_fn, optimizer=None, generator=None
+    module: nn.Module,
+    forward: Callable[[torch.Tensor], torch.Tensor],
+    source: VolumeSource,
+    cfg: TrainConfig,
+    device: torch.device,
+    loss_fn,
+    optimizer=None,
+    generator=None,
 ) -> tuple[float, float]:
+    """One pass over ``source``: ``module`` is switched to train/eval mode, ``forward`` is called."""
     train = optimizer is not None
-    model.train(train)
+    module.train(train)
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.long)
+    amp = cfg.amp and device.type == "cuda"
     with torch.set_grad_enabled(train):
         shard = _distributed() if train else (0, 1)
-        for x, y, _ in source.batches(
-            cfg.batch_size, shuffle=train, generator=generator, shard=shard
+        for x, y, _, _ in stream_batches(
+            source,
+            cfg.batch_size,
+            device,
+            shuffle=train,
+            generator=generator,
+            shard=shard,
+            prefetch=cfg.prefetch,
         ):
-            x = x.to(device, non_blocking=True).float().unsqueeze(1)
-            y = y.to(device, non_blocking=True)
+            x = x.to(torch.bfloat16 if amp else torch.float32)
+            if cfg.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last_3d)
             with _autocast(device, cfg.amp):
-                logits = model(x)
+                logits = forward(x)
                 loss = loss_fn(logits.float(), y)
             if train:
                 optimizer.zero_grad(set_to_none=True)
@@ -174,6 +209,8 @@ def train_model(
     generator = torch.Generator().manual_seed(config.seed)
     rank, world = _distributed()
     model = _make_model(train.shape, n_classes, config).to(device)
+    if config.channels_last:
+        model = model.to(memory_format=torch.channels_last_3d)
     net: nn.Module = model
     if world > 1:
         # One model per process, gradients averaged by DDP. On GPUs batch-norm statistics are
@@ -184,6 +221,7 @@ def train_model(
         net = nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None
         )
+    forward = maybe_compile(net, option=config.compile, device=device, what="training model")
     optimizer = torch.optim.Adam(
         model.parameters(), lr=config.lr, **({"fused": True} if device.type == "cuda" else {})
     )
@@ -193,7 +231,9 @@ def train_model(
     start_epoch = 0
     if resume and checkpoint is not None and Path(checkpoint).exists():
         state = _read_checkpoint(Path(checkpoint))
-        if state["config"] != config.to_dict() or list(state["in_shape"]) != list(train.shape):
+        if TrainConfig.from_dict(state["config"]) != config or list(state["in_shape"]) != list(
+            train.shape
+        ):
             raise CheckpointError(
                 f"{checkpoint} was written by a run with another config or grid; start a new run instead of --resume"
             )
@@ -205,13 +245,19 @@ def train_model(
         start_epoch = int(state["epoch"])
         logger.info("resuming %s after epoch %d", checkpoint, start_epoch)
 
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
     t0 = time.perf_counter()
     seen = 0
     for epoch in range(start_epoch, config.epochs):
         te = time.perf_counter()
-        train_loss, train_acc = _run_epoch(
-            net, train, config, device, loss_fn, optimizer, generator
-        )
+        try:
+            train_loss, train_acc = _run_epoch(
+                net, forward, train, config, device, loss_fn, optimizer, generator
+            )
+        except torch.cuda.OutOfMemoryError:
+            torch.cuda.empty_cache()
+            raise gpu_oom_error(config.batch_size, device, "--batch-size") from None
         seen += len(train)
         record: dict[str, Any] = {
             "epoch": epoch + 1,
@@ -221,7 +267,9 @@ def train_model(
             "val_acc": None,
         }
         if val is not None and len(val):
-            record["val_loss"], record["val_acc"] = _run_epoch(model, val, config, device, loss_fn)
+            record["val_loss"], record["val_acc"] = _run_epoch(
+                model, model, val, config, device, loss_fn
+            )
         record["seconds"] = round(time.perf_counter() - te, 3)
         history.append(record)
         if on_epoch is not None:
@@ -245,34 +293,38 @@ def train_model(
             )
     seconds = time.perf_counter() - t0
     model.eval()
+    peak = (
+        round(torch.cuda.max_memory_allocated(device) / 2**30, 2) if device.type == "cuda" else None
+    )
     return TrainResult(
         model=model,
         history=history,
         seconds=seconds,
         volumes_per_s=seen / seconds if seconds > 0 else 0.0,
+        compiled=forward.is_compiled,
+        peak_gpu_memory_gib=peak,
     )
 
 
-@torch.no_grad()
 def predict_proba(
     model: nn.Module,
     source: VolumeSource,
     *,
-    batch_size: int = 64,
+    batch_size: int | None = None,
     device: str | torch.device = "auto",
     amp: bool = True,
+    options: FastOptions | None = None,
 ) -> np.ndarray:
-    """Class probabilities (n, K) for every row of ``source``, in order."""
-    dev = choose_device(device)
-    model = model.to(dev).eval()
-    out = []
-    for x, _, _ in source.batches(batch_size):
-        with _autocast(dev, amp):
-            logits = model(x.to(dev, non_blocking=True).float().unsqueeze(1))
-        out.append(torch.softmax(logits.float(), dim=1))
-    if not out:
-        return np.zeros((0, getattr(model, "n_classes", 0)), dtype=np.float32)
-    return torch.cat(out).cpu().numpy()
+    """Class probabilities (n, K) for every row of ``source``, in order, on emocore's fast path.
+
+    A thin wrapper around :class:`~emocore.engine.InferenceEngine` for a single use; keep an
+    engine when the same model predicts several sources. ``amp=False`` keeps CUDA in fp32.
+    """
+    opts = options or FastOptions()
+    if not amp:
+        opts = replace(opts, amp=False)
+    engine = InferenceEngine(model, device=device, options=opts, batch_size=batch_size)
+    return engine.predict_proba(source)
 
 
 # -- checkpoints ---------------------------------------------------------------------------------

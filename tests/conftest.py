@@ -89,7 +89,7 @@ def tiny_dataset(tmp_path: Path) -> tuple[Path, Path]:
 
 
 class ArrayCache:
-    """An in-memory stand-in for VolumeCache (grid_shape + read), for model and training tests."""
+    """An in-memory stand-in for VolumeCache (grid_shape, read, array), for model and training tests."""
 
     def __init__(self, arrays: dict[str, np.ndarray]) -> None:
         self.arrays = arrays
@@ -97,6 +97,9 @@ class ArrayCache:
 
     def read(self, subject: str, rows) -> np.ndarray:
         return self.arrays[subject][np.asarray(rows)]
+
+    def array(self, subject: str) -> np.ndarray:
+        return self.arrays[subject]
 
 
 def planted_volumes(

@@ -73,6 +73,8 @@ class VolumeSource:
         self.y = torch.tensor(self.meta["y"].to_numpy(dtype=np.int64, copy=True))
         nbytes = len(self.meta) * int(np.prod(self.shape)) * 2
         self.preloaded = nbytes <= preload_limit_bytes if preload is None else preload
+        self._subjects = self.meta["subject"].to_numpy()
+        self._rows = self.meta["row"].to_numpy(dtype=np.int64)
         self._x: torch.Tensor | None = None
         if self.preloaded:
             self._x = torch.from_numpy(self._gather(np.arange(len(self.meta))))
@@ -82,12 +84,32 @@ class VolumeSource:
 
     def _gather(self, idx: np.ndarray) -> np.ndarray:
         out = np.empty((len(idx), *self.shape), dtype=np.float16)
-        subj = self.meta["subject"].to_numpy()[idx]
-        rows = self.meta["row"].to_numpy()[idx]
+        self.gather_into(idx, out)
+        return out
+
+    def gather_into(self, idx: np.ndarray, out: np.ndarray) -> None:
+        """Copy the float16 volumes at positions ``idx`` of ``meta`` into ``out`` (n, x, y, z).
+
+        One person's rows in ascending order (whole-subject inference) are copied as a single
+        slice or ``np.take`` straight into ``out``; mixed batches are gathered per person. Either
+        way the copy runs in numpy without the GIL, so several threads can read at once.
+        """
+        idx = np.asarray(idx, dtype=np.int64)
+        if self._x is not None:
+            torch.index_select(self._x, 0, torch.from_numpy(idx), out=torch.from_numpy(out))
+            return
+        subj = self._subjects[idx]
+        rows = self._rows[idx]
+        if len(idx) and (subj[0] == subj).all() and (np.diff(rows) > 0).all():
+            arr = self.cache.array(str(subj[0]))
+            if rows[-1] - rows[0] + 1 == len(rows):
+                out[...] = arr[rows[0] : rows[-1] + 1]
+            else:
+                np.take(arr, rows, axis=0, out=out)
+            return
         for s in np.unique(subj):
             where = np.flatnonzero(subj == s)
             out[where] = self.cache.read(str(s), rows[where])
-        return out
 
     def volumes(self, idx: np.ndarray | torch.Tensor) -> torch.Tensor:
         """float16 volumes (n, x, y, z) for positions ``idx`` of ``meta``."""
@@ -102,12 +124,15 @@ class VolumeSource:
         shuffle: bool = False,
         generator: torch.Generator | None = None,
         shard: tuple[int, int] = (0, 1),
-    ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        positions_only: bool = False,
+    ) -> Iterator[tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]]:
         """Yield (float16 volumes (b, x, y, z), labels (b,), positions (b,)); the caller moves them to its device.
 
         ``shard=(rank, world)`` splits every batch across the processes of a distributed run
         (rank r takes positions r, r + world, ...); with the same generator state on every rank
-        the processes together see exactly the batches of a single-process run.
+        the processes together see exactly the batches of a single-process run. With
+        ``positions_only`` no volume is read and the first item is None (the batch plan for
+        :func:`emocore.engine.stream_batches`, which reads ahead in threads).
         """
         rank, world = shard
         n = len(self)
@@ -117,4 +142,4 @@ class VolumeSource:
             if len(batch) < world:  # a rank with no volume would stall the others: skip the tail
                 break
             idx = batch[rank::world]
-            yield self.volumes(idx), self.y[idx], idx
+            yield (None if positions_only else self.volumes(idx)), self.y[idx], idx
