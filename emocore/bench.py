@@ -1,20 +1,27 @@
-"""``emocore bench``: throughput figures measured in one run, with ratios against a baseline.
+"""``emocore bench``: throughput measured in one run, as ratios against a baseline in the same run.
 
 Three groups, each optional:
 
-* ``data``: ``emocore synth`` + ``emocore prepare`` of a demo-sized cohort in a temporary folder,
-  with the peak resident memory of the prepare step (measured in a child process), and random
-  single-volume reads from the resulting cache (page cache warm).
-* ``model``: training and inference volumes/s of the seed network on a grid, for the baseline
-  (eager fp32, batches gathered from a plain DataLoader over single volumes) and for emocore's
-  path (batched gathers from the cache; bf16 autocast and channels_last_3d on CUDA), with the ratio.
-* ``cache``: end-to-end inference from a warm cache for one subject.
+* ``model`` (model only): the seed network on random volumes already on the device. Baseline:
+  eager fp32, plain Adam. emocore: the engine's inference path (batch norm folded,
+  channels_last_3d, bf16 autocast and torch.compile with CUDA graphs on CUDA) and its training
+  path (channels_last_3d, bf16, fused Adam and torch.compile on CUDA).
+* ``e2e`` (end to end from a warm cache): a cache of one person's worth of volumes with a
+  planted class signal is written at the grid, read once to warm the page cache, then
+  training epochs and whole-subject inference are timed. Baseline: a plain ``DataLoader`` over
+  single memory-mapped volumes into the eager fp32 model. emocore: :func:`emocore.train.train_model`
+  and :class:`emocore.engine.InferenceEngine`. The agreement of the two inference paths (the share
+  of volumes with the same predicted class, on the trained model) is reported beside the speed.
+* ``data``: ``emocore synth`` + ``emocore prepare`` of a demo-sized cohort, the peak resident
+  memory of prepare (in a child process), and random single-volume reads from the cache.
 
-Timings are wall-clock medians of repeated steps after warm-up; they are reported, never asserted.
+Timings are wall-clock medians of repeated steps or epochs after a warm-up; they are reported,
+never asserted in tests.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import resource
@@ -28,13 +35,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
+from emocore.constants import EMOTIONS
 from emocore.device import choose_device, gpu_summary
+from emocore.engine import FastOptions, InferenceEngine, maybe_compile
 from emocore.models.cnn3d import SeedCNN
 
-__all__ = ["bench_model", "bench_data", "run_bench"]
+__all__ = ["bench_model", "bench_end_to_end", "bench_data", "run_bench", "planted_cache"]
+
+#: Volumes of one studyforrest person (8 runs): the default size of the end-to-end cache.
+PERSON_VOLUMES = 3599
 
 
 def _sync(device: torch.device) -> None:
@@ -42,12 +55,24 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def _reset_peak(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def _peak_gib(device: torch.device) -> float | None:
+    if device.type != "cuda":
+        return None
+    return round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
+
+
 def _median_rate(
     step: Callable[[], None],
     items: int,
     device: torch.device,
     *,
-    warmup: int = 2,
+    warmup: int = 3,
     repeats: int = 5,
     min_seconds: float = 1.0,
 ) -> float:
@@ -66,82 +91,263 @@ def _median_rate(
     return items / statistics.median(times)
 
 
+def _ratio(fast: float, base: float) -> float | None:
+    return round(fast / base, 2) if base > 0 else None
+
+
+# -- model only ------------------------------------------------------------------------------
 def bench_model(
     grid: Sequence[int] = (22, 29, 8),
     *,
     device: str = "auto",
     batch_size: int = 32,
     n_classes: int = 5,
+    compile: str = "auto",
 ) -> dict[str, Any]:
-    """Training and inference volumes/s: eager fp32 baseline vs emocore's path, on random volumes."""
+    """Training and inference volumes/s of the seed network on random volumes already on the device."""
     dev = choose_device(device)
     grid = tuple(int(g) for g in grid)
+    cuda = dev.type == "cuda"
     torch.manual_seed(0)
     x = torch.randn(batch_size, 1, *grid, device=dev)
     y = torch.randint(0, n_classes, (batch_size,), device=dev)
     loss_fn = nn.CrossEntropyLoss()
+    out: dict[str, Any] = {"grid": list(grid), "batch_size": batch_size}
 
-    def train_rate(model: nn.Module, fast: bool) -> float:
-        opt = torch.optim.Adam(
-            model.parameters(), lr=1e-3, **({"fused": True} if fast and dev.type == "cuda" else {})
-        )
-        xb = (
-            x.contiguous(memory_format=torch.channels_last_3d) if fast and dev.type == "cuda" else x
-        )
-
-        def step() -> None:
-            with torch.autocast(
-                dev.type, dtype=torch.bfloat16, enabled=fast and dev.type == "cuda"
-            ):
-                loss = loss_fn(model(xb).float(), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-
-        return _median_rate(step, batch_size, dev)
-
-    def infer_rate(model: nn.Module, fast: bool, batch: int) -> float:
-        xi = torch.randn(batch, 1, *grid, device=dev)
-        if fast and dev.type == "cuda":
-            xi = xi.contiguous(memory_format=torch.channels_last_3d)
-        model.eval()
-
-        def step() -> None:
-            with (
-                torch.inference_mode(),
-                torch.autocast(dev.type, dtype=torch.bfloat16, enabled=fast and dev.type == "cuda"),
-            ):
-                model(xi)
-
-        return _median_rate(step, batch, dev)
-
+    # training: baseline eager fp32 vs emocore's training path
     base = SeedCNN(grid, n_classes).to(dev)
-    fast = SeedCNN(grid, n_classes).to(dev)
-    if dev.type == "cuda":
-        fast = fast.to(memory_format=torch.channels_last_3d)
-        torch.cuda.reset_peak_memory_stats(dev)
-    infer_batch = batch_size * (4 if dev.type == "cuda" else 2)
-    out: dict[str, Any] = {
-        "grid": list(grid),
-        "batch_size": batch_size,
-        "parameters": sum(p.numel() for p in base.parameters()),
-        "train_baseline_volumes_per_s": round(train_rate(base, False), 1),
-        "train_fast_volumes_per_s": round(train_rate(fast, True), 1),
-        "infer_baseline_volumes_per_s": round(infer_rate(base, False, batch_size), 1),
-        "infer_fast_volumes_per_s": round(infer_rate(fast, True, infer_batch), 1),
-        "infer_fast_batch_size": infer_batch,
-    }
-    out["train_ratio"] = round(
-        out["train_fast_volumes_per_s"] / out["train_baseline_volumes_per_s"], 2
+    out["parameters"] = sum(p.numel() for p in base.parameters())
+    opt = torch.optim.Adam(base.parameters(), lr=1e-3)
+
+    def base_step() -> None:
+        loss = loss_fn(base(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    _reset_peak(dev)
+    out["train_baseline_volumes_per_s"] = round(_median_rate(base_step, batch_size, dev), 1)
+    out["train_baseline_peak_gpu_gib"] = _peak_gib(dev)
+
+    fast = SeedCNN(grid, n_classes).to(dev).to(memory_format=torch.channels_last_3d)
+    fast_fwd = maybe_compile(fast, option=compile, device=dev, what="training model")
+    fopt = torch.optim.Adam(fast.parameters(), lr=1e-3, **({"fused": True} if cuda else {}))
+    xf = x.to(torch.bfloat16 if cuda else torch.float32).contiguous(
+        memory_format=torch.channels_last_3d
     )
-    out["infer_ratio"] = round(
-        out["infer_fast_volumes_per_s"] / out["infer_baseline_volumes_per_s"], 2
+
+    def fast_step() -> None:
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cuda):
+            loss = loss_fn(fast_fwd(xf).float(), y)
+        fopt.zero_grad(set_to_none=True)
+        loss.backward()
+        fopt.step()
+
+    _reset_peak(dev)
+    out["train_fast_volumes_per_s"] = round(_median_rate(fast_step, batch_size, dev), 1)
+    out["train_fast_peak_gpu_gib"] = _peak_gib(dev)
+    out["train_fast_compiled"] = fast_fwd.is_compiled
+    out["train_ratio"] = _ratio(
+        out["train_fast_volumes_per_s"], out["train_baseline_volumes_per_s"]
     )
-    if dev.type == "cuda":
-        out["peak_gpu_memory_gib"] = round(torch.cuda.max_memory_allocated(dev) / 2**30, 2)
+
+    # inference: baseline eager fp32 at the training batch vs the engine at its own batch
+    base.eval()
+
+    def base_infer() -> None:
+        with torch.inference_mode():
+            base(x)
+
+    _reset_peak(dev)
+    out["infer_baseline_volumes_per_s"] = round(_median_rate(base_infer, batch_size, dev), 1)
+    out["infer_baseline_peak_gpu_gib"] = _peak_gib(dev)
+    engine = InferenceEngine(fast, device=dev, options=FastOptions(compile=compile))
+    xi = torch.randn(engine.batch_size, 1, *grid, device=dev).to(torch.float16)
+
+    def fast_infer() -> None:
+        with torch.inference_mode():
+            engine.logits(xi)
+
+    _reset_peak(dev)
+    out["infer_fast_volumes_per_s"] = round(_median_rate(fast_infer, engine.batch_size, dev), 1)
+    out["infer_fast_peak_gpu_gib"] = _peak_gib(dev)
+    out["infer_fast_batch_size"] = engine.batch_size
+    out["infer_fast_path"] = engine.describe()
+    out["infer_ratio"] = _ratio(
+        out["infer_fast_volumes_per_s"], out["infer_baseline_volumes_per_s"]
+    )
     return out
 
 
+# -- end to end from a warm cache -------------------------------------------------------------
+def planted_cache(
+    folder: str | Path, grid: Sequence[int], volumes: int, *, signal: float = 1.0, seed: int = 0
+):
+    """A one-person cache of ``volumes`` float16 volumes with one planted box per emotion.
+
+    Noise comes from a pool of 32 volumes (so writing a full-grid person takes seconds, not
+    minutes); labels cycle through the five emotions in blocks of 10 volumes (20 s, the length
+    of a short scene) over 8 runs. Returns the opened :class:`~emocore.data.cache.VolumeCache`.
+    """
+    from emocore.data.cache import create_cache, open_cache
+
+    grid = tuple(int(g) for g in grid)
+    y = (np.arange(volumes) // 10) % len(EMOTIONS)
+    labels = pd.DataFrame(
+        {
+            "run": 1 + (np.arange(volumes) * 8) // volumes,
+            "volume": np.arange(volumes),
+            "movie_time": 2.0 * np.arange(volumes),
+            "label": np.asarray(EMOTIONS)[y],
+        }
+    )
+    arrays = create_cache(
+        folder, grid=grid, labels=labels, subjects=["01"], note="emocore bench planted volumes"
+    )
+    arr = arrays["01"]
+    rng = np.random.default_rng(seed)
+    pool = rng.standard_normal((32, *grid), dtype=np.float32)
+    patterns = np.zeros((len(EMOTIONS), *grid), np.float32)
+    for c in range(len(EMOTIONS)):  # a box per class, at different places along x
+        lo = [int(g * (0.1 + 0.15 * c)) if i == 0 else g // 4 for i, g in enumerate(grid)]
+        hi = [max(lo[i] + 1, lo[i] + g // 6) if i == 0 else 3 * g // 4 for i, g in enumerate(grid)]
+        patterns[c, lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]] = signal * 2.0
+    step = max(1, (256 * 2**20) // (math.prod(grid) * 4))
+    for a in range(0, volumes, step):
+        b = min(volumes, a + step)
+        arr[a:b] = (pool[rng.integers(0, len(pool), b - a)] + patterns[y[a:b]]).astype(np.float16)
+    arr.flush()
+    del arrays, arr
+    return open_cache(folder)
+
+
+class _SingleVolumes(torch.utils.data.Dataset):
+    """The baseline's dataset: one memory-mapped volume per ``__getitem__``, as float32."""
+
+    def __init__(self, array: np.ndarray, rows: np.ndarray, y: np.ndarray) -> None:
+        self.array, self.rows, self.y = array, rows, y
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int):
+        return torch.from_numpy(self.array[self.rows[i]].astype(np.float32)), int(self.y[i])
+
+
+def bench_end_to_end(
+    grid: Sequence[int] = (22, 29, 8),
+    *,
+    device: str = "auto",
+    batch_size: int = 32,
+    volumes: int | None = None,
+    epochs: int = 3,
+    compile: str = "auto",
+    folder: str | Path | None = None,
+) -> dict[str, Any]:
+    """Training and whole-subject inference from a warm cache: plain DataLoader vs emocore."""
+    from emocore.data.dataset import VolumeSource, select
+    from emocore.train import TrainConfig, train_model
+
+    dev = choose_device(device)
+    grid = tuple(int(g) for g in grid)
+    if volumes is None:
+        # one person, or what fits in 2 GiB of cache on the CPU (the full grid is 8 GB a person)
+        volumes = PERSON_VOLUMES
+        if dev.type == "cpu":
+            volumes = max(256, min(volumes, (2 * 2**30) // (math.prod(grid) * 2)))
+    epochs = max(2, epochs)
+    out: dict[str, Any] = {"grid": list(grid), "volumes": volumes, "batch_size": batch_size}
+    with tempfile.TemporaryDirectory(dir=folder, prefix="emocore-bench-") as tmp:
+        t0 = time.perf_counter()
+        cache = planted_cache(Path(tmp) / "cache", grid, volumes)
+        out["cache_write_seconds"] = round(time.perf_counter() - t0, 2)
+        array = cache.array("01")
+        float(np.asarray(array[:: max(1, volumes // 64)]).sum())  # touch the file once
+        array.sum(dtype=np.float32)  # and warm the page cache
+        meta = select(cache)
+        n = len(meta)
+
+        # training: plain DataLoader into eager fp32 vs train_model's fast path
+        torch.manual_seed(0)
+        base = SeedCNN(grid, len(EMOTIONS)).to(dev)
+        opt = torch.optim.Adam(base.parameters(), lr=1e-3)
+        loss_fn = nn.CrossEntropyLoss()
+        dataset = _SingleVolumes(array, meta["row"].to_numpy(), meta["y"].to_numpy())
+        loader = torch.utils.data.DataLoader(
+            dataset, batch_size=batch_size, shuffle=True, generator=torch.Generator().manual_seed(0)
+        )
+        _reset_peak(dev)
+        epoch_s = []
+        for _ in range(epochs):
+            te = time.perf_counter()
+            for xb, yb in loader:
+                loss = loss_fn(base(xb.to(dev).unsqueeze(1)), yb.to(dev))
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+            _sync(dev)
+            epoch_s.append(time.perf_counter() - te)
+        out["train_baseline_volumes_per_s"] = round(n / statistics.median(epoch_s[1:]), 1)
+        out["train_baseline_peak_gpu_gib"] = _peak_gib(dev)
+        del opt
+
+        _reset_peak(dev)
+        source = VolumeSource(cache, meta)
+        cfg = TrainConfig(epochs=epochs, batch_size=batch_size, device=str(dev), compile=compile)
+        res = train_model(source, None, cfg, n_classes=len(EMOTIONS))
+        fast_epochs = [h["seconds"] for h in res.history]
+        out["train_fast_volumes_per_s"] = round(n / statistics.median(fast_epochs[1:]), 1)
+        out["train_fast_first_epoch_seconds"] = round(fast_epochs[0], 2)
+        out["train_fast_peak_gpu_gib"] = _peak_gib(dev)
+        out["train_fast_compiled"] = res.compiled
+        out["train_fast_source"] = "in memory" if source.preloaded else "memory-mapped"
+        out["train_ratio"] = _ratio(
+            out["train_fast_volumes_per_s"], out["train_baseline_volumes_per_s"]
+        )
+        out["train_accuracy_last_epoch"] = round(res.history[-1]["train_acc"], 3)
+
+        # inference of the trained model over the whole person
+        model = res.model
+        ref = SeedCNN(grid, len(EMOTIONS))
+        ref.load_state_dict(model.state_dict())
+        ref = ref.to(dev).eval()
+        seq = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False)
+        _reset_peak(dev)
+        te = time.perf_counter()
+        chunks = []
+        with torch.inference_mode():
+            for xb, _ in seq:
+                chunks.append(torch.softmax(ref(xb.to(dev).unsqueeze(1)), 1).cpu())
+        _sync(dev)
+        base_s = time.perf_counter() - te
+        base_probs = torch.cat(chunks).numpy()
+        out["infer_baseline_volumes_per_s"] = round(n / base_s, 1)
+        out["infer_baseline_peak_gpu_gib"] = _peak_gib(dev)
+
+        engine = InferenceEngine(model, device=dev, options=FastOptions(compile=compile))
+        streamed = VolumeSource(cache, meta, preload=False)
+        te = time.perf_counter()
+        engine.predict_proba(streamed)
+        out["infer_fast_first_call_seconds"] = round(time.perf_counter() - te, 2)
+        runs = []
+        for _ in range(3):
+            te = time.perf_counter()
+            probs = engine.predict_proba(streamed)
+            runs.append(time.perf_counter() - te)
+        out["infer_fast_volumes_per_s"] = round(n / statistics.median(runs), 1)
+        out["infer_fast_peak_gpu_gib"] = engine.stats.get("peak_gpu_memory_gib")
+        out["infer_fast_path"] = engine.describe()
+        out["infer_ratio"] = _ratio(
+            out["infer_fast_volumes_per_s"], out["infer_baseline_volumes_per_s"]
+        )
+        same = probs.argmax(1) == base_probs.argmax(1)
+        out["infer_agreement"] = round(float(same.mean()), 5)
+        out["infer_max_probability_difference"] = round(float(np.abs(probs - base_probs).max()), 5)
+        del cache, array, source, streamed
+    return out
+
+
+# -- data ------------------------------------------------------------------------------------
 def _peak_rss_of(code: str) -> tuple[float, float]:
     """Run python code in a child; return (seconds, peak RSS in MiB) of that child."""
     t0 = time.perf_counter()
@@ -189,9 +395,15 @@ def run_bench(
     device: str = "auto",
     grid: Sequence[int] = (22, 29, 8),
     batch_size: int = 32,
+    compile: str = "auto",
+    volumes: int | None = None,
+    epochs: int = 3,
     data: bool = True,
     model: bool = True,
+    e2e: bool = True,
+    folder: str | Path | None = None,
 ) -> dict[str, Any]:
+    """Every group asked for, with the machine it ran on."""
     dev = choose_device(device)
     result: dict[str, Any] = {
         "device": str(dev),
@@ -202,7 +414,17 @@ def run_bench(
         "torch": torch.__version__,
     }
     if model:
-        result["model"] = bench_model(grid, device=str(dev), batch_size=batch_size)
+        result["model"] = bench_model(grid, device=str(dev), batch_size=batch_size, compile=compile)
+    if e2e:
+        result["e2e"] = bench_end_to_end(
+            grid,
+            device=str(dev),
+            batch_size=batch_size,
+            volumes=volumes,
+            epochs=epochs,
+            compile=compile,
+            folder=folder,
+        )
     if data:
-        result["data"] = bench_data()
+        result["data"] = bench_data(folder=folder)
     return result

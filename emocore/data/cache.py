@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import json
 import logging
+import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -26,9 +28,10 @@ import numpy as np
 import pandas as pd
 
 from emocore import __version__
+from emocore.constants import CLASSES
 from emocore.errors import CacheError
 
-__all__ = ["CACHE_FORMAT", "VolumeCache", "open_cache"]
+__all__ = ["CACHE_FORMAT", "VolumeCache", "open_cache", "create_cache"]
 
 logger = logging.getLogger(__name__)
 
@@ -184,3 +187,68 @@ class VolumeCache:
 def open_cache(path: str | Path) -> VolumeCache:
     """Open a cache folder; :class:`~emocore.errors.CacheError` says how to build a missing one."""
     return VolumeCache(path)
+
+
+def create_cache(
+    path: str | Path,
+    *,
+    grid: Sequence[int],
+    labels: pd.DataFrame,
+    subjects: Sequence[str],
+    affine: np.ndarray | None = None,
+    mask: np.ndarray | None = None,
+    note: str = "made by create_cache",
+) -> dict[str, np.memmap]:
+    """Lay out an empty cache at ``path`` and return one writable float16 memmap per subject.
+
+    For benchmarks and tests that make volumes themselves (``emocore bench`` writes planted
+    volumes at any grid this way); real data go through :func:`emocore.data.prepare.prepare_cache`.
+    ``labels`` is the per-volume table (needs ``run`` and ``label``; its length is the number of
+    volumes per subject). Fill the arrays, then ``flush()`` them and open the cache with
+    :func:`open_cache`. The folder must not exist yet.
+    """
+    path = Path(path)
+    if path.exists():
+        raise CacheError(f"{path} already exists; create_cache only makes new caches")
+    grid = tuple(int(g) for g in grid)
+    if len(grid) != 3 or min(grid) < 1:
+        raise CacheError(f"grid must be three positive sides (x, y, z); got {grid}")
+    missing = {"run", "label"} - set(labels.columns)
+    if missing:
+        raise CacheError(f"the label table needs the columns {sorted(missing)}")
+    path.mkdir(parents=True)
+    n = len(labels)
+    runs, start = [], 0
+    for run, count in labels.groupby("run", sort=False).size().items():
+        runs.append({"run": int(run), "start": start, "n_volumes": int(count)})
+        start += int(count)
+    labels.to_csv(path / "labels.tsv", sep="\t", index=False)
+    np.save(path / "mask.npy", (np.ones(grid, bool) if mask is None else mask).astype(np.uint8))
+    affine = np.eye(4) if affine is None else np.asarray(affine, dtype=float)
+    arrays = {
+        str(s): np.lib.format.open_memmap(
+            path / f"sub-{s}.npy", mode="w+", dtype=np.float16, shape=(n, *grid)
+        )
+        for s in subjects
+    }
+    manifest = {
+        "cache_format": CACHE_FORMAT,
+        "emocore_version": __version__,
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "volume_key": uuid.uuid4().hex,
+        "label_key": uuid.uuid4().hex,
+        "options": {"note": note},
+        "source": {"root": None, "layout": "arrays", "annotations": None},
+        "grid": {
+            "shape": list(grid),
+            "affine": affine.tolist(),
+            "voxel_mm": [float(v) for v in np.sqrt((affine[:3, :3] ** 2).sum(axis=0))],
+        },
+        "labels": {"file": "labels.tsv", "classes": list(CLASSES)},
+        "warnings": [],
+        "subjects": {
+            str(s): {"file": f"sub-{s}.npy", "n_volumes": n, "runs": runs} for s in subjects
+        },
+    }
+    (path / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    return arrays
