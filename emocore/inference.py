@@ -3,6 +3,12 @@
 The dashboard and ``emocore predict`` call :func:`subject_predictions`: it returns the stored
 table when there is one and otherwise runs the model over the person's volumes (on the GPU when
 there is one) and stores the result under ``<run>/inference/<design>/<model>/sub-XX.tsv``.
+
+Inference runs on emocore's fast path (:class:`emocore.engine.InferenceEngine`): volumes stream
+from the memory-mapped cache through read-ahead threads, batch norm is folded, and on CUDA bf16,
+channels_last_3d and torch.compile with CUDA graphs apply. :func:`load_engine` prepares a stored
+model once, so a caller predicting several people (the dashboard keeps engines cached) pays the
+preparation and compilation once.
 """
 
 from __future__ import annotations
@@ -18,12 +24,19 @@ from emocore._io import atomic_write_text
 from emocore.constants import CLASSES
 from emocore.data.cache import VolumeCache
 from emocore.data.dataset import VolumeSource, select
+from emocore.engine import FastOptions, InferenceEngine
 from emocore.errors import ConfigError, RegistryError
 from emocore.registry import Registry
 from emocore.study import prediction_table
-from emocore.train import load_checkpoint, predict_proba
+from emocore.train import load_checkpoint
 
-__all__ = ["list_models", "model_path", "subject_predictions", "stored_predictions_path"]
+__all__ = [
+    "list_models",
+    "model_path",
+    "load_engine",
+    "subject_predictions",
+    "stored_predictions_path",
+]
 
 Progress = Callable[[float, str], None]
 
@@ -52,6 +65,22 @@ def stored_predictions_path(registry: Registry, run_id: str, model: str, subject
     return registry.run_dir(run_id) / "inference" / model / f"sub-{subject}.tsv"
 
 
+def load_engine(
+    registry: Registry,
+    run_id: str,
+    model: str,
+    *,
+    grid_shape: tuple[int, ...] | None = None,
+    device: str = "auto",
+    batch_size: int | None = None,
+    options: FastOptions | None = None,
+) -> tuple[InferenceEngine, dict]:
+    """A stored model prepared for inference, and its checkpoint state (classes, trained_on)."""
+    net, state = load_checkpoint(model_path(registry, run_id, model), grid_shape=grid_shape)
+    engine = InferenceEngine(net, device=device, options=options, batch_size=batch_size)
+    return engine, state
+
+
 def subject_predictions(
     registry: Registry,
     run_id: str,
@@ -60,22 +89,39 @@ def subject_predictions(
     subject: str,
     *,
     device: str = "auto",
-    batch_size: int = 64,
+    batch_size: int | None = None,
     compute: bool = True,
     progress: Progress | None = None,
+    engine: tuple[InferenceEngine, dict] | None = None,
 ) -> pd.DataFrame | None:
     """Every labelled volume of ``subject`` predicted by ``model`` of run ``run_id``.
 
     The table has the prediction-table columns plus ``seen`` (the model was trained on this
-    person) and ``seconds``/``volumes_per_s`` in ``attrs``. Returns None when nothing is stored
-    and ``compute`` is False.
+    person) and ``seconds``, ``volumes_per_s`` and ``engine`` (what the fast path did) in
+    ``attrs``. Returns None when nothing is stored and ``compute`` is False. ``engine`` is the
+    pair :func:`load_engine` returns, for callers that keep it between people; without it the
+    model is loaded here (``device`` and ``batch_size`` apply only then).
     """
     path = stored_predictions_path(registry, run_id, model, subject)
     if path.exists():
         return pd.read_csv(path, sep="\t", keep_default_na=False, dtype={"subject": str})
     if not compute:
         return None
-    net, state = load_checkpoint(model_path(registry, run_id, model), grid_shape=cache.grid_shape)
+    if engine is None:
+        engine = load_engine(
+            registry,
+            run_id,
+            model,
+            grid_shape=cache.grid_shape,
+            device=device,
+            batch_size=batch_size,
+        )
+    runner, state = engine
+    if runner.grid and tuple(runner.grid) != tuple(cache.grid_shape):
+        raise ConfigError(
+            f"model {model} was trained on a {tuple(runner.grid)} grid but the cache at "
+            f"{cache.path} is {tuple(cache.grid_shape)}; use a cache on the model's grid"
+        )
     classes = list(state["extra"].get("classes", CLASSES[1:]))
     if subject not in cache.subjects:
         raise ConfigError(
@@ -84,14 +130,23 @@ def subject_predictions(
     meta = select(cache, subjects=[subject], classes=classes)
     if progress is not None:
         progress(0.05, f"loading {len(meta)} volumes of sub-{subject}")
-    source = VolumeSource(cache, meta)
+    source = VolumeSource(cache, meta, preload=False)  # one pass: stream, do not load twice
     t0 = time.perf_counter()
-    probs = predict_proba(net, source, batch_size=batch_size, device=device)
+
+    def step(fraction: float, message: str) -> None:
+        if progress is not None:
+            progress(0.05 + 0.9 * fraction, message)
+
+    probs = runner.predict_proba(source, progress=step)
     seconds = time.perf_counter() - t0
     seen = subject in state["extra"].get("trained_on", [])
     table = prediction_table(meta, probs, classes, seen=np.full(len(meta), seen), model=model)
     atomic_write_text(path, table.to_csv(sep="\t", index=False))
-    table.attrs.update(seconds=seconds, volumes_per_s=len(meta) / seconds if seconds > 0 else None)
+    table.attrs.update(
+        seconds=seconds,
+        volumes_per_s=len(meta) / seconds if seconds > 0 else None,
+        engine=runner.describe(),
+    )
     if progress is not None:
         progress(1.0, f"{len(meta)} volumes in {seconds:.1f} s")
     return table

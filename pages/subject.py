@@ -67,8 +67,11 @@ if model:
             f"Run {model} on sub-{subject} ({'GPU' if gpu['available'] else 'CPU'})"
         ):
             bar = st.progress(0.0, text="loading the model")
-            stored = subject_predictions(ctx.registry, ctx.run_id, model, ui.loaders.cache(s), subject,
+            vc = ui.loaders.cache(s)
+            engine = ui.loaders.inference_engine(ctx.registry, ctx.run_id, model, vc.grid_shape)
+            stored = subject_predictions(ctx.registry, ctx.run_id, model, vc, subject, engine=engine,
                                          progress=ui.progress_callback(bar))  # fmt: skip
+            ui.inference_caption(stored)
     if stored is not None:
         seen = bool(stored["seen"].astype(str).eq("True").any())
         if seen:

@@ -25,6 +25,7 @@ __all__ = [
     "cache",
     "category_cooccurrence",
     "design_predictions",
+    "inference_engine",
     "label_count_grid",
     "per_subject",
     "raw_category_counts",
@@ -85,6 +86,24 @@ def _annotations(path: str, mtime: int) -> Any:
 
 def annotations(s: Settings) -> Any:
     return _annotations(str(s.annotations), _mtime(s.annotations))
+
+
+@st.cache_resource(show_spinner=False, max_entries=2)
+def _engine(registry_root: str, run_id: str, model: str, grid: tuple[int, ...], mtime: int):
+    from emocore.inference import load_engine
+
+    return load_engine(_registry(registry_root), run_id, model, grid_shape=grid)
+
+
+def inference_engine(reg: Registry, run_id: str, model: str, grid: tuple[int, ...]):
+    """A stored model prepared once for the fast path (GPU when there is one), kept for reuse.
+
+    At most two are kept: a full-grid model holds about 0.6 GB on its device.
+    """
+    from emocore.inference import model_path
+
+    path = model_path(reg, run_id, model)
+    return _engine(str(reg.root), run_id, model, tuple(grid), _mtime(path))
 
 
 # -- a run's bundle --------------------------------------------------------------------------

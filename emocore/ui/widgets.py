@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from emocore.engine import describe_path
 from emocore.errors import EmocoreError
 from emocore.registry import Registry
 from emocore.report import RESEARCH_NOTICE
@@ -17,6 +18,7 @@ from emocore.settings import Settings
 from emocore.ui import loaders
 
 __all__ = [
+    "inference_caption",
     "RunContext",
     "chance_caption",
     "completed_runs",
@@ -74,6 +76,17 @@ def chance_caption(split: str, chance: float | None, *, what: str = "", extra: s
     if what:
         text += f" ({what})"
     st.caption(text + (f" · {extra}" if extra else ""))
+
+
+def inference_caption(table: pd.DataFrame | None) -> None:
+    """Under freshly computed predictions: how long they took and what the fast path did."""
+    if table is None or not table.attrs.get("seconds"):
+        return
+    rate = table.attrs.get("volumes_per_s") or 0
+    st.caption(
+        f"{len(table):,} volumes in {table.attrs['seconds']:.1f} s ({rate:,.0f} volumes/s) on "
+        + describe_path(table.attrs.get("engine", {}))
+    )
 
 
 def progress_callback(bar: Any) -> Callable[[float, str], None]:
