@@ -24,7 +24,6 @@ from __future__ import annotations
 import math
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -349,12 +348,15 @@ def bench_end_to_end(
 
 # -- data ------------------------------------------------------------------------------------
 def _peak_rss_of(code: str) -> tuple[float, float]:
-    """Run python code in a child; return (seconds, peak RSS in MiB) of that child."""
+    """Run python code in a child; return (seconds, peak RSS in MiB) of that child alone."""
+    probe = "\nimport resource; print('peak-rss-kib', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-c", code], check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", code + probe], check=True, capture_output=True, text=True
+    )
     seconds = time.perf_counter() - t0
-    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return seconds, peak_kib / 1024
+    line = [ln for ln in done.stdout.splitlines() if ln.startswith("peak-rss-kib")][-1]
+    return seconds, int(line.split()[1]) / 1024
 
 
 def bench_data(

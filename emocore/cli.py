@@ -201,6 +201,7 @@ def _study_config(args: argparse.Namespace, designs: tuple[str, ...]):
         dropout=args.dropout,
         seed=args.seed,
         device=args.device,
+        compile=args.compile,
     )
     return StudyConfig(
         designs=designs,
@@ -613,6 +614,13 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
         default="auto",
         choices=["auto", "cpu", "cuda"],
         help="where to train (default: the GPU when there is one)",
+    )
+    p.add_argument(
+        "--compile",
+        default="auto",
+        choices=["auto", "on", "off"],
+        help="torch.compile the training model: auto = on CUDA when Triton is installed; "
+        "falls back to eager if compiling fails (default auto)",
     )
     p.add_argument(
         "--permutations",

@@ -23,6 +23,7 @@ from emocore.constants import EMOTIONS
 from emocore.data.cache import VolumeCache
 from emocore.data.dataset import VolumeSource, select
 from emocore.data.splits import SplitPlan, make_splits
+from emocore.engine import FastOptions
 from emocore.errors import ConfigError
 from emocore.train import TrainConfig, predict_proba, save_checkpoint, train_model
 
@@ -206,8 +207,13 @@ def run_design(
             )
             speeds.append(res.volumes_per_s)
             total_seconds += res.seconds
+            # held-out sets are small: compiling for them costs more than it saves, unless asked
             probs = predict_proba(
-                res.model, test_src, device=train_config.device, amp=train_config.amp
+                res.model,
+                test_src,
+                device=train_config.device,
+                amp=train_config.amp,
+                options=FastOptions(compile="on" if train_config.compile == "on" else "off"),
             )
             held = fold.name.removeprefix("sub-")
             seen = (te["subject"] != held).to_numpy() if loso else np.ones(len(te), bool)

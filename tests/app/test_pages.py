@@ -157,3 +157,6 @@ def test_subject_inference_is_labelled_in_sample(home_copy: Path, emocore_env) -
     next(b for b in at.button if b.label.startswith("Run ")).click().run()
     no_exception(at, "subject")
     assert any("In-sample" in w.value for w in at.warning), texts(at, "warning", "info", "error")
+    # the caption says how fast it ran and what the fast path did (CPU here: fp32, folded BN)
+    caption = texts(at, "caption")
+    assert "volumes/s) on cpu" in caption and "batch norm folded" in caption, caption
