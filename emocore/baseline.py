@@ -37,6 +37,7 @@ def linear_baseline(
     classes: Sequence[str],
     split: str = "leave-one-run-out",
     n_folds: int | None = None,
+    folds: Sequence[str] | None = None,
     seed: int = 0,
     C: float = 0.01,
 ) -> pd.DataFrame:
@@ -52,6 +53,8 @@ def linear_baseline(
         X = _masked(cache, rows)
         y = rows["y"].to_numpy()
         for fi, fold in enumerate(plan.folds):
+            if folds and fold.name not in folds:
+                continue
             scaler = StandardScaler().fit(X[fold.train])
             clf = LogisticRegression(C=C, max_iter=300)
             clf.fit(scaler.transform(X[fold.train]), y[fold.train])

@@ -213,6 +213,7 @@ def _study_config(args: argparse.Namespace, designs: tuple[str, ...]):
         baseline=not args.no_baseline,
         saliency=not args.no_saliency,
         n_permutations=args.permutations,
+        folds=tuple(getattr(args, "fold", None) or ()) or None,
         train=train,
     )
 
@@ -301,32 +302,40 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    import pandas as pd
-
     from emocore.evaluate import evaluate_predictions
-    from emocore.experiment import load_study
+    from emocore.experiment import load_study, merge_fold_runs, read_predictions
     from emocore.registry import Registry
 
     registry = Registry(args.registry)
-    source = registry.get_run(args.run)
+    sources = [registry.get_run(r) for r in dict.fromkeys(args.run)]
+    source = sources[0]
     study = load_study(registry, source.id)
-    pred = pd.read_csv(
-        registry.run_dir(source.id) / ("baseline.tsv" if args.linear else "predictions.tsv"),
-        sep="\t",
-        keep_default_na=False,
-        dtype={"subject": str},
-    )
+    table = "baseline.tsv" if args.linear else "predictions.tsv"
+    if len(sources) == 1:
+        pred = read_predictions(registry.run_dir(source.id) / table)
+    else:
+        pred = merge_fold_runs(registry, [r.id for r in sources], table=table)
     run = registry.create_run(
         kind="evaluate",
         split=source.split,
         leaky=source.leaky,
-        subjects=source.subjects,
-        config={"source_run": source.id, "permutations": args.permutations, "linear": args.linear},
+        subjects=sorted({s for r in sources for s in r.subjects}),
+        config={
+            "source_run": source.id,
+            "source_runs": [r.id for r in sources],
+            "permutations": args.permutations,
+            "linear": args.linear,
+        },
         data_hash=source.data_hash,
         parent=source.id,
         status="running",
     )
-    out: dict[str, Any] = {"run_id": run.id, "source_run": source.id, "designs": {}}
+    out: dict[str, Any] = {
+        "run_id": run.id,
+        "source_run": source.id,
+        "source_runs": [r.id for r in sources],
+        "designs": {},
+    }
     for design, rows in pred.groupby("design", sort=False):
         ev = evaluate_predictions(
             rows,
@@ -337,6 +346,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             n_permutations=args.permutations,
             seed=args.seed,
         )
+        ev["folds"] = sorted(rows["fold_name"].astype(str).unique().tolist())
         out["designs"][design] = ev
     registry.update(
         run.id, metrics={d: v["summary"] for d, v in out["designs"].items()}, progress=1.0
@@ -344,7 +354,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     registry.set_status(run.id, "completed")
 
     def text(o: dict[str, Any]) -> str:
-        lines = [f"evaluation {o['run_id']} of run {o['source_run']}"]
+        lines = [f"evaluation {o['run_id']} of run {', '.join(o['source_runs'])}"]
         for d, ev in o["designs"].items():
             s = ev["summary"]
             lines.append(
@@ -666,6 +676,14 @@ def _add_model_commands(sub: Any) -> None:
         help="single-subject (one model per person; default), cross-subject or loso",
     )
     p.add_argument(
+        "--fold",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help="run only this fold (repeatable), e.g. --design loso --fold sub-03: one LOSO fold "
+        "per job (a Slurm array); merge the runs with `emocore evaluate --run A --run B ...`",
+    )
+    p.add_argument(
         "--resume",
         metavar="RUN_ID",
         default=None,
@@ -677,7 +695,13 @@ def _add_model_commands(sub: Any) -> None:
         "evaluate",
         help="re-evaluate a run's held-out predictions (chance, p-values, misclassifications)",
     )
-    p.add_argument("--run", required=True, help="the run id (see `emocore runs`)")
+    p.add_argument(
+        "--run",
+        required=True,
+        action="append",
+        help="the run id (see `emocore runs`); repeat it to evaluate runs of single folds "
+        "(`train --fold`) together, as one cross-validation",
+    )
     _add_store_options(p, cache=False)
     p.add_argument(
         "--permutations", type=int, default=1000, help="circular-shift permutations (default 1000)"

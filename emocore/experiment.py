@@ -41,7 +41,14 @@ from emocore.saliency import embeddings, emotion_saliency, saliency_auc, save_ni
 from emocore.study import DESIGNS, DesignResult, run_design
 from emocore.train import TrainConfig, load_checkpoint
 
-__all__ = ["StudyConfig", "run_study", "ground_truth_dir"]
+__all__ = [
+    "StudyConfig",
+    "run_study",
+    "ground_truth_dir",
+    "load_study",
+    "read_predictions",
+    "merge_fold_runs",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +68,7 @@ class StudyConfig:
     baseline: bool = True
     saliency: bool = True
     n_permutations: int = 1000
+    folds: tuple[str, ...] | None = None  # only these folds (e.g. one LOSO subject per job)
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def __post_init__(self) -> None:
@@ -68,6 +76,11 @@ class StudyConfig:
         if bad or not self.designs:
             raise ConfigError(
                 f"designs must be some of {list(DESIGNS)}; {list(self.designs)} was given"
+            )
+        if self.folds and len(self.designs) != 1:
+            raise ConfigError(
+                f"folds select folds of one design; {len(self.designs)} designs were given "
+                "(use `emocore train --design loso --fold sub-03`)"
             )
         if self.n_permutations < 0:
             raise ConfigError(f"n_permutations must be >= 0; {self.n_permutations} was given")
@@ -81,8 +94,9 @@ class StudyConfig:
         known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
         known["train"] = TrainConfig.from_dict(known.get("train", {}))
         known["designs"] = tuple(known.get("designs", DESIGNS))
-        if known.get("subjects"):
-            known["subjects"] = tuple(known["subjects"])
+        for key in ("subjects", "folds"):
+            if known.get(key):
+                known[key] = tuple(known[key])
         return cls(**known)
 
     def to_dict(self) -> dict[str, Any]:
@@ -90,6 +104,7 @@ class StudyConfig:
         d["train"] = self.train.to_dict()
         d["designs"] = list(self.designs)
         d["subjects"] = list(self.subjects) if self.subjects else None
+        d["folds"] = list(self.folds) if self.folds else None
         return d
 
 
@@ -255,6 +270,7 @@ def run_study(
                 progress=report(i, design),
                 on_epoch=on_epoch,
                 work_dir=out / "work" / design,
+                folds=config.folds,
             )
             for name, path in res.checkpoints.items():
                 registry.add_artifact(run_id, f"{design}/{name}", path, "checkpoint")
@@ -282,6 +298,7 @@ def run_study(
                     split=config.split,
                     n_folds=config.n_folds,
                     seed=config.train.seed,
+                    folds=config.folds,
                 )
                 baselines.append(base)
                 bev = evaluate_predictions(
@@ -379,3 +396,60 @@ def load_study(registry: Registry, run_id: str) -> dict[str, Any]:
 def headline_table(results: Sequence[dict[str, Any]]) -> pd.DataFrame:
     """The headline rows of a study as a table (design, model, split, chance, accuracy, p)."""
     return pd.DataFrame(results)
+
+
+def read_predictions(path: str | Path) -> pd.DataFrame:
+    """A run's predictions.tsv or baseline.tsv (subject labels kept as text: "01", not 1)."""
+    path = Path(path)
+    if not path.is_file():
+        raise EmocoreError(f"{path} is missing; the run may have failed or still be running")
+    return pd.read_csv(path, sep="\t", keep_default_na=False, dtype={"subject": str})
+
+
+def _comparable(config: dict[str, Any]) -> dict[str, Any]:
+    """A study config without what may differ between jobs of one cross-validation."""
+    d = {k: v for k, v in config.items() if k != "folds"}
+    d["train"] = {k: v for k, v in d.get("train", {}).items() if k not in ("device", "compile")}
+    return d
+
+
+def merge_fold_runs(
+    registry: Registry, run_ids: Sequence[str], *, table: str = "predictions.tsv"
+) -> pd.DataFrame:
+    """Held-out predictions of several runs that each ran some folds of one design, as one table.
+
+    The runs must share the cache, classes and config (apart from ``folds``, the device and
+    torch.compile), and no fold may appear twice: otherwise the pooled numbers would not be
+    one cross-validation, and a :class:`~emocore.errors.ConfigError` says which run differs.
+    """
+    first = load_study(registry, run_ids[0])
+    ref_config, ref_key = _comparable(first["config"]), first["cache"]["key"]
+    frames, owner = [], {}
+    for run_id in run_ids:
+        study = load_study(registry, run_id)
+        if study["cache"]["key"] != ref_key:
+            raise ConfigError(
+                f"run {run_id} used another cache ({study['cache']['key']}) than run "
+                f"{run_ids[0]} ({ref_key}); only runs on the same data can be evaluated together"
+            )
+        config = _comparable(study["config"])
+        if config != ref_config:
+            differ = sorted(
+                k for k in set(config) | set(ref_config) if config.get(k) != ref_config.get(k)
+            )
+            raise ConfigError(
+                f"run {run_id} was configured differently from run {run_ids[0]} "
+                f"({', '.join(differ)}); evaluate together only folds of one study setup"
+            )
+        frame = read_predictions(registry.run_dir(run_id) / table)
+        for key in (
+            frame[["design", "model", "fold_name"]].drop_duplicates().itertuples(index=False)
+        ):
+            if key in owner:
+                raise ConfigError(
+                    f"fold {key.fold_name} of {key.design}/{key.model} is in run {owner[key]} "
+                    f"and run {run_id}; pass each fold once"
+                )
+            owner[key] = run_id
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)

@@ -108,12 +108,17 @@ def run_design(
     progress: Progress | None = None,
     on_epoch: EpochHook | None = None,
     work_dir: str | Path | None = None,
+    folds: Sequence[str] | None = None,
 ) -> DesignResult:
     """Cross-validate ``design`` on the cache and keep its final model(s) in ``checkpoint_dir``.
 
     With ``work_dir``, every fold checkpoints each epoch and stores its predictions when done, so
     calling again with the same arguments (``--resume``) skips finished folds and continues the
     interrupted one from its last epoch. Fold checkpoints are deleted once the fold is done.
+
+    ``folds`` runs only the folds of those names (``sub-03`` for a LOSO fold): one fold per job,
+    e.g. a Slurm array, merged afterwards by ``emocore evaluate --run A --run B ...``. No final
+    model on all the data is fitted then.
     """
     classes = list(classes)
     meta = select(cache, subjects=subjects, classes=classes)
@@ -139,7 +144,19 @@ def run_design(
         for name, rows, s in models
     ]
     loso = design == "loso" and split != "random"
-    jobs = sum(len(p.folds) + (refit and not loso) for _, _, p in plans)
+    if folds:
+        names = [f.name for _, _, p in plans for f in p.folds]
+        unknown = sorted(set(folds) - set(names))
+        if unknown:
+            raise ConfigError(
+                f"no fold named {', '.join(unknown)} in the {design} design; its folds are "
+                f"{', '.join(dict.fromkeys(names))}"
+            )
+        refit = False
+    jobs = sum(
+        sum(1 for f in p.folds if not folds or f.name in folds) + (refit and not loso)
+        for _, _, p in plans
+    )
     done = 0
     tables, curve_rows, speeds, total_seconds = [], [], [], 0.0
     result_plans, checkpoints = {}, {}
@@ -184,6 +201,8 @@ def run_design(
     for name, rows, plan in plans:
         result_plans[name] = plan.describe()
         for fi, fold in enumerate(plan.folds):
+            if folds and fold.name not in folds:
+                continue
             tr, te = rows.iloc[fold.train], rows.iloc[fold.test]
             done_file = work / f"{name}__{fi}.tsv" if work is not None else None
             final = ckpt_dir / f"{fold.name}.pt" if loso and ckpt_dir is not None else None

@@ -151,6 +151,7 @@ def test_synth_prepare_study_evaluate_predict(home, capsys):
         ],
     )
     assert pred["in_sample"] is False and pred["n_volumes"] > 100
+    assert pred["engine"]["batchnorm_folded"] and pred["engine"]["device"] == "cpu"
     stored = bundle / "inference" / "loso" / "sub-02" / "sub-02.tsv"
     assert stored.is_file()
     insample = _json(
@@ -262,3 +263,36 @@ def test_torchrun_two_processes_record_one_run(home):
     assert list(runs.id) == [out["run_id"]] and runs.status.iloc[0] == "completed"
     assert out["results"][0]["design"] == "cross-subject"
     assert (Path(out["bundle"]) / "models" / "cross-subject" / "all.pt").is_file()
+
+
+def test_loso_folds_as_separate_jobs_evaluate_like_one_run(home, capsys):
+    """`train --fold` per job, then `evaluate --run A --run B`: the same numbers as one LOSO run."""
+    reg, cache = home / "registry-folds", home / "cache"
+    common = ["--design", "loso", "--cache", str(cache), "--registry", str(reg), "--epochs", "1"]
+    common += ["--permutations", "50", "--no-saliency", "--no-baseline", "--json"]
+    whole = _json(capsys, ["train", *common])
+    first = _json(capsys, ["train", *common, "--fold", "sub-01"])
+    rest = _json(capsys, ["train", *common, "--fold", "sub-02", "--fold", "sub-03"])
+    assert sorted(p.stem for p in (Path(first["bundle"]) / "models" / "loso").glob("*.pt")) == [
+        "sub-01"
+    ]
+    assert first["results"][0]["n_volumes"] < whole["results"][0]["n_volumes"]
+
+    evaluate = ["evaluate", "--registry", str(reg), "--permutations", "50", "--json"]
+    merged = _json(capsys, [*evaluate, "--run", first["run_id"], "--run", rest["run_id"]])
+    alone = _json(capsys, [*evaluate, "--run", whole["run_id"]])
+    m, a = merged["designs"]["loso"], alone["designs"]["loso"]
+    assert m["folds"] == a["folds"] == ["sub-01", "sub-02", "sub-03"]
+    assert m["summary"]["n_volumes"] == a["summary"]["n_volumes"]
+    # same seed, same data, same folds: the pooled fold jobs reproduce the single run
+    assert m["summary"]["balanced_accuracy"] == pytest.approx(a["summary"]["balanced_accuracy"])
+    assert merged["source_runs"] == [first["run_id"], rest["run_id"]]
+
+    # a fold passed twice, or a run set up differently, is refused with the reason
+    assert main([*evaluate, "--run", first["run_id"], "--run", whole["run_id"]]) == 2
+    assert "fold sub-01 of loso/loso is in run" in capsys.readouterr().err
+    other = _json(capsys, ["train", *common, "--fold", "sub-02", "--lr", "0.01"])
+    assert main([*evaluate, "--run", first["run_id"], "--run", other["run_id"]]) == 2
+    assert "configured differently" in capsys.readouterr().err
+    assert main(["train", *common, "--fold", "sub-09"]) == 2
+    assert "no fold named sub-09 in the loso design" in capsys.readouterr().err
