@@ -185,6 +185,16 @@ def _run_epoch(
     return float(loss_sum) / n, float(correct) / n
 
 
+def _is_compile_failure(exc: BaseException) -> bool:
+    """An error raised by torch.compile's machinery (Dynamo, AOTAutograd, Inductor), not by emocore."""
+    while exc is not None:
+        module = type(exc).__module__
+        if module.startswith(("torch._dynamo", "torch._inductor", "torch._functorch")):
+            return True
+        exc = exc.__cause__  # type: ignore[assignment]
+    return False
+
+
 def train_model(
     train: VolumeSource,
     val: VolumeSource | None,
@@ -200,8 +210,47 @@ def train_model(
     """Train a fresh :class:`SeedCNN` on ``train``; score ``val`` after every epoch (no selection on it).
 
     With ``checkpoint`` the state is saved atomically after each epoch; with ``resume`` an existing
-    checkpoint of the same config continues where it stopped.
+    checkpoint of the same config continues where it stopped. If torch.compile fails (its
+    backward pass is compiled lazily, so a failure can come after the first forward), training
+    starts again eagerly from the same seed (or from the last checkpoint), with a warning.
     """
+    args = (train, val, config)
+    kwargs = dict(
+        n_classes=n_classes,
+        progress=progress,
+        on_epoch=on_epoch,
+        checkpoint=checkpoint,
+        resume=resume,
+        extra=extra,
+    )
+    if config.compile == "off":
+        return _train(*args, **kwargs, compile_option="off")
+    try:
+        return _train(*args, **kwargs, compile_option=config.compile)
+    except Exception as exc:
+        if not _is_compile_failure(exc):
+            raise
+        logger.warning(
+            "torch.compile failed while training (%s: %s); training eagerly instead",
+            exc.__class__.__name__,
+            str(exc).splitlines()[0][:200] if str(exc) else "",
+        )
+        return _train(*args, **kwargs, compile_option="off")
+
+
+def _train(
+    train: VolumeSource,
+    val: VolumeSource | None,
+    config: TrainConfig,
+    *,
+    n_classes: int,
+    progress: Progress | None,
+    on_epoch: EpochHook | None,
+    checkpoint: str | Path | None,
+    resume: bool,
+    extra: dict[str, Any] | None,
+    compile_option: str,
+) -> TrainResult:
     if len(train) == 0:
         raise ConfigError("no training volumes; select more subjects, runs or classes")
     device = choose_device(config.device)
@@ -221,7 +270,7 @@ def train_model(
         net = nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None
         )
-    forward = maybe_compile(net, option=config.compile, device=device, what="training model")
+    forward = maybe_compile(net, option=compile_option, device=device, what="training model")
     optimizer = torch.optim.Adam(
         model.parameters(), lr=config.lr, **({"fused": True} if device.type == "cuda" else {})
     )

@@ -300,3 +300,39 @@ def test_real_torch_compile_on_the_cpu_agrees_with_eager():
     assert info["compiled"]
     ref = InferenceEngine(model, device="cpu", options=FastOptions.baseline())
     np.testing.assert_allclose(probs, ref.predict_proba(source), atol=1e-4)
+
+
+def test_training_restarts_eagerly_when_the_compiled_backward_fails(monkeypatch, caplog):
+    """Inductor compiles the backward pass lazily: a failure there must not end the training."""
+
+    class FakeInductorError(RuntimeError):
+        __module__ = "torch._inductor.exc"
+
+    class FailingBackward(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x.clone()
+
+        @staticmethod
+        def backward(ctx, grad):
+            raise FakeInductorError("could not compile the backward graph")
+
+    def fake_compile(module, **kwargs):
+        return lambda x: FailingBackward.apply(module(x))
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    cache, meta = planted_volumes(10, 3)
+    cfg = TrainConfig(epochs=1, batch_size=8, widths=(2, 3, 3), hidden=4, device="cpu", seed=4)
+    with caplog.at_level(logging.WARNING, logger="emocore.train"):
+        res = train_model(
+            VolumeSource(cache, meta),
+            None,
+            TrainConfig(**{**cfg.to_dict(), "compile": "on"}),
+            n_classes=3,
+        )
+    assert "training eagerly instead" in caplog.text and not res.compiled
+    eager = train_model(VolumeSource(cache, meta), None, cfg, n_classes=3)
+    for (k, va), (_, vb) in zip(
+        res.model.state_dict().items(), eager.model.state_dict().items(), strict=True
+    ):
+        assert torch.equal(va, vb), k
