@@ -565,6 +565,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_compile_option(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument(
+        "--compile",
+        default="auto",
+        choices=["auto", "on", "off"],
+        help=f"torch.compile {what}: auto = on CUDA when Triton is installed; "
+        "falls back to eager if compiling fails (default auto)",
+    )
+
+
 def _add_store_options(p: argparse.ArgumentParser, *, cache: bool = True) -> None:
     """--cache and --registry, defaulting to the demo layout under $EMOCORE_HOME."""
     if cache:
@@ -625,13 +635,7 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
         choices=["auto", "cpu", "cuda"],
         help="where to train (default: the GPU when there is one)",
     )
-    p.add_argument(
-        "--compile",
-        default="auto",
-        choices=["auto", "on", "off"],
-        help="torch.compile the training model: auto = on CUDA when Triton is installed; "
-        "falls back to eager if compiling fails (default auto)",
-    )
+    _add_compile_option(p, "the training model")
     p.add_argument(
         "--permutations",
         type=int,
@@ -764,12 +768,7 @@ def _add_model_commands(sub: Any) -> None:
         help="input grid x,y,z (default 22,29,8; the real data: 132,175,48)",
     )
     p.add_argument("--batch-size", type=int, default=32, help="training batch size (default 32)")
-    p.add_argument(
-        "--compile",
-        default="auto",
-        choices=["auto", "on", "off"],
-        help="torch.compile for emocore's path: auto = on CUDA when Triton is installed (default auto)",
-    )
+    _add_compile_option(p, "emocore's path")
     p.add_argument(
         "--volumes",
         type=int,
