@@ -238,8 +238,9 @@ def subject_vs_cohort(
     fig.add_trace(go.Bar(x=list(classes), y=cohort[cols].mean().to_numpy(), name="cohort mean",
                          marker_color="#BBBBBB",
                          error_y={"type": "data", "array": cohort[cols].std().fillna(0).to_numpy()}))  # fmt: skip
+    # one colour for the person (per-emotion colours made the legend show the first emotion's)
     fig.add_trace(go.Bar(x=list(classes), y=[subject_row[c] for c in cols], name=f"sub-{subject}",
-                         marker_color=[EMOTION_COLORS[c] for c in classes]))  # fmt: skip
+                         marker_color="#33415C"))  # fmt: skip
     fig.add_hline(
         y=chance, line_dash="dash", line_color="#555555", annotation_text=f"chance {_pct(chance)}"
     )
