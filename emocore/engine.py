@@ -31,11 +31,12 @@ import copy
 import importlib.util
 import logging
 import math
+import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -75,7 +76,8 @@ class FastOptions:
     cuda_graphs: bool = True
     static_batch: bool = True
     prefetch: int = 3  # batches read ahead of the one being computed (0 = read in the loop)
-    readers: int = 4  # threads reading ahead
+    readers: int = field(default_factory=lambda: max(1, min(8, os.cpu_count() or 1)))
+    # threads reading ahead (one per core, at most 8)
 
     def __post_init__(self) -> None:
         if self.compile not in _COMPILE_CHOICES:
@@ -226,7 +228,7 @@ def stream_batches(
     generator: torch.Generator | None = None,
     shard: tuple[int, int] = (0, 1),
     prefetch: int = 3,
-    readers: int = 4,
+    readers: int = 2,
     pad_to_batch: bool = False,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]]:
     """Yield ``(x, y, positions, n)`` with ``x`` float16 (b, 1, X, Y, Z) and ``y`` already on ``device``.

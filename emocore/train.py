@@ -165,6 +165,7 @@ def _run_epoch(
             generator=generator,
             shard=shard,
             prefetch=cfg.prefetch,
+            readers=FastOptions().readers,
         ):
             x = x.to(torch.bfloat16 if amp else torch.float32)
             if cfg.channels_last:
