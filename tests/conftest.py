@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 import pytest
 
@@ -46,6 +45,8 @@ def write_run(
     data = base[..., None] + rng.normal(0, 10, (*shape, n_volumes)).astype(np.float32) * (
         base[..., None] > 0
     )
+    import nibabel as nib  # here, so GPU machines without nibabel can run tests/unit/test_gpu.py
+
     img = nib.Nifti1Image(
         data.astype(dtype), np.diag([3.0, 3.0, 3.0, 1.0]) if affine is None else affine
     )
