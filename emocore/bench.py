@@ -21,6 +21,7 @@ never asserted in tests.
 
 from __future__ import annotations
 
+import gc
 import math
 import os
 import platform
@@ -40,7 +41,7 @@ from torch import nn
 
 from emocore.constants import EMOTIONS
 from emocore.device import choose_device, gpu_summary
-from emocore.engine import FastOptions, InferenceEngine, maybe_compile
+from emocore.engine import FastOptions, InferenceEngine, cudnn_benchmark, maybe_compile
 from emocore.models.cnn3d import SeedCNN
 
 __all__ = ["bench_model", "bench_end_to_end", "bench_data", "run_bench", "planted_cache"]
@@ -55,8 +56,11 @@ def _sync(device: torch.device) -> None:
 
 
 def _reset_peak(device: torch.device) -> None:
+    """Free what earlier phases left behind, then start counting this phase's peak."""
+    gc.collect()
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+        torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
 
 
@@ -103,78 +107,79 @@ def bench_model(
     n_classes: int = 5,
     compile: str = "auto",
 ) -> dict[str, Any]:
-    """Training and inference volumes/s of the seed network on random volumes already on the device."""
+    """Training and inference volumes/s of the seed network on random volumes already on the device.
+
+    Each of the four phases builds its own network and frees it, so its peak GPU memory is its
+    own (the phase's model, optimizer state, gradients and activations).
+    """
     dev = choose_device(device)
     grid = tuple(int(g) for g in grid)
     cuda = dev.type == "cuda"
-    torch.manual_seed(0)
-    x = torch.randn(batch_size, 1, *grid, device=dev)
-    y = torch.randint(0, n_classes, (batch_size,), device=dev)
     loss_fn = nn.CrossEntropyLoss()
     out: dict[str, Any] = {"grid": list(grid), "batch_size": batch_size}
+    out["parameters"] = sum(p.numel() for p in SeedCNN(grid, n_classes).parameters())
 
-    # training: baseline eager fp32 vs emocore's training path
-    base = SeedCNN(grid, n_classes).to(dev)
-    out["parameters"] = sum(p.numel() for p in base.parameters())
-    opt = torch.optim.Adam(base.parameters(), lr=1e-3)
+    def train_phase(fast: bool) -> tuple[float, bool]:
+        torch.manual_seed(0)
+        x = torch.randn(batch_size, 1, *grid, device=dev)
+        y = torch.randint(0, n_classes, (batch_size,), device=dev)
+        model = SeedCNN(grid, n_classes).to(dev)
+        forward = maybe_compile(model, option="off", device=dev)
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        if fast:  # emocore's training path
+            model = model.to(memory_format=torch.channels_last_3d)
+            forward = maybe_compile(model, option=compile, device=dev, dynamic=None)
+            opt = torch.optim.Adam(model.parameters(), lr=1e-3, **({"fused": True} if cuda else {}))
+            x = x.to(torch.bfloat16 if cuda else torch.float32)
+            x = x.contiguous(memory_format=torch.channels_last_3d)
 
-    def base_step() -> None:
-        loss = loss_fn(base(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        def step() -> None:
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=fast and cuda):
+                loss = loss_fn(forward(x).float(), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
 
-    _reset_peak(dev)
-    out["train_baseline_volumes_per_s"] = round(_median_rate(base_step, batch_size, dev), 1)
-    out["train_baseline_peak_gpu_gib"] = _peak_gib(dev)
+        with cudnn_benchmark(dev, fast):
+            rate = _median_rate(step, batch_size, dev)
+        return rate, forward.is_compiled
 
-    fast = SeedCNN(grid, n_classes).to(dev).to(memory_format=torch.channels_last_3d)
-    fast_fwd = maybe_compile(fast, option=compile, device=dev, what="training model")
-    fopt = torch.optim.Adam(fast.parameters(), lr=1e-3, **({"fused": True} if cuda else {}))
-    xf = x.to(torch.bfloat16 if cuda else torch.float32).contiguous(
-        memory_format=torch.channels_last_3d
-    )
+    def infer_phase(fast: bool) -> tuple[float, int, dict[str, Any] | None]:
+        torch.manual_seed(0)
+        model = SeedCNN(grid, n_classes).eval()
+        if not fast:
+            model = model.to(dev)
+            x = torch.randn(batch_size, 1, *grid, device=dev)
 
-    def fast_step() -> None:
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cuda):
-            loss = loss_fn(fast_fwd(xf).float(), y)
-        fopt.zero_grad(set_to_none=True)
-        loss.backward()
-        fopt.step()
+            def step() -> None:
+                with torch.inference_mode():
+                    model(x)
 
-    _reset_peak(dev)
-    out["train_fast_volumes_per_s"] = round(_median_rate(fast_step, batch_size, dev), 1)
-    out["train_fast_peak_gpu_gib"] = _peak_gib(dev)
-    out["train_fast_compiled"] = fast_fwd.is_compiled
-    out["train_ratio"] = _ratio(
-        out["train_fast_volumes_per_s"], out["train_baseline_volumes_per_s"]
-    )
+            return _median_rate(step, batch_size, dev), batch_size, None
+        engine = InferenceEngine(model, device=dev, options=FastOptions(compile=compile))  # a copy
+        xi = torch.randn(engine.batch_size, 1, *grid, device=dev).to(torch.float16)
 
-    # inference: baseline eager fp32 at the training batch vs the engine at its own batch
-    base.eval()
+        def fast_step() -> None:
+            with torch.inference_mode():
+                engine.logits(xi)
 
-    def base_infer() -> None:
-        with torch.inference_mode():
-            base(x)
+        with cudnn_benchmark(dev, True):
+            rate = _median_rate(fast_step, engine.batch_size, dev)
+        return rate, engine.batch_size, engine.describe()
 
-    _reset_peak(dev)
-    out["infer_baseline_volumes_per_s"] = round(_median_rate(base_infer, batch_size, dev), 1)
-    out["infer_baseline_peak_gpu_gib"] = _peak_gib(dev)
-    engine = InferenceEngine(fast, device=dev, options=FastOptions(compile=compile))
-    xi = torch.randn(engine.batch_size, 1, *grid, device=dev).to(torch.float16)
-
-    def fast_infer() -> None:
-        with torch.inference_mode():
-            engine.logits(xi)
-
-    _reset_peak(dev)
-    out["infer_fast_volumes_per_s"] = round(_median_rate(fast_infer, engine.batch_size, dev), 1)
-    out["infer_fast_peak_gpu_gib"] = _peak_gib(dev)
-    out["infer_fast_batch_size"] = engine.batch_size
-    out["infer_fast_path"] = engine.describe()
-    out["infer_ratio"] = _ratio(
-        out["infer_fast_volumes_per_s"], out["infer_baseline_volumes_per_s"]
-    )
+    for what, phase in (("train", train_phase), ("infer", infer_phase)):
+        for kind in ("baseline", "fast"):
+            _reset_peak(dev)
+            result = phase(kind == "fast")
+            out[f"{what}_{kind}_volumes_per_s"] = round(result[0], 1)
+            out[f"{what}_{kind}_peak_gpu_gib"] = _peak_gib(dev)
+            if kind == "fast" and what == "train":
+                out["train_fast_compiled"] = result[1]
+            if kind == "fast" and what == "infer":
+                out["infer_fast_batch_size"], out["infer_fast_path"] = result[1], result[2]
+        out[f"{what}_ratio"] = _ratio(
+            out[f"{what}_fast_volumes_per_s"], out[f"{what}_baseline_volumes_per_s"]
+        )
     return out
 
 
@@ -288,7 +293,7 @@ def bench_end_to_end(
             epoch_s.append(time.perf_counter() - te)
         out["train_baseline_volumes_per_s"] = round(n / statistics.median(epoch_s[1:]), 1)
         out["train_baseline_peak_gpu_gib"] = _peak_gib(dev)
-        del opt
+        del opt, base, loss
 
         _reset_peak(dev)
         source = VolumeSource(cache, meta)
@@ -306,7 +311,7 @@ def bench_end_to_end(
         out["train_accuracy_last_epoch"] = round(res.history[-1]["train_acc"], 3)
 
         # inference of the trained model over the whole person
-        model = res.model
+        model = res.model.cpu()  # each inference phase puts its own copy on the device
         ref = SeedCNN(grid, len(EMOTIONS))
         ref.load_state_dict(model.state_dict())
         ref = ref.to(dev).eval()
@@ -322,6 +327,8 @@ def bench_end_to_end(
         base_probs = torch.cat(chunks).numpy()
         out["infer_baseline_volumes_per_s"] = round(n / base_s, 1)
         out["infer_baseline_peak_gpu_gib"] = _peak_gib(dev)
+        del ref, chunks
+        _reset_peak(dev)
 
         engine = InferenceEngine(model, device=dev, options=FastOptions(compile=compile))
         streamed = VolumeSource(cache, meta, preload=False)

@@ -36,12 +36,14 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from emocore.data.dataset import VolumeSource
 from emocore.device import choose_device
@@ -56,6 +58,7 @@ __all__ = [
     "default_inference_batch",
     "gpu_oom_error",
     "describe_path",
+    "cudnn_benchmark",
 ]
 
 logger = logging.getLogger(__name__)
@@ -124,16 +127,22 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
     beta``, so it can be absorbed into the weights and bias of the convolution that feeds it: one
     pass over the activations fewer, and the same outputs up to float rounding. The original model
     is left untouched. Pairs are found as ``conv``/``bn`` children of one ``nn.Sequential`` block
-    (the seed network's layout).
+    (the seed network's layout); any batch norm counts, SyncBatchNorm from DDP training included.
     """
+    return _fold(model)[0]
+
+
+def _fold(model: nn.Module) -> tuple[nn.Module, int]:
+    """:func:`fold_batchnorm`, and how many conv/batch-norm pairs were merged."""
     folded = copy.deepcopy(model).eval()
+    count = 0
     for block in folded.modules():
         if not isinstance(block, nn.Sequential):
             continue
         names = list(block._modules)
         for first, second in zip(names, names[1:], strict=False):
             conv, bn = block._modules[first], block._modules[second]
-            if not (isinstance(conv, nn.Conv3d) and isinstance(bn, nn.BatchNorm3d)):
+            if not isinstance(conv, nn.Conv3d) or not isinstance(bn, _BatchNorm):
                 continue
             if bn.running_mean is None or bn.running_var is None:
                 continue  # batch norm without running statistics cannot be folded
@@ -159,7 +168,8 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
                 merged.bias.copy_(new_bias)
             block._modules[first] = merged
             block._modules[second] = nn.Identity()
-    return folded
+            count += 1
+    return folded, count
 
 
 # -- torch.compile with a fallback -------------------------------------------------------------
@@ -206,16 +216,40 @@ def maybe_compile(
     option: str,
     device: torch.device,
     mode: str | None = None,
+    dynamic: bool | None = False,
     what: str = "model",
 ) -> _CompiledOrEager:
-    """``module`` wrapped so calls use ``torch.compile`` when ``option`` says so, eager otherwise."""
+    """``module`` wrapped so calls use ``torch.compile`` when ``option`` says so, eager otherwise.
+
+    ``dynamic=False`` (inference: every batch is padded to one shape) compiles one graph;
+    ``None`` lets Dynamo make the batch dimension dynamic once it sees a second shape (training,
+    whose last batch differs per fold), instead of compiling a graph per shape.
+    """
     compiled = None
     if wants_compile(option, device):
         try:
-            compiled = torch.compile(module, mode=mode, dynamic=False)
+            compiled = torch.compile(module, mode=mode, dynamic=dynamic)
         except Exception as exc:  # e.g. an unsupported Python version for dynamo
             logger.warning("torch.compile is unavailable (%s); running the %s eagerly", exc, what)
     return _CompiledOrEager(module, compiled, what)
+
+
+@contextmanager
+def cudnn_benchmark(device: torch.device, on: bool = True) -> Iterator[None]:
+    """Let cuDNN pick the fastest convolution for fixed shapes, on CUDA only; restored after.
+
+    Only ``torch.backends.cudnn.benchmark`` is touched: the user's TF32, precision and
+    determinism settings stay as they are.
+    """
+    if device.type != "cuda":
+        yield
+        return
+    before = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = on
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = before
 
 
 # -- reading batches ahead ---------------------------------------------------------------------
@@ -239,7 +273,7 @@ def stream_batches(
     ``pad_to_batch`` every ``x``
     has ``batch_size`` rows (the tail is zero-padded) and ``n`` says how many are real.
     """
-    pin = device.type == "cuda"
+    cuda = device.type == "cuda"
     plan = [
         idx
         for _, _, idx in source.batches(
@@ -247,41 +281,82 @@ def stream_batches(
         )
     ]
 
-    def read(idx: torch.Tensor) -> tuple[torch.Tensor, int]:
+    def read(idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int, torch.Tensor]:
         n = len(idx)
         rows = batch_size if pad_to_batch else n
-        host = torch.empty((rows, *source.shape), dtype=torch.float16, pin_memory=pin)
+        host = torch.empty((rows, *source.shape), dtype=torch.float16, pin_memory=cuda)
         source.gather_into(idx.numpy(), host[:n].numpy())
         if rows > n:
             host[n:].zero_()
-        return host, n
-
-    def to_device(host: torch.Tensor, n: int, idx: torch.Tensor):
-        x = host.to(device, non_blocking=pin).unsqueeze(1)
-        y = source.y[idx].to(device, non_blocking=pin)
-        return x, y, idx, n
+        y = source.y[idx]
+        return host, (y.pin_memory() if cuda else y), n, idx
 
     if prefetch == 0 or len(plan) <= 1 or source.preloaded:  # in-memory gathers need no help
-        for idx in plan:
-            yield to_device(*read(idx), idx)
+        reads: Iterator = (read(idx) for idx in plan)
+        yield from _hand_over(reads, device, lead=1)
         return
     with ThreadPoolExecutor(max_workers=readers, thread_name_prefix="emocore-read") as pool:
-        pending: deque[tuple[torch.Tensor, Future]] = deque()
+        pending: deque[Future] = deque()
         it = iter(plan)
         for idx in it:
-            pending.append((idx, pool.submit(read, idx)))
+            pending.append(pool.submit(read, idx))
             if len(pending) > prefetch:
                 break
-        try:
+
+        def in_order() -> Iterator:
             while pending:
-                idx, fut = pending.popleft()
+                fut = pending.popleft()
                 nxt = next(it, None)
                 if nxt is not None:
-                    pending.append((nxt, pool.submit(read, nxt)))
-                yield to_device(*fut.result(), idx)
+                    pending.append(pool.submit(read, nxt))
+                yield fut.result()
+
+        try:
+            yield from _hand_over(in_order(), device, lead=prefetch + 1)
         finally:
-            for _, fut in pending:
+            for fut in pending:
                 fut.cancel()
+
+
+def _hand_over(reads: Iterator, device: torch.device, *, lead: int) -> Iterator:
+    """Move host batches to ``device``; on CUDA overlap each copy with the previous batch's work.
+
+    Copies run on a side stream and the compute stream waits for them by event. The loop never
+    runs more than ``lead`` batches ahead of the GPU: without that bound the CPU could queue the
+    whole person, and every page-locked buffer still in flight would be a fresh allocation.
+    """
+    if device.type != "cuda":
+        for host, y, n, idx in reads:
+            yield host.unsqueeze(1), y, idx, n
+        return
+    copy_stream = torch.cuda.Stream(device)
+    computed: deque[torch.cuda.Event] = deque()
+
+    def stage(host: torch.Tensor, y: torch.Tensor, n: int, idx: torch.Tensor):
+        with torch.cuda.stream(copy_stream):
+            x = host.to(device, non_blocking=True).unsqueeze(1)
+            y = y.to(device, non_blocking=True)
+        return x, y, idx, n, copy_stream.record_event()
+
+    def release(staged):
+        x, y, idx, n, ready = staged
+        compute = torch.cuda.current_stream(device)
+        compute.wait_event(ready)
+        x.record_stream(compute)  # made on the copy stream, used on the compute stream
+        y.record_stream(compute)
+        return x, y, idx, n
+
+    staged = None
+    for item in reads:
+        nxt = stage(*item)
+        if staged is not None:
+            yield release(staged)
+            computed.append(torch.cuda.current_stream(device).record_event())
+            if len(computed) > lead:
+                computed.popleft().synchronize()
+        staged = nxt
+    if staged is not None:
+        yield release(staged)
 
 
 def describe_path(info: dict[str, Any]) -> str:
@@ -330,6 +405,7 @@ def default_inference_batch(
     per_volume = voxels * first_width * bytes_per * 2.5
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
+        free += torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
         budget, cap = free * 0.5, 1024
     else:
         budget, cap = 2**30, 64
@@ -368,20 +444,22 @@ class InferenceEngine:
         opts = self.options
         self.n_classes = int(getattr(model, "n_classes", 0))
         self.grid = tuple(getattr(model, "in_shape", ()))
-        net = fold_batchnorm(model) if opts.fold_bn else copy.deepcopy(model).eval()
+        net, self.folded = _fold(model) if opts.fold_bn else (copy.deepcopy(model).eval(), 0)
         self.amp = opts.amp and self.device.type == "cuda"
         # bf16 weights rather than autocast: the 139 M-parameter dense layer is not cast again
         # for every batch, and the folded model has no batch norm left to keep in fp32
         net = net.to(self.device, torch.bfloat16 if self.amp else torch.float32)
-        for bn in (m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)):
+        for bn in (m for m in net.modules() if isinstance(m, _BatchNorm)):
             bn.float()  # unfolded batch norm (fold_bn=False) keeps fp32 statistics
         self.channels_last = opts.channels_last
         if self.channels_last:
             net = net.to(memory_format=torch.channels_last_3d)
         self.net = net
-        mode = "reduce-overhead" if (opts.cuda_graphs and self.device.type == "cuda") else None
+        self._mode = (
+            "reduce-overhead" if (opts.cuda_graphs and self.device.type == "cuda") else None
+        )
         self.forward = maybe_compile(
-            net, option=opts.compile, device=self.device, mode=mode, what="inference model"
+            net, option=opts.compile, device=self.device, mode=self._mode, what="inference model"
         )
         first = next((m for m in net.modules() if isinstance(m, nn.Conv3d)), None)
         self._first_width = first.out_channels if first is not None else 16
@@ -408,7 +486,7 @@ class InferenceEngine:
             "batch_size": self.batch_size,
             "bf16": self.amp,
             "channels_last": self.channels_last,
-            "batchnorm_folded": self.options.fold_bn,
+            "batchnorm_folded": self.folded > 0,
             "compiled": self.compiled,
             "cuda_graphs": self.compiled
             and self.options.cuda_graphs
@@ -440,11 +518,21 @@ class InferenceEngine:
             try:
                 return self._run(source, progress)
             except torch.cuda.OutOfMemoryError:
-                torch.cuda.empty_cache()
-                if self._explicit_batch or self.batch_size == 1:
-                    raise gpu_oom_error(self.batch_size, self.device, "--batch-size") from None
-                self.batch_size //= 2
-                logger.warning("out of GPU memory; retrying with batch size %d", self.batch_size)
+                pass
+            # outside the except block: the traceback no longer holds the failed batch's tensors
+            torch.cuda.empty_cache()
+            if self._explicit_batch or self.batch_size == 1:
+                raise gpu_oom_error(self.batch_size, self.device, "--batch-size")
+            self.batch_size //= 2
+            logger.warning("out of GPU memory; retrying with batch size %d", self.batch_size)
+            if self.forward.is_compiled:  # a new shape: start from a fresh compiled wrapper
+                self.forward = maybe_compile(
+                    self.net,
+                    option=self.options.compile,
+                    device=self.device,
+                    mode=self._mode,
+                    what="inference model",
+                )
 
     def _run(self, source: VolumeSource, progress: Progress | None) -> np.ndarray:
         opts = self.options
@@ -455,7 +543,7 @@ class InferenceEngine:
         t0 = time.perf_counter()
         done = 0
         every = max(1, n_total // (self.batch_size * 20))
-        with torch.backends.cudnn.flags(enabled=True, benchmark=opts.static_batch):
+        with cudnn_benchmark(self.device, opts.static_batch):
             for i, (x, _, _, n) in enumerate(
                 stream_batches(
                     source,

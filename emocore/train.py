@@ -190,7 +190,7 @@ def _is_compile_failure(exc: BaseException) -> bool:
     """An error raised by torch.compile's machinery (Dynamo, AOTAutograd, Inductor), not by emocore."""
     while exc is not None:
         module = type(exc).__module__
-        if module.startswith(("torch._dynamo", "torch._inductor", "torch._functorch")):
+        if module.startswith(("torch._dynamo", "torch._inductor", "torch._functorch", "triton")):
             return True
         exc = exc.__cause__  # type: ignore[assignment]
     return False
@@ -224,18 +224,25 @@ def train_model(
         resume=resume,
         extra=extra,
     )
-    if config.compile == "off":
+    option = config.compile
+    if option == "auto" and _distributed()[1] > 1:
+        # DDP with SyncBatchNorm breaks torch.compile's graphs, and a compile failure on one
+        # rank would leave the others waiting in all-reduce: distributed runs compile only on "on"
+        option = "off"
+    if option == "off":
         return _train(*args, **kwargs, compile_option="off")
     try:
-        return _train(*args, **kwargs, compile_option=config.compile)
+        return _train(*args, **kwargs, compile_option=option)
     except Exception as exc:
-        if not _is_compile_failure(exc):
+        if not _is_compile_failure(exc) or _distributed()[1] > 1:
             raise
         logger.warning(
             "torch.compile failed while training (%s: %s); training eagerly instead",
             exc.__class__.__name__,
             str(exc).splitlines()[0][:200] if str(exc) else "",
         )
+        if checkpoint is not None:  # go on from the last finished epoch, if there is one
+            kwargs["resume"] = True
         return _train(*args, **kwargs, compile_option="off")
 
 
@@ -271,7 +278,9 @@ def _train(
         net = nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None
         )
-    forward = maybe_compile(net, option=compile_option, device=device, what="training model")
+    forward = maybe_compile(
+        net, option=compile_option, device=device, dynamic=None, what="training model"
+    )
     optimizer = torch.optim.Adam(
         model.parameters(), lr=config.lr, **({"fused": True} if device.type == "cuda" else {})
     )
@@ -301,13 +310,16 @@ def _train(
     seen = 0
     for epoch in range(start_epoch, config.epochs):
         te = time.perf_counter()
+        oom = False
         try:
             train_loss, train_acc = _run_epoch(
                 net, forward, train, config, device, loss_fn, optimizer, generator
             )
         except torch.cuda.OutOfMemoryError:
+            oom = True
+        if oom:  # outside the except block, so the failed batch's tensors can be freed
             torch.cuda.empty_cache()
-            raise gpu_oom_error(config.batch_size, device, "--batch-size") from None
+            raise gpu_oom_error(config.batch_size, device, "--batch-size")
         seen += len(train)
         record: dict[str, Any] = {
             "epoch": epoch + 1,
@@ -342,6 +354,11 @@ def _train(
                 f"epoch {epoch + 1}/{config.epochs}: train loss {train_loss:.3f}",
             )
     seconds = time.perf_counter() - t0
+    if any(isinstance(m, nn.SyncBatchNorm) for m in model.modules()):
+        # hand back the plain network: same weights and statistics, ordinary batch norm
+        plain = _make_model(train.shape, n_classes, config).to(device)
+        plain.load_state_dict(model.state_dict())
+        model = plain
     model.eval()
     peak = (
         round(torch.cuda.max_memory_allocated(device) / 2**30, 2) if device.type == "cuda" else None

@@ -90,9 +90,18 @@ def annotations(s: Settings) -> Any:
 
 @st.cache_resource(show_spinner=False, max_entries=2)
 def _engine(registry_root: str, run_id: str, model: str, grid: tuple[int, ...], mtime: int):
+    from emocore.engine import FastOptions
     from emocore.inference import load_engine
 
-    return load_engine(_registry(registry_root), run_id, model, grid_shape=grid)
+    # Streamlit calls from a different thread on each rerun, and torch.compile's CUDA graphs
+    # are recorded per thread: compile without them here
+    return load_engine(
+        _registry(registry_root),
+        run_id,
+        model,
+        grid_shape=grid,
+        options=FastOptions(cuda_graphs=False),
+    )
 
 
 def inference_engine(reg: Registry, run_id: str, model: str, grid: tuple[int, ...]):

@@ -53,6 +53,20 @@ def test_folding_batchnorm_keeps_the_outputs_and_leaves_the_model_alone():
     assert folded.features(x).shape == (6, 8)
 
 
+def test_folding_also_merges_sync_batchnorm_from_distributed_training():
+    model = _model_with_running_stats()
+    synced = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    assert any(isinstance(m, torch.nn.SyncBatchNorm) for m in synced.modules())
+    engine = InferenceEngine(synced, device="cpu")
+    assert engine.describe()["batchnorm_folded"]
+    assert not any(
+        isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in engine.net.modules()
+    )
+    x = torch.randn(4, 1, *SHAPE)
+    with torch.no_grad():
+        torch.testing.assert_close(engine.net(x), model(x), rtol=1e-5, atol=1e-5)
+
+
 def _planted_source(n_per_class: int = 25, **kw):
     cache, meta = planted_volumes(n_per_class, 4, **kw)
     return VolumeSource(cache, meta, preload=False), cache, meta
