@@ -37,7 +37,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -105,9 +105,6 @@ class FastOptions:
             prefetch=0,
             readers=1,
         )
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def wants_compile(option: str, device: torch.device) -> bool:
