@@ -276,6 +276,7 @@ def _run_study(args: argparse.Namespace, designs: tuple[str, ...], kind: str) ->
         "results": study["results"],
         "seconds": study["seconds"],
         "train_volumes_per_s": study["train_volumes_per_s"],
+        "peak_gpu_memory_gib": study.get("peak_gpu_memory_gib", {}),
         "saliency_auc": {
             d: {m: {e: v["auc_vs_truth"] for e, v in maps.items()} for m, maps in models.items()}
             for d, models in study["saliency"].items()

@@ -255,7 +255,12 @@ def run_study(
         predictions, baselines = [], []
         metrics: dict[str, Any] = {}
         headline: list[dict[str, Any]] = []
-        extras: dict[str, Any] = {"saliency": {}, "embeddings": None, "train_volumes_per_s": {}}
+        extras: dict[str, Any] = {
+            "saliency": {},
+            "embeddings": None,
+            "train_volumes_per_s": {},
+            "peak_gpu_memory_gib": {},
+        }
         for i, design in enumerate(config.designs):
             res = run_design(
                 cache,
@@ -276,6 +281,7 @@ def run_study(
                 registry.add_artifact(run_id, f"{design}/{name}", path, "checkpoint")
             predictions.append(res.predictions)
             extras["train_volumes_per_s"][design] = round(res.train_volumes_per_s, 1)
+            extras["peak_gpu_memory_gib"][design] = res.peak_gpu_memory_gib
             ev = evaluate_predictions(
                 res.predictions,
                 classes=classes,

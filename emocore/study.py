@@ -63,6 +63,7 @@ class DesignResult:
     checkpoints: dict[str, Path] = field(default_factory=dict)  # model name -> final checkpoint
     curves: pd.DataFrame = field(default_factory=pd.DataFrame)
     train_volumes_per_s: float = 0.0
+    peak_gpu_memory_gib: float | None = None  # largest over the design's trainings (None on CPU)
     seconds: float = 0.0
 
 
@@ -159,6 +160,7 @@ def run_design(
     )
     done = 0
     tables, curve_rows, speeds, total_seconds = [], [], [], 0.0
+    peaks: list[float] = []
     result_plans, checkpoints = {}, {}
     ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
 
@@ -225,6 +227,8 @@ def run_design(
                 resume=fold_ckpt is not None,
             )
             speeds.append(res.volumes_per_s)
+            if res.peak_gpu_memory_gib is not None:
+                peaks.append(res.peak_gpu_memory_gib)
             total_seconds += res.seconds
             # held-out sets are small: compiling for them costs more than it saves, unless asked
             probs = predict_proba(
@@ -277,5 +281,6 @@ def run_design(
         checkpoints=checkpoints,
         curves=pd.DataFrame(curve_rows),
         train_volumes_per_s=float(np.mean(speeds)) if speeds else 0.0,
+        peak_gpu_memory_gib=max(peaks) if peaks else None,
         seconds=total_seconds,
     )

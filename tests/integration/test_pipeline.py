@@ -80,6 +80,10 @@ def test_synth_prepare_study_evaluate_predict(home, capsys):
         ],
     )
     results = study["results"]
+    # GPU memory is reported per design; there is none on a CPU run
+    assert study["peak_gpu_memory_gib"] == dict.fromkeys(
+        ("single-subject", "cross-subject", "loso")
+    )
     assert {(r["design"], r["model"]) for r in results} == {
         (d, m) for d in ("single-subject", "cross-subject", "loso") for m in ("cnn", "linear")
     }

@@ -22,6 +22,7 @@ def test_trains_on_the_gpu_with_mixed_precision_and_loads_on_the_cpu(tmp_path):
     cfg = TrainConfig(epochs=3, batch_size=8, widths=(4, 8, 8), hidden=16, device="cuda", amp=True)
     res = train_model(train, test, cfg, n_classes=3)
     assert next(res.model.parameters()).is_cuda
+    assert res.peak_gpu_memory_gib is not None and res.peak_gpu_memory_gib > 0
     bf16 = predict_proba(res.model, test, device="cuda", amp=True)
     fp32 = predict_proba(res.model, test, device="cuda", amp=False)
     assert (bf16.argmax(1) == test.y.numpy()).mean() > 0.75
