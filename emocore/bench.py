@@ -41,7 +41,13 @@ from torch import nn
 
 from emocore.constants import EMOTIONS
 from emocore.device import choose_device, gpu_summary
-from emocore.engine import FastOptions, InferenceEngine, cudnn_benchmark, maybe_compile
+from emocore.engine import (
+    FastOptions,
+    InferenceEngine,
+    cudnn_benchmark,
+    maybe_compile,
+    peak_gpu_gib,
+)
 from emocore.models.cnn3d import SeedCNN
 
 __all__ = ["bench_model", "bench_end_to_end", "bench_data", "run_bench", "planted_cache"]
@@ -62,12 +68,6 @@ def _reset_peak(device: torch.device) -> None:
         torch.cuda.synchronize(device)
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
-
-
-def _peak_gib(device: torch.device) -> float | None:
-    if device.type != "cuda":
-        return None
-    return round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
 
 
 def _median_rate(
@@ -172,7 +172,7 @@ def bench_model(
             _reset_peak(dev)
             result = phase(kind == "fast")
             out[f"{what}_{kind}_volumes_per_s"] = round(result[0], 1)
-            out[f"{what}_{kind}_peak_gpu_gib"] = _peak_gib(dev)
+            out[f"{what}_{kind}_peak_gpu_gib"] = peak_gpu_gib(dev)
             if kind == "fast" and what == "train":
                 out["train_fast_compiled"] = result[1]
             if kind == "fast" and what == "infer":
@@ -292,7 +292,7 @@ def bench_end_to_end(
             _sync(dev)
             epoch_s.append(time.perf_counter() - te)
         out["train_baseline_volumes_per_s"] = round(n / statistics.median(epoch_s[1:]), 1)
-        out["train_baseline_peak_gpu_gib"] = _peak_gib(dev)
+        out["train_baseline_peak_gpu_gib"] = peak_gpu_gib(dev)
         del opt, base, loss
 
         _reset_peak(dev)
@@ -302,7 +302,7 @@ def bench_end_to_end(
         fast_epochs = [h["seconds"] for h in res.history]
         out["train_fast_volumes_per_s"] = round(n / statistics.median(fast_epochs[1:]), 1)
         out["train_fast_first_epoch_seconds"] = round(fast_epochs[0], 2)
-        out["train_fast_peak_gpu_gib"] = _peak_gib(dev)
+        out["train_fast_peak_gpu_gib"] = peak_gpu_gib(dev)
         out["train_fast_compiled"] = res.compiled
         out["train_fast_source"] = "in memory" if source.preloaded else "memory-mapped"
         out["train_ratio"] = _ratio(
@@ -326,7 +326,7 @@ def bench_end_to_end(
         base_s = time.perf_counter() - te
         base_probs = torch.cat(chunks).numpy()
         out["infer_baseline_volumes_per_s"] = round(n / base_s, 1)
-        out["infer_baseline_peak_gpu_gib"] = _peak_gib(dev)
+        out["infer_baseline_peak_gpu_gib"] = peak_gpu_gib(dev)
         del ref, chunks
         _reset_peak(dev)
 

@@ -567,6 +567,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _add_compile_option(p: argparse.ArgumentParser, what: str) -> None:
+    # the values of emocore.engine.COMPILE_CHOICES, written out: the parser must not import torch
     p.add_argument(
         "--compile",
         default="auto",

@@ -37,7 +37,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -59,13 +59,33 @@ __all__ = [
     "gpu_oom_error",
     "describe_path",
     "cudnn_benchmark",
+    "peak_gpu_gib",
+    "check_compile_option",
+    "COMPILE_CHOICES",
 ]
 
 logger = logging.getLogger(__name__)
 
 Progress = Callable[[float, str], None]
 
-_COMPILE_CHOICES = ("auto", "on", "off")
+#: Values of every ``compile`` option (FastOptions, TrainConfig, ``--compile``).
+COMPILE_CHOICES = ("auto", "on", "off")
+#: Threads reading ahead: one per core, at most 8.
+DEFAULT_READERS = max(1, min(8, os.cpu_count() or 1))
+
+
+def check_compile_option(value: str) -> None:
+    if value not in COMPILE_CHOICES:
+        raise ConfigError(
+            f"'compile' must be one of {set(COMPILE_CHOICES)}; '{value}' was provided"
+        )
+
+
+def peak_gpu_gib(device: torch.device) -> float | None:
+    """Peak GPU memory allocated since the last reset, in GiB (None off CUDA)."""
+    if device.type != "cuda":
+        return None
+    return round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -79,14 +99,10 @@ class FastOptions:
     cuda_graphs: bool = True
     static_batch: bool = True
     prefetch: int = 3  # batches read ahead of the one being computed (0 = read in the loop)
-    readers: int = field(default_factory=lambda: max(1, min(8, os.cpu_count() or 1)))
-    # threads reading ahead (one per core, at most 8)
+    readers: int = DEFAULT_READERS  # threads reading ahead
 
     def __post_init__(self) -> None:
-        if self.compile not in _COMPILE_CHOICES:
-            raise ConfigError(
-                f"'compile' must be one of {set(_COMPILE_CHOICES)}; '{self.compile}' was provided"
-            )
+        check_compile_option(self.compile)
         if self.prefetch < 0 or self.readers < 1:
             raise ConfigError(
                 f"prefetch must be >= 0 and readers >= 1; got prefetch={self.prefetch}, readers={self.readers}"
@@ -259,7 +275,7 @@ def stream_batches(
     generator: torch.Generator | None = None,
     shard: tuple[int, int] = (0, 1),
     prefetch: int = 3,
-    readers: int = 2,
+    readers: int = DEFAULT_READERS,
     pad_to_batch: bool = False,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]]:
     """Yield ``(x, y, positions, n)`` with ``x`` float16 (b, 1, X, Y, Z) and ``y`` already on ``device``.
@@ -452,25 +468,32 @@ class InferenceEngine:
         if self.channels_last:
             net = net.to(memory_format=torch.channels_last_3d)
         self.net = net
-        self._mode = (
-            "reduce-overhead" if (opts.cuda_graphs and self.device.type == "cuda") else None
-        )
-        self.forward = maybe_compile(
-            net, option=opts.compile, device=self.device, mode=self._mode, what="inference model"
-        )
+        self.forward = self._compile()
         first = next((m for m in net.modules() if isinstance(m, nn.Conv3d)), None)
-        self._first_width = first.out_channels if first is not None else 16
         self._explicit_batch = batch_size is not None
         if batch_size is not None and batch_size < 1:
             raise ConfigError(f"batch_size must be at least 1; {batch_size} was given")
         self.batch_size = batch_size or (
             default_inference_batch(
-                self.grid, self.device, first_width=self._first_width, amp=self.amp
+                self.grid,
+                self.device,
+                first_width=first.out_channels if first is not None else 16,
+                amp=self.amp,
             )
             if self.grid
             else 64
         )
         self.stats: dict[str, Any] = {}
+
+    def _compile(self) -> _CompiledOrEager:
+        graphs = self.options.cuda_graphs and self.device.type == "cuda"
+        return maybe_compile(
+            self.net,
+            option=self.options.compile,
+            device=self.device,
+            mode="reduce-overhead" if graphs else None,
+            what="inference model",
+        )
 
     @property
     def compiled(self) -> bool:
@@ -523,13 +546,7 @@ class InferenceEngine:
             self.batch_size //= 2
             logger.warning("out of GPU memory; retrying with batch size %d", self.batch_size)
             if self.forward.is_compiled:  # a new shape: start from a fresh compiled wrapper
-                self.forward = maybe_compile(
-                    self.net,
-                    option=self.options.compile,
-                    device=self.device,
-                    mode=self._mode,
-                    what="inference model",
-                )
+                self.forward = self._compile()
 
     def _run(self, source: VolumeSource, progress: Progress | None) -> np.ndarray:
         opts = self.options
@@ -565,7 +582,5 @@ class InferenceEngine:
             **self.describe(),
         }
         if self.device.type == "cuda":
-            self.stats["peak_gpu_memory_gib"] = round(
-                torch.cuda.max_memory_allocated(self.device) / 2**30, 2
-            )
+            self.stats["peak_gpu_memory_gib"] = peak_gpu_gib(self.device)
         return probs

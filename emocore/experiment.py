@@ -38,7 +38,7 @@ from emocore.errors import ConfigError, EmocoreError
 from emocore.evaluate import evaluate_predictions
 from emocore.registry import Registry
 from emocore.saliency import embeddings, emotion_saliency, saliency_auc, save_nifti
-from emocore.study import DESIGNS, DesignResult, run_design
+from emocore.study import DESIGNS, DesignResult, read_predictions, run_design
 from emocore.train import TrainConfig, load_checkpoint
 
 __all__ = [
@@ -402,14 +402,6 @@ def load_study(registry: Registry, run_id: str) -> dict[str, Any]:
 def headline_table(results: Sequence[dict[str, Any]]) -> pd.DataFrame:
     """The headline rows of a study as a table (design, model, split, chance, accuracy, p)."""
     return pd.DataFrame(results)
-
-
-def read_predictions(path: str | Path) -> pd.DataFrame:
-    """A run's predictions.tsv or baseline.tsv (subject labels kept as text: "01", not 1)."""
-    path = Path(path)
-    if not path.is_file():
-        raise EmocoreError(f"{path} is missing; the run may have failed or still be running")
-    return pd.read_csv(path, sep="\t", keep_default_na=False, dtype={"subject": str})
 
 
 def _comparable(config: dict[str, Any]) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from emocore.data.dataset import VolumeSource, select
 from emocore.engine import FastOptions, InferenceEngine
 from emocore.errors import ConfigError, RegistryError
 from emocore.registry import Registry
-from emocore.study import prediction_table
+from emocore.study import prediction_table, read_predictions
 from emocore.train import load_checkpoint
 
 __all__ = [
@@ -104,7 +104,7 @@ def subject_predictions(
     """
     path = stored_predictions_path(registry, run_id, model, subject)
     if path.exists():
-        return pd.read_csv(path, sep="\t", keep_default_na=False, dtype={"subject": str})
+        return read_predictions(path)
     if not compute:
         return None
     if engine is None:
@@ -116,12 +116,7 @@ def subject_predictions(
             device=device,
             batch_size=batch_size,
         )
-    runner, state = engine
-    if runner.grid and tuple(runner.grid) != tuple(cache.grid_shape):
-        raise ConfigError(
-            f"model {model} was trained on a {tuple(runner.grid)} grid but the cache at "
-            f"{cache.path} is {tuple(cache.grid_shape)}; use a cache on the model's grid"
-        )
+    runner, state = engine  # an engine on another grid refuses the volumes with the fix
     classes = list(state["extra"].get("classes", CLASSES[1:]))
     if subject not in cache.subjects:
         raise ConfigError(

@@ -24,10 +24,10 @@ from emocore.data.cache import VolumeCache
 from emocore.data.dataset import VolumeSource, select
 from emocore.data.splits import SplitPlan, make_splits
 from emocore.engine import FastOptions
-from emocore.errors import ConfigError
+from emocore.errors import ConfigError, EmocoreError
 from emocore.train import TrainConfig, predict_proba, save_checkpoint, train_model
 
-__all__ = ["DESIGNS", "DesignResult", "run_design", "prediction_table"]
+__all__ = ["DESIGNS", "DesignResult", "run_design", "prediction_table", "read_predictions"]
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +79,14 @@ def prediction_table(
     for k, v in extra.items():
         out[k] = v
     return out
+
+
+def read_predictions(path: str | Path) -> pd.DataFrame:
+    """A prediction table written by emocore (subject labels kept as text: "01", not 1)."""
+    path = Path(path)
+    if not path.is_file():
+        raise EmocoreError(f"{path} is missing; the run may have failed or still be running")
+    return pd.read_csv(path, sep="\t", keep_default_na=False, dtype={"subject": str})
 
 
 def _models_of(design: str, meta: pd.DataFrame, split: str) -> list[tuple[str, pd.DataFrame, str]]:
@@ -209,9 +217,7 @@ def run_design(
             done_file = work / f"{name}__{fi}.tsv" if work is not None else None
             final = ckpt_dir / f"{fold.name}.pt" if loso and ckpt_dir is not None else None
             if done_file is not None and done_file.exists() and (final is None or final.exists()):
-                tables.append(
-                    pd.read_csv(done_file, sep="\t", keep_default_na=False, dtype={"subject": str})
-                )
+                tables.append(read_predictions(done_file))
                 done += 1
                 continue
             fold_ckpt = work / f"{name}__{fi}.pt" if work is not None else None

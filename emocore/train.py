@@ -26,8 +26,10 @@ from emocore.device import choose_device
 from emocore.engine import (
     FastOptions,
     InferenceEngine,
+    check_compile_option,
     gpu_oom_error,
     maybe_compile,
+    peak_gpu_gib,
     stream_batches,
 )
 from emocore.errors import CheckpointError, ConfigError
@@ -80,15 +82,12 @@ class TrainConfig:
             (self.batch_size >= 1, f"batch_size must be at least 1; {self.batch_size} was given"),
             (0 <= self.dropout < 1, f"dropout must be in [0, 1); {self.dropout} was given"),
             (len(self.widths) == 3, f"widths must have 3 entries; {self.widths} was given"),
-            (
-                self.compile in ("auto", "on", "off"),
-                f"'compile' must be one of {{'auto', 'on', 'off'}}; '{self.compile}' was provided",
-            ),
             (self.prefetch >= 0, f"prefetch must be >= 0; {self.prefetch} was given"),
         ]
         for ok, msg in checks:
             if not ok:
                 raise ConfigError(msg)
+        check_compile_option(self.compile)
         object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
 
     def to_dict(self) -> dict[str, Any]:
@@ -165,7 +164,6 @@ def _run_epoch(
             generator=generator,
             shard=shard,
             prefetch=cfg.prefetch,
-            readers=FastOptions().readers,
         ):
             x = x.to(torch.bfloat16 if amp else torch.float32)
             if cfg.channels_last:
@@ -360,16 +358,13 @@ def _train(
         plain.load_state_dict(model.state_dict())
         model = plain
     model.eval()
-    peak = (
-        round(torch.cuda.max_memory_allocated(device) / 2**30, 2) if device.type == "cuda" else None
-    )
     return TrainResult(
         model=model,
         history=history,
         seconds=seconds,
         volumes_per_s=seen / seconds if seconds > 0 else 0.0,
         compiled=forward.is_compiled,
-        peak_gpu_memory_gib=peak,
+        peak_gpu_memory_gib=peak_gpu_gib(device),
     )
 
 
