@@ -283,7 +283,9 @@ def test_streaming_a_cohort_does_not_grow_host_memory(tmp_path):
 
     one = peak_growth_mib(subjects[:1])  # also warms the allocator's thread arenas
     everyone = peak_growth_mib(subjects)
-    assert everyone < max(one, 0) + 48, (
+    # holding the cohort would add ~234 MiB over one person; allocator arenas of the reader
+    # threads account for a few tens of MiB of noise between the two passes
+    assert everyone < max(one, 0) + 96, (
         f"{everyone:.0f} MiB for {len(subjects)} people ({cohort_mib:.0f} MiB) vs {one:.0f} for one"
     )
 
