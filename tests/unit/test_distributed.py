@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -30,6 +32,10 @@ def _worker(rank: int, world: int, store: str, ckpt: str) -> None:
     finally:
         dist.barrier()  # nobody tears down gloo while the other rank still talks to it
         dist.destroy_process_group()
+    # Done and torn down: leave without interpreter finalization, where gloo's worker threads can
+    # still abort the process ("terminate called without an active exception", SIGABRT; see
+    # pytorch/pytorch PR 179291). Reached only when training succeeded: failures still raise.
+    os._exit(0)
 
 
 @pytest.mark.skipif(not dist.is_available(), reason="torch.distributed is not available")
