@@ -121,11 +121,26 @@ def _cache_text(s: dict[str, Any]) -> str:
     )
 
 
+def _prepare_text(s: dict[str, Any]) -> str:
+    def people(key: str) -> str:
+        return ", ".join(f"sub-{p}" for p in s[key]) or "none"
+
+    lines = [_cache_text(s), f"{s['action']}: added {people('added')}; kept {people('kept')}"]
+    if s["not_requested"]:
+        lines.append(
+            f"kept although not requested: {people('not_requested')} "
+            "(--force rebuilds with exactly the given subjects)"
+        )
+    if s["dropped"]:
+        lines.append(f"dropped (--force): {people('dropped')}")
+    return "\n".join(lines)
+
+
 def cmd_prepare(args: argparse.Namespace) -> int:
-    from emocore.data.prepare import prepare_cache
+    from emocore.data.prepare import prepare
 
     bar = ProgressBar("prepare", not args.json)
-    cache = prepare_cache(
+    result = prepare(
         args.bids,
         args.annotations,
         args.cache,
@@ -134,7 +149,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         progress=bar.counts,
         force=args.force,
     )
-    _print(_cache_summary(cache), args.json, _cache_text)
+    _print({**_cache_summary(result.cache), **result.to_dict()}, args.json, _prepare_text)
     return 0
 
 
@@ -924,7 +939,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["error", "zero"],
         help="what to do with NaN/Inf voxels (default: stop with an error)",
     )
-    p.add_argument("--force", action="store_true", help="rebuild even if the cache is up to date")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="rebuild the cache from scratch with exactly the given subjects (drops people not "
+        "given; without it, people are added to an existing cache and none is ever dropped)",
+    )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_prepare)
 

@@ -127,7 +127,8 @@ def _cache_info(study: dict[str, Any], cache: VolumeCache | str | Path | None) -
             options=vc.manifest.get("options", {}),
             made=vc.manifest.get("created_at"),
         )
-        if vc.key != study.get("cache", {}).get("key"):
+        # recognises(): a cache that only had people added since keeps the run's data as it was
+        if not vc.recognises(study.get("cache", {}).get("key")):
             info["warning"] = (
                 f"the cache now at {vc.path} (key {vc.key}) is not the one this run was trained "
                 f"on (key {study.get('cache', {}).get('key')})"

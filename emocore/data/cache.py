@@ -4,9 +4,17 @@ Layout of a cache folder::
 
     manifest.json      what is here and how it was made (see MANIFEST KEYS below)
     labels.tsv         one row per volume of the movie (run, volume, movie_time, label, ...)
-    mask.npy           uint8 brain mask shared by all subjects (intersection of their masks)
+    mask.npy           uint8 brain mask shared by all subjects: the intersection of the masks of
+                       the people the cache was built with (people added later do not change it)
     sub-XX.npy         float16, shape (volumes, x, y, z): every run of one person, z-scored per
-                       run, zero outside the brain, in run order
+                       run, zero outside that person's brain, in run order
+
+MANIFEST KEYS: ``volume_key`` hashes what makes the voxel data (format, grid option, NaN policy
+and each person's source fingerprints, see :func:`volume_key`), ``label_key`` what makes the label
+table; :attr:`VolumeCache.key` joins the two. ``subjects`` maps each person to their file, runs
+(with source fingerprints) and mask size. ``earlier_subjects`` lists the sets of people the cache
+held before people were added to it, so :meth:`VolumeCache.recognises` still knows the key a run
+recorded before an addition.
 
 Only numpy and pandas are needed to read it (no nibabel), so GPU machines and training jobs
 stay light. Subject arrays are memory-mapped: a random volume costs one page-cache read.
@@ -14,11 +22,12 @@ stay light. Subject arrays are memory-mapped: a random volume costs one page-cac
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -31,12 +40,33 @@ from emocore import __version__
 from emocore.constants import CLASSES
 from emocore.errors import CacheError
 
-__all__ = ["CACHE_FORMAT", "VolumeCache", "open_cache", "create_cache"]
+__all__ = ["CACHE_FORMAT", "VolumeCache", "open_cache", "create_cache", "volume_key"]
 
 logger = logging.getLogger(__name__)
 
 #: Bumped whenever the on-disk layout changes; a cache of another format must be rebuilt.
 CACHE_FORMAT = 1
+
+
+def volume_key(
+    *,
+    grid_mm: float | None,
+    nonfinite: str,
+    sources: Mapping[str, Sequence[str]],
+    cache_format: int = CACHE_FORMAT,
+) -> str:
+    """SHA-256 of what makes the voxel data of the people in ``sources`` (person -> run fingerprints).
+
+    :func:`~emocore.data.prepare.prepare_cache` stores it as the manifest's ``volume_key``; the
+    cache recomputes it for a subset of its people in :meth:`VolumeCache.key_for`.
+    """
+    inputs = {
+        "cache_format": cache_format,
+        "grid_mm": grid_mm,
+        "nonfinite": nonfinite,
+        "sources": {s: list(f) for s, f in sources.items()},
+    }
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -95,6 +125,50 @@ class VolumeCache:
     def key(self) -> str:
         """Content hash of the cache (volumes and labels): runs record it as their data version."""
         return f"{self.manifest['volume_key'][:16]}-{self.manifest['label_key'][:16]}"
+
+    def key_for(self, subjects: Iterable[str]) -> str:
+        """The :attr:`key` a cache holding only ``subjects`` (same data, same labels) would have.
+
+        Adding people leaves the others' arrays as they were, so the key of the cache before an
+        addition is ``key_for(the people it held then)``; a changed source or label table changes
+        it. Needs the source fingerprints that ``prepare_cache`` stores.
+        """
+        sources = {}
+        for subject in subjects:
+            runs = self._subject_info(subject)["runs"]
+            if any("fingerprint" not in r for r in runs):
+                raise CacheError(
+                    f"the cache at {self.path} has no source fingerprints for sub-{subject} "
+                    "(it was not made by `emocore prepare`), so it has no key per set of people"
+                )
+            sources[subject] = [r["fingerprint"] for r in runs]
+        options = self.manifest.get("options", {})
+        vkey = volume_key(
+            grid_mm=options.get("grid_mm"),
+            nonfinite=options.get("nonfinite", "error"),
+            sources=sources,
+            cache_format=self.manifest.get("cache_format", CACHE_FORMAT),
+        )
+        return f"{vkey[:16]}-{self.manifest['label_key'][:16]}"
+
+    def recognises(self, key: str | None) -> bool:
+        """Whether a run that recorded ``key`` was trained on data this cache still holds unchanged.
+
+        True for the present key and for the key of every earlier state of the cache before
+        people were added (``earlier_subjects`` in the manifest), recomputed from the data now
+        here, so a rebuilt person or a rewritten label table is not recognised.
+        """
+        if not key:
+            return False
+        if key == self.key:
+            return True
+        for subjects in self.manifest.get("earlier_subjects", []):
+            try:
+                if self.key_for(subjects) == key:
+                    return True
+            except CacheError:
+                continue
+        return False
 
     @cached_property
     def mask(self) -> np.ndarray:

@@ -9,7 +9,10 @@ voxels outside the brain.
 The cache is built in a sibling folder ``<cache>.partial-<pid>`` and renamed into place at the
 end, so a killed job never leaves half a cache; leftovers of dead jobs are removed on the next run.
 Re-running with the same inputs and options does nothing; changing only the label options
-(lag, recipe, observers) rewrites the label table and keeps the voxel data.
+(lag, recipe, observers) rewrites the label table and keeps the voxel data. People the cache does
+not hold yet are added next to the others (only their runs are read; the manifest that names them
+is replaced last), and people it holds are never dropped unless ``force`` rebuilds it with exactly
+the people asked for: see :func:`prepare`.
 """
 
 from __future__ import annotations
@@ -33,8 +36,8 @@ import numpy as np
 from emocore import __version__
 from emocore._io import atomic_write_json, atomic_write_text
 from emocore.constants import CLASSES
-from emocore.data.bids import BoldRun, Dataset, discover_dataset
-from emocore.data.cache import CACHE_FORMAT, VolumeCache
+from emocore.data.bids import BoldRun, Dataset, SubjectRuns, discover_dataset
+from emocore.data.cache import CACHE_FORMAT, VolumeCache, volume_key
 from emocore.errors import CacheError, ConfigError, DataError
 from emocore.labels import (
     build_volume_labels,
@@ -43,7 +46,7 @@ from emocore.labels import (
     load_annotations,
 )
 
-__all__ = ["PrepareOptions", "prepare_cache"]
+__all__ = ["PrepareOptions", "PrepareResult", "prepare", "prepare_cache"]
 
 logger = logging.getLogger(__name__)
 
@@ -249,34 +252,103 @@ def _brain_mask(mean_img: np.ndarray, affine: np.ndarray) -> np.ndarray:
 
 
 # -- the whole cache -----------------------------------------------------------------------------
+_VOLUME_OPTIONS = ("cache_format", "grid_mm", "nonfinite")  # what changes the voxel data
+_MISSING = object()
+
+
+@dataclass(frozen=True)
+class PrepareResult:
+    """What one :func:`prepare` call did to the cache, for logs and the CLI summary."""
+
+    cache: VolumeCache
+    action: str  # "built", "added", "relabelled" or "unchanged"
+    added: tuple[str, ...] = ()  # people who were not in the cache before
+    streamed: tuple[str, ...] = ()  # people whose runs were read and written by this call
+    kept: tuple[str, ...] = ()  # people whose arrays were left exactly as they were
+    not_requested: tuple[str, ...] = ()  # people in the cache that were not asked for, kept
+    dropped: tuple[str, ...] = ()  # people a ``force`` rebuild left out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "action": self.action,
+            "added": list(self.added),
+            "streamed": list(self.streamed),
+            "kept": list(self.kept),
+            "not_requested": list(self.not_requested),
+            "dropped": list(self.dropped),
+        }
+
+
+def _left_by_dead_job(path: Path) -> bool:
+    """Whether ``path``, named ``*.partial-<pid>``, was left by a job that no longer runs."""
+    try:
+        os.kill(int(path.name.rsplit("-", 1)[1]), 0)
+    except (ValueError, ProcessLookupError):
+        return True
+    except PermissionError:
+        return False
+    return False  # a live job is still writing it
+
+
 def _clean_partials(cache: Path) -> None:
     for p in cache.parent.glob(cache.name + ".partial-*"):
-        try:
-            pid = int(p.name.rsplit("-", 1)[1])
-            os.kill(pid, 0)
-            continue  # a live job is still writing it
-        except (ValueError, ProcessLookupError):
-            pass
-        except PermissionError:
-            continue
-        logger.info("removing %s left by an interrupted prepare", p)
-        shutil.rmtree(p, ignore_errors=True)
+        if _left_by_dead_job(p):
+            logger.info("removing %s left by an interrupted prepare", p)
+            shutil.rmtree(p, ignore_errors=True)
     old = cache.parent / (cache.name + ".old")
     if old.exists():
         if not cache.exists():
             old.rename(cache)  # a swap was interrupted between its two renames
         else:
             shutil.rmtree(old, ignore_errors=True)
+    if cache.is_dir():  # arrays of an interrupted addition (the manifest never listed them)
+        for p in cache.glob("sub-*.npy.partial-*"):
+            if p.is_file() and _left_by_dead_job(p):
+                logger.info("removing %s left by an interrupted prepare", p)
+                p.unlink(missing_ok=True)
 
 
 def _existing_manifest(cache: Path) -> dict[str, Any] | None:
     try:
-        return json.loads((cache / "manifest.json").read_text())
+        manifest = json.loads((cache / "manifest.json").read_text())
     except (OSError, json.JSONDecodeError):
         return None
+    return manifest if isinstance(manifest, dict) else None
 
 
-def prepare_cache(
+def _differences(
+    old: dict[str, Any], opts: PrepareOptions, annotation_sha: dict[str, str]
+) -> dict[str, str]:
+    """What differs between how the cache was made and how it is asked for now, in words."""
+    out: dict[str, str] = {}
+    if old.get("cache_format") != CACHE_FORMAT:
+        out["cache_format"] = (
+            f"cache format {old.get('cache_format')} in the cache, {CACHE_FORMAT} now"
+        )
+    recorded = old.get("options") or {}
+    for name, value in asdict(opts).items():
+        was = recorded.get(name, _MISSING)
+        if was != value:
+            shown = "not recorded" if was is _MISSING else repr(was)
+            out[name] = f"{name} {shown} in the cache, {value!r} now"
+    were = (old.get("labels") or {}).get("annotation_sha256") or {}
+    changed = sorted(
+        k for k in set(were) | set(annotation_sha) if were.get(k) != annotation_sha.get(k)
+    )
+    if changed:
+        out["annotations"] = f"annotation file(s) {', '.join(changed)} differ from the cache's"
+    return out
+
+
+def _stored_fingerprints(old: dict[str, Any], subject: str) -> list[str | None]:
+    return [r.get("fingerprint") for r in old["subjects"][subject].get("runs", [])]
+
+
+def _merge_warnings(*lists: Sequence[str]) -> list[str]:
+    return list(dict.fromkeys(w for ws in lists for w in ws))
+
+
+def prepare(
     bids: str | Path,
     annotations: str | Path,
     cache: str | Path,
@@ -285,10 +357,29 @@ def prepare_cache(
     subjects: Sequence[str] | None = None,
     progress: Progress | None = None,
     force: bool = False,
-) -> VolumeCache:
-    """Build (or reuse) the cache for the dataset at ``bids`` with labels from ``annotations``.
+) -> PrepareResult:
+    """Build, extend or reuse the cache for ``bids`` with labels from ``annotations``.
 
-    Returns the opened cache. ``progress(done, total, message)`` is called after each run.
+    ``subjects`` limits which people of the dataset are asked for (default: all found);
+    ``progress(done, total, message)`` is called after each run written. On an existing cache:
+
+    * People asked for that the cache does not hold are **added**: only their runs are read,
+      onto the cache's grid; the other people's arrays, the mask and the label table are not
+      touched (the manifest is replaced last, atomically). Adding needs the options
+      (:class:`PrepareOptions`: grid, lag, recipe, observers, nonfinite, task), the cache format
+      and the annotation files to be the cache's own; otherwise a
+      :class:`~emocore.errors.ConfigError` says what differs and suggests ``force``.
+    * People in the cache that are not asked for are **kept**, never dropped; ``force=True``
+      rebuilds from scratch with exactly the people asked for.
+    * Without new people, the rules of a single build hold: the same inputs do nothing; other
+      label options (lag, recipe, observers, annotations) rewrite the label table only; a changed
+      source file of a person asked for, or another grid or NaN policy, rebuilds the cache, and
+      that rebuild reads every person in it again (so people not asked for must still be below
+      ``bids``). A changed source file with new people also rebuilds everybody.
+
+    A rebuild happens in a sibling folder renamed into place, an addition writes new files next to
+    the old ones before the manifest names them: either way a killed job leaves the old cache
+    readable.
     """
     opts = options or PrepareOptions()
     cache = Path(cache)
@@ -305,41 +396,99 @@ def prepare_cache(
     labels = build_volume_labels(
         ann, lag_s=opts.lag_s, recipe=opts.recipe, observers=opts.observers
     )
-    n_expected = sum(r.n_volumes for r in dataset.subjects[0].runs)
-    if len(labels) != n_expected:
-        raise DataError(
-            f"the label table has {len(labels)} volumes but sub-{dataset.subjects[0].subject} has {n_expected}"
-        )
-    shape, affine = _target_grid(dataset, opts.grid_mm)
-
+    _check_lengths(dataset, labels)
     ann_files = sorted(list(files.observers.values()) + ([files.scenes] if files.scenes else []))
-    volume_inputs = {
-        "cache_format": CACHE_FORMAT,
-        "grid_mm": opts.grid_mm,
-        "nonfinite": opts.nonfinite,
-        "sources": {s.subject: [_fingerprint(r.path) for r in s.runs] for s in dataset.subjects},
-    }
     label_inputs = {
         "lag_s": opts.lag_s,
         "recipe": opts.recipe,
         "observers": opts.observers,
         "annotations": {p.name: _sha256(p) for p in ann_files},
     }
-    volume_key, label_key = _digest(volume_inputs), _digest(label_inputs)
+    label_key = _digest(label_inputs)
+    sources = {s.subject: [_fingerprint(r.path) for r in s.runs] for s in dataset.subjects}
+    labels_block = {
+        "file": "labels.tsv",
+        "classes": list(CLASSES),
+        "counts": label_counts(labels),
+        "annotation_sha256": label_inputs["annotations"],
+        "report": getattr(ann, "report_summary", lambda: {})(),
+    }
 
     _clean_partials(cache)
-    old = _existing_manifest(cache)
-    reuse_volumes = (
-        not force
-        and old is not None
-        and old.get("cache_format") == CACHE_FORMAT
-        and old.get("volume_key") == volume_key
-    )
+    previous = _existing_manifest(cache)
+    held = list(previous.get("subjects") or {}) if previous is not None else []
+    requested = dataset.subject_labels
+    not_requested = tuple(s for s in held if s not in requested)
+    if previous is not None and not force and isinstance(previous.get("subjects"), dict):
+        old = previous
+        new = [s for s in requested if s not in held]
+        changed = [s for s in requested if s in held and _stored_fingerprints(old, s) != sources[s]]
+        differ = _differences(old, opts, label_inputs["annotations"])
+        if not_requested:
+            logger.info(
+                "%s not requested but in the cache at %s: kept (pass --force to rebuild with "
+                "exactly %s)",
+                ", ".join(f"sub-{s}" for s in not_requested),
+                cache,
+                ", ".join(f"sub-{s}" for s in requested),
+            )
+        if new and differ:
+            raise ConfigError(
+                f"cannot add {', '.join(f'sub-{s}' for s in new)} to the cache at {cache}: it was "
+                f"made with other options ({'; '.join(differ.values())}), and new people must be "
+                "prepared like the people already there. Re-run with the cache's options, or pass "
+                f"--force to rebuild it from scratch with exactly the given subjects "
+                f"(it now holds {', '.join(held)})"
+            )
+        if new and not changed:
+            return _add_subjects(
+                cache, old, dataset, new, sources, opts, progress, bids, not_requested, t0
+            )
+        rebuild_why = [f"sub-{s}'s source files changed" for s in changed] + [
+            differ[k] for k in _VOLUME_OPTIONS if k in differ
+        ]
+        if not rebuild_why:
+            result = dict(kept=tuple(held), not_requested=not_requested)
+            if old.get("label_key") == label_key:
+                logger.info("cache at %s is up to date; nothing to do", cache)
+                return PrepareResult(VolumeCache(cache), "unchanged", **result)
+            logger.info("voxel data unchanged; rewriting the label table of %s", cache)
+            manifest = dict(old)
+            manifest.update(
+                label_key=label_key,
+                options=asdict(opts),
+                labels=labels_block,
+                source={**old.get("source", {}), "annotations": str(Path(annotations))},
+                warnings=_merge_warnings(old.get("warnings", []), dataset.warnings),
+            )
+            atomic_write_text(cache / "labels.tsv", labels.to_csv(sep="\t", index=False))
+            atomic_write_json(cache / "manifest.json", manifest)
+            return PrepareResult(VolumeCache(cache), "relabelled", **result)
+        if not_requested:
+            # A rebuild keeps everybody: read the people who were not asked for again too.
+            try:
+                dataset = discover_dataset(
+                    bids, task=opts.task, subjects=sorted({*requested, *not_requested})
+                )
+            except DataError as exc:
+                raise DataError(
+                    f"the cache at {cache} must be rebuilt ({'; '.join(rebuild_why)}) and it also "
+                    f"holds {', '.join(f'sub-{s}' for s in not_requested)}, which a rebuild reads "
+                    f"again, but: {exc}. Point --bids at a dataset that has them, or pass --force "
+                    f"to rebuild with exactly {', '.join(f'sub-{s}' for s in requested)}"
+                ) from exc
+            _check_lengths(dataset, labels)
+            for s in dataset.subjects:
+                if s.subject not in sources:
+                    sources[s.subject] = [_fingerprint(r.path) for r in s.runs]
+        logger.info("rebuilding the cache at %s: %s", cache, "; ".join(rebuild_why))
+
+    shape, affine = _target_grid(dataset, opts.grid_mm)
     manifest = {
         "cache_format": CACHE_FORMAT,
         "emocore_version": __version__,
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "volume_key": volume_key,
+        "volume_key": volume_key(grid_mm=opts.grid_mm, nonfinite=opts.nonfinite, sources=sources),
         "label_key": label_key,
         "options": asdict(opts),
         "source": {
@@ -352,27 +501,9 @@ def prepare_cache(
             "affine": affine.tolist(),
             "voxel_mm": [float(v) for v in np.sqrt((affine[:3, :3] ** 2).sum(axis=0))],
         },
-        "labels": {
-            "file": "labels.tsv",
-            "classes": list(CLASSES),
-            "counts": label_counts(labels),
-            "annotation_sha256": label_inputs["annotations"],
-            "report": getattr(ann, "report_summary", lambda: {})(),
-        },
+        "labels": labels_block,
         "warnings": list(dataset.warnings),
     }
-    if reuse_volumes:
-        if old.get("label_key") == label_key:  # type: ignore[union-attr]
-            logger.info("cache at %s is up to date; nothing to do", cache)
-            return VolumeCache(cache)
-        logger.info("voxel data unchanged; rewriting the label table of %s", cache)
-        manifest["subjects"] = old["subjects"]  # type: ignore[index]
-        manifest["created_at"] = old.get("created_at")  # type: ignore[union-attr]
-        manifest["prepare_seconds"] = old.get("prepare_seconds")  # type: ignore[union-attr]
-        atomic_write_text(cache / "labels.tsv", labels.to_csv(sep="\t", index=False))
-        atomic_write_json(cache / "manifest.json", manifest)
-        return VolumeCache(cache)
-
     work = cache.parent / f"{cache.name}.partial-{os.getpid()}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
@@ -385,64 +516,240 @@ def prepare_cache(
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
+    built = tuple(dataset.subject_labels)
+    dropped = tuple(s for s in held if s not in built)
     logger.info("cache written to %s in %.1f s", cache, time.perf_counter() - t0)
-    return VolumeCache(cache)
+    if dropped:
+        logger.info(
+            "--force: %s left out of the rebuilt cache", ", ".join(f"sub-{s}" for s in dropped)
+        )
+    return PrepareResult(
+        VolumeCache(cache),
+        "built",
+        added=tuple(s for s in built if s not in held),
+        streamed=built,
+        dropped=dropped,
+    )
+
+
+def prepare_cache(
+    bids: str | Path,
+    annotations: str | Path,
+    cache: str | Path,
+    *,
+    options: PrepareOptions | None = None,
+    subjects: Sequence[str] | None = None,
+    progress: Progress | None = None,
+    force: bool = False,
+) -> VolumeCache:
+    """:func:`prepare`, returning only the opened cache (see :func:`prepare` for the rules)."""
+    return prepare(
+        bids,
+        annotations,
+        cache,
+        options=options,
+        subjects=subjects,
+        progress=progress,
+        force=force,
+    ).cache
+
+
+def _check_lengths(dataset: Dataset, labels) -> None:
+    for subj in dataset.subjects:
+        n = sum(r.n_volumes for r in subj.runs)
+        if n != len(labels):
+            raise DataError(
+                f"the label table has {len(labels)} volumes but sub-{subj.subject} has {n}"
+            )
+
+
+def _add_subjects(
+    cache: Path,
+    old: dict[str, Any],
+    dataset: Dataset,
+    new: Sequence[str],
+    sources: dict[str, list[str]],
+    opts: PrepareOptions,
+    progress: Progress | None,
+    bids: str | Path,
+    not_requested: tuple[str, ...],
+    t0: float,
+) -> PrepareResult:
+    """Write the arrays of ``new`` people next to the others', then replace the manifest.
+
+    Nothing the old manifest names is written: the new arrays go to ``sub-XX.npy.partial-<pid>``,
+    are renamed to ``sub-XX.npy`` once complete, and the manifest that lists them replaces the
+    old one last (atomically). A job killed before that leaves the old cache as it was, plus
+    files it does not name, which the next prepare removes or overwrites.
+    """
+    shape = tuple(int(v) for v in old["grid"]["shape"])
+    affine = np.asarray(old["grid"]["affine"], dtype=np.float64)
+    people = [dataset.get(s) for s in new]
+    if opts.grid_mm is None:
+        for subj in people:
+            if subj.shape != shape or not np.allclose(subj.affine, affine, atol=1e-3):
+                raise DataError(
+                    f"sub-{subj.subject} ({subj.runs[0].path}) is on grid {subj.shape}, the cache at "
+                    f"{cache} on {shape}; a cache needs one grid for everybody: rebuild it with "
+                    "--grid-mm and --force to resample everybody"
+                )
+    # The cache's mask (the intersection of the masks of the people it was built with) stays as
+    # it is: shrinking it to the new person's brain would change what the saliency scores and the
+    # linear baseline of studies already run on this cache see. Each new person is z-scored
+    # inside their own brain mask, exactly as a full build would do, so their array is the one a
+    # rebuild would write; where their brain misses part of the cache's mask they hold zeros.
+    cache_mask = np.load(cache / "mask.npy").astype(bool)
+    total_runs = sum(len(p.runs) for p in people)
+    done = 0
+
+    def tick(message: str) -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, total_runs, message)
+
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    root = str(Path(bids))
+    staged: list[Path] = []
+    entries: dict[str, Any] = {}
+    try:
+        for subj in people:
+            tmp = cache / f"sub-{subj.subject}.npy.partial-{os.getpid()}"
+            staged.append(tmp)
+            info, mask = _write_subject(tmp, subj, dataset.root, shape, affine, opts, tick)
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
+            coverage = float(mask[cache_mask].mean()) if cache_mask.any() else 1.0
+            if coverage < 0.9:
+                logger.warning(
+                    "sub-%s's brain mask covers only %.0f%% of the cache's mask; check that "
+                    "their runs are registered like the others'",
+                    subj.subject,
+                    100 * coverage,
+                )
+            info.update(cache_mask_coverage=round(coverage, 4), added_at=now)
+            if root != (old.get("source") or {}).get("root"):
+                info["source_root"] = root
+            entries[subj.subject] = info
+        for tmp in list(staged):
+            final = cache / tmp.name.rsplit(".partial-", 1)[0]
+            os.replace(tmp, final)
+            staged[staged.index(tmp)] = final
+        every = {**old["subjects"], **entries}
+        manifest = dict(old)
+        manifest.update(
+            subjects={s: every[s] for s in sorted(every)},
+            volume_key=volume_key(
+                grid_mm=opts.grid_mm,
+                nonfinite=opts.nonfinite,
+                sources={s: [r["fingerprint"] for r in info["runs"]] for s, info in every.items()},
+            ),
+            earlier_subjects=[*old.get("earlier_subjects", []), list(old["subjects"])],
+            updated_at=now,
+            add_seconds=round(time.perf_counter() - t0, 2),
+            warnings=_merge_warnings(
+                old.get("warnings", []),
+                [w for w in dataset.warnings if any(f"sub-{s}" in w for s in new)],
+            ),
+        )
+        atomic_write_json(cache / "manifest.json", manifest)
+    except BaseException:
+        for path in staged:  # none of them is named by the manifest still in place
+            path.unlink(missing_ok=True)
+        raise
+    logger.info(
+        "added %s to the cache at %s in %.1f s; kept %s as they were",
+        ", ".join(f"sub-{s}" for s in new),
+        cache,
+        time.perf_counter() - t0,
+        ", ".join(f"sub-{s}" for s in old["subjects"]),
+    )
+    return PrepareResult(
+        VolumeCache(cache),
+        "added",
+        added=tuple(new),
+        streamed=tuple(new),
+        kept=tuple(old["subjects"]),
+        not_requested=not_requested,
+    )
+
+
+def _write_subject(
+    path: Path,
+    subj: SubjectRuns,
+    root: Path,
+    shape,
+    affine,
+    opts: PrepareOptions,
+    tick: Callable[[str], None],
+) -> tuple[dict[str, Any], np.ndarray]:
+    """Stream one person's runs into the .npy file ``path``; return their manifest entry and mask."""
+    vol_bytes = int(np.prod(shape)) * 2
+    n_total = sum(r.n_volumes for r in subj.runs)
+    same_grid = subj.shape == tuple(shape) and np.allclose(subj.affine, affine, atol=1e-3)
+    runs_info = []
+    mask = None
+    with open(path, "w+b") as fh:
+        np.lib.format.write_array_header_1_0(
+            fh,
+            {
+                "descr": np.dtype(np.float16).str,
+                "fortran_order": False,
+                "shape": (n_total, *shape),
+            },
+        )
+        header_len = fh.tell()
+        fh.truncate(header_len + n_total * vol_bytes)
+        start = 0
+        for run in subj.runs:
+            mean_img, stats = _write_run(
+                fh, header_len, vol_bytes, start, run, shape, affine, same_grid, opts.nonfinite
+            )
+            if mask is None:
+                mask = _brain_mask(mean_img.reshape(shape), affine)
+            _normalise_run(fh, header_len, vol_bytes, start, run.n_volumes, shape, stats, mask)
+            runs_info.append(
+                {
+                    "run": run.run,
+                    "start": start,
+                    "n_volumes": run.n_volumes,
+                    "source": str(run.path.relative_to(root)),
+                    "fingerprint": _fingerprint(run.path),
+                    "tr": run.tr,
+                }
+            )
+            start += run.n_volumes
+            tick(f"sub-{subj.subject} run {run.run}")
+    assert mask is not None  # every person has at least one run (discover_dataset checks)
+    info = {
+        "file": f"sub-{subj.subject}.npy",
+        "n_volumes": n_total,
+        "runs": runs_info,
+        "mask_voxels": int(mask.sum()),
+    }
+    return info, mask
 
 
 def _write_subjects(
     work: Path, dataset: Dataset, shape, affine, opts: PrepareOptions, progress: Progress | None
 ) -> dict[str, Any]:
-    vol_bytes = int(np.prod(shape)) * 2
     total_runs = sum(len(s.runs) for s in dataset.subjects)
     done = 0
+
+    def tick(message: str) -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, total_runs, message)
+
     cohort_mask = np.ones(shape, bool)
     subjects: dict[str, Any] = {}
     for subj in dataset.subjects:
-        n_total = sum(r.n_volumes for r in subj.runs)
-        fname = f"sub-{subj.subject}.npy"
-        same_grid = subj.shape == tuple(shape) and np.allclose(subj.affine, affine, atol=1e-3)
-        runs_info = []
-        with open(work / fname, "w+b") as fh:
-            np.lib.format.write_array_header_1_0(
-                fh,
-                {
-                    "descr": np.dtype(np.float16).str,
-                    "fortran_order": False,
-                    "shape": (n_total, *shape),
-                },
-            )
-            header_len = fh.tell()
-            fh.truncate(header_len + n_total * vol_bytes)
-            start = 0
-            mask = None
-            for run in subj.runs:
-                mean_img, stats = _write_run(
-                    fh, header_len, vol_bytes, start, run, shape, affine, same_grid, opts.nonfinite
-                )
-                if mask is None:
-                    mask = _brain_mask(mean_img.reshape(shape), affine)
-                _normalise_run(fh, header_len, vol_bytes, start, run.n_volumes, shape, stats, mask)
-                runs_info.append(
-                    {
-                        "run": run.run,
-                        "start": start,
-                        "n_volumes": run.n_volumes,
-                        "source": str(run.path.relative_to(dataset.root)),
-                        "fingerprint": _fingerprint(run.path),
-                        "tr": run.tr,
-                    }
-                )
-                start += run.n_volumes
-                done += 1
-                if progress is not None:
-                    progress(done, total_runs, f"sub-{subj.subject} run {run.run}")
-        cohort_mask &= mask  # type: ignore[operator]
-        subjects[subj.subject] = {
-            "file": fname,
-            "n_volumes": n_total,
-            "runs": runs_info,
-            "mask_voxels": int(mask.sum()),
-        }  # type: ignore[union-attr]
+        info, mask = _write_subject(
+            work / f"sub-{subj.subject}.npy", subj, dataset.root, shape, affine, opts, tick
+        )
+        cohort_mask &= mask
+        subjects[subj.subject] = info
     np.save(work / "mask.npy", cohort_mask.astype(np.uint8))
     return subjects
 

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -11,9 +13,11 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+import emocore.data.prepare as prep
+from emocore.cli import main
 from emocore.constants import RUN_N_VOLUMES, bold_filename
 from emocore.data.cache import CACHE_FORMAT, open_cache
-from emocore.data.prepare import PrepareOptions, prepare_cache
+from emocore.data.prepare import PrepareOptions, prepare, prepare_cache
 from emocore.errors import CacheError, ConfigError, DataError
 from tests.conftest import SHAPE, write_run
 
@@ -200,3 +204,184 @@ def test_refuses_to_write_over_a_foreign_folder(tiny_dataset, tmp_path):
     with pytest.raises(CacheError, match="is not an emocore cache"):
         prepare_cache(root, ann, foreign)
     assert (foreign / "holiday.jpg").read_bytes() == b"jpeg"
+
+
+# -- adding people to an existing cache ---------------------------------------------------------
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _snapshot(cache_dir: Path, subject: str) -> dict[str, str]:
+    """Checksums of a person's array, their label-table rows, the mask and the label file."""
+    cache = open_cache(cache_dir)
+    rows = cache.table([subject]).to_csv(sep="\t", index=False).encode()
+    return {
+        "array": _sha(cache_dir / f"sub-{subject}.npy"),
+        "rows": hashlib.sha256(rows).hexdigest(),
+        "mask": _sha(cache_dir / "mask.npy"),
+        "labels": _sha(cache_dir / "labels.tsv"),
+        "entry": json.dumps(cache.manifest["subjects"][subject], sort_keys=True),
+    }
+
+
+@pytest.fixture
+def one_person(tiny_dataset, tmp_path):
+    root, ann = tiny_dataset
+    cache = prepare_cache(root, ann, tmp_path / "cache", subjects=["01"])
+    return root, ann, cache
+
+
+def test_adding_a_person_streams_only_them_and_leaves_the_others_byte_identical(
+    one_person, tmp_path, monkeypatch
+):
+    root, ann, cache = one_person
+    before = _snapshot(cache.path, "01")
+    inode = (cache.path / "sub-01.npy").stat().st_ino
+    read = []
+    real_read = prep._read_chunks
+
+    def spy(run, chunk):
+        read.append(run.subject)
+        return real_read(run, chunk)
+
+    monkeypatch.setattr(prep, "_read_chunks", spy)
+    result = prepare(root, ann, cache.path)
+    assert result.action == "added" and result.added == ("02",) and result.kept == ("01",)
+    assert set(read) == {"02"}
+    assert _snapshot(cache.path, "01") == before
+    assert (cache.path / "sub-01.npy").stat().st_ino == inode  # left in place, not copied
+    grown = open_cache(cache.path)
+    assert grown.subjects == ["01", "02"]
+    assert grown.array("02").shape == (sum(RUN_N_VOLUMES), *SHAPE)
+    assert len(grown.table()) == 2 * sum(RUN_N_VOLUMES)
+    # the same person and key as a build of both from scratch
+    monkeypatch.setattr(prep, "_read_chunks", real_read)
+    fresh = prepare_cache(root, ann, tmp_path / "fresh")
+    assert np.array_equal(grown.array("02"), fresh.array("02"))
+    assert grown.key == fresh.key
+    # the key changed, but a run trained before the addition is still recognised
+    assert grown.key != cache.key and grown.recognises(cache.key)
+    assert grown.key_for(["01"]) == cache.key
+    assert not grown.recognises("0" * 16 + "-" + "0" * 16)
+    assert prepare(root, ann, cache.path).action == "unchanged"
+
+
+def test_a_new_label_table_no_longer_recognises_the_old_key(one_person):
+    root, ann, cache = one_person
+    prepare(root, ann, cache.path)
+    relabelled = prepare_cache(root, ann, cache.path, options=PrepareOptions(lag_s=0.0))
+    assert relabelled.subjects == ["01", "02"]
+    assert not relabelled.recognises(cache.key)
+
+
+def test_subject_flag_keeps_people_it_does_not_name(built):
+    root, ann, cache = built
+    before = _snapshot(cache.path, "02")
+    result = prepare(root, ann, cache.path, subjects=["01"])
+    assert result.action == "unchanged" and result.not_requested == ("02",)
+    assert result.cache.subjects == ["01", "02"] and _snapshot(cache.path, "02") == before
+    # changing only the lag for one person rewrites the shared label table and still keeps sub-02
+    again = prepare(root, ann, cache.path, subjects=["01"], options=PrepareOptions(lag_s=0.0))
+    assert again.action == "relabelled" and again.cache.subjects == ["01", "02"]
+    assert _snapshot(cache.path, "02")["array"] == before["array"]
+
+
+def test_force_rebuilds_with_exactly_the_given_subjects(built):
+    root, ann, cache = built
+    result = prepare(root, ann, cache.path, subjects=["01"], force=True)
+    assert result.action == "built" and result.dropped == ("02",)
+    assert result.cache.subjects == ["01"] and not (cache.path / "sub-02.npy").exists()
+
+
+def test_cli_prepare_says_who_was_added_kept_and_dropped(one_person, capsys):
+    root, ann, cache = one_person
+    base = ["prepare", "--bids", str(root), "--annotations", str(ann), "--cache", str(cache.path)]
+    assert main([*base, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["subjects"] == ["01", "02"] and out["added"] == ["02"] and out["kept"] == ["01"]
+    assert main([*base, "--subject", "01"]) == 0
+    text = capsys.readouterr().out
+    assert "kept although not requested: sub-02" in text and "--force" in text
+    assert main([*base, "--subject", "01", "--force", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["subjects"] == ["01"] and out["dropped"] == ["02"]
+
+
+def test_cli_force_help_says_it_keeps_exactly_the_given_subjects(capsys):
+    with pytest.raises(SystemExit):
+        main(["prepare", "--help"])
+    assert "exactly the given subjects" in " ".join(capsys.readouterr().out.split())
+
+
+@pytest.mark.parametrize(
+    ("options", "what"),
+    [
+        (PrepareOptions(lag_s=0.0), "lag_s 4.0 in the cache, 0.0 now"),
+        (PrepareOptions(recipe="overlap"), "recipe 'poster' in the cache"),
+        (PrepareOptions(grid_mm=6.0), "grid_mm None in the cache, 6.0 now"),
+    ],
+)
+def test_adding_with_other_options_is_refused(one_person, options, what):
+    root, ann, cache = one_person
+    manifest = (cache.path / "manifest.json").read_bytes()
+    with pytest.raises(ConfigError, match=rf"cannot add sub-02 .*{re.escape(what)}.*--force"):
+        prepare_cache(root, ann, cache.path, options=options)
+    assert (cache.path / "manifest.json").read_bytes() == manifest
+    assert not (cache.path / "sub-02.npy").exists()
+
+
+def test_adding_changed_annotations_is_refused(one_person):
+    root, ann, cache = one_person
+    path = ann / "av1o01.csv"
+    path.write_text(path.read_text() + "3000.0,3010.0,FORREST,HIGH,NEG,SELF,FEAR,FACE,EMOFADED\n")
+    with pytest.raises(ConfigError, match=r"av1o01.csv differ.*--force"):
+        prepare_cache(root, ann, cache.path)
+
+
+def test_adding_a_person_on_another_native_grid_is_refused(one_person):
+    root, ann, cache = one_person
+    for run, n in enumerate(RUN_N_VOLUMES, start=1):
+        write_run(root / bold_filename("03", run), n, shape=(6, 8, 9), seed=30 + run)
+    with pytest.raises(DataError, match=r"sub-03 .* grid \(6, 8, 9\).*--grid-mm and --force"):
+        prepare_cache(root, ann, cache.path, subjects=["03"])
+    assert open_cache(cache.path).subjects == ["01"]
+
+
+def test_added_person_is_resampled_to_the_cache_grid(tiny_dataset, tmp_path):
+    root, ann = tiny_dataset
+    opts = PrepareOptions(grid_mm=6.0)
+    cache = prepare_cache(root, ann, tmp_path / "c6", options=opts, subjects=["01"])
+    mask = _sha(cache.path / "mask.npy")
+    grown = prepare_cache(root, ann, cache.path, options=opts, subjects=["02"])
+    assert grown.subjects == ["01", "02"] and grown.array("02").shape[1:] == (4, 4, 4)
+    assert _sha(grown.path / "mask.npy") == mask  # the cache's mask stays the cache's mask
+    assert 0 < grown.manifest["subjects"]["02"]["cache_mask_coverage"] <= 1
+
+
+@pytest.mark.parametrize("step", ["_normalise_run", "atomic_write_json"])
+def test_a_crash_while_adding_leaves_the_old_cache_intact(one_person, monkeypatch, step):
+    root, ann, cache = one_person
+    files = {p.name: _sha(p) for p in cache.path.iterdir()}
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("simulated crash")
+
+    monkeypatch.setattr(prep, step, crash)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        prepare_cache(root, ann, cache.path)
+    assert {p.name: _sha(p) for p in cache.path.iterdir()} == files
+    survivor = open_cache(cache.path)
+    assert survivor.subjects == ["01"] and survivor.array("01").shape[0] == sum(RUN_N_VOLUMES)
+    monkeypatch.undo()
+    assert prepare_cache(root, ann, cache.path).subjects == ["01", "02"]
+
+
+def test_arrays_left_by_a_killed_addition_are_removed(one_person):
+    root, ann, cache = one_person
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True
+    )
+    leftover = cache.path / f"sub-02.npy.partial-{int(dead.stdout)}"
+    leftover.write_bytes(b"half an array")
+    prepare_cache(root, ann, cache.path, subjects=["01"])  # nothing to add: still tidies up
+    assert not leftover.exists()
