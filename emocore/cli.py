@@ -228,6 +228,7 @@ def _study_config(args: argparse.Namespace, designs: tuple[str, ...]):
         baseline=not args.no_baseline,
         saliency=not args.no_saliency,
         n_permutations=args.permutations,
+        alpha=args.alpha,
         folds=tuple(getattr(args, "fold", None) or ()) or None,
         train=train,
     )
@@ -297,6 +298,8 @@ def _run_study(args: argparse.Namespace, designs: tuple[str, ...], kind: str) ->
             for d, models in study["saliency"].items()
         },
         "embeddings": study["embeddings"],
+        "alpha": study.get("alpha"),
+        "atypical": study.get("atypical", []),
     }
     _print(
         result,
@@ -304,9 +307,26 @@ def _run_study(args: argparse.Namespace, designs: tuple[str, ...], kind: str) ->
         lambda r: (
             f"run {r['run_id']} ({r['seconds']:.0f} s), bundle in {r['bundle']}\n"
             + _headline_text(r["results"])
+            + "\n"
+            + _findings_text(r["atypical"], r["alpha"])
         ),
     )
     return 0
+
+
+def _findings_text(atypical: list[dict[str, Any]], alpha: float | None) -> str:
+    """The flagged single-case findings as sentences, or a line saying there are none."""
+    flagged = [f for f in atypical if f.get("flagged")]
+    tested = {(f["design"], f["model"], f["subject"]) for f in atypical if f.get("p") is not None}
+    if not atypical:
+        return "single-case findings: none computed"
+    if not tested:
+        return "single-case findings: not tested (at least 5 other people are needed per design)"
+    head = (
+        f"single-case findings (Holm-adjusted, alpha = {alpha:g}; {len(tested)} person x design x "
+        f"model comparisons): {len(flagged)} flagged"
+    )
+    return "\n".join([head] + [f"  [{f['design']}, {f['model']}] {f['sentence']}" for f in flagged])
 
 
 def cmd_study(args: argparse.Namespace) -> int:
@@ -361,6 +381,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             leaky=str(rows["split"].iloc[0]) == "random",
             n_permutations=args.permutations,
             seed=args.seed,
+            model="linear" if args.linear else "cnn",
+            alpha=args.alpha,
         )
         ev["folds"] = sorted(rows["fold_name"].astype(str).unique().tolist())
         out["designs"][design] = ev
@@ -659,6 +681,7 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
         default=1000,
         help="circular-shift permutations for chance and p-values (default 1000)",
     )
+    _add_alpha_option(p)
     p.add_argument(
         "--no-refit",
         action="store_true",
@@ -668,6 +691,23 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-saliency", action="store_true", help="skip saliency maps")
     p.add_argument(
         "--json", action="store_true", help="print the results as JSON (metric names: see README)"
+    )
+
+
+def _alpha(text: str) -> float:
+    value = float(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1); {text} was given")
+    return value
+
+
+def _add_alpha_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--alpha",
+        type=_alpha,
+        default=0.05,
+        help="level of the single-case findings: a person x emotion is flagged when its "
+        "Holm-adjusted p is below it (default 0.05)",
     )
 
 
@@ -730,6 +770,7 @@ def _add_model_commands(sub: Any) -> None:
     p.add_argument(
         "--linear", action="store_true", help="evaluate the linear baseline instead of the CNN"
     )
+    _add_alpha_option(p)
     p.add_argument(
         "--seed", type=int, default=0, help="random seed of the permutations (default 0)"
     )

@@ -2,7 +2,9 @@
 
 :func:`evaluate_predictions` wraps :mod:`emocore.summaries` into one JSON-ready dict: the
 headline numbers with their split and chance level, per-subject results, seen vs unseen
-subjects, misclassification summaries for every subject and emotion, and atypicality scores.
+subjects, misclassification summaries for every subject and emotion, single-case tests of every
+subject against the others (:mod:`emocore.single_case`) and how stable each subject's decoding is
+across folds.
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ from typing import Any
 
 import pandas as pd
 
+from emocore.single_case import ALPHA, atypical_findings, fold_stability
 from emocore.summaries import (
-    atypicality,
     misclassification_summary,
     per_subject_metrics,
     seen_vs_unseen,
@@ -43,8 +45,17 @@ def evaluate_predictions(
     leaky: bool,
     n_permutations: int = 1000,
     seed: int = 0,
+    model: str = "cnn",
+    alpha: float = ALPHA,
 ) -> dict[str, Any]:
-    """Summary (with chance and p-value), per-subject metrics, misclassifications, atypicality."""
+    """Summary (with chance and p-value), per-subject metrics, misclassifications, findings.
+
+    ``findings`` holds every single-case test of every subject (``design``, ``model``,
+    ``subject``, ``emotion``, ``measure``, ``value``, ``others_*``, ``statistic``, ``df``,
+    ``p``, ``p_adjusted``, ``flagged``, ``js_distance``, ``sentence``; see
+    :func:`emocore.single_case.atypical_findings`), ``stability`` each subject's fold-to-fold
+    spread of balanced accuracy, and ``alpha`` the level the findings were flagged at.
+    """
     classes = list(classes)
     out: dict[str, Any] = {
         "summary": summarize_predictions(
@@ -65,5 +76,9 @@ def evaluate_predictions(
     out["misclassification"] = [
         misclassification_summary(table, s, e) for s in subjects for e in classes
     ]
-    out["atypicality"] = records(atypicality(table, classes)) if len(subjects) > 1 else []
+    out["alpha"] = alpha
+    out["findings"] = records(
+        atypical_findings(table, classes, design=design, model=model, alpha=alpha)
+    )
+    out["stability"] = records(fold_stability(table, classes))
     return out

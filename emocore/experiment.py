@@ -38,6 +38,7 @@ from emocore.errors import ConfigError, EmocoreError
 from emocore.evaluate import evaluate_predictions
 from emocore.registry import Registry
 from emocore.saliency import embeddings, emotion_saliency, saliency_auc, save_nifti
+from emocore.single_case import FINDING_KEYS
 from emocore.study import DESIGNS, DesignResult, read_predictions, run_design
 from emocore.train import TrainConfig, load_checkpoint
 
@@ -48,6 +49,8 @@ __all__ = [
     "load_study",
     "read_predictions",
     "merge_fold_runs",
+    "atypical_entries",
+    "stability_entries",
 ]
 
 logger = logging.getLogger(__name__)
@@ -68,6 +71,7 @@ class StudyConfig:
     baseline: bool = True
     saliency: bool = True
     n_permutations: int = 1000
+    alpha: float = 0.05  # level of the single-case findings (Holm-adjusted)
     folds: tuple[str, ...] | None = None  # only these folds (e.g. one LOSO subject per job)
     train: TrainConfig = field(default_factory=TrainConfig)
 
@@ -84,6 +88,8 @@ class StudyConfig:
             )
         if self.n_permutations < 0:
             raise ConfigError(f"n_permutations must be >= 0; {self.n_permutations} was given")
+        if not 0 < self.alpha < 1:
+            raise ConfigError(f"alpha must be in (0, 1); {self.alpha} was given")
 
     @property
     def classes(self) -> list[str]:
@@ -290,6 +296,7 @@ def run_study(
                 leaky=res.leaky,
                 n_permutations=config.n_permutations,
                 seed=config.train.seed,
+                alpha=config.alpha,
             )
             metrics[design] = {"cnn": ev, "plans": res.plans}
             headline.append({"model": "cnn", **_headline(design, ev)})
@@ -315,6 +322,8 @@ def run_study(
                     leaky=res.leaky,
                     n_permutations=config.n_permutations,
                     seed=config.train.seed,
+                    model="linear",
+                    alpha=config.alpha,
                 )
                 metrics[design]["linear"] = bev
                 headline.append({"model": "linear", **_headline(design, bev)})
@@ -359,6 +368,9 @@ def run_study(
             "classes": classes,
             "subjects": subjects,
             "results": headline,
+            "alpha": config.alpha,
+            "atypical": atypical_entries(metrics),
+            "stability": stability_entries(metrics),
             "seconds": round(time.perf_counter() - t0, 1),
             **extras,
         }
@@ -382,6 +394,30 @@ def run_study(
         registry.set_status(run_id, "failed", error=f"{exc.__class__.__name__}: {exc}")
         raise
     return run_id
+
+
+def atypical_entries(metrics: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every single-case test of a study, one entry per design, model family, subject, emotion
+    and measure, with exactly the keys of :data:`emocore.single_case.FINDING_KEYS` plus the
+    finding's ``sentence`` (what ``--json`` prints as ``atypical``)."""
+    return [
+        {key: finding.get(key) for key in (*FINDING_KEYS, "sentence")}
+        for design in metrics.values()
+        for family, ev in design.items()
+        if family != "plans"
+        for finding in ev.get("findings", [])
+    ]
+
+
+def stability_entries(metrics: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each subject's fold-to-fold spread of balanced accuracy, per design and model family."""
+    return [
+        {"design": design, "model": family, **row}
+        for design, families in metrics.items()
+        for family, ev in families.items()
+        if family != "plans"
+        for row in ev.get("stability", [])
+    ]
 
 
 def _checkpoints(out: Path, design: str) -> list[tuple[str, Path]]:
