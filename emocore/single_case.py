@@ -450,10 +450,13 @@ def atypical_findings(
                 js[(subject, emotion)] = float(
                     jensenshannon(own / own.sum(), rest / rest.sum(), base=2)
                 )
-    out["js_distance"] = [
-        js.get((r.subject, r.emotion)) if r.measure == "recall" else None
-        for r in out.itertuples(index=False)
-    ]
+    out["js_distance"] = pd.Series(
+        [
+            js.get((r.subject, r.emotion)) if r.measure == "recall" else None
+            for r in out.itertuples(index=False)
+        ],
+        dtype=object,
+    )
     out["sentence"] = [finding_sentence(r, alpha=alpha) for r in out.to_dict("records")]
     return out
 

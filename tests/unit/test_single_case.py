@@ -223,3 +223,22 @@ def test_fold_stability_reports_the_spread_across_folds():
     assert out["n_folds"] == 2
     assert out["fold_balanced_accuracy_mean"] == pytest.approx((0.95 + 0.75) / 2)
     assert out["fold_balanced_accuracy_sd"] == pytest.approx(np.std([0.95, 0.75], ddof=1))
+
+
+def test_js_distance_describes_where_the_errors_go():
+    """Hand-computed: a person whose LOVE volumes all go to ANGER against others' all-LOVE."""
+    rows = [
+        (s, 1, i, "LOVE", "ANGER" if s == "02" else "LOVE")
+        for s in ("01", "02", "03")
+        for i in range(2)
+    ]
+    table = pd.DataFrame(rows, columns=["subject", "run", "volume", "true", "pred"])
+    out = atypical_findings(table, CLASSES, design="x").set_index(["subject", "measure"])
+    recall = out.xs("recall", level="measure")
+    love = recall[recall["emotion"] == "LOVE"]["js_distance"]
+    assert love.loc["02"] == pytest.approx(1.0)  # disjoint answers
+    p, q = np.array([1.0, 0.0]), np.array([0.5, 0.5])
+    m = (p + q) / 2
+    kl = lambda a, b: sum(x * np.log2(x / y) for x, y in zip(a, b, strict=True) if x > 0)  # noqa: E731
+    assert love.loc["01"] == pytest.approx(np.sqrt((kl(p, m) + kl(q, m)) / 2))
+    assert recall[recall["emotion"] == "ANGER"]["js_distance"].isna().all()  # no ANGER volumes
