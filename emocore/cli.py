@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from emocore import __version__
-from emocore.errors import EmocoreError
+from emocore.errors import ConfigError, EmocoreError
 
 logger = logging.getLogger("emocore")
 
@@ -407,6 +407,53 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_assess(args: argparse.Namespace) -> int:
+    from emocore.assess import assess_subject
+    from emocore.data.cache import open_cache
+    from emocore.registry import Registry
+
+    registry = Registry(args.registry)
+    registry.get_run(args.run)  # an unknown run fails before any data is read
+    subject = args.subject.removeprefix("sub-")
+    if args.bids:
+        from emocore.data.prepare import PrepareOptions, prepare
+
+        if not args.annotations:
+            raise ConfigError(
+                "--bids needs --annotations (the observer annotations the cache used)"
+            )
+        options = PrepareOptions(**open_cache(args.cache).manifest["options"])
+        prepare(args.bids, args.annotations, args.cache, options=options, subjects=[subject])
+    cache = open_cache(args.cache)
+    bar = ProgressBar("assess", not args.json)
+    result = assess_subject(
+        cache,
+        registry,
+        args.run,
+        subject,
+        alpha=args.alpha,
+        device=args.device,
+        progress=bar,
+        assess_id=args.job,
+    )
+
+    def text(r: dict[str, Any]) -> str:
+        lines = [f"sub-{r['subject']} against the cohort of run {r['run_id']}:"]
+        for design, d in r["designs"].items():
+            if d["status"] != "assessed":
+                lines.append(f"  {design}: {d['reason']}")
+                continue
+            lines.append(
+                f"  {design}: balanced accuracy {d['balanced_accuracy']:.3f} over "
+                f"{d['n_volumes']} volumes, against {d['n_others']} people"
+            )
+        lines.append(_findings_text(r["atypical"], r["alpha"]))
+        return "\n".join(lines)
+
+    _print(result, args.json, text)
+    return 0
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     from emocore.data.cache import open_cache
     from emocore.inference import subject_predictions
@@ -776,6 +823,37 @@ def _add_model_commands(sub: Any) -> None:
     )
     p.add_argument("--json", action="store_true", help="print the evaluation as JSON")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser(
+        "assess",
+        help="assess a newly scanned person against a study's cohort (single-case tests)",
+        description="Decode a person who was not in the run's cohort with the run's "
+        "leave-one-subject-out models, train the person's own single-subject model with the "
+        "run's exact config and folds, and test the person against the cohort (Crawford-Howell "
+        "on arcsine rates, Holm per person). The cohort's models are never changed; the result "
+        "is stored with the run (assessments/sub-XX/).",
+    )
+    p.add_argument("--run", required=True, help="the finished study run holding the cohort")
+    p.add_argument("--subject", required=True, help="the new person's label, e.g. 09")
+    _add_store_options(p)
+    p.add_argument(
+        "--bids",
+        default=None,
+        help="add the person from this dataset to the cache first (with the cache's options)",
+    )
+    p.add_argument(
+        "--annotations", default=None, help="the annotations the cache was built with (with --bids)"
+    )
+    _add_alpha_option(p)
+    p.add_argument(
+        "--device",
+        default=None,
+        choices=["auto", "cpu", "cuda"],
+        help="where to train and decode (default: the run's setting)",
+    )
+    p.add_argument("--job", default=None, help=argparse.SUPPRESS)  # a queued assess run to fill
+    p.add_argument("--json", action="store_true", help="print the assessment as JSON")
+    p.set_defaults(func=cmd_assess)
 
     p = sub.add_parser(
         "predict", help="predict one person's volumes with a stored model (stored with the run)"

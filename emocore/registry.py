@@ -62,7 +62,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-KINDS = ("study", "train", "evaluate", "predict", "bench")
+KINDS = ("study", "train", "evaluate", "predict", "bench", "assess")
 STATUSES = ("queued", "running", "completed", "failed", "cancelled")
 #: Same values as ``emocore.study.DESIGNS``; repeated here so the registry never imports torch.
 DESIGNS = ("single-subject", "cross-subject", "loso")

@@ -1,0 +1,332 @@
+"""A newly scanned person against a trained cohort: the clinical use of a study.
+
+:func:`assess_subject` takes a finished study run and a person who is in the cache but was not in
+the run's cohort (added afterwards with ``emocore prepare``), and answers "is this person's
+decoding unusual compared with the cohort's?" without touching the cohort's models:
+
+1. **leave-one-subject-out**: every stored LOSO model of the run (each trained on the cohort
+   minus one person, so none saw the new person) decodes the new person. The cohort's values
+   come from the same kind of model on a person it never saw, so the new person is compared like
+   with like. The person's confusion counts are the mean over those models: averaging removes
+   some model-to-model noise from the person's value, which can only make the test more
+   conservative.
+2. **single-subject**: the person's own model is trained and cross-validated with the run's exact
+   configuration and folds, as each cohort member's was.
+3. **cross-subject** is not tested: the cohort's values come from a model that trained on other
+   runs of the same people, so a new person would be compared with people the model knew.
+4. The single-case tests of :mod:`emocore.single_case` compare the person with the cohort.
+
+Everything is written below the cohort run's folder, ``assessments/sub-XX/``:
+``assessment.json`` (the findings, per-design status and provenance), ``predictions.tsv`` (the
+person's predictions; LOSO rows carry the ``model`` that made them) and ``models/`` (the
+person's own single-subject model). The assessment is also a run of kind ``assess`` in the
+registry (its parent is the cohort run), so its progress, log and status are followed like any
+training job's.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from emocore import __version__
+from emocore._io import atomic_write_json, atomic_write_text
+from emocore.data.cache import VolumeCache
+from emocore.errors import ConfigError, EmocoreError, RegistryError
+from emocore.registry import Registry
+from emocore.single_case import (
+    FINDING_KEYS,
+    confusion_counts,
+    design_effect,
+    finding_sentence,
+    fold_stability,
+    single_case_tests,
+)
+
+__all__ = ["assess_subject", "assessment_dir", "load_assessment", "list_assessments"]
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[float, str], None]
+
+NOT_TESTED = {
+    "cross-subject": "not tested: the cohort's cross-subject values come from a model trained on "
+    "other runs of the same people, so a new person would be compared with people the model "
+    "knew; the leave-one-subject-out design compares like with like",
+}
+
+
+def assessment_dir(registry: Registry, run_id: str, subject: str) -> Path:
+    """Where the assessment of ``subject`` against run ``run_id`` is stored."""
+    return registry.run_dir(run_id) / "assessments" / f"sub-{subject}"
+
+
+def load_assessment(registry: Registry, run_id: str, subject: str) -> dict[str, Any] | None:
+    """The stored assessment of ``subject`` against run ``run_id``, or None if there is none."""
+    path = assessment_dir(registry, run_id, subject) / "assessment.json"
+    from emocore.report import read_json
+
+    return read_json(path) if path.is_file() else None
+
+
+def list_assessments(registry: Registry, run_id: str) -> list[str]:
+    """Subjects (without ``sub-``) assessed against run ``run_id``, sorted."""
+    folder = registry.run_dir(run_id) / "assessments"
+    if not folder.is_dir():
+        return []
+    return sorted(
+        p.name.removeprefix("sub-")
+        for p in folder.iterdir()
+        if p.name.startswith("sub-") and (p / "assessment.json").is_file()
+    )
+
+
+def _findings_for(
+    cohort: pd.DataFrame,
+    person_counts: np.ndarray,
+    subject: str,
+    classes: list[str],
+    *,
+    design: str,
+    alpha: float,
+) -> list[dict[str, Any]]:
+    """The single-case tests of ``subject`` (counts given) against the cohort's table."""
+    subjects, counts = confusion_counts(cohort, classes)
+    counts = np.concatenate([counts, person_counts[None]], axis=0)
+    out = single_case_tests(
+        counts,
+        classes,
+        [*subjects, subject],
+        alpha=alpha,
+        design_effect=design_effect(cohort, classes),
+    )
+    out = out[out["subject"] == subject]
+    rows = []
+    for row in out.to_dict("records"):
+        row = {"design": design, "model": "cnn", **row}
+        row["sentence"] = finding_sentence(row, alpha=alpha)
+        rows.append({key: row.get(key) for key in (*FINDING_KEYS, "too_few_others", "sentence")})
+    return rows
+
+
+def _loso_predictions(
+    registry: Registry,
+    run_id: str,
+    cache: VolumeCache,
+    subject: str,
+    *,
+    device: str,
+    progress: Progress,
+) -> pd.DataFrame:
+    from emocore.inference import list_models, subject_predictions
+
+    models = [m for m in list_models(registry, run_id) if m.startswith("loso/")]
+    tables = []
+    for i, model in enumerate(models):
+        progress(i / max(len(models), 1), f"decoding sub-{subject} with {model}")
+        table = subject_predictions(registry, run_id, model, cache, subject, device=device)
+        assert table is not None
+        tables.append(table.assign(model=model))
+    return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+
+
+def assess_subject(
+    cache: VolumeCache,
+    registry: Registry,
+    run_id: str,
+    subject: str,
+    *,
+    alpha: float | None = None,
+    device: str | None = None,
+    progress: Progress | None = None,
+    assess_id: str | None = None,
+) -> dict[str, Any]:
+    """Assess ``subject`` (in the cache, not in run ``run_id``'s cohort) against the cohort.
+
+    Returns the assessment (also written to ``assessments/sub-XX/assessment.json``): ``run_id``,
+    ``assess_run_id``, ``subject``, ``alpha``, ``designs`` (per design: ``status``
+    ``assessed`` or ``not tested`` with a ``reason``, ``models``, ``n_volumes``,
+    ``balanced_accuracy``), ``atypical`` (one entry per design, model family, emotion and measure,
+    with the keys of :data:`emocore.single_case.FINDING_KEYS` and ``sentence``), ``stability``
+    and ``seconds``. ``assess_id`` fills in an existing queued ``assess`` run (a dashboard job).
+    The cohort's models, predictions and metrics are never changed.
+    """
+    from emocore.experiment import StudyConfig, load_study
+    from emocore.metrics import balanced_accuracy
+    from emocore.study import read_predictions, run_design
+
+    subject = str(subject).removeprefix("sub-")
+    record = registry.get_run(run_id)
+    if record.status != "completed":
+        raise RegistryError(
+            f"run {run_id} is {record.status}; assess a person against a completed study"
+        )
+    study = load_study(registry, run_id)
+    if subject in study["subjects"]:
+        raise ConfigError(
+            f"sub-{subject} is in run {run_id}'s cohort, so its models saw this person; its "
+            "findings are already in the run (Subject page, `emocore runs --show`). Assess "
+            "people who were not in the cohort"
+        )
+    if subject not in cache.subjects:
+        raise ConfigError(
+            f"sub-{subject} is not in the cache at {cache.path}; add the person first with "
+            f"`emocore prepare --bids DATASET --annotations ANNOTATIONS --cache {cache.path} "
+            f"--subject {subject}` (the people already in the cache are kept)"
+        )
+    if not cache.recognises(study["cache"]["key"]):
+        raise ConfigError(
+            f"the cache at {cache.path} no longer holds the data run {run_id} was trained on "
+            f"(key {study['cache']['key']}); a cohort member or the labels changed. Use the cache "
+            "the run was trained on, with the person added by `emocore prepare`"
+        )
+    config = StudyConfig.from_dict(study["config"])
+    alpha = config.alpha if alpha is None else float(alpha)
+    if not 0 < alpha < 1:
+        raise ConfigError(f"alpha must be in (0, 1); {alpha} was given")
+    train_config = replace(config.train, device=device) if device else config.train
+    classes = list(study["classes"])
+    folder = registry.run_dir(run_id)
+    cohort = read_predictions(folder / "predictions.tsv")
+    out = assessment_dir(registry, run_id, subject)
+
+    if assess_id is None:
+        assess_id = registry.create_run(
+            kind="assess",
+            subjects=[subject],
+            config={"run": run_id, "subject": subject, "alpha": alpha},
+            data_hash=cache.key,
+            parent=run_id,
+        ).id
+    registry.update(assess_id, status="running", pid=os.getpid(), error=None)
+    designs = list(config.designs)
+    t0 = time.perf_counter()
+
+    def report(i: int) -> Progress:
+        def inner(fraction: float, message: str) -> None:
+            registry.update(assess_id, progress=(i + fraction) / len(designs), message=message)
+            if progress is not None:
+                progress((i + fraction) / len(designs), message)
+
+        return inner
+
+    try:
+        summary: dict[str, Any] = {}
+        findings: list[dict[str, Any]] = []
+        stability: list[dict[str, Any]] = []
+        tables: list[pd.DataFrame] = []
+        for i, design in enumerate(designs):
+            rows = cohort[cohort["design"] == design]
+            if design in NOT_TESTED:
+                summary[design] = {"status": "not tested", "reason": NOT_TESTED[design]}
+                continue
+            if design == "single-subject":
+                res = run_design(
+                    cache,
+                    "single-subject",
+                    train_config,
+                    subjects=[subject],
+                    split=config.split,
+                    n_folds=config.n_folds,
+                    classes=classes,
+                    refit=config.refit,
+                    checkpoint_dir=out / "models" / "single-subject",
+                    progress=report(i),
+                )
+                table = res.predictions
+                person = confusion_counts(table, classes)[1][0]
+                models = [f"single-subject/sub-{subject} (trained for this assessment)"]
+                stability += [
+                    {"design": design, "model": "cnn", **r}
+                    for r in fold_stability(table, classes).to_dict("records")
+                ]
+            else:  # loso
+                table = _loso_predictions(
+                    registry,
+                    run_id,
+                    cache,
+                    subject,
+                    device=train_config.device,
+                    progress=report(i),
+                )
+                if table.empty:
+                    summary[design] = {
+                        "status": "not tested",
+                        "reason": "the run stored no leave-one-subject-out models",
+                    }
+                    continue
+                models = sorted(table["model"].unique())
+                person = np.mean(
+                    [confusion_counts(t, classes)[1][0] for _, t in table.groupby("model")],
+                    axis=0,
+                )
+            tables.append(table.assign(design=design))
+            found = _findings_for(rows, person, subject, classes, design=design, alpha=alpha)
+            findings += found
+            summary[design] = {
+                "status": "assessed",
+                "models": models,
+                "n_volumes": int(len(table) // max(len(models), 1)),
+                "balanced_accuracy": float(
+                    np.mean(
+                        [
+                            balanced_accuracy(t["true"], t["pred"], classes)
+                            for _, t in table.groupby(
+                                "model" if "model" in table.columns else "design"
+                            )
+                        ]
+                    )
+                ),
+                "n_others": int(rows["subject"].nunique()),
+            }
+        if tables:
+            atomic_write_text(
+                out / "predictions.tsv",
+                pd.concat(tables, ignore_index=True).to_csv(sep="\t", index=False),
+            )
+        result = {
+            "run_id": run_id,
+            "assess_run_id": assess_id,
+            "subject": subject,
+            "alpha": alpha,
+            "classes": classes,
+            "designs": summary,
+            "atypical": findings,
+            "stability": stability,
+            "cache": {"path": str(cache.path), "key": cache.key},
+            "emocore_version": __version__,
+            "seconds": round(time.perf_counter() - t0, 1),
+        }
+        atomic_write_json(out / "assessment.json", result)
+        registry.add_artifact(
+            run_id, f"assessment/sub-{subject}", out / "assessment.json", "metrics"
+        )
+        registry.update(
+            assess_id,
+            metrics={
+                "flagged": sum(bool(f["flagged"]) for f in findings),
+                "designs": {d: v["status"] for d, v in summary.items()},
+            },
+            progress=1.0,
+            message="done",
+        )
+        registry.set_status(assess_id, "completed")
+    except (EmocoreError, KeyboardInterrupt) as exc:
+        registry.set_status(
+            assess_id,
+            "cancelled" if isinstance(exc, KeyboardInterrupt) else "failed",
+            error=str(exc),
+        )
+        raise
+    except Exception as exc:
+        registry.set_status(assess_id, "failed", error=f"{exc.__class__.__name__}: {exc}")
+        raise
+    return result
