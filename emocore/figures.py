@@ -30,6 +30,7 @@ __all__ = [
     "model_comparison",
     "orthogonal_slices",
     "saliency_mips",
+    "single_case_dots",
     "subject_vs_cohort",
     "timeline",
     "training_curves",
@@ -246,6 +247,54 @@ def subject_vs_cohort(
     )
     fig.update_yaxes(title_text="recall (held out)", tickformat=".0%", range=[0, 1])
     return _layout(fig, f"sub-{subject} vs cohort, per emotion", 340)
+
+
+def single_case_dots(
+    values: pd.DataFrame,
+    *,
+    subject: str,
+    measure: str,
+    design: str,
+    split: str,
+    chance: float | None = None,
+) -> go.Figure:
+    """Where one person stands: the other people's values of a measure as dots, the person's
+    marked (diamond and label), the others' mean dashed; rates on an x axis in %.
+
+    ``values`` has the columns ``subject`` and ``value`` (a rate from 0 to 1), one row per
+    person; the row of ``subject`` is the person. Tied values are stacked so every dot shows.
+    """
+    v = values.dropna(subset=["value"]).assign(subject=lambda f: f["subject"].astype(str))
+    me = v[v["subject"] == str(subject)]
+    others = v[v["subject"] != str(subject)].sort_values("value", kind="stable")
+    rank = others.groupby(others["value"].round(3)).cumcount().to_numpy()
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(
+        x=others["value"], y=0.12 * rank, mode="markers", name=f"the {len(others)} others",
+        marker={"color": "#8C8C8C", "size": 10, "line": {"width": 1, "color": "#FFFFFF"}},
+        customdata=("sub-" + others["subject"]).to_numpy(),
+        hovertemplate="%{customdata}: %{x:.1%}<extra></extra>",
+    ))  # fmt: skip
+    if len(others):
+        fig.add_vline(x=float(others["value"].mean()), line_dash="dot", line_color="#8C8C8C",
+                      annotation_text="others' mean", annotation_position="bottom right")  # fmt: skip
+    if chance is not None:
+        fig.add_vline(x=chance, line_dash="dash", line_color="#BBBBBB",
+                      annotation_text=f"chance {_pct(chance)}", annotation_position="top left")  # fmt: skip
+    if len(me):
+        x = float(me["value"].iloc[0])
+        fig.add_trace(go.Scatter(
+            x=[x], y=[0.0], mode="markers+text", name=f"sub-{subject}",
+            marker={"symbol": "diamond", "size": 16, "color": "#D55E00",
+                    "line": {"width": 1, "color": "#000000"}},
+            text=[f"sub-{subject} {_pct(x)}"], textposition="top center",
+            hovertemplate=f"sub-{subject}: %{{x:.1%}}<extra></extra>",
+        ))  # fmt: skip
+    top = 0.12 * (int(rank.max()) if len(rank) else 0) + 0.5
+    fig.update_xaxes(title_text="per person, held out", tickformat=".0%", range=[-0.04, 1.04])
+    fig.update_yaxes(visible=False, range=[-0.3, top])
+    fig.update_layout(legend={"orientation": "h", "y": -0.45})
+    return _layout(fig, f"{measure} — {design}, split: {split}", 260)
 
 
 def misclassification_pie(counts: Mapping[str, int], *, subject: str, emotion: str) -> go.Figure:

@@ -140,3 +140,124 @@ def build_tiny_home(root: Path) -> Path:
     )
     run_study(cache, Registry(paths["registry"]), config)
     return root
+
+
+FINDINGS_SUBJECTS = ("01", "02", "03", "04", "05", "06", "07", "08")
+FINDINGS_DESIGNS = {"single-subject": "leave-one-run-out", "loso": "leave-one-subject-out"}
+
+
+def findings_predictions(
+    design: str, *, seed: int, planted: str | None = "05", n_runs: int = 4, n_volumes: int = 60
+):
+    """Held-out predictions of eight people (emotion episodes of 6 volumes, 70 % right), written
+    by emocore's own prediction_table; ``planted``'s LOVE volumes are mostly called SADNESS."""
+    import pandas as pd
+
+    from emocore.constants import EMOTIONS
+    from emocore.study import prediction_table
+
+    rng = np.random.default_rng(seed)
+    classes = list(EMOTIONS)
+    tables = []
+    for s, subject in enumerate(FINDINGS_SUBJECTS):
+        for run in range(1, n_runs + 1):
+            y = np.array([(v // 6) % len(classes) for v in range(n_volumes)])
+            pred = np.where(
+                rng.random(n_volumes) < 0.7, y, rng.integers(0, len(classes), n_volumes)
+            )
+            if subject == planted:
+                love = (y == classes.index("LOVE")) & (rng.random(n_volumes) < 0.8)
+                pred[love] = classes.index("SADNESS")
+            probs = np.full((n_volumes, len(classes)), 0.1 / (len(classes) - 1))
+            probs[np.arange(n_volumes), pred] = 0.9
+            meta = pd.DataFrame(
+                {"subject": subject, "run": run, "volume": np.arange(n_volumes),
+                 "movie_time": 900.0 * (run - 1) + 2.0 * np.arange(n_volumes),
+                 "label_time": 900.0 * (run - 1) + 2.0 * np.arange(n_volumes) - 4.0,
+                 "scene": 10 * run + np.arange(n_volumes) // 20,
+                 "scene_location": [f"PLACE {v // 20}" for v in range(n_volumes)],
+                 "agreement": 1.0, "y": y}
+            )  # fmt: skip
+            loso = design == "loso"
+            tables.append(
+                prediction_table(
+                    meta,
+                    probs,
+                    classes,
+                    fold=s if loso else run - 1,
+                    fold_name=f"sub-{subject}" if loso else f"run-{run}",
+                    seen=not loso,
+                    model="loso" if loso else f"sub-{subject}",
+                    design=design,
+                    split=FINDINGS_DESIGNS[design],
+                )  # fmt: skip
+            )
+    return pd.concat(tables, ignore_index=True)
+
+
+def write_findings_run(registry, *, cache_key: str = "synthetic-findings") -> str:
+    """A finished study of eight people in two designs whose bundle holds single-case findings.
+
+    No training: synthetic held-out predictions (sub-05 takes LOVE for SADNESS) go through the
+    real evaluation (:func:`emocore.evaluate.evaluate_predictions`) and the real study.json
+    entries (``atypical_entries``, ``stability_entries``); returns the run id.
+    """
+    import json
+
+    import pandas as pd
+
+    from emocore import __version__
+    from emocore.constants import EMOTIONS
+    from emocore.evaluate import evaluate_predictions
+    from emocore.experiment import StudyConfig, _headline, atypical_entries, stability_entries
+
+    config = StudyConfig(designs=tuple(FINDINGS_DESIGNS), n_folds=4, n_permutations=50)
+    run = registry.create_run(kind="study", split=config.split, subjects=FINDINGS_SUBJECTS,
+                              config=config.to_dict(), data_hash=cache_key)  # fmt: skip
+    folder = registry.run_dir(run.id)
+    metrics, results, cnn, linear = {}, [], [], []
+    for i, (design, split) in enumerate(FINDINGS_DESIGNS.items()):
+        metrics[design] = {"plans": {}}
+        for family, planted, out in (("cnn", "05", cnn), ("linear", None, linear)):
+            table = findings_predictions(
+                design, seed=10 * i + (family == "linear"), planted=planted
+            )
+            out.append(table)
+            ev = evaluate_predictions(table, classes=list(EMOTIONS), split=split, design=design,
+                                      leaky=False, n_permutations=50, model=family)  # fmt: skip
+            metrics[design][family] = ev
+            results.append({"model": family, **_headline(design, ev)})
+    pd.concat(cnn).to_csv(folder / "predictions.tsv", sep="\t", index=False)
+    pd.concat(linear).to_csv(folder / "baseline.tsv", sep="\t", index=False)
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    study = {
+        "run_id": run.id, "emocore_version": __version__,
+        "cache": {"path": "cache", "key": cache_key, "grid": list(SHAPE),
+                  "options": {"lag_s": 4.0, "recipe": "poster"}},
+        "config": config.to_dict(), "classes": list(EMOTIONS), "subjects": list(FINDINGS_SUBJECTS),
+        "results": results, "alpha": config.alpha, "atypical": atypical_entries(metrics),
+        "stability": stability_entries(metrics), "seconds": 0.0, "saliency": {},
+        "embeddings": None, "train_volumes_per_s": {}, "peak_gpu_memory_gib": {},
+    }  # fmt: skip
+    (folder / "study.json").write_text(json.dumps(study))
+    registry.update(run.id, status="running")
+    registry.set_status(run.id, "completed")
+    return run.id
+
+
+def strip_findings(registry, run_id: str) -> None:
+    """Make a run look like one made before single-case findings existed."""
+    import json
+
+    folder = registry.run_dir(run_id)
+    study = json.loads((folder / "study.json").read_text())
+    for key in ("alpha", "atypical", "stability"):
+        study.pop(key, None)
+    (folder / "study.json").write_text(json.dumps(study))
+    metrics = json.loads((folder / "metrics.json").read_text())
+    for families in metrics.values():
+        for family, ev in families.items():
+            if family != "plans":
+                for key in ("alpha", "findings", "stability"):
+                    ev.pop(key, None)
+    (folder / "metrics.json").write_text(json.dumps(metrics))

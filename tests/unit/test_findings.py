@@ -1,0 +1,155 @@
+"""emocore.findings (what the pages and the report say about single-case findings) and its chart."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from emocore import figures
+from emocore.constants import EMOTIONS
+from emocore.evaluate import evaluate_predictions
+from emocore.findings import (
+    RunFindings,
+    flagged_table,
+    measure_label,
+    p_text,
+    person_summary,
+    person_table,
+    power_note,
+    predates_message,
+    run_findings,
+    run_summary,
+    stability_sentence,
+)
+from emocore.registry import Registry
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, dict]:
+    from tests.conftest import write_findings_run
+
+    registry = Registry(tmp_path_factory.mktemp("findings") / "registry")
+    folder = registry.run_dir(write_findings_run(registry))
+    return (
+        json.loads((folder / "study.json").read_text()),
+        json.loads((folder / "metrics.json").read_text()),
+    )
+
+
+@pytest.fixture(scope="module")
+def found(bundle) -> RunFindings:
+    return run_findings(*bundle)
+
+
+def test_run_findings_reads_every_finding_and_the_planted_person(found: RunFindings) -> None:
+    assert found.available and found.alpha == 0.05
+    assert found.splits == {"single-subject": "leave-one-run-out", "loso": "leave-one-subject-out"}
+    assert len(found.table) == 8 * 26 * 2 * 2  # people x tests x designs x families
+    assert set(found.flagged()["subject"]) == {"05"}
+    table = flagged_table(found)
+    assert list(table["measure"].unique()) == ["LOVE->SADNESS", "recall"]
+    assert table["split"].tolist()[:2] == ["leave-one-subject-out"] * 2
+    assert run_summary(found).startswith("4 findings flagged at α = 0.05 in 1 person (8 people")
+
+
+def test_study_json_alone_gives_the_same_findings(bundle, found: RunFindings) -> None:
+    study, _ = bundle
+    alone = run_findings(study)
+    assert alone.available and len(alone.table) == len(found.table)
+    assert alone.flagged()["sentence"].tolist() == found.flagged()["sentence"].tolist()
+    assert person_table(alone.person("05", "loso"))["others' range"].eq("n/a").all()
+
+
+def test_a_run_before_the_findings_is_not_available(bundle) -> None:
+    study, metrics = bundle
+    old_study = {k: v for k, v in study.items() if k not in ("alpha", "atypical", "stability")}
+    old_metrics = {
+        d: {f: {k: v for k, v in ev.items() if k not in ("findings", "stability", "alpha")}
+            for f, ev in families.items()}
+        for d, families in metrics.items()
+    }  # fmt: skip
+    old = run_findings(old_study, old_metrics)
+    assert not old.available and old.table.empty and old.stability.empty
+    message = predates_message("run-7")
+    assert "run-7 predates single-case findings" in message and "emocore study" in message
+
+
+def test_person_findings_flagged_first_then_by_holm_p(found: RunFindings) -> None:
+    mine = found.person("05", "single-subject")
+    assert len(mine) == 26 and mine["flagged"].tolist()[:2] == [True, True]
+    assert not mine["flagged"].iloc[2:].any()
+    rest = mine["p_adjusted"].iloc[2:].dropna()
+    assert rest.is_monotonic_increasing
+    assert [r["measure"] for r in found.headline("05", "loso")] == ["LOVE->SADNESS", "recall"]
+    assert [r["measure"] for r in found.headline("01", "loso")] == ["balanced_accuracy"]
+
+
+def test_emotion_findings_are_recall_and_the_smallest_p_confusion(found: RunFindings) -> None:
+    rows = found.emotion_findings("05", "single-subject", "LOVE")
+    assert [r["measure"] for r in rows] == ["recall", "LOVE->SADNESS"]
+    assert rows[0]["js_distance"] is not None and rows[1]["js_distance"] is None
+    values = found.values("single-subject", "cnn", "LOVE", "LOVE->SADNESS")
+    assert len(values) == 8 and values.set_index("subject")["value"].idxmax() == "05"
+
+
+def test_summaries_stability_and_p_text(found: RunFindings) -> None:
+    assert person_summary(found, "02", "single-subject").startswith(
+        "No atypical finding for sub-02 at α = 0.05 in single-subject, CNN, split "
+        "leave-one-run-out (26 tests against 7 other people"
+    )
+    row = found.stability_of("05", "single-subject")
+    assert row["n_folds"] == 4
+    assert "SD of balanced accuracy" in stability_sentence(
+        row, subject="05", design="single-subject", split="leave-one-run-out"
+    )
+    loso = stability_sentence(
+        found.stability_of("05", "loso"), subject="05", design="loso", split="x"
+    )
+    assert "one fold: no spread" in loso
+    assert "not recorded" in stability_sentence(None, subject="05", design="loso", split="x")
+    assert [p_text(p) for p in (1 / 1001, 0.0123, 1.0, None, float("nan"))] == [
+        "< 0.001", "0.012", "1.000", "n/a", "n/a"]  # fmt: skip
+    assert measure_label({"measure": "LOVE->SADNESS", "emotion": "LOVE"}) == (
+        "share of LOVE volumes decoded as SADNESS"
+    )
+
+
+def test_too_few_people_flag_nothing_and_say_why() -> None:
+    from tests.conftest import findings_predictions
+
+    table = findings_predictions("single-subject", seed=3)
+    table = table[table["subject"].isin(["01", "02", "05"])]
+    ev = evaluate_predictions(table, classes=list(EMOTIONS), split="leave-one-run-out",
+                              design="single-subject", leaky=False, n_permutations=10)  # fmt: skip
+    few = run_findings({}, {"single-subject": {"cnn": ev}})
+    assert few.available and few.flagged().empty
+    assert run_summary(few).startswith("Too few people for single-case tests")
+    rows = few.emotion_findings("05", "single-subject", "LOVE")
+    assert "too little power" in power_note(rows, design="single-subject")
+    assert "not tested in single-subject" in person_summary(few, "05", "single-subject")
+    assert person_table(few.person("05", "single-subject"))["p"].eq("n/a").all()
+
+
+def test_empty_findings_give_empty_tables() -> None:
+    empty = run_findings({"atypical": [], "stability": []})
+    assert empty.available and empty.table.empty and empty.flagged().empty
+    assert empty.person("01", "loso").empty and empty.emotion_findings("01", "loso", "LOVE") == []
+    assert person_table(empty.table).empty and flagged_table(empty).empty
+    assert empty.stability_of("01", "loso") is None
+
+
+def test_single_case_dots_marks_the_person(found: RunFindings) -> None:
+    values = found.values("loso", "cnn", "LOVE", "LOVE->SADNESS")
+    fig = figures.single_case_dots(values, subject="05", measure="share of LOVE volumes decoded "
+                                   "as SADNESS", design="loso", split="leave-one-subject-out",
+                                   chance=0.2)  # fmt: skip
+    others, me = fig.data
+    assert len(others.x) == 7 and "05" not in "".join(others.customdata)
+    assert me.marker.symbol == "diamond" and me.text[0].startswith("sub-05 ")
+    assert me.x[0] > max(others.x)
+    assert fig.layout.xaxis.tickformat == ".0%"
+    title = fig.layout.title.text
+    assert "SADNESS" in title and "loso" in title and "leave-one-subject-out" in title
+    assert figures.single_case_dots(values.iloc[:0], subject="05", measure="m", design="d",
+                                    split="s").data  # fmt: skip
