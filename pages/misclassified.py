@@ -1,9 +1,10 @@
-"""Misclassified scenes: where a person's emotion was missed, what it was taken for, how unusual."""
+"""Misclassified scenes: where a person's emotion was missed, what it was taken for, and whether
+that is unusual against the other people (single-case tests)."""
 
 import streamlit as st
 
 from emocore import figures, ui
-from emocore.summaries import atypicality, misclassification_summary, misclassified_scenes
+from emocore.summaries import misclassification_summary, misclassified_scenes
 
 s = ui.page("Misclassified scenes")
 ctx = ui.require_run(s)
@@ -18,7 +19,6 @@ with ui.guard():
     held = ui.loaders.design_predictions(ctx.registry, ctx.run_id, design)
     summary = misclassification_summary(held, subject, emotion)
     scenes = misclassified_scenes(held, subject, emotion)
-    atyp = atypicality(held, ctx.classes) if held["subject"].nunique() > 1 else None
 split = ctx.headline(design).get("split", "?")
 
 st.markdown(f"**{summary['sentence']}**")
@@ -35,19 +35,11 @@ with right:
     st.dataframe(scenes, hide_index=True, height=300,
                  column_config={"most_common_fraction": st.column_config.NumberColumn(format="percent")})  # fmt: skip
 
-st.subheader(f"Atypicality of sub-{subject} vs the other people")
-if atyp is None:
-    st.info("Atypicality needs at least two people in the design.")
-else:
-    mine = atyp[atyp["subject"] == subject].set_index("emotion")
-    r = mine.loc[emotion]
-    c1, c2, c3 = st.columns(3)
-    c1.metric(f"{emotion} recall, sub-{subject}", ui.pct(r["accuracy"]))
-    c2.metric("Others' mean", ui.pct(r["others_mean"]))
-    c3.metric("z / JS distance", f"{r['z']:.2f} / {r['js_distance']:.2f}")
-    ui.chance_caption(
-        split,
-        ctx.chance_k,
-        extra="z < −2: decoded much worse than in the others; JS distance: how differently the errors are spread (0 same, 1 disjoint)",
-    )
-    st.dataframe(mine.round(3), height=230)
+st.subheader(f"Is this unusual? sub-{subject}'s {emotion} volumes against the other people (CNN)")
+found = ui.run_findings(ctx)
+if found is not None:
+    rows = found.emotion_findings(subject, design, emotion)
+    if rows:
+        ui.finding_block(ctx, found, rows, subject=subject, design=design, key="misclassified")
+    else:
+        st.info(f"sub-{subject} has no single-case test of {emotion} in the {design} design.")

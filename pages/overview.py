@@ -1,4 +1,5 @@
-"""Overview: where the data comes from, the cohort, the models and their accuracy vs chance."""
+"""Overview: where the data comes from, the cohort, the models and their accuracy vs chance, and
+the people the single-case tests flagged."""
 
 import pandas as pd
 import streamlit as st
@@ -6,6 +7,7 @@ import streamlit as st
 from emocore import ui
 from emocore.device import gpu_summary
 from emocore.errors import EmocoreError
+from emocore.findings import TEST_CAPTION, flagged_table, run_summary
 
 s = ui.page("emocore — Overview", prominent_notice=True)
 source = "Demo cohort (synthetic, ds000113 layout)" if s.is_demo else "Real data"
@@ -80,6 +82,21 @@ else:
         st.caption(
             "Every accuracy is held out and shown with its split and chance level; 'leaky' splits (random volumes) overstate accuracy."
         )
+    try:
+        ctx = ui.pick_run(s)
+    except EmocoreError:
+        ctx = None  # the table above already names the damaged file
+    if ctx is not None:
+        st.subheader(f"Single-case findings of run {ctx.run_id}")
+        found = ui.run_findings(ctx)
+        if found is not None:
+            st.markdown(run_summary(found))
+            flagged = flagged_table(found)
+            if len(flagged):
+                st.dataframe(flagged, hide_index=True)
+            st.caption(
+                f"{TEST_CAPTION}. Open a person on the Subject or Misclassified scenes page."
+            )
     runs = reg.list_runs()
     with st.expander(f"All runs ({len(runs)})"):
         st.dataframe(

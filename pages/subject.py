@@ -1,9 +1,11 @@
-"""Subject: one person's held-out predictions over the movie, next to the cohort."""
+"""Subject: one person's held-out predictions over the movie, next to the cohort, and whether
+the person is unusual (single-case findings)."""
 
 import streamlit as st
 
 from emocore import figures, ui
 from emocore.device import gpu_summary
+from emocore.findings import person_summary, person_table
 from emocore.inference import list_models, subject_predictions
 
 s = ui.page("Subject")
@@ -54,6 +56,23 @@ with c2:
 st.plotly_chart(
     figures.subject_vs_cohort(me, scores, ctx.classes, subject=subject, chance=ctx.chance_k)
 )
+
+st.subheader(f"Is sub-{subject} unusual? Single-case tests against the other people (CNN)")
+found = ui.run_findings(ctx)
+if found is not None:
+    ui.finding_block(
+        ctx,
+        found,
+        found.headline(subject, design),
+        subject=subject,
+        design=design,
+        key="subject",
+        summary=person_summary(found, subject, design),
+    )
+    mine_tests = found.person(subject, design)
+    with st.expander(f"All {len(mine_tests)} tests of sub-{subject} in {design}, flagged first"):
+        st.dataframe(person_table(mine_tests), hide_index=True)
+
 st.plotly_chart(
     figures.timeline(mine, title=f"sub-{subject}: true vs predicted (held out, {split})")
 )

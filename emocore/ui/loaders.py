@@ -16,6 +16,7 @@ import streamlit as st
 from emocore.constants import CLASSES, RUN_STARTS_S
 from emocore.data.cache import VolumeCache
 from emocore.errors import CacheError, EmocoreError
+from emocore.findings import RunFindings, run_findings
 from emocore.registry import Registry
 from emocore.report import read_json, read_tsv
 from emocore.settings import Settings
@@ -25,6 +26,7 @@ __all__ = [
     "cache",
     "category_cooccurrence",
     "design_predictions",
+    "findings",
     "inference_engine",
     "label_count_grid",
     "per_subject",
@@ -134,6 +136,20 @@ def study(reg: Registry, run_id: str) -> dict[str, Any]:
 def metrics(reg: Registry, run_id: str) -> dict[str, Any]:
     path = reg.run_dir(run_id) / "metrics.json"
     return _json(str(path), _mtime(path))
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _findings(study_path: str, study_mtime: int, metrics_path: str, metrics_mtime: int):
+    metrics_json = read_json(metrics_path) if metrics_mtime >= 0 else None
+    return run_findings(read_json(study_path), metrics_json)
+
+
+def findings(reg: Registry, run_id: str) -> RunFindings:
+    """The run's single-case findings and fold stability (metrics.json, else study.json), read
+    once per change of the files; ``available`` is False for runs that predate them."""
+    folder = reg.run_dir(run_id)
+    study_path, metrics_path = folder / "study.json", folder / "metrics.json"
+    return _findings(str(study_path), _mtime(study_path), str(metrics_path), _mtime(metrics_path))
 
 
 def table(reg: Registry, run_id: str, name: str) -> pd.DataFrame:

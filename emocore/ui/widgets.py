@@ -10,8 +10,18 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from emocore import figures
 from emocore.engine import describe_path
 from emocore.errors import EmocoreError
+from emocore.findings import (
+    TEST_CAPTION,
+    RunFindings,
+    js_sentence,
+    measure_label,
+    power_note,
+    predates_message,
+    stability_sentence,
+)
 from emocore.registry import Registry
 from emocore.report import RESEARCH_NOTICE
 from emocore.settings import Settings
@@ -23,8 +33,11 @@ __all__ = [
     "chance_caption",
     "completed_runs",
     "design_picker",
+    "finding_block",
     "guard",
     "page",
+    "pick_run",
+    "run_findings",
     "pct",
     "progress_callback",
     "require_run",
@@ -142,22 +155,29 @@ def _pick(
     return choice
 
 
+def pick_run(s: Settings) -> RunContext | None:
+    """Sidebar run picker; None when the registry holds no finished study (EmocoreError when the
+    chosen run's study.json cannot be read)."""
+    reg = loaders.registry(s)
+    runs = completed_runs(reg) if reg is not None else pd.DataFrame()
+    if reg is None or runs.empty:
+        return None
+    labels = {r.id: f"{r.id} · {r.kind} · {r.design or 'all designs'}" for r in runs.itertuples()}
+    run_id = _pick("Run", list(labels), _RUN_KEY, labels.get)
+    return RunContext(s, reg, run_id, loaders.study(reg, run_id))
+
+
 def require_run(s: Settings) -> RunContext:
     """Sidebar run picker; stops the page with a clear message when there is no finished run."""
     with guard():
-        reg = loaders.registry(s)
-        runs = completed_runs(reg) if reg is not None else pd.DataFrame()
-    if reg is None or runs.empty:
+        ctx = pick_run(s)
+    if ctx is None:
         st.info(
             f"No finished study in the registry at {s.registry} yet. Build the demo on the "
             "Overview page, or train a model on the Retrain page."
         )
         st.stop()
-    labels = {r.id: f"{r.id} · {r.kind} · {r.design or 'all designs'}" for r in runs.itertuples()}
-    run_id = _pick("Run", list(labels), _RUN_KEY, labels.get)
-    with guard():
-        study = loaders.study(reg, run_id)
-    return RunContext(s, reg, run_id, study)
+    return ctx
 
 
 def subject_picker(ctx: RunContext, *, where: Any = None) -> str:
@@ -166,3 +186,59 @@ def subject_picker(ctx: RunContext, *, where: Any = None) -> str:
 
 def design_picker(ctx: RunContext, *, where: Any = None, options: list[str] | None = None) -> str:
     return _pick("Design", options or ctx.designs, _DESIGN_KEY, str, where or st)
+
+
+# -- single-case findings --------------------------------------------------------------------
+def run_findings(ctx: RunContext) -> RunFindings | None:
+    """The run's single-case findings; None, with a notice saying why and how to get them, when
+    the run predates them (or its metrics.json cannot be read: the error names the file)."""
+    try:
+        found = loaders.findings(ctx.registry, ctx.run_id)
+    except EmocoreError as exc:
+        st.error(str(exc))
+        return None
+    if not found.available:
+        st.info(predates_message(ctx.run_id))
+        return None
+    return found
+
+
+def finding_block(
+    ctx: RunContext,
+    found: RunFindings,
+    rows: list[dict[str, Any]],
+    *,
+    subject: str,
+    design: str,
+    key: str,
+    summary: str | None = None,
+) -> None:
+    """Findings of one person: ``summary`` (e.g. how many tests, how many flagged), each sentence
+    with, beside it, the others' values of its measure and the person's marked; instead of the
+    summary a power note when too few others; the test, split and fold stability."""
+    split = found.split(design)
+    note = power_note(rows, design=design)
+    if note:
+        st.info(note)
+    elif summary:
+        st.markdown(summary)
+    for i, row in enumerate(rows):
+        left, right = st.columns([2, 3])
+        (left.warning if row["flagged"] else left.markdown)(row["sentence"])
+        js = js_sentence(row)
+        if js:
+            left.caption(js)
+        right.plotly_chart(
+            figures.single_case_dots(
+                found.values(row["design"], row["model"], row["emotion"], row["measure"]),
+                subject=subject,
+                measure=measure_label(row),
+                design=design,
+                split=split,
+                chance=ctx.chance_k,
+            ),
+            key=f"{key}-{i}",
+        )
+    chance_caption(split, ctx.chance_k, what=f"1/{len(ctx.classes)} classes", extra=TEST_CAPTION)
+    st.caption(stability_sentence(found.stability_of(subject, design), subject=subject,
+                                  design=design, split=split))  # fmt: skip

@@ -36,3 +36,33 @@ def emocore_env(monkeypatch: pytest.MonkeyPatch):
         return home
 
     return use
+
+
+@pytest.fixture(scope="session")
+def findings_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A home whose one finished run holds single-case findings (eight people, sub-05 taking LOVE
+    for SADNESS), with a tiny cache so the Overview page opens; no training (seconds)."""
+    from emocore.data.prepare import prepare_cache
+    from emocore.data.synthetic import SynthConfig, generate_cohort
+    from emocore.demo import demo_paths
+    from emocore.registry import Registry
+    from tests.conftest import write_findings_run
+
+    root = tmp_path_factory.mktemp("emocore-findings-home")
+    paths = demo_paths(root)
+    generate_cohort(paths["cohort"], SynthConfig(n_subjects=2, grid_mm=12.0))
+    cache = prepare_cache(paths["cohort"], paths["annotations"], paths["cache"])
+    write_findings_run(Registry(paths["registry"]), cache_key=cache.key)
+    return root
+
+
+@pytest.fixture
+def old_run_home(findings_home: Path, tmp_path: Path) -> Path:
+    """The findings home with its run made to look like one from before single-case findings."""
+    from emocore.registry import Registry
+    from tests.conftest import strip_findings
+
+    home = Path(shutil.copytree(findings_home, tmp_path / "home"))
+    registry = Registry(home / "registry")
+    strip_findings(registry, registry.list_runs()["id"][0])
+    return home

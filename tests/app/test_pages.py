@@ -160,3 +160,80 @@ def test_subject_inference_is_labelled_in_sample(home_copy: Path, emocore_env) -
     # the caption says how fast it ran and what the fast path did (CPU here: fp32, folded BN)
     caption = texts(at, "caption")
     assert "volumes/s) on cpu" in caption and "batch norm folded" in caption, caption
+
+
+# -- single-case findings ----------------------------------------------------------------------
+PLANTED = "sub-05's LOVE volumes were decoded as SADNESS"
+
+
+def choose(at: AppTest, label: str, value: str) -> AppTest:
+    next(s for s in at.selectbox if s.label == label).set_value(value).run()
+    return at
+
+
+def test_subject_page_states_the_finding(findings_home: Path, emocore_env) -> None:
+    emocore_env(findings_home)
+    # a typical person (sub-01, the first): the balanced-accuracy sentence, nothing flagged
+    at = open_page("subject")
+    no_exception(at, "subject")
+    shown = texts(at, "markdown")
+    assert "sub-01's balanced accuracy over all emotions was" in shown, shown
+    assert "No atypical finding for sub-01 at α = 0.05" in shown
+    assert "atypical at" not in texts(at, "warning")
+    # the planted person: the flagged findings first, each with its chart
+    at = choose(at, "Subject", "05")
+    no_exception(at, "subject")
+    flagged = texts(at, "warning")
+    assert PLANTED in flagged and "atypical at α = 0.05" in flagged, flagged
+    shown = texts(at, "markdown", "caption")
+    assert "2 of 26 tests of sub-05 atypical at α = 0.05 in single-subject" in shown, shown
+    assert "fold-to-fold SD of balanced accuracy" in shown
+    assert "Split: **leave-one-run-out**" in shown
+    assert len(at.get("plotly_chart")) >= 4  # cohort, one per flagged finding, timeline
+
+
+def test_misclassified_page_shows_recall_and_top_confusion(
+    findings_home: Path, emocore_env
+) -> None:
+    emocore_env(findings_home)
+    at = choose(open_page("misclassified"), "Subject", "05")
+    choose(at, "Design", "loso")
+    no_exception(at, "misclassified")
+    flagged = texts(at, "warning")
+    assert PLANTED in flagged and "of sub-05's LOVE volumes were decoded as LOVE" in flagged, (
+        flagged
+    )
+    captions = texts(at, "caption")
+    assert "Jensen-Shannon distance" in captions and "one fold: no spread" in captions, captions
+    assert "Split: **leave-one-subject-out**" in captions
+    assert "Atypicality" not in texts(at, "subheader")
+
+
+def test_overview_lists_the_flagged_people(findings_home: Path, emocore_env) -> None:
+    emocore_env(findings_home)
+    at = open_page("overview")
+    no_exception(at, "overview")
+    assert "flagged at α = 0.05 in 1 person (8 people × 2 designs" in texts(at, "markdown")
+    table = at.dataframe[1].value
+    assert set(table["subject"]) == {"sub-05"} and set(table["emotion"]) == {"LOVE"}
+    assert {"split", "others' range", "Holm p", "sentence"} <= set(table.columns)
+    assert table["sentence"].str.contains(PLANTED).any()
+
+
+def test_two_people_are_too_few_for_single_case_tests(demo_home: Path, emocore_env) -> None:
+    emocore_env(demo_home)
+    at = open_page("overview")
+    assert "Too few people for single-case tests" in texts(at, "markdown")
+    at.switch_page(PAGES["misclassified"]).run()
+    no_exception(at, "misclassified")
+    assert "too little power here and nothing is flagged" in texts(at, "info")
+
+
+@pytest.mark.parametrize("name", ["overview", "subject", "misclassified"])
+def test_a_run_from_before_the_findings_says_so(name: str, old_run_home: Path, emocore_env) -> None:
+    emocore_env(old_run_home)
+    at = open_page(name)
+    no_exception(at, name)
+    assert not at.error, [e.value for e in at.error]
+    notice = texts(at, "info")
+    assert "predates single-case findings" in notice and "emocore study" in notice, notice
