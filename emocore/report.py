@@ -2,9 +2,10 @@
 
 :func:`subject_report_html` builds one self-contained page (plotly.js embedded once, so it opens
 offline): the model version and config, data provenance, and for every design this person was
-evaluated in: accuracy next to the cohort with the split and chance level beside every number,
-what each emotion was mistaken for, how atypical that is, the misclassified scenes and the movie
-timeline. :func:`write_subject_report` stores it as ``<run>/reports/sub-XX.html`` and records it
+evaluated in: it opens with the person's single-case findings (is this person's decoding unusual
+against the other people's? see :mod:`emocore.single_case`), then per design accuracy next to the
+cohort with the split and chance level beside every number, what each emotion was mistaken for,
+the person's findings table and fold stability, the misclassified scenes and the movie timeline. :func:`write_subject_report` stores it as ``<run>/reports/sub-XX.html`` and records it
 in the registry. No streamlit here.
 """
 
@@ -24,9 +25,18 @@ from emocore._io import atomic_write_text
 from emocore.data.cache import VolumeCache
 from emocore.errors import ConfigError, EmocoreError, RegistryError
 from emocore.figures import subject_vs_cohort, timeline
+from emocore.findings import (
+    TEST_CAPTION,
+    RunFindings,
+    p_text,
+    person_summary,
+    person_table,
+    predates_message,
+    run_findings,
+    stability_sentence,
+)
 from emocore.registry import Registry
 from emocore.summaries import (
-    atypicality,
     misclassification_summary,
     misclassified_scenes,
     per_subject_metrics,
@@ -99,6 +109,12 @@ def _pct(x: Any) -> str:
     return "n/a" if value != value else f"{100 * value:.1f} %"
 
 
+def _p_is(p: Any) -> str:
+    """``p = 0.012`` or ``p < 0.001`` (a permutation p of 1/1001 is not written 0.000999...)."""
+    text = p_text(p)
+    return f"p {text}" if text.startswith("<") else f"p = {text}"
+
+
 def _table(frame: pd.DataFrame) -> str:
     if frame.empty:
         return "<p class='muted'>none</p>"
@@ -165,6 +181,7 @@ def _design_section(
     classes: list[str],
     headline: dict[str, Any],
     figure: _Figures,
+    found: RunFindings,
 ) -> str:
     split = str(table["split"].iloc[0]) if "split" in table else headline.get("split", "?")
     chance_k = 1.0 / len(classes)
@@ -187,9 +204,15 @@ def _design_section(
         f"<li>{html.escape(misclassification_summary(table, subject, c)['sentence'])}</li>"
         for c in classes
     )
-    atyp = atypicality(table, classes) if table["subject"].nunique() > 1 else pd.DataFrame()
-    if not atyp.empty:
-        atyp = atyp[atyp["subject"] == subject].drop(columns="subject").round(3)
+    if found.available:
+        tests = (
+            f"<p>{html.escape(person_summary(found, subject, design))}</p>"
+            f"{_table(person_table(found.person(subject, design)))}"
+            f"<p class='muted'>{html.escape(TEST_CAPTION)}; α = {found.alpha:g}.</p>"
+            f"<p>{html.escape(_stability(found, subject, design, split))}</p>"
+        )
+    else:
+        tests = "<p class='muted'>none: this run predates single-case findings (see above)</p>"
     scenes = pd.concat(
         [misclassified_scenes(table, subject, c).assign(emotion=c) for c in classes],
         ignore_index=True,
@@ -207,20 +230,62 @@ def _design_section(
 <p>Balanced accuracy of sub-{subject}: <b>{_pct(me["balanced_accuracy"])}</b>
  (split: {html.escape(split)}; chance {_pct(chance_k)}) — cohort, all subjects pooled:
  {_pct(headline.get("balanced_accuracy"))} (split: {html.escape(split)}; permutation chance
- {_pct(chance_perm)}, p = {headline.get("p_value", "n/a")}).</p>
+ {_pct(chance_perm)}, {html.escape(_p_is(headline.get("p_value")))}).</p>
 <h3>Per emotion (recall): sub-{subject} vs the other subjects — {html.escape(tag)}</h3>
 {_table(pd.DataFrame(rows))}
 {figure(subject_vs_cohort(me, scores, classes, subject=subject, chance=chance_k))}
 <h3>What each emotion was predicted as</h3><ul>{sentences}</ul>
-<h3>Atypicality vs the cohort</h3>
-<p class="muted">z: (this person's recall − others' mean) / others' SD; js_distance: how differently
- the errors are distributed (0 same, 1 disjoint).</p>
-{_table(atyp)}
+<h3>Single-case tests: sub-{subject} against the other people (CNN) — {html.escape(tag)}</h3>
+{tests}
 <h3>Misclassified scenes</h3>
 {_table(scenes.round(3))}
 <h3>Movie timeline</h3>
 {figure(timeline(mine, title=f"sub-{subject}, {design}: true vs predicted ({split})"))}
 """
+
+
+def _stability(found: RunFindings, subject: str, design: str, split: str) -> str:
+    row = found.stability_of(subject, design)
+    return stability_sentence(row, subject=subject, design=design, split=split)
+
+
+def _findings_section(found: RunFindings, subject: str, run_id: str) -> str:
+    """The opening of the report: the person's flagged findings per design and model family,
+    or that there are none and how many tests were run."""
+    head = f"<h2>Findings: is sub-{subject}'s decoding unusual against the other people?</h2>"
+    if not found.available:
+        return (
+            f"<section id='findings'>{head}<p>{html.escape(predates_message(run_id))}</p></section>"
+        )
+    mine = found.table[found.table["subject"] == subject]
+    tested = mine[mine["p"].notna()]
+    flagged = tested.loc[tested["flagged"]]
+    pairs = list(mine[["design", "model"]].drop_duplicates().itertuples(index=False, name=None))
+    n_designs, n_models = tested["design"].nunique(), tested["model"].nunique()
+    scope = (
+        f"{len(tested)} tests in {n_designs} design{'s' if n_designs != 1 else ''} × "
+        f"{n_models} model famil{'ies' if n_models != 1 else 'y'}"
+    )
+    if tested.empty:
+        total = (
+            f"sub-{subject} could not be tested: a single-case test needs at least 5 other "
+            "people in a design (too little power), so nothing is flagged."
+        )
+    elif flagged.empty:
+        total = f"No atypical finding for sub-{subject} at α = {found.alpha:g} ({scope})."
+    else:
+        total = (
+            f"{len(flagged)} atypical finding{'s' if len(flagged) != 1 else ''} for sub-{subject} "
+            f"at α = {found.alpha:g} ({scope}; Holm-adjusted within each design and model family)."
+        )
+    parts = [head, f"<p><b>{html.escape(total)}</b></p>"]
+    for design, model in pairs:
+        line = person_summary(found, subject, design, model=model)
+        rows = flagged[(flagged["design"] == design) & (flagged["model"] == model)]
+        items = "".join(f"<li>{html.escape(sentence)}</li>" for sentence in rows["sentence"])
+        parts.append(f"<p>{html.escape(line)}</p>" + (f"<ul>{items}</ul>" if items else ""))
+    parts.append(f"<p class='muted'>{html.escape(TEST_CAPTION)}.</p>")
+    return "<section id='findings'>" + "".join(parts) + "</section>"
 
 
 def subject_report_html(
@@ -242,10 +307,12 @@ def subject_report_html(
             f"{', '.join('sub-' + s for s in study.get('subjects', []))}"
         )
     classes = list(study["classes"])
+    metrics_path = folder / "metrics.json"
+    found = run_findings(study, read_json(metrics_path) if metrics_path.exists() else None)
     figure = _Figures()
     heads = {r["design"]: r for r in study.get("results", []) if r.get("model") == "cnn"}
     sections = [
-        _design_section(design, rows, subject, classes, heads.get(design, {}), figure)
+        _design_section(design, rows, subject, classes, heads.get(design, {}), figure, found)
         for design, rows in predictions.groupby("design", sort=False)
         if (rows["subject"] == subject).any()
     ]
@@ -259,6 +326,7 @@ def subject_report_html(
 <h1>emocore report — sub-{subject}</h1>
 <p class="muted">Run {html.escape(run_id)} · made {made} · emocore {__version__}</p>
 <p class="notice"><b>{html.escape(RESEARCH_NOTICE)}</b></p>
+{_findings_section(found, subject, run_id)}
 {_provenance(record, study, _cache_info(study, cache))}
 {"".join(sections)}
 <p class="notice">{html.escape(RESEARCH_NOTICE)}</p>

@@ -10,7 +10,7 @@ ctx = ui.require_run(s)
 subject = ui.subject_picker(ctx)
 path = ctx.registry.run_dir(ctx.run_id) / "reports" / f"sub-{subject}.html"
 st.markdown(
-    f"Report of **sub-{subject}** in run **{ctx.run_id}**: accuracy with split and chance, what each emotion was taken for, atypicality, misclassified scenes, timeline, model version and data provenance. Opens offline."
+    f"Report of **sub-{subject}** in run **{ctx.run_id}**: it opens with the person's single-case findings (is this person unusual against the others?), then accuracy with split and chance, what each emotion was taken for, misclassified scenes, timeline, model version and data provenance. Opens offline."
 )
 if st.button("Build report" if not path.exists() else "Rebuild report", type="primary"):
     cache, _ = ui.loaders.cache_or_none(s)

@@ -76,7 +76,7 @@ def test_report_names_version_split_chance_and_provenance(bundle) -> None:
     assert html.lstrip().lower().startswith("<!doctype html>")
     for text in ("sub-02", run_id, __version__, "abc123-def456", "poster", "Research use only",
                  "leave-one-run-out", "leave-one-subject-out", "chance", "Misclassified scenes",
-                 "Atypicality", "volumes of sub-02 (n="):  # fmt: skip
+                 "Single-case tests", "volumes of sub-02 (n="):  # fmt: skip
         assert text in html, text
     assert "sub-01</h1>" not in html
 
@@ -120,3 +120,67 @@ def test_read_tsv_keeps_subject_labels_as_text(bundle) -> None:
     registry, run_id = bundle
     table = read_tsv(registry.run_dir(run_id) / "predictions.tsv")
     assert sorted(table["subject"].unique()) == SUBJECTS
+
+
+# -- single-case findings ----------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def findings_bundle(tmp_path_factory: pytest.TempPathFactory) -> tuple[Registry, str]:
+    """Eight people through the real evaluation (sub-05 takes LOVE for SADNESS); the cohort's
+    permutation p set to 1/1001, the value a 1000-permutation study reports at best."""
+    from tests.conftest import write_findings_run
+
+    registry = Registry(tmp_path_factory.mktemp("findings") / "registry")
+    run_id = write_findings_run(registry)
+    path = registry.run_dir(run_id) / "study.json"
+    study = json.loads(path.read_text())
+    for result in study["results"]:
+        result["p_value"] = 1 / 1001
+    path.write_text(json.dumps(study))
+    return registry, run_id
+
+
+def _findings_section(html: str) -> str:
+    start = html.index("<section id='findings'>")
+    return html[start : html.index("</section>", start)]
+
+
+def test_report_opens_with_the_persons_findings(findings_bundle) -> None:
+    registry, run_id = findings_bundle
+    html = subject_report_html(registry, run_id, "05")
+    section = _findings_section(html)
+    # right after the title and the research notice, before anything else
+    assert html.index("Research use only") < html.index(section) < html.index("Model and data")
+    assert "4 atypical findings for sub-05 at α = 0.05" in section
+    for design in ("single-subject", "loso"):
+        assert f"2 of 26 tests of sub-05 atypical at α = 0.05 in {design}, CNN" in section
+    assert "No atypical finding for sub-05 at α = 0.05 in loso, linear" in section
+    assert section.count("<li>") == 4
+    assert "% of sub-05&#x27;s LOVE volumes were decoded as SADNESS, against" in section
+    assert "{" not in section and "}" not in section, "raw JSON in the findings"
+    # each design section has the person's table and fold stability
+    assert html.count("Single-case tests: sub-05 against the other people") == 2
+    assert "<th>Holm p</th>" in html and "<td>LOVE-&gt;SADNESS</td>" in html
+    assert "one fold: no spread" in html and "fold-to-fold SD of balanced accuracy" in html
+
+
+def test_report_writes_p_values_and_rates_for_people(findings_bundle) -> None:
+    registry, run_id = findings_bundle
+    html = subject_report_html(registry, run_id, "05")
+    body = html[html.index("<body>") : html.index("<script")]  # the text before the figures
+    assert not re.search(r"0\.000\d", body), "a p-value written as 0.000999..."
+    assert not re.search(r"\d(\.\d+)?e-\d", body), "a number in scientific notation"
+    assert "p &lt; 0.001" in body and "p < 0.001" not in body  # written, and escaped
+    assert not re.search(r"<td>0\.\d{4,}</td>", body), "a raw rate instead of a percentage"
+
+
+def test_report_of_a_typical_person_says_no_finding(findings_bundle) -> None:
+    registry, run_id = findings_bundle
+    section = _findings_section(subject_report_html(registry, run_id, "02"))
+    assert "No atypical finding for sub-02 at α = 0.05 (104 tests in 2 designs × 2 model" in section
+    assert "<li>" not in section
+
+
+def test_report_of_a_run_before_the_findings_says_so(bundle) -> None:
+    registry, run_id = bundle
+    section = _findings_section(subject_report_html(registry, run_id, "02"))
+    assert "predates single-case findings" in section and "emocore study" in section
