@@ -30,7 +30,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.spatial.distance import jensenshannon
 
 from emocore import metrics
 from emocore.constants import CLASSES
@@ -45,7 +44,6 @@ __all__ = [
     "seen_vs_unseen",
     "misclassification_summary",
     "misclassified_scenes",
-    "atypicality",
 ]
 
 logger = logging.getLogger(__name__)
@@ -465,77 +463,3 @@ def misclassified_scenes(
             }
         )
     return pd.DataFrame(spans, columns=_SCENE_TABLE_COLUMNS)
-
-
-# ---------------------------------------------------------------------------------------------
-# Atypicality
-# ---------------------------------------------------------------------------------------------
-
-
-def atypicality(table: pd.DataFrame, classes: Sequence[str]) -> pd.DataFrame:
-    """How unusual each subject's results are for each emotion, compared with the other subjects.
-
-    For subject ``s`` and true class ``e`` (every class in ``classes``), with ``C[s, e, p]`` the
-    number of ``s``'s volumes of true class ``e`` predicted as ``p``:
-
-    * ``n``: ``sum_p C[s, e, p]``.
-    * ``accuracy``: ``C[s, e, e] / n`` (recall of ``e`` for ``s``; ``NaN`` if ``n = 0``).
-    * ``others_mean``, ``others_sd``: mean and sample SD (``ddof=1``) of ``accuracy`` over the
-      *other* subjects that have volumes of ``e`` (SD needs at least two of them, else ``NaN``).
-    * ``z``: ``(accuracy - others_mean) / others_sd``; ``NaN`` where any term is ``NaN`` or the SD
-      is 0. Negative = this subject's ``e`` volumes are decoded worse than usual.
-    * ``js_distance``: Jensen-Shannon distance (base 2, from 0 = same to 1 = disjoint) between
-      ``C[s, e, :] / n`` — what the model answers for this subject's ``e`` volumes — and the pooled
-      distribution of the other subjects, ``sum_{s' != s} C[s', e, :]`` normalised. It catches a
-      subject whose errors go somewhere unusual even at typical accuracy. ``NaN`` if either side
-      has no volumes.
-
-    One row per subject x class (subjects sorted, classes in the given order); with a single
-    subject every comparison column is ``NaN``.
-    """
-    _check_table(table, _LABEL_COLUMNS, "atypicality")
-    class_list = list(classes)
-    if not class_list:
-        raise ConfigError("'classes' is empty; pass e.g. emocore.constants.EMOTIONS")
-    by_subject = table.groupby(table["subject"].astype(str), sort=True)
-    subjects = list(by_subject.groups)
-    k = len(class_list)
-    counts = np.stack(
-        [
-            metrics.confusion_matrix(rows["true"].to_numpy(), rows["pred"].to_numpy(), class_list)
-            for _, rows in by_subject
-        ]
-    ).astype(float)  # (subjects, true class, predicted class)
-
-    n = counts.sum(axis=2)  # (S, K)
-    diagonal = counts[:, np.arange(k), np.arange(k)]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        acc = np.where(n > 0, diagonal / np.where(n > 0, n, 1.0), np.nan)
-    others_counts = counts.sum(axis=0, keepdims=True) - counts  # (S, K, K)
-
-    rows = []
-    for s, subject in enumerate(subjects):
-        for e, emotion in enumerate(class_list):
-            others = np.delete(acc[:, e], s)
-            others = others[np.isfinite(others)]
-            mean = float(others.mean()) if len(others) else float("nan")
-            sd = float(others.std(ddof=1)) if len(others) >= 2 else float("nan")
-            z = (acc[s, e] - mean) / sd if np.isfinite(sd) and sd > 0 else float("nan")
-            own, pooled = counts[s, e], others_counts[s, e]
-            if own.sum() > 0 and pooled.sum() > 0:
-                js = float(jensenshannon(own / own.sum(), pooled / pooled.sum(), base=2))
-            else:
-                js = float("nan")
-            rows.append(
-                {
-                    "subject": subject,
-                    "emotion": emotion,
-                    "n": int(n[s, e]),
-                    "accuracy": float(acc[s, e]),
-                    "others_mean": mean,
-                    "others_sd": sd,
-                    "z": float(z),
-                    "js_distance": js,
-                }
-            )
-    return pd.DataFrame(rows)
