@@ -60,8 +60,10 @@ _STABILITY_COLUMNS = (
 )
 #: What the test is, for captions under a finding.
 TEST_CAPTION = (
-    f"{TEST_NAME}, one-sided (worse than the others), Holm-adjusted over the person's tests in "
-    "one design and model family; held-out predictions"
+    f"{TEST_NAME}, one-sided (worse than the others); a recall or a confusion is tested relative "
+    "to the person's other emotions, so being decoded worse overall is one finding (balanced "
+    "accuracy); Holm-adjusted over the person's tests in one design and model family; held-out "
+    "predictions"
 )
 _SPECIAL = ("balanced_accuracy", "recall")
 
