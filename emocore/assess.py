@@ -237,7 +237,7 @@ def assess_subject(
                     split=config.split,
                     n_folds=config.n_folds,
                     classes=classes,
-                    refit=config.refit,
+                    refit=config.refits("single-subject"),
                     checkpoint_dir=out / "models" / "single-subject",
                     progress=report(i),
                 )

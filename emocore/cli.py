@@ -157,7 +157,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from emocore.demo import build_demo
 
     bar = ProgressBar("demo", not args.json)
-    paths = build_demo(args.out, train=args.train, progress=bar)
+    paths = build_demo(args.out, train=args.train, seed=args.seed, progress=bar)
     _print(
         {k: str(v) for k, v in paths.items()},
         args.json,
@@ -1070,6 +1070,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "demo",
         help="build the demo cohort and its cache (and, with --train, a demo study) in one go",
+        description="Ten synthetic people in the ds000113 layout, one of them (sub-10) planted "
+        "as atypical: their LOVE response is mostly their SADNESS response. With --train, the "
+        "demo study (single-subject and cross-subject, 2 epochs) and its single-case findings. "
+        "An eleventh, typical person (sub-11) stays in the dataset, out of the cache, to try "
+        "`emocore assess` on.",
     )
     p.add_argument(
         "--out", default=str(DEMO_DIR), help=f"folder for everything (default ./{DEMO_DIR})"
@@ -1077,7 +1082,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--train",
         action="store_true",
-        help="also run the demo study (a few minutes on 2 CPU cores)",
+        help="also run the demo study (about 3 minutes on 2 CPU cores)",
+    )
+    p.add_argument(
+        "--seed", type=int, default=0, help="seed of the synthetic cohort and training (default 0)"
     )
     p.add_argument("--json", action="store_true", help="print the paths as JSON")
     p.set_defaults(func=cmd_demo)

@@ -67,7 +67,7 @@ class StudyConfig:
     split: str = "leave-one-run-out"
     n_folds: int | None = None
     include_none: bool = False
-    refit: bool = True
+    refit: bool | tuple[str, ...] = True  # a final model on all data: every design, none, or these
     baseline: bool = True
     saliency: bool = True
     n_permutations: int = 1000
@@ -88,8 +88,20 @@ class StudyConfig:
             )
         if self.n_permutations < 0:
             raise ConfigError(f"n_permutations must be >= 0; {self.n_permutations} was given")
+        if isinstance(self.refit, (list, tuple)):
+            object.__setattr__(self, "refit", tuple(self.refit))
+            bad = [d for d in self.refit if d not in self.designs]
+            if bad:
+                raise ConfigError(
+                    f"refit names designs the study does not run: {bad}; it runs "
+                    f"{list(self.designs)}"
+                )
         if not 0 < self.alpha < 1:
             raise ConfigError(f"alpha must be in (0, 1); {self.alpha} was given")
+
+    def refits(self, design: str) -> bool:
+        """Whether ``design`` keeps a final model trained on all of its data."""
+        return design in self.refit if isinstance(self.refit, tuple) else bool(self.refit)
 
     @property
     def classes(self) -> list[str]:
@@ -111,6 +123,8 @@ class StudyConfig:
         d["designs"] = list(self.designs)
         d["subjects"] = list(self.subjects) if self.subjects else None
         d["folds"] = list(self.folds) if self.folds else None
+        if isinstance(self.refit, tuple):
+            d["refit"] = list(self.refit)
         return d
 
 
@@ -276,7 +290,7 @@ def run_study(
                 split=config.split,
                 n_folds=config.n_folds,
                 classes=classes,
-                refit=config.refit,
+                refit=config.refits(design),
                 checkpoint_dir=out / "models" / design,
                 progress=report(i, design),
                 on_epoch=on_epoch,

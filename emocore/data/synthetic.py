@@ -91,7 +91,6 @@ _SIGMA_MM = 7.0
 # Per-person variability: pattern shift (sd per axis, mm) and log-gain sd per emotion.
 _SHIFT_SD_MM = {"HAPPINESS": 3.0, "FEAR": 1.0, "SADNESS": 3.0, "LOVE": 8.0, "ANGER": 3.0}
 _GAIN_SD = {"HAPPINESS": 0.2, "FEAR": 0.08, "SADNESS": 0.2, "LOVE": 0.45, "ANGER": 0.2}
-_ATYPICAL_LOVE_FROM_SADNESS = 0.85
 # Real per-volume counts of the poster labels (3,599 volumes, lag 0): the episode quota per class.
 _REAL_COUNTS = {"HAPPINESS": 218, "FEAR": 170, "SADNESS": 243, "LOVE": 105, "ANGER": 80}
 _MAIN_WORD = {e: e for e in EMOTIONS} | {"ANGER": "ANGERRAGE"}
@@ -108,7 +107,11 @@ class SynthConfig:
 
     ``amplitude`` is the % signal change at a pattern's peak for a sustained episode at
     ``signal=1``. ``atypical`` names the people whose LOVE response is mostly their SADNESS
-    pattern; by default the last person (sub-18 in a cohort of 18 or more), none for one person.
+    pattern; by default the last person (sub-18 in a cohort of 18 or more), none for one person
+    (an empty tuple plants nobody). ``atypical_weight`` is the share of their LOVE pattern taken
+    from their SADNESS pattern (1 = their LOVE response is their SADNESS response).
+    ``variability`` scales the between-person spread of every pattern (shift and log-gain SDs;
+    1 = the defaults above, 0 = everybody's patterns alike).
     """
 
     n_subjects: int = 4
@@ -118,6 +121,8 @@ class SynthConfig:
     noise: float = 1.0
     amplitude: float = 2.0
     atypical: tuple[str, ...] | None = None
+    atypical_weight: float = 0.85
+    variability: float = 1.0
 
     def __post_init__(self) -> None:
         def check(ok: bool, option: str, allowed: str, given: object) -> None:
@@ -131,6 +136,10 @@ class SynthConfig:
         check(0.0 <= self.signal <= 100.0, "signal", "between 0 and 100 (0 = none)", self.signal)
         check(0.0 <= self.noise <= 100.0, "noise", "between 0 and 100", self.noise)
         check(0.0 < self.amplitude <= 20.0, "amplitude", "in (0, 20] (% signal)", self.amplitude)
+        w = self.atypical_weight
+        check(0.0 <= w <= 1.0, "atypical_weight", "between 0 and 1", w)
+        v = self.variability
+        check(0.0 <= v <= 5.0, "variability", "between 0 and 5 (1 = default spread)", v)
         if self.atypical is not None:
             object.__setattr__(self, "atypical", tuple(str(s) for s in self.atypical))
             allowed = {f"{i:02d}" for i in range(1, n + 1)}
@@ -209,12 +218,12 @@ def _subject_patterns(cfg, world, mask, si: int, atypical: bool):
     rng = _rng(cfg, si, 0)
     pats, info = {}, {}
     for e in EMOTIONS:
-        shift = rng.normal(0.0, _SHIFT_SD_MM[e], 3)
-        gain = float(np.exp(rng.normal(0.0, _GAIN_SD[e])))
+        shift = rng.normal(0.0, _SHIFT_SD_MM[e], 3) * cfg.variability
+        gain = float(np.exp(rng.normal(0.0, _GAIN_SD[e]) * cfg.variability))
         pats[e] = gain * _pattern(world, mask, np.asarray(_CENTRES[e]) + shift)
         info[e] = {"shift_mm": np.round(shift, 2).tolist(), "gain": round(gain, 3)}
     if atypical:
-        w = _ATYPICAL_LOVE_FROM_SADNESS
+        w = cfg.atypical_weight
         pats["LOVE"] = w * pats["SADNESS"] + (1 - w) * pats["LOVE"]
     return pats, info
 
