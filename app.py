@@ -12,6 +12,7 @@ PAGES = [
     ("representations", "Representations", ":material/scatter_plot:"),
     ("annotations", "Annotations", ":material/label:"),
     ("retrain", "Retrain", ":material/model_training:"),
+    ("assess", "Assess a new person", ":material/person_add:"),
     ("report", "Report", ":material/description:"),
 ]
 st.navigation(

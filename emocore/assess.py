@@ -29,7 +29,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -51,7 +51,14 @@ from emocore.single_case import (
     single_case_tests,
 )
 
-__all__ = ["assess_subject", "assessment_dir", "load_assessment", "list_assessments"]
+__all__ = [
+    "assess_subject",
+    "assessment_dir",
+    "load_assessment",
+    "list_assessments",
+    "dataset_folders",
+    "new_people",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +96,38 @@ def list_assessments(registry: Registry, run_id: str) -> list[str]:
     )
 
 
+def dataset_folders(root: str | Path, cache: VolumeCache | None = None) -> list[Path]:
+    """Dataset folders a person can be added from, all inside ``root`` (the allowed data root).
+
+    The cache's own source dataset first (when it lies inside ``root``), then every folder at
+    most two levels below ``root`` that holds ``sub-*`` folders or a ``derivatives`` folder.
+    Nothing outside ``root`` is listed.
+    """
+    root = Path(root).resolve()
+    found: list[Path] = []
+    if cache is not None:
+        source = cache.manifest.get("source", {}).get("root")
+        if source and Path(source).resolve().is_relative_to(root):
+            found.append(Path(source).resolve())
+    if root.is_dir():
+        for depth in ("*", "*/*"):
+            for folder in sorted(root.glob(depth)):
+                if not folder.is_dir() or folder.is_symlink():
+                    continue
+                if (folder / "derivatives").is_dir() or any(folder.glob("sub-*")):
+                    if folder.resolve().is_relative_to(root) and folder.resolve() not in found:
+                        found.append(folder.resolve())
+    return found
+
+
+def new_people(dataset: str | Path, cohort: Sequence[str]) -> list[str]:
+    """People of ``dataset`` who are not in ``cohort`` (labels without ``sub-``), sorted."""
+    from emocore.data.bids import discover_dataset
+
+    found = discover_dataset(dataset, expected_volumes=None)
+    return sorted(set(found.subject_labels) - {str(s) for s in cohort})
+
+
 def _findings_for(
     cohort: pd.DataFrame,
     person_counts: np.ndarray,
@@ -113,7 +152,7 @@ def _findings_for(
     for row in out.to_dict("records"):
         row = {"design": design, "model": "cnn", **row}
         row["sentence"] = finding_sentence(row, alpha=alpha)
-        rows.append({key: row.get(key) for key in (*FINDING_KEYS, "too_few_others", "sentence")})
+        rows.append({key: row[key] for key in (*FINDING_KEYS, *row.keys() - set(FINDING_KEYS))})
     return rows
 
 

@@ -74,6 +74,10 @@ def cmd_synth(args: argparse.Namespace) -> int:
             "seed": args.seed,
             "signal": args.signal,
             "noise": args.noise,
+            "amplitude": args.amplitude,
+            "variability": args.variability,
+            "atypical": tuple(args.atypical) if args.atypical is not None else None,
+            "atypical_weight": args.atypical_weight,
         }.items()
         if v is not None
     }
@@ -422,8 +426,19 @@ def cmd_assess(args: argparse.Namespace) -> int:
             raise ConfigError(
                 "--bids needs --annotations (the observer annotations the cache used)"
             )
-        options = PrepareOptions(**open_cache(args.cache).manifest["options"])
-        prepare(args.bids, args.annotations, args.cache, options=options, subjects=[subject])
+        try:
+            if args.job:
+                registry.update(args.job, status="running", message=f"adding sub-{subject}")
+            options = PrepareOptions(**open_cache(args.cache).manifest["options"])
+            prepare(args.bids, args.annotations, args.cache, options=options, subjects=[subject])
+        except (EmocoreError, KeyboardInterrupt) as exc:
+            if args.job:
+                registry.set_status(
+                    args.job,
+                    "cancelled" if isinstance(exc, KeyboardInterrupt) else "failed",
+                    error=str(exc),
+                )
+            raise
     cache = open_cache(args.cache)
     bar = ProgressBar("assess", not args.json)
     result = assess_subject(
@@ -1012,6 +1027,33 @@ def build_parser() -> argparse.ArgumentParser:
         help="strength of the emotion signal (default 1; 0 = no emotion signal at all)",
     )
     p.add_argument("--noise", type=float, default=None, help="noise scale (default 1)")
+    p.add_argument(
+        "--amplitude",
+        type=float,
+        default=None,
+        help="%% signal change at a pattern's peak (default 2; the demo uses 4)",
+    )
+    p.add_argument(
+        "--variability",
+        type=float,
+        default=None,
+        help="scale of the between-person spread of the patterns (default 1; the demo uses 0.5)",
+    )
+    p.add_argument(
+        "--atypical",
+        nargs="*",
+        default=None,
+        metavar="XX",
+        help="the people planted as atypical (LOVE response mostly their SADNESS response); "
+        "default the last person; give the flag alone to plant nobody",
+    )
+    p.add_argument(
+        "--atypical-weight",
+        type=float,
+        default=None,
+        help="share of the planted people's LOVE pattern taken from their SADNESS pattern "
+        "(default 0.85)",
+    )
     p.add_argument(
         "--full-size",
         action="store_true",

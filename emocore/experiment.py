@@ -86,8 +86,11 @@ class StudyConfig:
                 f"folds select folds of one design; {len(self.designs)} designs were given "
                 "(use `emocore train --design loso --fold sub-03`)"
             )
-        if self.n_permutations < 0:
-            raise ConfigError(f"n_permutations must be >= 0; {self.n_permutations} was given")
+        if self.n_permutations < 1:
+            raise ConfigError(
+                f"n_permutations must be >= 1 (chance levels and p-values need them); "
+                f"{self.n_permutations} was given"
+            )
         if isinstance(self.refit, (list, tuple)):
             object.__setattr__(self, "refit", tuple(self.refit))
             bad = [d for d in self.refit if d not in self.designs]

@@ -398,3 +398,17 @@ def flagged_table(found: RunFindings) -> pd.DataFrame:
         for r in records(found.flagged())
     ]
     return pd.DataFrame(rows)
+
+
+def with_assessment(found: RunFindings, assessment: dict[str, Any]) -> RunFindings:
+    """The run's findings with a newly assessed person's findings and stability added, so the
+    person's rows sit beside the cohort's (their charts mark the person among the cohort)."""
+    table = _frame(list(assessment.get("atypical") or []), COLUMNS)
+    stability = _frame(list(assessment.get("stability") or []), _STABILITY_COLUMNS)
+    return RunFindings(
+        table=pd.concat([found.table, table], ignore_index=True),
+        stability=pd.concat([found.stability, stability], ignore_index=True),
+        alpha=float(assessment.get("alpha", found.alpha)),
+        available=True,
+        splits=found.splits,
+    )

@@ -44,13 +44,15 @@ __all__ = [
     "active_jobs",
     "cancel_job",
     "job_log",
+    "start_assess_job",
     "start_job",
     "wait_job",
 ]
 
 logger = logging.getLogger(__name__)
 
-#: Run kinds a job can have; both are executed by ``run_study`` with the stored config.
+#: Run kinds :func:`start_job` can start; both are executed by ``run_study`` with the stored
+#: config. :func:`start_assess_job` starts ``assess`` runs.
 JOB_KINDS = ("train", "study")
 LOG_NAME = "job.log"
 _LOCK_NAME = "jobs.lock"
@@ -154,7 +156,6 @@ def start_job(
             config=config.to_dict(),
             data_hash=volumes.key,
         )
-        log_path = reg.run_dir(run.id) / LOG_NAME
         command = [
             sys.executable,
             "-m",
@@ -168,31 +169,85 @@ def start_job(
             "--registry",
             str(reg.root.resolve()),
         ]
-        child_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-        try:
-            with open(log_path, "ab") as log:
-                process = subprocess.Popen(
-                    command,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    env=child_env,
-                    start_new_session=True,  # own process group: a page reload never reaches it
-                    close_fds=True,
-                )
-        except OSError as exc:
-            reg.set_status(run.id, "failed", error=f"the job process could not start: {exc}")
-            raise JobError(
-                f"could not start the job for run {run.id} ({exc}); check that {sys.executable} "
-                "runs and that the registry folder is writable"
-            ) from exc
-        reg.update(run.id, pid=process.pid, message="queued: the job process is starting")
-        reg.add_artifact(run.id, LOG_NAME, log_path, "log")
+        _spawn(reg, run.id, command, env)
+    return run.id
+
+
+def start_assess_job(
+    registry: Registry | str | Path,
+    cache: str | Path,
+    run_id: str,
+    subject: str,
+    *,
+    bids: str | Path | None = None,
+    annotations: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> str:
+    """Start ``emocore assess`` of ``subject`` against run ``run_id`` in the background.
+
+    With ``bids`` (and ``annotations``) the person is first added to the cache from that
+    dataset. Returns the id of the queued ``assess`` run the job fills in; it is followed and
+    cancelled like a training job, and refused while another job of this machine is active.
+    """
+    reg = _registry(registry)
+    subject = str(subject).removeprefix("sub-")
+    source = reg.get_run(run_id)
+    if source.status != "completed":
+        raise JobError(f"run {run_id} is {source.status}; assess against a completed study")
+    if bids is not None and annotations is None:
+        raise ConfigError("adding a person from a dataset needs the annotations folder too")
+    with _start_lock(reg):
+        busy = next((r for r in active_jobs(reg) if _live_local(r)), None)
+        if busy is not None:
+            raise _busy_error(busy)
+        run = reg.create_run(
+            kind="assess",
+            subjects=[subject],
+            config={"run": run_id, "subject": subject, "bids": str(bids) if bids else None},
+            parent=run_id,
+        )
+        command = [
+            sys.executable, "-m", "emocore.cli", "-v", "assess", "--run", run_id,
+            "--subject", subject, "--job", run.id, "--cache", str(Path(cache).resolve()),
+            "--registry", str(reg.root.resolve()),
+        ]  # fmt: skip
+        if bids is not None:
+            command += ["--bids", str(Path(bids).resolve()), "--annotations",
+                        str(Path(annotations).resolve())]  # fmt: skip
+        _spawn(reg, run.id, command, env)
+    return run.id
+
+
+def _spawn(
+    reg: Registry, run_id: str, command: list[str], env: Mapping[str, str] | None
+) -> subprocess.Popen:
+    """Start ``command`` for run ``run_id`` in its own session, logging to the run's job.log."""
+    log_path = reg.run_dir(run_id) / LOG_NAME
+    child_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    try:
+        with open(log_path, "ab") as log:
+            process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=child_env,
+                start_new_session=True,  # own process group: a page reload never reaches it
+                close_fds=True,
+            )
+    except OSError as exc:
+        reg.set_status(run_id, "failed", error=f"the job process could not start: {exc}")
+        raise JobError(
+            f"could not start the job for run {run_id} ({exc}); check that {sys.executable} "
+            "runs and that the registry folder is writable"
+        ) from exc
+    reg.update(run_id, pid=process.pid, message="queued: the job process is starting")
+    reg.add_artifact(run_id, LOG_NAME, log_path, "log")
     # Reap the child when it ends so it never lingers as a zombie of a long-lived server. The
     # thread only waits; the job does not depend on it (or on this process) to run.
-    threading.Thread(target=process.wait, name=f"emocore-job-{run.id}", daemon=True).start()
-    logger.info("started job %s (pid %d), log in %s", run.id, process.pid, log_path)
-    return run.id
+    threading.Thread(target=process.wait, name=f"emocore-job-{run_id}", daemon=True).start()
+    logger.info("started job %s (pid %d), log in %s", run_id, process.pid, log_path)
+    return process
 
 
 def _signal(pid: int, sig: signal.Signals) -> None:

@@ -34,6 +34,7 @@ from emocore.findings import (
     predates_message,
     run_findings,
     stability_sentence,
+    with_assessment,
 )
 from emocore.registry import Registry
 from emocore.summaries import (
@@ -288,6 +289,27 @@ def _findings_section(found: RunFindings, subject: str, run_id: str) -> str:
     return "<section id='findings'>" + "".join(parts) + "</section>"
 
 
+def _assessed_note(assessment: dict[str, Any] | None, subject: str, run_id: str) -> str:
+    if assessment is None:
+        return ""
+    lines = "".join(
+        f"<li>{html.escape(design)}: "
+        + (
+            f"decoded by {len(d.get('models', []))} model(s) that never saw sub-{subject}"
+            if d["status"] == "assessed"
+            else html.escape(d.get("reason", d["status"]))
+        )
+        + "</li>"
+        for design, d in assessment.get("designs", {}).items()
+    )
+    return (
+        f"<p><b>sub-{subject} was not in run {html.escape(run_id)}'s cohort</b>: the person was "
+        "added after the study and assessed against it (assessment run "
+        f"{html.escape(str(assessment.get('assess_run_id')))}); the cohort's models were not "
+        f"changed.</p><ul>{lines}</ul>"
+    )
+
+
 def subject_report_html(
     registry: Registry | str | Path,
     run_id: str,
@@ -301,14 +323,25 @@ def subject_report_html(
     study = read_json(folder / "study.json")
     predictions = read_tsv(folder / "predictions.tsv")
     subject = str(subject).removeprefix("sub-")
+    assessed = folder / "assessments" / f"sub-{subject}"
+    assessment = None
     if subject not in study.get("subjects", []):
-        raise ConfigError(
-            f"sub-{subject} is not in run {run_id}; it has "
-            f"{', '.join('sub-' + s for s in study.get('subjects', []))}"
-        )
+        if not (assessed / "assessment.json").is_file():
+            raise ConfigError(
+                f"sub-{subject} is not in run {run_id} and was not assessed against it; it has "
+                f"{', '.join('sub-' + s for s in study.get('subjects', []))} (assess a new "
+                f"person with `emocore assess --run {run_id} --subject XX`)"
+            )
+        assessment = read_json(assessed / "assessment.json")
+        if (assessed / "predictions.tsv").is_file():
+            predictions = pd.concat(
+                [predictions, read_tsv(assessed / "predictions.tsv")], ignore_index=True
+            )
     classes = list(study["classes"])
     metrics_path = folder / "metrics.json"
     found = run_findings(study, read_json(metrics_path) if metrics_path.exists() else None)
+    if assessment is not None:
+        found = with_assessment(found, assessment)
     figure = _Figures()
     heads = {r["design"]: r for r in study.get("results", []) if r.get("model") == "cnn"}
     sections = [
@@ -326,7 +359,7 @@ def subject_report_html(
 <h1>emocore report — sub-{subject}</h1>
 <p class="muted">Run {html.escape(run_id)} · made {made} · emocore {__version__}</p>
 <p class="notice"><b>{html.escape(RESEARCH_NOTICE)}</b></p>
-{_findings_section(found, subject, run_id)}
+{_assessed_note(assessment, subject, run_id)}{_findings_section(found, subject, run_id)}
 {_provenance(record, study, _cache_info(study, cache))}
 {"".join(sections)}
 <p class="notice">{html.escape(RESEARCH_NOTICE)}</p>

@@ -5,6 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from emocore import ui
+from emocore.data.synthetic import planted_subjects
 from emocore.device import gpu_summary
 from emocore.errors import EmocoreError
 from emocore.findings import TEST_CAPTION, flagged_table, run_summary
@@ -46,6 +47,15 @@ with ui.guard():
     c4.metric("Hemodynamic lag", f"{opts.get('lag_s', '?')} s")
     st.caption(
         f"Labels: recipe **{opts.get('recipe')}**, observers {opts.get('observers') or 'default'} · cache key `{cache.key}`"
+    )
+    planted = planted_subjects(cache.manifest.get("source", {}).get("root", ""))
+if planted:
+    people = ", ".join(f"sub-{p}" for p in planted)
+    st.info(
+        f"Synthetic cohort: **{people} {'is' if len(planted) == 1 else 'are'} planted as "
+        "atypical**: the generator made their LOVE response mostly their SADNESS response (like "
+        "the poster's subject 18). The single-case findings below should name them, and few "
+        "others."
     )
 
 st.subheader("Models in the registry")

@@ -7,7 +7,7 @@ from emocore.report import write_subject_report
 
 s = ui.page("Report")
 ctx = ui.require_run(s)
-subject = ui.subject_picker(ctx)
+subject = ui.subject_picker(ctx, assessed=True)
 path = ctx.registry.run_dir(ctx.run_id) / "reports" / f"sub-{subject}.html"
 st.markdown(
     f"Report of **sub-{subject}** in run **{ctx.run_id}**: it opens with the person's single-case findings (is this person unusual against the others?), then accuracy with split and chance, what each emotion was taken for, misclassified scenes, timeline, model version and data provenance. Opens offline."

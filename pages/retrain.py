@@ -2,17 +2,10 @@
 
 import streamlit as st
 
-from emocore import figures, ui
+from emocore import jobs, ui
 from emocore.registry import DESIGNS
 
 s = ui.page("Retrain")
-try:
-    from emocore import jobs
-except ImportError:
-    st.warning(
-        "Background training is not available: this emocore has no emocore.jobs module yet. Use `emocore train` in a terminal."
-    )
-    st.stop()
 cache, problem = ui.loaders.cache_or_none(s)
 if cache is None:
     st.info(f"Nothing to train on: {problem}")
@@ -54,41 +47,7 @@ if start:
 reg = ui.loaders.registry(s)
 if reg is None:
     st.stop()
-with ui.guard():
-    was_active = bool(jobs.active_jobs(reg))
-
-
-@st.fragment(run_every=2 if was_active else None)
-def live() -> None:
-    active = jobs.active_jobs(reg)
-    if was_active and not active:
-        st.rerun()
-    for rec in active:
-        st.progress(
-            rec.progress,
-            text=f"{rec.id} ({rec.design or 'all designs'}): {rec.status} — {rec.message or ''}",
-        )
-        if st.button(f"Cancel {rec.id}", key=f"cancel-{rec.id}"):
-            with ui.guard():
-                jobs.cancel_job(reg, rec.id)
-            st.rerun()
-        curves = reg.curves(rec.id)
-        if len(curves):
-            st.plotly_chart(figures.training_curves(curves), key=f"curves-{rec.id}")
-        with st.expander("Job log (last lines)"):
-            st.code(jobs.job_log(reg, rec.id, tail=30) or "(empty)")
-
-
-st.subheader("Running jobs")
-live()
-if not was_active:
-    st.caption("No job is running.")
-followed = st.session_state.get("emocore_job")
-if followed and not was_active:
-    rec = reg.get_run(followed)
-    (st.success if rec.status == "completed" else st.warning)(
-        f"Run {followed}: {rec.status}{' — ' + rec.error if rec.error else ''}"
-    )
+ui.job_monitor(reg, followed_key="emocore_job")
 st.subheader("Recent runs")
 st.dataframe(
     reg.list_runs().head(10)[

@@ -63,7 +63,14 @@ from emocore.constants import (
 )
 from emocore.errors import ConfigError, DataError
 
-__all__ = ["SynthConfig", "generate_cohort", "grid_for", "FOV_LOW_MM", "FOV_EXTENT_MM"]
+__all__ = [
+    "SynthConfig",
+    "generate_cohort",
+    "planted_subjects",
+    "grid_for",
+    "FOV_LOW_MM",
+    "FOV_EXTENT_MM",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -474,3 +481,14 @@ def _write(root: Path, cfg: SynthConfig, progress: Progress | None) -> None:
         "patterns are in ground_truth/; the observer annotations in annotations/.\n"
     )
     (gt / "cohort.json").write_text(json.dumps(meta, indent=1))  # written last
+
+
+def planted_subjects(root: str | Path) -> list[str] | None:
+    """The people planted as atypical in the synthetic cohort at ``root`` (``[]`` when none was),
+    or None when ``root`` is not a synthetic cohort (no readable ``ground_truth/cohort.json``)."""
+    try:
+        info = json.loads((Path(root) / "ground_truth" / "cohort.json").read_text())
+    except (OSError, ValueError):
+        return None
+    planted = info.get("atypical", info.get("config", {}).get("atypical"))
+    return [str(s) for s in planted] if isinstance(planted, list) else None

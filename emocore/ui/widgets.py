@@ -29,6 +29,7 @@ from emocore.ui import loaders
 
 __all__ = [
     "inference_caption",
+    "job_monitor",
     "RunContext",
     "chance_caption",
     "completed_runs",
@@ -180,8 +181,18 @@ def require_run(s: Settings) -> RunContext:
     return ctx
 
 
-def subject_picker(ctx: RunContext, *, where: Any = None) -> str:
-    return _pick("Subject", list(ctx.study["subjects"]), _SUBJECT_KEY, lambda s: f"sub-{s}", where)
+def subject_picker(ctx: RunContext, *, where: Any = None, assessed: bool = False) -> str:
+    """The run's people; with ``assessed``, also the people assessed against it later."""
+    options = list(ctx.study["subjects"])
+    if assessed:
+        from emocore.assess import list_assessments
+
+        options += [p for p in list_assessments(ctx.registry, ctx.run_id) if p not in options]
+
+    def label(s: str) -> str:
+        return f"sub-{s}" + ("" if s in ctx.study["subjects"] else " (assessed)")
+
+    return _pick("Subject", options, _SUBJECT_KEY, label, where)
 
 
 def design_picker(ctx: RunContext, *, where: Any = None, options: list[str] | None = None) -> str:
@@ -242,3 +253,45 @@ def finding_block(
     chance_caption(split, ctx.chance_k, what=f"1/{len(ctx.classes)} classes", extra=TEST_CAPTION)
     st.caption(stability_sentence(found.stability_of(subject, design), subject=subject,
                                   design=design, split=split))  # fmt: skip
+
+
+# -- background jobs -------------------------------------------------------------------------
+def job_monitor(reg: Registry, *, followed_key: str) -> None:
+    """The running jobs with progress, log and a cancel button (refreshed every 2 s while one
+    runs), then the outcome of the job this page started (``st.session_state[followed_key]``)."""
+    from emocore import jobs
+
+    with guard():
+        was_active = bool(jobs.active_jobs(reg))
+
+    @st.fragment(run_every=2 if was_active else None)
+    def live() -> None:
+        active = jobs.active_jobs(reg)
+        if was_active and not active:
+            st.rerun()
+        for rec in active:
+            what = rec.design or ("assessment" if rec.kind == "assess" else "all designs")
+            st.progress(
+                rec.progress,
+                text=f"{rec.id} ({rec.kind}, {what}): {rec.status} — {rec.message or ''}",
+            )
+            if st.button(f"Cancel {rec.id}", key=f"cancel-{rec.id}"):
+                with guard():
+                    jobs.cancel_job(reg, rec.id)
+                st.rerun()
+            curves = reg.curves(rec.id)
+            if len(curves):
+                st.plotly_chart(figures.training_curves(curves), key=f"curves-{rec.id}")
+            with st.expander("Job log (last lines)"):
+                st.code(jobs.job_log(reg, rec.id, tail=30) or "(empty)")
+
+    st.subheader("Running jobs")
+    live()
+    if not was_active:
+        st.caption("No job is running.")
+    followed = st.session_state.get(followed_key)
+    if followed and not was_active:
+        rec = reg.get_run(followed)
+        (st.success if rec.status == "completed" else st.warning)(
+            f"Run {followed}: {rec.status}{' — ' + rec.error if rec.error else ''}"
+        )

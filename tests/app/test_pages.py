@@ -21,6 +21,7 @@ PAGES = {
     "representations": "pages/representations.py",
     "annotations": "pages/annotations.py",
     "retrain": "pages/retrain.py",
+    "assess": "pages/assess.py",
     "report": "pages/report.py",
 }
 ACCURACY_PAGES = ("subject", "emotion-accuracy", "misclassified")
@@ -237,3 +238,48 @@ def test_a_run_from_before_the_findings_says_so(name: str, old_run_home: Path, e
     assert not at.error, [e.value for e in at.error]
     notice = texts(at, "info")
     assert "predates single-case findings" in notice and "emocore study" in notice, notice
+
+
+# -- assessing a new person ------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def newcomer_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny finished study of sub-01 and sub-02; sub-03 is in the dataset, not in the cache."""
+    from emocore.data.prepare import prepare_cache
+    from emocore.data.synthetic import SynthConfig, generate_cohort
+    from emocore.demo import demo_paths
+    from emocore.experiment import StudyConfig, run_study
+    from emocore.train import TrainConfig
+
+    root = tmp_path_factory.mktemp("emocore-newcomer")
+    paths = demo_paths(root)
+    generate_cohort(paths["cohort"], SynthConfig(n_subjects=3, grid_mm=12.0))
+    cache = prepare_cache(paths["cohort"], paths["annotations"], paths["cache"],
+                          subjects=["01", "02"])  # fmt: skip
+    config = StudyConfig(designs=("single-subject", "loso"), n_folds=2, n_permutations=20,
+                         baseline=False, saliency=False,
+                         train=TrainConfig(epochs=1, widths=(4, 8, 8), hidden=16, device="cpu"))  # fmt: skip
+    run_study(cache, Registry(paths["registry"]), config)
+    return root
+
+
+def test_assess_page_adds_and_assesses_a_new_person(newcomer_home: Path, emocore_env) -> None:
+    from emocore import jobs
+
+    emocore_env(newcomer_home)
+    at = open_page("assess")
+    no_exception(at, "assess")
+    person = next(b for b in at.selectbox if b.label == "Person")
+    assert person.options == ["sub-03"]  # only the person outside the cohort is offered
+    next(b for b in at.button if b.label.startswith("Assess")).click().run()
+    no_exception(at, "assess")
+    registry = Registry(newcomer_home / "registry")
+    job = registry.list_runs(kind="assess")["id"][0]
+    assert jobs.wait_job(registry, job, timeout_s=240).status == "completed", jobs.job_log(
+        registry, job
+    )
+    at.run()
+    no_exception(at, "assess")
+    shown = texts(at, "markdown", "info", "caption")
+    assert "sub-03" in shown
+    assert "at least 5" in shown  # two people in the cohort: too few for single-case tests
+    assert "03" in json.loads((newcomer_home / "cache" / "manifest.json").read_text())["subjects"]

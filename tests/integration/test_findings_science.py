@@ -56,7 +56,7 @@ def _findings(tmp_path_factory, name: str, **changes) -> pd.DataFrame:
             split=res.split,
             design="cross-subject",
             leaky=False,
-            n_permutations=0,
+            n_permutations=20,
             model=model,
         )
         frames.append(pd.DataFrame(ev["findings"]))

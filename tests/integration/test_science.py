@@ -29,9 +29,18 @@ def _cache(tmp_path_factory, name: str, **cfg):
     return prepare_cache(root / "cohort", root / "cohort" / "annotations" / "raw", root / "cache")
 
 
-def _evaluate(cache, design: str, split: str = "leave-one-run-out", train: TrainConfig = DEMO_TRAIN):
+def _evaluate(
+    cache, design: str, split: str = "leave-one-run-out", train: TrainConfig = DEMO_TRAIN
+):
     res = run_design(cache, design, train, split=split, n_folds=4, refit=False)
-    return res, evaluate_predictions(res.predictions, classes=res.classes, split=res.split, design=design, leaky=res.leaky, n_permutations=200)
+    return res, evaluate_predictions(
+        res.predictions,
+        classes=res.classes,
+        split=res.split,
+        design=design,
+        leaky=res.leaky,
+        n_permutations=200,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -53,10 +62,16 @@ def test_signal_beats_chance_fear_over_love_atypical_love_as_sadness(signal_cach
     assert s["balanced_accuracy"] > s["chance"]["balanced_accuracy_permutation"] + 0.1
     assert s["p_value"]["balanced_accuracy"] < 0.01
     assert s["per_class_accuracy"]["FEAR"] > s["per_class_accuracy"]["LOVE"]
-    atypical = [m for m in ev["misclassification"] if m["subject"] == "04" and m["emotion"] == "LOVE"][0]
+    atypical = [
+        m for m in ev["misclassification"] if m["subject"] == "04" and m["emotion"] == "LOVE"
+    ][0]
     assert next(iter(atypical["distribution"])) == "SADNESS", atypical["sentence"]
-    typical = [m for m in ev["misclassification"] if m["subject"] != "04" and m["emotion"] == "LOVE"]
-    assert all(m["distribution"].get("SADNESS", 0) < atypical["distribution"]["SADNESS"] for m in typical)
+    typical = [
+        m for m in ev["misclassification"] if m["subject"] != "04" and m["emotion"] == "LOVE"
+    ]
+    assert all(
+        m["distribution"].get("SADNESS", 0) < atypical["distribution"]["SADNESS"] for m in typical
+    )
 
 
 def test_no_signal_stays_at_chance_and_the_random_split_inflates(null_cache):
@@ -64,7 +79,9 @@ def test_no_signal_stays_at_chance_and_the_random_split_inflates(null_cache):
     _, loso = _evaluate(null_cache, "loso")
     for ev in (loro, loso):
         s = ev["summary"]
-        assert abs(s["balanced_accuracy"] - s["chance"]["balanced_accuracy_permutation"]) <= 0.03, s["split"]
+        assert abs(s["balanced_accuracy"] - s["chance"]["balanced_accuracy_permutation"]) <= 0.03, (
+            s["split"]
+        )
         assert s["p_value"]["balanced_accuracy"] > 0.01
     res, leaky = _evaluate(null_cache, "single-subject", split="random")
     s = leaky["summary"]
