@@ -148,8 +148,10 @@ def _findings_for(
         design_effect=design_effect(cohort, classes),
     )
     out = out[out["subject"] == subject]
+    from emocore.evaluate import records
+
     rows = []
-    for row in out.to_dict("records"):
+    for row in records(out):
         row = {"design": design, "model": "cnn", **row}
         row["sentence"] = finding_sentence(row, alpha=alpha)
         rows.append({key: row[key] for key in (*FINDING_KEYS, *row.keys() - set(FINDING_KEYS))})
