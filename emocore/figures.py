@@ -294,7 +294,7 @@ def single_case_dots(
     fig.update_xaxes(title_text="per person, held out", tickformat=".0%", range=[-0.04, 1.04])
     fig.update_yaxes(visible=False, range=[-0.3, top])
     fig.update_layout(legend={"orientation": "h", "y": -0.45})
-    return _layout(fig, f"{measure} — {design}, split: {split}", 260)
+    return _layout(fig, f"{measure}<br><sup>{design}, split: {split}</sup>", 280)
 
 
 def misclassification_pie(counts: Mapping[str, int], *, subject: str, emotion: str) -> go.Figure:

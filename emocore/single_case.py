@@ -42,6 +42,7 @@ as temporal autocorrelation makes them) flag at most ``alpha`` of the people.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -284,56 +285,76 @@ def single_case_tests(
     deff = np.broadcast_to(np.asarray(design_effect, dtype=float), (len(classes),))
     if not np.all(np.isfinite(deff)) or np.any(deff < 1):
         raise ConfigError(f"'design_effect' must be >= 1; {design_effect!r} was given")
-    measures, m = _measures(counts, deff)
-    value, score, var = m["value"], m["score"], m["var"]
-    n_sub = counts.shape[0]
-    ok = np.isfinite(score)
+
     rows: list[dict[str, Any]] = []
-    for s in range(n_sub):
-        others = np.delete(np.arange(n_sub), s)
-        o_ok = ok[others]
-        n_others = o_ok.sum(axis=0)
-        o_score = np.where(o_ok, score[others], np.nan)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean = np.nanmean(o_score, axis=0)
-            sd = np.nanstd(o_score, axis=0, ddof=1)
-            floor = np.sqrt(np.nanmean(np.where(o_ok, var[others], np.nan), axis=0))
-            spread = np.fmax(sd, floor)
-            t = (score[s] - mean) / (spread * np.sqrt((n_others + 1) / np.maximum(n_others, 1)))
-        testable = ok[s] & (n_others >= max(min_others, 2)) & np.isfinite(t)
-        lower = m["lower"][s] == 1
-        p = np.where(lower, stats.t.cdf(t, np.maximum(n_others - 1, 1)),
-                     stats.t.sf(t, np.maximum(n_others - 1, 1)))  # fmt: skip
-        p = np.where(testable, p, np.nan)
-        p_adj = holm(p)
-        o_value = np.where(o_ok, value[others], np.nan)
-        with np.errstate(invalid="ignore"):
-            v_mean = np.nanmean(o_value, axis=0)
-            v_sd = np.nanstd(o_value, axis=0, ddof=1)
-            v_min, v_max = np.nanmin(o_value, axis=0), np.nanmax(o_value, axis=0)
-        for j, (measure, e, f) in enumerate(measures):
-            rows.append(
-                {
-                    "subject": subjects[s],
-                    "emotion": "ALL" if e < 0 else classes[e],
-                    "measure": measure if f < 0 else f"{classes[e]}->{classes[f]}",
-                    "predicted_as": classes[f] if f >= 0 else None,
-                    "n_volumes": int(m["n"][s, j]) if np.isfinite(m["n"][s, j]) else 0,
-                    "value": _num(value[s, j]),
-                    "others_mean": _num(v_mean[j]),
-                    "others_sd": _num(v_sd[j]),
-                    "others_min": _num(v_min[j]),
-                    "others_max": _num(v_max[j]),
-                    "n_others": int(n_others[j]),
-                    "statistic": _num(t[j]) if testable[j] else None,
-                    "df": int(n_others[j] - 1) if testable[j] else None,
-                    "p": _num(p[j]),
-                    "p_adjusted": _num(p_adj[j]),
-                    "flagged": bool(testable[j] and p_adj[j] < alpha),
-                    "too_few_others": bool(ok[s, j] and n_others[j] < max(min_others, 2)),
-                }
-            )
+    with warnings.catch_warnings():
+        # nan-aware means and SDs over no class or one person warn; they are NaN, and untested
+        warnings.simplefilter("ignore", RuntimeWarning)
+        measures, m = _measures(counts, deff)
+        ok = np.isfinite(m["score"])
+        for s in range(len(subjects)):
+            rows += _subject_rows(s, measures, m, ok, classes, subjects, alpha, min_others)
     return pd.DataFrame(rows)
+
+
+def _subject_rows(
+    s: int,
+    measures: list[tuple[str, int, int]],
+    m: dict[str, np.ndarray],
+    ok: np.ndarray,
+    classes: list[str],
+    subjects: list[str],
+    alpha: float,
+    min_others: int,
+) -> list[dict[str, Any]]:
+    """The tests of subject ``s`` against every other subject (see :func:`single_case_tests`)."""
+    value, score, var = m["value"], m["score"], m["var"]
+    n_sub = len(subjects)
+    rows: list[dict[str, Any]] = []
+    others = np.delete(np.arange(n_sub), s)
+    o_ok = ok[others]
+    n_others = o_ok.sum(axis=0)
+    o_score = np.where(o_ok, score[others], np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.nanmean(o_score, axis=0)
+        sd = np.nanstd(o_score, axis=0, ddof=1)
+        floor = np.sqrt(np.nanmean(np.where(o_ok, var[others], np.nan), axis=0))
+        spread = np.fmax(sd, floor)
+        t = (score[s] - mean) / (spread * np.sqrt((n_others + 1) / np.maximum(n_others, 1)))
+    testable = ok[s] & (n_others >= max(min_others, 2)) & np.isfinite(t)
+    lower = m["lower"][s] == 1
+    p = np.where(lower, stats.t.cdf(t, np.maximum(n_others - 1, 1)),
+                 stats.t.sf(t, np.maximum(n_others - 1, 1)))  # fmt: skip
+    p = np.where(testable, p, np.nan)
+    p_adj = holm(p)
+    o_value = np.where(o_ok, value[others], np.nan)
+    with np.errstate(invalid="ignore"):
+        v_mean = np.nanmean(o_value, axis=0)
+        v_sd = np.nanstd(o_value, axis=0, ddof=1)
+        v_min, v_max = np.nanmin(o_value, axis=0), np.nanmax(o_value, axis=0)
+    for j, (measure, e, f) in enumerate(measures):
+        rows.append(
+            {
+                "subject": subjects[s],
+                "emotion": "ALL" if e < 0 else classes[e],
+                "measure": measure if f < 0 else f"{classes[e]}->{classes[f]}",
+                "predicted_as": classes[f] if f >= 0 else None,
+                "n_volumes": int(m["n"][s, j]) if np.isfinite(m["n"][s, j]) else 0,
+                "value": _num(value[s, j]),
+                "others_mean": _num(v_mean[j]),
+                "others_sd": _num(v_sd[j]),
+                "others_min": _num(v_min[j]),
+                "others_max": _num(v_max[j]),
+                "n_others": int(n_others[j]),
+                "statistic": _num(t[j]) if testable[j] else None,
+                "df": int(n_others[j] - 1) if testable[j] else None,
+                "p": _num(p[j]),
+                "p_adjusted": _num(p_adj[j]),
+                "flagged": bool(testable[j] and p_adj[j] < alpha),
+                "too_few_others": bool(ok[s, j] and n_others[j] < max(min_others, 2)),
+            }
+        )
+    return rows
 
 
 def _num(value: Any) -> float | None:

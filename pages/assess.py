@@ -9,9 +9,10 @@ s = ui.page("Assess a new person")
 ctx = ui.require_run(s)
 st.markdown(
     f"Add a person who was **not** in run **{ctx.run_id}**'s cohort and test them against it. "
-    "The job decodes them with the run's leave-one-subject-out models (none saw them), trains "
-    "their own single-subject model with the run's settings and folds, and runs the single-case "
-    "tests. The cohort's models are never changed."
+    "The job decodes them with the run's leave-one-subject-out models, when it has them (none "
+    "saw the person), trains their own single-subject model with the run's settings and folds, "
+    "when the run has that design, and runs the single-case tests. The cohort's models are "
+    "never changed."
 )
 cache, problem = ui.loaders.cache_or_none(s)
 if cache is None:

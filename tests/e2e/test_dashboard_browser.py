@@ -32,6 +32,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -61,6 +62,7 @@ PAGES = {
     "representations": "representations",
     "annotations": "annotations",
     "retrain": "retrain",
+    "assess": "assess",
     "report": "report",
 }
 RUN_TIMEOUT_MS = 90_000  # one page run, cold caches, 2 shared cores
@@ -106,11 +108,18 @@ def _tail(path: Path, n: int = 60) -> str:
 @pytest.fixture(scope="module")
 def server(home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``streamlit run app.py`` with EMOCORE_HOME=home; stopped (with any jobs) at the end."""
+    with serve(home, tmp_path_factory.mktemp("server")) as url:
+        yield url
+
+
+@contextmanager
+def serve(home: Path, log_dir: Path) -> Iterator[str]:
+    """Run the dashboard on ``home`` on a free local port; yield its URL; stop it and its jobs."""
     from emocore.demo import demo_paths
     from emocore.jobs import active_jobs, cancel_job
 
     port = _free_port()
-    log_path = tmp_path_factory.mktemp("server") / "streamlit.log"
+    log_path = log_dir / "streamlit.log"
     command = [
         sys.executable,
         "-m",
@@ -351,3 +360,45 @@ def test_report_exports_html_naming_subject_and_chance(page, server: str) -> Non
         "the report names no subject"
     )
     assert "chance" in html.lower()
+
+
+# -- single-case findings ----------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def findings_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The dashboard on a home whose run holds findings: eight people, sub-05 planted (LOVE
+    mostly called SADNESS), through emocore's own evaluation (no training)."""
+    from emocore.data.prepare import prepare_cache
+    from emocore.data.synthetic import SynthConfig, generate_cohort
+    from emocore.demo import demo_paths
+    from emocore.registry import Registry
+    from tests.conftest import write_findings_run
+
+    root = tmp_path_factory.mktemp("emocore-findings")
+    paths = demo_paths(root)
+    generate_cohort(paths["cohort"], SynthConfig(n_subjects=2, grid_mm=12.0))
+    cache = prepare_cache(paths["cohort"], paths["annotations"], paths["cache"])
+    write_findings_run(Registry(paths["registry"]), cache_key=cache.key)
+    with serve(root, tmp_path_factory.mktemp("findings-server")) as url:
+        yield url
+
+
+def test_the_planted_person_is_named_where_a_clinician_looks(page, findings_server: str) -> None:
+    """Overview counts the flagged findings (their table is a canvas grid); the Misclassified
+    scenes page for sub-05 and LOVE states the finding in a sentence beside the chart of the
+    others' values."""
+    open_page(page, findings_server, "overview")
+    text = _main_text(page)
+    assert re.search(r"\d+ findings? flagged at α = 0.05 in 1 person", text), text[-2000:]
+    page.screenshot(path=str(SHOTS / "findings-overview.png"), full_page=True)
+    open_page(page, findings_server, "misclassified")
+    page.get_by_role("combobox", name=re.compile("Subject")).click()
+    page.get_by_role("option", name="sub-05").click()
+    wait_for_app_run(page)
+    text = _main_text(page)
+    assert re.search(r"of sub-05's LOVE volumes were decoded as SADNESS, against", text), text[
+        :3000
+    ]
+    assert "atypical at α = 0.05" in text
+    assert page.locator('[data-testid="stPlotlyChart"]').count() >= 1
+    page.wait_for_timeout(1500)  # plotly draws after the script has finished
+    page.screenshot(path=str(SHOTS / "findings-misclassified.png"), full_page=True)
