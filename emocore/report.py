@@ -295,9 +295,11 @@ def _assessed_note(assessment: dict[str, Any] | None, subject: str, run_id: str)
     lines = "".join(
         f"<li>{html.escape(design)}: "
         + (
-            f"decoded by {len(d.get('models', []))} model(s) that never saw sub-{subject}"
-            if d["status"] == "assessed"
-            else html.escape(d.get("reason", d["status"]))
+            html.escape(d.get("reason", d["status"]))
+            if d["status"] != "assessed"
+            else "the person's own model, cross-validated with the run's configuration and folds"
+            if design == "single-subject"
+            else f"decoded by {len(d.get('models', []))} cohort models that never saw sub-{subject}"
         )
         + "</li>"
         for design, d in assessment.get("designs", {}).items()

@@ -122,6 +122,12 @@ def test_a_person_added_after_training_is_assessed_without_touching_the_cohort(c
     record = Registry(c["reg"]).get_run(out["assess_run_id"])
     assert record.kind == "assess" and record.status == "completed"
     assert record.parent == run_id
+    # the person's report says they were assessed, and opens with their findings
+    from emocore.report import subject_report_html
+
+    html = subject_report_html(c["reg"], run_id, "07")
+    assert "sub-07 was not in run" in html
+    assert html.index("id='findings'") < html.index("Model and data")
 
 
 def test_assess_refuses_a_cohort_member_and_a_person_not_in_the_cache(cohort_run, capsys):
