@@ -412,3 +412,23 @@ def with_assessment(found: RunFindings, assessment: dict[str, Any]) -> RunFindin
         available=True,
         splits=found.splits,
     )
+
+
+def flagged_elsewhere(
+    found: RunFindings, subject: str, design: str, *, model: str = "cnn"
+) -> str | None:
+    """A line naming the person's flagged findings in the run's other designs and model
+    families (so a page showing one design does not hide them), or None when there are none."""
+    f = found.flagged()
+    f = f[(f["subject"] == str(subject)) & ~((f["design"] == design) & (f["model"] == model))]
+    if f.empty:
+        return None
+    parts = [
+        f"{d} ({'CNN' if m == 'cnn' else m}): "
+        + ", ".join(
+            "recall of " + r.emotion if r.measure == "recall" else str(r.measure)
+            for r in rows.itertuples()
+        )
+        for (d, m), rows in f.groupby(["design", "model"], sort=True)
+    ]
+    return f"sub-{subject} is also flagged in " + "; ".join(parts) + "."

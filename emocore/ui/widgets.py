@@ -16,6 +16,7 @@ from emocore.errors import EmocoreError
 from emocore.findings import (
     TEST_CAPTION,
     RunFindings,
+    flagged_elsewhere,
     js_sentence,
     measure_label,
     power_note,
@@ -228,6 +229,9 @@ def finding_block(
     with, beside it, the others' values of its measure and the person's marked; instead of the
     summary a power note when too few others; the test, split and fold stability."""
     split = found.split(design)
+    elsewhere = flagged_elsewhere(found, subject, design)
+    if elsewhere:
+        st.markdown(f"**{elsewhere}**")
     note = power_note(rows, design=design)
     if note:
         st.info(note)

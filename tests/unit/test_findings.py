@@ -11,6 +11,7 @@ from emocore.constants import EMOTIONS
 from emocore.evaluate import evaluate_predictions
 from emocore.findings import (
     RunFindings,
+    flagged_elsewhere,
     flagged_table,
     measure_label,
     p_text,
@@ -153,3 +154,10 @@ def test_single_case_dots_marks_the_person(found: RunFindings) -> None:
     assert "SADNESS" in title and "loso" in title and "leave-one-subject-out" in title
     assert figures.single_case_dots(values.iloc[:0], subject="05", measure="m", design="d",
                                     split="s").data  # fmt: skip
+
+
+def test_a_page_on_one_design_names_the_findings_of_the_others(found: RunFindings) -> None:
+    line = flagged_elsewhere(found, "05", "single-subject")
+    assert line is not None and line.startswith("sub-05 is also flagged in loso (CNN): ")
+    assert "LOVE->SADNESS" in line and "recall of LOVE" in line
+    assert flagged_elsewhere(found, "01", "single-subject") is None
