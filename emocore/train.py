@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -425,13 +426,27 @@ def save_checkpoint(
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except OSError as exc:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
-        what = "the disk is full" if exc.errno == errno.ENOSPC else str(exc)
-        raise CheckpointError(
-            f"could not save {path}: {what}; the previous checkpoint is intact. Free space and --resume"
-        ) from exc
+        # torch.save reports a failed write (a full disk included) as RuntimeError, not OSError.
+        if not isinstance(exc, (OSError, RuntimeError)):
+            raise
+        raise _save_error(path, exc) from exc
     return path
+
+
+def _save_error(path: Path, exc: BaseException) -> CheckpointError:
+    """A CheckpointError naming the folder, its free space and the fix."""
+    try:
+        free = f"{shutil.disk_usage(path.parent).free / 2**20:.1f} MiB free"
+    except OSError:
+        free = "free space unknown"
+    full = getattr(exc, "errno", None) == errno.ENOSPC or "no space left" in str(exc).lower()
+    what = "the disk is full" if full else f"{exc.__class__.__name__}: {exc}"
+    return CheckpointError(
+        f"could not save {path.name} in {path.parent} ({free}): {what}; the previous checkpoint "
+        "is intact and no partial file was left. Free space there and --resume the run"
+    )
 
 
 def _read_checkpoint(path: Path) -> dict[str, Any]:
