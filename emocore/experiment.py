@@ -34,12 +34,13 @@ from emocore.baseline import linear_baseline
 from emocore.constants import CLASSES, EMOTIONS
 from emocore.data.cache import VolumeCache
 from emocore.data.dataset import VolumeSource, select
+from emocore.data.splits import check_split
 from emocore.errors import ConfigError, EmocoreError
 from emocore.evaluate import evaluate_predictions
 from emocore.registry import Registry
 from emocore.saliency import embeddings, emotion_saliency, saliency_auc, save_nifti
 from emocore.single_case import FINDING_KEYS
-from emocore.study import DESIGNS, DesignResult, read_predictions, run_design
+from emocore.study import DESIGNS, DesignResult, plan_design, read_predictions, run_design
 from emocore.train import TrainConfig, load_checkpoint
 
 __all__ = [
@@ -86,6 +87,14 @@ class StudyConfig:
                 f"folds select folds of one design; {len(self.designs)} designs were given "
                 "(use `emocore train --design loso --fold sub-03`)"
             )
+        if self.n_folds is not None and (
+            isinstance(self.n_folds, bool) or not isinstance(self.n_folds, int) or self.n_folds < 2
+        ):
+            raise ConfigError(
+                f"'n_folds' must be >= 2 (each fold needs other folds to train on) or None for "
+                f"one fold per run; {self.n_folds!r} was given. Pass --n-folds 2 or more"
+            )
+        check_split(self.split)
         if self.n_permutations < 1:
             raise ConfigError(
                 f"n_permutations must be >= 1 (chance levels and p-values need them); "
@@ -236,6 +245,18 @@ def run_study(
     if missing:
         raise ConfigError(
             f"subject(s) {', '.join(missing)} not in the cache at {cache.path}; it holds {', '.join(cache.subjects)}"
+        )
+    # Plan every design's folds before a run is recorded: a bad option fails with no run left.
+    for design in config.designs:
+        plan_design(
+            cache,
+            design,
+            subjects=subjects,
+            split=config.split,
+            n_folds=config.n_folds,
+            classes=classes,
+            seed=config.train.seed,
+            folds=config.folds,
         )
     design_label = config.designs[0] if len(config.designs) == 1 else None
     if run_id is None:

@@ -27,7 +27,14 @@ from emocore.engine import FastOptions
 from emocore.errors import ConfigError, EmocoreError
 from emocore.train import TrainConfig, predict_proba, save_checkpoint, train_model
 
-__all__ = ["DESIGNS", "DesignResult", "run_design", "prediction_table", "read_predictions"]
+__all__ = [
+    "DESIGNS",
+    "DesignResult",
+    "plan_design",
+    "run_design",
+    "prediction_table",
+    "read_predictions",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +110,54 @@ def _models_of(design: str, meta: pd.DataFrame, split: str) -> list[tuple[str, p
     raise ConfigError(f"'design' must be one of {set(DESIGNS)}; '{design}' was provided")
 
 
+def plan_design(
+    cache: VolumeCache,
+    design: str,
+    *,
+    subjects: Sequence[str] | None = None,
+    split: str = "leave-one-run-out",
+    n_folds: int | None = None,
+    classes: Sequence[str] = EMOTIONS,
+    seed: int = 0,
+    folds: Sequence[str] | None = None,
+) -> list[tuple[str, pd.DataFrame, SplitPlan]]:
+    """The models of ``design`` and the folds of each, as (name, rows, plan); nothing is trained.
+
+    Raises ConfigError for a selection or split the data cannot support, so callers can check a
+    whole study before they record a run for it.
+    """
+    classes = list(classes)
+    meta = select(cache, subjects=subjects, classes=classes)
+    if meta.empty:
+        raise ConfigError(
+            f"no volumes labelled {classes} for subjects {subjects or cache.subjects}; check the label options"
+        )
+    if design == "loso" and meta["subject"].nunique() < 2:
+        raise ConfigError("the loso design needs at least 2 subjects; select more subjects")
+    plans = [
+        (
+            name,
+            rows,
+            make_splits(
+                rows,
+                s,
+                n_folds=n_folds if s != "leave-one-subject-out" else None,
+                seed=seed,
+            ),
+        )
+        for name, rows, s in _models_of(design, meta, split)
+    ]
+    if folds:
+        names = [f.name for _, _, p in plans for f in p.folds]
+        unknown = sorted(set(folds) - set(names))
+        if unknown:
+            raise ConfigError(
+                f"no fold named {', '.join(unknown)} in the {design} design; its folds are "
+                f"{', '.join(dict.fromkeys(names))}"
+            )
+    return plans
+
+
 def run_design(
     cache: VolumeCache,
     design: str,
@@ -130,37 +185,18 @@ def run_design(
     model on all the data is fitted then.
     """
     classes = list(classes)
-    meta = select(cache, subjects=subjects, classes=classes)
-    if meta.empty:
-        raise ConfigError(
-            f"no volumes labelled {classes} for subjects {subjects or cache.subjects}; check the label options"
-        )
-    if design == "loso" and meta["subject"].nunique() < 2:
-        raise ConfigError("the loso design needs at least 2 subjects; select more subjects")
-    models = _models_of(design, meta, split)
-    # Plan every fold first so a bad split fails before any training.
-    plans: list[tuple[str, pd.DataFrame, SplitPlan]] = [
-        (
-            name,
-            rows,
-            make_splits(
-                rows,
-                s,
-                n_folds=n_folds if s != "leave-one-subject-out" else None,
-                seed=train_config.seed,
-            ),
-        )
-        for name, rows, s in models
-    ]
+    plans = plan_design(
+        cache,
+        design,
+        subjects=subjects,
+        split=split,
+        n_folds=n_folds,
+        classes=classes,
+        seed=train_config.seed,
+        folds=folds,
+    )
     loso = design == "loso" and split != "random"
     if folds:
-        names = [f.name for _, _, p in plans for f in p.folds]
-        unknown = sorted(set(folds) - set(names))
-        if unknown:
-            raise ConfigError(
-                f"no fold named {', '.join(unknown)} in the {design} design; its folds are "
-                f"{', '.join(dict.fromkeys(names))}"
-            )
         refit = False
     jobs = sum(
         sum(1 for f in p.folds if not folds or f.name in folds) + (refit and not loso)

@@ -27,7 +27,7 @@ import pandas as pd
 from emocore.constants import TR_S
 from emocore.errors import ConfigError
 
-__all__ = ["SPLITS", "Fold", "SplitPlan", "make_splits"]
+__all__ = ["SPLITS", "Fold", "SplitPlan", "check_split", "make_splits"]
 
 SPLITS = ("leave-one-run-out", "leave-one-subject-out", "random")
 
@@ -56,7 +56,8 @@ class SplitPlan:
         }
 
 
-def _check_split(split: str) -> str:
+def check_split(split: str) -> str:
+    """The canonical name of ``split`` (aliases loro and loso allowed); ConfigError otherwise."""
     if split in SPLITS:
         return split
     aliases = {
@@ -107,7 +108,7 @@ def make_splits(
     seed: int = 0,
 ) -> SplitPlan:
     """Folds for ``meta`` (one row per volume) under ``split``; see the module docstring."""
-    split = _check_split(split)
+    split = check_split(split)
     if len(meta) == 0:
         raise ConfigError(
             "no labelled volumes to split; check the subject, run and class selection"

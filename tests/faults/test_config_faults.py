@@ -1,0 +1,54 @@
+"""Bad options are refused before any run is recorded (issue 10, item 7)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from emocore.cli import main
+from emocore.errors import ConfigError
+from emocore.experiment import StudyConfig
+from emocore.registry import Registry
+
+
+@pytest.mark.parametrize(
+    ("n_folds", "message"), [(1, "1 was given"), (0, "0 was given"), (-3, "-3 was given")]
+)
+def test_study_config_refuses_too_few_folds(n_folds: int, message: str) -> None:
+    with pytest.raises(ConfigError, match=rf"'n_folds' must be >= 2.*{message}.*--n-folds 2"):
+        StudyConfig(n_folds=n_folds)
+
+
+def test_study_config_refuses_an_unknown_split() -> None:
+    with pytest.raises(ConfigError, match=r"'split' must be one of .*'lorro'.*did you mean 'loro'"):
+        StudyConfig(split="lorro")
+
+
+BAD_OPTIONS = [
+    (["--n-folds", "1"], r"'n_folds' must be >= 2 .*; 1 was given\. Pass --n-folds 2 or more"),
+    (["--n-folds", "9"], r"n_folds must be between 2 and the number of runs \(8\); 9 was given"),
+    (["--epochs", "0"], r"epochs must be at least 1; 0 was given"),
+    (["--batch-size", "0"], r"batch_size must be at least 1; 0 was given"),
+    (["--lr", "0"], r"lr must be in \(0, 1\); 0.0 was given"),
+    (["--permutations", "0"], r"n_permutations must be >= 1"),
+    (["--subject", "99"], r"subject\(s\) 99 not in the cache"),
+    (["--design", "loso", "--fold", "sub-77"], r"no fold named sub-77 in the loso design"),
+]
+
+
+@pytest.mark.parametrize(("options", "message"), BAD_OPTIONS, ids=[o[0][-2] for o in BAD_OPTIONS])
+def test_train_with_a_bad_option_creates_no_run(
+    tiny_cache, tmp_path: Path, capsys, options: list[str], message: str
+) -> None:
+    registry = tmp_path / "registry"
+    argv = ["train", "--cache", str(tiny_cache.path), "--registry", str(registry)]
+    argv += ["--epochs", "1", "--device", "cpu", "--no-baseline", "--no-saliency", *options]
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.startswith("emocore train: error: ")
+    assert re.search(message, err), err
+    assert Registry(registry).list_runs().empty
+    assert list((registry / "runs").iterdir()) == []
