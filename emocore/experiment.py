@@ -246,18 +246,24 @@ def run_study(
         raise ConfigError(
             f"subject(s) {', '.join(missing)} not in the cache at {cache.path}; it holds {', '.join(cache.subjects)}"
         )
-    # Plan every design's folds before a run is recorded: a bad option fails with no run left.
-    for design in config.designs:
-        plan_design(
-            cache,
-            design,
-            subjects=subjects,
-            split=config.split,
-            n_folds=config.n_folds,
-            classes=classes,
-            seed=config.train.seed,
-            folds=config.folds,
-        )
+    # Plan every design's folds before a run is recorded: a bad option fails with no run left
+    # (a run queued by the dashboard is marked failed, so it does not stay queued).
+    try:
+        for design in config.designs:
+            plan_design(
+                cache,
+                design,
+                subjects=subjects,
+                split=config.split,
+                n_folds=config.n_folds,
+                classes=classes,
+                seed=config.train.seed,
+                folds=config.folds,
+            )
+    except ConfigError as exc:
+        if run_id is not None:
+            registry.set_status(run_id, "failed", error=str(exc))
+        raise
     design_label = config.designs[0] if len(config.designs) == 1 else None
     if run_id is None:
         run = registry.create_run(

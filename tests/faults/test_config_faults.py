@@ -52,3 +52,17 @@ def test_train_with_a_bad_option_creates_no_run(
     assert re.search(message, err), err
     assert Registry(registry).list_runs().empty
     assert list((registry / "runs").iterdir()) == []
+
+
+def test_a_queued_run_with_a_bad_split_is_failed_not_left_queued(
+    tiny_cache, tmp_path: Path
+) -> None:
+    from emocore.experiment import run_study
+    from tests.faults.conftest import tiny_study
+
+    registry = Registry(tmp_path / "registry")
+    queued = registry.create_run(kind="train", design="single-subject")
+    with pytest.raises(ConfigError, match=r"n_folds must be between 2 and the number of runs"):
+        run_study(tiny_cache, registry, tiny_study(n_folds=9), kind="train", run_id=queued.id)
+    record = registry.get_run(queued.id)
+    assert record.status == "failed" and "9 was given" in record.error
