@@ -7,6 +7,10 @@ untouched. Readers therefore see either the old file or the new one, never a mix
 
 :func:`atomic_path` is the same guarantee for writers that insist on a file name of their own
 (``torch.save``, ``numpy.save``, ``nibabel.save``).
+
+:func:`check_path_name` guards names that become parts of a path (run ids, model and design
+names, subject labels): one plain folder or file name, so a path built from it stays inside its
+root.
 """
 
 from __future__ import annotations
@@ -15,14 +19,45 @@ import contextlib
 import json
 import logging
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_json", "atomic_write_text"]
+__all__ = [
+    "atomic_path",
+    "check_path_name",
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "atomic_write_text",
+]
 
 logger = logging.getLogger(__name__)
+
+#: One folder or file name: letters, digits, '.', '_' and '-', starting with a letter or digit.
+_PATH_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+def check_path_name(
+    what: str, value: object, *, inside: str | Path, example: str, hint: str = ""
+) -> str:
+    """``value`` if it is one plain name that keeps a path built from it inside ``inside``.
+
+    Refuses separators, '..', a leading '.' or '-', spaces and anything else that is not a
+    letter, digit, '.', '_' or '-' (at most 100 characters), with a ConfigError naming the bad
+    value, ``what`` it should be ("a run id") and what is allowed (``example`` shows a good one,
+    ``hint`` is appended).
+    """
+    from emocore.errors import ConfigError  # here: emocore.errors never needs this module
+
+    if isinstance(value, str) and _PATH_NAME.fullmatch(value):
+        return value
+    raise ConfigError(
+        f"{value!r} is not {what}: it must be one name of letters, digits, '.', '_' and '-' that "
+        f"starts with a letter or digit (no '/', '\\', '..' or spaces), such as {example!r}, so "
+        f"that it stays inside {inside}{hint}"
+    )
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -20,13 +20,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from emocore._io import atomic_write_text
+from emocore._io import atomic_write_text, check_path_name
 from emocore.constants import CLASSES
 from emocore.data.cache import VolumeCache
 from emocore.data.dataset import VolumeSource, select
 from emocore.engine import FastOptions, InferenceEngine
 from emocore.errors import ConfigError, RegistryError
-from emocore.registry import Registry
+from emocore.registry import DESIGNS, Registry
 from emocore.study import prediction_table, read_predictions
 from emocore.train import load_checkpoint
 
@@ -51,8 +51,25 @@ def list_models(registry: Registry, run_id: str) -> list[str]:
     )
 
 
+def _check_model(registry: Registry, run_id: str, model: object) -> tuple[str, str]:
+    """``model`` as (design, name); ConfigError unless it is ``<design>/<name>`` of plain names."""
+    design, _, name = model.partition("/") if isinstance(model, str) else ("", "", "")
+    if design not in DESIGNS or not name:
+        models = list_models(registry, run_id)
+        raise ConfigError(
+            f"--model {model!r} is not a model name: it must be <design>/<name> with a design "
+            f"of {', '.join(repr(d) for d in DESIGNS)} (e.g. single-subject/sub-01); run "
+            f"{run_id} has: {', '.join(models) or 'none'}"
+        )
+    where = registry.run_dir(run_id) / "models" / design
+    check_path_name(f"a model name (in --model {model!r})", name, inside=where, example="sub-01")
+    return design, name
+
+
 def model_path(registry: Registry, run_id: str, model: str) -> Path:
-    path = registry.run_dir(run_id) / "models" / f"{model}.pt"
+    """The checkpoint of ``model`` (``<design>/<name>``) in run ``run_id``; it must exist."""
+    design, name = _check_model(registry, run_id, model)
+    path = registry.run_dir(run_id) / "models" / design / f"{name}.pt"
     if not path.is_file():
         models = list_models(registry, run_id)
         raise RegistryError(
@@ -62,7 +79,15 @@ def model_path(registry: Registry, run_id: str, model: str) -> Path:
 
 
 def stored_predictions_path(registry: Registry, run_id: str, model: str, subject: str) -> Path:
-    return registry.run_dir(run_id) / "inference" / model / f"sub-{subject}.tsv"
+    """Where the predictions of ``model`` for ``subject`` are kept inside run ``run_id``."""
+    design, name = _check_model(registry, run_id, model)
+    folder = registry.run_dir(run_id) / "inference" / design / name
+    if not isinstance(subject, str) or not subject.isalnum() or not subject.isascii():
+        raise ConfigError(
+            f"--subject {subject!r} is not a subject label: it must be letters and digits only, "
+            f"as in BIDS (e.g. 01 for sub-01), so that it stays inside {folder}"
+        )
+    return folder / f"sub-{subject}.tsv"
 
 
 def load_engine(

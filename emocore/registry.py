@@ -47,6 +47,7 @@ from typing import Any
 import pandas as pd
 
 from emocore import __version__
+from emocore._io import check_path_name
 from emocore.errors import ConfigError, RegistryError
 
 __all__ = [
@@ -590,8 +591,13 @@ class Registry:
 
     def run_dir(self, run_id: str) -> Path:
         """The folder of a run's files (it need not exist yet)."""
-        if not run_id or "/" in run_id or "\\" in run_id or run_id in (".", ".."):
-            raise ConfigError(f"'{run_id}' is not a run id; `emocore runs` lists the runs")
+        check_path_name(
+            "a run id",
+            run_id,
+            inside=self.root / "runs",
+            example="20250101-120000-ab12",
+            hint="; `emocore runs` lists the runs",
+        )
         return self.root / "runs" / run_id
 
     def delete_run(self, run_id: str) -> list[str]:
