@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
 import re
 import tempfile
@@ -28,6 +29,7 @@ from typing import Any
 __all__ = [
     "atomic_path",
     "check_path_name",
+    "json_safe",
     "atomic_write_bytes",
     "atomic_write_json",
     "atomic_write_text",
@@ -103,6 +105,25 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
         raise
     _fsync_dir(target.parent)
+
+
+def json_safe(obj: Any) -> Any:
+    """``obj`` with NaN and infinite floats as None and numpy scalars and arrays as plain Python.
+
+    For text that must be strict JSON (``json.dumps(..., allow_nan=False)``): a missing value is
+    ``null``, never ``NaN``, which JSON does not have. Other types are returned as they are.
+    """
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if hasattr(obj, "tolist") and hasattr(obj, "dtype"):  # numpy scalars and arrays
+        return json_safe(obj.tolist())
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if obj is not None and type(obj).__name__ in ("NAType", "NaTType"):  # pandas' missing values
+        return None
+    return obj
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:

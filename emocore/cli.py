@@ -47,9 +47,16 @@ class ProgressBar:
         self(done / max(total, 1), message)
 
 
+def _json(obj: Any) -> str:
+    """Strict JSON: missing values (None, NaN, infinity) are null; other types as their text."""
+    from emocore._io import json_safe
+
+    return json.dumps(json_safe(obj), indent=1, default=str, allow_nan=False)
+
+
 def _print(obj: Any, as_json: bool, text: Callable[[Any], str] | None = None) -> None:
     if as_json:
-        print(json.dumps(obj, indent=1, default=str))
+        print(_json(obj))
     else:
         print(text(obj) if text else obj)
 
@@ -538,6 +545,9 @@ def cmd_runs(args: argparse.Namespace) -> int:
     from emocore.registry import Registry
 
     registry = Registry(args.registry)
+    # A run whose process died (killed, out of memory, machine restarted) would show as running
+    # forever: mark it failed, with the reason, before anything is shown.
+    stale = registry.mark_stale()
     if args.show:
         rec = registry.get_run(args.show)
         d = rec.to_dict()
@@ -545,7 +555,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
         d["artifacts"] = registry.artifacts(rec.id)[["name", "kind", "bytes", "path"]].to_dict(
             "records"
         )
-        _print(d, args.json, lambda r: json.dumps(r, indent=1, default=str))
+        _print(d, args.json, _json)
         return 0
     if args.delete:
         registry.delete_run(args.delete)
@@ -565,6 +575,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
             "status": r.status,
             "subjects": r.subjects,
             "disk_bytes": registry.disk_usage(r.id)["total"],
+            "error": r.error,
         }
         for r in runs.itertuples()
     ]
@@ -575,12 +586,19 @@ def cmd_runs(args: argparse.Namespace) -> int:
             lines.append(
                 f"{r['id']:<22}{r['kind']:<9}{str(r['design'] or 'all'):<16}{str(r['split']) + (' LEAKY' if r['leaky'] else ''):<24}{r['status']:<11}{r['disk_bytes'] / 2**20:>7.1f}MB"
             )
+        for r in rs:
+            if r["id"] in stale:
+                lines.append(f"run {r['id']} was marked failed: {r['error']}")
         lines.append(
             f"{len(rs)} runs; models and files use {usage['total'] / 2**20:.1f} MB ({', '.join(f'{k} {v / 2**20:.1f} MB' for k, v in usage.items() if k != 'total') or 'nothing yet'})"
         )
         return "\n".join(lines)
 
-    _print({"runs": rows, "disk_bytes": usage}, args.json, lambda o: text(o["runs"]))
+    _print(
+        {"runs": rows, "disk_bytes": usage, "marked_failed": stale},
+        args.json,
+        lambda o: text(o["runs"]),
+    )
     return 0
 
 

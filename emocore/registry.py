@@ -47,7 +47,7 @@ from typing import Any
 import pandas as pd
 
 from emocore import __version__
-from emocore._io import check_path_name
+from emocore._io import check_path_name, json_safe
 from emocore.errors import ConfigError, RegistryError
 
 __all__ = [
@@ -252,8 +252,9 @@ def _to_json(name: str, value: Any, *, mapping: bool) -> str:
                 f"'{name}' must be a list of strings such as ['01', '02']; {value!r} was provided"
             )
         value = [str(v) for v in value]
-    # default=str keeps what callers already store (a Path in a config becomes its text).
-    return json.dumps(value, sort_keys=mapping, default=str)
+    # default=str keeps what callers already store (a Path in a config becomes its text); NaN
+    # and infinity are stored as null, so every stored field is strict JSON.
+    return json.dumps(json_safe(value), sort_keys=mapping, default=str, allow_nan=False)
 
 
 def _encode(name: str, value: Any) -> Any:
@@ -328,14 +329,49 @@ class Registry:
                 f"cannot create the registry folder {self.root} ({exc}); choose a writable --registry"
             ) from exc
         self.db = self.root / _DB_NAME
+        self._check_db_file()
         self._open()
 
     def __repr__(self) -> str:
         return f"Registry({str(self.root)!r})"
 
     # -- connections ---------------------------------------------------------------------------
+    def _check_db_file(self) -> None:
+        """Refuse a database path that is a folder, or an emptied database beside run folders.
+
+        A 0-byte ``registry.sqlite`` (a full disk, a failed copy) would otherwise open as a new,
+        empty registry and list 0 runs while ``runs/`` still holds their folders. A 0-byte file
+        with no run folders is a registry that was never written to: it is set up as new.
+        """
+        if self.db.is_dir():
+            raise RegistryError(
+                f"{self.db} is a directory, not the registry's SQLite file; move it aside (or "
+                "choose another --registry) and open the folder again"
+            )
+        wal = self.db.with_name(self.db.name + "-wal")
+        if not self.db.is_file() or self.db.stat().st_size > 0:
+            return
+        if wal.is_file() and wal.stat().st_size > 0:
+            return  # SQLite rebuilds the database from its write-ahead log
+        runs = sorted(
+            p.name for p in (self.root / "runs").iterdir() if p.is_dir() and p.name[:1] != "."
+        )
+        if runs:
+            shown = ", ".join(runs[:3]) + (", ..." if len(runs) > 3 else "")
+            raise RegistryError(
+                f"{self.db} is empty (0 bytes) but {self.root / 'runs'} holds {len(runs)} run "
+                f"folder(s) ({shown}): the registry's database was lost, e.g. on a full disk. "
+                f"Restore {_DB_NAME} from a backup; or, to start afresh without those runs, move "
+                f"{self.root / 'runs'} and the empty {_DB_NAME} aside and open the folder again"
+            )
+
     def _fail(self, exc: sqlite3.Error) -> RegistryError:
         text = str(exc)
+        if self.db.is_dir():
+            return RegistryError(
+                f"{self.db} is a directory, not the registry's SQLite file ({text}); move it "
+                "aside (or choose another --registry) and open the folder again"
+            )
         if "locked" in text or "busy" in text:
             fix = (
                 f"another process held it for more than {_BUSY_TIMEOUT_S:.0f} s; try again, and "
@@ -513,7 +549,10 @@ class Registry:
         design: str | None = None,
         parent: str | None = None,
     ) -> pd.DataFrame:
-        """Runs, newest first: the RunRecord fields (JSON decoded) plus ``disk_bytes``."""
+        """Runs, newest first: the RunRecord fields (JSON decoded) plus ``disk_bytes``.
+
+        Missing values are None (not NaN), so a row goes to strict JSON as it is.
+        """
         _choice("kind", kind, KINDS, optional=True)
         _choice("status", status, STATUSES, optional=True)
         _choice("design", design, DESIGNS, optional=True)
@@ -538,7 +577,8 @@ class Registry:
                 {**_record(r).to_dict(), "disk_bytes": int(r["disk_bytes"])}
                 for r in con.execute(sql, args)
             ]
-        frame = pd.DataFrame(rows, columns=[*_RUN_COLUMNS, "disk_bytes"])
+        # dtype=object keeps a missing design, pid or error as None, not NaN (which is not JSON).
+        frame = pd.DataFrame(rows, columns=[*_RUN_COLUMNS, "disk_bytes"], dtype=object)
         return frame.astype({"progress": float, "disk_bytes": "int64", "leaky": bool})
 
     def update(self, run_id: str, **fields: Any) -> None:

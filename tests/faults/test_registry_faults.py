@@ -1,0 +1,78 @@
+"""A damaged registry file is refused, not read as empty (issue 10, items 5 and 6)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from emocore.errors import RegistryError
+from emocore.registry import Registry
+from tests.faults.conftest import checksums
+
+
+def _registry_with_runs(root: Path, n: int = 2) -> list[str]:
+    registry = Registry(root)
+    ids = []
+    for i in range(n):
+        run = registry.create_run(kind="train", design="loso" if i else None)
+        (registry.run_dir(run.id) / "study.json").write_text(json.dumps({"run": i}) + "\n")
+        ids.append(run.id)
+    return ids
+
+
+def test_emptied_database_beside_run_folders_is_refused(tmp_path: Path) -> None:
+    root = tmp_path / "registry"
+    ids = _registry_with_runs(root)
+    for extra in ("registry.sqlite-wal", "registry.sqlite-shm"):
+        (root / extra).unlink(missing_ok=True)
+    (root / "registry.sqlite").write_bytes(b"")  # what a full disk or a failed copy leaves
+    before = checksums(root)
+    with pytest.raises(RegistryError, match=r"registry\.sqlite is empty \(0 bytes\)") as info:
+        Registry(root)
+    message = str(info.value)
+    assert "holds 2 run folder(s)" in message and ids[0] in message
+    assert "Restore registry.sqlite from a backup" in message and "move" in message
+    assert checksums(root) == before  # nothing was initialised over the lost database
+
+
+def test_empty_database_without_run_folders_starts_afresh(tmp_path: Path) -> None:
+    root = tmp_path / "registry"
+    root.mkdir()
+    (root / "registry.sqlite").write_bytes(b"")
+    (root / "runs").mkdir()
+    (root / "runs" / ".trash-old-abc").mkdir()  # a deletion's leftover is not a run
+    registry = Registry(root)
+    assert registry.list_runs().empty
+    run = registry.create_run(kind="train")
+    assert Registry(root).get_run(run.id).status == "queued"
+
+
+def test_database_that_is_a_directory_says_so(tmp_path: Path) -> None:
+    root = tmp_path / "registry"
+    (root / "registry.sqlite").mkdir(parents=True)
+    with pytest.raises(RegistryError, match=r"registry\.sqlite is a directory") as info:
+        Registry(root)
+    assert "writable" not in str(info.value)
+    assert "move it aside" in str(info.value)
+
+
+def test_listed_runs_keep_missing_values_as_none(tmp_path: Path) -> None:
+    root = tmp_path / "registry"
+    _registry_with_runs(root)
+    runs = Registry(root).list_runs()
+    rows = runs.to_dict("records")
+    assert {r["design"] for r in rows} == {None, "loso"}
+    assert all(r["pid"] is None and r["error"] is None for r in rows)
+    json.dumps(rows, allow_nan=False)  # strict JSON as they are
+
+
+def test_nan_in_stored_metrics_is_stored_as_null(tmp_path: Path) -> None:
+    registry = Registry(tmp_path / "registry")
+    run = registry.create_run(kind="train", config={"alpha": math.inf})
+    registry.update(run.id, metrics={"balanced_accuracy": math.nan, "per_class": [0.5, math.nan]})
+    record = registry.get_run(run.id)
+    assert record.metrics == {"balanced_accuracy": None, "per_class": [0.5, None]}
+    assert record.config == {"alpha": None}
