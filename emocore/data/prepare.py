@@ -151,6 +151,51 @@ def _resample(
 
 
 # -- one run -----------------------------------------------------------------------------------
+_FLOAT16_MAX = float(np.finfo(np.float16).max)  # 65504
+
+
+def _scaling(path: Path) -> str:
+    """The header's scl_slope and scl_inter as text, for error messages."""
+    try:  # nibabel moves the header's scaling into the array proxy when it loads the file
+        proxy = nib.load(path).dataobj
+        slope, inter = float(proxy.slope), float(proxy.inter)
+    except Exception:  # the message is about the data; an unreadable header adds nothing
+        return "its scaling"
+    return f"its header's scl_slope {slope:.3g} and scl_inter {inter:.3g}"
+
+
+def _fit_float16(values: np.ndarray, run: BoldRun, first: int, nonfinite: str, when: str):
+    """``values`` (t, voxels) once every one fits float16; as the ``nonfinite`` option says else.
+
+    A wrong header scaling (scl_slope 1e30) gives values float16 cannot hold, which the cast
+    would turn into Inf and then NaN: with nonfinite='error' that is a DataError naming the file,
+    with 'zero' those values are set to 0, as NaN/Inf voxels are.
+    """
+    bad = ~np.isfinite(values) | (np.abs(values) > _FLOAT16_MAX)
+    if not bad.any():
+        return values
+    vols = sorted(set((np.nonzero(bad.any(axis=1))[0] + first).tolist()))
+    if nonfinite == "error":
+        finite = np.abs(values[np.isfinite(values)])
+        largest = f"; the largest is {finite.max():.3g}" if finite.size else ""
+        raise DataError(
+            f"{run.path} has {int(bad.sum())} voxel values in volume(s) "
+            f"{', '.join(map(str, vols[:10]))}{' ...' if len(vols) > 10 else ''} beyond float16's "
+            f"range (+-{_FLOAT16_MAX:.0f}) or not finite {when}{largest}, so the cache would hold "
+            f"Inf/NaN. Check {_scaling(run.path)} (e.g. a wrong scl_slope): fix the header and "
+            "run prepare again, or pass --nonfinite zero to set them to 0"
+        )
+    logger.warning(
+        "%s: %d voxel values beyond float16's range %s set to 0 (--nonfinite zero)",
+        run.path,
+        int(bad.sum()),
+        when,
+    )
+    values = values.copy()
+    values[bad] = 0.0
+    return values
+
+
 def _read_chunks(run: BoldRun, chunk: int):
     try:
         img = nib.load(run.path, keep_file_open=True)
@@ -200,6 +245,13 @@ def _write_run(
             total = np.zeros(n_vox)
             total_sq = np.zeros(n_vox)
         d = vols - ref
+        d = _fit_float16(
+            d,
+            run,
+            a,
+            nonfinite,
+            "after intensity scaling, as a difference from the run's first volumes",
+        )
         total += d.sum(axis=0, dtype=np.float64)
         total_sq += np.einsum("tv,tv->v", d, d, dtype=np.float64)
         out = np.ascontiguousarray(d.reshape(len(d), *shape), dtype=np.float16)
@@ -216,11 +268,13 @@ def _normalise_run(
     header_len: int,
     vol_bytes: int,
     start_row: int,
-    n: int,
+    run: BoldRun,
     shape,
     stats: np.ndarray,
     mask: np.ndarray,
+    nonfinite: str = "error",
 ) -> None:
+    n = run.n_volumes
     mean_d, sd = stats
     keep = mask.reshape(-1) & (sd > 1e-6 * max(float(sd.max()), 1e-12))
     scale = np.where(keep, 1.0 / np.where(sd > 0, sd, 1.0), 0.0).astype(np.float32)
@@ -229,7 +283,10 @@ def _normalise_run(
         b = min(a + chunk, n)
         fh.seek(header_len + (start_row + a) * vol_bytes)
         raw = np.frombuffer(fh.read((b - a) * vol_bytes), dtype=np.float16).reshape(b - a, -1)
-        z = ((raw.astype(np.float32) - mean_d) * scale).astype(np.float16)
+        z = _fit_float16(
+            (raw.astype(np.float32) - mean_d) * scale, run, a, nonfinite, "after z-scoring"
+        )
+        z = z.astype(np.float16)
         fh.seek(header_len + (start_row + a) * vol_bytes)
         fh.write(z.tobytes())
 
@@ -707,7 +764,9 @@ def _write_subject(
             )
             if mask is None:
                 mask = _brain_mask(mean_img.reshape(shape), affine)
-            _normalise_run(fh, header_len, vol_bytes, start, run.n_volumes, shape, stats, mask)
+            _normalise_run(
+                fh, header_len, vol_bytes, start, run, shape, stats, mask, opts.nonfinite
+            )
             runs_info.append(
                 {
                     "run": run.run,
