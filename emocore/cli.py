@@ -21,17 +21,27 @@ DEMO_DIR = Path(os.environ.get("EMOCORE_HOME", "emocore-data"))
 
 
 class ProgressBar:
-    """A one-line text progress bar on stderr; silent when stderr is not a terminal or with --json."""
+    """Progress on stderr: a one-line bar on a terminal; elsewhere (a log file, a Slurm job) one
+    plain line whenever the step changes, at most every 2 s; silent with --json."""
 
     def __init__(self, label: str, enabled: bool = True) -> None:
         self.label = label
-        self.enabled = enabled and sys.stderr.isatty()
+        self.enabled = enabled
+        self.tty = sys.stderr.isatty()
         self._last = 0.0
+        self._step = ""
 
     def __call__(self, fraction: float, message: str = "") -> None:
         if not self.enabled:
             return
         now = time.monotonic()
+        if not self.tty:
+            step = ":".join(message.split(":")[:2])  # e.g. "<fold>: epoch 2/3"
+            if fraction >= 1 or (step != self._step and now - self._last >= 2.0):
+                self._last, self._step = now, step
+                sys.stderr.write(f"{self.label} {100 * fraction:5.1f}% {message}\n")
+                sys.stderr.flush()
+            return
         if fraction < 1 and now - self._last < 0.1:
             return
         self._last = now

@@ -300,3 +300,13 @@ def test_loso_folds_as_separate_jobs_evaluate_like_one_run(home, capsys):
     assert "configured differently" in capsys.readouterr().err
     assert main(["train", *common, "--fold", "sub-09"]) == 2
     assert "no fold named sub-09 in the loso design" in capsys.readouterr().err
+
+
+def test_long_commands_log_progress_lines_when_not_on_a_terminal(home, capsys):
+    """A Slurm log or `emocore ... > log` gets one plain progress line per step, not silence."""
+    cohort = home / "progress-cohort"
+    assert main(["synth", "--out", str(cohort), "--subjects", "1", "--grid-mm", "12"]) == 0
+    err = capsys.readouterr().err
+    assert "\r" not in err
+    lines = [line for line in err.splitlines() if line.startswith("synth ")]
+    assert len(lines) >= 2 and lines[-1].startswith("synth 100.0% ")
