@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from emocore import __version__
-from emocore._io import atomic_write_json, atomic_write_text
+from emocore._io import atomic_write_json, atomic_write_text, check_path_name
 from emocore.data.cache import VolumeCache
 from emocore.errors import ConfigError, EmocoreError, RegistryError
 from emocore.registry import Registry
@@ -73,13 +73,16 @@ NOT_TESTED = {
 
 def assessment_dir(registry: Registry, run_id: str, subject: str) -> Path:
     """Where the assessment of ``subject`` against run ``run_id`` is stored."""
-    return registry.run_dir(run_id) / "assessments" / f"sub-{subject}"
+    folder = registry.run_dir(run_id) / "assessments"
+    check_path_name("a subject label", str(subject), inside=folder, example="09")
+    return folder / f"sub-{subject}"
 
 
 def load_assessment(registry: Registry, run_id: str, subject: str) -> dict[str, Any] | None:
     """The stored assessment of ``subject`` against run ``run_id``, or None if there is none."""
-    path = assessment_dir(registry, run_id, subject) / "assessment.json"
     from emocore.report import read_json
+
+    path = assessment_dir(registry, run_id, subject) / "assessment.json"
 
     return read_json(path) if path.is_file() else None
 

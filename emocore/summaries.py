@@ -44,6 +44,7 @@ __all__ = [
     "seen_vs_unseen",
     "misclassification_summary",
     "misclassified_scenes",
+    "family_comparison",
 ]
 
 logger = logging.getLogger(__name__)
@@ -463,3 +464,42 @@ def misclassified_scenes(
             }
         )
     return pd.DataFrame(spans, columns=_SCENE_TABLE_COLUMNS)
+
+
+# ---------------------------------------------------------------------------------------------
+# CNN against the linear baseline
+# ---------------------------------------------------------------------------------------------
+
+
+def family_comparison(results: Sequence[dict[str, Any]]) -> list[str]:
+    """One sentence per design that has both a CNN and a linear result (a study's ``results``).
+
+    The two are called different only when their block-bootstrap 95 % intervals of balanced
+    accuracy do not overlap; otherwise "level". Each sentence names the split and the
+    permutation chance.
+    """
+    by_design: dict[str, dict[str, dict[str, Any]]] = {}
+    for r in results:
+        by_design.setdefault(str(r["design"]), {})[str(r["model"])] = r
+    out = []
+    for design, models in by_design.items():
+        cnn, lin = models.get("cnn"), models.get("linear")
+        if cnn is None or lin is None:
+            continue
+        a, b = cnn.get("balanced_accuracy"), lin.get("balanced_accuracy")
+        if a is None or b is None:
+            continue
+        ca, cb = cnn.get("ci95") or [None, None], lin.get("ci95") or [None, None]
+        apart = None not in (*ca, *cb) and (ca[0] > cb[1] or cb[0] > ca[1])
+        tag = (
+            f"{100 * a:.0f} % vs {100 * b:.0f} % balanced accuracy, split {cnn.get('split')}, "
+            f"chance {100 * (cnn.get('chance_balanced_accuracy') or 0):.0f} %"
+        )
+        if apart and b > a:
+            verdict = "the linear baseline beats the CNN"
+        elif apart:
+            verdict = "the CNN beats the linear baseline"
+        else:
+            verdict = "the CNN and the linear baseline are level (95 % intervals overlap)"
+        out.append(f"{design}: {verdict} ({tag}).")
+    return out

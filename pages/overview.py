@@ -9,6 +9,7 @@ from emocore.data.synthetic import planted_subjects
 from emocore.device import gpu_summary
 from emocore.errors import EmocoreError
 from emocore.findings import TEST_CAPTION, flagged_table, run_summary
+from emocore.summaries import family_comparison
 
 s = ui.page("emocore — Overview", prominent_notice=True)
 source = "Demo cohort (synthetic, ds000113 layout)" if s.is_demo else "Real data"
@@ -73,7 +74,7 @@ if reg is None:
         f"No run registry at {s.registry} yet: train a model on the Retrain page or run `emocore demo --train`."
     )
 else:
-    rows = []
+    rows, comparisons = [], []
     for run_id in ui.completed_runs(reg)["id"]:
         try:
             study = ui.loaders.study(reg, run_id)
@@ -81,6 +82,7 @@ else:
             st.error(str(exc))
             continue
         k = len(study["classes"])
+        comparisons += [(run_id, c) for c in family_comparison(study.get("results", []))]
         for r in study.get("results", []):
             rows.append({"run": run_id, "design": r["design"], "model": r["model"], "split": r["split"],
                          "leaky": r["leaky"], "balanced accuracy": ui.pct(r["balanced_accuracy"]),
@@ -92,6 +94,8 @@ else:
         st.caption(
             "Every accuracy is held out and shown with its split and chance level; 'leaky' splits (random volumes) overstate accuracy."
         )
+        for run_id, sentence in comparisons:
+            st.markdown(f"Run {run_id}, {sentence}")
     try:
         ctx = ui.pick_run(s)
     except EmocoreError:

@@ -308,3 +308,25 @@ def test_misclassified_scenes_finds_spans() -> None:
 def test_misclassified_scenes_empty_when_all_right() -> None:
     spans = summaries.misclassified_scenes(hand_table(["LOVE"] * 3, ["LOVE"] * 3), "01", "LOVE")
     assert len(spans) == 0 and "most_common_prediction" in spans.columns
+
+
+def test_family_comparison_says_who_wins_only_when_intervals_part() -> None:
+    def result(design, model, ba, ci):
+        return {"design": design, "model": model, "balanced_accuracy": ba, "ci95": ci,
+                "split": "run-wise 2-fold", "chance_balanced_accuracy": 0.19}  # fmt: skip
+
+    lines = summaries.family_comparison(
+        [
+            result("single-subject", "cnn", 0.31, [0.28, 0.34]),
+            result("single-subject", "linear", 0.66, [0.62, 0.70]),
+            result("cross-subject", "cnn", 0.81, [0.78, 0.84]),
+            result("cross-subject", "linear", 0.80, [0.77, 0.83]),
+            result("loso", "cnn", 0.5, [0.4, 0.6]),
+        ]
+    )
+    assert lines[0] == (
+        "single-subject: the linear baseline beats the CNN (31 % vs 66 % balanced accuracy, "
+        "split run-wise 2-fold, chance 19 %)."
+    )
+    assert lines[1].startswith("cross-subject: the CNN and the linear baseline are level")
+    assert len(lines) == 2  # loso has no linear result
