@@ -83,7 +83,6 @@ def load_assessment(registry: Registry, run_id: str, subject: str) -> dict[str, 
     from emocore.report import read_json
 
     path = assessment_dir(registry, run_id, subject) / "assessment.json"
-
     return read_json(path) if path.is_file() else None
 
 
