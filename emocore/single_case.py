@@ -331,7 +331,10 @@ def _subject_rows(
     with np.errstate(invalid="ignore"):
         v_mean = np.nanmean(o_value, axis=0)
         v_sd = np.nanstd(o_value, axis=0, ddof=1)
-        v_min, v_max = np.nanmin(o_value, axis=0), np.nanmax(o_value, axis=0)
+        if len(others):
+            v_min, v_max = np.nanmin(o_value, axis=0), np.nanmax(o_value, axis=0)
+        else:  # one person alone: nobody to compare with (e.g. one LOSO fold's job)
+            v_min = v_max = np.full(value.shape[1], np.nan)
     for j, (measure, e, f) in enumerate(measures):
         rows.append(
             {

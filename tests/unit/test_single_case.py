@@ -242,3 +242,11 @@ def test_js_distance_describes_where_the_errors_go():
     kl = lambda a, b: sum(x * np.log2(x / y) for x, y in zip(a, b, strict=True) if x > 0)  # noqa: E731
     assert love.loc["01"] == pytest.approx(np.sqrt((kl(p, m) + kl(q, m)) / 2))
     assert recall[recall["emotion"] == "ANGER"]["js_distance"].isna().all()  # no ANGER volumes
+
+
+def test_one_person_alone_is_not_tested():
+    """A LOSO fold job holds one person's predictions: nothing to compare with, no error."""
+    counts = (np.eye(K) * 40 + 2)[None]
+    out = single_case_tests(counts, CLASSES, ["03"])
+    assert len(out) == 26 and not out["flagged"].any()
+    assert out["p"].isna().all() and out["others_min"].isna().all()
