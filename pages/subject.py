@@ -5,7 +5,7 @@ import streamlit as st
 
 from emocore import figures, ui
 from emocore.device import gpu_summary
-from emocore.findings import person_summary, person_table
+from emocore.findings import p_text, person_summary, person_table
 from emocore.inference import list_models, subject_predictions
 
 s = ui.page("Subject")
@@ -51,7 +51,9 @@ with c2:
         split,
         head.get("chance_balanced_accuracy"),
         what="permutation",
-        extra=f"p = {head.get('p_value', float('nan')):.3g}",
+        extra="p "
+        + ("" if p_text(head.get("p_value")).startswith("<") else "= ")
+        + p_text(head.get("p_value")),
     )
 st.plotly_chart(
     figures.subject_vs_cohort(me, scores, ctx.classes, subject=subject, chance=ctx.chance_k)

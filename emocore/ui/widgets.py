@@ -148,11 +148,23 @@ def completed_runs(reg: Registry) -> pd.DataFrame:
 def _pick(
     label: str, options: list[str], key: str, fmt: Callable[[str], str] = str, where: Any = None
 ) -> str:
-    """A selectbox whose choice is kept in session_state across pages."""
+    """A selectbox whose choice is kept in session_state across pages.
+
+    The widget has its own key, seeded from ``key`` (which outlives pages that do not draw the
+    widget). An unkeyed selectbox whose ``index`` follows the last choice changes identity with
+    every choice, and Streamlit then dropped every second change.
+    """
     where = where or st.sidebar
+    widget = f"{key}__widget"
     current = st.session_state.get(key)
-    index = options.index(current) if current in options else 0
-    choice = where.selectbox(label, options, index=index, format_func=fmt)
+    # a change runs the callback (widget -> key) before the script; the script then seeds the
+    # widget from key, which is also what carries the choice to the next page
+    st.session_state[widget] = current if current in options else options[0]
+
+    def keep() -> None:
+        st.session_state[key] = st.session_state[widget]
+
+    choice = where.selectbox(label, options, key=widget, format_func=fmt, on_change=keep)
     st.session_state[key] = choice
     return choice
 

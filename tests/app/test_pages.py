@@ -283,3 +283,23 @@ def test_assess_page_adds_and_assesses_a_new_person(newcomer_home: Path, emocore
     assert "sub-03" in shown
     assert "at least 5" in shown  # two people in the cohort: too few for single-case tests
     assert "03" in json.loads((newcomer_home / "cache" / "manifest.json").read_text())["subjects"]
+
+
+def test_every_change_of_the_subject_picker_sticks_and_follows_to_other_pages(
+    findings_home: Path, emocore_env
+) -> None:
+    """An unkeyed picker whose index followed the last choice dropped every second change."""
+    emocore_env(findings_home)
+    at = open_page("misclassified")
+
+    def picker():
+        return next(s for s in at.selectbox if s.label == "Subject")
+
+    for subject in ("03", "05", "07", "02"):
+        picker().select(subject).run()
+        no_exception(at, "misclassified")
+        assert picker().value == subject
+        assert f"volumes of sub-{subject} (n=" in texts(at, "markdown")
+    at.switch_page(PAGES["subject"])
+    at.run()
+    assert picker().value == "02"
