@@ -59,6 +59,8 @@ __all__ = [
     "TRANSITIONS",
     "Registry",
     "RunRecord",
+    "most_complete_first",
+    "run_label",
 ]
 
 logger = logging.getLogger(__name__)
@@ -833,3 +835,44 @@ class Registry:
         usage = {k: int(v) for k, v in sorted(rows, key=lambda kv: (-kv[1], kv[0]))}
         usage["total"] = sum(usage.values())
         return usage
+
+
+def _run_shape(config: Any, subjects: Any, design: Any) -> tuple[list[str], int, int | None]:
+    config = config if isinstance(config, dict) else {}
+    designs = config.get("designs") or ([design] if isinstance(design, str) else [])
+    people = len(subjects) if isinstance(subjects, (list, tuple)) else 0
+    epochs = (config.get("train") or {}).get("epochs")
+    return [str(d) for d in designs], people, epochs if isinstance(epochs, int) else None
+
+
+def run_label(run: Mapping[str, Any]) -> str:
+    """What a run is, in a few words: kind, designs, people, epochs and date (a picker's label),
+    e.g. "study · single-subject + cross-subject · 10 people · 2 epochs · 2026-11-29 20:48"."""
+    designs, people, epochs = _run_shape(run.get("config"), run.get("subjects"), run.get("design"))
+    parts = [str(run.get("kind") or "run"), " + ".join(designs) or "?", f"{people} people"]
+    if epochs is not None:
+        parts.append(f"{epochs} epoch{'s' if epochs != 1 else ''}")
+    created = str(run.get("created_at") or "")
+    parts.append(created[:16].replace("T", " ") if created else str(run.get("id")))
+    return " · ".join(parts)
+
+
+def most_complete_first(runs: pd.DataFrame) -> pd.DataFrame:
+    """Runs ordered by how much they cover (designs x people, then epochs), newest first among
+    equals: a dashboard opens on the fullest study, not on the last one-person retrain."""
+    if runs.empty:
+        return runs
+    shapes = [
+        _run_shape(c, s, d)
+        for c, s, d in zip(runs["config"], runs["subjects"], runs["design"], strict=True)
+    ]
+    key = pd.DataFrame(
+        {
+            "_cover": [len(d) * p for d, p, _ in shapes],
+            "_epochs": [e or 0 for _, _, e in shapes],
+            "_created": runs["created_at"].astype(str).to_numpy(),
+        },
+        index=runs.index,
+    )
+    order = key.sort_values(["_cover", "_epochs", "_created"], ascending=False, kind="stable")
+    return runs.loc[order.index]

@@ -23,7 +23,7 @@ from emocore.findings import (
     predates_message,
     stability_sentence,
 )
-from emocore.registry import Registry
+from emocore.registry import Registry, most_complete_first, run_label
 from emocore.report import RESEARCH_NOTICE
 from emocore.settings import Settings
 from emocore.ui import loaders
@@ -141,8 +141,9 @@ class RunContext:
 
 
 def completed_runs(reg: Registry) -> pd.DataFrame:
+    """Finished studies and trainings, the most complete first (see :func:`most_complete_first`)."""
     runs = reg.list_runs(status="completed")
-    return runs[runs["kind"].isin(["study", "train"])]
+    return most_complete_first(runs[runs["kind"].isin(["study", "train"])])
 
 
 def _pick(
@@ -176,7 +177,7 @@ def pick_run(s: Settings) -> RunContext | None:
     runs = completed_runs(reg) if reg is not None else pd.DataFrame()
     if reg is None or runs.empty:
         return None
-    labels = {r.id: f"{r.id} · {r.kind} · {r.design or 'all designs'}" for r in runs.itertuples()}
+    labels = {r.id: run_label(r._asdict()) for r in runs.itertuples()}
     run_id = _pick("Run", list(labels), _RUN_KEY, labels.get)
     return RunContext(s, reg, run_id, loaders.study(reg, run_id))
 

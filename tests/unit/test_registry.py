@@ -383,3 +383,28 @@ def test_a_damaged_database_is_reported_with_a_fix(tmp_path: Path) -> None:
     (tmp_path / "registry.sqlite").write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(RegistryError, match="could not be used.*move it aside"):
         Registry(tmp_path)
+
+
+def test_the_most_complete_study_comes_first_and_runs_say_what_they_are(tmp_path):
+    from emocore.registry import most_complete_first, run_label
+
+    reg = Registry(tmp_path / "reg")
+    full = reg.create_run(
+        kind="study",
+        subjects=[f"{i:02d}" for i in range(1, 11)],
+        config={"designs": ["single-subject", "cross-subject"], "train": {"epochs": 2}},
+        status="completed",
+    )
+    tiny = reg.create_run(  # a later one-person, one-epoch retrain
+        kind="train",
+        design="single-subject",
+        subjects=["01"],
+        config={"designs": ["single-subject"], "train": {"epochs": 1}},
+        status="completed",
+    )
+    runs = reg.list_runs()
+    assert runs["id"].iloc[0] == tiny.id  # newest first in the registry
+    assert most_complete_first(runs)["id"].tolist() == [full.id, tiny.id]
+    label = run_label(runs.set_index("id").loc[full.id].to_dict())
+    assert label.startswith("study · single-subject + cross-subject · 10 people · 2 epochs · 20")
+    assert "nan" not in run_label(runs.set_index("id").loc[tiny.id].to_dict())
