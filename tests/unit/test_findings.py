@@ -161,3 +161,16 @@ def test_a_page_on_one_design_names_the_findings_of_the_others(found: RunFinding
     assert line is not None and line.startswith("sub-05 is also flagged in loso (CNN): ")
     assert "LOVE->SADNESS" in line and "recall of LOVE" in line
     assert flagged_elsewhere(found, "01", "single-subject") is None
+
+
+def test_recall_heatmap_is_white_at_chance_not_at_one_half() -> None:
+    """Plotly ignores zmid once zmin and zmax are set; the scale itself must turn at chance, so
+    an above-chance 30 % is not drawn red."""
+    import pandas as pd
+
+    table = pd.DataFrame({"subject": ["01", "02"], "accuracy_LOVE": [0.3, 0.1],
+                          "accuracy_FEAR": [0.6, 0.2]})  # fmt: skip
+    fig = figures.accuracy_heatmap(table, ["LOVE", "FEAR"], split="s", chance=0.2, title="t")
+    scale = [(stop, colour.lower()) for stop, colour in fig.data[0].colorscale]
+    assert (0.2, "#f7f7f7") in scale
+    assert all(colour != "#f7f7f7" for stop, colour in scale if stop != 0.2)
