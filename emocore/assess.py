@@ -40,16 +40,9 @@ import pandas as pd
 from emocore import __version__
 from emocore._io import atomic_write_json, atomic_write_text, check_path_name
 from emocore.data.cache import VolumeCache
-from emocore.errors import ConfigError, EmocoreError, RegistryError
-from emocore.registry import Registry
-from emocore.single_case import (
-    FINDING_KEYS,
-    confusion_counts,
-    design_effect,
-    finding_sentence,
-    fold_stability,
-    single_case_tests,
-)
+from emocore.errors import ConfigError, RegistryError
+from emocore.registry import Registry, recording_outcome
+from emocore.single_case import FINDING_KEYS, atypical_findings, confusion_counts, fold_stability
 
 __all__ = [
     "assess_subject",
@@ -140,24 +133,15 @@ def _findings_for(
     alpha: float,
 ) -> list[dict[str, Any]]:
     """The single-case tests of ``subject`` (counts given) against the cohort's table."""
-    subjects, counts = confusion_counts(cohort, classes)
-    counts = np.concatenate([counts, person_counts[None]], axis=0)
-    out = single_case_tests(
-        counts,
-        classes,
-        [*subjects, subject],
-        alpha=alpha,
-        design_effect=design_effect(cohort, classes),
-    )
-    out = out[out["subject"] == subject]
     from emocore.evaluate import records
 
-    rows = []
-    for row in records(out):
-        row = {"design": design, "model": "cnn", **row}
-        row["sentence"] = finding_sentence(row, alpha=alpha)
-        rows.append({key: row[key] for key in (*FINDING_KEYS, *row.keys() - set(FINDING_KEYS))})
-    return rows
+    out = atypical_findings(
+        cohort, classes, design=design, alpha=alpha, extra=(subject, person_counts)
+    )
+    rows = records(out[out["subject"] == subject])
+    return [
+        {key: row[key] for key in (*FINDING_KEYS, *row.keys() - set(FINDING_KEYS))} for row in rows
+    ]
 
 
 def _loso_predictions(
@@ -261,7 +245,7 @@ def assess_subject(
 
         return inner
 
-    try:
+    with recording_outcome(registry, assess_id):
         summary: dict[str, Any] = {}
         findings: list[dict[str, Any]] = []
         stability: list[dict[str, Any]] = []
@@ -322,9 +306,7 @@ def assess_subject(
                     np.mean(
                         [
                             balanced_accuracy(t["true"], t["pred"], classes)
-                            for _, t in table.groupby(
-                                "model" if "model" in table.columns else "design"
-                            )
+                            for _, t in table.groupby("model")
                         ]
                     )
                 ),
@@ -362,14 +344,4 @@ def assess_subject(
             message="done",
         )
         registry.set_status(assess_id, "completed")
-    except (EmocoreError, KeyboardInterrupt) as exc:
-        registry.set_status(
-            assess_id,
-            "cancelled" if isinstance(exc, KeyboardInterrupt) else "failed",
-            error=str(exc),
-        )
-        raise
-    except Exception as exc:
-        registry.set_status(assess_id, "failed", error=f"{exc.__class__.__name__}: {exc}")
-        raise
     return result

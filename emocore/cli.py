@@ -429,9 +429,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_assess(args: argparse.Namespace) -> int:
+    from contextlib import nullcontext
+
     from emocore.assess import assess_subject
     from emocore.data.cache import open_cache
-    from emocore.registry import Registry
+    from emocore.registry import Registry, recording_outcome
 
     registry = Registry(args.registry)
     registry.get_run(args.run)  # an unknown run fails before any data is read
@@ -443,19 +445,11 @@ def cmd_assess(args: argparse.Namespace) -> int:
             raise ConfigError(
                 "--bids needs --annotations (the observer annotations the cache used)"
             )
-        try:
+        with recording_outcome(registry, args.job) if args.job else nullcontext():
             if args.job:
                 registry.update(args.job, status="running", message=f"adding sub-{subject}")
             options = PrepareOptions(**open_cache(args.cache).manifest["options"])
             prepare(args.bids, args.annotations, args.cache, options=options, subjects=[subject])
-        except (EmocoreError, KeyboardInterrupt) as exc:
-            if args.job:
-                registry.set_status(
-                    args.job,
-                    "cancelled" if isinstance(exc, KeyboardInterrupt) else "failed",
-                    error=str(exc),
-                )
-            raise
     cache = open_cache(args.cache)
     bar = ProgressBar("assess", not args.json)
     result = assess_subject(

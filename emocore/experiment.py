@@ -37,7 +37,7 @@ from emocore.data.dataset import VolumeSource, select
 from emocore.data.splits import check_split
 from emocore.errors import ConfigError, EmocoreError
 from emocore.evaluate import evaluate_predictions
-from emocore.registry import Registry
+from emocore.registry import Registry, recording_outcome
 from emocore.saliency import embeddings, emotion_saliency, saliency_auc, save_nifti
 from emocore.single_case import FINDING_KEYS
 from emocore.study import DESIGNS, DesignResult, plan_design, read_predictions, run_design
@@ -301,7 +301,7 @@ def run_study(
             seconds=rec["seconds"],
         )
 
-    try:
+    with recording_outcome(registry, run_id):
         predictions, baselines = [], []
         metrics: dict[str, Any] = {}
         headline: list[dict[str, Any]] = []
@@ -429,14 +429,6 @@ def run_study(
             message="done",
         )
         registry.set_status(run_id, "completed")
-    except (EmocoreError, KeyboardInterrupt) as exc:
-        registry.set_status(
-            run_id, "cancelled" if isinstance(exc, KeyboardInterrupt) else "failed", error=str(exc)
-        )
-        raise
-    except Exception as exc:
-        registry.set_status(run_id, "failed", error=f"{exc.__class__.__name__}: {exc}")
-        raise
     return run_id
 
 

@@ -48,7 +48,7 @@ import pandas as pd
 
 from emocore import __version__
 from emocore._io import check_path_name, json_safe
-from emocore.errors import ConfigError, RegistryError
+from emocore.errors import ConfigError, EmocoreError, RegistryError
 
 __all__ = [
     "ARTIFACT_KINDS",
@@ -60,6 +60,7 @@ __all__ = [
     "Registry",
     "RunRecord",
     "most_complete_first",
+    "recording_outcome",
     "run_label",
 ]
 
@@ -876,3 +877,22 @@ def most_complete_first(runs: pd.DataFrame) -> pd.DataFrame:
     )
     order = key.sort_values(["_cover", "_epochs", "_created"], ascending=False, kind="stable")
     return runs.loc[order.index]
+
+
+@contextmanager
+def recording_outcome(registry: Any, run_id: str) -> Iterator[None]:
+    """Record how the block ended for run ``run_id``: 'cancelled' on KeyboardInterrupt, 'failed'
+    on any error (its message, with the type for errors that are not emocore's), then re-raise.
+
+    A function rather than a method, so a stand-in registry (the no-op one of non-zero ranks)
+    works too.
+    """
+    try:
+        yield
+    except (EmocoreError, KeyboardInterrupt) as exc:
+        cancelled = isinstance(exc, KeyboardInterrupt)
+        registry.set_status(run_id, "cancelled" if cancelled else "failed", error=str(exc))
+        raise
+    except Exception as exc:
+        registry.set_status(run_id, "failed", error=f"{exc.__class__.__name__}: {exc}")
+        raise

@@ -443,6 +443,7 @@ def atypical_findings(
     model: str = "cnn",
     alpha: float = ALPHA,
     min_others: int = MIN_OTHERS,
+    extra: tuple[str, np.ndarray] | None = None,
 ) -> pd.DataFrame:
     """Every single-case test of every subject in one design's held-out prediction table.
 
@@ -450,9 +451,15 @@ def atypical_findings(
     ``js_distance`` (a description, not a test: Jensen-Shannon distance, base 2, between what the
     model answered for this person's volumes of the emotion and what it answered for the others'
     pooled; on ``recall`` rows) and ``sentence`` (:func:`finding_sentence`).
+
+    ``extra`` = (subject, confusion counts) adds a person known only by counts (a newly assessed
+    person); the design effect still comes from ``table``.
     """
     classes = list(classes)
     subjects, counts = confusion_counts(table, classes)
+    if extra is not None:
+        subjects = [*subjects, str(extra[0])]
+        counts = np.concatenate([counts, np.asarray(extra[1], dtype=float)[None]], axis=0)
     if len(subjects) == 0:
         return pd.DataFrame(columns=[*FINDING_KEYS, "sentence"])
     out = single_case_tests(
