@@ -22,6 +22,7 @@ import pandas as pd
 
 from emocore import __version__
 from emocore._io import atomic_write_text
+from emocore.assess import assessment_dir, load_assessment
 from emocore.data.cache import VolumeCache
 from emocore.errors import ConfigError, EmocoreError, RegistryError
 from emocore.figures import subject_vs_cohort, timeline
@@ -325,20 +326,18 @@ def subject_report_html(
     study = read_json(folder / "study.json")
     predictions = read_tsv(folder / "predictions.tsv")
     subject = str(subject).removeprefix("sub-")
-    assessed = folder / "assessments" / f"sub-{subject}"
     assessment = None
     if subject not in study.get("subjects", []):
-        if not (assessed / "assessment.json").is_file():
+        assessment = load_assessment(reg, run_id, subject)
+        if assessment is None:
             raise ConfigError(
                 f"sub-{subject} is not in run {run_id} and was not assessed against it; it has "
                 f"{', '.join('sub-' + s for s in study.get('subjects', []))} (assess a new "
                 f"person with `emocore assess --run {run_id} --subject XX`)"
             )
-        assessment = read_json(assessed / "assessment.json")
-        if (assessed / "predictions.tsv").is_file():
-            predictions = pd.concat(
-                [predictions, read_tsv(assessed / "predictions.tsv")], ignore_index=True
-            )
+        assessed = assessment_dir(reg, run_id, subject) / "predictions.tsv"
+        if assessed.is_file():
+            predictions = pd.concat([predictions, read_tsv(assessed)], ignore_index=True)
     classes = list(study["classes"])
     metrics_path = folder / "metrics.json"
     found = run_findings(study, read_json(metrics_path) if metrics_path.exists() else None)

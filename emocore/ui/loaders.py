@@ -199,6 +199,23 @@ def saliency_map(
     return _nifti(str(path), _mtime(path)) if path.is_file() else None
 
 
+@st.cache_data(show_spinner=False, max_entries=8)
+def _new_people(folder: str, mtime: int, cohort: tuple[str, ...]) -> list[str]:
+    from emocore.assess import new_people as find
+
+    return find(folder, cohort)
+
+
+def new_people(folder: Path, cohort: list[str]) -> list[str]:
+    """People of a dataset folder outside ``cohort``; the headers are read once per change of
+    the folders that hold ``sub-XX`` (a new person changes their modification time), not on
+    every rerun."""
+    from emocore.constants import DERIVATIVE_DIR
+
+    changed = max(_mtime(folder), _mtime(folder / DERIVATIVE_DIR))
+    return _new_people(str(folder), changed, tuple(cohort))
+
+
 def subject_volume(s: Settings, subject: str, run: int, volume: int) -> np.ndarray:
     return np.asarray(cache(s).volume(subject, run, volume), dtype=np.float32)
 
