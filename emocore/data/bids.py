@@ -1,10 +1,21 @@
 """Find and check the BOLD runs of a studyforrest-like dataset.
 
-Two layouts are understood, tried in this order:
+Three layouts are understood. The ds000113 aligned derivative is tried first, then the folder
+itself as BIDS (raw data or an fMRIPrep derivative):
 
 1. the ds000113 derivative the poster used, ``derivatives/non-linear_anatomical_alignment/
    sub-XX/ses-forrestgump/func/*_rec-dico7Tad2grpbold7TadNL_run-0N_bold.nii.gz``;
-2. plain BIDS, ``sub-XX/[ses-*/]func/*_bold.nii.gz`` (filtered by ``task``).
+2. raw BIDS such as OpenNeuro ds000113, ``sub-XX/[ses-*/]func/*_bold.nii[.gz]``, where every
+   run exists twice (``acq-dico``, distortion-corrected, and ``acq-raw``): choose with ``acq``;
+3. an fMRIPrep derivative folder, ``sub-XX/[ses-*/]func/*_space-<space>_desc-preproc_bold.nii.gz``
+   next to ``*_desc-confounds_timeseries.tsv``: choose among spaces with ``space``.
+
+Files are listed with nilearn's BIDS helpers (:func:`nilearn.interfaces.bids.get_bids_files`,
+:func:`~nilearn.interfaces.bids.parse_bids_filename`). The entity options (``task``, ``acq``,
+``space``, ``desc``) filter the files; a layout none of whose files pass the filters is passed
+over (so ``acq='dico'`` reads the raw runs of a dataset that also holds the aligned derivative).
+When one run of one person is still found more than once, the error lists the entities that tell
+the copies apart and the option that chooses among them.
 
 Only headers are read here (nibabel loads them lazily), so discovering a 20-person dataset takes
 well under a second. The voxel data are read, and checked for truncation and non-finite values,
@@ -13,9 +24,10 @@ when the cache is built.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,13 +37,24 @@ import numpy as np
 from emocore.constants import DERIVATIVE_DIR, N_RUNS, RUN_N_VOLUMES, TR_S
 from emocore.errors import DataError
 
-__all__ = ["BoldRun", "SubjectRuns", "Dataset", "discover_dataset"]
+__all__ = ["BoldRun", "SubjectRuns", "Dataset", "discover_dataset", "ENTITY_OPTIONS"]
 
 logger = logging.getLogger(__name__)
 
-_RUN_RE = re.compile(r"_run-(\d+)_")
-_SUB_RE = re.compile(r"^sub-([A-Za-z0-9]+)$")
-_TASK_RE = re.compile(r"_task-([A-Za-z0-9]+)_")
+_LABEL_RE = re.compile(r"^[A-Za-z0-9]+$")
+
+#: The BIDS entities a user can choose with an option, and that option's name on the CLI.
+ENTITY_OPTIONS: dict[str, str] = {
+    "task": "--task",
+    "acq": "--acq",
+    "space": "--space",
+    "desc": "--desc",
+}
+# Entities that tell the copies of one run apart but have no option: what to say instead.
+_NO_OPTION = {
+    "res": "give the resolution with the space, e.g. --space MNI152NLin2009cAsym:res-2",
+    "ses": "keep one session's runs below the folder (ds000113's 7-T audio movie is ses-forrestgump)",
+}
 
 
 @dataclass(frozen=True)
@@ -45,6 +68,7 @@ class BoldRun:
     n_volumes: int
     affine: np.ndarray = field(repr=False, compare=False)
     tr: float
+    entities: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @property
     def voxel_mm(self) -> tuple[float, float, float]:
@@ -72,9 +96,13 @@ class Dataset:
     """What :func:`discover_dataset` found below ``root``."""
 
     root: Path
-    layout: str  # "ds000113-derivative" or "bids"
+    layout: str  # "ds000113-derivative", "bids" or "fmriprep"
     subjects: tuple[SubjectRuns, ...]
     warnings: tuple[str, ...] = ()
+    #: The folder the runs were found in (``root``, or the aligned derivative below it).
+    base: Path | None = None
+    #: Entity values the runs share (task, acq, space, desc, ...): what was read.
+    entities: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def subject_labels(self) -> list[str]:
@@ -89,24 +117,110 @@ class Dataset:
         )
 
 
-def _find_files(root: Path, task: str | None) -> tuple[str, list[Path]]:
+# -- finding files -------------------------------------------------------------------------------
+def _is_fmriprep(folder: Path, files: list[dict]) -> bool:
+    try:
+        description = json.loads((folder / "dataset_description.json").read_text())
+        makers = [str(g.get("Name", "")) for g in description.get("GeneratedBy", [])]
+    except (OSError, ValueError, AttributeError, TypeError):
+        makers = []
+    if any("fmriprep" in m.lower() for m in makers):
+        return True
+    return any(f["entities"].get("desc") == "preproc" and "space" in f["entities"] for f in files)
+
+
+def _bold_files(folder: Path) -> list[dict]:
+    """Every ``*_bold.nii[.gz]`` in a func folder below ``folder``, parsed into BIDS entities."""
+    from nilearn.interfaces.bids import get_bids_files, parse_bids_filename
+
+    paths = get_bids_files(folder, file_tag="bold", file_type="nii*", modality_folder="func")
+    out = []
+    for p in paths:
+        if not p.endswith((".nii", ".nii.gz")):
+            continue
+        parsed = parse_bids_filename(p)
+        entities = dict(parsed["entities"])
+        sub_dir = next((q.name for q in Path(p).parents if q.name.startswith("sub-")), None)
+        if "sub" not in entities and sub_dir is not None:
+            entities["sub"] = sub_dir.removeprefix("sub-")
+        out.append({"path": Path(p), "entities": entities})
+    return out
+
+
+def _wanted(space: str | None) -> dict[str, str]:
+    """``space`` as entity filters: 'MNI152NLin2009cAsym:res-2' means space and res."""
+    if space is None:
+        return {}
+    name, _, res = space.partition(":")
+    out = {"space": name}
+    if res:
+        out["res"] = res.removeprefix("res-")
+    return out
+
+
+def _select(files: list[dict], wanted: Mapping[str, str]) -> list[dict]:
+    return [f for f in files if all(f["entities"].get(k) == v for k, v in wanted.items())]
+
+
+def _found_values(files: list[dict], entity: str) -> str:
+    values = sorted({f["entities"].get(entity, "(none)") for f in files})
+    return ", ".join(values)
+
+
+def _find_files(root: Path, wanted: Mapping[str, str]) -> tuple[str, Path, list[dict], list[dict]]:
+    """(layout, folder, the files that pass ``wanted``, every BOLD file of that folder)."""
+    sets: list[tuple[str, Path, list[dict]]] = []
     deriv = root / DERIVATIVE_DIR
-    files = sorted(deriv.glob("sub-*/ses-*/func/*_run-*_bold.nii.gz")) if deriv.is_dir() else []
-    if files:
-        return "ds000113-derivative", files
-    files = sorted(root.glob("sub-*/func/*_bold.nii.gz")) + sorted(
-        root.glob("sub-*/ses-*/func/*_bold.nii.gz")
+    if deriv.is_dir():
+        sets.append(("ds000113-derivative", deriv, _bold_files(deriv)))
+    files = _bold_files(root)
+    sets.append(("fmriprep" if _is_fmriprep(root, files) else "bids", root, files))
+    for layout, folder, found in sets:
+        chosen = _select(found, wanted)
+        if chosen:
+            return layout, folder, chosen, found
+    every = [f for _, _, found in sets for f in found]
+    if not every:
+        raise DataError(
+            f"no BOLD runs found below {root}: expected {DERIVATIVE_DIR}/sub-XX/ses-forrestgump/func/"
+            "*_run-0N_bold.nii.gz (the aligned derivative), sub-XX/[ses-*/]func/*_bold.nii.gz "
+            "(raw BIDS) or an fMRIPrep folder (*_space-*_desc-preproc_bold.nii.gz). "
+            "Make a demo cohort with `emocore synth --out DIR` to see the layout"
+        )
+    found_text = "; ".join(f"{entity}: {_found_values(every, entity)}" for entity in wanted)
+    asked = ", ".join(f"{k}-{v}" for k, v in wanted.items())
+    raise DataError(
+        f"no BOLD runs below {root} have {asked}; the {len(every)} BOLD files there have "
+        f"{found_text}. Choose one of those values (or leave the option out)"
     )
-    if task is not None:
-        files = [f for f in files if f"_task-{task}_" in f.name]
-    else:
-        tasks = sorted({m.group(1) for f in files if (m := _TASK_RE.search(f.name))})
-        if len(tasks) > 1:
-            raise DataError(
-                f"{root} holds BOLD runs of several tasks ({', '.join(tasks)}); "
-                "choose one with --task (studyforrest's audio movie is 'forrestgump')"
-            )
-    return "bids", files
+
+
+def _copies_message(root: Path, subject: str, run: int, copies: list[dict]) -> str:
+    """Why one run of one person was found more than once, and how to choose."""
+    keys = sorted({k for f in copies for k in f["entities"]} - {"sub", "run"})
+    differ = [k for k in keys if len({f["entities"].get(k) for f in copies}) > 1]
+    names = ", ".join(f["path"].name for f in copies)
+    if not differ:  # same entities: .nii next to .nii.gz, or a copy in another folder
+        return (
+            f"sub-{subject} run {run} is found {len(copies)} times below {root} ({names}); "
+            "keep one file per run"
+        )
+    hints = []
+    for k in differ:
+        values = _found_values(copies, k)
+        if k in ENTITY_OPTIONS:
+            hint = f"choose one with {ENTITY_OPTIONS[k]}"
+            if k == "acq":
+                hint += " (ds000113: 'dico' is the distortion-corrected run)"
+            if k == "task":
+                hint += " (studyforrest's audio movie is 'forrestgump')"
+        else:
+            hint = _NO_OPTION.get(k, "keep one of them below the folder (move the others)")
+        hints.append(f"they differ in {k} ({values}): {hint}")
+    return (
+        f"sub-{subject} run {run} has {len(copies)} BOLD files below {root} ({names}); "
+        + "; ".join(hints)
+    )
 
 
 def _tr_from_header(img: nib.Nifti1Image, path: Path) -> float:
@@ -124,7 +238,9 @@ def _tr_from_header(img: nib.Nifti1Image, path: Path) -> float:
     return tr
 
 
-def _read_header(path: Path, subject: str, run: int) -> BoldRun:
+def _read_header(
+    path: Path, subject: str, run: int, entities: Mapping[str, str] | None = None
+) -> BoldRun:
     try:
         img = nib.load(path)
     except Exception as exc:  # nibabel raises many types for unreadable files
@@ -146,6 +262,7 @@ def _read_header(path: Path, subject: str, run: int) -> BoldRun:
         n_volumes=shape[3],
         affine=np.asarray(img.affine, dtype=np.float64),
         tr=_tr_from_header(img, path),
+        entities=dict(entities or {}),
     )
 
 
@@ -205,6 +322,9 @@ def discover_dataset(
     root: str | Path,
     *,
     task: str | None = None,
+    acq: str | None = None,
+    space: str | None = None,
+    desc: str | None = None,
     subjects: Sequence[str] | None = None,
     expected_runs: Sequence[int] = tuple(range(1, N_RUNS + 1)),
     expected_volumes: Sequence[int] | None = RUN_N_VOLUMES,
@@ -214,9 +334,13 @@ def discover_dataset(
     Parameters
     ----------
     root
-        The dataset's top folder (the one holding ``derivatives/`` or ``sub-XX/``).
-    task
-        For plain BIDS: keep only ``_task-<task>_`` files. Needed when several tasks are present.
+        The dataset's top folder: the one holding ``derivatives/`` or ``sub-XX/``, or an fMRIPrep
+        output folder.
+    task, acq, space, desc
+        Keep only files with these BIDS entities (``_task-<task>_``, ...). ``space`` may name a
+        resolution too, as fMRIPrep does: ``MNI152NLin2009cAsym:res-2``. Needed when one run is
+        found more than once (raw ds000113 holds ``acq-dico`` and ``acq-raw``; fMRIPrep one file
+        per output space); the error then says which entity differs and what was found.
     subjects
         Labels without ``sub-`` to keep (default: all found).
     expected_runs, expected_volumes
@@ -228,24 +352,41 @@ def discover_dataset(
         raise DataError(
             f"{root} is not a folder; give the dataset's top folder (holding sub-XX/ or derivatives/)"
         )
-    layout, files = _find_files(root, task)
-    if not files:
-        raise DataError(
-            f"no BOLD runs found below {root}: expected {DERIVATIVE_DIR}/sub-XX/ses-forrestgump/func/"
-            "*_run-0N_bold.nii.gz or sub-XX/[ses-*/]func/*_bold.nii.gz. "
-            "Make a demo cohort with `emocore synth --out DIR` to see the layout"
-        )
+    for name, value in (("task", task), ("acq", acq), ("desc", desc)):
+        if value is not None and not _LABEL_RE.match(value):
+            raise DataError(
+                f"{ENTITY_OPTIONS[name]} must be a BIDS label (letters and digits only); "
+                f"'{value}' was given"
+            )
+    wanted = {k: v for k, v in (("task", task), ("acq", acq), ("desc", desc)) if v is not None}
+    wanted |= _wanted(space)
+    layout, base, files, every = _find_files(root, wanted)
+    if task is None:
+        tasks = sorted({f["entities"]["task"] for f in files if "task" in f["entities"]})
+        if len(tasks) > 1:
+            raise DataError(
+                f"{base} holds BOLD runs of several tasks ({', '.join(tasks)}); "
+                "choose one with --task (studyforrest's audio movie is 'forrestgump')"
+            )
+    by_run: dict[tuple[str, int], list[dict]] = {}
+    for f in files:
+        entities = f["entities"]
+        if "sub" not in entities or "run" not in entities or not entities["run"].isdigit():
+            logger.warning(
+                "skipping %s: no sub-XX folder or _run-NN_ entity in its name", f["path"]
+            )
+            continue
+        if subjects is not None and entities["sub"] not in subjects:
+            continue
+        by_run.setdefault((entities["sub"], int(entities["run"])), []).append(f)
+    for (subject, run), copies in sorted(by_run.items()):
+        if len(copies) > 1:
+            raise DataError(_copies_message(base, subject, run, copies))
     by_subject: dict[str, list[BoldRun]] = {}
-    for path in files:
-        sub_dir = next((p for p in path.parents if _SUB_RE.match(p.name)), None)
-        m = _RUN_RE.search(path.name)
-        if sub_dir is None or m is None:
-            logger.warning("skipping %s: no sub-XX folder or _run-NN_ entity in its name", path)
-            continue
-        subject = _SUB_RE.match(sub_dir.name).group(1)  # type: ignore[union-attr]
-        if subjects is not None and subject not in subjects:
-            continue
-        by_subject.setdefault(subject, []).append(_read_header(path, subject, int(m.group(1))))
+    for (subject, run), (f,) in sorted(by_run.items()):
+        by_subject.setdefault(subject, []).append(
+            _read_header(f["path"], subject, run, f["entities"])
+        )
     if subjects is not None:
         unknown = sorted(set(subjects) - set(by_subject))
         if unknown:
@@ -256,4 +397,16 @@ def discover_dataset(
         runs = sorted(by_subject[subject], key=lambda r: r.run)
         warnings += _check_subject(subject, runs, list(expected_runs), expected_volumes)
         result.append(SubjectRuns(subject=subject, runs=tuple(runs)))
-    return Dataset(root=root, layout=layout, subjects=tuple(result), warnings=tuple(warnings))
+    shared = {
+        k: v
+        for k, v in (result[0].runs[0].entities.items() if result else ())
+        if k not in ("sub", "run") and all(r.entities.get(k) == v for s in result for r in s.runs)
+    }
+    return Dataset(
+        root=root,
+        layout=layout,
+        subjects=tuple(result),
+        warnings=tuple(warnings),
+        base=base,
+        entities=shared,
+    )

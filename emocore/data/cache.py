@@ -54,6 +54,7 @@ def volume_key(
     nonfinite: str,
     sources: Mapping[str, Sequence[str]],
     cache_format: int = CACHE_FORMAT,
+    cleaning: Mapping[str, Any] | None = None,
 ) -> str:
     """SHA-256 of what makes the voxel data of the people in ``sources`` (person -> run fingerprints).
 
@@ -66,6 +67,11 @@ def volume_key(
         "nonfinite": nonfinite,
         "sources": {s: list(f) for s, f in sources.items()},
     }
+    removes = cleaning is not None and (
+        cleaning.get("detrend") or cleaning.get("high_pass_hz") is not None or cleaning.get("confounds")
+    )
+    if removes:  # left out otherwise, so caches made before drift removal keep their key
+        inputs["cleaning"] = dict(cleaning)
     return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -148,6 +154,7 @@ class VolumeCache:
             nonfinite=options.get("nonfinite", "error"),
             sources=sources,
             cache_format=self.manifest.get("cache_format", CACHE_FORMAT),
+            cleaning=self.manifest.get("cleaning"),
         )
         return f"{vkey[:16]}-{self.manifest['label_key'][:16]}"
 

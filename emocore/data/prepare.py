@@ -38,6 +38,7 @@ from emocore._io import atomic_write_json, atomic_write_text
 from emocore.constants import CLASSES
 from emocore.data.bids import BoldRun, Dataset, SubjectRuns, discover_dataset
 from emocore.data.cache import CACHE_FORMAT, VolumeCache, volume_key
+from emocore.data.clean import RunDesign, parse_confounds, run_design
 from emocore.errors import CacheError, ConfigError, DataError
 from emocore.labels import (
     build_volume_labels,
@@ -57,7 +58,14 @@ _CHUNK_BYTES = 256 * 2**20  # float32 bytes of BOLD decompressed at a time
 
 @dataclass(frozen=True, kw_only=True)
 class PrepareOptions:
-    """How the cache is made; saved in the manifest."""
+    """How the cache is made; saved in the manifest.
+
+    Which files: ``task``, ``acq``, ``space`` and ``desc`` choose among BIDS entities (see
+    :func:`~emocore.data.bids.discover_dataset`). What is removed from every voxel's time series
+    before z-scoring (see :mod:`emocore.data.clean`): a linear trend (``detrend``), cosine drift
+    below ``high_pass`` Hz (None: none) and, for fMRIPrep input, the ``confounds`` strategy of
+    ``nilearn.interfaces.fmriprep.load_confounds`` (e.g. ``'motion,wm_csf'``).
+    """
 
     grid_mm: float | None = None
     lag_s: float = 4.0
@@ -65,6 +73,12 @@ class PrepareOptions:
     observers: str | None = None
     nonfinite: str = "error"  # or "zero"
     task: str | None = None
+    acq: str | None = None
+    space: str | None = None
+    desc: str | None = None
+    detrend: bool = True
+    high_pass: float | None = 0.008
+    confounds: str | None = None
 
     def __post_init__(self) -> None:
         if self.grid_mm is not None and not 0.5 <= self.grid_mm <= 20:
@@ -77,6 +91,48 @@ class PrepareOptions:
             raise ConfigError(
                 f"nonfinite must be one of {{'error', 'zero'}}; '{self.nonfinite}' was provided"
             )
+        if self.high_pass is not None and not 0.0 < self.high_pass < 0.25:
+            raise ConfigError(
+                f"high_pass must be a cut-off in Hz above 0 and below the Nyquist frequency of a "
+                f"2-s TR (0.25 Hz), or None for no high-pass; {self.high_pass} was given "
+                "(0.008 Hz, a 125-s period, is usual)"
+            )
+        if not isinstance(self.detrend, bool):
+            raise ConfigError(f"detrend must be True or False; {self.detrend!r} was given")
+        confounds = parse_confounds(self.confounds)
+        object.__setattr__(self, "confounds", ",".join(confounds) or None)
+
+    @classmethod
+    def from_manifest(cls, options: dict[str, Any]) -> PrepareOptions:
+        """The options a cache's manifest records; caches made before drift removal existed
+        (no ``detrend`` recorded) were made without it, and read so."""
+        return cls(**{**_BEFORE_CLEANING, **options})
+
+    @property
+    def cleaning(self) -> dict[str, Any]:
+        """What is removed from each run, in the words of ``nilearn.signal.clean``."""
+        return {
+            "detrend": self.detrend,
+            "high_pass_hz": self.high_pass,
+            "filter": "cosine" if self.high_pass is not None else None,
+            "confounds": self.confounds,
+            "standardize": "zscore per run and voxel, after the regressors above",
+        }
+
+    @property
+    def entities(self) -> dict[str, str | None]:
+        return {"task": self.task, "acq": self.acq, "space": self.space, "desc": self.desc}
+
+
+#: Options a manifest written before they existed means (nothing was removed, no entity chosen).
+_BEFORE_CLEANING: dict[str, Any] = {
+    "detrend": False,
+    "high_pass": None,
+    "confounds": None,
+    "acq": None,
+    "space": None,
+    "desc": None,
+}
 
 
 # -- fingerprints ------------------------------------------------------------------------------
@@ -219,11 +275,18 @@ def _write_run(
     affine,
     same_grid: bool,
     nonfinite: str,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Write one run as float16 (value - reference); return per-voxel mean and SD of the run."""
+    design: RunDesign,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Write one run as float16 (value - reference), reading the NIfTI file once.
+
+    Returns the run's mean image, ``basis.T @ data`` (k x voxels: the regressors' weights, since
+    the basis is orthonormal) and the SD of each voxel's residual after the projection, all from
+    sums accumulated chunk by chunk (see :mod:`emocore.data.clean`).
+    """
     n_vox = int(np.prod(shape))
     chunk = max(1, _CHUNK_BYTES // (4 * int(np.prod(run.shape))))
-    ref = total = total_sq = None
+    basis = design.basis
+    ref = total = total_sq = weights = None
     for a, data in _read_chunks(run, chunk):
         bad = ~np.isfinite(data)
         if bad.any():
@@ -244,6 +307,7 @@ def _write_run(
             ref = vols.mean(axis=0)
             total = np.zeros(n_vox)
             total_sq = np.zeros(n_vox)
+            weights = np.zeros((basis.shape[1], n_vox))
         d = vols - ref
         d = _fit_float16(
             d,
@@ -252,15 +316,18 @@ def _write_run(
             nonfinite,
             "after intensity scaling, as a difference from the run's first volumes",
         )
+        d16 = np.ascontiguousarray(d, dtype=np.float16)
+        d = d16.astype(np.float32)  # the sums describe exactly what the second pass reads back
         total += d.sum(axis=0, dtype=np.float64)
         total_sq += np.einsum("tv,tv->v", d, d, dtype=np.float64)
-        out = np.ascontiguousarray(d.reshape(len(d), *shape), dtype=np.float16)
+        weights += basis[a : a + len(d)].astype(np.float32).T @ d
         fh.seek(header_len + (start_row + a) * vol_bytes)
-        fh.write(out.tobytes())
+        fh.write(d16.tobytes())
     n = run.n_volumes
-    mean_d = total / n
-    sd = np.sqrt(np.maximum(total_sq / n - mean_d**2, 0.0))
-    return (ref + mean_d).astype(np.float32), np.stack([mean_d, sd]).astype(np.float32)
+    # The residual of an orthogonal projection: |d - Q Q'd|^2 = |d|^2 - |Q'd|^2 per voxel.
+    residual_ss = total_sq - np.einsum("kv,kv->v", weights, weights)
+    sd = np.sqrt(np.maximum(residual_ss / n, 0.0))
+    return (ref + total / n).astype(np.float32), weights.astype(np.float32), sd.astype(np.float32)
 
 
 def _normalise_run(
@@ -270,21 +337,25 @@ def _normalise_run(
     start_row: int,
     run: BoldRun,
     shape,
-    stats: np.ndarray,
+    basis: np.ndarray,
+    weights: np.ndarray,
+    sd: np.ndarray,
     mask: np.ndarray,
     nonfinite: str = "error",
 ) -> None:
+    """Second pass over the float16 rows just written: remove the regressors, z-score, mask."""
     n = run.n_volumes
-    mean_d, sd = stats
     keep = mask.reshape(-1) & (sd > 1e-6 * max(float(sd.max()), 1e-12))
     scale = np.where(keep, 1.0 / np.where(sd > 0, sd, 1.0), 0.0).astype(np.float32)
+    basis32 = basis.astype(np.float32)
     chunk = max(1, (64 * 2**20) // vol_bytes)
     for a in range(0, n, chunk):
         b = min(a + chunk, n)
         fh.seek(header_len + (start_row + a) * vol_bytes)
         raw = np.frombuffer(fh.read((b - a) * vol_bytes), dtype=np.float16).reshape(b - a, -1)
+        fitted = basis32[a:b] @ weights
         z = _fit_float16(
-            (raw.astype(np.float32) - mean_d) * scale, run, a, nonfinite, "after z-scoring"
+            (raw.astype(np.float32) - fitted) * scale, run, a, nonfinite, "after z-scoring"
         )
         z = z.astype(np.float16)
         fh.seek(header_len + (start_row + a) * vol_bytes)
@@ -309,7 +380,8 @@ def _brain_mask(mean_img: np.ndarray, affine: np.ndarray) -> np.ndarray:
 
 
 # -- the whole cache -----------------------------------------------------------------------------
-_VOLUME_OPTIONS = ("cache_format", "grid_mm", "nonfinite")  # what changes the voxel data
+# What changes the voxel data (the entity options choose files, whose fingerprints then differ).
+_VOLUME_OPTIONS = ("cache_format", "grid_mm", "nonfinite", "detrend", "high_pass", "confounds")
 _MISSING = object()
 
 
@@ -382,7 +454,7 @@ def _differences(
         out["cache_format"] = (
             f"cache format {old.get('cache_format')} in the cache, {CACHE_FORMAT} now"
         )
-    recorded = old.get("options") or {}
+    recorded = {**_BEFORE_CLEANING, **(old.get("options") or {})}
     for name, value in asdict(opts).items():
         was = recorded.get(name, _MISSING)
         if was != value:
@@ -447,7 +519,7 @@ def prepare(
             f"{cache} exists and is not an emocore cache; choose another --cache folder (emocore never writes over other files)"
         )
     t0 = time.perf_counter()
-    dataset = discover_dataset(bids, task=opts.task, subjects=subjects)
+    dataset = discover_dataset(bids, **opts.entities, subjects=subjects)
     files = find_annotation_files(annotations)
     ann = load_annotations(annotations)
     labels = build_volume_labels(
@@ -525,7 +597,7 @@ def prepare(
             # A rebuild keeps everybody: read the people who were not asked for again too.
             try:
                 dataset = discover_dataset(
-                    bids, task=opts.task, subjects=sorted({*requested, *not_requested})
+                    bids, **opts.entities, subjects=sorted({*requested, *not_requested})
                 )
             except DataError as exc:
                 raise DataError(
@@ -545,12 +617,20 @@ def prepare(
         "cache_format": CACHE_FORMAT,
         "emocore_version": __version__,
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "volume_key": volume_key(grid_mm=opts.grid_mm, nonfinite=opts.nonfinite, sources=sources),
+        "volume_key": volume_key(
+            grid_mm=opts.grid_mm,
+            nonfinite=opts.nonfinite,
+            sources=sources,
+            cleaning=opts.cleaning,
+        ),
         "label_key": label_key,
         "options": asdict(opts),
+        "cleaning": opts.cleaning,
         "source": {
             "root": str(Path(bids)),
             "layout": dataset.layout,
+            "folder": str(dataset.base or Path(bids)),
+            "entities": dict(dataset.entities),
             "annotations": str(Path(annotations)),
         },
         "grid": {
@@ -700,6 +780,7 @@ def _add_subjects(
                 grid_mm=opts.grid_mm,
                 nonfinite=opts.nonfinite,
                 sources={s: [r["fingerprint"] for r in info["runs"]] for s, info in every.items()},
+                cleaning=opts.cleaning,
             ),
             earlier_subjects=[*old.get("earlier_subjects", []), list(old["subjects"])],
             updated_at=now,
@@ -759,14 +840,42 @@ def _write_subject(
         fh.truncate(header_len + n_total * vol_bytes)
         start = 0
         for run in subj.runs:
-            mean_img, stats = _write_run(
-                fh, header_len, vol_bytes, start, run, shape, affine, same_grid, opts.nonfinite
+            design = run_design(
+                run.path,
+                run.n_volumes,
+                run.tr,
+                detrend=opts.detrend,
+                high_pass=opts.high_pass,
+                confounds=parse_confounds(opts.confounds),
+            )
+            mean_img, weights, sd = _write_run(
+                fh,
+                header_len,
+                vol_bytes,
+                start,
+                run,
+                shape,
+                affine,
+                same_grid,
+                opts.nonfinite,
+                design,
             )
             if mask is None:
                 mask = _brain_mask(mean_img.reshape(shape), affine)
             _normalise_run(
-                fh, header_len, vol_bytes, start, run, shape, stats, mask, opts.nonfinite
+                fh,
+                header_len,
+                vol_bytes,
+                start,
+                run,
+                shape,
+                design.basis,
+                weights,
+                sd,
+                mask,
+                opts.nonfinite,
             )
+            del weights
             runs_info.append(
                 {
                     "run": run.run,
@@ -775,6 +884,7 @@ def _write_subject(
                     "source": str(run.path.relative_to(root)),
                     "fingerprint": _fingerprint(run.path),
                     "tr": run.tr,
+                    "cleaning": design.record(),
                 }
             )
             start += run.n_volumes

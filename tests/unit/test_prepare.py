@@ -57,17 +57,68 @@ def test_runs_are_zscored_inside_the_brain_and_zero_outside(built):
     assert np.all(run[:, ~inside] == 0)
 
 
+def _cleaned(src: np.ndarray, **clean) -> np.ndarray:
+    """nilearn.signal.clean's answer for every voxel of a 4-D run, z-scored per voxel."""
+    from nilearn.signal import clean as nilearn_clean
+
+    series = src.reshape(-1, src.shape[-1]).T
+    out = nilearn_clean(series, standardize=None, t_r=2.0, filter="cosine", **clean)
+    sd = out.std(axis=0)
+    z = out / np.where(sd > 1e-9, sd, 1.0)
+    return z.T.reshape(src.shape)
+
+
 def test_random_access_matches_the_source_file(built):
+    # The default cleaning is nilearn.signal.clean's detrend + 0.008-Hz cosine high-pass.
     root, _, cache = built
     src = nib.load(root / bold_filename("01", 3)).get_fdata()
-    mean, sd = src.mean(axis=-1), src.std(axis=-1)
-    expected = np.where(cache.mask, (src[..., 17] - mean) / np.where(sd > 0, sd, 1), 0)
+    expected = np.where(cache.mask, _cleaned(src, detrend=True, high_pass=0.008)[..., 17], 0)
     got = cache.volume("01", 3, 17).astype(np.float32)
     assert got.shape == SHAPE
     assert np.allclose(got, expected, atol=0.01)
     table = cache.table(["01"])
     row = table[(table.run == 3) & (table.volume == 17)].iloc[0]
     assert np.array_equal(cache.read("01", [row["row"]])[0], cache.volume("01", 3, 17))
+    m = cache.manifest
+    assert m["cleaning"]["detrend"] is True and m["cleaning"]["high_pass_hz"] == 0.008
+    assert m["subjects"]["01"]["runs"][2]["cleaning"]["n_regressors"] > 2
+
+
+def test_without_cleaning_only_the_mean_is_removed(tiny_dataset, tmp_path):
+    root, ann = tiny_dataset
+    opts = PrepareOptions(detrend=False, high_pass=None)
+    cache = prepare_cache(root, ann, tmp_path / "plain", options=opts, subjects=["01"])
+    src = nib.load(root / bold_filename("01", 3)).get_fdata()
+    mean, sd = src.mean(axis=-1), src.std(axis=-1)
+    expected = np.where(cache.mask, (src[..., 17] - mean) / np.where(sd > 0, sd, 1), 0)
+    assert np.allclose(cache.volume("01", 3, 17).astype(np.float32), expected, atol=0.01)
+    assert cache.manifest["subjects"]["01"]["runs"][2]["cleaning"]["n_regressors"] == 1
+    # Turning drift removal on rebuilds the voxel data, and the checkpoints' key changes.
+    cleaned = prepare_cache(root, ann, cache.path, subjects=["01"])
+    assert cleaned.key != cache.key
+    assert not np.allclose(cleaned.volume("01", 3, 17), cache.volume("01", 3, 17), atol=0.01)
+
+
+def test_a_drift_removed_cache_has_no_slow_trend_left(tiny_dataset, tmp_path):
+    # A strong linear drift in every voxel survives plain z-scoring but not the default cleaning.
+    root, ann = tiny_dataset
+    path = root / bold_filename("01", 2)
+    img = nib.load(path)
+    data = img.get_fdata()
+    data += np.linspace(0, 30 * data.std(), data.shape[-1])
+    nib.save(nib.Nifti1Image(data.astype(np.float32), img.affine, img.header), path)
+
+    def trend(options):
+        cache = prepare_cache(root, ann, tmp_path / str(len(list(tmp_path.iterdir()))),
+                              options=options, subjects=["01"])  # fmt: skip
+        span = cache.runs("01")[1]
+        run = np.asarray(cache.array("01")[span.start : span.start + span.n_volumes], np.float32)
+        inside = run[:, cache.mask]
+        t = np.arange(len(run)) - (len(run) - 1) / 2
+        return float(np.abs(np.corrcoef(t, inside.mean(axis=1))[0, 1]))
+
+    assert trend(PrepareOptions(detrend=False, high_pass=None)) > 0.9
+    assert trend(PrepareOptions()) < 0.05
 
 
 def test_table_rows_carry_labels_and_scenes(built):
@@ -170,6 +221,12 @@ def test_option_errors_name_the_option():
         PrepareOptions(grid_mm=0.01)
     with pytest.raises(ConfigError, match="nonfinite must be one of"):
         PrepareOptions(nonfinite="drop")
+    with pytest.raises(ConfigError, match="high_pass must be a cut-off in Hz"):
+        PrepareOptions(high_pass=0.5)
+    with pytest.raises(ConfigError, match="scrub.*drops volumes"):
+        PrepareOptions(confounds="motion,scrub")
+    with pytest.raises(ConfigError, match=r"must be a comma-separated list of \{motion"):
+        PrepareOptions(confounds="motoin")
 
 
 def test_killed_prepare_leaves_no_half_cache_and_rerun_recovers(tiny_dataset, tmp_path):
