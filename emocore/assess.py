@@ -29,7 +29,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -51,6 +51,7 @@ __all__ = [
     "list_assessments",
     "dataset_folders",
     "new_people",
+    "chosen_entities",
 ]
 
 logger = logging.getLogger(__name__)
@@ -115,11 +116,26 @@ def dataset_folders(root: str | Path, cache: VolumeCache | None = None) -> list[
     return found
 
 
-def new_people(dataset: str | Path, cohort: Sequence[str]) -> list[str]:
-    """People of ``dataset`` who are not in ``cohort`` (labels without ``sub-``), sorted."""
+def chosen_entities(cache: VolumeCache | None) -> dict[str, str]:
+    """The BIDS entities (task, acq, space, desc) the cache's files were chosen by, so that a
+    new person's files are chosen the same way; {} without a cache."""
+    if cache is None:
+        return {}
+    from emocore.data.prepare import PrepareOptions
+
+    options = PrepareOptions.from_manifest(cache.manifest.get("options") or {})
+    return {k: v for k, v in options.entities.items() if v is not None}
+
+
+def new_people(
+    dataset: str | Path, cohort: Sequence[str], entities: Mapping[str, str] | None = None
+) -> list[str]:
+    """People of ``dataset`` who are not in ``cohort`` (labels without ``sub-``), sorted.
+
+    ``entities`` (see :func:`chosen_entities`) choose among copies of a run, as prepare does."""
     from emocore.data.bids import discover_dataset
 
-    found = discover_dataset(dataset, expected_volumes=None)
+    found = discover_dataset(dataset, expected_volumes=None, **dict(entities or {}))
     return sorted(set(found.subject_labels) - {str(s) for s in cohort})
 
 

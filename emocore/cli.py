@@ -119,6 +119,66 @@ def _prepare_options(args: argparse.Namespace):
         observers=args.observers,
         nonfinite=args.nonfinite,
         task=args.task,
+        acq=args.acq,
+        space=args.space,
+        desc=args.desc,
+        detrend=args.detrend,
+        high_pass=None if args.high_pass == 0 else args.high_pass,
+        confounds=args.confounds,
+    )
+
+
+def _add_layout_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group(
+        "which files (BIDS entities; needed when a run is found more than once)"
+    )
+    g.add_argument(
+        "--task",
+        default=None,
+        help="the task to read (studyforrest's audio movie is 'forrestgump')",
+    )
+    g.add_argument(
+        "--acq",
+        default=None,
+        help="acquisition: raw ds000113 holds each run as acq-dico (distortion-corrected: "
+        "use this) and acq-raw",
+    )
+    g.add_argument(
+        "--space",
+        default=None,
+        help="fMRIPrep output space, e.g. MNI152NLin2009cAsym (with a resolution: "
+        "MNI152NLin2009cAsym:res-2)",
+    )
+    g.add_argument(
+        "--desc", default=None, help="description entity (fMRIPrep's BOLD runs are 'preproc')"
+    )
+
+
+def _add_cleaning_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group(
+        "what is removed from each voxel's time series before z-scoring "
+        "(as nilearn.signal.clean with filter='cosine')"
+    )
+    g.add_argument(
+        "--detrend",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="remove a linear trend per run (default: on)",
+    )
+    g.add_argument(
+        "--high-pass",
+        type=float,
+        default=0.008,
+        metavar="HZ",
+        help="remove cosine drift slower than this (default 0.008 Hz, a 125-s period; 0: none)",
+    )
+    g.add_argument(
+        "--confounds",
+        default=None,
+        metavar="STRATEGY",
+        help="fMRIPrep input: regress these confounds, read by nilearn's load_confounds from "
+        "each run's *_desc-confounds_timeseries.tsv, e.g. motion,wm_csf (choices: motion, "
+        "wm_csf, global_signal, compcor, high_pass; default: none)",
     )
 
 
@@ -135,9 +195,19 @@ def _cache_summary(cache) -> dict[str, Any]:
     }
 
 
+def _cleaning_text(options: dict[str, Any]) -> str:
+    parts = ["detrended"] if options.get("detrend") else []
+    if options.get("high_pass") is not None:
+        parts.append(f"high-pass {options['high_pass']:g} Hz (cosine)")
+    if options.get("confounds"):
+        parts.append(f"confounds {options['confounds']}")
+    return ", ".join(parts) or "mean removed only (no detrending, no high-pass)"
+
+
 def _cache_text(s: dict[str, Any]) -> str:
     return (
         f"cache {s['cache']}: {len(s['subjects'])} subjects, grid {tuple(s['grid'])}\n"
+        f"each run: {_cleaning_text(s['options'])}, then z-scored\n"
         f"labels (lag {s['options']['lag_s']} s, recipe {s['options']['recipe']}):\n{_counts_text(s['label_counts'])}"
     )
 
@@ -386,6 +456,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         data_hash=source.data_hash,
         parent=source.id,
         status="running",
+        sources=[registry.run_dir(r.id) for r in sources],
     )
     out: dict[str, Any] = {
         "run_id": run.id,
@@ -448,7 +519,7 @@ def cmd_assess(args: argparse.Namespace) -> int:
         with recording_outcome(registry, args.job) if args.job else nullcontext():
             if args.job:
                 registry.update(args.job, status="running", message=f"adding sub-{subject}")
-            options = PrepareOptions(**open_cache(args.cache).manifest["options"])
+            options = PrepareOptions.from_manifest(open_cache(args.cache).manifest["options"])
             prepare(args.bids, args.annotations, args.cache, options=options, subjects=[subject])
     cache = open_cache(args.cache)
     bar = ProgressBar("assess", not args.json)
@@ -1105,11 +1176,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="resample to voxels of this size (default: keep the data's grid)",
     )
     _add_label_options(p)
-    p.add_argument(
-        "--task",
-        default=None,
-        help="plain BIDS only: the task to read (studyforrest's audio movie is 'forrestgump')",
-    )
+    _add_layout_options(p)
+    _add_cleaning_options(p)
     p.add_argument(
         "--subject",
         action="append",

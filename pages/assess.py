@@ -27,7 +27,7 @@ with st.form("assess", enter_to_submit=False):
     folder = st.selectbox("Dataset folder (inside the data root)", folders,
                           format_func=lambda p: str(p.relative_to(s.home.resolve())))  # fmt: skip
     with ui.guard():
-        people = ui.loaders.new_people(folder, ctx.study["subjects"])
+        people = ui.loaders.new_people(folder, ctx.study["subjects"], cache)
     subject = st.selectbox("Person", people, format_func=lambda x: f"sub-{x}")
     start = st.form_submit_button("Assess against the cohort", type="primary", disabled=not people)
 if not people:

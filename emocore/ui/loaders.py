@@ -200,20 +200,25 @@ def saliency_map(
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def _new_people(folder: str, mtime: int, cohort: tuple[str, ...]) -> list[str]:
+def _new_people(
+    folder: str, mtime: int, cohort: tuple[str, ...], entities: tuple[tuple[str, str], ...]
+) -> list[str]:
     from emocore.assess import new_people as find
 
-    return find(folder, cohort)
+    return find(folder, cohort, dict(entities))
 
 
-def new_people(folder: Path, cohort: list[str]) -> list[str]:
+def new_people(folder: Path, cohort: list[str], cache: VolumeCache | None = None) -> list[str]:
     """People of a dataset folder outside ``cohort``; the headers are read once per change of
     the folders that hold ``sub-XX`` (a new person changes their modification time), not on
     every rerun."""
     from emocore.constants import DERIVATIVE_DIR
 
     changed = max(_mtime(folder), _mtime(folder / DERIVATIVE_DIR))
-    return _new_people(str(folder), changed, tuple(cohort))
+    from emocore.assess import chosen_entities
+
+    entities = tuple(sorted(chosen_entities(cache).items()))
+    return _new_people(str(folder), changed, tuple(cohort), entities)
 
 
 def subject_volume(s: Settings, subject: str, run: int, volume: int) -> np.ndarray:
