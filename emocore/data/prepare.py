@@ -39,6 +39,7 @@ from emocore.constants import CLASSES
 from emocore.data.bids import BoldRun, Dataset, SubjectRuns, discover_dataset
 from emocore.data.cache import CACHE_FORMAT, VolumeCache, volume_key
 from emocore.data.clean import RunDesign, parse_confounds, run_design
+from emocore.derivatives import write_dataset_description
 from emocore.errors import CacheError, ConfigError, DataError
 from emocore.labels import (
     build_volume_labels,
@@ -580,6 +581,10 @@ def prepare(
             result = dict(kept=tuple(held), not_requested=not_requested)
             if old.get("label_key") == label_key:
                 logger.info("cache at %s is up to date; nothing to do", cache)
+                if not (
+                    cache / "dataset_description.json"
+                ).is_file():  # made before prepare wrote one
+                    _describe(cache, old)
                 return PrepareResult(VolumeCache(cache), "unchanged", **result)
             logger.info("voxel data unchanged; rewriting the label table of %s", cache)
             manifest = dict(old)
@@ -592,6 +597,7 @@ def prepare(
             )
             atomic_write_text(cache / "labels.tsv", labels.to_csv(sep="\t", index=False))
             atomic_write_json(cache / "manifest.json", manifest)
+            _describe(cache, manifest)
             return PrepareResult(VolumeCache(cache), "relabelled", **result)
         if not_requested:
             # A rebuild keeps everybody: read the people who were not asked for again too.
@@ -649,6 +655,7 @@ def prepare(
         labels.to_csv(work / "labels.tsv", sep="\t", index=False)
         manifest["prepare_seconds"] = round(time.perf_counter() - t0, 2)
         (work / "manifest.json").write_text(json.dumps(manifest, indent=1))
+        _describe(work, manifest)
         _swap_into_place(work, cache)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
@@ -689,6 +696,35 @@ def prepare_cache(
         progress=progress,
         force=force,
     ).cache
+
+
+def _describe(folder: Path, manifest: dict[str, Any]) -> None:
+    """The cache's ``dataset_description.json`` (a BIDS derivative of the folders it read)."""
+    source = manifest.get("source") or {}
+    roots = [source.get("root")] + [
+        info.get("source_root") for info in (manifest.get("subjects") or {}).values()
+    ]
+    roots = [r for r in dict.fromkeys([*roots, source.get("annotations")]) if r]
+    cleaning = manifest.get("cleaning") or {}
+    removed = ", ".join(
+        part
+        for part, on in (
+            ("linear trend", cleaning.get("detrend")),
+            (f"cosine drift below {cleaning.get('high_pass_hz')} Hz", cleaning.get("high_pass_hz")),
+            (f"fMRIPrep confounds ({cleaning.get('confounds')})", cleaning.get("confounds")),
+        )
+        if on
+    )
+    write_dataset_description(
+        folder,
+        name="emocore volume cache",
+        source_datasets=roots,
+        description=(
+            "BOLD runs as float16 arrays (sub-XX.npy, volumes x grid), each voxel's time series "
+            f"{'with ' + removed + ' removed and ' if removed else ''}z-scored per run inside "
+            "the brain mask (mask.npy); one label per volume (labels.tsv); see manifest.json"
+        ),
+    )
 
 
 def _check_lengths(dataset: Dataset, labels) -> None:
@@ -791,6 +827,7 @@ def _add_subjects(
             ),
         )
         atomic_write_json(cache / "manifest.json", manifest)
+        _describe(cache, manifest)
     except BaseException:
         for path in staged:  # none of them is named by the manifest still in place
             path.unlink(missing_ok=True)

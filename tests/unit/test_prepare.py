@@ -43,6 +43,11 @@ def test_cache_layout_and_manifest(built):
     arr = cache.array("01")
     assert arr.dtype == np.float16 and arr.shape == (sum(RUN_N_VOLUMES), *SHAPE)
     assert isinstance(arr, np.memmap)
+    description = json.loads((cache.path / "dataset_description.json").read_text())
+    assert description["DatasetType"] == "derivative"
+    assert description["GeneratedBy"][0]["Name"] == "emocore"
+    assert description["SourceDatasets"][0]["URL"] == root.resolve().as_uri()
+    assert "linear trend" in description["GeneratedBy"][0]["Description"]
 
 
 def test_runs_are_zscored_inside_the_brain_and_zero_outside(built):
