@@ -276,16 +276,13 @@ def _check_subject(
     found = [r.run for r in runs]
     missing = sorted(set(expected_runs) - set(found))
     extra = sorted(set(found) - set(expected_runs))
-    dupes = sorted({r for r in found if found.count(r) > 1})
     folder = runs[0].path.parent if runs else Path(f"sub-{subject}")
-    if missing or extra or dupes:
+    if missing or extra:  # copies of one run were refused by discover_dataset already
         parts = []
         if missing:
             parts.append(f"missing run(s) {', '.join(map(str, missing))}")
         if extra:
             parts.append(f"unexpected run(s) {', '.join(map(str, extra))}")
-        if dupes:
-            parts.append(f"run(s) {', '.join(map(str, dupes))} found more than once")
         raise DataError(
             f"sub-{subject} in {folder}: {'; '.join(parts)}. studyforrest has runs "
             f"{expected_runs[0]}-{expected_runs[-1]}; restore the missing files or remove the extra ones"

@@ -126,3 +126,86 @@ def test_unreadable_file_is_named(tiny_dataset):
     (root / bold_filename("02", 1)).write_bytes(b"not a nifti at all")
     with pytest.raises(DataError, match=r"run-01_bold.nii.gz cannot be read as NIfTI"):
         discover_dataset(root)
+
+
+def _raw_layout(root: Path, subjects=("01",), acqs=("dico", "raw"), n_runs=2) -> Path:
+    for subject in subjects:
+        func = root / f"sub-{subject}/ses-forrestgump/func"
+        for run in range(1, n_runs + 1):
+            for acq in acqs:
+                name = f"sub-{subject}_ses-forrestgump_task-forrestgump_acq-{acq}_run-{run:02d}_bold.nii.gz"
+                write_run(func / name, 6)
+    return root
+
+
+def test_raw_ds000113_copies_are_told_apart_by_acq(tmp_path):
+    root = _raw_layout(tmp_path / "raw")
+    kw = {"expected_runs": (1, 2), "expected_volumes": None}
+    with pytest.raises(DataError) as err:
+        discover_dataset(root, **kw)
+    message = str(err.value)
+    assert "sub-01 run 1 has 2 BOLD files" in message
+    assert "differ in acq (dico, raw): choose one with --acq" in message
+    assert "'dico' is the distortion-corrected run" in message
+    ds = discover_dataset(root, acq="dico", **kw)
+    assert ds.layout == "bids" and ds.entities["acq"] == "dico"
+    assert all("_acq-dico_" in r.path.name for r in ds.get("01").runs)
+
+
+def test_an_entity_value_nobody_has_lists_what_was_found(tmp_path):
+    root = _raw_layout(tmp_path / "raw")
+    with pytest.raises(DataError, match=r"no BOLD runs below .* have acq-dic;.*acq: dico, raw"):
+        discover_dataset(root, acq="dic", expected_runs=(1, 2), expected_volumes=None)
+    with pytest.raises(DataError, match="--acq must be a BIDS label"):
+        discover_dataset(root, acq="dico_x", expected_runs=(1, 2), expected_volumes=None)
+
+
+def test_acq_reads_raw_runs_next_to_the_aligned_derivative(tiny_dataset):
+    # ds000113 holds both: without --acq the aligned derivative is read, with it the raw runs.
+    root, _ = tiny_dataset
+    _raw_layout(root, subjects=("01", "02"), acqs=("dico", "raw"), n_runs=8)
+    kw = {"expected_volumes": None}
+    assert discover_dataset(root, **kw).layout == "ds000113-derivative"
+    ds = discover_dataset(root, acq="dico", **kw)
+    assert ds.layout == "bids" and ds.base == root and len(ds.get("02").runs) == 8
+
+
+def _fmriprep_layout(root: Path, spaces=("MNI152NLin2009cAsym",), res=None) -> Path:
+    func = root / "sub-01/ses-forrestgump/func"
+    for run in (1, 2):
+        stem = f"sub-01_ses-forrestgump_task-forrestgump_run-{run:02d}"
+        for space in spaces:
+            for r in res or [None]:
+                ent = f"space-{space}" + (f"_res-{r}" if r else "")
+                write_run(func / f"{stem}_{ent}_desc-preproc_bold.nii.gz", 6)
+                (func / f"{stem}_{ent}_desc-brain_mask.nii.gz").write_bytes(b"")
+        (func / f"{stem}_desc-confounds_timeseries.tsv").write_text("trans_x\n" + "0\n" * 6)
+    return root
+
+
+def test_fmriprep_output_spaces_are_chosen_with_space(tmp_path):
+    root = _fmriprep_layout(tmp_path / "fmriprep", spaces=("MNI152NLin2009cAsym", "T1w"))
+    kw = {"expected_runs": (1, 2), "expected_volumes": None}
+    with pytest.raises(
+        DataError, match=r"differ in space \(MNI152NLin2009cAsym, T1w\): choose one with --space"
+    ):
+        discover_dataset(root, **kw)
+    ds = discover_dataset(root, space="T1w", **kw)
+    assert ds.layout == "fmriprep"
+    assert ds.entities == {
+        "ses": "forrestgump",
+        "task": "forrestgump",
+        "space": "T1w",
+        "desc": "preproc",
+    }
+
+
+def test_fmriprep_resolutions_are_chosen_with_the_space(tmp_path):
+    root = _fmriprep_layout(tmp_path / "fmriprep", res=("1", "2"))
+    kw = {"expected_runs": (1, 2), "expected_volumes": None}
+    with pytest.raises(
+        DataError, match=r"differ in res \(1, 2\): give the resolution with the space"
+    ):
+        discover_dataset(root, space="MNI152NLin2009cAsym", **kw)
+    ds = discover_dataset(root, space="MNI152NLin2009cAsym:res-2", **kw)
+    assert all("_res-2_" in r.path.name for r in ds.get("01").runs)
