@@ -95,6 +95,9 @@ def cmd_synth(args: argparse.Namespace) -> int:
             "variability": args.variability,
             "atypical": tuple(args.atypical) if args.atypical is not None else None,
             "atypical_weight": args.atypical_weight,
+            "layout": args.layout,
+            "motion": args.motion,
+            "drift": args.drift,
         }.items()
         if v is not None
     }
@@ -104,7 +107,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
     _print(
         {"out": str(out), "config": cfg.to_dict()},
         args.json,
-        lambda o: f"synthetic cohort in {o['out']}",
+        lambda o: f"synthetic cohort in {o['out']} ({o['config']['layout']} layout)",
     )
     return 0
 
@@ -1093,8 +1096,42 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "synth",
         help="write a synthetic cohort in the ds000113 layout (with annotations and ground truth)",
+        description="Write a synthetic studyforrest-like cohort: BOLD runs, observer annotations "
+        "(OUT/annotations) and the planted truth (OUT/ground_truth). Read it with "
+        "'emocore prepare --bids OUT --annotations OUT/annotations' in every layout.",
     )
     p.add_argument("--out", required=True, help="folder to write the cohort to")
+    p.add_argument(
+        "--layout",
+        choices=["derivative", "raw", "fmriprep"],
+        default=None,
+        help="where the BOLD files go (the data are the same): 'derivative' (default) = the "
+        "ds000113 aligned derivative (derivatives/non-linear_anatomical_alignment/..._rec-"
+        "dico7Tad2grpbold7TadNL_run-0N_bold.nii.gz); 'raw' = OpenNeuro ds000113 "
+        "(sub-XX/ses-forrestgump/func/..._acq-dico_run-0N_bold.nii.gz, plus an acq-raw copy "
+        "shifted by one voxel along y, with .json sidecars); 'fmriprep' = OUT is an fMRIPrep "
+        "derivative (..._space-MNI152NLin2009cAsym_desc-preproc_bold.nii.gz, desc-brain_mask, "
+        "desc-confounds_timeseries.tsv with the motion traces, readable by nilearn's "
+        "load_confounds)",
+    )
+    p.add_argument(
+        "--motion",
+        type=float,
+        default=None,
+        metavar="PCT",
+        help="head-motion noise: %% signal RMS over the brain, strongest at its edges (0 = none; "
+        "default 1 with --layout fmriprep, else 0). It is in the BOLD data of every layout; only "
+        "fmriprep writes the six motion traces (confounds table)",
+    )
+    p.add_argument(
+        "--drift",
+        type=float,
+        default=None,
+        metavar="SCALE",
+        help="scale of each run's slow scanner drift (default 1: about 1 %% signal SD over a run, "
+        "times --noise; real drift is often several times larger); 1 gives the data of cohorts "
+        "made before this option existed",
+    )
     p.add_argument(
         "--subjects",
         type=int,

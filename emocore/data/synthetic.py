@@ -1,15 +1,40 @@
 """A synthetic studyforrest-like cohort that the real reading code consumes unchanged.
 
-What is written below ``out`` (the BOLD files in the ds000113 derivative layout)::
+The same cohort (the same BOLD data for the same config) is written in one of three layouts
+(``SynthConfig.layout``); ``annotations/`` and ``ground_truth/`` are at the same places in all
+three, so ``emocore prepare --bids OUT --annotations OUT/annotations`` is the command in every
+layout (raw: add ``--acq dico``, as for the real ds000113)::
 
-    dataset_description.json, README
-    derivatives/non-linear_anatomical_alignment/sub-XX/ses-forrestgump/func/
-        sub-XX_ses-forrestgump_task-forrestgump_rec-dico7Tad2grpbold7TadNL_run-0N_bold.nii.gz
     annotations/raw/av1o01..09.csv, ao1o01..03.csv   raw observer format (Labs et al. 2015)
     annotations/movie_scenes.csv                      start, location, DAY|NIGHT, INT|EXT
     ground_truth/patterns/<EMOTION>.nii.gz            cohort pattern of each emotion (peak 1)
     ground_truth/patterns/sub-XX_<EMOTION>.nii.gz     each person's pattern (shift, gain, atypical)
-    ground_truth/episodes.tsv, brain_mask.nii.gz, cohort.json
+    ground_truth/episodes.tsv, brain_mask.nii.gz
+    ground_truth/cohort.json        config, layout, bold_file (path template), people
+    dataset_description.json, README
+
+``derivative`` (default): the ds000113 aligned derivative, as the DeepEmotion prototype read it::
+
+    derivatives/non-linear_anatomical_alignment/sub-XX/ses-forrestgump/func/
+        sub-XX_ses-forrestgump_task-forrestgump_rec-dico7Tad2grpbold7TadNL_run-0N_bold.nii.gz
+
+``raw``: like OpenNeuro ds000113 (no ``derivatives/``); ``acq-dico`` holds the same data as the
+derivative layout, ``acq-raw`` the same data shifted by one voxel along y (the geometry before
+distortion correction), so reading the wrong one is not silently identical::
+
+    sub-XX/ses-forrestgump/func/sub-XX_ses-forrestgump_task-forrestgump_acq-dico_run-0N_bold.nii.gz
+    sub-XX/ses-forrestgump/func/sub-XX_ses-forrestgump_task-forrestgump_acq-raw_run-0N_bold.nii.gz
+        (each with a .json sidecar: RepetitionTime 2.0, TaskName forrestgump)
+
+``fmriprep``: ``out`` is an fMRIPrep derivative folder (``DatasetType`` "derivative"); the
+confounds table is what ``nilearn.interfaces.fmriprep.load_confounds`` reads (motion, wm_csf,
+global_signal, high_pass, scrub)::
+
+    sub-XX/ses-forrestgump/func/sub-XX_ses-forrestgump_task-forrestgump_run-0N_
+        space-MNI152NLin2009cAsym_desc-preproc_bold.nii.gz (+ .json)
+        space-MNI152NLin2009cAsym_desc-brain_mask.nii.gz
+    sub-XX/ses-forrestgump/func/sub-XX_ses-forrestgump_task-forrestgump_run-0N_
+        desc-confounds_timeseries.tsv (+ .json)
 
 Signal model, per person and volume (acquired at movie time ``start_k + 2 i``)::
 
@@ -22,11 +47,20 @@ Signal model, per person and volume (acquired at movie time ``start_k + 2 i``)::
 * hrf_e: the true episodes (boxcars) convolved with nilearn's Glover HRF, 1 on a long block. The
   16-s run overlaps repeat the same movie time, hence the same stimulus.
 * n(t): voxelwise AR(1) noise (rho 0.5, mildly smoothed in space), a global fluctuation shared by
-  all voxels, slow cosine drift and an offset per run. ``signal=0`` leaves only these; the noise
-  does not depend on ``signal``, so cohorts that differ only in ``signal`` share their noise.
+  all voxels, slow cosine drift (times ``drift``) and an offset per run. ``signal=0`` leaves only
+  these; the noise does not depend on ``signal``, so cohorts that differ only in ``signal`` share
+  their noise.
+* head motion (``motion`` > 0): ``+ motion * sum_j m_j(t) * map_j(x)`` in the % change, not scaled
+  by ``noise``. m_j are six smooth traces per run (trans_x/y/z in mm, rot_x/y/z in rad; a smoothed
+  random walk plus smoothed jitter, sd 0.15 mm and 0.002 rad); map_j is the first-order change of
+  the baseline when its content moves (``-100 * grad(baseline) . displacement_j / baseline``: a
+  shift along an axis for translations, a rotation about the brain's centre for rotations), so it
+  is strongest at the brain's edges. The maps are scaled so that ``motion=1`` gives an RMS of 1 %
+  over the brain, like the voxel noise (1.2 %). The traces come from their own random stream, so
+  ``motion=0`` changes nothing else; the fmriprep layout writes them to the confounds table.
 
-Random streams are seeded from ``(seed, subject, run)``, so one person's files do not depend on
-how many others are made. Runs are computed in blocks of volumes, so a full-size run never needs
+Random streams are seeded from ``(seed, subject, run)`` (the motion traces from
+``(seed, subject, 100 + run)``), so one person's files do not depend on how many others are made. Runs are computed in blocks of volumes, so a full-size run never needs
 more than its int16 output plus a few blocks in memory.
 
 Synthetic observers annotate the true episodes with jittered boundaries, several rows per episode
@@ -36,20 +70,21 @@ label recipe (4-s lag) gives per-class counts near the real ones and mostly matc
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
 import shutil
 import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import nibabel as nib
 import numpy as np
 import pandas as pd
-from scipy.ndimage import gaussian_filter
+from scipy.ndimage import gaussian_filter, gaussian_filter1d
 from scipy.signal import lfilter
 
 from emocore import __version__
@@ -65,6 +100,7 @@ from emocore.errors import ConfigError, DataError
 
 __all__ = [
     "SynthConfig",
+    "LAYOUTS",
     "generate_cohort",
     "planted_subjects",
     "grid_for",
@@ -85,6 +121,17 @@ _FORMAT = 1  # bump when the generator's output changes, so old cohorts count as
 _BLOCK_VALUES = 2**24  # voxel values computed at once (64 MiB as float32)
 _RHO = 0.5  # AR(1) coefficient of the voxel noise
 _MOVIE_END_S = float(RUN_STARTS_S[-1] + TR_S * RUN_N_VOLUMES[-1])
+
+#: Where the BOLD files go (see the module docstring).
+LAYOUTS: tuple[str, ...] = ("derivative", "raw", "fmriprep")
+_FUNC_DIR = "sub-{s}/ses-forrestgump/func/sub-{s}_ses-forrestgump_task-forrestgump"
+_SPACE = "MNI152NLin2009cAsym"  # the fMRIPrep name of the space the template is in
+# Options added after cohorts were first written, with the value that reproduces those cohorts.
+_ADDED_OPTIONS = {"layout": "derivative", "motion": 0.0, "drift": 1.0}
+# Head motion: fMRIPrep's parameter names, units and the typical sd of each trace.
+_MOTION_NAMES = ("trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z")
+_MOTION_SD = np.array([0.15, 0.15, 0.15, 0.002, 0.002, 0.002])  # mm, rad
+_HIGH_PASS_S = 128.0  # fMRIPrep's cosine regressors: a high-pass filter at 1/128 Hz
 
 # Blob centres (MNI mm) per emotion: distinct regions, all inside the slab.
 _CENTRES: dict[str, tuple[tuple[float, float, float], ...]] = {
@@ -119,6 +166,15 @@ class SynthConfig:
     from their SADNESS pattern (1 = their LOVE response is their SADNESS response).
     ``variability`` scales the between-person spread of every pattern (shift and log-gain SDs;
     1 = the defaults above, 0 = everybody's patterns alike).
+
+    ``layout`` is where the BOLD files go: ``"derivative"`` (the ds000113 aligned derivative),
+    ``"raw"`` (OpenNeuro ds000113: ``acq-dico`` and ``acq-raw``) or ``"fmriprep"`` (an fMRIPrep
+    derivative with a brain mask and a confounds table); the BOLD data are the same in all three.
+    ``motion`` is the head-motion noise (% signal RMS over the brain at 1; 0 = none); ``None``
+    means 1.0 for the fmriprep layout, whose confounds table holds the motion traces, and 0.0
+    otherwise. ``drift`` scales the slow cosine drift of each run (1 = as before; real scanner
+    drift is far larger). ``motion=0`` and ``drift=1`` give the BOLD data of earlier versions.
+    :meth:`replace` resolves a defaulted ``motion`` again for a new ``layout``.
     """
 
     n_subjects: int = 4
@@ -130,6 +186,10 @@ class SynthConfig:
     atypical: tuple[str, ...] | None = None
     atypical_weight: float = 0.85
     variability: float = 1.0
+    layout: str = "derivative"
+    motion: float | None = None
+    drift: float = 1.0
+    _motion_defaulted: bool = field(default=False, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         def check(ok: bool, option: str, allowed: str, given: object) -> None:
@@ -147,6 +207,18 @@ class SynthConfig:
         check(0.0 <= w <= 1.0, "atypical_weight", "between 0 and 1", w)
         v = self.variability
         check(0.0 <= v <= 5.0, "variability", "between 0 and 5 (1 = default spread)", v)
+        if self.layout not in LAYOUTS:
+            close = difflib.get_close_matches(str(self.layout), LAYOUTS, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            allowed = ", ".join(repr(x) for x in LAYOUTS)
+            raise ConfigError(f"'layout' must be one of {allowed}; {self.layout!r} was given{hint}")
+        if self.motion is None:
+            object.__setattr__(self, "motion", 1.0 if self.layout == "fmriprep" else 0.0)
+            object.__setattr__(self, "_motion_defaulted", True)
+        m = self.motion
+        check(0.0 <= m <= 100.0, "motion", "between 0 and 100 (% signal; 0 = none)", m)
+        d = self.drift
+        check(0.0 <= d <= 100.0, "drift", "between 0 and 100 (1 = default drift)", d)
         if self.atypical is not None:
             object.__setattr__(self, "atypical", tuple(str(s) for s in self.atypical))
             allowed = {f"{i:02d}" for i in range(1, n + 1)}
@@ -159,7 +231,10 @@ class SynthConfig:
         return cls(**{"n_subjects": 20, "grid_mm": 1.2, **overrides})
 
     def replace(self, **changes: Any) -> SynthConfig:
-        """A copy with some options changed (validated again)."""
+        """A copy with some options changed (validated again); a ``motion`` that was not given
+        is resolved again (so ``replace(layout="fmriprep")`` gets the fmriprep default)."""
+        if self._motion_defaulted and "motion" not in changes:
+            changes["motion"] = None
         return replace(self, **changes)
 
     @property
@@ -175,8 +250,11 @@ class SynthConfig:
         return ["18"] if self.n_subjects >= 18 else [self.subjects[-1]]
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain-JSON form; ``atypical`` resolved to the subjects it means."""
-        return asdict(self) | {"atypical": self.atypical_subjects}
+        """Plain-JSON form; ``atypical`` resolved to the subjects it means, ``motion`` to its
+        value."""
+        d = asdict(self) | {"atypical": self.atypical_subjects}
+        del d["_motion_defaulted"]
+        return d
 
 
 def grid_for(grid_mm: float) -> tuple[tuple[int, int, int], np.ndarray]:
@@ -339,13 +417,21 @@ def _save(data: np.ndarray, affine: np.ndarray, path: Path, *, tr: float | None 
     nib.save(img, path)  # nibabel gzips at level 1
 
 
-def _run_bold(rng, cfg, baseline, patterns: np.ndarray, regressors: np.ndarray) -> np.ndarray:
-    """One run as int16 (x, y, z, t); ``patterns`` is (emotion, x, y, z), ``regressors`` (e, t)."""
+def _run_bold(
+    rng, cfg, baseline, patterns: np.ndarray, regressors: np.ndarray,
+    motion: tuple[np.ndarray, np.ndarray] | None = None,
+) -> np.ndarray:  # fmt: skip
+    """One run as int16 (x, y, z, t); ``patterns`` is (emotion, x, y, z), ``regressors`` (e, t).
+
+    ``motion`` is ``(maps, traces)`` from :func:`_motion_maps` and :func:`_motion_traces`, added
+    times ``cfg.motion`` when that is > 0 (nothing else depends on it).
+    """
     n = regressors.shape[1]
     out = np.empty((*baseline.shape, n), np.int16)
     sigma = 4.0 / cfg.grid_mm  # voxels; mild spatial smoothing of the voxel noise
     t = np.arange(n) / max(n - 1, 1)
-    drift = sum(rng.normal(0, 0.8) * np.cos(np.pi * k * t) for k in (1, 2, 3))
+    # Scaled after drawing, so the random stream (and drift=1) is as before.
+    drift = cfg.drift * sum(rng.normal(0, 0.8) * np.cos(np.pi * k * t) for k in (1, 2, 3))
     shared = lfilter([1.0], [1, -0.8], rng.normal(0, 0.25, n)) + drift + rng.normal(0, 0.5)
     state, block = None, int(np.clip(_BLOCK_VALUES // baseline.size, 8, 64))
     for t0 in range(0, n, block):
@@ -359,9 +445,129 @@ def _run_bold(rng, cfg, baseline, patterns: np.ndarray, regressors: np.ndarray) 
             state = _RHO * rng.standard_normal((*baseline.shape, 1), dtype=np.float32)
         ar, state = lfilter([np.sqrt(1 - _RHO**2)], [1, -_RHO], white, axis=-1, zi=state)
         pct += cfg.noise * (1.2 * ar + shared[t0:t1].astype(np.float32))
+        if motion is not None and cfg.motion > 0:
+            maps, traces = motion
+            pct += np.tensordot(maps, (cfg.motion * traces[:, t0:t1]).astype(np.float32), (0, 0))
         bold = baseline[..., None] * (1 + 0.01 * pct)
         out[..., t0:t1] = np.clip(np.rint(bold), -32768, 32767)
     return out
+
+
+# -- head motion and confounds -------------------------------------------------------------------
+def _motion_traces(rng: np.random.Generator, n: int) -> np.ndarray:
+    """(6, n) head-motion parameters of one run in fMRIPrep's order and units (trans_x/y/z in
+    mm, rot_x/y/z in rad): a smoothed random walk (slow drift of the head) plus smoothed jitter,
+    each half the variance, zero mean, sd ``_MOTION_SD``."""
+
+    def unit(a: np.ndarray) -> np.ndarray:
+        a = a - a.mean(axis=1, keepdims=True)
+        return a / np.maximum(a.std(axis=1, keepdims=True), 1e-12)
+
+    walk = np.cumsum(gaussian_filter1d(rng.standard_normal((6, n)), 3.0, axis=1), axis=1)
+    jitter = gaussian_filter1d(rng.standard_normal((6, n)), 2.5, axis=1)
+    return unit(unit(walk) + unit(jitter)) * _MOTION_SD[:, None]
+
+
+def _motion_maps(baseline, mask: np.ndarray, world: np.ndarray, grid_mm: float) -> np.ndarray:
+    """(6, x, y, z) % signal change per mm of translation / rad of rotation (float32).
+
+    Moving the head by a displacement field d changes the image to ``b(x - d) ~ b - grad(b) . d``;
+    d is a unit shift along x, y or z, or a unit rotation about x, y or z through the brain's
+    centre. Scaled so that traces with sd ``_MOTION_SD`` give an RMS of 1 % over the brain.
+    """
+    b = baseline.astype(np.float64)
+    grad = np.stack(np.gradient(b, grid_mm))  # (3, x, y, z), per mm along the world axes (RAS)
+    rel = -100.0 * grad / np.maximum(b, 1.0)
+    r = np.moveaxis(world - world[mask].mean(axis=0), -1, 0).astype(np.float64)  # from the centre
+    rotations = (  # e_axis x r: the displacement of a unit rotation about each axis
+        (np.zeros_like(r[0]), -r[2], r[1]),
+        (r[2], np.zeros_like(r[0]), -r[0]),
+        (-r[1], r[0], np.zeros_like(r[0])),
+    )
+    maps = [rel[a] for a in range(3)]
+    maps += [sum(rel[c] * d[c] for c in range(3)) for d in rotations]
+    out = np.stack(maps)
+    rms = np.sqrt(np.mean(np.sum((out[:, mask] * _MOTION_SD[:, None]) ** 2, axis=0)))
+    return (out / max(float(rms), 1e-12)).astype(np.float32)
+
+
+def _confound_regions(baseline: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
+    """Voxels whose mean gives fMRIPrep's global_signal (the brain), white_matter (the brightest
+    fifth of the brain: the baseline is the T1 template) and csf (the darkest tenth), as boolean
+    vectors over the brain's voxels in C order."""
+    values = baseline[mask]
+    return {
+        "global_signal": np.ones(values.size, bool),
+        "csf": values <= np.percentile(values, 10),
+        "white_matter": values >= np.percentile(values, 80),
+    }
+
+
+def _with_expansions(table: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """fMRIPrep's 24-parameter expansion: x, x_derivative1, x_derivative1_power2, x_power2
+    (the derivative is a backward difference, n/a at the first volume)."""
+    out = {}
+    for name, x in table.items():
+        d = np.concatenate([[np.nan], np.diff(x)])
+        out |= {name: x, f"{name}_derivative1": d, f"{name}_derivative1_power2": d**2,
+                f"{name}_power2": x**2}  # fmt: skip
+    return out
+
+
+def _confounds(data: np.ndarray, mask: np.ndarray, regions, traces: np.ndarray) -> pd.DataFrame:
+    """fMRIPrep's confounds table of one run (int16 (x, y, z, t) ``data``), in its column names:
+    global_signal, csf, white_matter (means, with their expansions), csf_wm, dvars, std_dvars
+    (as nipype computes them), framewise_displacement (Power: 50-mm sphere), the six motion
+    parameters with expansions and cosine00.. (DCT high-pass at 1/128 Hz).
+
+    No non_steady_state_outlier columns: the synthetic runs have no dummy volumes.
+    Reads the brain's voxels in blocks, so a full-size run needs little extra memory.
+    """
+    n = data.shape[-1]
+    flat = data.reshape(-1, n)
+    brain = np.flatnonzero(mask.ravel())
+    sums = {k: np.zeros(n) for k in regions}
+    diff_sq, diff_sd = np.zeros(n - 1), 0.0
+    block = max(1, _BLOCK_VALUES // (4 * n))
+    for b0 in range(0, brain.size, block):
+        x = flat[brain[b0 : b0 + block]].astype(np.float64)
+        for k, member in regions.items():
+            sums[k] += x[member[b0 : b0 + block]].sum(axis=0)
+        diff_sq += (np.diff(x, axis=1) ** 2).sum(axis=0)
+        q25, q75 = np.percentile(x, [25, 75], axis=1, method="lower")
+        xc = x - x.mean(axis=1, keepdims=True)
+        var = (xc**2).sum(axis=1)
+        ar1 = (xc[:, 1:] * xc[:, :-1]).sum(axis=1) / np.where(var > 0, var, 1.0)
+        diff_sd += float((np.sqrt(2 * (1 - ar1)) * (q75 - q25) / 1.349).sum())
+    means = {k: sums[k] / max(int(regions[k].sum()), 1) for k in regions}
+    dvars = np.concatenate([[np.nan], np.sqrt(diff_sq / max(brain.size, 1))])
+    table = _with_expansions(means)
+    table["csf_wm"] = (sums["csf"] + sums["white_matter"]) / max(
+        int(regions["csf"].sum() + regions["white_matter"].sum()), 1
+    )
+    table["dvars"] = dvars
+    table["std_dvars"] = dvars / max(diff_sd / max(brain.size, 1), 1e-12)
+    moves = np.abs(np.diff(traces, axis=1))
+    fd = moves[:3].sum(axis=0) + 50.0 * moves[3:].sum(axis=0)  # rad -> mm on a 50-mm sphere
+    table["framewise_displacement"] = np.concatenate([[np.nan], fd])
+    table |= _with_expansions(dict(zip(_MOTION_NAMES, traces, strict=True)))
+    order = int(np.floor(2 * n * TR_S / _HIGH_PASS_S))
+    frames = np.arange(n)
+    for k in range(1, order):
+        table[f"cosine{k - 1:02d}"] = np.sqrt(2.0 / n) * np.cos(np.pi / n * (frames + 0.5) * k)
+    return pd.DataFrame(table)
+
+
+_CONFOUND_DOCS = {
+    "global_signal": "mean of the brain mask", "csf": "mean of the darkest tenth of the brain",
+    "white_matter": "mean of the brightest fifth of the brain",
+    "csf_wm": "mean of the csf and white_matter voxels together",
+    "dvars": "RMS over the brain of the temporal difference",
+    "std_dvars": "dvars over its expected value (nipype's AR(1) estimate)",
+    "framewise_displacement": "Power et al. 2012: sum of |d trans| + 50 mm * sum of |d rot|",
+    "trans_x": "synthetic head motion, mm", "rot_x": "synthetic head motion, rad",
+    "cosine00": "DCT basis of a 1/128 Hz high-pass filter",
+}  # fmt: skip
 
 
 # -- writing -------------------------------------------------------------------------------------
@@ -386,7 +592,12 @@ def generate_cohort(
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         try:
             old = json.loads((out / "ground_truth" / "cohort.json").read_text())
-            same = old.get("format") == _FORMAT and old.get("config") == cfg.to_dict()
+            config = old.get("config")  # older cohorts lack the options added since
+            same = (
+                old.get("format") == _FORMAT
+                and isinstance(config, dict)
+                and {**_ADDED_OPTIONS, **config} == cfg.to_dict()
+            )
         except (OSError, AttributeError, json.JSONDecodeError):
             old, same = None, False
         if same:
@@ -408,8 +619,49 @@ def generate_cohort(
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
-    logger.info("wrote a synthetic cohort of %d people to %s", cfg.n_subjects, out)
+    logger.info(
+        "wrote a synthetic cohort of %d people to %s (%s layout)", cfg.n_subjects, out, cfg.layout
+    )
     return out
+
+
+def _bold_template(layout: str) -> str:
+    """Path of each run's BOLD file (the one to read) below the root, with {s} and {run:02d}."""
+    if layout == "derivative":
+        return bold_filename("{s}", 0).replace("run-00", "run-{run:02d}")
+    if layout == "raw":
+        return _FUNC_DIR + "_acq-dico_run-{run:02d}_bold.nii.gz"
+    return _FUNC_DIR + f"_run-{{run:02d}}_space-{_SPACE}_desc-preproc_bold.nii.gz"
+
+
+def _sidecar(path: Path, **extra: Any) -> None:
+    meta = {"RepetitionTime": TR_S, "TaskName": "forrestgump", **extra}
+    path.with_name(path.name.replace(".nii.gz", ".json")).write_text(json.dumps(meta, indent=1))
+
+
+def _write_run(root: Path, cfg: SynthConfig, subject: str, run: int, data, affine, extra) -> None:
+    """Save one run in ``cfg.layout``; ``extra`` is ``(mask, regions, traces)`` (fmriprep)."""
+    path = root / _bold_template(cfg.layout).format(s=subject, run=run)
+    _save(data, affine, path, tr=TR_S)
+    if cfg.layout == "raw":
+        _sidecar(path)
+        # The uncorrected acquisition: the same data one voxel further along y (the phase-encoding
+        # axis, along which distortion correction moves voxels); the edge row is repeated.
+        moved = np.concatenate([data[:, :1], data[:, :-1]], axis=1)
+        raw = path.with_name(path.name.replace("_acq-dico_", "_acq-raw_"))
+        _save(moved, affine, raw, tr=TR_S)
+        _sidecar(raw)
+    elif cfg.layout == "fmriprep":
+        mask, regions, traces = extra
+        _sidecar(path, SkullStripped=False)
+        stem = path.name.split(f"_space-{_SPACE}")[0]
+        brain = path.with_name(f"{stem}_space-{_SPACE}_desc-brain_mask.nii.gz")
+        _save(mask.astype(np.uint8), affine, brain)
+        table = _confounds(data, mask, regions, traces)
+        tsv = path.with_name(f"{stem}_desc-confounds_timeseries.tsv")
+        table.to_csv(tsv, sep="\t", index=False, na_rep="n/a", float_format="%.8g")
+        docs = {c: {"Description": _CONFOUND_DOCS[c]} for c in table.columns if c in _CONFOUND_DOCS}
+        tsv.with_suffix(".json").write_text(json.dumps(docs, indent=1))
 
 
 def _write(root: Path, cfg: SynthConfig, progress: Progress | None) -> None:
@@ -418,6 +670,8 @@ def _write(root: Path, cfg: SynthConfig, progress: Progress | None) -> None:
     baseline, mask = _template(shape, affine)
     ijk = np.stack(np.meshgrid(*[np.arange(n) for n in shape], indexing="ij"), axis=-1)
     world = (ijk @ affine[:3, :3].T + affine[:3, 3]).astype(np.float32)  # MNI mm of each voxel
+    maps = _motion_maps(baseline, mask, world, cfg.grid_mm) if cfg.motion > 0 else None
+    regions = _confound_regions(baseline, mask)
     rng = _rng(cfg, 0, 0)
     episodes = _episodes(rng)
     regressors = _regressors(episodes)
@@ -448,10 +702,16 @@ def _write(root: Path, cfg: SynthConfig, progress: Progress | None) -> None:
             stack = np.stack([pats[e] for e in EMOTIONS])
             for k in range(len(RUN_N_VOLUMES)):
                 regs = regressors[:, bounds[k] : bounds[k + 1]]
-                data = _run_bold(_rng(cfg, si, k + 1), cfg, baseline, stack, regs)
-                path = root / bold_filename(subject, k + 1)
-                jobs.append((pool.submit(_save, data, affine, path, tr=TR_S), path.name))
-                del data  # at most two runs in memory: one being written, one computed
+                # Own stream, so the motion traces change nothing else (motion=0: as before).
+                traces = _motion_traces(_rng(cfg, si, 101 + k), regs.shape[1])
+                motion = None if maps is None else (maps, traces)
+                data = _run_bold(_rng(cfg, si, k + 1), cfg, baseline, stack, regs, motion)
+                extra = (mask, regions, traces)
+                name = _bold_template(cfg.layout).format(s=subject, run=k + 1).split("/")[-1]
+                job = pool.submit(_write_run, root, cfg, subject, k + 1, data, affine, extra)
+                jobs.append((job, name))
+                del data  # two runs in memory: one being written (raw: and its acq-raw copy),
+                # one computed
                 last = si == cfg.n_subjects and k == len(RUN_N_VOLUMES) - 1
                 while len(jobs) > (0 if last else 1):
                     future, name = jobs.pop(0)
@@ -468,16 +728,26 @@ def _write(root: Path, cfg: SynthConfig, progress: Progress | None) -> None:
         "atypical": cfg.atypical_subjects,
         "subjects": people,
         "n_episodes": len(episodes),
+        "layout": cfg.layout,
+        "bold_file": _bold_template(cfg.layout),
     }
     description = {
         "Name": "emocore synthetic studyforrest-like cohort (no real person)",
         "BIDSVersion": "1.8.0", "DatasetType": "raw", "emocore_synthetic_config": cfg.to_dict(),
         "GeneratedBy": [{"Name": "emocore", "Version": __version__, "Description": "synthetic"}],
     }  # fmt: skip
+    where = "OpenNeuro\nds000113 (studyforrest)"
+    if cfg.layout == "fmriprep":
+        description["Name"] = "emocore synthetic studyforrest-like cohort, fMRIPrep layout"
+        description["DatasetType"] = "derivative"
+        description["GeneratedBy"][0]["Description"] = (  # type: ignore[index]
+            "synthetic; named and shaped like fMRIPrep's outputs, not made by fMRIPrep"
+        )
+        where = "an fMRIPrep\nderivative of ds000113 (studyforrest)"
     (root / "dataset_description.json").write_text(json.dumps(description, indent=1))
     (root / "README").write_text(
-        "Synthetic fMRI cohort written by emocore (`emocore synth`) in the layout of OpenNeuro\n"
-        "ds000113 (studyforrest). No real person was scanned. The true emotion episodes and\n"
+        f"Synthetic fMRI cohort written by emocore (`emocore synth`) in the layout of {where}. "
+        "No real person was scanned. The true emotion episodes and\n"
         "patterns are in ground_truth/; the observer annotations in annotations/.\n"
     )
     (gt / "cohort.json").write_text(json.dumps(meta, indent=1))  # written last
