@@ -248,6 +248,7 @@ def assess_subject(
             config={"run": run_id, "subject": subject, "alpha": alpha},
             data_hash=cache.key,
             parent=run_id,
+            sources=[cache.path, folder],
         ).id
     registry.update(assess_id, status="running", pid=os.getpid(), error=None)
     designs = list(config.designs)

@@ -18,8 +18,9 @@ Everything here except :func:`write_dataset_description` is a pure function of i
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from emocore._io import atomic_write_json
 from emocore.errors import ConfigError
@@ -30,6 +31,7 @@ __all__ = [
     "bids_label",
     "file_uri",
     "saliency_filename",
+    "saliency_map_path",
     "saliency_relpath",
     "sidecar_path",
     "write_dataset_description",
@@ -124,6 +126,39 @@ def saliency_relpath(subject: str | None, emotion: str) -> str:
     """
     name = saliency_filename(subject, emotion)
     return name if subject is None else f"sub-{subject}/{name}"
+
+
+def saliency_map_path(
+    design_dir: str | Path, model: str, emotion: str, entry: Mapping[str, Any] | None = None
+) -> Path | None:
+    """The saliency map of ``model`` for ``emotion`` in ``design_dir``, or None if there is none.
+
+    ``design_dir`` is a run's ``saliency/<design>/``; ``entry`` is that map's entry in the run's
+    study.json (``study["saliency"][design][model][emotion]``), whose ``file`` names it. This is
+    the one place that knows both naming schemes, tried in this order:
+
+    1. ``entry["file"]``, relative to ``design_dir`` (every run records it);
+    2. the BIDS name implied by the model's name: ``sub-XX`` models are about person XX
+       (``sub-XX/sub-XX_desc-<emotion>_saliency.nii.gz``), any other model about several
+       people (``desc-<emotion>_saliency.nii.gz``);
+    3. the name runs made before emocore wrote BIDS derivatives used:
+       ``<model>_<EMOTION>.nii.gz``.
+    """
+    folder = Path(design_dir)
+    candidates: list[str] = []
+    recorded = (entry or {}).get("file")
+    if isinstance(recorded, str) and recorded:
+        candidates.append(recorded)
+    subject = model.removeprefix("sub-") if model.startswith("sub-") else None
+    if (subject is None or _LABEL.fullmatch(subject)) and _LABEL.fullmatch(emotion):
+        candidates.append(saliency_relpath(subject, emotion))
+    candidates.append(f"{model}_{emotion}.nii.gz")  # before BIDS names
+    for relpath in candidates:
+        path = folder / relpath
+        # a recorded name is data, not code: never follow it out of the design's folder
+        if ".." not in Path(relpath).parts and not Path(relpath).is_absolute() and path.is_file():
+            return path
+    return None
 
 
 def sidecar_path(image: str | Path) -> Path:

@@ -9,7 +9,12 @@ call. Each call is one run in the registry; its folder is the results bundle::
     baseline.tsv       the linear decoder's held-out predictions on the same folds
     curves.tsv         per-epoch train / held-out loss and accuracy of every fold
     models/<design>/   final checkpoints (one per design and person)
-    saliency/<design>/ mean |attribution| per emotion as NIfTI (+ AUC against planted truth)
+    dataset_description.json  BIDS derivative metadata: emocore, its version, the cache read
+    saliency/<design>/ a BIDS derivative dataset per design: mean |attribution| per emotion as
+                       sub-XX/sub-XX_desc-<emotion>_saliency.nii.gz (one person's volumes) or
+                       desc-<emotion>_saliency.nii.gz (several people's), each with a .json
+                       sidecar (model, method, steps, baseline, units, cache, run); AUC against
+                       planted truth in study.json
     embeddings.tsv     PCA of the cross-subject model's hidden layer, with silhouette scores
 """
 
@@ -35,10 +40,22 @@ from emocore.constants import CLASSES, EMOTIONS
 from emocore.data.cache import VolumeCache
 from emocore.data.dataset import VolumeSource, select
 from emocore.data.splits import check_split
+from emocore.derivatives import (
+    file_uri,
+    saliency_relpath,
+    sidecar_path,
+    write_dataset_description,
+)
 from emocore.errors import ConfigError, EmocoreError
 from emocore.evaluate import evaluate_predictions
 from emocore.registry import Registry, recording_outcome
-from emocore.saliency import embeddings, emotion_saliency, saliency_auc, save_nifti
+from emocore.saliency import (
+    describe_method,
+    embeddings,
+    emotion_saliency,
+    saliency_auc,
+    save_nifti,
+)
 from emocore.single_case import FINDING_KEYS
 from emocore.study import DESIGNS, DesignResult, plan_design, read_predictions, run_design
 from emocore.train import TrainConfig, load_checkpoint
@@ -165,28 +182,68 @@ def _headline(design: str, ev: dict[str, Any]) -> dict[str, Any]:
 
 
 def _saliency(
-    cache: VolumeCache, result: DesignResult, out: Path, classes: list[str], device: str
+    cache: VolumeCache,
+    result: DesignResult,
+    out: Path,
+    classes: list[str],
+    device: str,
+    *,
+    run_id: str,
+    method: str = "integrated-gradients",
+    max_per_class: int = 16,
 ) -> dict[str, Any]:
-    """Mean saliency per emotion for each final model, on the volumes that model is about."""
+    """Mean saliency per emotion for each final model, on the volumes that model is about.
+
+    ``out`` (``saliency/<design>/``) becomes a BIDS derivative dataset of its own, with a
+    ``dataset_description.json``: BIDS has no entity for "which design" and a ``desc`` label is
+    one alphanumeric word, so the design is the dataset and the file names carry only BIDS
+    entities. One person's map is ``sub-XX/sub-XX_desc-<emotion>_saliency.nii.gz`` (the
+    single-subject model of XX, or the LOSO model that held XX out); a map over several people's
+    volumes (the cross-subject model) has no ``sub`` entity and sits at the folder's root (see
+    :func:`emocore.derivatives.saliency_filename`). Each map has a JSON sidecar saying which
+    model, method and volumes made it and what its numbers are.
+    """
     gt = ground_truth_dir(cache)
+    write_dataset_description(
+        out,
+        name=f"emocore saliency maps, {result.design} design, run {run_id}",
+        source_datasets=[cache.path],
+        description=(
+            f"mean absolute {method} saliency per emotion of the {result.design} design's final "
+            "models; a JSON sidecar next to each map says what it holds"
+        ),
+    )
+    how = describe_method(method)
     scores: dict[str, Any] = {}
+    written: dict[str, str] = {}
     for name, ckpt in result.checkpoints.items():
         model, state = load_checkpoint(ckpt, grid_shape=cache.grid_shape, classes=classes)
         held = state["extra"].get("held_out")
         subjects = [held.removeprefix("sub-")] if held else state["extra"].get("trained_on")
         meta = select(cache, subjects=subjects, classes=classes)
         maps = emotion_saliency(
-            model, VolumeSource(cache, meta), classes, device=device, max_per_class=16
+            model,
+            VolumeSource(cache, meta),
+            classes,
+            method=method,
+            device=device,
+            max_per_class=max_per_class,
         )
+        subject = subjects[0] if len(subjects) == 1 else None
         scores[name] = {}
         for emotion, volume in maps.items():
-            save_nifti(volume, cache.affine, out / f"{name}_{emotion}.nii.gz")
+            relpath = saliency_relpath(subject, emotion)
+            if relpath in written:  # two models of one design on the same people's volumes
+                raise EmocoreError(
+                    f"models {written[relpath]} and {name} of the {result.design} design would "
+                    f"both write saliency/{result.design}/{relpath}; give them different people"
+                )
+            written[relpath] = name
+            path = save_nifti(volume, cache.affine, out / relpath)
             auc = None
             truth_path = None
             if gt is not None:
-                candidates = (
-                    [gt / f"sub-{subjects[0]}_{emotion}.nii.gz"] if len(subjects) == 1 else []
-                )
+                candidates = [gt / f"sub-{subject}_{emotion}.nii.gz"] if subject else []
                 candidates.append(gt / f"{emotion}.nii.gz")
                 truth_path = next((p for p in candidates if p.exists()), None)
             if truth_path is not None:
@@ -195,12 +252,46 @@ def _saliency(
                 truth = np.asarray(nib.load(truth_path).dataobj, dtype=np.float32)
                 if truth.shape == volume.shape:
                     auc = saliency_auc(volume, truth, cache.mask)
+            n_volumes = min(int((meta["label"] == emotion).sum()), max_per_class)
+            atomic_write_json(
+                sidecar_path(path),
+                {
+                    "Description": (
+                        f"Where the {result.design} model {name} looks when it scores {emotion}: "
+                        f"mean absolute {method} attribution over {n_volumes} of "
+                        f"{'sub-' + subject if subject else 'its people'}'s {emotion} volumes"
+                    ),
+                    "Emotion": emotion,
+                    "Design": result.design,
+                    "Model": name,
+                    "Checkpoint": _below(ckpt, out.parents[1]),
+                    "TrainedOn": [f"sub-{s}" for s in state["extra"].get("trained_on") or []],
+                    "HeldOut": held,
+                    "ExplainedSubjects": [f"sub-{s}" for s in subjects],
+                    "NumberOfVolumes": n_volumes,
+                    "EmotionVolumesAvailable": int((meta["label"] == emotion).sum()),
+                    **how,
+                    "Run": run_id,
+                    "Cache": {"URL": file_uri(cache.path), "Key": cache.key},
+                    "AUCvsTruth": auc,
+                    "Truth": truth_path.name if truth_path else None,
+                },
+                indent=2,
+            )
             scores[name][emotion] = {
-                "file": f"{name}_{emotion}.nii.gz",
+                "file": relpath,
                 "auc_vs_truth": auc,
                 "truth": truth_path.name if truth_path else None,
             }
     return scores
+
+
+def _below(path: Path, root: Path) -> str:
+    """``path`` relative to ``root`` in POSIX form if it is inside, else its name only."""
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return path.name
 
 
 def _embeddings(
@@ -274,8 +365,11 @@ def run_study(
             subjects=subjects,
             config=config.to_dict(),
             data_hash=cache.key,
+            sources=[cache.path],
         )
         run_id = run.id
+    else:  # queued elsewhere (dashboard) or resumed: record the cache this process reads
+        registry.describe_run(run_id, sources=[cache.path], kind=kind)
     out = registry.run_dir(run_id)
     registry.update(run_id, status="running", pid=os.getpid(), error=None)
     t0 = time.perf_counter()
@@ -374,7 +468,12 @@ def run_study(
             if config.saliency and res.checkpoints:
                 report(i, design)(0.99, "saliency maps")
                 extras["saliency"][design] = _saliency(
-                    cache, res, out / "saliency" / design, classes, config.train.device
+                    cache,
+                    res,
+                    out / "saliency" / design,
+                    classes,
+                    config.train.device,
+                    run_id=run_id,
                 )
         report(len(config.designs), "")(0.0, "embeddings")
         emb_ckpt = next(

@@ -155,6 +155,7 @@ def start_job(
             subjects=subjects,
             config=config.to_dict(),
             data_hash=volumes.key,
+            sources=[volumes.path],
         )
         command = [
             sys.executable,
@@ -205,6 +206,7 @@ def start_assess_job(
             subjects=[subject],
             config={"run": run_id, "subject": subject, "bids": str(bids) if bids else None},
             parent=run_id,
+            sources=[Path(cache), reg.run_dir(run_id)],
         )
         command = [
             sys.executable, "-m", "emocore.cli", "-v", "assess", "--run", run_id,

@@ -3,7 +3,9 @@
 Layout below the registry root (created if missing)::
 
     registry.sqlite      runs, per-epoch curves and artifacts (schema version in user_version)
-    runs/<run id>/       the files of one run (checkpoints, predictions, saliency, reports)
+    runs/<run id>/       the files of one run (checkpoints, predictions, saliency, reports),
+                         marked as a BIDS derivative dataset by a dataset_description.json that
+                         names emocore, its version and the folders the run read (cache, runs)
 
 Every path stored in the database is relative to the root, in POSIX form, so the folder can be
 moved or copied to another machine and opened there.
@@ -89,6 +91,15 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     "completed": frozenset(),
 }
 _ACTIVE = ("queued", "running")
+#: What a run folder of each kind holds, for its dataset_description.json.
+_RUN_CONTENTS = {
+    "study": "cross-validated predictions, metrics, final models, saliency maps and embeddings",
+    "train": "cross-validated predictions, metrics, final models, saliency maps and embeddings",
+    "evaluate": "metrics recomputed from the predictions of its source runs",
+    "predict": "predictions of a trained model on new volumes",
+    "bench": "training speed measurements",
+    "assess": "one new person's predictions and findings against a finished study",
+}
 
 #: Bumped whenever the tables change; older registries are migrated on open, newer ones refused.
 SCHEMA_VERSION = 2
@@ -477,8 +488,13 @@ class Registry:
         status: str = "queued",
         notes: str | None = None,
         pid: int | None = None,
+        sources: Sequence[str | Path] = (),
     ) -> RunRecord:
-        """Record a new run and create its folder; ``parent`` groups it under a study run."""
+        """Record a new run and create its folder; ``parent`` groups it under a study run.
+
+        The folder gets a ``dataset_description.json`` (see :meth:`describe_run`) whose
+        ``SourceDatasets`` are ``sources``: the folders the run reads (its cache, source runs).
+        """
         _choice("kind", kind, KINDS)
         _choice("status", status, STATUSES)
         values = {
@@ -537,7 +553,40 @@ class Registry:
                     f"{self.root} is writable and not full"
                 ) from exc
         logger.info("registered %s run %s", kind, run_id)
+        self.describe_run(run_id, sources=sources, kind=kind)
         return self.get_run(run_id)
+
+    def describe_run(
+        self, run_id: str, *, sources: Sequence[str | Path] = (), kind: str | None = None
+    ) -> Path | None:
+        """(Re)write the run folder's BIDS ``dataset_description.json``; return its path.
+
+        ``sources`` become ``SourceDatasets`` (``file://`` URIs of the folders the run read).
+        A description is metadata next to the results, so failing to write it (a full disk, a
+        read-only folder) must not fail the run: the error is logged as a warning and None is
+        returned. Without ``kind`` the run is looked up (an unknown ``run_id`` raises
+        RegistryError); :meth:`create_run` passes it.
+        """
+        from emocore.derivatives import DESCRIPTION_FILE, write_dataset_description
+
+        if kind is None:
+            kind = self.get_run(run_id).kind
+        folder = self.run_dir(run_id)
+        try:
+            return write_dataset_description(
+                folder,
+                name=f"emocore {kind} run {run_id}",
+                source_datasets=sources,
+                description=f"emocore {kind} run: " + _RUN_CONTENTS.get(kind, "its results"),
+            )
+        except (OSError, ValueError, EmocoreError) as exc:
+            logger.warning(
+                "could not write %s of run %s (%s); the run goes on without it",
+                folder / DESCRIPTION_FILE,
+                run_id,
+                exc,
+            )
+            return None
 
     def get_run(self, run_id: str) -> RunRecord:
         """The run ``run_id``; an unknown id raises RegistryError naming the closest ids."""

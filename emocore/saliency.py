@@ -4,6 +4,8 @@
 * :func:`grad_cam` weights the feature maps of a *named* layer (``block3`` by default) by their
   pooled gradients and upsamples the map to the input grid; hooks are attached for the call only.
 * :func:`emotion_saliency` averages absolute attributions over the volumes of each emotion.
+* :func:`describe_method` says what such a map holds (method, steps, baseline, units), for the
+  JSON sidecar written next to it.
 * :func:`saliency_auc` scores a map against a planted ground-truth pattern (ROC AUC over brain
   voxels; 0.5 = no better than chance).
 * :func:`embeddings` returns the first dense layer's output for PCA/UMAP and cluster quality.
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -29,16 +32,23 @@ __all__ = [
     "integrated_gradients",
     "grad_cam",
     "emotion_saliency",
+    "describe_method",
+    "IG_STEPS",
+    "GRAD_CAM_LAYER",
     "saliency_auc",
     "embeddings",
     "save_nifti",
 ]
 
 METHODS = ("integrated-gradients", "grad-cam")
+#: Riemann steps (midpoint rule) of :func:`integrated_gradients` when none are given.
+IG_STEPS = 8
+#: The layer :func:`grad_cam` reads when none is given.
+GRAD_CAM_LAYER = "block3"
 
 
 def integrated_gradients(
-    model: nn.Module, x: torch.Tensor, target: torch.Tensor, *, steps: int = 8
+    model: nn.Module, x: torch.Tensor, target: torch.Tensor, *, steps: int = IG_STEPS
 ) -> torch.Tensor:
     """Integrated gradients from a zero baseline (the mean of a z-scored run), (b, x, y, z)."""
     model.eval()
@@ -53,7 +63,7 @@ def integrated_gradients(
 
 
 def grad_cam(
-    model: nn.Module, x: torch.Tensor, target: torch.Tensor, *, layer: str = "block3"
+    model: nn.Module, x: torch.Tensor, target: torch.Tensor, *, layer: str = GRAD_CAM_LAYER
 ) -> torch.Tensor:
     """Grad-CAM on the named layer, upsampled (trilinear) to the input grid, (b, x, y, z)."""
     module = dict(model.named_modules()).get(layer)
@@ -123,6 +133,45 @@ def emotion_saliency(
             acc += sal.abs().sum(0)
         maps[name] = (acc / len(idx)).cpu().numpy()
     return maps
+
+
+def describe_method(
+    method: str = "integrated-gradients", *, target: str = "true"
+) -> dict[str, Any]:
+    """What a map of :func:`emotion_saliency` with these options holds, as BIDS-style keys.
+
+    ``Method``, ``Steps`` and ``Baseline`` (integrated gradients) or ``Layer`` (Grad-CAM),
+    ``Target`` (which class is explained) and ``Units``: exactly what one voxel's number is.
+    """
+    if method not in METHODS:
+        raise ConfigError(f"'method' must be one of {set(METHODS)}; '{method}' was provided")
+    if target not in ("true", "pred"):
+        raise ConfigError(f"'target' must be 'true' or 'pred'; '{target}' was provided")
+    explained = "its true emotion" if target == "true" else "the emotion the model predicted"
+    if method == "integrated-gradients":
+        return {
+            "Method": method,
+            "Steps": IG_STEPS,
+            "Baseline": "all-zero volume (the mean of every z-scored run)",
+            "Target": explained,
+            "Units": (
+                "logit (the model's pre-softmax class score): per voxel, the mean over the "
+                "explained volumes of the absolute integrated-gradients attribution, i.e. of "
+                "the voxel's share of the change in the class logit from the all-zero baseline "
+                f"to the volume (midpoint rule, {IG_STEPS} steps); non-negative, not normalised"
+            ),
+        }
+    return {
+        "Method": method,
+        "Layer": GRAD_CAM_LAYER,
+        "Target": explained,
+        "Units": (
+            "arbitrary: per voxel, the mean over the explained volumes of the Grad-CAM value "
+            f"(ReLU of the {GRAD_CAM_LAYER} feature maps weighted by their spatially averaged "
+            "gradients of the class logit, upsampled trilinearly to the input grid); "
+            "non-negative, comparable only within one model"
+        ),
+    }
 
 
 def saliency_auc(

@@ -15,6 +15,7 @@ import streamlit as st
 
 from emocore.constants import CLASSES, RUN_STARTS_S
 from emocore.data.cache import VolumeCache
+from emocore.derivatives import saliency_map_path
 from emocore.errors import CacheError, EmocoreError
 from emocore.findings import RunFindings, run_findings
 from emocore.registry import Registry
@@ -194,9 +195,17 @@ def _nifti(path: str, mtime: int) -> np.ndarray:
 def saliency_map(
     reg: Registry, run_id: str, design: str, name: str, emotion: str
 ) -> np.ndarray | None:
-    """Mean |attribution| of one model for one emotion; None when the run saved none."""
-    path = reg.run_dir(run_id) / "saliency" / design / f"{name}_{emotion}.nii.gz"
-    return _nifti(str(path), _mtime(path)) if path.is_file() else None
+    """Mean |attribution| of one model for one emotion; None when the run saved none.
+
+    The file is the one study.json records (BIDS names such as
+    ``sub-03/sub-03_desc-love_saliency.nii.gz``, or the older ``sub-03_LOVE.nii.gz``); see
+    :func:`emocore.derivatives.saliency_map_path`.
+    """
+    folder = reg.run_dir(run_id)
+    entries = study(reg, run_id).get("saliency") if (folder / "study.json").is_file() else None
+    entry = ((entries or {}).get(design) or {}).get(name, {}).get(emotion)
+    path = saliency_map_path(folder / "saliency" / design, name, emotion, entry)
+    return _nifti(str(path), _mtime(path)) if path is not None else None
 
 
 @st.cache_data(show_spinner=False, max_entries=8)

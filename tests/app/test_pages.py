@@ -83,6 +83,39 @@ def test_brain_viewer_moves_the_crosshair(demo_home: Path, emocore_env) -> None:
     no_exception(at, "brain-viewer")
 
 
+def _as_before_bids_names(home: Path) -> None:
+    """Rename the run's saliency maps to the names runs had before BIDS derivatives
+    (``saliency/<design>/<model>_<EMOTION>.nii.gz``, no sidecars) and record those names."""
+    reg = Registry(home / "registry")
+    folder = reg.run_dir(reg.list_runs()["id"][0])
+    study = json.loads((folder / "study.json").read_text())
+    for design, models in study["saliency"].items():
+        for model, maps in models.items():
+            for emotion, entry in maps.items():
+                old = f"{model}_{emotion}.nii.gz"
+                (folder / "saliency" / design / entry["file"]).rename(
+                    folder / "saliency" / design / old
+                )
+                entry["file"] = old
+    for leftover in (folder / "saliency").rglob("*.json"):
+        leftover.unlink()
+    (folder / "study.json").write_text(json.dumps(study))
+
+
+@pytest.mark.parametrize("before_bids", [False, True], ids=["bids-names", "old-names"])
+def test_brain_viewer_shows_the_saliency_maps(
+    before_bids: bool, home_copy: Path, emocore_env
+) -> None:
+    if before_bids:
+        _as_before_bids_names(home_copy)
+    emocore_env(home_copy)
+    at = open_page("brain-viewer")
+    no_exception(at, "brain-viewer")
+    assert "No saliency map" not in texts(at, "info")
+    assert any(s.value.startswith("Mean saliency per emotion") for s in at.subheader)
+    assert "Maximum-intensity projections" in texts(at, "caption")
+
+
 def test_report_page_builds_and_offers_the_html(home_copy: Path, emocore_env) -> None:
     emocore_env(home_copy)
     at = open_page("report")

@@ -112,7 +112,8 @@ def test_synth_prepare_study_evaluate_predict(home, capsys):
         "sub-02",
         "sub-03",
     ]
-    assert (bundle / "saliency" / "loso" / "sub-03_LOVE.nii.gz").is_file()
+    assert (bundle / "saliency" / "loso" / "sub-03" / "sub-03_desc-love_saliency.nii.gz").is_file()
+    assert (bundle / "saliency" / "cross-subject" / "desc-love_saliency.nii.gz").is_file()
     assert not (bundle / "work").exists()
     registry = Registry(reg)
     run = registry.get_run(study["run_id"])
@@ -178,6 +179,78 @@ def test_synth_prepare_study_evaluate_predict(home, capsys):
         ],
     )
     assert insample["in_sample"] is True
+
+
+#: What every saliency map's JSON sidecar says (see emocore.experiment._saliency).
+SIDECAR_KEYS = {
+    "Description", "Emotion", "Design", "Model", "Checkpoint", "TrainedOn", "HeldOut",
+    "ExplainedSubjects", "NumberOfVolumes", "Method", "Steps", "Baseline", "Target", "Units",
+    "Run", "Cache",
+}  # fmt: skip
+
+
+def test_study_outputs_are_bids_derivatives(home):
+    """The study of the test above: run folder and saliency maps are BIDS derivatives that
+    nilearn loads as they are, each map with a sidecar saying what made it and what it holds."""
+    from nilearn.image import load_img
+
+    import emocore
+    from emocore.derivatives import saliency_map_path, sidecar_path
+
+    registry = Registry(home / "registry")
+    studies = registry.list_runs(kind="study")
+    assert len(studies), "run test_synth_prepare_study_evaluate_predict first: it makes the study"
+    run_id = studies["id"].iloc[0]
+    bundle = registry.run_dir(run_id)
+    cache_uri = (home / "cache").resolve().as_uri()
+
+    description = json.loads((bundle / "dataset_description.json").read_text())
+    assert description["DatasetType"] == "derivative" and description["BIDSVersion"] == "1.9.0"
+    assert description["GeneratedBy"][0] == {
+        "Name": "emocore",
+        "Version": emocore.__version__,
+        "Description": description["GeneratedBy"][0]["Description"],
+    }
+    assert description["SourceDatasets"] == [{"URL": cache_uri}]
+    # the evaluate run of the test above read the study's folder, and says so
+    (evaluated,) = registry.list_runs(kind="evaluate")["id"]
+    ev_description = json.loads(
+        (registry.run_dir(evaluated) / "dataset_description.json").read_text()
+    )
+    assert ev_description["SourceDatasets"] == [{"URL": bundle.resolve().as_uri()}]
+
+    study = json.loads((bundle / "study.json").read_text())
+    grid = tuple(study["cache"]["grid"])
+    found = set()
+    for design, models in study["saliency"].items():
+        folder = bundle / "saliency" / design
+        assert json.loads((folder / "dataset_description.json").read_text())["DatasetType"] == (
+            "derivative"
+        )
+        for model, maps in models.items():
+            assert set(maps) == set(EMOTIONS)
+            for emotion, entry in maps.items():
+                path = saliency_map_path(folder, model, emotion, entry)
+                assert path == folder / entry["file"], (design, model, emotion)
+                expected = f"desc-{emotion.lower()}_saliency.nii.gz"
+                assert path.name == (expected if model == "all" else f"{model}_{expected}")
+                img = load_img(path)
+                assert img.shape == grid and float(img.get_fdata().min()) >= 0
+                sidecar = json.loads(sidecar_path(path).read_text())
+                assert SIDECAR_KEYS <= set(sidecar), SIDECAR_KEYS - set(sidecar)
+                assert (sidecar["Emotion"], sidecar["Design"], sidecar["Model"]) == (
+                    emotion, design, model
+                )  # fmt: skip
+                assert sidecar["Method"] == "integrated-gradients" and sidecar["Steps"] > 0
+                assert "logit" in sidecar["Units"] and sidecar["NumberOfVolumes"] > 0
+                assert sidecar["Run"] == run_id and sidecar["Cache"]["URL"] == cache_uri
+                assert sidecar["Cache"]["Key"] == study["cache"]["key"]
+                assert (bundle / sidecar["Checkpoint"]).is_file()
+                assert sidecar["HeldOut"] == (model if design == "loso" else None)
+                found.add(path)
+    # every map on disk is one study.json lists: no file under an old or unknown name
+    assert set((bundle / "saliency").rglob("*.nii.gz")) == found
+    assert len(found) == 3 * 5 + 5 + 3 * 5  # single-subject, cross-subject, loso
 
 
 def test_cli_errors_are_one_clear_line(home, capsys):

@@ -13,6 +13,7 @@ from emocore.derivatives import (
     BIDS_VERSION,
     file_uri,
     saliency_filename,
+    saliency_map_path,
     saliency_relpath,
     sidecar_path,
     write_dataset_description,
@@ -96,3 +97,68 @@ def test_sidecar_sits_next_to_the_map() -> None:
     assert sidecar_path("x.nii") == Path("x.json")
     with pytest.raises(ConfigError, match="not a NIfTI file"):
         sidecar_path("x.tsv")
+
+
+def _touch(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"nifti")
+    return path
+
+
+def test_saliency_map_path_reads_bids_names_and_the_names_older_runs_used(tmp_path: Path) -> None:
+    new = _touch(tmp_path / "loso" / "sub-03" / "sub-03_desc-love_saliency.nii.gz")
+    group = _touch(tmp_path / "cross-subject" / "desc-love_saliency.nii.gz")
+    old = _touch(tmp_path / "single-subject" / "sub-01_LOVE.nii.gz")
+    # what study.json records, and the name implied by the model when no entry is at hand
+    entry = {"file": "sub-03/sub-03_desc-love_saliency.nii.gz"}
+    assert saliency_map_path(tmp_path / "loso", "sub-03", "LOVE", entry) == new
+    assert saliency_map_path(tmp_path / "loso", "sub-03", "LOVE") == new
+    assert saliency_map_path(tmp_path / "cross-subject", "all", "LOVE") == group
+    # a run made before BIDS names: its study.json entry, or no entry at all
+    folder = tmp_path / "single-subject"
+    assert saliency_map_path(folder, "sub-01", "LOVE", {"file": "sub-01_LOVE.nii.gz"}) == old
+    assert saliency_map_path(folder, "sub-01", "LOVE") == old
+    assert saliency_map_path(folder, "sub-01", "FEAR") is None
+    assert saliency_map_path(tmp_path / "nowhere", "sub-01", "LOVE") is None
+
+
+def test_saliency_map_path_never_leaves_the_design_folder(tmp_path: Path) -> None:
+    _touch(tmp_path / "secret.nii.gz")
+    folder = tmp_path / "loso"
+    folder.mkdir()
+    for recorded in ("../secret.nii.gz", str(tmp_path / "secret.nii.gz")):
+        assert saliency_map_path(folder, "sub-01", "LOVE", {"file": recorded}) is None
+    assert saliency_map_path(folder, "../x", "LO VE") is None  # no BIDS name, no old file
+
+
+def test_a_run_folder_gets_a_description_and_a_failed_write_is_logged(
+    tmp_path: Path, monkeypatch, caplog
+) -> None:
+    from emocore import derivatives
+    from emocore.registry import Registry
+
+    reg = Registry(tmp_path / "registry")
+    run = reg.create_run(kind="study", sources=[tmp_path / "cache"])
+    body = json.loads((reg.run_dir(run.id) / "dataset_description.json").read_text())
+    assert body["Name"] == f"emocore study run {run.id}"
+    assert body["SourceDatasets"] == [{"URL": (tmp_path / "cache").resolve().as_uri()}]
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(derivatives, "atomic_write_json", full_disk)
+    with caplog.at_level("WARNING", logger="emocore.registry"):
+        other = reg.create_run(kind="evaluate", parent=run.id)  # the run is still recorded
+    assert reg.get_run(other.id).kind == "evaluate"
+    assert not (reg.run_dir(other.id) / "dataset_description.json").exists()
+    assert "No space left on device" in caplog.text and other.id in caplog.text
+
+
+def test_saliency_methods_say_what_their_numbers_are() -> None:
+    from emocore.saliency import IG_STEPS, describe_method
+
+    ig = describe_method("integrated-gradients")
+    assert ig["Steps"] == IG_STEPS and "zero" in ig["Baseline"] and "logit" in ig["Units"]
+    assert describe_method("grad-cam", target="pred")["Layer"] == "block3"
+    with pytest.raises(ConfigError, match="'method' must be one of"):
+        describe_method("lime")
