@@ -198,19 +198,12 @@ def _cache_summary(cache) -> dict[str, Any]:
     }
 
 
-def _cleaning_text(options: dict[str, Any]) -> str:
-    parts = ["detrended"] if options.get("detrend") else []
-    if options.get("high_pass") is not None:
-        parts.append(f"high-pass {options['high_pass']:g} Hz (cosine)")
-    if options.get("confounds"):
-        parts.append(f"confounds {options['confounds']}")
-    return ", ".join(parts) or "mean removed only (no detrending, no high-pass)"
-
-
 def _cache_text(s: dict[str, Any]) -> str:
+    from emocore.data.prepare import cleaning_sentence
+
     return (
         f"cache {s['cache']}: {len(s['subjects'])} subjects, grid {tuple(s['grid'])}\n"
-        f"each run: {_cleaning_text(s['options'])}, then z-scored\n"
+        f"each run: {cleaning_sentence(s['options'])}\n"
         f"labels (lag {s['options']['lag_s']} s, recipe {s['options']['recipe']}):\n{_counts_text(s['label_counts'])}"
     )
 
@@ -1199,7 +1192,11 @@ def build_parser() -> argparse.ArgumentParser:
         "prepare",
         help="build the volume cache (z-scored float16, memory-mapped) and the label table",
     )
-    p.add_argument("--bids", required=True, help="dataset folder (ds000113 or a synthetic cohort)")
+    p.add_argument(
+        "--bids",
+        required=True,
+        help="dataset folder: ds000113 (aligned derivative or raw), an fMRIPrep output folder, or a synthetic cohort (see README, Data layouts)",
+    )
     p.add_argument(
         "--annotations",
         required=True,

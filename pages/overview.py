@@ -5,6 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from emocore import ui
+from emocore.data.prepare import cleaning_sentence
 from emocore.data.synthetic import planted_subjects
 from emocore.device import gpu_summary
 from emocore.errors import EmocoreError
@@ -47,7 +48,8 @@ with ui.guard():
     c3.metric("Grid (voxels)", " × ".join(map(str, cache.grid_shape)))
     c4.metric("Hemodynamic lag", f"{opts.get('lag_s', '?')} s")
     st.caption(
-        f"Labels: recipe **{opts.get('recipe')}**, observers {opts.get('observers') or 'default'} · cache key `{cache.key}`"
+        f"Labels: recipe **{opts.get('recipe')}**, observers {opts.get('observers') or 'default'} · "
+        f"each run: {cleaning_sentence(opts)} · cache key `{cache.key}`"
     )
     planted = planted_subjects(cache.manifest.get("source", {}).get("root", ""))
 if planted:

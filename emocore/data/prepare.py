@@ -48,7 +48,7 @@ from emocore.labels import (
     load_annotations,
 )
 
-__all__ = ["PrepareOptions", "PrepareResult", "prepare", "prepare_cache"]
+__all__ = ["PrepareOptions", "PrepareResult", "cleaning_sentence", "prepare", "prepare_cache"]
 
 logger = logging.getLogger(__name__)
 
@@ -123,6 +123,18 @@ class PrepareOptions:
     @property
     def entities(self) -> dict[str, str | None]:
         return {"task": self.task, "acq": self.acq, "space": self.space, "desc": self.desc}
+
+
+def cleaning_sentence(options: dict[str, Any]) -> str:
+    """What a cache's recorded ``options`` removed from each run, in words (for pages and CLI)."""
+    options = {**_BEFORE_CLEANING, **options}
+    parts = ["linear trend"] if options.get("detrend") else []
+    if options.get("high_pass") is not None:
+        parts.append(f"drift slower than {options['high_pass']:g} Hz (cosine)")
+    if options.get("confounds"):
+        parts.append(f"fMRIPrep confounds ({options['confounds']})")
+    removed = ", ".join(parts) + " removed" if parts else "mean removed only (no drift removal)"
+    return f"{removed}, then z-scored per voxel"
 
 
 #: Options a manifest written before they existed means (nothing was removed, no entity chosen).

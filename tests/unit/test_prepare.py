@@ -98,6 +98,7 @@ def test_without_cleaning_only_the_mean_is_removed(tiny_dataset, tmp_path):
     expected = np.where(cache.mask, (src[..., 17] - mean) / np.where(sd > 0, sd, 1), 0)
     assert np.allclose(cache.volume("01", 3, 17).astype(np.float32), expected, atol=0.01)
     assert cache.manifest["subjects"]["01"]["runs"][2]["cleaning"]["n_regressors"] == 1
+    assert prep.cleaning_sentence(cache.manifest["options"]).startswith("mean removed only")
     # Turning drift removal on rebuilds the voxel data, and the checkpoints' key changes.
     cleaned = prepare_cache(root, ann, cache.path, subjects=["01"])
     assert cleaned.key != cache.key
@@ -364,6 +365,9 @@ def test_cli_prepare_says_who_was_added_kept_and_dropped(one_person, capsys):
     assert main([*base, "--subject", "01"]) == 0
     text = capsys.readouterr().out
     assert "kept although not requested: sub-02" in text and "--force" in text
+    assert (
+        "each run: linear trend, drift slower than 0.008 Hz (cosine) removed, then z-scored" in text
+    )
     assert main([*base, "--subject", "01", "--force", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["subjects"] == ["01"] and out["dropped"] == ["02"]
