@@ -29,6 +29,7 @@ from typing import Any
 __all__ = [
     "atomic_path",
     "check_path_name",
+    "current_umask",
     "json_safe",
     "atomic_write_bytes",
     "atomic_write_json",
@@ -76,9 +77,31 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def current_umask() -> int:
+    """The process's umask, read without changing it where Linux allows (/proc), else set back."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # the only portable way to read it; restored at once
+    os.umask(mask)
+    return mask
+
+
 def _temp_in(path: Path) -> tuple[int, Path]:
+    """A temporary file next to ``path`` with the mode a plain ``open`` would give it.
+
+    ``mkstemp`` makes it 0600 whatever the umask, and the rename would carry that mode over to
+    the target: a bundle or label table other group members could not read.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o666 & ~current_umask())
+    except (OSError, AttributeError):  # Windows has no fchmod; its files have no such modes
+        pass
     return fd, Path(tmp)
 
 

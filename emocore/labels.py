@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import difflib
 import logging
-import os
 import re
-import tempfile
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -25,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from emocore._io import atomic_write_text
 from emocore.constants import (
     CATEGORY_MAP,
     CLASSES,
@@ -424,18 +423,9 @@ def label_counts(table: pd.DataFrame | pd.Series) -> dict[str, int]:
 
 
 def write_label_table(table: pd.DataFrame, path: str | Path) -> Path:
-    """Write the table as TSV, atomically: a temporary file in the same folder, then renamed."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            table.to_csv(handle, sep="\t", index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """Write the table as TSV, atomically (a temporary file in the same folder, then renamed),
+    with the mode the umask gives a new file."""
+    return atomic_write_text(path, table.to_csv(sep="\t", index=False))
 
 
 # -- summaries for the Annotations page ---------------------------------------------------------

@@ -88,6 +88,7 @@ from scipy.ndimage import gaussian_filter, gaussian_filter1d
 from scipy.signal import lfilter
 
 from emocore import __version__
+from emocore._io import current_umask
 from emocore.constants import (
     CATEGORY_MAP,
     EMOTIONS,
@@ -609,6 +610,7 @@ def generate_cohort(
             raise DataError(f"{out} already holds {what}; {fix}choose another --out folder")
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    work.chmod(0o777 & ~current_umask())  # mkdtemp's 0700 would become the cohort's mode
     try:
         _write(work, cfg, progress)
         trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))

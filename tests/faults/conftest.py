@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 from pathlib import Path
 
 import pytest
@@ -42,3 +44,67 @@ def tiny_study(**options):
         train=TrainConfig(epochs=1, widths=(4, 8, 8), hidden=16, device="cpu", compile="off"),
     )
     return StudyConfig(**{**defaults, **options})
+
+
+# -- permissions ------------------------------------------------------------------------------
+_CAP_VERSION_3 = 0x20080522
+_DAC_CAPS = (1 << 1) | (1 << 2)  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+
+
+def _caps(libc, header, data, *, set_them: bool) -> None:
+    import ctypes
+
+    call = libc.capset if set_them else libc.capget
+    if call(ctypes.byref(header), data) != 0:
+        raise OSError(ctypes.get_errno(), "capget/capset failed")
+
+
+@contextlib.contextmanager
+def file_modes_apply():
+    """Make file modes bind this process as they bind an ordinary user, then restore.
+
+    Root ignores read and write bits (CAP_DAC_OVERRIDE), so a chmod-ed folder would not stop it.
+    As root, the two DAC capabilities are dropped from this thread's *effective* set (they stay
+    permitted, so they are raised again on exit); elsewhere nothing is needed. Skips the test
+    where neither works (no libc capset).
+    """
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        yield
+        return
+    import ctypes
+    import ctypes.util
+
+    class Header(ctypes.Structure):
+        _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+    class Data(ctypes.Structure):
+        _fields_ = [(n, ctypes.c_uint32) for n in ("effective", "permitted", "inheritable")]
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        header, data = Header(_CAP_VERSION_3, 0), (Data * 2)()
+        _caps(libc, header, data, set_them=False)
+        saved = data[0].effective
+        data[0].effective = saved & ~_DAC_CAPS
+        _caps(libc, Header(_CAP_VERSION_3, 0), data, set_them=True)
+    except (OSError, AttributeError, TypeError) as exc:
+        pytest.skip(f"running as root and cannot drop CAP_DAC_OVERRIDE here ({exc})")
+    try:
+        yield
+    finally:
+        data[0].effective = saved
+        _caps(libc, Header(_CAP_VERSION_3, 0), data, set_them=True)
+
+
+@contextlib.contextmanager
+def read_only(*folders: Path, mode: int = 0o555):
+    """``folders`` (not what is below them) without write permission, binding even root."""
+    before = {f: f.stat().st_mode & 0o7777 for f in folders}
+    for f in folders:
+        f.chmod(mode)
+    try:
+        with file_modes_apply():
+            yield
+    finally:
+        for f, m in before.items():
+            f.chmod(m)
