@@ -114,7 +114,9 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 def _prepare_options(args: argparse.Namespace):
     from emocore.data.prepare import PrepareOptions
+    from emocore.labels import check_lag
 
+    check_lag(args.lag, "--lag")  # the option's own name in the message
     return PrepareOptions(
         grid_mm=args.grid_mm,
         lag_s=args.lag,
@@ -256,11 +258,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_labels(args: argparse.Namespace) -> int:
     from emocore.labels import (
         build_volume_labels,
+        check_lag,
         label_counts,
         load_annotations,
         write_label_table,
     )
 
+    check_lag(args.lag, "--lag")  # before any file is read: the rule prepare applies too
     ann = load_annotations(args.annotations)
     table = build_volume_labels(
         ann,

@@ -15,6 +15,9 @@ from __future__ import annotations
 
 __all__ = [
     "TR_S",
+    "MAX_LAG_S",
+    "MOVIE_END_S",
+    "ANNOTATION_SLACK_S",
     "N_RUNS",
     "RUN_STARTS_S",
     "RUN_N_VOLUMES",
@@ -37,6 +40,14 @@ RUN_STARTS_S: tuple[int, ...] = (0, 886, 1752, 2612, 3572, 4480, 5342, 6410)
 RUN_N_VOLUMES: tuple[int, ...] = (451, 441, 438, 488, 462, 439, 542, 338)
 RUN_OVERLAP_VOLUMES: int = 8
 POSTER_RUN_OFFSETS_S: tuple[int, ...] = (0, 902, 1784, 2660, 3636, 4560, 5438, 6522)
+#: The end of the stimulus: the end of the last run's last volume (7086 s).
+MOVIE_END_S: float = RUN_STARTS_S[-1] + TR_S * RUN_N_VOLUMES[-1]
+#: How far past MOVIE_END_S an annotation may reach (an emotion running into the credits); the
+#: labs2015 files end by 7085 s. Times beyond are refused: a typo, or milliseconds for seconds.
+ANNOTATION_SLACK_S: float = 60.0
+#: The largest hemodynamic lag (s) labels may be built with, by prepare and `emocore labels`
+#: alike; the BOLD response peaks 4-6 s after an event, and 20 s is ten volumes.
+MAX_LAG_S: float = 20.0
 
 NONE: str = "NONE"
 # Order follows the prototype's class index (NONE = 0), so tables stay comparable with the poster.

@@ -17,7 +17,7 @@ import logging
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -25,9 +25,12 @@ import pandas as pd
 
 from emocore._io import atomic_write_text
 from emocore.constants import (
+    ANNOTATION_SLACK_S,
     CATEGORY_MAP,
     CLASSES,
     EMOTIONS,
+    MAX_LAG_S,
+    MOVIE_END_S,
     NONE,
     POSTER_RUN_OFFSETS_S,
     RAW_CATEGORIES,
@@ -41,7 +44,7 @@ __all__ = [
     "COLUMNS", "LABEL_COLUMNS", "RECIPES", "RUN_OFFSETS", "OBSERVER_SETS", "AnnotationFiles",
     "AnnotationReport", "Annotations", "find_annotation_files", "read_observer_csv",
     "load_annotations", "build_movie_labels", "build_volume_labels", "label_counts",
-    "write_label_table", "raw_category_counts", "category_cooccurrence",
+    "write_label_table", "raw_category_counts", "category_cooccurrence", "check_lag",
 ]  # fmt: skip
 
 logger = logging.getLogger(__name__)
@@ -80,17 +83,22 @@ class AnnotationFiles:
 
 @dataclass(frozen=True)
 class AnnotationReport:
-    """What reading the files noticed: unknown emotion words (file name -> word -> rows)."""
+    """What reading the files noticed: unknown emotion words (file name -> word -> rows) and the
+    files that give no vote at all (file name -> why: no rows, or no known emotion word)."""
 
     unknown_words: Mapping[str, Mapping[str, int]]
     n_rows: Mapping[str, int]
+    unusable: Mapping[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
         """Plain-JSON form, for manifests and the dashboard."""
-        return {
+        out: dict[str, object] = {
             "unknown_words": {f: dict(w) for f, w in self.unknown_words.items() if w},
             "n_rows": dict(self.n_rows),
         }
+        if self.unusable:
+            out["unusable"] = dict(self.unusable)
+        return out
 
 
 @dataclass(frozen=True, eq=False)
@@ -183,6 +191,7 @@ def read_observer_csv(path: str | Path) -> pd.DataFrame:
     fix = "give start <= end in seconds (e.g. 192.0,260.0) or delete those rows"
     _check_rows(path, ~np.isfinite(start + end), lines, "start/end are not numbers", fix)
     _check_rows(path, (end < start) | (start < 0), lines, "end is before start (or start < 0)", fix)
+    _check_times(path, start, end, lines)
     emotion, unknown = _clean_emotions(table["emotion"])
     for word, n in sorted(unknown.items()):
         logger.warning(
@@ -190,7 +199,46 @@ def read_observer_csv(path: str | Path) -> pd.DataFrame:
         )
     out = table.assign(start=start, end=end, emotion=emotion).reset_index(drop=True)
     out.attrs["unknown_words"] = dict(unknown)
+    out.attrs["unusable"] = _unusable(out, unknown)
     return out
+
+
+def _check_times(path: Path, start: np.ndarray, end: np.ndarray, lines: np.ndarray) -> None:
+    """Refuse times past the movie's end: they would ask for a vote grid of that length."""
+    limit = MOVIE_END_S + ANNOTATION_SLACK_S
+    late = (start > limit) | (end > limit)
+    if not late.any():
+        return
+    largest = float(max(start[late].max(), end[late].max()))
+    hint = (
+        "; the times look like milliseconds: give seconds (divide by 1000)"
+        if late.mean() >= 0.5 and (end / 1000 <= limit).all()  # most rows late, all fit in ms
+        else ""
+    )
+    _check_rows(
+        path,
+        late,
+        lines,
+        f"start/end beyond the movie's end ({MOVIE_END_S:g} s; up to {largest:.6g} s given)",
+        f"annotation times are seconds from the start of the movie, at most {limit:g}{hint}; "
+        "fix or delete those rows",
+    )
+
+
+def _unusable(table: pd.DataFrame, unknown: Counter[str]) -> str | None:
+    """Why an observer's table gives no vote at all (None when it gives some)."""
+    if len(table) == 0:
+        return "holds no annotation rows (only the header)"
+    if (table["emotion"] != "").any():
+        return None
+    if unknown:
+        words = ", ".join(repr(w) for w, _ in unknown.most_common(5))
+        return (
+            f"names no known emotion category in its {len(table)} rows (it has {words}); "
+            f"expected words such as {', '.join(RAW_CATEGORIES[:4])} (the 22 categories of Labs "
+            "et al. 2015)"
+        )
+    return f"has no emotion in any of its {len(table)} rows (the emotion column is empty)"
 
 
 def _read_scenes(path: Path | None) -> pd.DataFrame:
@@ -218,7 +266,8 @@ def load_annotations(path: str | Path) -> Annotations:
     tables = {obs: read_observer_csv(p) for obs, p in files.observers.items()}
     names = {o: p.name for o, p in files.observers.items()}
     unknown = {names[o]: t.attrs["unknown_words"] for o, t in tables.items()}
-    report = AnnotationReport(unknown, {names[o]: len(t) for o, t in tables.items()})
+    unusable = {names[o]: t.attrs["unusable"] for o, t in tables.items() if t.attrs["unusable"]}
+    report = AnnotationReport(unknown, {names[o]: len(t) for o, t in tables.items()}, unusable)
     logger.info("read %d observer files from %s", len(tables), files.folder)
     return Annotations(files, tables, _read_scenes(files.scenes), report)
 
@@ -234,20 +283,70 @@ def _choose(value: str, allowed: Sequence[str], option: str) -> str:
     )
 
 
+def check_lag(lag_s: float, option: str = "lag_s") -> float:
+    """``lag_s`` as a float if it is a lag labels can be built with: 0 to MAX_LAG_S seconds.
+
+    The one rule of ``emocore labels --lag``, ``emocore prepare --lag`` and
+    :class:`~emocore.data.prepare.PrepareOptions`; a ConfigError names ``option`` otherwise.
+    """
+    try:
+        lag = float(lag_s)
+    except (TypeError, ValueError):
+        lag = float("nan")
+    if not 0.0 <= lag <= MAX_LAG_S:  # False for NaN too
+        raise ConfigError(
+            f"{option} must be a finite number of seconds from 0 to {MAX_LAG_S:g} (the "
+            f"hemodynamic lag: the BOLD response peaks 4-6 s after an event, so 4 is usual); "
+            f"{lag_s!r} was given"
+        )
+    return lag
+
+
 def _observer_tables(
     annotations: Annotations, observers: str | None
 ) -> tuple[list[pd.DataFrame], int]:
     """The tables of a named observer set (None: every loaded file) and its vote threshold."""
     if observers is None:
-        return list(annotations.observers.values()), 1
-    ids, threshold = OBSERVER_SETS[_choose(observers, list(OBSERVER_SETS), "observers")]
+        ids, threshold = tuple(annotations.observers), 1
+    else:
+        ids, threshold = OBSERVER_SETS[_choose(observers, list(OBSERVER_SETS), "observers")]
     missing = [o for o in ids if o not in annotations.observers]
     if missing:
         raise AnnotationError(
             f"{annotations.files.folder} lacks {', '.join(o + '.csv' for o in missing)}, needed by "
             f"observer set {observers!r}; add the files or choose another set"
         )
+    _check_usable(annotations, ids, observers)
     return [annotations.observers[o] for o in ids], threshold
+
+
+def _check_usable(annotations: Annotations, ids: Sequence[str], observers: str | None) -> None:
+    """An error when no observer of ``ids`` gives a vote, a warning per silent one otherwise."""
+    silent = {
+        o: annotations.observers[o].attrs.get("unusable")
+        for o in ids
+        if annotations.observers[o].attrs.get("unusable")
+    }
+    if not silent:
+        return
+    paths = annotations.files.observers
+    said = "; ".join(f"{paths[o]} {why}" for o, why in silent.items())
+    which = f"observer set {observers!r}" if observers else "the observer files"
+    if len(silent) == len(ids):
+        raise AnnotationError(
+            f"no file of {which} gives a single vote, so every volume would be NONE: {said}. "
+            "Fix the files (header start,end,character,arousal,valence,direction,emotion,"
+            "oncue,offcue, then one row per annotation) or point --annotations at the right folder"
+        )
+    for o, why in silent.items():
+        logger.warning(
+            "%s %s; it counts as an observer who annotated nothing (%d of %d votes of %s left)",
+            paths[o],
+            why,
+            len(ids) - len(silent),
+            len(ids),
+            which,
+        )
 
 
 def _n_steps(end_s: float) -> int:
@@ -383,8 +482,7 @@ def build_volume_labels(
     at ``label_time`` (0 before the first scene or without the file).
     """
     _choose(run_offsets, RUN_OFFSETS, "run_offsets")
-    if not np.isfinite(lag_s) or lag_s < 0:
-        raise ConfigError(f"lag_s must be a finite number of seconds >= 0 (4-6 s); got {lag_s!r}")
+    lag_s = check_lag(lag_s)
     offsets = POSTER_RUN_OFFSETS_S if run_offsets == "poster" else run_starts
     if not len(run_starts) == len(offsets) == len(run_n_volumes) or min(run_n_volumes) < 1:
         raise ConfigError(

@@ -43,6 +43,7 @@ from emocore.derivatives import write_dataset_description
 from emocore.errors import CacheError, ConfigError, DataError
 from emocore.labels import (
     build_volume_labels,
+    check_lag,
     find_annotation_files,
     label_counts,
     load_annotations,
@@ -86,8 +87,7 @@ class PrepareOptions:
             raise ConfigError(
                 f"grid_mm must be between 0.5 and 20 mm (or None for the native grid); {self.grid_mm} was given"
             )
-        if not -20 <= self.lag_s <= 20:
-            raise ConfigError(f"lag_s must be between -20 and 20 s; {self.lag_s} was given")
+        object.__setattr__(self, "lag_s", check_lag(self.lag_s))
         if self.nonfinite not in ("error", "zero"):
             raise ConfigError(
                 f"nonfinite must be one of {{'error', 'zero'}}; '{self.nonfinite}' was provided"
