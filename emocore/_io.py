@@ -16,11 +16,13 @@ root.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import math
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,7 +31,9 @@ from typing import Any
 __all__ = [
     "atomic_path",
     "check_path_name",
+    "check_writable",
     "current_umask",
+    "os_error_message",
     "json_safe",
     "atomic_write_bytes",
     "atomic_write_json",
@@ -61,6 +65,70 @@ def check_path_name(
         f"starts with a letter or digit (no '/', '\\', '..' or spaces), such as {example!r}, so "
         f"that it stays inside {inside}{hint}"
     )
+
+
+def _free_space(path: Path) -> str:
+    for folder in (path, *path.parents):
+        try:
+            return f"{shutil.disk_usage(folder).free / 2**20:.1f} MiB free"
+        except OSError:
+            continue
+    return "free space unknown"
+
+
+def os_error_message(exc: OSError, doing: str, *, choose: str = "another folder") -> str:
+    """'cannot <doing>: <file>: <reason>; <fix>', the fix chosen by the error number.
+
+    For the errors a careless user or a failing disk produce (no permission, read-only or full
+    disk, a link loop, a file where a folder should be), so that the CLI and the dashboard can
+    say what to do instead of showing a traceback. ``choose`` names the way out ("another
+    --cache").
+    """
+    name = exc.filename if exc.filename is not None else ""
+    path = Path(os.fsdecode(name)) if name else None
+    where = f"{path}: " if path else ""
+    reason = exc.strerror or exc.__class__.__name__
+    code = exc.errno
+    try:
+        folder = path if path is not None and path.is_dir() else path and path.parent
+    except OSError:  # the folder above cannot even be looked into: that folder is the problem
+        folder = path.parent if path is not None else None
+    if code in (errno.EACCES, errno.EPERM):
+        fix = f"make {folder or 'it'} accessible to you (chmod u+rwX), or choose {choose}"
+    elif code == errno.EROFS:
+        fix = f"that disk is mounted read-only; choose {choose} on a writable disk"
+    elif code in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)):
+        free = _free_space(folder) if folder is not None else "free space unknown"
+        fix = f"the disk (or your quota) is full ({free}); free space or choose {choose}"
+    elif code == errno.ELOOP:
+        fix = f"a symbolic link there points back to itself; remove or fix it, or choose {choose}"
+    elif code in (errno.ENOTDIR, errno.EISDIR, errno.EEXIST):
+        fix = f"a file or folder of another kind is in the way; move it, or choose {choose}"
+    elif code == errno.ENOENT:
+        fix = f"check the path, or choose {choose}"
+    else:
+        fix = f"check the disk and the permissions, or choose {choose}"
+    return f"cannot {doing}: {where}{reason}; {fix}"
+
+
+def check_writable(path: str | Path, option: str) -> Path:
+    """``path`` once a file can be written there (its folder is made if missing): checked before
+    the work whose result goes there, so an unwritable ``--out`` fails in a second, not after
+    the whole computation. A ConfigError names the option, the file and the fix."""
+    from emocore.errors import ConfigError  # here: emocore.errors never needs this module
+
+    target = Path(path)
+    try:
+        if target.is_dir():
+            raise IsADirectoryError(errno.EISDIR, "it is a folder, not a file", str(target))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=target.parent):
+            pass
+    except OSError as exc:
+        raise ConfigError(
+            os_error_message(exc, f"write {option} {target}", choose=f"another {option}")
+        ) from exc
+    return target
 
 
 def _fsync_dir(folder: Path) -> None:

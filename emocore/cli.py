@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from emocore import __version__
+from emocore._io import check_writable
 from emocore.errors import ConfigError, EmocoreError
 
 logger = logging.getLogger("emocore")
@@ -265,6 +266,8 @@ def cmd_labels(args: argparse.Namespace) -> int:
     )
 
     check_lag(args.lag, "--lag")  # before any file is read: the rule prepare applies too
+    out = Path(args.out) if args.out else Path(f"labels_{args.recipe}_lag{args.lag:g}.tsv")
+    check_writable(out, "--out")
     ann = load_annotations(args.annotations)
     table = build_volume_labels(
         ann,
@@ -273,7 +276,6 @@ def cmd_labels(args: argparse.Namespace) -> int:
         observers=args.observers,
         run_offsets=args.run_offsets,
     )
-    out = Path(args.out) if args.out else Path(f"labels_{args.recipe}_lag{args.lag:g}.tsv")
     write_label_table(table, out)
     counts = label_counts(table)
     result = {
@@ -560,6 +562,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     registry = Registry(args.registry)
     registry.get_run(args.run)
     cache = open_cache(args.cache)
+    out_path = check_writable(args.out, "--out") if args.out else None  # before the model runs
     bar = ProgressBar("predict", not args.json)
     table = subject_predictions(
         registry,
@@ -572,7 +575,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
         progress=bar,
     )
     assert table is not None
-    out_path = Path(args.out) if args.out else None
     if out_path is not None:
         from emocore._io import atomic_write_text
 
@@ -1302,6 +1304,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except EmocoreError as exc:
         print(f"emocore {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a disk or permission problem no command turned into its own words
+        from emocore._io import os_error_message
+
+        message = os_error_message(exc, "read or write a file")
+        print(f"emocore {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"emocore {args.command}: interrupted", file=sys.stderr)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -118,6 +119,47 @@ class Dataset:
 
 
 # -- finding files -------------------------------------------------------------------------------
+def _check_readable(root: Path) -> None:
+    """Refuse a dataset with folders that cannot be listed: the file search would skip them
+    silently and report fewer runs, or none ("no BOLD runs found")."""
+    denied: list[Path] = []
+
+    def walk(folder: Path, people_only: bool) -> None:
+        try:
+            entries = list(os.scandir(folder))
+        except PermissionError:
+            denied.append(folder)
+            return
+        except OSError:
+            return
+        for entry in entries:
+            if entry.name.startswith(".") or (people_only and not entry.name.startswith("sub-")):
+                continue
+            try:
+                if entry.is_dir():
+                    walk(Path(entry.path), False)
+            except OSError:
+                continue
+
+    for base in (root, root / DERIVATIVE_DIR):
+        if denied:  # the top folder itself: nothing below can be looked at
+            break
+        try:
+            present = base == root or base.is_dir()
+        except PermissionError:
+            denied.append(base.parent)
+            continue
+        if present:
+            walk(base, True)
+    if denied:
+        shown = ", ".join(str(p) for p in dict.fromkeys(denied[:5]))
+        more = f" and {len(denied) - 5} more" if len(denied) > 5 else ""
+        raise DataError(
+            f"cannot read {shown}{more} (permission denied), so runs below would be missed; make "
+            f"the dataset readable (e.g. chmod -R u+rX {root}) or point --bids at a copy you can read"
+        )
+
+
 def _is_fmriprep(folder: Path, files: list[dict]) -> bool:
     try:
         description = json.loads((folder / "dataset_description.json").read_text())
@@ -345,10 +387,15 @@ def discover_dataset(
         ``expected_volumes=None`` skips the length check).
     """
     root = Path(root)
-    if not root.is_dir():
+    try:
+        is_dir = root.is_dir()
+    except PermissionError:
+        is_dir = True  # a folder above cannot be looked into: said by _check_readable
+    if not is_dir:
         raise DataError(
             f"{root} is not a folder; give the dataset's top folder (holding sub-XX/ or derivatives/)"
         )
+    _check_readable(root)
     for name, value in (("task", task), ("acq", acq), ("desc", desc)):
         if value is not None and not _LABEL_RE.match(value):
             raise DataError(

@@ -40,7 +40,15 @@ from emocore import __version__
 from emocore.constants import CLASSES
 from emocore.errors import CacheError
 
-__all__ = ["CACHE_FORMAT", "VolumeCache", "open_cache", "create_cache", "volume_key"]
+__all__ = [
+    "CACHE_FORMAT",
+    "VolumeCache",
+    "manifest_problem",
+    "open_cache",
+    "read_manifest",
+    "create_cache",
+    "volume_key",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -68,11 +76,94 @@ def volume_key(
         "sources": {s: list(f) for s, f in sources.items()},
     }
     removes = cleaning is not None and (
-        cleaning.get("detrend") or cleaning.get("high_pass_hz") is not None or cleaning.get("confounds")
+        cleaning.get("detrend")
+        or cleaning.get("high_pass_hz") is not None
+        or cleaning.get("confounds")
     )
     if removes:  # left out otherwise, so caches made before drift removal keep their key
         inputs["cleaning"] = dict(cleaning)
     return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _subject_problem(subject: str, info: Any) -> str | None:
+    if not isinstance(info, dict):
+        return f"subjects.{subject} is {type(info).__name__}, not an object"
+    if not isinstance(info.get("file"), str) or not _is_int(info.get("n_volumes")):
+        return f"subjects.{subject} lacks its file name or volume count"
+    runs = info.get("runs")
+    if not isinstance(runs, list) or not all(
+        isinstance(r, dict) and all(_is_int(r.get(k)) for k in ("run", "start", "n_volumes"))
+        for r in runs
+    ):
+        return f"subjects.{subject}.runs is not a list of runs (run, start, n_volumes)"
+    return None
+
+
+def manifest_problem(manifest: Any) -> str | None:
+    """What makes a parsed manifest unusable (a missing or mistyped key), or None.
+
+    Checks what every reader relies on: ``subjects`` (each with file, volume count and runs),
+    ``grid`` (shape and affine), ``labels.classes``, the two keys and ``options``. The cache
+    format is checked separately (an old format asks for a rebuild, not a repair).
+    """
+    if not isinstance(manifest, dict):
+        return f"it holds {type(manifest).__name__}, not a JSON object"
+    for key, kind in (
+        ("subjects", dict),
+        ("grid", dict),
+        ("labels", dict),
+        ("options", dict),
+        ("volume_key", str),
+        ("label_key", str),
+    ):
+        if key not in manifest:
+            return f"it lacks the key {key!r}"
+        if not isinstance(manifest[key], kind):
+            return f"{key!r} is {type(manifest[key]).__name__}, not {kind.__name__}"
+    for subject, info in manifest["subjects"].items():
+        problem = _subject_problem(subject, info)
+        if problem:
+            return problem
+    grid = manifest["grid"]
+    shape, affine = grid.get("shape"), grid.get("affine")
+    if not (
+        isinstance(shape, list) and len(shape) == 3 and all(_is_int(v) and v > 0 for v in shape)
+    ):
+        return f"grid.shape is {shape!r}, not three positive sides"
+    try:
+        ok = np.asarray(affine, dtype=np.float64).shape == (4, 4)
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        return "grid.affine is not a 4 x 4 matrix"
+    classes = manifest["labels"].get("classes")
+    if not (isinstance(classes, list) and classes and all(isinstance(c, str) for c in classes)):
+        return "labels.classes is not a list of class names"
+    return None
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    """The parsed ``manifest.json`` at ``path``; CacheError naming it when it cannot be read,
+    is not JSON (binary garbage, a cut-off file) or lacks what readers need."""
+    cache = path.parent
+    fix = (
+        f"restore it from a backup, or rebuild the cache: `emocore prepare --bids DIR "
+        f"--annotations DIR --cache {cache} --force` (or delete {cache} and run prepare again)"
+    )
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise CacheError(f"{path} cannot be read ({exc.strerror or exc}); {fix}") from exc
+    except ValueError as exc:  # not UTF-8 (binary garbage) or not JSON (cut off)
+        raise CacheError(f"{path} is damaged: it is not JSON ({exc}); {fix}") from exc
+    problem = manifest_problem(manifest)
+    if problem and (not isinstance(manifest, dict) or manifest.get("cache_format") == CACHE_FORMAT):
+        raise CacheError(f"{path} is damaged: {problem}; {fix}")
+    return manifest
 
 
 @dataclass(frozen=True)
@@ -94,12 +185,7 @@ class VolumeCache:
                 f"`emocore prepare --bids DIR --annotations DIR --cache {self.path}` "
                 "or `emocore demo` for the demo cohort"
             )
-        try:
-            self.manifest: dict[str, Any] = json.loads(manifest_path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise CacheError(
-                f"{manifest_path} is unreadable ({exc}); delete {self.path} and run `emocore prepare` again"
-            ) from exc
+        self.manifest: dict[str, Any] = read_manifest(manifest_path)
         fmt = self.manifest.get("cache_format")
         if fmt != CACHE_FORMAT:
             made_by = self.manifest.get("emocore_version", "an unknown version")

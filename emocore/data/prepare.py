@@ -34,10 +34,10 @@ import nibabel as nib
 import numpy as np
 
 from emocore import __version__
-from emocore._io import atomic_write_json, atomic_write_text
+from emocore._io import atomic_write_json, atomic_write_text, os_error_message
 from emocore.constants import CLASSES
 from emocore.data.bids import BoldRun, Dataset, SubjectRuns, discover_dataset
-from emocore.data.cache import CACHE_FORMAT, VolumeCache, volume_key
+from emocore.data.cache import CACHE_FORMAT, VolumeCache, read_manifest, volume_key
 from emocore.data.clean import RunDesign, parse_confounds, run_design
 from emocore.derivatives import write_dataset_description
 from emocore.errors import CacheError, ConfigError, DataError
@@ -170,6 +170,32 @@ def _digest(obj: Any) -> str:
 
 
 # -- grid ------------------------------------------------------------------------------------
+def _grid_difference(shape, affine, ref_shape, ref_affine, ref: str) -> str:
+    """How one grid differs from ``ref``'s, in words: the sides, else the affine (two grids of
+    the same sides may still map voxels to different places)."""
+    if tuple(shape) != tuple(ref_shape):
+        return f"is on grid {tuple(shape)}, {ref} on {tuple(ref_shape)}"
+    affine, ref_affine = np.asarray(affine, float), np.asarray(ref_affine, float)
+    voxel = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))
+    ref_voxel = np.sqrt((ref_affine[:3, :3] ** 2).sum(axis=0))
+    parts = []
+    if not np.allclose(voxel, ref_voxel, atol=1e-3):
+        parts.append(f"voxels of {_mm(voxel)} mm against {_mm(ref_voxel)}")
+    if not np.allclose(affine[:3, 3], ref_affine[:3, 3], atol=1e-3):
+        parts.append(f"origin at {_mm(affine[:3, 3])} mm against {_mm(ref_affine[:3, 3])}")
+    if not np.allclose(affine[:3, :3] / voxel, ref_affine[:3, :3] / ref_voxel, atol=1e-3):
+        parts.append("axes rotated or flipped")
+    return (
+        f"has the grid {tuple(shape)} of {ref} but another affine (voxel-to-world mapping: "
+        f"{'; '.join(parts) or 'it differs by more than 0.001'}), so the same voxel is a "
+        "different place in the brain"
+    )
+
+
+def _mm(values: np.ndarray) -> str:
+    return "(" + ", ".join(f"{v:.4g}" for v in values) + ")"
+
+
 def _target_grid(
     dataset: Dataset, grid_mm: float | None
 ) -> tuple[tuple[int, int, int], np.ndarray]:
@@ -178,8 +204,11 @@ def _target_grid(
         for s in dataset.subjects[1:]:
             if s.shape != ref.shape or not np.allclose(s.affine, ref.affine, atol=1e-3):
                 raise DataError(
-                    f"sub-{s.subject} ({s.runs[0].path}) is on grid {s.shape}, sub-{ref.subject} on "
-                    f"{ref.shape}; a cache needs one grid for everybody: pass --grid-mm to resample"
+                    f"sub-{s.subject} ({s.runs[0].path}) "
+                    + _grid_difference(
+                        s.shape, s.affine, ref.shape, ref.affine, f"sub-{ref.subject}"
+                    )
+                    + "; a cache needs one grid for everybody: pass --grid-mm to resample"
                 )
         return ref.shape, ref.affine
     # Same field of view as the first subject, voxels of grid_mm on RAS axes.
@@ -297,7 +326,9 @@ def _write_run(
     sums accumulated chunk by chunk (see :mod:`emocore.data.clean`).
     """
     n_vox = int(np.prod(shape))
-    chunk = max(1, _CHUNK_BYTES // (4 * int(np.prod(run.shape))))
+    # float32 bytes of the larger of the two grids: resampling to a finer grid (--grid-mm 0.5)
+    # makes each volume many times the size of the source's
+    chunk = max(1, _CHUNK_BYTES // (4 * max(int(np.prod(run.shape)), n_vox)))
     basis = design.basis
     ref = total = total_sq = weights = None
     for a, data in _read_chunks(run, chunk):
@@ -450,12 +481,24 @@ def _clean_partials(cache: Path) -> None:
                 p.unlink(missing_ok=True)
 
 
-def _existing_manifest(cache: Path) -> dict[str, Any] | None:
-    try:
-        manifest = json.loads((cache / "manifest.json").read_text())
-    except (OSError, json.JSONDecodeError):
+def _existing_manifest(cache: Path, force: bool) -> dict[str, Any] | None:
+    """The cache's manifest; None when there is none. A damaged one (not JSON, keys missing)
+    is an error: without it prepare cannot tell whom the cache holds, and must not drop them.
+    ``force`` rebuilds over it."""
+    path = cache / "manifest.json"
+    if not path.is_file():
         return None
-    return manifest if isinstance(manifest, dict) else None
+    try:
+        return read_manifest(path)
+    except CacheError as exc:
+        if force:
+            logger.warning("%s; --force: rebuilding the cache from scratch", exc)
+            return None
+        held = sorted(p.name for p in cache.glob("sub-*.npy"))
+        raise CacheError(
+            f"{exc}. Without it prepare cannot tell whom the cache holds (its arrays: "
+            f"{', '.join(held) or 'none'}), and a --force rebuild keeps only the people you ask for"
+        ) from exc
 
 
 def _differences(
@@ -522,9 +565,58 @@ def prepare(
     A rebuild happens in a sibling folder renamed into place, an addition writes new files next to
     the old ones before the manifest names them: either way a killed job leaves the old cache
     readable.
+
+    Problems with the cache folder itself (no permission, a read-only or full disk, a symbolic
+    link loop) are a :class:`~emocore.errors.CacheError` naming the file and the fix.
     """
-    opts = options or PrepareOptions()
     cache = Path(cache)
+    try:
+        return _prepare(
+            bids,
+            annotations,
+            _real_cache_path(cache),
+            options=options or PrepareOptions(),
+            subjects=subjects,
+            progress=progress,
+            force=force,
+        )
+    except OSError as exc:
+        name = Path(os.fsdecode(exc.filename)) if exc.filename is not None else cache
+        ours = name == cache or cache in name.parents or name.name.startswith(cache.name + ".")
+        raise CacheError(
+            os_error_message(
+                exc,
+                f"prepare the cache at {cache}",
+                choose="another --cache" if ours else "another folder",
+            )
+        ) from exc
+
+
+def _real_cache_path(cache: Path) -> Path:
+    """``cache`` with a symbolic link followed; a loop or a dangling link is refused up front
+    (the build would otherwise run to its end and fail at the final rename)."""
+    if not cache.is_symlink():
+        return cache
+    try:
+        return cache.resolve(strict=True)
+    except (OSError, RuntimeError) as exc:  # RuntimeError: a loop, before Python 3.13
+        raise CacheError(
+            f"--cache {cache} is a symbolic link that leads nowhere ({exc}): a loop or a missing "
+            "target. Remove the link or point it at a folder, or choose another --cache"
+        ) from exc
+
+
+def _prepare(
+    bids: str | Path,
+    annotations: str | Path,
+    cache: Path,
+    *,
+    options: PrepareOptions,
+    subjects: Sequence[str] | None,
+    progress: Progress | None,
+    force: bool,
+) -> PrepareResult:
+    opts = options
     if cache.exists() and (
         not cache.is_dir() or (any(cache.iterdir()) and not (cache / "manifest.json").exists())
     ):
@@ -556,8 +648,13 @@ def prepare(
         "report": getattr(ann, "report_summary", lambda: {})(),
     }
 
+    label_warnings = [
+        f"{files.folder / name} {why}; it gives no vote"
+        for name, why in ann.report.unusable.items()
+    ]
+
     _clean_partials(cache)
-    previous = _existing_manifest(cache)
+    previous = _existing_manifest(cache, force)
     held = list(previous.get("subjects") or {}) if previous is not None else []
     requested = dataset.subject_labels
     not_requested = tuple(s for s in held if s not in requested)
@@ -605,7 +702,7 @@ def prepare(
                 options=asdict(opts),
                 labels=labels_block,
                 source={**old.get("source", {}), "annotations": str(Path(annotations))},
-                warnings=_merge_warnings(old.get("warnings", []), dataset.warnings),
+                warnings=_merge_warnings(old.get("warnings", []), dataset.warnings, label_warnings),
             )
             atomic_write_text(cache / "labels.tsv", labels.to_csv(sep="\t", index=False))
             atomic_write_json(cache / "manifest.json", manifest)
@@ -657,13 +754,15 @@ def prepare(
             "voxel_mm": [float(v) for v in np.sqrt((affine[:3, :3] ** 2).sum(axis=0))],
         },
         "labels": labels_block,
-        "warnings": list(dataset.warnings),
+        "warnings": [*dataset.warnings, *label_warnings],
     }
+    _check_space(cache.parent, dataset.subjects, shape, "build the cache")
     work = cache.parent / f"{cache.name}.partial-{os.getpid()}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     try:
-        manifest["subjects"] = _write_subjects(work, dataset, shape, affine, opts, progress)
+        manifest["subjects"], blank = _write_subjects(work, dataset, shape, affine, opts, progress)
+        manifest["warnings"] = _merge_warnings(manifest["warnings"], blank)
         labels.to_csv(work / "labels.tsv", sep="\t", index=False)
         manifest["prepare_seconds"] = round(time.perf_counter() - t0, 2)
         (work / "manifest.json").write_text(json.dumps(manifest, indent=1))
@@ -774,9 +873,12 @@ def _add_subjects(
         for subj in people:
             if subj.shape != shape or not np.allclose(subj.affine, affine, atol=1e-3):
                 raise DataError(
-                    f"sub-{subj.subject} ({subj.runs[0].path}) is on grid {subj.shape}, the cache at "
-                    f"{cache} on {shape}; a cache needs one grid for everybody: rebuild it with "
-                    "--grid-mm and --force to resample everybody"
+                    f"sub-{subj.subject} ({subj.runs[0].path}) "
+                    + _grid_difference(
+                        subj.shape, subj.affine, shape, affine, f"the cache at {cache}"
+                    )
+                    + "; a cache needs one grid for everybody: rebuild it with --grid-mm and "
+                    "--force to resample everybody"
                 )
     # The cache's mask (the intersection of the masks of the people it was built with) stays as
     # it is: shrinking it to the new person's brain would change what the saliency scores and the
@@ -797,11 +899,16 @@ def _add_subjects(
     root = str(Path(bids))
     staged: list[Path] = []
     entries: dict[str, Any] = {}
+    blank: list[str] = []
+    _check_space(cache, people, shape, f"add {', '.join(f'sub-{s}' for s in new)}")
     try:
         for subj in people:
             tmp = cache / f"sub-{subj.subject}.npy.partial-{os.getpid()}"
             staged.append(tmp)
-            info, mask = _write_subject(tmp, subj, dataset.root, shape, affine, opts, tick)
+            info, mask, messages = _write_subject(
+                tmp, subj, dataset.root, shape, affine, opts, tick
+            )
+            blank += messages
             with open(tmp, "rb") as fh:
                 os.fsync(fh.fileno())
             coverage = float(mask[cache_mask].mean()) if cache_mask.any() else 1.0
@@ -836,6 +943,7 @@ def _add_subjects(
             warnings=_merge_warnings(
                 old.get("warnings", []),
                 [w for w in dataset.warnings if any(f"sub-{s}" in w for s in new)],
+                blank,
             ),
         )
         atomic_write_json(cache / "manifest.json", manifest)
@@ -869,13 +977,15 @@ def _write_subject(
     affine,
     opts: PrepareOptions,
     tick: Callable[[str], None],
-) -> tuple[dict[str, Any], np.ndarray]:
-    """Stream one person's runs into the .npy file ``path``; return their manifest entry and mask."""
+) -> tuple[dict[str, Any], np.ndarray, list[str]]:
+    """Stream one person's runs into the .npy file ``path``; return their manifest entry, their
+    brain mask and a warning per blank run."""
     vol_bytes = int(np.prod(shape)) * 2
     n_total = sum(r.n_volumes for r in subj.runs)
     same_grid = subj.shape == tuple(shape) and np.allclose(subj.affine, affine, atol=1e-3)
     runs_info = []
     mask = None
+    blank: list[tuple[BoldRun, str]] = []
     with open(path, "w+b") as fh:
         np.lib.format.write_array_header_1_0(
             fh,
@@ -909,7 +1019,10 @@ def _write_subject(
                 opts.nonfinite,
                 design,
             )
-            if mask is None:
+            empty = _blank(sd, mean_img)
+            if empty:  # no signal: kept (the rows stay aligned with the labels) but named
+                blank.append((run, empty))
+            elif mask is None:  # the brain mask comes from the first run that has a signal
                 mask = _brain_mask(mean_img.reshape(shape), affine)
             _normalise_run(
                 fh,
@@ -921,7 +1034,7 @@ def _write_subject(
                 design.basis,
                 weights,
                 sd,
-                mask,
+                np.zeros(shape, bool) if mask is None else mask,  # a blank run: all zeros
                 opts.nonfinite,
             )
             del weights
@@ -934,23 +1047,68 @@ def _write_subject(
                     "fingerprint": _fingerprint(run.path),
                     "tr": run.tr,
                     "cleaning": design.record(),
+                    **({"blank": empty} if empty else {}),
                 }
             )
             start += run.n_volumes
             tick(f"sub-{subj.subject} run {run.run}")
-    assert mask is not None  # every person has at least one run (discover_dataset checks)
+    if mask is None:  # every person has at least one run (discover_dataset checks)
+        raise DataError(
+            f"every run of sub-{subj.subject} is blank ({', '.join(str(r.path) for r, _ in blank)}"
+            "): no voxel changes over time, so there is no brain to mask and nothing to decode. "
+            "Re-export or re-download the runs, or leave the person out (--subject)"
+        )
+    messages = []
+    for run, empty in blank:
+        message = (
+            f"{run.path} is blank: every voxel is {empty} over its {run.n_volumes} volumes, so "
+            "they hold no signal (zeros in the cache) yet keep their labels; the brain mask "
+            "comes from the person's other runs. Re-export or re-download the run"
+        )
+        logger.warning(message)
+        messages.append(message)
     info = {
         "file": f"sub-{subj.subject}.npy",
         "n_volumes": n_total,
         "runs": runs_info,
         "mask_voxels": int(mask.sum()),
     }
-    return info, mask
+    return info, mask, messages
+
+
+def _blank(sd: np.ndarray, mean_img: np.ndarray) -> str | None:
+    """'zero' or 'constant' when no voxel of a run changes over time (None when some do)."""
+    if float(np.max(sd, initial=0.0)) > 0:
+        return None
+    return "zero" if not np.any(mean_img) else "constant"
+
+
+def _check_space(folder: Path, people: Sequence[SubjectRuns], shape, doing: str) -> None:
+    """Refuse a cache the disk cannot hold before hours are spent writing it (float16 arrays)."""
+    need = sum(r.n_volumes for p in people for r in p.runs) * int(np.prod(shape)) * 2
+    probe = next((f for f in (folder, *folder.parents) if f.exists()), None)
+    if probe is None:
+        return
+    try:
+        free = shutil.disk_usage(probe).free
+    except OSError:
+        return
+    if need > free:
+        raise CacheError(
+            f"cannot {doing}: its arrays need {_size(need)} ({len(people)} people on a "
+            f"{' x '.join(map(str, shape))} grid, float16) but {probe} has {_size(free)} free; "
+            "choose a coarser --grid-mm, fewer people (--subject), or another --cache on a "
+            "larger disk"
+        )
+
+
+def _size(n_bytes: float) -> str:
+    return f"{n_bytes / 2**30:.1f} GiB" if n_bytes >= 2**30 else f"{n_bytes / 2**20:.1f} MiB"
 
 
 def _write_subjects(
     work: Path, dataset: Dataset, shape, affine, opts: PrepareOptions, progress: Progress | None
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], list[str]]:
     total_runs = sum(len(s.runs) for s in dataset.subjects)
     done = 0
 
@@ -962,14 +1120,16 @@ def _write_subjects(
 
     cohort_mask = np.ones(shape, bool)
     subjects: dict[str, Any] = {}
+    blank: list[str] = []
     for subj in dataset.subjects:
-        info, mask = _write_subject(
+        info, mask, messages = _write_subject(
             work / f"sub-{subj.subject}.npy", subj, dataset.root, shape, affine, opts, tick
         )
         cohort_mask &= mask
         subjects[subj.subject] = info
+        blank += messages
     np.save(work / "mask.npy", cohort_mask.astype(np.uint8))
-    return subjects
+    return subjects, blank
 
 
 def _swap_into_place(work: Path, cache: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -108,3 +109,32 @@ def read_only(*folders: Path, mode: int = 0o555):
     finally:
         for f, m in before.items():
             f.chmod(m)
+
+
+# -- damaged manifests -----------------------------------------------------------------------
+#: Ways a manifest.json is damaged (what each does to the parsed manifest), and what is said.
+DAMAGE = {
+    "binary": lambda m: b"\x89PNG\r\n\x1a\n\x00\xff\xfe garbage",
+    "cut-off": lambda m: json.dumps(m).encode()[:200],
+    "a list": lambda m: b"[1, 2]",
+    "no subjects": lambda m: json.dumps({k: v for k, v in m.items() if k != "subjects"}).encode(),
+    "no runs": lambda m: json.dumps(
+        {**m, "subjects": {"01": {"file": "sub-01.npy", "n_volumes": 3}}}
+    ).encode(),
+    "bad grid": lambda m: json.dumps({**m, "grid": {**m["grid"], "shape": [4, 4]}}).encode(),
+}
+SAID = {
+    "binary": "it is not JSON",
+    "cut-off": "it is not JSON",
+    "a list": "it holds list, not a JSON object",
+    "no subjects": "it lacks the key 'subjects'",
+    "no runs": "subjects.01.runs is not a list of runs",
+    "bad grid": "grid.shape is [4, 4], not three positive sides",
+}
+
+
+def damage(cache_dir: Path, how: str) -> Path:
+    """Damage the manifest.json of ``cache_dir`` as DAMAGE[how] says; return its path."""
+    path = cache_dir / "manifest.json"
+    path.write_bytes(DAMAGE[how](json.loads(path.read_text())))
+    return path

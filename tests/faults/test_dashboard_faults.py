@@ -1,0 +1,50 @@
+"""The dashboard names a damaged file instead of showing a traceback (issue 10)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.faults.conftest import SAID, damage
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An emocore home folder the app is pointed at (and nothing else)."""
+    home = tmp_path / "home"
+    home.mkdir()
+    for var in ("EMOCORE_CACHE", "EMOCORE_REGISTRY", "EMOCORE_ANNOTATIONS"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("EMOCORE_HOME", str(home))
+    monkeypatch.chdir(ROOT)
+    return home
+
+
+def open_page(path: str | None) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
+    at.run()
+    if path is not None:
+        at.switch_page(path)
+        at.run()
+    return at
+
+
+def shown(at: AppTest) -> str:
+    return "\n".join(str(e.value) for kind in ("error", "info", "warning") for e in at.get(kind))
+
+
+@pytest.mark.parametrize("how", ["binary", "no subjects"])
+@pytest.mark.parametrize("page", [None, "pages/retrain.py"], ids=["overview", "retrain"])
+def test_damaged_manifest_is_named_on_overview_and_retrain(
+    tiny_cache, home: Path, page: str | None, how: str
+) -> None:
+    cache = Path(shutil.copytree(tiny_cache.path, home / "cache"))
+    path = damage(cache, how)
+    at = open_page(page)
+    assert not at.exception, [e.value for e in at.exception]
+    assert f"{path} is damaged: {SAID[how]}" in shown(at), shown(at)
