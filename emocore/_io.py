@@ -86,7 +86,7 @@ def os_error_message(exc: OSError, doing: str, *, choose: str = "another folder"
     """
     name = exc.filename if exc.filename is not None else ""
     path = Path(os.fsdecode(name)) if name else None
-    where = f"{path}: " if path else ""
+    where = f"{path}: " if path and not doing.endswith(str(path)) else ""
     reason = exc.strerror or exc.__class__.__name__
     code = exc.errno
     try:

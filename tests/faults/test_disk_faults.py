@@ -11,6 +11,7 @@ import pytest
 
 from emocore._io import atomic_path, atomic_write_json, atomic_write_text
 from emocore.labels import write_label_table
+from tests.faults.conftest import checksums, read_only
 
 
 @pytest.fixture
@@ -51,3 +52,59 @@ def test_synthetic_cohort_folder_keeps_the_umask(tmp_path: Path, umask, monkeypa
     umask(0o022)
     out = synthetic.generate_cohort(tmp_path / "cohort", synthetic.SynthConfig(n_subjects=1))
     assert oct(_mode(out)) == oct(0o755)
+
+
+# -- unwritable --out (item 9) ----------------------------------------------------------------
+def test_labels_out_in_a_read_only_folder_fails_before_reading(tmp_path: Path, capsys) -> None:
+    from emocore.cli import main
+    from tests.faults.test_label_faults import write_observers
+
+    raw = write_observers(tmp_path / "ann")
+    folder = tmp_path / "results"
+    folder.mkdir()
+    with read_only(folder):
+        code = main(["labels", "--annotations", str(raw), "--out", str(folder / "labels.tsv")])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert f"cannot write --out {folder / 'labels.tsv'}: " in err and "Permission denied" in err
+    assert f"make {folder} accessible to you" in err and "choose another --out" in err
+    assert list(folder.iterdir()) == []
+
+
+def test_labels_out_that_is_a_folder_is_refused(tmp_path: Path, capsys) -> None:
+    from emocore.cli import main
+    from tests.faults.test_label_faults import write_observers
+
+    raw = write_observers(tmp_path / "ann")
+    assert main(["labels", "--annotations", str(raw), "--out", str(tmp_path)]) == 2
+    assert f"cannot write --out {tmp_path}: it is a folder, not a file" in capsys.readouterr().err
+
+
+def test_predict_out_in_a_read_only_folder_fails_before_the_model_runs(
+    tiny_cache, tmp_path: Path, capsys
+) -> None:
+    from emocore.cli import main
+    from emocore.models.cnn3d import SeedCNN
+    from emocore.registry import Registry
+    from emocore.train import TrainConfig, save_checkpoint
+
+    registry = Registry(tmp_path / "registry")
+    run = registry.create_run(kind="train", status="completed")
+    config = TrainConfig(epochs=1, widths=(4, 8, 8), hidden=16, device="cpu", compile="off")
+    net = SeedCNN(tiny_cache.grid_shape, 5, widths=config.widths, hidden=config.hidden)
+    folder = registry.run_dir(run.id)
+    save_checkpoint(folder / "models" / "single-subject" / "sub-01.pt", net, config=config,
+                    classes_n=5, epoch=1)  # fmt: skip
+    before = checksums(folder)
+    out = tmp_path / "results"
+    out.mkdir()
+    with read_only(out):
+        code = main(
+            ["predict", "--registry", str(registry.root), "--cache", str(tiny_cache.path)]
+            + ["--run", run.id, "--model", "single-subject/sub-01", "--subject", "01"]
+            + ["--device", "cpu", "--out", str(out / "sub-01.tsv")]
+        )
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert f"cannot write --out {out / 'sub-01.tsv'}: " in err and "Permission denied" in err
+    assert checksums(folder) == before and list(out.iterdir()) == []
