@@ -289,6 +289,11 @@ def _train(
     start_epoch = 0
     if resume and checkpoint is not None and Path(checkpoint).exists():
         state = _read_checkpoint(Path(checkpoint))
+        if not isinstance(state.get("generator"), torch.Tensor) or "epoch" not in state:
+            raise CheckpointError(
+                f"{checkpoint} lacks the random state or epoch a --resume needs (it is not a "
+                "fold checkpoint of an interrupted run); start a new run instead of --resume"
+            )
         if TrainConfig.from_dict(state["config"]) != config or list(state["in_shape"]) != list(
             train.shape
         ):
@@ -463,7 +468,36 @@ def _read_checkpoint(path: Path) -> dict[str, Any]:
         raise CheckpointError(
             f"{path} is not an emocore checkpoint of format {CHECKPOINT_FORMAT}; retrain the model"
         )
+    problem = _state_problem(state)
+    if problem:
+        raise CheckpointError(
+            f"{path} is damaged: {problem}; retrain the model, or restore the file from a backup"
+        )
     return state
+
+
+def _state_problem(state: dict[str, Any]) -> str | None:
+    """What a checkpoint of the right format lacks or holds of the wrong type, or None."""
+    for key, kind in (("model", dict), ("config", dict), ("in_shape", list), ("n_classes", int)):
+        if key not in state:
+            return f"it lacks the key {key!r}"
+        if not isinstance(state[key], kind) or isinstance(state[key], bool):
+            return f"{key!r} is {type(state[key]).__name__}, not {kind.__name__}"
+    if not all(isinstance(v, torch.Tensor) for v in state["model"].values()):
+        return "'model' holds values that are not tensors"
+    shape = state["in_shape"]
+    if len(shape) != 3 or not all(isinstance(v, int) and v > 0 for v in shape):
+        return f"'in_shape' is {shape!r}, not three positive sides"
+    if state["n_classes"] < 2:
+        return f"'n_classes' is {state['n_classes']}, fewer than two classes"
+    for key, kind in (("extra", dict), ("history", list), ("epoch", int)):
+        if key in state and not isinstance(state[key], kind):
+            return f"{key!r} is {type(state[key]).__name__}, not {kind.__name__}"
+    try:
+        TrainConfig.from_dict(state["config"])
+    except (TypeError, ValueError) as exc:  # ConfigError is a ValueError
+        return f"its training config cannot be read ({exc})"
+    return None
 
 
 def load_checkpoint(
@@ -486,10 +520,10 @@ def load_checkpoint(
             f"{path} predicts {extra['classes']} but {list(classes)} were asked for; retrain with those classes"
         )
     cfg = TrainConfig.from_dict(state["config"])
-    model = _make_model(state["in_shape"], state["n_classes"], cfg)
     try:
+        model = _make_model(state["in_shape"], state["n_classes"], cfg)
         model.load_state_dict(state["model"])
-    except RuntimeError as exc:
+    except (RuntimeError, ValueError, TypeError) as exc:
         raise CheckpointError(f"{path} does not fit the seed network ({exc}); retrain") from exc
     model.eval()
     return model, state

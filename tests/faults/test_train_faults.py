@@ -120,3 +120,76 @@ def test_real_full_tmpfs(small_tmpfs: Path) -> None:
     filler.unlink()
     assert _temp_files(small_tmpfs) == []
     assert checksums(small_tmpfs) == before
+
+
+# -- damaged checkpoints (item 8) -------------------------------------------------------------
+def _state(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _drop(key: str):
+    return lambda s: {k: v for k, v in s.items() if k != key}
+
+
+def _set(key: str, value):
+    return lambda s: {**s, key: value}
+
+
+def _config(**changes):
+    return lambda s: {**s, "config": {**s["config"], **changes}}
+
+
+BAD_CHECKPOINTS = {
+    "no model": (_drop("model"), "it lacks the key 'model'"),
+    "no config": (_drop("config"), "it lacks the key 'config'"),
+    "no in_shape": (_drop("in_shape"), "it lacks the key 'in_shape'"),
+    "no n_classes": (_drop("n_classes"), "it lacks the key 'n_classes'"),
+    "config a list": (_set("config", [1, 2]), "'config' is list, not dict"),
+    "in_shape 2-D": (_set("in_shape", [7, 8]), "'in_shape' is [7, 8], not three positive sides"),
+    "one class": (_set("n_classes", 1), "'n_classes' is 1, fewer than two classes"),
+    "model not tensors": (_set("model", {"w": "x"}), "'model' holds values that are not tensors"),
+    "epochs text": (_config(epochs="ten"), "its training config cannot be read"),
+    "widths text": (_config(widths="wide"), "its training config cannot be read"),
+    "lr text": (_config(lr="fast"), "its training config cannot be read"),
+    "extra a list": (_set("extra", []), "'extra' is list, not dict"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_CHECKPOINTS))
+def test_damaged_checkpoint_is_a_checkpoint_error(tmp_path: Path, case: str) -> None:
+    from emocore.train import load_checkpoint
+
+    path = save_checkpoint(tmp_path / "a.pt", _net(), config=CONFIG, classes_n=3, epoch=1)
+    change, said = BAD_CHECKPOINTS[case]
+    torch.save(change(_state(path)), path)
+    before = checksums(tmp_path)
+    with pytest.raises(CheckpointError, match=r"a\.pt is damaged: ") as info:
+        load_checkpoint(path, grid_shape=(7, 8, 9))
+    assert said in str(info.value) and "retrain the model" in str(info.value)
+    assert checksums(tmp_path) == before
+
+
+def test_checkpoint_whose_weights_do_not_fit_is_a_checkpoint_error(tmp_path: Path) -> None:
+    from emocore.train import load_checkpoint
+
+    path = save_checkpoint(tmp_path / "a.pt", _net(), config=CONFIG, classes_n=3, epoch=1)
+    torch.save(_config(hidden=-5)(_state(path)), path)
+    with pytest.raises(CheckpointError, match=r"a\.pt does not fit the seed network"):
+        load_checkpoint(path)
+
+
+def test_predict_with_a_damaged_checkpoint_exits_2(tiny_cache, tmp_path: Path, capsys) -> None:
+    from emocore.cli import main
+
+    registry = Registry(tmp_path / "registry")
+    run = registry.create_run(kind="train", status="completed")
+    path = registry.run_dir(run.id) / "models" / "single-subject" / "sub-01.pt"
+    save_checkpoint(path, _net(), config=CONFIG, classes_n=3, epoch=1)
+    torch.save(_config(epochs="ten")(_state(path)), path)
+    code = main(
+        ["predict", "--registry", str(registry.root), "--cache", str(tiny_cache.path)]
+        + ["--run", run.id, "--model", "single-subject/sub-01", "--subject", "01"]
+        + ["--device", "cpu"]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and f"{path} is damaged: its training config cannot be read" in err, err
