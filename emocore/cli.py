@@ -432,7 +432,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from emocore.evaluate import evaluate_predictions
-    from emocore.experiment import load_study, merge_fold_runs, read_predictions
+    from emocore.experiment import load_study, merge_fold_runs, read_run_table
     from emocore.registry import Registry
 
     registry = Registry(args.registry)
@@ -441,7 +441,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     study = load_study(registry, source.id)
     table = "baseline.tsv" if args.linear else "predictions.tsv"
     if len(sources) == 1:
-        pred = read_predictions(registry.run_dir(source.id) / table)
+        pred = read_run_table(registry, source.id, table)
     else:
         pred = merge_fold_runs(registry, [r.id for r in sources], table=table)
     run = registry.create_run(

@@ -36,6 +36,7 @@ import pandas as pd
 from emocore import __version__
 from emocore._io import atomic_write_json, atomic_write_text
 from emocore.baseline import linear_baseline
+from emocore.bundle import check_rows, expected_rows, table_rows
 from emocore.constants import CLASSES, EMOTIONS
 from emocore.data.cache import VolumeCache
 from emocore.data.dataset import VolumeSource, select
@@ -66,6 +67,7 @@ __all__ = [
     "ground_truth_dir",
     "load_study",
     "read_predictions",
+    "read_run_table",
     "merge_fold_runs",
     "atypical_entries",
     "stability_entries",
@@ -491,11 +493,11 @@ def run_study(
         all_pred = pd.concat(predictions, ignore_index=True)
         atomic_write_text(out / "predictions.tsv", all_pred.to_csv(sep="\t", index=False))
         registry.add_artifact(run_id, "predictions", out / "predictions.tsv", "predictions")
+        extras["tables"] = {"predictions.tsv": table_rows(all_pred)}
         if baselines:
-            atomic_write_text(
-                out / "baseline.tsv",
-                pd.concat(baselines, ignore_index=True).to_csv(sep="\t", index=False),
-            )
+            all_base = pd.concat(baselines, ignore_index=True)
+            atomic_write_text(out / "baseline.tsv", all_base.to_csv(sep="\t", index=False))
+            extras["tables"]["baseline.tsv"] = table_rows(all_base)
         atomic_write_text(out / "curves.tsv", registry.curves(run_id).to_csv(sep="\t", index=False))
         atomic_write_json(out / "metrics.json", metrics)
         study = {
@@ -561,13 +563,54 @@ def _checkpoints(out: Path, design: str) -> list[tuple[str, Path]]:
 
 
 def load_study(registry: Registry, run_id: str) -> dict[str, Any]:
-    """study.json of a finished run."""
+    """study.json of a finished run; EmocoreError naming the file when it is missing, not JSON
+    or lacks what readers need (``classes``, ``config``)."""
     path = registry.run_dir(run_id) / "study.json"
     if not path.exists():
         raise EmocoreError(
             f"run {run_id} has no study.json (status: {registry.get_run(run_id).status}); it may still be running or have failed"
         )
-    return json.loads(path.read_text())
+    fix = (
+        f"restore it from a backup, or re-run the study (`emocore runs --delete {run_id}` "
+        "removes the run)"
+    )
+    try:
+        study = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise EmocoreError(f"{path} cannot be read ({exc.strerror or exc}); {fix}") from exc
+    except ValueError as exc:  # not UTF-8, not JSON, cut off
+        raise EmocoreError(f"{path} is damaged: it is not JSON ({exc}); {fix}") from exc
+    problem = _study_problem(study)
+    if problem:
+        raise EmocoreError(f"{path} is damaged: {problem}; {fix}")
+    return study
+
+
+def _study_problem(study: Any) -> str | None:
+    if not isinstance(study, dict):
+        return f"it holds {type(study).__name__}, not a JSON object"
+    classes = study.get("classes")
+    if not (
+        isinstance(classes, list) and len(classes) >= 2 and all(isinstance(c, str) for c in classes)
+    ):
+        return "'classes' is missing or not a list of class names"
+    if not isinstance(study.get("config"), dict):
+        return "'config' is missing or not an object"
+    return None
+
+
+def read_run_table(registry: Registry, run_id: str, table: str = "predictions.tsv") -> pd.DataFrame:
+    """``table`` of run ``run_id``, checked against the rows the run wrote (see
+    :func:`~emocore.study.check_rows`): a cut-off file is an error naming it, not fewer scores."""
+    folder = registry.run_dir(run_id)
+    metrics = None
+    if (folder / "metrics.json").is_file():
+        try:
+            metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            metrics = None  # study.json's record, when there is one, is enough
+    expected = expected_rows(load_study(registry, run_id), metrics, table)
+    return check_rows(folder / table, read_predictions(folder / table), expected)
 
 
 def headline_table(results: Sequence[dict[str, Any]]) -> pd.DataFrame:
@@ -610,7 +653,7 @@ def merge_fold_runs(
                 f"run {run_id} was configured differently from run {run_ids[0]} "
                 f"({', '.join(differ)}); evaluate together only folds of one study setup"
             )
-        frame = read_predictions(registry.run_dir(run_id) / table)
+        frame = read_run_table(registry, run_id, table)
         for key in (
             frame[["design", "model", "fold_name"]].drop_duplicates().itertuples(index=False)
         ):

@@ -23,6 +23,7 @@ import pandas as pd
 from emocore import __version__
 from emocore._io import atomic_write_text
 from emocore.assess import assessment_dir, load_assessment
+from emocore.bundle import check_rows, expected_rows
 from emocore.data.cache import VolumeCache
 from emocore.errors import ConfigError, EmocoreError, RegistryError
 from emocore.figures import subject_vs_cohort, timeline
@@ -324,7 +325,13 @@ def subject_report_html(
     record = reg.get_run(run_id)
     folder = reg.run_dir(run_id)
     study = read_json(folder / "study.json")
-    predictions = read_tsv(folder / "predictions.tsv")
+    metrics_path = folder / "metrics.json"
+    metrics = read_json(metrics_path) if metrics_path.exists() else None
+    predictions = check_rows(
+        folder / "predictions.tsv",
+        read_tsv(folder / "predictions.tsv"),
+        expected_rows(study, metrics, "predictions.tsv"),
+    )
     subject = str(subject).removeprefix("sub-")
     assessment = None
     if subject not in study.get("subjects", []):
@@ -339,8 +346,7 @@ def subject_report_html(
         if assessed.is_file():
             predictions = pd.concat([predictions, read_tsv(assessed)], ignore_index=True)
     classes = list(study["classes"])
-    metrics_path = folder / "metrics.json"
-    found = run_findings(study, read_json(metrics_path) if metrics_path.exists() else None)
+    found = run_findings(study, metrics)
     if assessment is not None:
         found = with_assessment(found, assessment)
     figure = _Figures()

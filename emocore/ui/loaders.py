@@ -158,7 +158,25 @@ def table(reg: Registry, run_id: str, name: str) -> pd.DataFrame:
     if name not in TABLES:
         raise EmocoreError(f"'name' must be one of {TABLES}; '{name}' was provided")
     path = reg.run_dir(run_id) / f"{name}.tsv"
-    return _tsv(str(path), _mtime(path))
+    frame = _tsv(str(path), _mtime(path))
+    if name in ("predictions", "baseline"):
+        _check_complete(reg, run_id, path, frame)
+    return frame
+
+
+def _check_complete(reg: Registry, run_id: str, path: Path, frame: pd.DataFrame) -> None:
+    """A cut-off prediction table is named here (EmocoreError), not summarised as what is left
+    or as 'the prediction table is empty'."""
+    from emocore.bundle import check_rows, expected_rows
+
+    folder = reg.run_dir(run_id)
+    found = {}
+    for name, read in (("study.json", study), ("metrics.json", metrics)):
+        try:
+            found[name] = read(reg, run_id) if (folder / name).is_file() else None
+        except EmocoreError:
+            found[name] = None  # the page that needs it names that file
+    check_rows(path, frame, expected_rows(found["study.json"], found["metrics.json"], path.name))
 
 
 def design_predictions(
@@ -178,6 +196,7 @@ def _per_subject(path: str, mtime: int, design: str, classes: tuple[str, ...]) -
 
 def per_subject(reg: Registry, run_id: str, design: str, classes: list[str]) -> pd.DataFrame:
     """Per-subject accuracy and per-emotion recall of one design's held-out predictions."""
+    table(reg, run_id, "predictions")  # a cut-off file is named, not scored
     path = reg.run_dir(run_id) / "predictions.tsv"
     return _per_subject(str(path), _mtime(path), design, tuple(classes))
 

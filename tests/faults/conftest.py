@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from emocore.registry import Registry
+
 
 def checksums(root: Path) -> dict[str, str]:
     """SHA-256 of every file below ``root`` (relative POSIX path -> hex digest)."""
@@ -138,3 +140,32 @@ def damage(cache_dir: Path, how: str) -> Path:
     path = cache_dir / "manifest.json"
     path.write_bytes(DAMAGE[how](json.loads(path.read_text())))
     return path
+
+
+# -- a finished run ---------------------------------------------------------------------------
+def untrained_design(cache, design, train_config, *, subjects=None, classes=(), **_):
+    """run_design without training: every held-out volume predicted at random (bookkeeping only)."""
+    import numpy as np
+
+    from emocore.data.dataset import select
+    from emocore.study import DesignResult, prediction_table
+
+    meta = select(cache, subjects=subjects, classes=classes)
+    probs = np.random.default_rng(0).dirichlet(np.ones(len(classes)), len(meta))
+    table = prediction_table(meta, probs, classes, fold=meta["run"] % 2, fold_name="runs",
+                             seen=False, model="sub-01", design=design,
+                             split="leave-one-run-out")  # fmt: skip
+    return DesignResult(design, "leave-one-run-out", False, list(classes), table)
+
+
+@pytest.fixture(scope="session")
+def finished_run(tiny_cache, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A registry holding one finished study, its bundle written by run_study itself (models
+    replaced by random predictions: a trained one costs half a minute here)."""
+    from emocore import experiment
+
+    root = tmp_path_factory.mktemp("finished-run") / "registry"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(experiment, "run_design", untrained_design)
+        run_id = experiment.run_study(tiny_cache, Registry(root), tiny_study(), kind="train")
+    return root, run_id

@@ -48,3 +48,21 @@ def test_damaged_manifest_is_named_on_overview_and_retrain(
     at = open_page(page)
     assert not at.exception, [e.value for e in at.exception]
     assert f"{path} is damaged: {SAID[how]}" in shown(at), shown(at)
+
+
+@pytest.mark.parametrize(
+    "page", ["pages/subject.py", "pages/emotion_accuracy.py", "pages/misclassified.py"]
+)
+def test_cut_off_predictions_are_named_on_the_pages(
+    tiny_cache, finished_run, home: Path, page: str
+) -> None:
+    shutil.copytree(tiny_cache.path, home / "cache")
+    root = Path(shutil.copytree(finished_run[0], home / "registry"))
+    path = root / "runs" / finished_run[1] / "predictions.tsv"
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join(lines[:31]))
+    at = open_page(page)
+    assert not at.exception, [e.value for e in at.exception]
+    said = shown(at)
+    assert f"{path} holds 30 rows but the run wrote {len(lines) - 1}" in said, said
+    assert "the prediction table is empty" not in said
