@@ -332,6 +332,8 @@ def run_study(
 
     With ``run_id`` an existing queued run (e.g. created by the dashboard) is filled in.
     """
+    if run_id is not None:  # refused while another live process runs it (--resume twice)
+        registry.claim(run_id)
     classes = config.classes
     subjects = list(config.subjects) if config.subjects else cache.subjects
     missing = sorted(set(subjects) - set(cache.subjects))

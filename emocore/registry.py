@@ -751,6 +751,44 @@ class Registry:
         logger.info("deleted run(s) %s, freeing %d recorded bytes", ", ".join(ids), freed)
         return ids
 
+    def claim(self, run_id: str, pid: int | None = None) -> RunRecord:
+        """Record ``pid`` (default: this process) as the process of run ``run_id``, unless another
+        live process of this machine holds it: then a RegistryError says which and what to do.
+
+        Liveness is decided as :meth:`mark_stale` decides it. The check and the write are one
+        transaction, so of two processes resuming one run at once exactly one gets it. A run
+        recorded on another host cannot be checked from here: it is claimed with a warning (a
+        job resumed on another node after its own died is the usual reason).
+        """
+        pid = os.getpid() if pid is None else pid
+        here = _host()
+        with self._write() as con:
+            row = self._row(con, run_id)
+            held = row["pid"]
+            if row["status"] in _ACTIVE and held is not None and held != pid:
+                if row["host"] in (None, here) and _pid_alive(int(held)):
+                    last = f"; its last message was '{row['message']}'" if row["message"] else ""
+                    raise RegistryError(
+                        f"run '{run_id}' is {row['status']} in process {held} on this machine"
+                        f"{last}. A second process would train the same run and overwrite its "
+                        "checkpoints: wait for it to finish, or stop it first (the Retrain "
+                        f"page's Cancel button, or `kill {held}`), then --resume {run_id}"
+                    )
+                if row["host"] not in (None, here):
+                    logger.warning(
+                        "run %s is recorded as %s in process %s on %s, which cannot be checked "
+                        "from %s; taking it over (if that process still runs, both train it)",
+                        run_id,
+                        row["status"],
+                        held,
+                        row["host"],
+                        here,
+                    )
+            con.execute(
+                "UPDATE runs SET pid = ?, updated_at = ? WHERE id = ?", (pid, _now(), run_id)
+            )
+        return self.get_run(run_id)
+
     def mark_stale(self) -> list[str]:
         """Fail the queued or running runs of this host whose process has died; return their ids.
 

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from emocore.cli import main
 from emocore.registry import Registry
+from tests.faults.conftest import checksums
 
 
 def _dead_pid() -> int:
@@ -79,3 +83,68 @@ def test_print_json_turns_nan_into_null(capsys) -> None:
 
     _print({"a": float("nan"), "b": [np.float32("inf"), np.int64(3)], "c": None}, True)
     assert json.loads(capsys.readouterr().out) == {"a": None, "b": [None, 3], "c": None}
+
+
+# -- --resume of a run whose process still runs (item 7) --------------------------------------
+@pytest.fixture
+def live_pid():
+    """The pid of a process that stays alive for the test (a training job in another shell)."""
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    yield proc.pid
+    proc.kill()
+    proc.wait()
+
+
+def _running_run(root: Path, pid: int, status: str = "running") -> str:
+    from tests.faults.conftest import tiny_study
+
+    registry = Registry(root)
+    run = registry.create_run(kind="train", design="single-subject", config=tiny_study().to_dict())
+    registry.update(run.id, status=status, pid=pid, message="fold run-1, epoch 1/3")
+    return run.id
+
+
+@pytest.mark.parametrize("status", ["running", "queued"])
+def test_resume_of_a_live_run_is_refused_and_the_run_left_alone(
+    tiny_cache, tmp_path: Path, capsys, live_pid: int, status: str
+) -> None:
+    root = tmp_path / "registry"
+    run_id = _running_run(root, live_pid, status)
+    before = Registry(root).get_run(run_id)
+    files = checksums(root / "runs")
+    argv = ["train", "--resume", run_id, "--cache", str(tiny_cache.path), "--registry", str(root)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"run '{run_id}' is {status} in process {live_pid} on this machine" in err, err
+    assert "'fold run-1, epoch 1/3'" in err and f"kill {live_pid}" in err
+    assert f"then --resume {run_id}" in err
+    after = Registry(root).get_run(run_id)
+    assert (after.status, after.pid, after.error) == (before.status, live_pid, None)
+    assert checksums(root / "runs") == files
+
+
+def test_claim_is_refused_to_a_second_process_and_given_after_a_death(
+    tmp_path: Path, live_pid: int
+) -> None:
+    from emocore.errors import RegistryError
+
+    root = tmp_path / "registry"
+    run_id = _running_run(root, live_pid)
+    registry = Registry(root)
+    with pytest.raises(RegistryError, match=rf"is running in process {live_pid}"):
+        registry.claim(run_id)
+    assert registry.claim(run_id, pid=live_pid).pid == live_pid  # the holder itself: fine
+    dead = _running_run(root, _dead_pid())
+    assert registry.claim(dead).pid == os.getpid()  # a killed run may be resumed
+
+
+def test_a_run_of_another_host_is_taken_over_with_a_warning(tmp_path: Path, caplog) -> None:
+    import sqlite3
+
+    root = tmp_path / "registry"
+    run_id = _running_run(root, 424242)
+    with sqlite3.connect(root / "registry.sqlite") as con:
+        con.execute("UPDATE runs SET host = 'node-7' WHERE id = ?", (run_id,))
+    with caplog.at_level("WARNING", logger="emocore.registry"):
+        assert Registry(root).claim(run_id).pid == os.getpid()
+    assert "on node-7, which cannot be checked" in caplog.text
