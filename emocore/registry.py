@@ -104,6 +104,8 @@ _RUN_CONTENTS = {
 #: Bumped whenever the tables change; older registries are migrated on open, newer ones refused.
 SCHEMA_VERSION = 2
 _DB_NAME = "registry.sqlite"
+#: The files SQLite keeps next to the database (write-ahead log, shared memory, rollback journal).
+_DB_COMPANIONS = ("-wal", "-shm", "-journal")
 _BUSY_TIMEOUT_S = 10.0
 
 # Version 1 tables, kept verbatim: a fresh registry is built as version 1 and then migrated, so
@@ -336,8 +338,14 @@ class Registry:
             raise RegistryError(
                 f"the registry root {self.root} is a file, not a folder; choose another --registry"
             )
+        runs = self.root / "runs"
+        if runs.exists() and not runs.is_dir():
+            raise RegistryError(
+                f"{runs} is a file, not the folder of the registry's runs; move it aside (or "
+                "choose another --registry) and open the folder again"
+            )
         try:
-            (self.root / "runs").mkdir(parents=True, exist_ok=True)
+            runs.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise RegistryError(
                 f"cannot create the registry folder {self.root} ({exc}); choose a writable --registry"
@@ -395,10 +403,28 @@ class Registry:
         elif "not a database" in text or "malformed" in text:
             fix = "the file is damaged or not a registry; move it aside and open the folder again"
         elif "readonly" in text or "unable to open" in text:
-            fix = "make the folder and the file writable, or choose another --registry"
+            fix = self._open_problem() or (
+                "make the folder and the file writable, or choose another --registry"
+            )
         else:
             fix = "check the disk and the file permissions"
         return RegistryError(f"the run registry {self.db} could not be used ({text}); {fix}")
+
+    def _open_problem(self) -> str | None:
+        """Why SQLite cannot open the database when permissions are not the reason, with the fix:
+        a folder, or a link that leads nowhere, where SQLite needs one of its files."""
+        for path in [self.db] + [self.db.with_name(self.db.name + e) for e in _DB_COMPANIONS]:
+            if path.is_symlink() and not path.exists():
+                return (
+                    f"{path} is a symbolic link to {os.readlink(path)}, which leads nowhere (a "
+                    "loop or a missing target); remove the link or point it at the file"
+                )
+            if path.is_dir():
+                return (
+                    f"{path} is a directory where SQLite keeps one of the registry's files; move "
+                    "it aside (or choose another --registry) and open the folder again"
+                )
+        return None
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:

@@ -76,3 +76,57 @@ def test_nan_in_stored_metrics_is_stored_as_null(tmp_path: Path) -> None:
     record = registry.get_run(run.id)
     assert record.metrics == {"balanced_accuracy": None, "per_class": [0.5, None]}
     assert record.config == {"alpha": None}
+
+
+def _wal_dir(root: Path) -> str:
+    Registry(root)
+    (root / "registry.sqlite-wal").unlink(missing_ok=True)
+    (root / "registry.sqlite-wal").mkdir()
+    return "registry.sqlite-wal is a directory where SQLite keeps one of the registry's files"
+
+
+def _db_dir(root: Path) -> str:
+    (root / "registry.sqlite").mkdir(parents=True)
+    return "registry.sqlite is a directory, not the registry's SQLite file; move it aside"
+
+
+def _dangling(root: Path) -> str:
+    root.mkdir()
+    (root / "registry.sqlite").symlink_to(root / "gone" / "registry.sqlite")
+    return "registry.sqlite is a symbolic link to"
+
+
+def _loop(root: Path) -> str:
+    root.mkdir()
+    (root / "registry.sqlite").symlink_to("registry.sqlite")
+    return "which leads nowhere (a loop or a missing target)"
+
+
+def _runs_file(root: Path) -> str:
+    root.mkdir()
+    (root / "runs").write_text("not a folder")
+    return "runs is a file, not the folder of the registry's runs; move it aside"
+
+
+@pytest.mark.parametrize("make", [_wal_dir, _db_dir, _dangling, _loop, _runs_file])
+def test_odd_registry_files_are_named_without_make_writable(tmp_path: Path, capsys, make) -> None:
+    from emocore.cli import main
+
+    root = tmp_path / "registry"
+    said = make(root)
+    before = checksums(root)
+    assert main(["runs", "--registry", str(root)]) == 2
+    err = capsys.readouterr().err
+    assert said in err and "writable" not in err, err
+    assert checksums(root) == before
+
+
+def test_database_turned_into_a_directory_while_open_says_so(tmp_path: Path) -> None:
+    root = tmp_path / "registry"
+    registry = Registry(root)
+    for name in ("registry.sqlite", "registry.sqlite-wal", "registry.sqlite-shm"):
+        (root / name).unlink(missing_ok=True)
+    (root / "registry.sqlite").mkdir()
+    with pytest.raises(RegistryError, match=r"registry\.sqlite is a directory") as info:
+        registry.list_runs()
+    assert "writable" not in str(info.value)
