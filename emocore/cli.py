@@ -433,8 +433,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from emocore.evaluate import evaluate_predictions
     from emocore.experiment import load_study, merge_fold_runs, read_run_table
-    from emocore.registry import Registry
+    from emocore.registry import Registry, recording_outcome
 
+    if args.permutations < 1:  # every option is checked before a run is recorded
+        raise ConfigError(
+            f"--permutations must be at least 1 (chance levels and p-values need them); "
+            f"{args.permutations} was given"
+        )
     registry = Registry(args.registry)
     sources = [registry.get_run(r) for r in dict.fromkeys(args.run)]
     source = sources[0]
@@ -466,24 +471,25 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         "source_runs": [r.id for r in sources],
         "designs": {},
     }
-    for design, rows in pred.groupby("design", sort=False):
-        ev = evaluate_predictions(
-            rows,
-            classes=study["classes"],
-            split=str(rows["split"].iloc[0]),
-            design=str(design),
-            leaky=str(rows["split"].iloc[0]) == "random",
-            n_permutations=args.permutations,
-            seed=args.seed,
-            model="linear" if args.linear else "cnn",
-            alpha=args.alpha,
+    with recording_outcome(registry, run.id):  # a failure fails the run, never leaves it running
+        for design, rows in pred.groupby("design", sort=False):
+            ev = evaluate_predictions(
+                rows,
+                classes=study["classes"],
+                split=str(rows["split"].iloc[0]),
+                design=str(design),
+                leaky=str(rows["split"].iloc[0]) == "random",
+                n_permutations=args.permutations,
+                seed=args.seed,
+                model="linear" if args.linear else "cnn",
+                alpha=args.alpha,
+            )
+            ev["folds"] = sorted(rows["fold_name"].astype(str).unique().tolist())
+            out["designs"][design] = ev
+        registry.update(
+            run.id, metrics={d: v["summary"] for d, v in out["designs"].items()}, progress=1.0
         )
-        ev["folds"] = sorted(rows["fold_name"].astype(str).unique().tolist())
-        out["designs"][design] = ev
-    registry.update(
-        run.id, metrics={d: v["summary"] for d, v in out["designs"].items()}, progress=1.0
-    )
-    registry.set_status(run.id, "completed")
+        registry.set_status(run.id, "completed")
 
     def text(o: dict[str, Any]) -> str:
         lines = [f"evaluation {o['run_id']} of run {', '.join(o['source_runs'])}"]

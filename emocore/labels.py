@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import difflib
 import logging
+import os
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -135,7 +136,15 @@ def find_annotation_files(path: str | Path) -> AnnotationFiles:
     if not root.is_dir():
         raise AnnotationError(f"annotation folder {root} does not exist; {expected}")
     for folder in (root, root / "raw", root / "labs2015-emotionannotation" / "data" / "raw"):
-        observers = _observer_csvs(folder) if folder.is_dir() else {}
+        try:
+            if folder == root:
+                os.listdir(root)  # glob would pass over a folder it cannot read in silence
+            observers = _observer_csvs(folder) if folder.is_dir() else {}
+        except PermissionError as exc:
+            raise AnnotationError(
+                f"cannot read the annotation folder {exc.filename or folder} (permission "
+                f"denied); make it readable (chmod -R u+rX {root}) or copy the files elsewhere"
+            ) from exc
         if observers:
             scenes = [p / "movie_scenes.csv" for p in (folder.parent, folder)]
             scenes = [p for p in scenes if p.is_file()]

@@ -93,7 +93,13 @@ def read_predictions(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise EmocoreError(f"{path} is missing; the run may have failed or still be running")
-    return pd.read_csv(path, sep="\t", keep_default_na=False, dtype={"subject": str})
+    try:
+        return pd.read_csv(path, sep="\t", keep_default_na=False, dtype={"subject": str})
+    except (OSError, ValueError) as exc:  # empty, not UTF-8, not a table (ParserError too)
+        raise EmocoreError(
+            f"{path} is damaged ({exc.__class__.__name__}: {exc}); restore it from a backup or "
+            "re-run the study"
+        ) from exc
 
 
 def _models_of(design: str, meta: pd.DataFrame, split: str) -> list[tuple[str, pd.DataFrame, str]]:

@@ -265,12 +265,37 @@ class VolumeCache:
 
     @cached_property
     def mask(self) -> np.ndarray:
-        return np.load(self.path / "mask.npy").astype(bool)
+        path = self.path / "mask.npy"
+        try:
+            mask = np.load(path)
+        except (OSError, ValueError, EOFError) as exc:  # missing, unreadable, not an array
+            raise self._file_error(path, exc) from exc
+        if mask.shape != self.grid_shape:
+            raise CacheError(
+                f"{path} holds a {mask.shape} mask, the manifest says the grid is "
+                f"{self.grid_shape}; rebuild the cache with `emocore prepare --force`"
+            )
+        return mask.astype(bool)
 
     @cached_property
     def labels(self) -> pd.DataFrame:
         """The per-volume label table of the movie (identical for every subject)."""
-        return pd.read_csv(self.path / "labels.tsv", sep="\t", keep_default_na=False)
+        path = self.path / "labels.tsv"
+        try:
+            return pd.read_csv(path, sep="\t", keep_default_na=False)
+        except (OSError, ValueError) as exc:  # missing, unreadable, empty, not a table
+            raise self._file_error(path, exc) from exc
+
+    def _file_error(self, path: Path, exc: BaseException) -> CacheError:
+        """A CacheError for a cache file that cannot be read, with the fix its error calls for."""
+        from emocore._io import os_error_message  # here: emocore._io imports nothing of ours
+
+        if isinstance(exc, PermissionError):
+            return CacheError(os_error_message(exc, f"read {path}", choose="another --cache"))
+        return CacheError(
+            f"{path} is missing or damaged ({exc}); rebuild the cache with `emocore prepare "
+            f"--bids DIR --annotations DIR --cache {self.path} --force`"
+        )
 
     def runs(self, subject: str) -> list[RunSpan]:
         info = self._subject_info(subject)
@@ -295,9 +320,7 @@ class VolumeCache:
             try:
                 arr = np.load(path, mmap_mode="r")
             except (OSError, ValueError) as exc:
-                raise CacheError(
-                    f"{path} is missing or damaged ({exc}); rebuild the cache with `emocore prepare`"
-                ) from exc
+                raise self._file_error(path, exc) from exc
             expected = (info["n_volumes"], *self.grid_shape)
             if arr.shape != expected or arr.dtype != np.float16:
                 raise CacheError(

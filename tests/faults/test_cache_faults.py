@@ -233,3 +233,24 @@ def test_prepare_force_rebuilds_over_a_damaged_manifest(tiny_cache, cache_copy: 
     damage(cache_copy, "binary")
     result = prepare(cohort, cohort / "annotations" / "raw", cache_copy, force=True)
     assert result.action == "built" and open_cache(cache_copy).subjects == ["01", "02"]
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "said"),
+    [
+        ("mask.npy", b"garbage", "mask.npy is missing or damaged"),
+        ("labels.tsv", b"", "labels.tsv is missing or damaged"),
+        ("labels.tsv", None, "labels.tsv is missing or damaged"),
+    ],
+    ids=["mask garbage", "labels empty", "labels missing"],
+)
+def test_damaged_cache_files_are_named(cache_copy: Path, name: str, data, said: str) -> None:
+    path = cache_copy / name
+    if data is None:
+        path.unlink()
+    else:
+        path.write_bytes(data)
+    cache = open_cache(cache_copy)
+    with pytest.raises(CacheError, match=re.escape(said)) as info:
+        getattr(cache, "mask" if name == "mask.npy" else "labels")
+    assert f"--cache {cache_copy} --force" in str(info.value)

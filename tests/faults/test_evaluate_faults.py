@@ -104,3 +104,25 @@ def test_evaluate_names_a_damaged_study_json(registry, capsys, case: str) -> Non
     err = capsys.readouterr().err
     assert f"{path} {said}" in err and "re-run the study" in err and "Traceback" not in err
     assert len(Registry(root).list_runs()) == 1 and checksums(root / "runs") == before
+
+
+@pytest.mark.parametrize(
+    ("data", "said"),
+    [(b"", "EmptyDataError"), (b"\x00\xff\x89PNG\n\x01\x02", "UnicodeDecodeError")],
+    ids=["empty", "binary"],
+)
+def test_evaluate_names_a_damaged_predictions_table(registry, capsys, data, said) -> None:
+    root, run_id = registry
+    path = Registry(root).run_dir(run_id) / "predictions.tsv"
+    path.write_bytes(data)
+    assert main(evaluate(root, run_id)) == 2
+    err = capsys.readouterr().err
+    assert f"{path} is damaged ({said}" in err and "Traceback" not in err
+    assert len(Registry(root).list_runs()) == 1
+
+
+def test_evaluate_with_zero_permutations_records_no_run(registry, capsys) -> None:
+    root, run_id = registry
+    assert main(evaluate(root, run_id)[:-2] + ["--permutations", "0"]) == 2
+    assert "--permutations must be at least 1" in capsys.readouterr().err
+    assert len(Registry(root).list_runs()) == 1  # no evaluate run left 'running'

@@ -130,3 +130,13 @@ def test_the_last_real_annotation_time_is_accepted(tmp_path: Path) -> None:
     body = observer_rows() + "7000,7085,FORREST,HIGH,NEG,SELF,LOVE,FACE,EMOFADED\n"
     raw = write_observers(tmp_path / "ann", {"av1o04": body})
     assert load_annotations(raw).report.n_rows["av1o04.csv"] == 4
+
+
+def test_an_unreadable_annotation_folder_is_named(tmp_path: Path, capsys) -> None:
+    from tests.faults.conftest import read_only
+
+    raw = write_observers(tmp_path / "ann")
+    with read_only(raw, mode=0o000):
+        code = main(labels_cli(raw, tmp_path / "labels.tsv"))
+    err = capsys.readouterr().err
+    assert code == 2 and f"cannot read the annotation folder {raw} (permission denied)" in err
