@@ -62,7 +62,8 @@ if planted:
     )
 
 st.subheader("Models in the registry")
-reg = ui.loaders.registry(s)
+with ui.guard():  # a damaged registry.sqlite is named, not a traceback
+    reg = ui.loaders.registry(s)
 if reg is not None:
     from emocore import jobs
 

@@ -44,7 +44,8 @@ if start:
         except jobs.JobBusyError as exc:
             st.warning(str(exc))
 
-reg = ui.loaders.registry(s)
+with ui.guard():  # a damaged registry.sqlite is named, not a traceback
+    reg = ui.loaders.registry(s)
 if reg is None:
     st.stop()
 ui.job_monitor(reg, followed_key="emocore_job")

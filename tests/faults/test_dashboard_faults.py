@@ -66,3 +66,15 @@ def test_cut_off_predictions_are_named_on_the_pages(
     said = shown(at)
     assert f"{path} holds 30 rows but the run wrote {len(lines) - 1}" in said, said
     assert "the prediction table is empty" not in said
+
+
+@pytest.mark.parametrize("page", [None, "pages/retrain.py"], ids=["overview", "retrain"])
+def test_damaged_registry_database_is_named(tiny_cache, finished_run, home: Path, page) -> None:
+    shutil.copytree(tiny_cache.path, home / "cache")
+    root = Path(shutil.copytree(finished_run[0], home / "registry"))
+    for extra in root.glob("registry.sqlite-*"):
+        extra.unlink()
+    (root / "registry.sqlite").write_bytes(b"not a database " * 100)
+    at = open_page(page)
+    assert not at.exception, [e.value for e in at.exception]
+    assert f"the run registry {root / 'registry.sqlite'} could not be used" in shown(at)
