@@ -756,6 +756,7 @@ def _prepare(
         "labels": labels_block,
         "warnings": [*dataset.warnings, *label_warnings],
     }
+    _check_only_cache_files(cache)
     _check_space(cache.parent, dataset.subjects, shape, "build the cache")
     work = cache.parent / f"{cache.name}.partial-{os.getpid()}"
     shutil.rmtree(work, ignore_errors=True)
@@ -1130,6 +1131,33 @@ def _write_subjects(
         blank += messages
     np.save(work / "mask.npy", cohort_mask.astype(np.uint8))
     return subjects, blank
+
+
+def _check_only_cache_files(cache: Path) -> None:
+    """Refuse to rebuild a cache folder that also holds other files: the rebuilt folder replaces
+    the whole old one, and would take a registry or notes kept there with it."""
+    if not cache.is_dir():
+        return
+    foreign = sorted(
+        p.name
+        for p in cache.iterdir()
+        if p.name not in _CACHE_FILES
+        and not p.name.startswith(".")  # .DS_Store and the like go with the folder
+        and not (p.name.startswith("sub-") and ".npy" in p.name and p.is_file())
+    )
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (
+            f" and {len(foreign) - 5} more" if len(foreign) > 5 else ""
+        )
+        raise CacheError(
+            f"the cache folder {cache} also holds {shown}, which the cache did not write; a "
+            "rebuild replaces the whole folder and would delete them. Move them out (a run "
+            "registry belongs in its own --registry folder) and run prepare again"
+        )
+
+
+#: The files a cache folder holds besides its sub-XX.npy arrays.
+_CACHE_FILES = frozenset({"manifest.json", "labels.tsv", "mask.npy", "dataset_description.json"})
 
 
 def _swap_into_place(work: Path, cache: Path) -> None:

@@ -254,3 +254,17 @@ def test_damaged_cache_files_are_named(cache_copy: Path, name: str, data, said: 
     with pytest.raises(CacheError, match=re.escape(said)) as info:
         getattr(cache, "mask" if name == "mask.npy" else "labels")
     assert f"--cache {cache_copy} --force" in str(info.value)
+
+
+def test_rebuild_refuses_a_cache_folder_holding_other_files(
+    tiny_cache, cache_copy: Path, capsys
+) -> None:
+    cohort = tiny_cache.path.parent / "cohort"
+    Registry(cache_copy).create_run(kind="train")  # a registry kept inside the cache folder
+    (cache_copy / "notes.txt").write_text("mine")
+    before = checksums(cache_copy)
+    code = main(prepare_argv(cohort, cohort / "annotations" / "raw", cache_copy, "--force"))
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert f"the cache folder {cache_copy} also holds notes.txt, registry.sqlite" in err
+    assert "would delete them" in err and checksums(cache_copy) == before
