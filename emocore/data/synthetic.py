@@ -91,6 +91,7 @@ from emocore import __version__
 from emocore._io import current_umask
 from emocore.constants import (
     CATEGORY_MAP,
+    DERIVATIVE_DIR,
     EMOTIONS,
     RUN_N_VOLUMES,
     RUN_STARTS_S,
@@ -608,6 +609,13 @@ def generate_cohort(
             what = "a cohort made with another config" if old else "other files"
             fix = "pass --overwrite (overwrite=True) to replace it, or " if old else ""
             raise DataError(f"{out} already holds {what}; {fix}choose another --out folder")
+        foreign = _not_written_by_synth(out)
+        if foreign:  # a cache or an fMRIPrep run kept in the cohort would go with it
+            raise DataError(
+                f"{out} also holds {', '.join(foreign[:5])}{' ...' if len(foreign) > 5 else ''}, "
+                "which the generator did not write; --overwrite replaces the whole folder and "
+                "would delete them. Move them out first, or choose another --out folder"
+            )
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     work.chmod(0o777 & ~current_umask())  # mkdtemp's 0700 would become the cohort's mode
@@ -625,6 +633,29 @@ def generate_cohort(
         "wrote a synthetic cohort of %d people to %s (%s layout)", cfg.n_subjects, out, cfg.layout
     )
     return out
+
+
+#: What a cohort holds at its top (besides sub-XX folders), and below derivatives/.
+_COHORT_ENTRIES = frozenset({"annotations", "ground_truth", "dataset_description.json", "README"})
+
+
+def _not_written_by_synth(out: Path) -> list[str]:
+    """Entries of the cohort folder ``out`` that the generator does not write (hidden ones
+    aside): what an --overwrite would delete along with the cohort."""
+    derivative_top, _, derivative_name = DERIVATIVE_DIR.partition("/")
+    found = []
+    for p in sorted(out.iterdir()):
+        if p.name.startswith(".") or p.name in _COHORT_ENTRIES or p.name.startswith("sub-"):
+            continue
+        if p.name == derivative_top and p.is_dir():
+            found += [
+                f"{p.name}/{q.name}"
+                for q in sorted(p.iterdir())
+                if q.name != derivative_name and not q.name.startswith(".")
+            ]
+            continue
+        found.append(p.name)
+    return found
 
 
 def _bold_template(layout: str) -> str:

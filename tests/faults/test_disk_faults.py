@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 from pathlib import Path
@@ -108,3 +109,28 @@ def test_predict_out_in_a_read_only_folder_fails_before_the_model_runs(
     assert code == 2, err
     assert f"cannot write --out {out / 'sub-01.tsv'}: " in err and "Permission denied" in err
     assert checksums(folder) == before and list(out.iterdir()) == []
+
+
+@pytest.mark.parametrize("kept", ["cache", "derivatives/fmriprep"])
+def test_synth_overwrite_keeps_what_it_did_not_write(tmp_path: Path, monkeypatch, kept) -> None:
+    from emocore.data import synthetic
+    from emocore.errors import DataError
+
+    def write(root, cfg, progress):  # the folders of a cohort, not its data
+        (root / "ground_truth").mkdir(parents=True)
+        (root / "ground_truth" / "cohort.json").write_text(
+            json.dumps({"format": synthetic._FORMAT, "config": cfg.to_dict()})
+        )
+        (root / synthetic.DERIVATIVE_DIR).mkdir(parents=True)
+
+    monkeypatch.setattr(synthetic, "_write", write)
+    out = synthetic.generate_cohort(tmp_path / "cohort", synthetic.SynthConfig(n_subjects=1))
+    (out / kept).mkdir(parents=True)
+    (out / kept / "manifest.json").write_text("{}")
+    before = checksums(out)
+    with pytest.raises(DataError, match=rf"also holds {kept}, which the generator did not write"):
+        synthetic.generate_cohort(out, synthetic.SynthConfig(n_subjects=1, seed=1), overwrite=True)
+    assert checksums(out) == before
+    (out / kept / "manifest.json").unlink()
+    (out / kept).rmdir()
+    synthetic.generate_cohort(out, synthetic.SynthConfig(n_subjects=1, seed=1), overwrite=True)
