@@ -76,17 +76,21 @@ def _free_space(path: Path) -> str:
     return "free space unknown"
 
 
-def os_error_message(exc: OSError, doing: str, *, choose: str = "another folder") -> str:
+def os_error_message(
+    exc: OSError, doing: str, *, choose: str = "another folder", near: str | Path | None = None
+) -> str:
     """'cannot <doing>: <file>: <reason>; <fix>', the fix chosen by the error number.
 
     For the errors a careless user or a failing disk produce (no permission, read-only or full
     disk, a link loop, a file where a folder should be), so that the CLI and the dashboard can
     say what to do instead of showing a traceback. ``choose`` names the way out ("another
-    --cache").
+    --cache"); ``near`` is the folder to speak of when the error names no file (a failed write).
     """
     name = exc.filename if exc.filename is not None else ""
     path = Path(os.fsdecode(name)) if name else None
     where = f"{path}: " if path and not doing.endswith(str(path)) else ""
+    if path is None and near is not None:
+        path = Path(near)
     reason = exc.strerror or exc.__class__.__name__
     code = exc.errno
     try:

@@ -588,6 +588,7 @@ def prepare(
                 exc,
                 f"prepare the cache at {cache}",
                 choose="another --cache" if ours else "another folder",
+                near=cache,
             )
         ) from exc
 

@@ -169,3 +169,43 @@ def finished_run(tiny_cache, tmp_path_factory: pytest.TempPathFactory) -> tuple[
         patch.setattr(experiment, "run_design", untrained_design)
         run_id = experiment.run_study(tiny_cache, Registry(root), tiny_study(), kind="train")
     return root, run_id
+
+
+# -- a full disk ------------------------------------------------------------------------------
+@contextlib.contextmanager
+def mounted_tmpfs(folder: Path, size: str):
+    """A real tmpfs of ``size`` (e.g. '12m') at ``folder``; skips where none can be mounted."""
+    import subprocess
+
+    folder.mkdir(parents=True, exist_ok=True)
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+        capture_output=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def fill(folder: Path, leave: int = 0) -> Path:
+    """Write zeros to ``folder/filler`` until the disk has at most ``leave`` bytes free."""
+    import shutil as _shutil
+
+    filler = folder / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+    try:
+        while _shutil.disk_usage(folder).free > leave:
+            step = max(4096, min(2**20, _shutil.disk_usage(folder).free - leave))
+            if not os.write(fd, b"\0" * step):
+                break
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    return filler

@@ -268,3 +268,31 @@ def test_rebuild_refuses_a_cache_folder_holding_other_files(
     assert code == 2, err
     assert f"the cache folder {cache_copy} also holds notes.txt, registry.sqlite" in err
     assert "would delete them" in err and checksums(cache_copy) == before
+
+
+# -- a real full disk ---------------------------------------------------------------------------
+def test_relabel_on_a_full_disk_keeps_the_old_labels(tiny_cache, tmp_path: Path, capsys) -> None:
+    from tests.faults.conftest import fill, mounted_tmpfs
+
+    cohort = tiny_cache.path.parent / "cohort"
+    ann = cohort / "annotations" / "raw"
+    with mounted_tmpfs(tmp_path / "disk", "24m") as disk:
+        cache_dir = Path(shutil.copytree(tiny_cache.path, disk / "cache"))
+        before = checksums(cache_dir)
+        fill(disk)
+        code = main(prepare_argv(cohort, ann, cache_dir, "--lag", "0"))
+        err = capsys.readouterr().err
+        assert code == 2, err
+        assert f"cannot prepare the cache at {cache_dir}: " in err and "No space left" in err
+        assert "the disk (or your quota) is full (0.0 MiB free)" in err
+        assert checksums(cache_dir) == before  # labels.tsv and manifest.json as they were
+
+
+def test_a_build_on_a_too_small_disk_is_refused_before_writing(tiny_cache, tmp_path: Path) -> None:
+    from tests.faults.conftest import mounted_tmpfs
+
+    cohort = tiny_cache.path.parent / "cohort"
+    with mounted_tmpfs(tmp_path / "disk", "1m") as disk:
+        with pytest.raises(CacheError, match=r"its arrays need .* but .* has 1\.0 MiB free"):
+            prepare(cohort, cohort / "annotations" / "raw", disk / "cache")
+        assert list(disk.iterdir()) == []
