@@ -106,8 +106,22 @@ class PrepareOptions:
     @classmethod
     def from_manifest(cls, options: dict[str, Any]) -> PrepareOptions:
         """The options a cache's manifest records; caches made before drift removal existed
-        (no ``detrend`` recorded) were made without it, and read so."""
-        return cls(**{**_BEFORE_CLEANING, **options})
+        (no ``detrend`` recorded) were made without it, and read so. Options prepare does not
+        know (a cache laid out by ``create_cache`` for a benchmark) are a CacheError."""
+        unknown = sorted(set(options) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise CacheError(
+                f"the cache's manifest records options prepare does not know ({', '.join(unknown)}"
+                "): it was not made by `emocore prepare` (a benchmark cache?), so people cannot "
+                "be added to it the way it was made. Build a cache with `emocore prepare`"
+            )
+        try:
+            return cls(**{**_BEFORE_CLEANING, **options})
+        except (TypeError, ValueError) as exc:  # ConfigError is a ValueError
+            raise CacheError(
+                f"the options the cache's manifest records cannot be used ({exc}); rebuild the "
+                "cache with `emocore prepare --force`"
+            ) from exc
 
     @property
     def cleaning(self) -> dict[str, Any]:

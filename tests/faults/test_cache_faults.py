@@ -46,6 +46,7 @@ def test_blank_first_run_is_named_and_the_mask_comes_from_the_others(
     tiny_dataset, tmp_path: Path, caplog
 ) -> None:
     root, ann = tiny_dataset
+    (ann / "av1o05.csv").write_text((ann / "av1o05.csv").read_text().splitlines()[0] + "\n")
     second = nib.load(root / bold_filename("01", 2))
     expected = prepare_module._brain_mask(second.get_fdata().mean(axis=-1), second.affine)
     blank = blank_run(root / bold_filename("01", 1))
@@ -55,6 +56,9 @@ def test_blank_first_run_is_named_and_the_mask_comes_from_the_others(
     assert said in caplog.text
     assert [w for w in cache.manifest["warnings"] if said in w]
     assert cache.manifest["subjects"]["01"]["runs"][0]["blank"] == "zero"
+    # a header-only observer file is a warning of the manifest too (the others give labels)
+    header_only = f"{ann / 'av1o05.csv'} holds no annotation rows (only the header)"
+    assert [w for w in cache.manifest["warnings"] if header_only in w], cache.manifest["warnings"]
     assert "blank" not in cache.manifest["subjects"]["01"]["runs"][1]
     assert cache.mask.sum() > 0 and np.array_equal(cache.mask, expected)
     assert not np.any(cache.array("01")[: RUN_N_VOLUMES[0]])
@@ -296,3 +300,12 @@ def test_a_build_on_a_too_small_disk_is_refused_before_writing(tiny_cache, tmp_p
         with pytest.raises(CacheError, match=r"its arrays need .* but .* has 1\.0 MiB free"):
             prepare(cohort, cohort / "annotations" / "raw", disk / "cache")
         assert list(disk.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("options", "said"),
+    [({"note": "bench"}, "options prepare does not know (note)"), ({"lag_s": "four"}, "'four'")],
+)
+def test_cache_options_prepare_cannot_use_are_a_cache_error(options, said: str) -> None:
+    with pytest.raises(CacheError, match=re.escape(said)):
+        PrepareOptions.from_manifest(options)
