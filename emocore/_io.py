@@ -116,17 +116,22 @@ def os_error_message(
 
 
 def check_writable(path: str | Path, option: str) -> Path:
-    """``path`` once a file can be written there (its folder is made if missing): checked before
+    """``path`` once a file can be written there (or its missing folders made): checked before
     the work whose result goes there, so an unwritable ``--out`` fails in a second, not after
-    the whole computation. A ConfigError names the option, the file and the fix."""
+    the whole computation; nothing is left behind. A ConfigError names the option, the file and
+    the fix."""
     from emocore.errors import ConfigError  # here: emocore.errors never needs this module
 
     target = Path(path)
     try:
         if target.is_dir():
             raise IsADirectoryError(errno.EISDIR, "it is a folder, not a file", str(target))
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=target.parent):
+        folder = target.parent
+        while not folder.exists() and folder != folder.parent:  # the folders to be made
+            folder = folder.parent
+        if not folder.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, "it is a file, not a folder", str(folder))
+        with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as exc:
         raise ConfigError(

@@ -134,3 +134,17 @@ def test_synth_overwrite_keeps_what_it_did_not_write(tmp_path: Path, monkeypatch
     (out / kept / "manifest.json").unlink()
     (out / kept).rmdir()
     synthetic.generate_cohort(out, synthetic.SynthConfig(n_subjects=1, seed=1), overwrite=True)
+
+
+def test_labels_out_in_new_folders_is_written_and_nothing_left_on_failure(
+    tmp_path: Path, capsys
+) -> None:
+    from emocore.cli import main
+    from tests.faults.test_label_faults import write_observers
+
+    raw = write_observers(tmp_path / "ann")
+    out = tmp_path / "new" / "deeper" / "labels.tsv"
+    assert main(["labels", "--annotations", str(tmp_path / "nowhere"), "--out", str(out)]) == 2
+    assert not (tmp_path / "new").exists()  # the check made no folder for a failed command
+    assert main(["labels", "--annotations", str(raw), "--out", str(out)]) == 0
+    assert out.is_file()
