@@ -14,6 +14,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from emocore.anatomy import AXES, ENDS, WorldImage, robust_max
 from emocore.constants import CATEGORY_MAP, CLASSES, EMOTION_COLORS
 
 __all__ = [
@@ -24,13 +25,16 @@ __all__ = [
     "cooccurrence_heatmap",
     "confusion_figure",
     "embedding_scatter",
+    "interactive_viewer_html",
     "label_counts_figure",
     "label_timeline",
     "misclassification_pie",
     "model_comparison",
     "orthogonal_slices",
     "saliency_mips",
+    "saliency_title",
     "single_case_dots",
+    "static_viewer_png",
     "subject_vs_cohort",
     "timeline",
     "training_curves",
@@ -337,52 +341,120 @@ def embedding_scatter(
 
 
 # -- brains -----------------------------------------------------------------------------------
-def _planes(volume: np.ndarray, voxel: Sequence[int]) -> list[tuple[str, np.ndarray, str, str]]:
-    i, j, k = voxel
-    return [
-        (f"axial (z = {k})", volume[:, :, k].T, "x", "y"),
-        (f"coronal (y = {j})", volume[:, j, :].T, "x", "z"),
-        (f"sagittal (x = {i})", volume[i, :, :].T, "y", "z"),
-    ]
+#: The saliency colours, dark red (the threshold) to pale yellow (the map's robust maximum): they
+#: stand out on a grey underlay, and the lowest shown value is never white or black.
+SALIENCY_SCALE = [[0.0, "#7f0000"], [0.35, "#d7301f"], [0.7, "#fc8d59"], [1.0, "#ffffb2"]]
+#: The three planes: name, the world axis cut across, the world axes across and up the slice.
+_PLANES = (("axial", 2, 0, 1), ("coronal", 1, 0, 2), ("sagittal", 0, 1, 2))
+
+
+def _mm(value: float) -> str:
+    return f"{value:.0f}" if abs(value - round(value)) < 0.05 else f"{value:.1f}"
+
+
+def _axis_title(axis: int, *, sides: bool = True) -> str:
+    """'L ← x (mm) → R': the world axis, its unit and the side each end points to."""
+    name = AXES[axis]
+    low, high = ENDS[name]
+    return f"{low} ← {name} (mm) → {high}" if sides else f"{name} (mm)"
+
+
+def _display_range(image: WorldImage) -> tuple[float, float]:
+    """Grey levels of an underlay: 0..robust max, or symmetric when it has negative values (a
+    z-scored volume)."""
+    top = robust_max(image.data)
+    return (-top, top) if float(np.nanmin(image.data)) < 0 else (0.0, top)
 
 
 def orthogonal_slices(
-    volume: np.ndarray,
+    underlay: WorldImage,
     *,
-    voxel: Sequence[int],
-    overlay: np.ndarray | None = None,
+    point_mm: Sequence[float],
+    overlay: WorldImage | None = None,
     threshold: float = 0.0,
-    opacity: float = 0.6,
+    vmax: float | None = None,
+    opacity: float = 0.7,
     title: str = "",
+    underlay_label: str = "MNI152 template",
     overlay_label: str = "saliency",
 ) -> go.Figure:
-    """Axial, coronal and sagittal slices through ``voxel`` with an optional thresholded overlay."""
-    if volume.ndim != 3:
-        raise ValueError(f"volume must be 3-D (x, y, z), got {volume.ndim}-D {volume.shape}")
-    voxel = [int(np.clip(v, 0, n - 1)) for v, n in zip(voxel, volume.shape, strict=True)]
-    fig = make_subplots(rows=1, cols=3, subplot_titles=[p[0] for p in _planes(volume, voxel)])
-    cross = {"x": voxel[0], "y": voxel[1], "z": voxel[2]}
-    vmax = float(np.nanmax(np.abs(volume))) or 1.0
-    for col, (_, plane, h, v) in enumerate(_planes(volume, voxel), start=1):
-        fig.add_trace(go.Heatmap(z=plane, colorscale="Gray", zmin=-vmax, zmax=vmax, showscale=col == 3,
-                                 colorbar={"title": {"text": "BOLD (z)"}, "x": 1.0, "len": 0.8},
-                                 hovertemplate=f"{h} %{{x}}, {v} %{{y}}: %{{z:.2f}}<extra></extra>"),
-                      row=1, col=col)  # fmt: skip
+    """Axial, coronal and sagittal slices through ``point_mm`` (world mm), in the neurological
+    convention (the subject's left on the left), each axis titled in mm with the side it points to
+    and L/R, A/P, S/I at the slice edges; the overlay's values of at least ``threshold`` drawn on
+    the underlay.
+
+    The overlay's colour bar runs from 0 to ``vmax`` (default: the overlay's :func:`robust_max`):
+    give it once per map, so it neither changes nor vanishes from slice to slice. The underlay
+    and the overlay may lie on different grids (a 2 mm template under a 7.2 mm map): both are
+    drawn in mm.
+    """
+    if overlay is not None and vmax is None:
+        vmax = robust_max(overlay.data)
+    point = underlay.snap(point_mm) if overlay is None else overlay.snap(point_mm)
+    widths = [float(np.ptp(underlay.axis_mm(h)) + underlay.voxel_mm[h]) for _, _, h, _ in _PLANES]
+    titles = [f"{name} ({AXES[cut]} = {_mm(point[cut])} mm)" for name, cut, _, _ in _PLANES]
+    fig = make_subplots(rows=1, cols=3, subplot_titles=titles, horizontal_spacing=0.12,
+                        column_widths=[w / sum(widths) for w in widths])  # fmt: skip
+    lo, hi = _display_range(underlay)
+    for col, (_, cut, h, v) in enumerate(_PLANES, start=1):
+        xs, ys = underlay.axis_mm(h), underlay.axis_mm(v)
+        fig.add_trace(go.Heatmap(
+            z=underlay.plane(cut, point), x=xs, y=ys, colorscale="Gray", zmin=lo, zmax=hi,
+            showscale=False, name=underlay_label,
+            hovertemplate=f"{AXES[h]} %{{x:.0f}} mm, {AXES[v]} %{{y:.0f}} mm<br>"
+                          f"{underlay_label}: %{{z:.2f}}<extra></extra>",
+        ), row=1, col=col)  # fmt: skip
         if overlay is not None:
-            over = _planes(overlay, voxel)[col - 1][1].astype(float)
-            over = np.where(over >= threshold, over, np.nan)
-            fig.add_trace(go.Heatmap(z=over, colorscale="Hot", reversescale=True, opacity=opacity,
-                                     zmin=threshold, zmax=float(np.nanmax(overlay)) or 1.0,
-                                     showscale=col == 3, colorbar={"title": {"text": overlay_label}, "x": 1.1, "len": 0.8},
-                                     hovertemplate=f"{overlay_label} %{{z:.3g}}<extra></extra>"),
-                          row=1, col=col)  # fmt: skip
-        ny, nx = plane.shape
-        fig.add_trace(go.Scatter(x=[cross[h], cross[h], None, -0.5, nx - 0.5], y=[-0.5, ny - 0.5, None, cross[v], cross[v]],
-                                 mode="lines", line={"color": "#00FF00", "width": 1}, hoverinfo="skip", showlegend=False),
-                      row=1, col=col)  # fmt: skip
-        fig.update_xaxes(title_text=h, row=1, col=col, constrain="domain")
-        fig.update_yaxes(title_text=v, row=1, col=col, scaleanchor=f"x{col if col > 1 else ''}")
-    return _layout(fig, title, 380)
+            over = overlay.plane(cut, point).astype(float)
+            over = np.where((over >= threshold) & (over > 0), over, np.nan)
+            fig.add_trace(go.Heatmap(
+                z=over, x=overlay.axis_mm(h), y=overlay.axis_mm(v), coloraxis="coloraxis",
+                opacity=opacity, name=overlay_label, hoverongaps=False,
+                hovertemplate=f"{AXES[h]} %{{x:.0f}} mm, {AXES[v]} %{{y:.0f}} mm<br>"
+                              f"{overlay_label}: %{{z:.3g}}<extra></extra>",
+            ), row=1, col=col)  # fmt: skip
+        x0, x1 = xs[0] - underlay.voxel_mm[h] / 2, xs[-1] + underlay.voxel_mm[h] / 2
+        y0, y1 = ys[0] - underlay.voxel_mm[v] / 2, ys[-1] + underlay.voxel_mm[v] / 2
+        fig.add_trace(go.Scatter(
+            x=[point[h], point[h], None, x0, x1], y=[y0, y1, None, point[v], point[v]],
+            mode="lines", line={"color": "#00D000", "width": 1}, hoverinfo="skip", showlegend=False,
+        ), row=1, col=col)  # fmt: skip
+        ref = "" if col == 1 else str(col)
+        (left, right), (bottom, top) = ENDS[AXES[h]], ENDS[AXES[v]]
+        for text, x, y, xa, ya in ((left, x0, (y0 + y1) / 2, "left", "middle"),
+                                   (right, x1, (y0 + y1) / 2, "right", "middle"),
+                                   (top, (x0 + x1) / 2, y1, "center", "top"),
+                                   (bottom, (x0 + x1) / 2, y0, "center", "bottom")):  # fmt: skip
+            fig.add_annotation(x=x, y=y, xref=f"x{ref}", yref=f"y{ref}", text=f"<b>{text}</b>",
+                               showarrow=False, xanchor=xa, yanchor=ya,
+                               font={"color": "#FFFFFF", "size": 13}, bgcolor="rgba(0,0,0,0.45)")  # fmt: skip
+        fig.update_xaxes(title_text=_axis_title(h), range=[x0, x1], constrain="domain",
+                         showgrid=False, zeroline=False, row=1, col=col)  # fmt: skip
+        # a thin slab (the demo's 58 mm of z) has no room for the sides in its vertical title;
+        # they stay marked by the letters at the slice's edges
+        fig.update_yaxes(title_text=_axis_title(v, sides=y1 - y0 >= 120), range=[y0, y1], scaleanchor=f"x{ref}",
+                         constrain="domain", showgrid=False, zeroline=False, row=1, col=col)  # fmt: skip
+    if overlay is not None:
+        # one colour axis for the three slices, fixed per map; plotly drops a colour bar whose
+        # traces are all blank (nothing above the threshold in any slice), so an invisible
+        # marker holds it
+        fig.add_trace(go.Scatter(
+            x=[point[0]], y=[point[1]], mode="markers", hoverinfo="skip", showlegend=False,
+            marker={"color": [0.0], "coloraxis": "coloraxis", "opacity": 0},
+        ), row=1, col=1)  # fmt: skip
+        fig.update_layout(coloraxis={
+            "colorscale": SALIENCY_SCALE, "cmin": 0.0, "cmax": float(vmax or 1.0),
+            "colorbar": {"title": {"text": f"{overlay_label}<br><sup>shown ≥ {threshold:.3g}</sup>"},
+                         "len": 0.8, "thickness": 14},
+        })  # fmt: skip
+    fig.update_layout(plot_bgcolor="#000000")
+    return _layout(fig, title, 400)
+
+
+def saliency_title(emotion: str) -> str:
+    """What the brain viewer draws: a model's *mean* map for ``emotion`` (the mean |attribution|
+    over volumes of that emotion, as the study saved it), not a map of the volume on screen."""
+    return f"{emotion}: the model's mean saliency map, not this volume's"
 
 
 def _white_to(colour: str) -> list[list]:
@@ -490,46 +562,53 @@ def category_map_table() -> pd.DataFrame:
     )
 
 
+def _nifti(image: WorldImage):
+    import nibabel as nib
+
+    return nib.Nifti1Image(np.asarray(image.data, dtype=np.float32), image.affine)
+
+
+def _saliency_cmap():
+    from matplotlib.colors import LinearSegmentedColormap
+
+    return LinearSegmentedColormap.from_list("saliency", [(p, c) for p, c in SALIENCY_SCALE])
+
+
 def interactive_viewer_html(
-    volume: np.ndarray,
-    affine: np.ndarray,
-    overlay: np.ndarray | None = None,
+    underlay: WorldImage,
+    overlay: WorldImage | None = None,
     *,
+    point_mm: Sequence[float],
     threshold: float = 0.0,
-    opacity: float = 0.6,
+    vmax: float | None = None,
+    opacity: float = 0.7,
     title: str = "",
 ) -> str:
-    """nilearn's interactive slice viewer (self-contained HTML, works offline): the volume as
-    background and the saliency map as overlay; click to move the linked crosshair."""
-    import nibabel as nib
+    """nilearn's interactive slice viewer (``view_img``: self-contained HTML, its scripts inline,
+    works offline), the crosshair at ``point_mm``, the overlay in the colours and range of
+    :func:`orthogonal_slices` (0 to ``vmax``, values below ``threshold`` left out)."""
     from nilearn.plotting import view_img
 
-    bg = nib.Nifti1Image(np.asarray(volume, dtype=np.float32), affine)
-    stat = nib.Nifti1Image(
-        np.asarray(overlay if overlay is not None else np.zeros_like(volume), dtype=np.float32),
-        affine,
-    )
+    if overlay is not None and vmax is None:
+        vmax = robust_max(overlay.data)
+    stat = overlay if overlay is not None else WorldImage(np.zeros((2, 2, 2), np.float32),
+                                                          underlay.affine)  # fmt: skip
     view = view_img(
-        stat,
-        bg_img=bg,
-        threshold=threshold,
-        opacity=opacity,
-        black_bg=False,
-        draw_cross=True,
-        symmetric_cmap=False,
-        cmap="hot",
-        title=title or None,
-        colorbar=overlay is not None,
-    )
+        _nifti(stat), bg_img=_nifti(underlay), cut_coords=[float(c) for c in point_mm],
+        threshold=threshold, vmin=0.0, vmax=float(vmax or 1.0), symmetric_cmap=False,
+        cmap=_saliency_cmap(), opacity=opacity, black_bg=False, draw_cross=True,
+        colorbar=overlay is not None, title=title or None, resampling_interpolation="nearest",
+    )  # fmt: skip
     return view.get_standalone()
 
 
 def static_viewer_png(
-    volume: np.ndarray,
-    affine: np.ndarray,
-    overlay: np.ndarray | None = None,
+    underlay: WorldImage,
+    overlay: WorldImage | None = None,
     *,
+    point_mm: Sequence[float],
     threshold: float = 0.0,
+    vmax: float | None = None,
 ) -> bytes:
     """nilearn's static orthogonal view as PNG bytes (the fallback when the interactive one fails)."""
     import io
@@ -538,16 +617,16 @@ def static_viewer_png(
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import nibabel as nib
     from nilearn.plotting import plot_stat_map
 
-    bg = nib.Nifti1Image(np.asarray(volume, dtype=np.float32), affine)
-    stat = nib.Nifti1Image(
-        np.asarray(overlay if overlay is not None else np.zeros_like(volume), dtype=np.float32),
-        affine,
-    )
+    if overlay is not None and vmax is None:
+        vmax = robust_max(overlay.data)
+    stat = overlay if overlay is not None else WorldImage(np.zeros((2, 2, 2), np.float32),
+                                                          underlay.affine)  # fmt: skip
     fig = plt.figure(figsize=(8, 3))
-    plot_stat_map(stat, bg_img=bg, threshold=threshold, figure=fig, black_bg=False, draw_cross=True)
+    plot_stat_map(_nifti(stat), bg_img=_nifti(underlay), cut_coords=list(point_mm),
+                  threshold=threshold, vmax=float(vmax or 1.0), cmap=_saliency_cmap(),
+                  symmetric_cbar=False, figure=fig, black_bg=False, draw_cross=True)  # fmt: skip
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
     plt.close(fig)

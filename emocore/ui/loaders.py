@@ -30,6 +30,7 @@ __all__ = [
     "findings",
     "inference_engine",
     "label_count_grid",
+    "mni_underlay",
     "per_subject",
     "raw_category_counts",
     "registry",
@@ -39,6 +40,7 @@ __all__ = [
     "subject_volume",
     "table",
     "volume_labels",
+    "world_image",
 ]
 
 #: Tables of a run's bundle the pages read, by short name.
@@ -251,6 +253,33 @@ def new_people(folder: Path, cohort: list[str], cache: VolumeCache | None = None
 
 def subject_volume(s: Settings, subject: str, run: int, volume: int) -> np.ndarray:
     return np.asarray(cache(s).volume(subject, run, volume), dtype=np.float32)
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _mni_underlay(shape: tuple[int, ...], affine: tuple[tuple[float, ...], ...]):
+    from emocore.anatomy import mni_underlay as build
+
+    return build(shape, np.asarray(affine))
+
+
+def mni_underlay(shape: tuple[int, ...], affine: np.ndarray):
+    """The MNI152 template over a grid's field of view (:func:`emocore.anatomy.mni_underlay`),
+    resampled once per grid (shape and affine) and server, not on every rerun."""
+    key = tuple(tuple(round(float(v), 4) for v in row) for row in np.asarray(affine))
+    return _mni_underlay(tuple(int(n) for n in shape), key)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _world_image(data: np.ndarray, affine: np.ndarray):
+    from emocore.anatomy import to_world
+
+    return to_world(data, affine)
+
+
+def world_image(data: np.ndarray, affine: np.ndarray):
+    """``data`` on a RAS+ grid in mm (:func:`emocore.anatomy.to_world`); an oblique grid is
+    resampled once per array, not on every rerun."""
+    return _world_image(np.asarray(data, dtype=np.float32), np.asarray(affine, dtype=np.float64))
 
 
 def movie_time(run: int, volume: int) -> float:

@@ -78,8 +78,8 @@ def test_overview_shows_source_models_and_notice(demo_home: Path, emocore_env) -
 def test_brain_viewer_moves_the_crosshair(demo_home: Path, emocore_env) -> None:
     emocore_env(demo_home)
     at = open_page("brain-viewer")
-    x = next(s for s in at.slider if s.label == "x")
-    x.set_value(0).run()
+    x = next(s for s in at.select_slider if s.label == "x (mm)")
+    x.set_value(float(x.options[0].removesuffix(" mm"))).run()
     no_exception(at, "brain-viewer")
 
 

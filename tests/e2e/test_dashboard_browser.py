@@ -402,3 +402,55 @@ def test_the_planted_person_is_named_where_a_clinician_looks(page, findings_serv
     assert page.locator('[data-testid="stPlotlyChart"]').count() >= 1
     page.wait_for_timeout(1500)  # plotly draws after the script has finished
     page.screenshot(path=str(SHOTS / "findings-misclassified.png"), full_page=True)
+
+
+# -- brain viewer ------------------------------------------------------------------------------
+VIEWER = 'iframe[title="Interactive brain viewer (nilearn view_img)"]'
+
+
+def _svg_texts(chart, selector: str) -> list[str]:
+    return [t.text_content() or "" for t in chart.locator(selector).all()]
+
+
+def _viewer_slices(page) -> str:
+    """The slice numbers nilearn's viewer opens at (its brainsprite parameters)."""
+    found = re.search(r'"numSlice": \{[^}]*\}', page.locator(VIEWER).get_attribute("srcdoc") or "")
+    return found.group(0) if found else ""
+
+
+def test_brain_viewer_shows_anatomy_in_mm(page, server: str) -> None:
+    """Slices in mm with L/R and A/P marked over the MNI152 template, the map's colour bar, and
+    nilearn's viewer running its scripts inside st.iframe; the x slider (mm) moves the slices and
+    the viewer together. The screenshot is for a person to look at: anatomy under the map."""
+    page.goto(server, wait_until="domcontentloaded")  # then the sidebar: no cold deep link here
+    wait_for_app_run(page)
+    page.get_by_role("link", name="Brain viewer").click()
+    wait_for_app_run(page)
+    assert_no_exception(page, "brain-viewer")
+    chart = page.locator('[data-testid="stPlotlyChart"]').first
+    chart.locator(".main-svg").first.wait_for(timeout=20_000)
+    titles = _svg_texts(chart, "text[class$='title']")
+    assert "L ← x (mm) → R" in titles and "P ← y (mm) → A" in titles, titles
+    marks = set(_svg_texts(chart, ".annotation-text"))
+    assert {"L", "R", "A", "P"} <= marks, marks
+    assert chart.locator(".colorbar").count() == 1, "no saliency colour bar"
+    canvas = page.frame_locator(VIEWER).locator("canvas").first
+    canvas.wait_for(timeout=20_000)
+    drawn = canvas.evaluate(
+        "c => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
+        " let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i]) n++; return n; }"
+    )
+    assert drawn > 1000, "nilearn's viewer drew nothing: its scripts did not run in st.iframe"
+    before = _viewer_slices(page)
+    sagittal = next(t for t in marks if t.startswith("sagittal"))
+    page.get_by_role("slider", name="x (mm)").focus()
+    page.keyboard.press("ArrowLeft")
+    wait_for_app_run(page)
+    chart.locator(".main-svg").first.wait_for()
+    assert sagittal not in _svg_texts(chart, ".annotation-text"), "the slices did not move"
+    assert _viewer_slices(page) != before, "the interactive viewer did not follow the slider"
+    chart.scroll_into_view_if_needed()
+    page.wait_for_timeout(1000)  # plotly draws after the script has finished
+    SHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SHOTS / "brain-viewer-anatomy.png"))
+    page.locator(VIEWER).screenshot(path=str(SHOTS / "brain-viewer-interactive.png"))

@@ -1,0 +1,207 @@
+"""The brain viewer's widgets: a volume picker and the saliency viewer, each an ``st.fragment``.
+
+One crosshair state: the x/y/z sliders (mm, on the data grid) are session_state keys, and the
+three slices and the interactive viewer are drawn from them, so they move together. Moving a
+slider reruns the viewer fragment only (one chart), moving the volume reruns the volume section
+only, not the page. Every choice is a keyed widget, so picking an emotion survives moving the
+volume.
+
+Interactive viewer: nilearn's ``view_img`` (a brainsprite page, scripts and images inline), not
+NiiVue: niivue-streamlit is not installed here and the machines running the dashboard may have no
+internet, while ``view_img`` ships with nilearn (already a dependency) and needs no network.
+Streamlit runs its scripts in ``st.iframe`` (which replaces ``components.v1.html``). It is one-way:
+a click inside it moves its own cross, not the sliders (an iframe cannot set session_state).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from emocore import figures
+from emocore.anatomy import AXES, WorldImage, robust_max
+from emocore.data.cache import VolumeCache
+from emocore.ui import loaders
+from emocore.ui.widgets import RunContext, guard
+
+__all__ = ["VolumePick", "default_volume", "saliency_viewer", "volume_section"]
+
+KEY = "brain"  # prefix of this page's session_state keys
+TEMPLATE = "MNI152 template"
+THIS_VOLUME = "this volume (BOLD, z-scored)"
+PREDICTED = "predicted"
+
+
+@dataclass(frozen=True)
+class VolumePick:
+    run: int
+    volume: int
+    predicted: str | None  # the held-out prediction of the volume; None when it has no label
+
+
+def _remembered(
+    where: Any, label: str, options: list[str], key: str, fmt: Callable[[str], str] = str
+) -> str:
+    """A selectbox whose choice is kept under ``key`` even while it is not among the options
+    (so 'predicted' comes back on the next labelled volume). The widget's own key is seeded from
+    ``key`` on every run (see :func:`emocore.ui.widgets._pick` for why)."""
+    widget = f"{key}__widget"
+    stored = st.session_state.get(key)
+    st.session_state[widget] = stored if stored in options else options[0]
+
+    def keep() -> None:
+        st.session_state[key] = st.session_state[widget]
+
+    return where.selectbox(label, options, key=widget, format_func=fmt, on_change=keep)
+
+
+def default_volume(held: pd.DataFrame, n_volumes: int) -> int:
+    """The first volume of the run with an emotion label (a held-out prediction), else 0."""
+    labelled = sorted(int(v) for v in held["volume"]) if len(held) else []
+    return next((v for v in labelled if 0 <= v < n_volumes), 0)
+
+
+@st.fragment
+def volume_section(ctx: RunContext, cache: VolumeCache, *, subject: str, design: str,
+                   name: str, held: pd.DataFrame) -> None:  # fmt: skip
+    """Run and volume pickers, what the model said about the volume, then the saliency viewer.
+
+    The volume starts at the run's first labelled volume; the slider is keyed per person and run.
+    """
+    spans = {span.run: span.n_volumes for span in cache.runs(subject)}
+    mine = held[held["subject"] == subject]
+    c1, c2 = st.columns([1, 3])
+    run = c1.selectbox("fMRI run", list(spans), key=f"{KEY}_run_{subject}")
+    in_run = mine[mine["run"] == run]
+    first = default_volume(in_run, spans[run])
+    volume = c2.slider(
+        "Volume", 0, spans[run] - 1, first, key=f"{KEY}_volume_{subject}_{run}",
+        help=f"Starts at volume {first}, the run's first volume with an emotion label.",
+    )  # fmt: skip
+    row = in_run[in_run["volume"] == volume]
+    predicted = None
+    if len(row):
+        r = row.iloc[0]
+        p = r["prob_" + r["pred"]]
+        st.markdown(
+            f"Movie time **{r['movie_time']:.0f} s**, scene {r['scene']} ({r['scene_location']}) "
+            f"· true **{r['true']}** · predicted **{r['pred']}** (p = {p:.2f}, held out, {r['split']})"
+        )
+        predicted = str(r["pred"])
+    else:
+        st.caption(
+            f"Volume {volume} of run {run} has no emotion label (NONE or trimmed), so no "
+            "held-out prediction."
+        )
+    saliency_viewer(ctx, cache, subject=subject, design=design, name=name,
+                    pick=VolumePick(run, volume, predicted))  # fmt: skip
+
+
+def _crosshair(grid: WorldImage, start: Sequence[float]) -> tuple[float, float, float]:
+    """The x/y/z sliders, in mm on the data grid's voxel centres; a stored point off the grid
+    (another cache) goes back to ``start``."""
+    cols = st.columns(3)
+    point = []
+    for axis, col in enumerate(cols):
+        options = [round(float(v), 1) for v in grid.axis_mm(axis)]
+        key = f"{KEY}_{AXES[axis]}_mm"
+        if st.session_state.get(key) not in options:
+            st.session_state[key] = min(options, key=lambda v: abs(v - start[axis]))
+        point.append(col.select_slider(f"{AXES[axis]} (mm)", options, key=key,
+                                       format_func=lambda v: f"{v:g} mm"))  # fmt: skip
+    return tuple(point)  # type: ignore[return-value]
+
+
+def _go_to(point: Sequence[float]) -> None:
+    for axis, v in enumerate(point):
+        st.session_state[f"{KEY}_{AXES[axis]}_mm"] = round(float(v), 1)
+
+
+@st.fragment
+def saliency_viewer(ctx: RunContext, cache: VolumeCache, *, subject: str, design: str,
+                    name: str, pick: VolumePick) -> None:  # fmt: skip
+    """The saliency map of the chosen emotion on an anatomical underlay: three slices in mm and
+    nilearn's interactive viewer, at one crosshair; the colour bar is fixed per map."""
+    options = ([PREDICTED] if pick.predicted else []) + ctx.classes
+    c1, c2, c3, c4 = st.columns([3, 3, 2, 2])
+    choice = _remembered(c1, "Saliency for", options, f"{KEY}_emotion",
+                         lambda o: f"predicted ({pick.predicted})" if o == PREDICTED else o)  # fmt: skip
+    emotion = pick.predicted if choice == PREDICTED else choice
+    underlay_name = c2.radio("Underlay", [TEMPLATE, THIS_VOLUME], key=f"{KEY}_underlay",
+                             horizontal=True,
+                             help="The person's mean EPI is not offered: the cache keeps only "
+                                  "z-scored volumes, whose mean is zero.")  # fmt: skip
+    share = c3.slider("Threshold (share of the map's robust maximum)", 0.0, 1.0, 0.3, 0.05,
+                      key=f"{KEY}_threshold")  # fmt: skip
+    opacity = c4.slider("Opacity", 0.0, 1.0, 0.8, 0.05, key=f"{KEY}_opacity")
+    with guard():
+        raw = loaders.saliency_map(ctx.registry, ctx.run_id, design, name, emotion)
+        grid = loaders.world_image(
+            raw if raw is not None else np.zeros(cache.grid_shape, np.float32), cache.affine
+        )
+        if underlay_name == TEMPLATE:
+            underlay = loaders.mni_underlay(cache.grid_shape, cache.affine)
+            underlay_label = TEMPLATE
+        else:
+            volume = cache.volume(subject, pick.run, pick.volume).astype(np.float32)
+            underlay = loaders.world_image(volume, cache.affine)
+            underlay_label = f"BOLD of sub-{subject} run {pick.run} volume {pick.volume} (z)"
+    overlay = grid if raw is not None else None
+    vmax = robust_max(grid.data)  # once per map: the same bar on every slice and threshold
+    point = _crosshair(grid, grid.peak_mm() if overlay is not None else grid.snap((0, 0, 0)))
+    model = f"{design}/{name}"
+    if overlay is None:
+        st.info(f"No saliency map for {model} and {emotion} in this run; the underlay alone.")
+        title = f"{underlay_label} (no saliency map for {emotion})"
+    else:
+        st.subheader(figures.saliency_title(emotion))
+        title = f"Model {model}: mean over {emotion} volumes · underlay: {underlay_label}"
+    st.button("Crosshair to the map's peak", on_click=_go_to, args=(grid.peak_mm(),),
+              disabled=overlay is None, key=f"{KEY}_peak")  # fmt: skip
+    threshold = share * vmax
+    st.plotly_chart(figures.orthogonal_slices(underlay, point_mm=point, overlay=overlay,
+                                              threshold=threshold, vmax=vmax, opacity=opacity,
+                                              title=title, underlay_label=underlay_label),
+                    key=f"{KEY}_slices")  # fmt: skip
+    st.caption(
+        "Slices in world coordinates (mm), the subject's left on the left (neurological "
+        "convention). "
+        + (
+            "The MNI152 template is nilearn's, resampled over the cache's field of view; it is "
+            "the anatomy for data in MNI space (the demo cohort, fMRIPrep's MNI outputs), only "
+            "an orientation aid for data in a scanner's space. "
+            if underlay_name == TEMPLATE
+            else ""
+        )
+        + f"Colour bar: 0 to the map's robust maximum ({vmax:.3g}, its 99.5th percentile), "
+        "fixed for this map."
+    )
+    _interactive(underlay, overlay, point=point, threshold=threshold, vmax=vmax, opacity=opacity)
+    auc = (ctx.study.get("saliency") or {}).get(design, {}).get(name, {}).get(emotion, {})
+    if overlay is not None and auc.get("auc_vs_truth") is not None:
+        st.caption(
+            f"Synthetic cohort: this map finds the planted {emotion} pattern with AUC "
+            f"{auc['auc_vs_truth']:.2f} (0.5 = chance)."
+        )
+
+
+def _interactive(underlay: WorldImage, overlay: WorldImage | None, *, point, threshold: float,
+                 vmax: float, opacity: float) -> None:  # fmt: skip
+    st.markdown(
+        "**Interactive viewer** (nilearn): at the sliders' crosshair; click inside to look around"
+    )
+    try:
+        html = figures.interactive_viewer_html(underlay, overlay, point_mm=point,
+                                               threshold=threshold, vmax=vmax, opacity=opacity)  # fmt: skip
+        st.iframe(html, height="content", alt="Interactive brain viewer (nilearn view_img)")
+    except Exception as exc:  # the static view is the fallback for any viewer failure
+        st.caption(
+            f"The interactive viewer failed ({exc.__class__.__name__}); showing nilearn's static view."
+        )
+        st.image(figures.static_viewer_png(underlay, overlay, point_mm=point,
+                                           threshold=threshold, vmax=vmax))  # fmt: skip

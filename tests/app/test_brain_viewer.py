@@ -1,0 +1,71 @@
+"""The brain viewer through app.py: what the title says, choices that survive, slices in mm."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+from tests.app.test_pages import no_exception, open_page, texts
+
+
+def _widget(at: AppTest, kind: str, label: str):
+    return next(w for w in getattr(at, kind) if w.label == label)
+
+
+def _slices(at: AppTest) -> dict:
+    """The plotly spec of the slices (the first chart on the page)."""
+    return json.loads(at.get("plotly_chart")[0].proto.spec)
+
+
+def test_brain_viewer_says_what_it_shows_and_keeps_the_emotion(
+    demo_home: Path, emocore_env
+) -> None:
+    emocore_env(demo_home)
+    at = open_page("brain-viewer")
+    no_exception(at, "brain-viewer")
+    # the default volume carries a label, so there is a held-out prediction to explain
+    assert "has no emotion label" not in texts(at, "caption")
+    assert "true **" in texts(at, "markdown") and "predicted **" in texts(at, "markdown")
+    emotion = _widget(at, "selectbox", "Saliency for")
+    assert emotion.value == "predicted"
+    # the title says it is the model's mean map, not this volume's
+    assert any("the model's mean saliency map, not this volume's" in h.value for h in at.subheader)
+    assert "mean over" in _slices(at)["layout"]["title"]["text"]
+
+    emotion.set_value("LOVE").run()
+    volume = _widget(at, "slider", "Volume")
+    volume.set_value(volume.value + 7).run()
+    no_exception(at, "brain-viewer")
+    assert _widget(at, "selectbox", "Saliency for").value == "LOVE"
+    assert at.subheader[0].value.startswith("LOVE: the model's mean saliency map")
+
+
+def test_brain_viewer_slices_are_in_mm_with_the_sides(demo_home: Path, emocore_env) -> None:
+    emocore_env(demo_home)
+    at = open_page("brain-viewer")
+    layout = _slices(at)["layout"]
+    assert layout["xaxis"]["title"]["text"] == "L ← x (mm) → R"
+    assert layout["xaxis3"]["title"]["text"] == "P ← y (mm) → A"
+    marks = {a["text"] for a in layout["annotations"]}
+    assert {"<b>L</b>", "<b>R</b>", "<b>A</b>", "<b>P</b>"} <= marks
+    assert layout["coloraxis"]["cmax"] > 0  # the saliency colour bar, fixed per map
+    cmax = layout["coloraxis"]["cmax"]
+    # one crosshair: the x slider (mm) moves the sagittal slice and keeps the colour bar
+    x = _widget(at, "select_slider", "x (mm)")
+    left = float(x.options[0].removesuffix(" mm"))  # the leftmost voxel centre
+    x.set_value(left).run()
+    no_exception(at, "brain-viewer")
+    layout = _slices(at)["layout"]
+    assert layout["annotations"][2]["text"] == f"sagittal (x = {left:g} mm)"
+    assert layout["coloraxis"]["cmax"] == cmax
+    assert len(at.get("iframe")) == 1  # nilearn's viewer, in st.iframe (not components.v1.html)
+    # the person's own volume as the underlay instead of the template, at the same crosshair
+    next(r for r in at.radio if r.label == "Underlay").set_value(
+        "this volume (BOLD, z-scored)"
+    ).run()
+    no_exception(at, "brain-viewer")
+    layout = _slices(at)["layout"]
+    assert "underlay: BOLD of sub-01 run 1 volume" in layout["title"]["text"]
+    assert layout["annotations"][2]["text"] == f"sagittal (x = {left:g} mm)"
