@@ -348,6 +348,11 @@ def _headline_text(results: list[dict[str, Any]]) -> str:
 def _run_study(args: argparse.Namespace, designs: tuple[str, ...], kind: str) -> int:
     from dataclasses import replace
 
+    from emocore.jobs import note_job_step  # light: no torch
+
+    if getattr(args, "resume", None):  # a dashboard job: say what it does before torch loads
+        note_job_step(args.registry, args.resume, "the job process started: loading PyTorch")
+
     from emocore.data.cache import open_cache
     from emocore.distributed import NullRegistry, init_from_env
     from emocore.experiment import StudyConfig, load_study, run_study
@@ -368,6 +373,8 @@ def _run_study(args: argparse.Namespace, designs: tuple[str, ...], kind: str) ->
         config = _study_config(args, designs)
     if world > 1:
         config = replace(config, train=replace(config.train, device=device))
+    if run_id is not None:
+        note_job_step(registry, run_id, f"opening the cache at {args.cache}")
     cache = open_cache(args.cache)
     bar = ProgressBar(kind, not args.json and rank == 0)
     run_id = run_study(cache, registry, config, kind=kind, progress=bar, run_id=run_id)

@@ -375,7 +375,13 @@ def run_study(
     else:  # queued elsewhere (dashboard) or resumed: record the cache this process reads
         registry.describe_run(run_id, sources=[cache.path], kind=kind)
     out = registry.run_dir(run_id)
-    registry.update(run_id, status="running", pid=os.getpid(), error=None)
+    registry.update(
+        run_id,
+        status="running",
+        pid=os.getpid(),
+        error=None,
+        message=f"{config.designs[0]}: preparing the first fold",
+    )
     t0 = time.perf_counter()
     n_steps = len(config.designs) + 1
 

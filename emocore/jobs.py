@@ -25,10 +25,12 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import fields, replace
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from emocore.data.cache import open_cache
 from emocore.errors import ConfigError, EmocoreError
@@ -43,7 +45,13 @@ __all__ = [
     "JobError",
     "active_jobs",
     "cancel_job",
+    "headline_sentences",
     "job_log",
+    "job_outcome",
+    "job_status",
+    "note_job_step",
+    "retrain_config",
+    "retrain_defaults",
     "start_assess_job",
     "start_job",
     "wait_job",
@@ -57,6 +65,8 @@ JOB_KINDS = ("train", "study")
 LOG_NAME = "job.log"
 _LOCK_NAME = "jobs.lock"
 _ACTIVE = ("queued", "running")
+#: What a job says from its start until its process takes over (see :func:`note_job_step`).
+STARTING = "launching the job's Python process"
 #: How long each signal gets before the next, harder one (SIGINT, SIGTERM, SIGKILL).
 _GRACE_S = (15.0, 5.0, 5.0)
 #: At most this much of the end of a log is read by :func:`job_log`.
@@ -243,7 +253,7 @@ def _spawn(
             f"could not start the job for run {run_id} ({exc}); check that {sys.executable} "
             "runs and that the registry folder is writable"
         ) from exc
-    reg.update(run_id, pid=process.pid, message="queued: the job process is starting")
+    reg.update(run_id, pid=process.pid, message=STARTING)
     reg.add_artifact(run_id, LOG_NAME, log_path, "log")
     # Reap the child when it ends so it never lingers as a zombie of a long-lived server. The
     # thread only waits; the job does not depend on it (or on this process) to run.
@@ -380,3 +390,138 @@ def job_log(registry: Registry | str | Path, run_id: str, tail: int = 200) -> st
     # carriage-return-updated line that slipped in.
     lines = [line.rstrip("\r").rsplit("\r", 1)[-1] for line in text.rstrip("\n").split("\n")]
     return "\n".join(lines[-tail:])
+
+
+# -- what a job is doing, and what it found ---------------------------------------------------
+def note_job_step(registry: Registry | str | Path, run_id: str, message: str) -> bool:
+    """Record what the job process of ``run_id`` is doing before the run itself takes over (e.g.
+    "loading PyTorch"), so a page does not show "starting" for the seconds a process needs.
+
+    Only the process the job was started as writes (its pid is the run's, and the run is still
+    queued): a second ``--resume`` of a run that another process holds must not overwrite that
+    process's message. Returns whether the message was recorded.
+    """
+    reg = _registry(registry)
+    record = reg.get_run(run_id)
+    if record.status != "queued" or record.pid != os.getpid():
+        return False
+    reg.update(run_id, message=message)
+    return True
+
+
+def _age_s(stamp: str, now: datetime | None) -> float | None:
+    try:
+        then = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, ((now or datetime.now(timezone.utc)) - then).total_seconds())
+
+
+def job_status(record: RunRecord, *, now: datetime | None = None) -> str:
+    """One line saying what an active job is doing, e.g.
+    "20260101-120000-ab12 (train, single-subject): starting for 9 s — loading PyTorch" or
+    "... : running, 42 % — single-subject sub-01 runs 1+3+5+7 (fold 1/2): epoch 1/2: ..."."""
+    what = record.design or ("assessment" if record.kind == "assess" else "all designs")
+    head = f"{record.id} ({record.kind}, {what})"
+    if record.status == "queued":
+        age = _age_s(record.created_at, now)
+        state = "starting" if record.pid is not None else "queued"
+        state += f" for {age:.0f} s" if age is not None else ""
+    elif record.status == "running":
+        state = f"running, {100 * record.progress:.0f} %"
+    else:
+        state = record.status
+    return f"{head}: {state}" + (f" — {record.message}" if record.message else "")
+
+
+def _pct(x: Any) -> str:
+    try:
+        value = float(x)
+    except (TypeError, ValueError):
+        return "n/a"
+    return "n/a" if value != value else f"{100 * value:.1f} %"
+
+
+def headline_sentences(results: Sequence[Mapping[str, Any]], *, model: str = "cnn") -> list[str]:
+    """A run's headline per design in words, with its split and chance, e.g. "single-subject:
+    balanced accuracy 64.0 % (run-wise 2-fold, permutation chance 20.0 %, p = 0.012)"."""
+    from emocore.findings import p_text
+
+    lines = []
+    for r in results:
+        if r.get("model", "cnn") != model:
+            continue
+        split = str(r.get("split") or "split not recorded") + (" — LEAKY" if r.get("leaky") else "")
+        lines.append(
+            f"{r.get('design')}: balanced accuracy {_pct(r.get('balanced_accuracy'))} ({split}, "
+            f"permutation chance {_pct(r.get('chance_balanced_accuracy'))}, "
+            f"p = {p_text(r.get('p_value'))})".replace("p = <", "p <")
+        )
+    return lines
+
+
+def job_outcome(registry: Registry | str | Path, run_id: str) -> str:
+    """How a finished job ended, in one line: its headline accuracy per design with split and
+    chance when it completed, its error otherwise."""
+    record = _registry(registry).get_run(run_id)
+    if record.status != "completed":
+        why = f": {record.error}" if record.error else ""
+        return f"Run {run_id} {record.status}{why}"
+    lines = headline_sentences((record.metrics or {}).get("results") or [])
+    return f"Run {run_id} completed" + (". " + "; ".join(lines) if lines else "")
+
+
+def retrain_defaults(study: Mapping[str, Any] | None) -> StudyConfig:
+    """The settings a retrain of ``study`` (a run's study.json) starts from: its recorded config,
+    on the people it was run on and with every fold; emocore's defaults without a study."""
+    from emocore.experiment import StudyConfig
+
+    if not study:
+        return StudyConfig()
+    config = StudyConfig.from_dict(dict(study.get("config") or {}))
+    subjects = study.get("subjects") or config.subjects
+    return replace(config, folds=None, subjects=tuple(subjects) if subjects else None)
+
+
+def _refit(base: StudyConfig, designs: tuple[str, ...], chosen: Sequence[str]) -> bool | tuple:
+    """StudyConfig.refit for refitting ``chosen`` of ``designs``: base's own value when it means
+    the same (so an unchanged form passes the recorded config back as it was), else False for
+    none, True for all, the tuple otherwise. LOSO keeps its held-out-person models either way."""
+    kept = tuple(d for d in designs if d in chosen)
+    fitted = [d for d in designs if d != "loso"]
+    same = all((d in kept) == base.refits(d) for d in fitted)
+    base_fits = not isinstance(base.refit, tuple) or set(base.refit) <= set(designs)
+    if same and base_fits:
+        return base.refit
+    if not any(d in kept for d in fitted):
+        return False
+    return True if all(d in kept for d in fitted) else kept
+
+
+def retrain_config(base: StudyConfig, **changes: Any) -> StudyConfig:
+    """``base`` with ``changes`` applied, study and training options alike (``epochs=2,
+    n_permutations=100``); a ConfigError names an unknown option. ``refit`` may be the designs
+    to refit: none is False, all of the study's designs True."""
+    from emocore.train import TrainConfig
+
+    study_keys = {f.name for f in fields(base)} - {"train"}
+    train_keys = {f.name for f in fields(TrainConfig)}
+    unknown = sorted(set(changes) - study_keys - train_keys)
+    if unknown:
+        raise ConfigError(
+            f"unknown retrain option(s) {unknown}; the options are "
+            f"{', '.join(sorted(study_keys | train_keys))}"
+        )
+    study = {k: v for k, v in changes.items() if k in study_keys}
+    train = {k: v for k, v in changes.items() if k in train_keys}
+    if "designs" in study and "refit" not in study and isinstance(base.refit, tuple):
+        study["refit"] = base.refit  # the designs kept, of those refitted before
+    if isinstance(study.get("refit"), (list, tuple)):
+        study["refit"] = _refit(base, tuple(study.get("designs", base.designs)), study["refit"])
+    if "subjects" in study and study["subjects"] is not None:
+        if not study["subjects"]:
+            raise ConfigError("no subject chosen; choose at least one person to train on")
+        study["subjects"] = tuple(study["subjects"])
+    if "designs" in study:
+        study["designs"] = tuple(study["designs"])
+    return replace(base, **study, train=replace(base.train, **train))

@@ -250,11 +250,13 @@ def run_design(
             extra=extra,
         )
 
+    epochs = f"{train_config.epochs} epoch{'s' if train_config.epochs != 1 else ''}"
     for name, rows, plan in plans:
         result_plans[name] = plan.describe()
         for fi, fold in enumerate(plan.folds):
             if folds and fold.name not in folds:
                 continue
+            label = f"{name} {fold.name} (fold {fi + 1}/{len(plan.folds)})"
             tr, te = rows.iloc[fold.train], rows.iloc[fold.test]
             done_file = work / f"{name}__{fi}.tsv" if work is not None else None
             final = ckpt_dir / f"{fold.name}.pt" if loso and ckpt_dir is not None else None
@@ -263,13 +265,14 @@ def run_design(
                 done += 1
                 continue
             fold_ckpt = work / f"{name}__{fi}.pt" if work is not None else None
+            step(label)(0.0, f"loading its volumes, then {epochs}")
             train_src, test_src = VolumeSource(cache, tr), VolumeSource(cache, te)
             res = train_model(
                 train_src,
                 test_src,
                 train_config,
                 n_classes=len(classes),
-                progress=step(f"{name} {fold.name}"),
+                progress=step(label),
                 on_epoch=hook(name, fold.name),
                 checkpoint=fold_ckpt,
                 resume=fold_ckpt is not None,
@@ -301,6 +304,7 @@ def run_design(
                 fold_ckpt.unlink(missing_ok=True)  # type: ignore[union-attr]
             done += 1
         if refit and not loso:
+            step(f"{name} final model")(0.0, f"loading its volumes, then {epochs}")
             res = train_model(
                 VolumeSource(cache, rows),
                 None,

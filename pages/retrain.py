@@ -1,9 +1,11 @@
-"""Retrain: start a training job in the background, follow its progress and curves, cancel it."""
+"""Retrain: the study picked in the sidebar, with every setting shown; follow, open or cancel it."""
 
 import streamlit as st
 
 from emocore import jobs, ui
-from emocore.registry import DESIGNS
+from emocore.errors import EmocoreError
+from emocore.registry import run_label
+from emocore.ui.forms import retrain_form
 
 s = ui.page("Retrain")
 cache, problem = ui.loaders.cache_or_none(s)
@@ -11,31 +13,23 @@ if cache is None:
     st.info(f"Nothing to train on: {problem}")
     st.stop()
 
-with st.form("retrain", enter_to_submit=False):
-    subjects = st.multiselect(
-        "Subjects", cache.subjects, default=cache.subjects, format_func=lambda x: f"sub-{x}"
-    )
-    c1, c2, c3 = st.columns(3)
-    design = c1.selectbox("Design", DESIGNS, index=1)
-    split = c2.selectbox(
-        "Split",
-        ["leave-one-run-out", "random"],
-        help="LOSO always leaves one person out; 'random' splits single volumes and is leaky (inflated accuracy).",
-    )
-    n_folds = c3.number_input("Folds (run groups)", 2, 8, 4)
-    c1, c2, c3 = st.columns(3)
-    epochs = c1.number_input("Epochs", 1, 1000, 10)
-    lr = c2.number_input("Learning rate", 1e-5, 0.5, 1e-3, format="%.5f")
-    include_none = c3.checkbox("Also decode NONE (6 classes)")
-    start = st.form_submit_button("Start training", type="primary")
-if start:
-    from emocore.experiment import StudyConfig
-    from emocore.train import TrainConfig
-
+with ui.guard():  # a damaged registry.sqlite is named, not a traceback
+    ui.loaders.registry(s)
+try:  # the study to retrain: the run picked in the sidebar (the most complete one by default)
+    ctx = ui.pick_run(s)
+except EmocoreError as exc:  # its study.json cannot be read: start from emocore's defaults
+    st.warning(f"{exc}. The form below starts from emocore's defaults instead.")
+    ctx = None
+with ui.guard():
+    base = jobs.retrain_defaults(ctx.study if ctx else None)
+source = (
+    f"run {ctx.run_id} ({run_label(ctx.registry.get_run(ctx.run_id).to_dict())})"
+    if ctx
+    else "emocore (no finished study yet)"
+)
+config = retrain_form(base, cache.subjects, source=source)
+if config is not None:
     with ui.guard():
-        config = StudyConfig(designs=(design,), subjects=tuple(subjects) or None, split=split, n_folds=int(n_folds),
-                             include_none=include_none, n_permutations=200,
-                             train=TrainConfig(epochs=int(epochs), lr=float(lr)))  # fmt: skip
         try:
             st.session_state["emocore_job"] = jobs.start_job(s.registry, s.cache, config)
             st.success(
@@ -44,8 +38,7 @@ if start:
         except jobs.JobBusyError as exc:
             st.warning(str(exc))
 
-with ui.guard():  # a damaged registry.sqlite is named, not a traceback
-    reg = ui.loaders.registry(s)
+reg = ui.loaders.registry(s)  # None until a first job creates it
 if reg is None:
     st.stop()
 ui.job_monitor(reg, followed_key="emocore_job")

@@ -31,6 +31,7 @@ from emocore.ui import loaders
 __all__ = [
     "inference_caption",
     "job_monitor",
+    "open_run_button",
     "RunContext",
     "chance_caption",
     "completed_runs",
@@ -50,6 +51,10 @@ __all__ = [
 _RUN_KEY = "emocore_run"
 _SUBJECT_KEY = "emocore_subject"
 _DESIGN_KEY = "emocore_design"
+_PAGE_KEY = "emocore_page"  # the page shown now: {"path", "title"}
+_FROM_KEY = "emocore_came_from"  # the page shown before it
+_RUN_PAGES_KEY = "emocore_run_pages"  # paths of the pages that showed a run (pick_run)
+OVERVIEW = "pages/overview.py"
 
 
 def pct(x: Any) -> str:
@@ -77,8 +82,34 @@ def guard() -> Iterator[None]:
         st.stop()
 
 
+def _current_script() -> str | None:
+    """The script of the page being run, as st.navigation registered it.
+
+    Streamlit has no public call for this; it reads the script run context and gives None if
+    that ever changes (then "the page the user came from" falls back to the Overview).
+    """
+    try:
+        from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+        ctx = get_script_run_ctx()
+        info = ctx.pages_manager.get_pages().get(ctx.page_script_hash) if ctx else None
+        return str(info["script_path"]) if info and info.get("script_path") else None
+    except Exception:  # an internal API: never let it break a page
+        return None
+
+
+def _track_page(title: str) -> None:
+    """Remember the page shown before this one, for buttons that go back to it."""
+    path = _current_script()
+    last = st.session_state.get(_PAGE_KEY)
+    if path is not None and (last or {}).get("path") != path:
+        st.session_state[_FROM_KEY] = last
+        st.session_state[_PAGE_KEY] = {"path": path, "title": title.split(" — ")[-1]}
+
+
 def page(title: str, *, prominent_notice: bool = False) -> Settings:
     """Title, research-use notice and the settings; every page starts with it."""
+    _track_page(title)
     st.title(title)
     research_notice(prominent=prominent_notice)
     with guard():
@@ -179,6 +210,9 @@ def pick_run(s: Settings) -> RunContext | None:
         return None
     labels = {r.id: run_label(r._asdict()) for r in runs.itertuples()}
     run_id = _pick("Run", list(labels), _RUN_KEY, labels.get)
+    here = st.session_state.get(_PAGE_KEY)
+    if here:
+        st.session_state.setdefault(_RUN_PAGES_KEY, set()).add(here["path"])
     return RunContext(s, reg, run_id, loaders.study(reg, run_id))
 
 
@@ -287,11 +321,8 @@ def job_monitor(reg: Registry, *, followed_key: str) -> None:
         if was_active and not active:
             st.rerun()
         for rec in active:
-            what = rec.design or ("assessment" if rec.kind == "assess" else "all designs")
-            st.progress(
-                rec.progress,
-                text=f"{rec.id} ({rec.kind}, {what}): {rec.status} — {rec.message or ''}",
-            )
+            # "starting for 9 s — loading PyTorch", then the fold and epoch (jobs.job_status)
+            st.progress(rec.progress, text=jobs.job_status(rec))
             if st.button(f"Cancel {rec.id}", key=f"cancel-{rec.id}"):
                 with guard():
                     jobs.cancel_job(reg, rec.id)
@@ -308,7 +339,27 @@ def job_monitor(reg: Registry, *, followed_key: str) -> None:
         st.caption("No job is running.")
     followed = st.session_state.get(followed_key)
     if followed and not was_active:
-        rec = reg.get_run(followed)
-        (st.success if rec.status == "completed" else st.warning)(
-            f"Run {followed}: {rec.status}{' — ' + rec.error if rec.error else ''}"
-        )
+        try:
+            rec = reg.get_run(followed)
+            outcome = jobs.job_outcome(reg, followed)
+        except EmocoreError as exc:  # e.g. deleted meanwhile: say so, keep the page
+            st.warning(str(exc))
+            return
+        if rec.status != "completed":
+            st.warning(outcome)
+            return
+        st.success(outcome)
+        if rec.kind in ("study", "train"):
+            open_run_button(followed)
+
+
+def open_run_button(run_id: str) -> None:
+    """A button that makes ``run_id`` the picked run and shows it on the page the user came
+    from (if it shows runs), else on the Overview."""
+    here = st.session_state.get(_PAGE_KEY) or {}
+    came = st.session_state.get(_FROM_KEY) or {}
+    shows_runs = st.session_state.get(_RUN_PAGES_KEY, set())
+    target = came if came.get("path") in shows_runs and came.get("path") != here.get("path") else {}
+    if st.button(f"Open run {run_id} on {target.get('title') or 'Overview'}", type="primary"):
+        st.session_state[_RUN_KEY] = run_id
+        st.switch_page(target.get("path") or OVERVIEW)

@@ -10,11 +10,15 @@ What the test expects of the pages (Streamlit's own test ids and accessible name
 * URL paths: / (overview, the default page), /subject, /emotion-accuracy, /brain-viewer,
   /misclassified, /representations, /annotations, /retrain, /report; no page shows an
   ``stException`` element or "Page not found".
-* Retrain: number inputs labelled "...Epochs..." and (optional) "...Folds...", a button named
+* Retrain: number inputs labelled "...Epochs..." and (optional) "...Folds...", multiselects
+  "Designs" and "Subjects" defaulting to the retrained study's, a button named
   "Start ..." / "Train ..." / "Launch ..." / "Run ..." that starts one job through
-  ``emocore.jobs.start_job``, a button "Cancel <run id>" (or just "Cancel ..." / "Stop ...")
-  while it runs, and a line naming the run id and its status ("completed", "cancelled") once
-  it has finished (in place, or after a reload).
+  ``emocore.jobs.start_job`` with the study's other settings, a button "Cancel <run id>" (or
+  just "Cancel ..." / "Stop ...") while it runs, and a line naming the run id and its status
+  ("completed", "cancelled") once it has finished (in place, or after a reload); for a
+  completed job "Run <id> completed. <design>: balanced accuracy ... (<split>, permutation
+  chance ...)" and a button "Open run <id> on Overview" that makes it the sidebar's "Run". A
+  new visit still opens on the complete study (the sidebar "Run" starts with "study · ").
 * Report: an optional "Export / Build / Generate / Create ... report" button, then an
   ``st.download_button`` (test id ``stDownloadButton``) giving an HTML file that names the
   subject (sub-01 or sub-02) and says "chance".
@@ -285,8 +289,18 @@ def _fill_number(page, label: str, value: int) -> None:
         field.first.press("Tab")  # commit (also inside an st.form, where Enter may not)
 
 
-def _start_from_page(page, url: str, registry, *, epochs: int) -> str:
-    """Open Retrain, set tiny options, press Start; return the new run's id."""
+def _drop_last_choice(page, label: str) -> None:
+    """Remove the last chosen option of the multiselect ``label`` (Backspace in its box)."""
+    box = page.get_by_role("combobox", name=re.compile(label, re.I))
+    if box.count():
+        box.first.click()
+        box.first.press("Backspace")
+        page.keyboard.press("Escape")
+
+
+def _start_from_page(page, url: str, registry, *, epochs: int, smaller: bool = False) -> str:
+    """Open Retrain, set tiny options, press Start; return the new run's id. ``smaller`` drops
+    the last design and the last person, so the run covers less than the study."""
     open_page(page, url, "retrain")
     epochs_input = page.get_by_label(re.compile("epochs", re.I))
     try:  # the form can paint a moment after the script run ends on a busy machine
@@ -296,6 +310,9 @@ def _start_from_page(page, url: str, registry, *, epochs: int) -> str:
     assert epochs_input.count(), "no 'Epochs' input on Retrain"
     _fill_number(page, "epochs", epochs)
     _fill_number(page, "folds", 2)
+    if smaller:
+        _drop_last_choice(page, "^Designs")
+        _drop_last_choice(page, "^Subjects")
     before = set(registry.list_runs()["id"])
     button(page, r"^\W*(start|train|launch|run)\b").first.click()
     run_id = new_run(registry, before)
@@ -309,12 +326,33 @@ def test_retrain_runs_a_job_and_cancels_another(page, server: str, home: Path) -
     from emocore.registry import Registry
 
     registry = Registry(demo_paths(home)["registry"])
+    study = registry.list_runs(kind="study", status="completed")["id"][0]
 
-    quick = _start_from_page(page, server, registry, epochs=1)
-    assert registry.get_run(quick).config["train"]["epochs"] == 1
+    quick = _start_from_page(page, server, registry, epochs=1, smaller=True)
+    config, recorded = registry.get_run(quick).config, registry.get_run(study).config
+    assert config["train"]["epochs"] == 1
+    # the form starts from the study's settings: what was not changed is passed as recorded
+    assert config["designs"] == recorded["designs"][:-1], config["designs"]
+    assert registry.get_run(quick).subjects == registry.get_run(study).subjects[:-1]
+    same = ("n_permutations", "n_folds", "split", "alpha", "baseline", "saliency")
+    assert {k: config[k] for k in same} == {k: recorded[k] for k in same}
+    assert {**config["train"], "epochs": 1} == {**recorded["train"], "epochs": 1}
     status = wait_status(registry, quick, {"completed", "failed", "cancelled"}, 300)
     assert status == "completed", registry.get_run(quick).error
-    see_text(page, server, "retrain", rf"{quick}.*completed")
+    see_text(page, server, "retrain",
+             rf"Run {quick} completed\. .*balanced accuracy .*permutation chance")  # fmt: skip
+    SHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SHOTS / "retrain-finished.png"), full_page=True)
+    # its button opens it (on the Overview: this session came straight to /retrain) ...
+    button(page, rf"^Open run {quick} on Overview").first.click()
+    wait_for_app_run(page)
+    assert_no_exception(page, "overview")
+    picked = page.get_by_role("combobox", name="Run").first
+    assert picked.input_value().startswith("train · "), picked.input_value()
+    # ... but a new visit still opens on the complete study, not on the newest, smaller run
+    open_page(page, server, "overview")
+    picked = page.get_by_role("combobox", name="Run").first
+    assert picked.input_value().startswith("study · "), picked.input_value()
 
     long = _start_from_page(page, server, registry, epochs=500)
     assert registry.get_run(long).config["train"]["epochs"] == 500
