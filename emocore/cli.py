@@ -569,6 +569,7 @@ def cmd_assess(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from emocore.data.cache import open_cache
     from emocore.inference import subject_predictions
+    from emocore.jobs import headline_sentences
     from emocore.registry import Registry
     from emocore.summaries import summarize_predictions
 
@@ -594,10 +595,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
         atomic_write_text(out_path, table.to_csv(sep="\t", index=False))
     classes = [c.removeprefix("prob_") for c in table.columns if c.startswith("prob_")]
     seen = bool(table["seen"].iloc[0]) if len(table) else False
+    split = "in-sample" if seen else "unseen subject"
     summary = summarize_predictions(
         table,
         classes=classes,
-        split="in-sample" if seen else "unseen subject",
+        split=split,
         design=args.model,
         leaky=seen,
         n_permutations=args.permutations,
@@ -607,6 +609,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         "model": args.model,
         "subject": args.subject,
         "n_volumes": len(table),
+        "split": split,
         "in_sample": seen,
         "accuracy": summary["accuracy"],
         "balanced_accuracy": summary["balanced_accuracy"],
@@ -616,19 +619,39 @@ def cmd_predict(args: argparse.Namespace) -> int:
         "engine": table.attrs.get("engine"),
         "table": str(out_path) if out_path else None,
     }
-    note = (
-        " (IN-SAMPLE: the model was trained on these volumes; not a measure of accuracy)"
-        if seen
-        else ""
-    )
-    _print(
-        result,
-        args.json,
-        lambda r: (
-            f"sub-{r['subject']} with {r['model']}: balanced accuracy {r['balanced_accuracy']:.3f} over {r['n_volumes']} volumes (chance {r['chance_balanced_accuracy']:.3f}, p = {r['p_value']:.4f}){note}"
-        ),
-    )
+    design = args.model.split("/")[0]
+    held_out = [
+        line
+        for line in headline_sentences(registry.get_run(args.run).metrics.get("results") or [])
+        if line.startswith(f"{design}:")
+    ]
+    _print(result, args.json, lambda r: _predict_text(r, held_out))
     return 0
+
+
+def _predict_text(r: dict[str, Any], held_out: list[str]) -> str:
+    """predict's result in words: the numbers, then the split and whether the person was in
+    the model's training set (and, for an in-sample run, where the held-out estimate is)."""
+    lines = [
+        f"sub-{r['subject']} with {r['model']} of run {r['run_id']}: balanced accuracy "
+        f"{r['balanced_accuracy']:.3f} over {r['n_volumes']} volumes (chance "
+        f"{r['chance_balanced_accuracy']:.3f}, p = {r['p_value']:.4f})"
+    ]
+    if r["in_sample"]:
+        lines.append(
+            f"split: in-sample. sub-{r['subject']} WAS in this model's training set: it was "
+            "trained on these volumes, so this is not a measure of accuracy"
+        )
+        lines += [
+            f"held-out estimate of this design in the run (all its people): {line}"
+            for line in held_out
+        ]
+    else:
+        lines.append(
+            f"split: unseen subject. sub-{r['subject']} was NOT in this model's training set: "
+            "a held-out estimate for this person"
+        )
+    return "\n".join(lines)
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
@@ -645,7 +668,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
         d["artifacts"] = registry.artifacts(rec.id)[["name", "kind", "bytes", "path"]].to_dict(
             "records"
         )
-        _print(d, args.json, _json)
+        _print(d, args.json, _run_text)
         return 0
     if args.delete:
         registry.delete_run(args.delete)
@@ -690,6 +713,64 @@ def cmd_runs(args: argparse.Namespace) -> int:
         lambda o: text(o["runs"]),
     )
     return 0
+
+
+def _mb(n: Any) -> str:
+    return f"{(n or 0) / 2**20:.1f} MB"
+
+
+def _run_text(d: dict[str, Any]) -> str:
+    """One run (``runs --show``) for a reader: what it is, its state, settings, headline
+    accuracy with split and chance, and its files."""
+    from emocore.jobs import headline_sentences
+    from emocore.registry import run_label
+
+    config = d.get("config") or {}
+    train = config.get("train") or {}
+    on = lambda v: "on" if v else "off"  # noqa: E731
+    state = f"{d['status']} ({100 * (d.get('progress') or 0):.0f} %)"
+    lines = [
+        f"run {d['id']}: {run_label(d)}",
+        f"  status      {state}" + (f" — {d['message']}" if d.get("message") else ""),
+        f"  created     {d['created_at']} by {d.get('user') or '?'} on {d.get('host') or '?'}"
+        + (f" (pid {d['pid']})" if d.get("pid") else ""),
+        f"  updated     {d['updated_at']}",
+        f"  split       {d.get('split') or 'n/a'}" + (" (LEAKY)" if d.get("leaky") else ""),
+        f"  people      {', '.join(f'sub-{p}' for p in d.get('subjects') or []) or 'n/a'}",
+    ]
+    if config.get("designs"):
+        folds = config.get("n_folds") or "one per run"
+        lines.append(
+            f"  settings    designs {' + '.join(config['designs'])}; folds {folds}; "
+            f"{'6 classes (with NONE)' if config.get('include_none') else '5 emotions'}; "
+            f"epochs {train.get('epochs')}, lr {train.get('lr')}, batch {train.get('batch_size')}"
+            f", class weights {on(train.get('class_weights'))}, dropout {train.get('dropout')}, "
+            f"seed {train.get('seed')}, device {train.get('device')}; permutations "
+            f"{config.get('n_permutations')}, alpha {config.get('alpha')}, baseline "
+            f"{on(config.get('baseline'))}, saliency {on(config.get('saliency'))}"
+        )
+    elif config:
+        lines.append(f"  settings    {', '.join(f'{k} {v}' for k, v in config.items())}")
+    results = (d.get("metrics") or {}).get("results") or []
+    headline = headline_sentences(results) + [
+        f"{line} [linear baseline]" for line in headline_sentences(results, model="linear")
+    ]
+    for i, line in enumerate(headline):
+        lines.append(f"  {'results' if i == 0 else '':<12}{line}")
+    for key in ("error", "parent", "notes"):
+        if d.get(key):
+            lines.append(f"  {key:<12}{d[key]}")
+    if d.get("data_hash"):
+        lines.append(
+            f"  data        cache key {d['data_hash']}, emocore {d.get('emocore_version')}"
+        )
+    usage = d.get("disk_bytes") or {}
+    parts = ", ".join(f"{k} {_mb(v)}" for k, v in usage.items() if k != "total")
+    lines.append(f"  disk        {_mb(usage.get('total'))}" + (f" ({parts})" if parts else ""))
+    for a in d.get("artifacts") or []:
+        lines.append(f"    {a['kind']:<12}{a['name']:<36}{_mb(a['bytes']):>10}  {a['path']}")
+    lines.append("(--json prints everything, as JSON)")
+    return "\n".join(lines)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -1067,7 +1148,7 @@ def _add_model_commands(sub: Any) -> None:
         "--show",
         metavar="RUN_ID",
         default=None,
-        help="show one run in full, with its files and disk use",
+        help="show one run in full, with its files and disk use (as text; as JSON with --json)",
     )
     p.add_argument("--delete", metavar="RUN_ID", default=None, help="delete a run and its files")
     p.add_argument("--json", action="store_true", help="print as JSON")
