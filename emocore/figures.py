@@ -16,6 +16,7 @@ from plotly.subplots import make_subplots
 
 from emocore.anatomy import AXES, ENDS, WorldImage, robust_max
 from emocore.constants import CATEGORY_MAP, CLASSES, EMOTION_COLORS
+from emocore.errors import ConfigError
 
 __all__ = [
     "accuracy_heatmap",
@@ -36,7 +37,9 @@ __all__ = [
     "single_case_dots",
     "static_viewer_png",
     "subject_vs_cohort",
+    "none_predictions_figure",
     "timeline",
+    "TIMELINE_LEGEND",
     "training_curves",
 ]
 
@@ -76,9 +79,34 @@ def _confidence(t: pd.DataFrame) -> np.ndarray:
     return np.where(at >= 0, probs[np.arange(len(t)), np.maximum(at, 0)], np.nan)
 
 
-def timeline(table: pd.DataFrame, *, title: str) -> go.Figure:
-    """True vs predicted class over movie time, scene changes, confidence of the prediction."""
+TIMELINE_LEGEND = (
+    "**How to read the timeline.** Each vertical tick is one fMRI volume (2 s) at its movie "
+    "time. Top row **true**: the emotion the observers labelled (grey: NONE, no emotion "
+    "labelled, so no correct answer). Row **predicted**: the model's answer, in the same "
+    "colours. Bottom: the model's probability for its answer; black dots are correct, "
+    "vermillion dots **misclassified** volumes, grey dots NONE volumes. Faint vertical lines "
+    "are scene changes. Zoom to a run or a scene to read single volumes."
+)
+
+_WRONG_COLOR = "#D55E00"
+
+
+def timeline(
+    table: pd.DataFrame, *, title: str, x_range: tuple[float, float] | None = None
+) -> go.Figure:
+    """True vs predicted class over movie time, scene changes, confidence of the prediction.
+
+    ``x_range`` (movie seconds, e.g. one run of
+    :func:`emocore.summaries.timeline_windows`) zooms the x axis; volumes outside it are left
+    out. NONE rows of ``true`` (no emotion labelled) are drawn grey and are neither correct nor
+    misclassified. :data:`TIMELINE_LEGEND` says in words what the marks mean.
+    """
     t = table.sort_values("movie_time")
+    if x_range is not None:
+        lo, hi = float(x_range[0]), float(x_range[1])
+        if not lo <= hi:
+            raise ConfigError(f"'x_range' must be (start, end) with start <= end; got {x_range}")
+        t = t[t["movie_time"].between(lo, hi)]
     conf = _confidence(t)
     fig = make_subplots(
         rows=2, cols=1, shared_xaxes=True, row_heights=[0.65, 0.35], vertical_spacing=0.06
@@ -91,18 +119,30 @@ def timeline(table: pd.DataFrame, *, title: str) -> go.Figure:
                     x=part["movie_time"], y=[track] * len(part), mode="markers",
                     marker={"color": EMOTION_COLORS[cls], "symbol": "line-ns-open", "size": 18,
                             "line": {"width": 2, "color": EMOTION_COLORS[cls]}},
-                    name=cls, legendgroup=cls, showlegend=track == "true",
+                    name=cls if cls != CLASSES[0] else f"{cls} (no emotion labelled)",
+                    legendgroup=cls, showlegend=track == "true" or cls not in set(t["true"]),
                     hovertemplate=f"{track}: {cls}<br>movie time %{{x:.0f}} s<extra></extra>",
                 ),
                 row=1, col=1,
             )  # fmt: skip
-    wrong = t["true"] != t["pred"]
-    fig.add_trace(
-        go.Scattergl(x=t["movie_time"], y=conf, mode="markers", name="confidence",
-                     marker={"size": 4, "color": np.where(wrong, "#D55E00", "#333333")},
-                     hovertemplate="p(predicted) %{y:.2f}<br>%{x:.0f} s<extra></extra>"),
-        row=2, col=1,
-    )  # fmt: skip
+    # NONE has a correct answer only for a model that has NONE among its classes
+    no_answer = (t["true"] == CLASSES[0]).to_numpy() & (CLASSES[0] not in _classes_of(t))
+    labelled = ~no_answer
+    wrong = (t["true"] != t["pred"]).to_numpy()
+    for name, keep, color in (
+        ("correct", labelled & ~wrong, "#333333"),
+        ("misclassified", labelled & wrong, _WRONG_COLOR),
+        ("NONE volume (no correct answer)", ~labelled, EMOTION_COLORS[CLASSES[0]]),
+    ):
+        if keep.any() or name != "NONE volume (no correct answer)":
+            fig.add_trace(
+                go.Scattergl(x=t["movie_time"][keep], y=conf[keep], mode="markers", name=name,
+                             legendgroup="confidence", legendgrouptitle_text="p(predicted)",
+                             marker={"size": 4, "color": color},
+                             hovertemplate=f"{name}<br>p(predicted) %{{y:.2f}}<br>%{{x:.0f}} s"
+                                           "<extra></extra>"),
+                row=2, col=1,
+            )  # fmt: skip
     if "scene" in t:
         xs, ys = _scene_lines(t["movie_time"], t["scene"])
         fig.add_trace(
@@ -112,7 +152,29 @@ def timeline(table: pd.DataFrame, *, title: str) -> go.Figure:
         fig.update_layout(yaxis3={"overlaying": "y", "range": [0, 1], "visible": False})
     fig.update_yaxes(title_text="probability of<br>predicted class", range=[0, 1], row=2, col=1)
     fig.update_xaxes(title_text="movie time (s)", row=2, col=1)
+    if x_range is not None:
+        pad = max(1.0, 0.01 * (hi - lo))
+        fig.update_xaxes(range=[lo - pad, hi + pad])
     return _layout(fig, title, 420)
+
+
+def _classes_of(t: pd.DataFrame) -> list[str]:
+    """The classes a prediction table's model knows (its ``prob_<CLASS>`` columns)."""
+    return [str(c)[5:] for c in t.columns if str(c).startswith("prob_")]
+
+
+def none_predictions_figure(counts: pd.Series, *, title: str) -> go.Figure:
+    """Bars: how many NONE volumes (no emotion labelled) the model called each class."""
+    fig = go.Figure(
+        go.Bar(
+            x=list(counts.index), y=counts.to_numpy(),
+            marker_color=[EMOTION_COLORS.get(str(c), "#999999") for c in counts.index],
+            hovertemplate="%{x}: %{y} NONE volumes<extra></extra>",
+        )
+    )  # fmt: skip
+    fig.update_xaxes(title_text="the model's answer")
+    fig.update_yaxes(title_text="NONE volumes")
+    return _layout(fig, title, 300)
 
 
 def _diverging_at(middle: float) -> list[list[float | str]]:

@@ -36,9 +36,14 @@ __all__ = [
     "load_engine",
     "subject_predictions",
     "stored_predictions_path",
+    "VOLUME_SETS",
 ]
 
 Progress = Callable[[float, str], None]
+
+#: Which volumes :func:`subject_predictions` runs a model on: ``"labelled"`` (the volumes of the
+#: model's classes, as in training) or ``"all"`` (every volume of the person, NONE included).
+VOLUME_SETS: tuple[str, ...] = ("labelled", "all")
 
 
 def list_models(registry: Registry, run_id: str) -> list[str]:
@@ -78,8 +83,21 @@ def model_path(registry: Registry, run_id: str, model: str) -> Path:
     return path
 
 
-def stored_predictions_path(registry: Registry, run_id: str, model: str, subject: str) -> Path:
-    """Where the predictions of ``model`` for ``subject`` are kept inside run ``run_id``."""
+def _check_volumes(volumes: object) -> str:
+    if volumes not in VOLUME_SETS:
+        raise ConfigError(
+            f"'volumes' must be one of {', '.join(repr(v) for v in VOLUME_SETS)}; "
+            f"{volumes!r} was provided"
+        )
+    return str(volumes)
+
+
+def stored_predictions_path(
+    registry: Registry, run_id: str, model: str, subject: str, *, volumes: str = "labelled"
+) -> Path:
+    """Where the predictions of ``model`` for ``subject`` are kept inside run ``run_id``:
+    ``sub-XX.tsv`` for the labelled volumes, ``sub-XX.all.tsv`` for every volume."""
+    suffix = "" if _check_volumes(volumes) == "labelled" else f".{volumes}"
     design, name = _check_model(registry, run_id, model)
     folder = registry.run_dir(run_id) / "inference" / design / name
     if not isinstance(subject, str) or not subject.isalnum() or not subject.isascii():
@@ -87,7 +105,7 @@ def stored_predictions_path(registry: Registry, run_id: str, model: str, subject
             f"--subject {subject!r} is not a subject label: it must be letters and digits only, "
             f"as in BIDS (e.g. 01 for sub-01), so that it stays inside {folder}"
         )
-    return folder / f"sub-{subject}.tsv"
+    return folder / f"sub-{subject}{suffix}.tsv"
 
 
 def load_engine(
@@ -118,8 +136,12 @@ def subject_predictions(
     compute: bool = True,
     progress: Progress | None = None,
     engine: tuple[InferenceEngine, dict] | None = None,
+    volumes: str = "labelled",
 ) -> pd.DataFrame | None:
-    """Every labelled volume of ``subject`` predicted by ``model`` of run ``run_id``.
+    """Every labelled volume of ``subject`` predicted by ``model`` of run ``run_id``, or with
+    ``volumes="all"`` every volume, NONE included (its ``true`` is ``"NONE"``: a volume no
+    emotion was labelled in, which has no correct answer; see
+    :func:`emocore.summaries.every_volume_summary`).
 
     The table has the prediction-table columns plus ``seen`` (the model was trained on this
     person) and ``seconds``, ``volumes_per_s`` and ``engine`` (what the fast path did) in
@@ -127,7 +149,7 @@ def subject_predictions(
     pair :func:`load_engine` returns, for callers that keep it between people; without it the
     model is loaded here (``device`` and ``batch_size`` apply only then).
     """
-    path = stored_predictions_path(registry, run_id, model, subject)
+    path = stored_predictions_path(registry, run_id, model, subject, volumes=volumes)
     if path.exists():
         return read_predictions(path)
     if not compute:
@@ -147,7 +169,7 @@ def subject_predictions(
         raise ConfigError(
             f"subject '{subject}' is not in the cache at {cache.path}; it holds {', '.join(cache.subjects)}"
         )
-    meta = select(cache, subjects=[subject], classes=classes)
+    meta = select(cache, subjects=[subject], classes=classes if volumes == "labelled" else CLASSES)
     if progress is not None:
         progress(0.05, f"loading {len(meta)} volumes of sub-{subject}")
     source = VolumeSource(cache, meta, preload=False)  # one pass: stream, do not load twice
@@ -160,7 +182,11 @@ def subject_predictions(
     probs = runner.predict_proba(source, progress=step)
     seconds = time.perf_counter() - t0
     seen = subject in state["extra"].get("trained_on", [])
-    table = prediction_table(meta, probs, classes, seen=np.full(len(meta), seen), model=model)
+    known = meta["label"].isin(classes).to_numpy()
+    index = pd.Index(classes).get_indexer(meta["label"])  # -1 for NONE, when volumes == "all"
+    table = prediction_table(meta.assign(y=np.where(known, index, 0)), probs, classes,
+                             seen=np.full(len(meta), seen), model=model)  # fmt: skip
+    table["true"] = meta["label"].to_numpy()  # NONE stays NONE, not classes[0]
     atomic_write_text(path, table.to_csv(sep="\t", index=False))
     table.attrs.update(
         seconds=seconds,

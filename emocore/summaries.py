@@ -45,6 +45,9 @@ __all__ = [
     "misclassification_summary",
     "misclassified_scenes",
     "family_comparison",
+    "timeline_windows",
+    "WHOLE_MOVIE",
+    "every_volume_summary",
 ]
 
 logger = logging.getLogger(__name__)
@@ -503,3 +506,65 @@ def family_comparison(results: Sequence[dict[str, Any]]) -> list[str]:
             verdict = "the CNN and the linear baseline are level (95 % intervals overlap)"
         out.append(f"{design}: {verdict} ({tag}).")
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Timeline windows and every-volume predictions
+# ---------------------------------------------------------------------------------------------
+
+WHOLE_MOVIE = "whole movie"
+
+
+def timeline_windows(volumes: pd.DataFrame) -> dict[str, tuple[float, float]]:
+    """Movie-time spans (first, last volume's ``movie_time``, seconds) a timeline can zoom to.
+
+    ``volumes`` is a table with ``run`` and ``movie_time`` (the cache's label table, or a
+    prediction table); with a ``scene`` column (1-based, 0 = before the first scene) each scene
+    is a window too. Keys, in order: ``"whole movie"``, ``"run 1"``.., then
+    ``"scene 3: VIETNAM (812-950 s)"``. Empty input gives no windows.
+    """
+    if isinstance(volumes, pd.DataFrame) and volumes.empty:
+        return {}
+    _check_table(volumes, ("run", "movie_time"), "timeline windows")
+    times = volumes["movie_time"].astype(float)
+    out = {WHOLE_MOVIE: (float(times.min()), float(times.max()))}
+    for run, part in volumes.groupby("run", sort=True):
+        t = part["movie_time"].astype(float)
+        out[f"run {int(run)}"] = (float(t.min()), float(t.max()))
+    if "scene" in volumes:
+        has_place = "scene_location" in volumes
+        for scene, part in volumes.groupby("scene", sort=True):
+            if int(scene) <= 0:  # before the first scene of movie_scenes.csv
+                continue
+            t = part["movie_time"].astype(float)
+            place = f": {part['scene_location'].iloc[0]}" if has_place else ""
+            key = f"scene {int(scene)}{place} ({t.min():.0f}-{t.max():.0f} s)"
+            out[key] = (float(t.min()), float(t.max()))
+    return out
+
+
+def every_volume_summary(table: pd.DataFrame, *, classes: Sequence[str]) -> dict[str, Any]:
+    """What a model said about every volume of a person, NONE volumes included.
+
+    A NONE volume (no emotion labelled) has no correct answer, so ``accuracy`` and
+    ``balanced_accuracy`` (chance ``1 / len(classes)``) are computed over the labelled volumes
+    only; ``none_predictions`` counts what the model called the NONE volumes, per class of
+    ``classes`` (a ``pandas.Series``). Keys: ``n_volumes``, ``n_labelled``, ``n_none``,
+    ``accuracy``, ``balanced_accuracy``, ``chance``, ``none_predictions``.
+    """
+    _check_table(table, ("true", "pred"), "every-volume summary")
+    classes = list(classes)
+    none = table["true"].astype(str) == CLASSES[0]
+    labelled = table[~none]
+    return {
+        "n_volumes": len(table),
+        "n_labelled": len(labelled),
+        "n_none": int(none.sum()),
+        "accuracy": metrics.accuracy(labelled["true"], labelled["pred"], classes),
+        "balanced_accuracy": metrics.balanced_accuracy(labelled["true"], labelled["pred"], classes),
+        "chance": metrics.theoretical_chance(classes),
+        "none_predictions": table.loc[none, "pred"]
+        .value_counts()
+        .reindex(classes, fill_value=0)
+        .astype(int),
+    }

@@ -75,23 +75,24 @@ if found is not None:
     with st.expander(f"All {len(mine_tests)} tests of sub-{subject} in {design}, flagged first"):
         st.dataframe(person_table(mine_tests), hide_index=True)
 
-st.plotly_chart(
-    figures.timeline(mine, title=f"sub-{subject}: true vs predicted (held out, {split})")
-)
+windows = ui.movie_windows(s, mine)
+ui.timeline_view(mine, windows, title=f"sub-{subject}: true vs predicted (held out, {split})",
+                 key="subject-timeline")  # fmt: skip
 
 if model:
-    st.subheader(f"Stored model `{model}` on every volume of sub-{subject}")
+    st.subheader(f"Stored model `{model}` on every volume of sub-{subject}, NONE included")
     with ui.guard():
-        stored = subject_predictions(ctx.registry, ctx.run_id, model, None, subject, compute=False)
+        stored = subject_predictions(ctx.registry, ctx.run_id, model, None, subject,
+                                     compute=False, volumes="all")  # fmt: skip
         gpu = gpu_summary()
         if stored is None and st.button(
-            f"Run {model} on sub-{subject} ({'GPU' if gpu['available'] else 'CPU'})"
+            f"Run {model} on every volume of sub-{subject} ({'GPU' if gpu['available'] else 'CPU'})"
         ):
             bar = st.progress(0.0, text="loading the model")
             vc = ui.loaders.cache(s)
             engine = ui.loaders.inference_engine(ctx.registry, ctx.run_id, model, vc.grid_shape)
             stored = subject_predictions(ctx.registry, ctx.run_id, model, vc, subject, engine=engine,
-                                         progress=ui.progress_callback(bar))  # fmt: skip
+                                         progress=ui.progress_callback(bar), volumes="all")  # fmt: skip
             ui.inference_caption(stored)
     if stored is not None:
         seen = bool(stored["seen"].astype(str).eq("True").any())
@@ -100,10 +101,16 @@ if model:
                 "In-sample: the model was trained on these volumes. These numbers overstate how well it decodes new data; use the held-out view above."
             )
         else:
-            st.info(f"Out-of-sample: sub-{subject} was not in this model's training set.")
-        st.plotly_chart(
-            figures.timeline(
-                stored,
-                title=f"sub-{subject}: {model} on all volumes ({'in-sample' if seen else 'new person'})",
+            st.info(
+                f"Out-of-sample: sub-{subject} was not in this model's training set, so its "
+                "labelled volumes here are the same data as the held-out view above; what is "
+                "new is the model's answer on the NONE volumes."
             )
-        )
+        model_classes = [c.removeprefix("prob_") for c in stored.columns if c.startswith("prob_")]
+        with ui.guard():
+            ui.every_volume_block(
+                stored, classes=model_classes, split="in-sample" if seen else "new person"
+            )
+            ui.timeline_view(stored, windows, key="subject-every-volume",
+                             title=f"sub-{subject}: {model} on every volume "
+                                   f"({'in-sample' if seen else 'new person'})")  # fmt: skip

@@ -7,6 +7,7 @@ through the loaders in :mod:`emocore.ui.loaders` and figures from :mod:`emocore.
 from __future__ import annotations
 
 from emocore.ui import loaders
+from emocore.ui.timeline import every_volume_block, movie_windows, timeline_view
 from emocore.ui.widgets import (
     RunContext,
     chance_caption,
@@ -31,11 +32,13 @@ __all__ = [
     "chance_caption",
     "completed_runs",
     "design_picker",
+    "every_volume_block",
     "finding_block",
     "guard",
     "inference_caption",
     "job_monitor",
     "loaders",
+    "movie_windows",
     "page",
     "pct",
     "pick_run",
@@ -44,4 +47,5 @@ __all__ = [
     "research_notice",
     "run_findings",
     "subject_picker",
+    "timeline_view",
 ]
