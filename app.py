@@ -2,7 +2,10 @@
 
 import streamlit as st
 
-st.set_page_config(page_title="emocore", page_icon=":material/neurology:", layout="wide")
+from emocore.ui.brand import favicon, show_logo
+
+st.set_page_config(page_title="emocore", page_icon=favicon(), layout="wide")
+show_logo()
 PAGES = [
     ("overview", "Overview", ":material/home:"),
     ("subject", "Subject", ":material/person:"),

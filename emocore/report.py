@@ -49,6 +49,7 @@ __all__ = [
     "RESEARCH_NOTICE",
     "read_json",
     "read_tsv",
+    "settings_rows",
     "subject_report_html",
     "write_subject_report",
 ]
@@ -101,6 +102,12 @@ body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0
 table{border-collapse:collapse;margin:.5em 0 1em}td,th{border:1px solid #ccc;padding:3px 8px;
 font-size:.9em;text-align:left}th{background:#f3f3f3}.muted{color:#666;font-size:.9em}
 pre{background:#f7f7f7;padding:.6em;overflow:auto;font-size:.8em}
+table.settings th{font-weight:normal;color:#444;white-space:nowrap}
+@page{margin:18mm 15mm}
+@media print{body{max-width:none;margin:0;padding:0;font-size:10.5pt}
+table,figure,.plotly-graph-div,.js-plotly-plot,.notice{break-inside:avoid;page-break-inside:avoid}
+h1,h2,h3{break-after:avoid;page-break-after:avoid}tr{break-inside:avoid}
+details{display:block}details>summary{list-style:none}a{color:inherit;text-decoration:none}}
 """
 
 
@@ -155,6 +162,42 @@ def _cache_info(study: dict[str, Any], cache: VolumeCache | str | Path | None) -
     return info
 
 
+def _setting_value(value: Any) -> str:
+    """One setting as a person reads it: yes/no, lists joined, nothing as 'not set'."""
+    if value is None or value == "" or value == [] or value == {}:
+        return "not set"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_setting_value(v) for v in value)
+    return str(value)
+
+
+def settings_rows(settings: Any, prefix: str = "") -> list[tuple[str, str]]:
+    """A recorded config (nested dicts) as ``(name, value)`` rows, nested names joined by ' · '.
+
+    The report shows these instead of raw JSON: one row per setting, readable on paper.
+    """
+    if not isinstance(settings, dict):
+        return [(prefix or "value", _setting_value(settings))]
+    rows: list[tuple[str, str]] = []
+    for key, value in settings.items():
+        name = f"{prefix} · {key}" if prefix else str(key)
+        if isinstance(value, dict) and value:
+            rows.extend(settings_rows(value, name))
+        else:
+            rows.append((name.replace("_", " "), _setting_value(value)))
+    return rows
+
+
+def _settings_table(settings: Any) -> str:
+    rows = settings_rows(settings)
+    if not rows:
+        return "<p class='muted'>not recorded</p>"
+    body = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows)
+    return f"<table class='settings'>{body}</table>"
+
+
 def _provenance(record: Any, study: dict[str, Any], info: dict[str, Any]) -> str:
     rows = [
         ("emocore version (run)", study.get("emocore_version")),
@@ -162,18 +205,19 @@ def _provenance(record: Any, study: dict[str, Any], info: dict[str, Any]) -> str
         ("run id", study.get("run_id", record.id)),
         ("run created", record.created_at),
         ("cache key (data version)", info.get("key")),
-        ("data source", json.dumps(info.get("source", "not recorded"), default=str)),
-        ("label options", json.dumps(info.get("options", {}), default=str)),
         ("subjects in the study", ", ".join(f"sub-{s}" for s in study.get("subjects", []))),
     ]
     body = "".join(
-        f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows
+        f"<tr><th>{html.escape(k)}</th><td>{html.escape(_setting_value(v))}</td></tr>"
+        for k, v in rows
     )
     warn = f"<p class='notice'>{html.escape(info['warning'])}</p>" if "warning" in info else ""
-    config = html.escape(json.dumps(study.get("config", {}), indent=1))
     return (
         f"<h2>Model and data</h2><table>{body}</table>{warn}"
-        f"<details><summary>Configuration</summary><pre>{config}</pre></details>"
+        f"<h3>Data source</h3>{_settings_table(info.get('source', {}))}"
+        f"<h3>Label settings</h3>{_settings_table(info.get('options', {}))}"
+        f"<details open><summary>Model and training settings</summary>"
+        f"{_settings_table(study.get('config', {}))}</details>"
     )
 
 

@@ -13,31 +13,48 @@ from emocore.findings import TEST_CAPTION, flagged_table, run_summary
 from emocore.summaries import family_comparison
 
 s = ui.page("emocore — Overview", prominent_notice=True)
-source = "Demo cohort (synthetic, ds000113 layout)" if s.is_demo else "Real data"
+if not s.has_cache:
+    fresh = not s.home.is_dir() or not any(s.home.iterdir())
+    if fresh:
+        said = (
+            "**There is no data to show yet.** Press **Build the demo** below to make a practice "
+            "data set and model (a few minutes), or, to see your own study, ask whoever prepared "
+            "its data for the folder and enter it as `home` in `emocore.toml`, then reload this "
+            "page."
+        )
+    elif s.is_demo:
+        said = (
+            f"**The demo's prepared data is missing** (no `manifest.json` in `{s.cache}`): press "
+            "**Build the demo** below to make it again."
+        )
+    else:
+        said = (
+            f"**The data folder `{s.home}` holds files but no data prepared for emocore** (no "
+            f"`manifest.json` in `{s.cache}`): ask whoever prepared your study's data for its "
+            "folder and enter it as `home` in `emocore.toml`, then reload this page."
+        )
+    st.info(said, icon="ℹ️")
+    empty = fresh or s.is_demo
+    with st.expander("What is missing (for whoever sets emocore up)"):
+        st.markdown("\n".join(f"- {problem}" for problem in s.check()))
+    if empty and st.button("Build the demo cohort, cache and model", type="primary"):
+        from emocore import jobs
+        from emocore.demo import build_demo, demo_study_config
+
+        bar = st.progress(0.0, text="starting")
+        with ui.guard():
+            paths = build_demo(s.home, train=False, progress=ui.progress_callback(bar))
+            run_id = jobs.start_job(
+                paths["registry"], paths["cache"], demo_study_config(), kind="study"
+            )
+            st.session_state["demo_job"] = run_id
+        st.rerun()
+    st.stop()
+
+source = "Demo cohort (synthetic, ds000113 layout)" if s.is_demo else "Your study's data"
 st.markdown(
     f"**Data source:** {source} — home `{s.home}`, cache `{s.cache}`, registry `{s.registry}`"
 )
-
-if not s.has_cache:
-    for problem in s.check():
-        st.info(problem)
-    if s.is_demo or not s.home.exists() or not any(s.home.iterdir()):
-        st.markdown(
-            "Nothing is built yet. One click builds the demo: a synthetic cohort, its cache and a demo model (minutes on 2 CPU cores)."
-        )
-        if st.button("Build the demo cohort, cache and model", type="primary"):
-            from emocore import jobs
-            from emocore.demo import build_demo, demo_study_config
-
-            bar = st.progress(0.0, text="starting")
-            with ui.guard():
-                paths = build_demo(s.home, train=False, progress=ui.progress_callback(bar))
-                run_id = jobs.start_job(
-                    paths["registry"], paths["cache"], demo_study_config(), kind="study"
-                )
-                st.session_state["demo_job"] = run_id
-            st.rerun()
-    st.stop()
 
 with ui.guard():
     cache = ui.loaders.cache(s)

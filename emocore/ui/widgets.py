@@ -24,9 +24,9 @@ from emocore.findings import (
     stability_sentence,
 )
 from emocore.registry import Registry, most_complete_first, run_label
-from emocore.report import RESEARCH_NOTICE
 from emocore.settings import Settings
 from emocore.ui import loaders
+from emocore.ui.brand import notice_text
 
 __all__ = [
     "inference_caption",
@@ -66,10 +66,12 @@ def pct(x: Any) -> str:
 
 
 def research_notice(*, prominent: bool = False) -> None:
+    """The research-use notice of assets/NOTICE.md: in full on the Overview, in the sidebar's
+    footer on every page."""
+    text = notice_text()
     if prominent:
-        st.warning(RESEARCH_NOTICE, icon="⚠️")
-    else:
-        st.sidebar.caption(f"⚠️ {RESEARCH_NOTICE}")
+        st.warning(text, icon="⚠️")
+    st.sidebar.caption(f"⚠️ {text}")
 
 
 @contextmanager

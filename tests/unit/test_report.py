@@ -184,3 +184,23 @@ def test_report_of_a_run_before_the_findings_says_so(bundle) -> None:
     registry, run_id = bundle
     section = _findings_section(subject_report_html(registry, run_id, "02"))
     assert "predates single-case findings" in section and "emocore study" in section
+
+
+def test_report_provenance_is_a_table_of_settings_not_json(bundle) -> None:
+    registry, run_id = bundle
+    html = subject_report_html(registry, run_id, "02")
+    start = html.index("<h2>Model and data</h2>")
+    provenance = html[start : html.index("<h2>", start + 1)]
+    assert "{" not in provenance and "&quot;" not in provenance, "raw JSON in the provenance"
+    for row in ("<th>lag s</th><td>4.0</td>", "<th>recipe</th><td>poster</td>",
+                "<th>designs</th><td>single-subject, loso</td>", "<th>train · epochs</th><td>2</td>"):  # fmt: skip
+        assert row in provenance, row
+    assert "@media print" in html and "break-inside:avoid" in html
+
+
+def test_settings_rows_reads_like_a_form() -> None:
+    from emocore.report import settings_rows
+
+    rows = settings_rows({"class_weights": True, "seed": None, "model": {"depth": 3}, "runs": []})
+    assert rows == [("class weights", "yes"), ("seed", "not set"), ("model · depth", "3"),
+                    ("runs", "not set")]  # fmt: skip
