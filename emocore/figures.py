@@ -240,9 +240,16 @@ def _curve_groups(curves: pd.DataFrame) -> pd.DataFrame:
 
 
 def training_curves(
-    curves: pd.DataFrame, *, metric: str = "acc", chance: float | None = None
+    curves: pd.DataFrame,
+    *,
+    metric: str = "acc",
+    chance: float | None = None,
+    chance_label: str = "chance",
 ) -> go.Figure:
-    """Per design: mean ± SD over models and folds of train and held-out ``acc`` or ``loss``."""
+    """Per design: mean ± SD over models and folds of train and held-out ``acc`` or ``loss``.
+
+    ``acc`` is plain (unbalanced) accuracy, so its ``chance`` is the share of the most frequent
+    emotion among the held-out volumes, not 1/K: say which in ``chance_label``."""
     fig = go.Figure()
     data = _curve_groups(curves) if len(curves) else curves.assign(design=[], model=[], part=[])
     palette = {"single-subject": "#0072B2", "cross-subject": "#D55E00", "loso": "#009E73"}
@@ -260,7 +267,12 @@ def training_curves(
             fig.add_trace(go.Scatter(x=stats["epoch"], y=stats["mean"], name=name, legendgroup=name,
                                      line={"color": colour, "dash": dash}, mode="lines+markers"))  # fmt: skip
     if chance is not None and metric == "acc":
-        fig.add_hline(y=chance, line_dash="dash", line_color="#999999", annotation_text="chance")
+        fig.add_hline(
+            y=chance,
+            line_dash="dash",
+            line_color="#999999",
+            annotation_text=f"{chance_label} {_pct(chance)}",
+        )
     fig.update_xaxes(title_text="epoch")
     fig.update_yaxes(title_text="accuracy" if metric == "acc" else "loss")
     return _layout(

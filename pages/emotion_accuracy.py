@@ -91,7 +91,15 @@ metric = st.radio(
     horizontal=True,
     format_func=lambda m: "accuracy" if m == "acc" else "loss",
 )
-st.plotly_chart(figures.training_curves(curves, metric=metric, chance=ctx.chance_k))
+majority = max(metrics[d]["cnn"]["summary"]["chance"]["accuracy_majority"] for d in ctx.designs)
+st.plotly_chart(
+    figures.training_curves(
+        curves,
+        metric=metric,
+        chance=majority,
+        chance_label="chance: always the most frequent emotion",
+    )
+)
 st.caption(
     "Single-subject: mean ± SD over people and folds; cross-subject: over folds. Dotted = training volumes, solid = held-out volumes (per-fold, unbalanced accuracy)."
 )
