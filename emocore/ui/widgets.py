@@ -66,12 +66,13 @@ def pct(x: Any) -> str:
 
 
 def research_notice(*, prominent: bool = False) -> None:
-    """The research-use notice of assets/NOTICE.md: in full on the Overview, in the sidebar's
-    footer on every page."""
+    """The research-use notice of assets/NOTICE.md: in full on the Overview; its first line in
+    the sidebar on every page (the whole text there pushed the run and subject pickers out of
+    sight and their menus failed to open in a browser test)."""
     text = notice_text()
     if prominent:
         st.warning(text, icon="⚠️")
-    st.sidebar.caption(f"⚠️ {text}")
+    st.sidebar.caption(f"⚠️ {text.split(chr(10) + chr(10))[0]}")
 
 
 @contextmanager
