@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from emocore.data.cache import open_cache
 from emocore.errors import ConfigError, EmocoreError
 from emocore.registry import Registry, RunRecord, _host, _pid_alive
+from emocore.summaries import percent as _pct
 
 if TYPE_CHECKING:
     from emocore.experiment import StudyConfig
@@ -432,14 +433,6 @@ def job_status(record: RunRecord, *, now: datetime | None = None) -> str:
     else:
         state = record.status
     return f"{head}: {state}" + (f" — {record.message}" if record.message else "")
-
-
-def _pct(x: Any) -> str:
-    try:
-        value = float(x)
-    except (TypeError, ValueError):
-        return "n/a"
-    return "n/a" if value != value else f"{100 * value:.1f} %"
 
 
 def headline_sentences(results: Sequence[Mapping[str, Any]], *, model: str = "cnn") -> list[str]:

@@ -44,6 +44,7 @@ from emocore.summaries import (
     misclassified_scenes,
     per_subject_metrics,
 )
+from emocore.summaries import percent as _pct
 
 __all__ = [
     "RESEARCH_NOTICE",
@@ -109,14 +110,6 @@ table,figure,.plotly-graph-div,.js-plotly-plot,.notice{break-inside:avoid;page-b
 h1,h2,h3{break-after:avoid;page-break-after:avoid}tr{break-inside:avoid}
 details{display:block}details>summary{list-style:none}a{color:inherit;text-decoration:none}}
 """
-
-
-def _pct(x: Any) -> str:
-    try:
-        value = float(x)
-    except (TypeError, ValueError):
-        return "n/a"
-    return "n/a" if value != value else f"{100 * value:.1f} %"
 
 
 def _p_is(p: Any) -> str:

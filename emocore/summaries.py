@@ -36,6 +36,7 @@ from emocore.constants import CLASSES
 from emocore.errors import ConfigError
 
 __all__ = [
+    "percent",
     "PERMUTATION_SCHEME",
     "BOOTSTRAP_BLOCK",
     "SUMMARY_KEYS",
@@ -568,3 +569,12 @@ def every_volume_summary(table: pd.DataFrame, *, classes: Sequence[str]) -> dict
         .reindex(classes, fill_value=0)
         .astype(int),
     }
+
+
+def percent(x: Any) -> str:
+    """A fraction as '64.0 %'; 'n/a' for None, NaN or anything that is not a number."""
+    try:
+        value = float(x)
+    except (TypeError, ValueError):
+        return "n/a"
+    return "n/a" if value != value else f"{100 * value:.1f} %"

@@ -25,6 +25,7 @@ from emocore.findings import (
 )
 from emocore.registry import Registry, most_complete_first, run_label
 from emocore.settings import Settings
+from emocore.summaries import percent
 from emocore.ui import loaders
 from emocore.ui.brand import notice_text
 
@@ -57,12 +58,7 @@ _RUN_PAGES_KEY = "emocore_run_pages"  # paths of the pages that showed a run (pi
 OVERVIEW = "pages/overview.py"
 
 
-def pct(x: Any) -> str:
-    try:
-        value = float(x)
-    except (TypeError, ValueError):
-        return "n/a"
-    return "n/a" if value != value else f"{100 * value:.1f} %"
+pct = percent  # the one percent format of pages, report and job messages
 
 
 def research_notice(*, prominent: bool = False) -> None:
