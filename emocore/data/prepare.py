@@ -777,7 +777,9 @@ def _prepare(
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     try:
-        manifest["subjects"], blank = _write_subjects(work, dataset, shape, affine, opts, progress)
+        manifest["subjects"], blank = _write_subjects(
+            work, dataset, shape, affine, opts, progress, sources
+        )
         manifest["warnings"] = _merge_warnings(manifest["warnings"], blank)
         labels.to_csv(work / "labels.tsv", sep="\t", index=False)
         manifest["prepare_seconds"] = round(time.perf_counter() - t0, 2)
@@ -922,7 +924,7 @@ def _add_subjects(
             tmp = cache / f"sub-{subj.subject}.npy.partial-{os.getpid()}"
             staged.append(tmp)
             info, mask, messages = _write_subject(
-                tmp, subj, dataset.root, shape, affine, opts, tick
+                tmp, subj, dataset.root, shape, affine, opts, tick, sources[subj.subject]
             )
             blank += messages
             with open(tmp, "rb") as fh:
@@ -993,9 +995,11 @@ def _write_subject(
     affine,
     opts: PrepareOptions,
     tick: Callable[[str], None],
+    fingerprints: Sequence[str],
 ) -> tuple[dict[str, Any], np.ndarray, list[str]]:
     """Stream one person's runs into the .npy file ``path``; return their manifest entry, their
-    brain mask and a warning per blank run."""
+    brain mask and a warning per blank run. ``fingerprints`` are their runs' source fingerprints,
+    computed once by :func:`prepare`."""
     vol_bytes = int(np.prod(shape)) * 2
     n_total = sum(r.n_volumes for r in subj.runs)
     same_grid = subj.shape == tuple(shape) and np.allclose(subj.affine, affine, atol=1e-3)
@@ -1060,7 +1064,7 @@ def _write_subject(
                     "start": start,
                     "n_volumes": run.n_volumes,
                     "source": str(run.path.relative_to(root)),
-                    "fingerprint": _fingerprint(run.path),
+                    "fingerprint": fingerprints[len(runs_info)],
                     "tr": run.tr,
                     "cleaning": design.record(),
                     **({"blank": empty} if empty else {}),
@@ -1123,7 +1127,13 @@ def _size(n_bytes: float) -> str:
 
 
 def _write_subjects(
-    work: Path, dataset: Dataset, shape, affine, opts: PrepareOptions, progress: Progress | None
+    work: Path,
+    dataset: Dataset,
+    shape,
+    affine,
+    opts: PrepareOptions,
+    progress: Progress | None,
+    sources: dict[str, list[str]],
 ) -> tuple[dict[str, Any], list[str]]:
     total_runs = sum(len(s.runs) for s in dataset.subjects)
     done = 0
@@ -1139,7 +1149,14 @@ def _write_subjects(
     blank: list[str] = []
     for subj in dataset.subjects:
         info, mask, messages = _write_subject(
-            work / f"sub-{subj.subject}.npy", subj, dataset.root, shape, affine, opts, tick
+            work / f"sub-{subj.subject}.npy",
+            subj,
+            dataset.root,
+            shape,
+            affine,
+            opts,
+            tick,
+            sources[subj.subject],
         )
         cohort_mask &= mask
         subjects[subj.subject] = info
