@@ -52,15 +52,25 @@ CHECKPOINT_FORMAT = 1
 
 #: progress(fraction done 0..1, message)
 Progress = Callable[[float, str], None]
-#: on_epoch({"epoch", "train_loss", "train_acc", "val_loss", "val_acc", "seconds"})
+#: on_epoch({"epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_balanced_acc",
+#: "seconds"}); the val_* values are None without a validation source
+EPOCH_SELECTIONS = ("fixed", "inner")
 EpochHook = Callable[[dict[str, Any]], None]
 
 
 @dataclass(frozen=True, kw_only=True)
 class TrainConfig:
-    """How one model is trained; saved with every checkpoint and run."""
+    """How one model is trained; saved with every checkpoint and run.
+
+    ``epoch_selection`` says how many epochs a fold trains: ``"fixed"`` trains exactly ``epochs``
+    (the poster's setting); ``"inner"`` treats ``epochs`` as a maximum and lets the caller choose
+    the count per outer fold by early stopping on an inner fold of that fold's training data
+    (:func:`emocore.tuning.choose_epochs`). :func:`train_model` itself always trains ``epochs``.
+    Configs saved before the option existed load as ``"fixed"``.
+    """
 
     epochs: int = 50
+    epoch_selection: str = "fixed"
     lr: float = 1e-3
     batch_size: int = 32
     class_weights: bool = False
@@ -84,6 +94,11 @@ class TrainConfig:
             (0 <= self.dropout < 1, f"dropout must be in [0, 1); {self.dropout} was given"),
             (len(self.widths) == 3, f"widths must have 3 entries; {self.widths} was given"),
             (self.prefetch >= 0, f"prefetch must be >= 0; {self.prefetch} was given"),
+            (
+                self.epoch_selection in EPOCH_SELECTIONS,
+                f"'epoch_selection' must be one of {set(EPOCH_SELECTIONS)}; "
+                f"'{self.epoch_selection}' was provided",
+            ),
         ]
         for ok, msg in checks:
             if not ok:
@@ -148,12 +163,20 @@ def _run_epoch(
     loss_fn,
     optimizer=None,
     generator=None,
-) -> tuple[float, float]:
-    """One pass over ``source``: ``module`` is switched to train/eval mode, ``forward`` is called."""
+    *,
+    n_classes: int,
+) -> tuple[float, float, float]:
+    """One pass over ``source``: ``module`` is switched to train/eval mode, ``forward`` is called.
+
+    Returns (mean loss, accuracy, balanced accuracy). Per-class hit and volume counts are summed
+    on the device with ``scatter_add_`` (no per-sample Python work, no host sync per batch).
+    """
     train = optimizer is not None
     module.train(train)
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.long)
+    # misses of each true class in slots 0..K-1, hits in K..2K-1
+    per_class = torch.zeros(2 * n_classes, device=device, dtype=torch.long)
     amp = cfg.amp and device.type == "cuda"
     with torch.set_grad_enabled(train):
         shard = _distributed() if train else (0, 1)
@@ -176,13 +199,26 @@ def _run_epoch(
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
+            hit = logits.argmax(1) == y
             loss_sum += loss.detach() * len(y)
-            correct += (logits.argmax(1) == y).sum()
+            correct += hit.sum()
+            per_class.scatter_add_(0, y + n_classes * hit.long(), torch.ones_like(y))
     if train and _distributed()[1] > 1:  # every rank saw its shard of each batch: add them up
         torch.distributed.all_reduce(loss_sum)
         torch.distributed.all_reduce(correct)
+        torch.distributed.all_reduce(per_class)
     n = max(len(source), 1)
-    return float(loss_sum) / n, float(correct) / n
+    return float(loss_sum) / n, float(correct) / n, _balanced(per_class)
+
+
+def _balanced(per_class: torch.Tensor) -> float:
+    """Mean recall over the classes present, from (2K,) counts of misses then hits (0 if none)."""
+    misses, hits = per_class.double().view(2, -1)
+    totals = misses + hits
+    present = totals > 0
+    if not bool(present.any()):
+        return 0.0
+    return float((hits[present] / totals[present]).mean())
 
 
 def _is_compile_failure(exc: BaseException) -> bool:
@@ -316,8 +352,16 @@ def _train(
         te = time.perf_counter()
         oom = False
         try:
-            train_loss, train_acc = _run_epoch(
-                net, forward, train, config, device, loss_fn, optimizer, generator
+            train_loss, train_acc, _ = _run_epoch(
+                net,
+                forward,
+                train,
+                config,
+                device,
+                loss_fn,
+                optimizer,
+                generator,
+                n_classes=n_classes,
             )
         except torch.cuda.OutOfMemoryError:
             oom = True
@@ -331,10 +375,11 @@ def _train(
             "train_acc": train_acc,
             "val_loss": None,
             "val_acc": None,
+            "val_balanced_acc": None,
         }
         if val is not None and len(val):
-            record["val_loss"], record["val_acc"] = _run_epoch(
-                model, model, val, config, device, loss_fn
+            record["val_loss"], record["val_acc"], record["val_balanced_acc"] = _run_epoch(
+                model, model, val, config, device, loss_fn, n_classes=n_classes
             )
         record["seconds"] = round(time.perf_counter() - te, 3)
         history.append(record)

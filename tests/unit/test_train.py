@@ -3,6 +3,7 @@ from __future__ import annotations
 import errno
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -141,3 +142,61 @@ def test_config_errors_name_the_option():
         TrainConfig(epochs=0)
     with pytest.raises(ConfigError, match="lr must be in"):
         TrainConfig(lr=3.0)
+    with pytest.raises(ConfigError, match="'epoch_selection' must be one of .*'best' was provided"):
+        TrainConfig(epoch_selection="best")
+
+
+def test_epoch_selection_round_trips_and_old_configs_load_as_fixed():
+    inner = TrainConfig(epochs=30, epoch_selection="inner")
+    assert TrainConfig.from_dict(inner.to_dict()) == inner
+    old = TrainConfig().to_dict()
+    del old["epoch_selection"]  # a config saved before the option existed
+    loaded = TrainConfig.from_dict(old)
+    assert loaded.epoch_selection == "fixed" and loaded == TrainConfig()
+
+
+class _Oracle(torch.nn.Module):
+    """Predicts the class written in each volume's first voxel (a known prediction per volume)."""
+
+    def __init__(self, n_classes: int) -> None:
+        super().__init__()
+        self.n_classes = n_classes
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pred = x.flatten(1)[:, 0].round().long()
+        return torch.nn.functional.one_hot(pred, self.n_classes).float()
+
+
+def test_val_balanced_acc_matches_sklearn_on_a_known_case():
+    from sklearn.metrics import balanced_accuracy_score
+
+    from emocore.train import _run_epoch
+    from tests.conftest import ArrayCache
+
+    # imbalanced truth, class 3 only ever predicted (never true), 11 volumes over 3 batches
+    y = np.array([0, 0, 0, 0, 0, 0, 1, 1, 2, 2, 2])
+    pred = np.array([0, 0, 0, 1, 3, 0, 1, 0, 2, 3, 3])
+    x = np.zeros((len(y), 3, 4, 5), np.float16)
+    x[:, 0, 0, 0] = pred
+    meta = pd.DataFrame({"subject": "01", "row": np.arange(len(y)), "y": y})
+    source = VolumeSource(ArrayCache({"01": x}), meta)
+    model = _Oracle(4)
+    cfg = TrainConfig(batch_size=4, device="cpu", widths=(4, 8, 8), hidden=16)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    _, acc, balanced = _run_epoch(
+        model, model, source, cfg, torch.device("cpu"), loss_fn, n_classes=4
+    )
+    assert acc == pytest.approx((y == pred).mean())
+    with pytest.warns(UserWarning, match="y_pred contains classes not in y_true"):
+        want = balanced_accuracy_score(y, pred)
+    assert balanced == pytest.approx(want)  # (5/6 + 1/2 + 1/3) / 3, not the plain 7/11
+    assert balanced != pytest.approx(acc)
+
+
+def test_epoch_records_carry_val_balanced_acc():
+    train, test = _sources(1.0)
+    res = train_model(train, test, CFG, n_classes=3)
+    for record in res.history:
+        assert 0.0 <= record["val_balanced_acc"] <= 1.0 and record["val_acc"] is not None
+    alone = train_model(train, None, CFG, n_classes=3)
+    assert alone.history[0]["val_balanced_acc"] is None
