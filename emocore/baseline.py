@@ -76,7 +76,15 @@ def _check_C(C: float | str) -> None:
 
 
 def _tuned(
-    X: np.ndarray, y: np.ndarray, rows: pd.DataFrame, *, group: str, grid, n_inner: int, seed: int
+    X: np.ndarray,
+    y: np.ndarray,
+    rows: pd.DataFrame,
+    *,
+    group: str,
+    grid: Sequence[float],
+    n_inner: int,
+    seed: int,
+    n_jobs: int | None = None,
 ):
     """A grid search over C on inner folds of (X, y), refitted on all of it with the best C.
 
@@ -92,6 +100,7 @@ def _tuned(
         scoring="balanced_accuracy",
         cv=inner_cv(folds),
         refit=True,
+        n_jobs=n_jobs,
     )
     with warnings.catch_warnings():
         # an inner test fold may lack a class some model predicts; sklearn warns, the score stands
@@ -122,6 +131,7 @@ def fit_linear(
     C: float | str = "auto",
     C_grid: Sequence[float] = C_GRID,
     inner_n_folds: int = INNER_FOLDS,
+    n_jobs: int | None = None,
 ) -> LinearResult:
     """Held-out predictions of an L2 logistic regression for ``design`` (same folds as the CNN).
 
@@ -129,6 +139,10 @@ def fit_linear(
     that fold's training rows (grouped by run, person or at random, like the outer split; the
     outer test rows are never seen), by mean inner balanced accuracy; the pipeline (scaler and
     classifier) is then refitted on all the outer training rows. A number fits that C everywhere.
+    ``n_jobs`` runs the inner fits in parallel (scikit-learn's convention; None is one process).
+
+    Cost: tuning fits ``len(C_grid) * inner_n_folds + 1`` models per outer fold instead of one,
+    and lbfgs needs more iterations at large C.
     """
     _check_C(C)
     tune = C == "auto"
@@ -157,6 +171,7 @@ def fit_linear(
                     grid=C_grid,
                     n_inner=inner_n_folds,
                     seed=seed,
+                    n_jobs=n_jobs,
                 )
                 scores.setdefault(name, {})[fold.name] = fold_scores
                 used_inner.setdefault(name, {})[fold.name] = inner_names
