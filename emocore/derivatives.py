@@ -30,6 +30,7 @@ __all__ = [
     "DESCRIPTION_FILE",
     "bids_label",
     "file_uri",
+    "linear_pattern_relpath",
     "saliency_filename",
     "saliency_map_path",
     "saliency_relpath",
@@ -126,6 +127,20 @@ def saliency_relpath(subject: str | None, emotion: str) -> str:
     """
     name = saliency_filename(subject, emotion)
     return name if subject is None else f"sub-{subject}/{name}"
+
+
+def linear_pattern_relpath(subject: str | None, emotion: str) -> str:
+    """Path of the linear decoder's activation pattern for ``emotion``, next to the saliency maps.
+
+    The same entities and folders as :func:`saliency_relpath`, suffix ``linearpattern``:
+    ``linear_pattern_relpath("03", "LOVE") == "sub-03/sub-03_desc-love_linearpattern.nii.gz"``;
+    with ``subject=None``, ``desc-love_linearpattern.nii.gz`` at the folder's root.
+    """
+    desc = bids_label("emotion", emotion).lower()
+    if subject is None:
+        return f"desc-{desc}_linearpattern.nii.gz"
+    label = bids_label("subject", subject)
+    return f"sub-{label}/sub-{label}_desc-{desc}_linearpattern.nii.gz"
 
 
 def saliency_map_path(

@@ -1,0 +1,202 @@
+"""Activation patterns of the linear decoder: a reference information map for the CNN's saliency.
+
+The weights of a linear decoder are *not* a map of where the information is: a voxel that only
+carries noise shared with informative voxels gets a large weight (it is used to cancel that
+noise, a "suppressor"), and an informative voxel can get a small one. Haufe et al. (2014, "On
+the interpretation of weight vectors of linear models in multivariate neuroimaging",
+NeuroImage 87:96-110, eq. 6) turn a backward model's weights ``W`` (voxels x components) into
+the forward model's *activation patterns*
+
+    A = Cov(X) W Cov(s)^-1,   with s = X W the decoder's latent scores,
+
+which show how each latent score is expressed in the voxels; a suppressor voxel gets ~0.
+
+* :func:`haufe_patterns` computes ``A`` from data and weights, never forming the voxel x voxel
+  covariance (``Cov(X) W = X_c^T (X_c W) / (n - 1)``, with ``X_c`` the centred data).
+* :func:`linear_patterns` fits the linear baseline's logistic regression (the preprocessing of
+  :mod:`emocore.baseline`: masked voxels, ``StandardScaler``, L2 ``LogisticRegression``) on rows
+  of a cache and returns one pattern volume per emotion.
+* :func:`save_linear_patterns` writes them as BIDS-derivative NIfTI files with JSON sidecars.
+* :func:`spatial_correlation` compares two maps (Pearson within the mask), e.g. a pattern with
+  a CNN saliency map or with a planted truth.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from emocore.data.cache import VolumeCache
+from emocore.errors import ConfigError
+
+__all__ = [
+    "haufe_patterns",
+    "linear_patterns",
+    "save_linear_patterns",
+    "spatial_correlation",
+]
+
+
+def haufe_patterns(X: np.ndarray, W: np.ndarray) -> np.ndarray:
+    """Activation patterns ``A`` (p, k) of the linear decoder ``W`` (p, k) on the data ``X`` (n, p).
+
+    ``A = Cov(X) W Cov(s)^-1`` (Haufe et al. 2014, eq. 6) with ``s = X W``; ``Cov(X) W`` is
+    computed as ``X_c^T (X_c W) / (n - 1)``, which costs O(n p k) memory-light operations instead
+    of the p x p covariance. ``Cov(s)`` is inverted with a pseudo-inverse
+    (``scipy.linalg.pinvh``) that drops directions with eigenvalues below ``1e-6`` times the
+    largest, so linearly dependent scores (for instance a multinomial decoder's, whose L2-penalised
+    class weights sum to zero) do not blow up through rounding error. A 1-D ``W`` (one
+    component) gives a 1-D ``A``, ``Cov(X) w / Var(s)``. Scaling ``W`` by ``c`` scales ``A``
+    by ``1/c``: a pattern is the data change per unit of score.
+    """
+    from scipy.linalg import pinvh
+
+    X = np.asarray(X, dtype=np.float64)
+    W = np.asarray(W, dtype=np.float64)
+    one = W.ndim == 1
+    W2 = W[:, None] if one else W
+    if X.ndim != 2 or W2.ndim != 2 or X.shape[1] != W2.shape[0]:
+        raise ConfigError(
+            f"X must be (volumes, voxels) and W (voxels, components) with the same voxels; got "
+            f"X {X.shape} and W {W.shape}"
+        )
+    n = X.shape[0]
+    if n < 2:
+        raise ConfigError(f"patterns need at least 2 volumes to estimate covariances; got {n}")
+    Xc = X - X.mean(axis=0)
+    scores = Xc @ W2  # (n, k)
+    cov_x_w = Xc.T @ scores / (n - 1)  # (p, k) = Cov(X) W
+    cov_s = np.atleast_2d(np.cov(scores, rowvar=False))  # (k, k)
+    A = cov_x_w @ pinvh(cov_s, rtol=1e-6)
+    return A[:, 0] if one else A
+
+
+def _masked_voxels(cache: VolumeCache, rows: pd.DataFrame) -> np.ndarray:
+    """The rows' volumes as (n, voxels in the mask), as the linear baseline reads them."""
+    from emocore.baseline import _masked  # the baseline's own reader: identical preprocessing
+
+    return _masked(cache, rows)
+
+
+def linear_patterns(
+    cache: VolumeCache,
+    rows: pd.DataFrame,
+    classes: Sequence[str],
+    *,
+    C: float = 0.01,
+) -> dict[str, np.ndarray]:
+    """Haufe activation pattern of each emotion's linear-decoder score, as full-grid volumes.
+
+    Fits the linear baseline's model on ``rows`` (needs ``subject``, ``row`` and ``y``, the
+    class index into ``classes``, as :func:`emocore.data.dataset.select` gives): the voxels in
+    the cache's mask, standardised per voxel (``StandardScaler``), then an L2
+    ``LogisticRegression(C=C)``. The patterns are those of the standardised voxels (the data
+    the weights act on). Each emotion's score ``s_k = X w_k`` is treated as a decoder of its
+    own: its pattern is ``Cov(X) w_k / Var(s_k)``, the voxels' change per unit of that score
+    (the multinomial scores sum to zero, so the joint ``Cov(s)`` of eq. 6 is singular and
+    partialling the other scores out is not defined). An emotion's pattern is positive where
+    its volumes are higher and negative where the other emotions' are. Voxels outside the mask
+    are 0. With two emotions scikit-learn fits one score
+    (the second class's); the first class's pattern is its negative. Emotions absent from
+    ``rows`` get no pattern. Returns ``{emotion: (x, y, z) float32 volume}``.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    if not 0 < C < np.inf:
+        raise ConfigError(f"'C' must be a positive number; {C!r} was provided")
+    y = rows["y"].to_numpy()
+    present = np.unique(y)
+    if len(present) < 2:
+        raise ConfigError(
+            f"patterns need volumes of at least two emotions; the rows hold {len(present)}"
+        )
+    if present.min() < 0 or present.max() >= len(classes):
+        raise ConfigError(f"'y' must index 'classes' ({len(classes)} of them); got {present}")
+    X = StandardScaler().fit_transform(_masked_voxels(cache, rows))
+    clf = LogisticRegression(C=C, max_iter=300).fit(X, y)
+    W = clf.coef_.T  # (voxels, 1) for two classes, else (voxels, classes)
+    A = np.column_stack([haufe_patterns(X, W[:, k]) for k in range(W.shape[1])])
+    if A.shape[1] == 1:
+        A = np.hstack([-A, A])
+    mask = cache.mask
+    out: dict[str, np.ndarray] = {}
+    for column, k in enumerate(clf.classes_):
+        volume = np.zeros(mask.shape, np.float32)
+        volume[mask] = A[:, column]
+        out[classes[int(k)]] = volume
+    return out
+
+
+def save_linear_patterns(
+    patterns: Mapping[str, np.ndarray],
+    affine: np.ndarray,
+    folder: str | Path,
+    *,
+    subject: str | None,
+    sidecar: Mapping[str, Any] | None = None,
+) -> dict[str, Path]:
+    """Write each emotion's pattern as NIfTI with ``affine`` and a JSON sidecar; return the paths.
+
+    Files follow :func:`emocore.derivatives.linear_pattern_relpath` below ``folder`` (a design's
+    saliency folder, next to the CNN maps): ``sub-XX/sub-XX_desc-<emotion>_linearpattern.nii.gz``
+    for one person, ``desc-<emotion>_linearpattern.nii.gz`` for several. The sidecar says what
+    the numbers are; ``sidecar`` adds keys (model, volumes, C, ...) to it.
+    """
+    from emocore._io import atomic_write_json
+    from emocore.derivatives import linear_pattern_relpath, sidecar_path
+    from emocore.saliency import save_nifti
+
+    written: dict[str, Path] = {}
+    for emotion, volume in patterns.items():
+        path = save_nifti(volume, affine, Path(folder) / linear_pattern_relpath(subject, emotion))
+        atomic_write_json(
+            sidecar_path(path),
+            {
+                "Description": (
+                    f"Activation pattern (Haufe et al. 2014, NeuroImage 87:96-110) of the linear "
+                    f"decoder's {emotion} score: where the information it uses is expressed"
+                ),
+                "Emotion": emotion,
+                "Method": "haufe-activation-pattern",
+                "Decoder": "L2 logistic regression on the masked, standardised voxels",
+                "Units": (
+                    "per voxel, Cov(voxel, score) / Var(score) on voxels standardised to unit "
+                    "variance: standard deviations of the voxel per unit of the emotion's "
+                    "logistic-regression score; signed; 0 outside the brain mask"
+                ),
+                **dict(sidecar or {}),
+            },
+            indent=2,
+        )
+        written[emotion] = path
+    return written
+
+
+def spatial_correlation(
+    map_a: np.ndarray, map_b: np.ndarray, mask: np.ndarray | None = None
+) -> float:
+    """Pearson correlation of two maps over the voxels in ``mask`` (all voxels if None).
+
+    NaN when either map is constant there.
+    """
+    from scipy.stats import pearsonr
+
+    a, b = np.asarray(map_a, dtype=np.float64), np.asarray(map_b, dtype=np.float64)
+    if a.shape != b.shape:
+        raise ConfigError(f"the two maps are on different grids: {a.shape} and {b.shape}")
+    if mask is not None:
+        if mask.shape != a.shape:
+            raise ConfigError(
+                f"the mask {mask.shape} and the maps {a.shape} are on different grids"
+            )
+        a, b = a[mask.astype(bool)], b[mask.astype(bool)]
+    else:
+        a, b = a.reshape(-1), b.reshape(-1)
+    if a.size < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return float("nan")
+    return float(pearsonr(a, b).statistic)
