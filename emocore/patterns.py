@@ -75,13 +75,6 @@ def haufe_patterns(X: np.ndarray, W: np.ndarray) -> np.ndarray:
     return A[:, 0] if one else A
 
 
-def _masked_voxels(cache: VolumeCache, rows: pd.DataFrame) -> np.ndarray:
-    """The rows' volumes as (n, voxels in the mask), as the linear baseline reads them."""
-    from emocore.baseline import _masked  # the baseline's own reader: identical preprocessing
-
-    return _masked(cache, rows)
-
-
 def linear_patterns(
     cache: VolumeCache,
     rows: pd.DataFrame,
@@ -91,10 +84,10 @@ def linear_patterns(
 ) -> dict[str, np.ndarray]:
     """Haufe activation pattern of each emotion's linear-decoder score, as full-grid volumes.
 
-    Fits the linear baseline's model on ``rows`` (needs ``subject``, ``row`` and ``y``, the
-    class index into ``classes``, as :func:`emocore.data.dataset.select` gives): the voxels in
-    the cache's mask, standardised per voxel (``StandardScaler``), then an L2
-    ``LogisticRegression(C=C)``. The patterns are those of the standardised voxels (the data
+    Fits the linear baseline's model (:mod:`emocore.baseline`'s own pipeline) on ``rows``
+    (needs ``subject``, ``row`` and ``y``, the class index into ``classes``, as
+    :func:`emocore.data.dataset.select` gives): the voxels in the cache's mask, standardised
+    per voxel (``StandardScaler``), then an L2 ``LogisticRegression(C=C)``. The patterns are those of the standardised voxels (the data
     the weights act on). Each emotion's score ``s_k = X w_k`` is treated as a decoder of its
     own: its pattern is ``Cov(X) w_k / Var(s_k)``, the voxels' change per unit of that score
     (the multinomial scores sum to zero, so the joint ``Cov(s)`` of eq. 6 is singular and
@@ -104,8 +97,8 @@ def linear_patterns(
     (the second class's); the first class's pattern is its negative. Emotions absent from
     ``rows`` get no pattern. Returns ``{emotion: (x, y, z) float32 volume}``.
     """
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.preprocessing import StandardScaler
+    # the baseline's own reader and model, so the preprocessing cannot drift from it
+    from emocore.baseline import _masked, _pipeline
 
     if not 0 < C < np.inf:
         raise ConfigError(f"'C' must be a positive number; {C!r} was provided")
@@ -117,8 +110,10 @@ def linear_patterns(
         )
     if present.min() < 0 or present.max() >= len(classes):
         raise ConfigError(f"'y' must index 'classes' ({len(classes)} of them); got {present}")
-    X = StandardScaler().fit_transform(_masked_voxels(cache, rows))
-    clf = LogisticRegression(C=C, max_iter=300).fit(X, y)
+    voxels = _masked(cache, rows)
+    model = _pipeline(C).fit(voxels, y)
+    scaler, clf = model[0], model[-1]
+    X = scaler.transform(voxels)
     W = clf.coef_.T  # (voxels, 1) for two classes, else (voxels, classes)
     A = np.column_stack([haufe_patterns(X, W[:, k]) for k in range(W.shape[1])])
     if A.shape[1] == 1:
