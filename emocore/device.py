@@ -6,7 +6,7 @@ import logging
 
 import torch
 
-from emocore.errors import ConfigError
+from emocore.errors import ConfigError, check_choice
 
 __all__ = ["choose_device", "gpu_summary"]
 
@@ -28,9 +28,8 @@ def choose_device(requested: str | torch.device | None = "auto") -> torch.device
         return torch.device(name)
     if name == "cpu":
         return torch.device("cpu")
-    raise ConfigError(
-        f"'device' must be one of {{'auto', 'cpu', 'cuda'}}; '{requested}' was provided"
-    )
+    check_choice("device", requested, ("auto", "cpu", "cuda"))
+    raise AssertionError("unreachable")
 
 
 def gpu_summary() -> dict:

@@ -34,7 +34,7 @@ import math
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -47,7 +47,8 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from emocore.data.dataset import VolumeSource
 from emocore.device import choose_device
-from emocore.errors import ConfigError, EmocoreError
+from emocore.errors import ConfigError, EmocoreError, check_choice
+from emocore.progress import Progress
 
 __all__ = [
     "FastOptions",
@@ -66,7 +67,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-Progress = Callable[[float, str], None]
 
 #: Values of every ``compile`` option (FastOptions, TrainConfig, ``--compile``).
 COMPILE_CHOICES = ("auto", "on", "off")
@@ -75,10 +75,7 @@ DEFAULT_READERS = max(1, min(8, os.cpu_count() or 1))
 
 
 def check_compile_option(value: str) -> None:
-    if value not in COMPILE_CHOICES:
-        raise ConfigError(
-            f"'compile' must be one of {set(COMPILE_CHOICES)}; '{value}' was provided"
-        )
+    check_choice("compile", value, COMPILE_CHOICES)
 
 
 def peak_gpu_gib(device: torch.device) -> float | None:

@@ -6,7 +6,14 @@ the CLI and the dashboard can show it as it is, without a traceback.
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+from typing import Any
+
 __all__ = [
+    "EXIT_CODES",
+    "check_choice",
+    "exit_code",
     "EmocoreError",
     "DataError",
     "AnnotationError",
@@ -43,3 +50,45 @@ class CheckpointError(EmocoreError):
 
 class RegistryError(EmocoreError):
     """The run registry has no such run, or cannot be written."""
+
+
+def check_choice(
+    name: str,
+    value: Any,
+    allowed: Iterable[Any],
+    *,
+    optional: bool = False,
+    error: type[EmocoreError] | None = None,
+) -> None:
+    """ConfigError (or ``error``) unless ``value`` is one of ``allowed`` (or None with
+    ``optional``): the message names the option, lists what is allowed, quotes what was given
+    and suggests the closest allowed value ("did you mean 'loso'?")."""
+    allowed = list(allowed)
+    if (value is None and optional) or value in allowed:
+        return
+    close = difflib.get_close_matches(str(value), [str(a) for a in allowed], n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    choices = ", ".join(repr(a) for a in allowed) + (" or None" if optional else "")
+    raise (error or ConfigError)(f"'{name}' must be one of {choices}; {value!r} was provided{hint}")
+
+
+#: Exit codes of the ``emocore`` command, by what went wrong (documented in ``emocore --help``).
+EXIT_CODES: dict[str, int] = {
+    "ok": 0,
+    "usage": 2,  # argparse: an unknown option or a missing argument
+    "config": 3,  # an option has a value emocore cannot use (ConfigError)
+    "data": 4,  # a data file, the cache, a checkpoint or a run's files cannot be used; disk errors
+    "registry": 5,  # no such run, a run in the wrong state, or the registry cannot be written
+    "interrupted": 130,  # Ctrl-C (128 + SIGINT)
+}
+
+
+def exit_code(exc: BaseException) -> int:
+    """The exit code of the ``emocore`` command for an error it reports (see :data:`EXIT_CODES`)."""
+    if isinstance(exc, KeyboardInterrupt):
+        return EXIT_CODES["interrupted"]
+    if isinstance(exc, ConfigError):
+        return EXIT_CODES["config"]
+    if isinstance(exc, RegistryError):
+        return EXIT_CODES["registry"]
+    return EXIT_CODES["data"]  # DataError, CacheError, CheckpointError, damaged run files, OSError

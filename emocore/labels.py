@@ -12,7 +12,6 @@ fMRI). Labels are made on a 2-s movie grid, then looked up per volume at ``start
 
 from __future__ import annotations
 
-import difflib
 import logging
 import os
 import re
@@ -39,7 +38,7 @@ from emocore.constants import (
     RUN_STARTS_S,
     TR_S,
 )
-from emocore.errors import AnnotationError, ConfigError
+from emocore.errors import AnnotationError, ConfigError, check_choice
 
 __all__ = [
     "COLUMNS", "LABEL_COLUMNS", "RECIPES", "RUN_OFFSETS", "OBSERVER_SETS", "AnnotationFiles",
@@ -283,13 +282,8 @@ def load_annotations(path: str | Path) -> Annotations:
 
 # -- options ------------------------------------------------------------------------------------
 def _choose(value: str, allowed: Sequence[str], option: str) -> str:
-    if value in allowed:
-        return value
-    close = difflib.get_close_matches(str(value), allowed, n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    raise ConfigError(
-        f"{option} must be one of {', '.join(map(repr, allowed))}; got {value!r}{hint}"
-    )
+    check_choice(option, value, allowed)
+    return value
 
 
 def check_lag(lag_s: float, option: str = "lag_s") -> float:

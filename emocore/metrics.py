@@ -23,7 +23,6 @@ permutation, slower).
 
 from __future__ import annotations
 
-import difflib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -32,7 +31,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from emocore.errors import ConfigError
+from emocore.errors import ConfigError, check_choice
 
 __all__ = [
     "METRICS",
@@ -127,14 +126,8 @@ def _check_count(value: int, name: str, minimum: int) -> int:
 def _check_metric(metric: Metric) -> Metric:
     if callable(metric):
         return metric
-    if metric in METRICS:
-        return metric
-    close = difflib.get_close_matches(str(metric), METRICS, n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
-    raise ConfigError(
-        f"'metric' must be one of {METRICS} or a callable metric(y_true, y_pred) -> float; "
-        f"{metric!r} was provided{hint}"
-    )
+    check_choice("metric", metric, METRICS)  # or a callable metric(y_true, y_pred) -> float
+    return metric
 
 
 # ---------------------------------------------------------------------------------------------

@@ -50,7 +50,7 @@ import pandas as pd
 
 from emocore import __version__
 from emocore._io import check_path_name, json_safe
-from emocore.errors import ConfigError, EmocoreError, RegistryError
+from emocore.errors import ConfigError, EmocoreError, RegistryError, check_choice
 
 __all__ = [
     "ARTIFACT_KINDS",
@@ -248,13 +248,7 @@ def _pid_alive(pid: int) -> bool:
         return True
 
 
-def _choice(name: str, value: Any, allowed: Sequence[str], *, optional: bool = False) -> None:
-    if (value is None and optional) or value in allowed:
-        return
-    close = difflib.get_close_matches(str(value), allowed, n=1)
-    hint = f"; did you mean '{close[0]}'?" if close else ""
-    choices = ", ".join(f"'{a}'" for a in allowed) + (" or None" if optional else "")
-    raise ConfigError(f"'{name}' must be one of {choices}; {value!r} was provided{hint}")
+_choice = check_choice
 
 
 def _to_json(name: str, value: Any, *, mapping: bool) -> str:

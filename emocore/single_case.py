@@ -52,7 +52,7 @@ from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
 from emocore import metrics
-from emocore.errors import ConfigError
+from emocore.errors import ConfigError, check_choice
 
 __all__ = [
     "ALPHA",
@@ -129,9 +129,8 @@ def _t_tail(t: np.ndarray, df: np.ndarray | int, alternative: str) -> np.ndarray
         return stats.t.sf(t, df)
     if alternative == "two-sided":
         return np.minimum(1.0, 2 * stats.t.sf(np.abs(t), df))
-    raise ConfigError(
-        f"'alternative' must be one of ['less', 'greater', 'two-sided']; {alternative!r} was given"
-    )
+    check_choice("alternative", alternative, ("less", "greater", "two-sided"))
+    raise AssertionError("unreachable")
 
 
 def anscombe_arcsine(k: np.ndarray | float, n: np.ndarray | float) -> np.ndarray:

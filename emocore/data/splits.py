@@ -18,14 +18,13 @@ Folds are index arrays into the metadata table given, which must have the column
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from emocore.constants import TR_S
-from emocore.errors import ConfigError
+from emocore.errors import ConfigError, check_choice
 
 __all__ = ["SPLITS", "Fold", "SplitPlan", "check_split", "make_splits"]
 
@@ -68,11 +67,8 @@ def check_split(split: str) -> str:
     }
     if split in aliases:
         return aliases[split]
-    close = difflib.get_close_matches(split, SPLITS + tuple(aliases), n=1)
-    hint = f"; did you mean '{close[0]}'?" if close else ""
-    raise ConfigError(
-        f"'split' must be one of {set(SPLITS)} (or loro/loso); '{split}' was provided{hint}"
-    )
+    check_choice("split", split, SPLITS + tuple(aliases))
+    raise AssertionError("unreachable")
 
 
 def _run_folds(meta: pd.DataFrame, n_folds: int | None) -> tuple[list[Fold], int]:

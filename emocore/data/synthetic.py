@@ -70,12 +70,10 @@ label recipe (4-s lag) gives per-class counts near the real ones and mostly matc
 
 from __future__ import annotations
 
-import difflib
 import json
 import logging
 import shutil
 import tempfile
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -98,7 +96,8 @@ from emocore.constants import (
     TR_S,
     bold_filename,
 )
-from emocore.errors import ConfigError, DataError
+from emocore.errors import ConfigError, DataError, check_choice
+from emocore.progress import Progress
 
 __all__ = [
     "SynthConfig",
@@ -112,7 +111,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-Progress = Callable[[int, int, str], None]
 
 #: Field of view in MNI mm (x, y, z): the brain in x and y, a slab in z covering the amygdala,
 #: insula, superior temporal gyrus, orbitofrontal cortex, ACC and temporal poles. At 1.2 mm it is
@@ -209,11 +207,7 @@ class SynthConfig:
         check(0.0 <= w <= 1.0, "atypical_weight", "between 0 and 1", w)
         v = self.variability
         check(0.0 <= v <= 5.0, "variability", "between 0 and 5 (1 = default spread)", v)
-        if self.layout not in LAYOUTS:
-            close = difflib.get_close_matches(str(self.layout), LAYOUTS, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            allowed = ", ".join(repr(x) for x in LAYOUTS)
-            raise ConfigError(f"'layout' must be one of {allowed}; {self.layout!r} was given{hint}")
+        check_choice("layout", self.layout, LAYOUTS)
         if self.motion is None:
             object.__setattr__(self, "motion", 1.0 if self.layout == "fmriprep" else 0.0)
             object.__setattr__(self, "_motion_defaulted", True)
@@ -587,7 +581,7 @@ def generate_cohort(
     with other files always does (it is never deleted).
     The cohort is written to a hidden sibling folder and renamed into place when complete, so a
     killed run leaves no half cohort and ``overwrite`` keeps the old one until then.
-    ``progress(done, total, message)`` is called after each step.
+    ``progress(fraction, message)`` is called after each step.
     """
     cfg = config or SynthConfig()
     out = Path(out_dir)
@@ -722,7 +716,7 @@ def _write(root: Path, cfg: SynthConfig, progress: Progress | None) -> None:
     _save(mask.astype(np.uint8), affine, gt / "brain_mask.nii.gz")
     episodes.to_csv(gt / "episodes.tsv", sep="\t", index=False)
     if progress is not None:
-        progress(1, total, "annotations and ground truth")
+        progress(1 / total, "annotations and ground truth")
     bounds = np.cumsum([0, *RUN_N_VOLUMES])
     people, jobs, done = {}, [], 1
     with ThreadPoolExecutor(max_workers=1) as pool:  # gzip one run while the next is computed
@@ -751,7 +745,7 @@ def _write(root: Path, cfg: SynthConfig, progress: Progress | None) -> None:
                     future.result()
                     done += 1
                     if progress is not None:
-                        progress(done, total, name)
+                        progress(done / total, name)
     meta = {
         "format": _FORMAT,
         "generated_by": f"emocore {__version__}",

@@ -436,12 +436,14 @@ def test_unknown_options_suggest_the_closest(tiny: Path) -> None:
     ann = load_annotations(tiny)
     with pytest.raises(
         ConfigError,
-        match=r"recipe must be one of 'poster', 'overlap'; got 'postr'; did you mean 'poster'\?",
+        match=r"'recipe' must be one of 'poster', 'overlap'; 'postr' was provided; did you mean 'poster'\?",
     ):
         build_volume_labels(ann, recipe="postr")
-    with pytest.raises(ConfigError, match=r"observers must be one of .*'av9'.*did you mean"):
+    with pytest.raises(ConfigError, match=r"'observers' must be one of .*'av9'.*did you mean"):
         build_movie_labels(ann, recipe="overlap", observers="av99")
-    with pytest.raises(ConfigError, match=r"run_offsets .* got 'corect'; did you mean 'correct'\?"):
+    with pytest.raises(
+        ConfigError, match=r"'run_offsets' .* 'corect' was provided; did you mean 'correct'\?"
+    ):
         build_volume_labels(ann, run_offsets="corect")
     with pytest.raises(ConfigError, match="lag_s must be a finite number"):
         build_volume_labels(ann, lag_s=-2)

@@ -225,7 +225,7 @@ def test_nonfinite_values_error_or_zero(tiny_dataset, tmp_path):
 def test_option_errors_name_the_option():
     with pytest.raises(ConfigError, match="grid_mm"):
         PrepareOptions(grid_mm=0.01)
-    with pytest.raises(ConfigError, match="nonfinite must be one of"):
+    with pytest.raises(ConfigError, match="'nonfinite' must be one of"):
         PrepareOptions(nonfinite="drop")
     with pytest.raises(ConfigError, match="high_pass must be a cut-off in Hz"):
         PrepareOptions(high_pass=0.5)

@@ -229,8 +229,8 @@ def test_cohorts_from_before_these_options_are_still_recognised(made, tmp_path):
     ("options", "message"),
     [
         ({"layout": "fmriprap"}, r"'layout' must be one of 'derivative', 'raw', 'fmriprep'; "
-                                 r"'fmriprap' was given \(did you mean 'fmriprep'\?\)"),
-        ({"layout": "bids"}, r"'layout' must be one of .*; 'bids' was given$"),
+                                 r"'fmriprap' was provided; did you mean 'fmriprep'\?"),
+        ({"layout": "bids"}, r"'layout' must be one of .*; 'bids' was provided$"),
         ({"motion": -1.0}, r"'motion' must be between 0 and 100 .*; -1\.0 was given"),
         ({"drift": -0.5}, r"'drift' must be between 0 and 100 .*; -0\.5 was given"),
     ],
