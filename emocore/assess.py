@@ -29,7 +29,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -38,17 +38,17 @@ import numpy as np
 import pandas as pd
 
 from emocore import __version__
-from emocore._io import atomic_write_json, atomic_write_text, check_path_name
+from emocore._io import atomic_write_json, atomic_write_text
 from emocore.data.cache import VolumeCache
 from emocore.errors import ConfigError, RegistryError
+from emocore.progress import Progress
 from emocore.registry import Registry, recording_outcome
+from emocore.results import RunResults
 from emocore.single_case import FINDING_KEYS, atypical_findings, confusion_counts, fold_stability
 
 __all__ = [
     "assess_subject",
-    "assessment_dir",
-    "load_assessment",
-    "list_assessments",
+    "add_and_assess",
     "dataset_folders",
     "new_people",
     "chosen_entities",
@@ -56,40 +56,12 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-Progress = Callable[[float, str], None]
 
 NOT_TESTED = {
     "cross-subject": "not tested: the cohort's cross-subject values come from a model trained on "
     "other runs of the same people, so a new person would be compared with people the model "
     "knew; the leave-one-subject-out design compares like with like",
 }
-
-
-def assessment_dir(registry: Registry, run_id: str, subject: str) -> Path:
-    """Where the assessment of ``subject`` against run ``run_id`` is stored."""
-    folder = registry.run_dir(run_id) / "assessments"
-    check_path_name("a subject label", str(subject), inside=folder, example="09")
-    return folder / f"sub-{subject}"
-
-
-def load_assessment(registry: Registry, run_id: str, subject: str) -> dict[str, Any] | None:
-    """The stored assessment of ``subject`` against run ``run_id``, or None if there is none."""
-    from emocore.report import read_json
-
-    path = assessment_dir(registry, run_id, subject) / "assessment.json"
-    return read_json(path) if path.is_file() else None
-
-
-def list_assessments(registry: Registry, run_id: str) -> list[str]:
-    """Subjects (without ``sub-``) assessed against run ``run_id``, sorted."""
-    folder = registry.run_dir(run_id) / "assessments"
-    if not folder.is_dir():
-        return []
-    return sorted(
-        p.name.removeprefix("sub-")
-        for p in folder.iterdir()
-        if p.name.startswith("sub-") and (p / "assessment.json").is_file()
-    )
 
 
 def dataset_folders(root: str | Path, cache: VolumeCache | None = None) -> list[Path]:
@@ -161,21 +133,20 @@ def _findings_for(
 
 
 def _loso_predictions(
-    registry: Registry,
-    run_id: str,
+    run: RunResults,
     cache: VolumeCache,
     subject: str,
     *,
     device: str,
     progress: Progress,
 ) -> pd.DataFrame:
-    from emocore.inference import list_models, subject_predictions
+    from emocore.inference import subject_predictions
 
-    models = [m for m in list_models(registry, run_id) if m.startswith("loso/")]
+    models = [m for m in run.models if m.startswith("loso/")]
     tables = []
     for i, model in enumerate(models):
         progress(i / max(len(models), 1), f"decoding sub-{subject} with {model}")
-        table = subject_predictions(registry, run_id, model, cache, subject, device=device)
+        table = subject_predictions(run, model, cache, subject, device=device)
         assert table is not None
         tables.append(table.assign(model=model))
     return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
@@ -202,9 +173,9 @@ def assess_subject(
     and ``seconds``. ``assess_id`` fills in an existing queued ``assess`` run (a dashboard job).
     The cohort's models, predictions and metrics are never changed.
     """
-    from emocore.experiment import StudyConfig, load_study
+    from emocore.experiment import StudyConfig
     from emocore.metrics import balanced_accuracy
-    from emocore.study import read_predictions, run_design
+    from emocore.study import run_design
 
     subject = str(subject).removeprefix("sub-")
     record = registry.get_run(run_id)
@@ -212,7 +183,8 @@ def assess_subject(
         raise RegistryError(
             f"run {run_id} is {record.status}; assess a person against a completed study"
         )
-    study = load_study(registry, run_id)
+    run = RunResults(registry, run_id)
+    study = run.study
     if subject in study["subjects"]:
         raise ConfigError(
             f"sub-{subject} is in run {run_id}'s cohort, so its models saw this person; its "
@@ -237,9 +209,9 @@ def assess_subject(
         raise ConfigError(f"alpha must be in (0, 1); {alpha} was given")
     train_config = replace(config.train, device=device) if device else config.train
     classes = list(study["classes"])
-    folder = registry.run_dir(run_id)
-    cohort = read_predictions(folder / "predictions.tsv")
-    out = assessment_dir(registry, run_id, subject)
+    folder = run.folder
+    cohort = run.predictions()
+    out = run.assessment_dir(subject)
 
     if assess_id is None:
         assess_id = registry.create_run(
@@ -294,8 +266,7 @@ def assess_subject(
                 ]
             else:  # loso
                 table = _loso_predictions(
-                    registry,
-                    run_id,
+                    run,
                     cache,
                     subject,
                     device=train_config.device,
@@ -362,3 +333,49 @@ def assess_subject(
         )
         registry.set_status(assess_id, "completed")
     return result
+
+
+def add_and_assess(
+    cache: str | Path,
+    registry: Registry,
+    run_id: str,
+    subject: str,
+    *,
+    bids: str | Path | None = None,
+    annotations: str | Path | None = None,
+    alpha: float | None = None,
+    device: str | None = None,
+    progress: Progress | None = None,
+    assess_id: str | None = None,
+) -> dict[str, Any]:
+    """Add ``subject`` to the cache from the dataset ``bids`` (with the cache's own options and
+    the ``annotations`` it used), when one is given, then :func:`assess_subject` them."""
+    from contextlib import nullcontext
+
+    from emocore.data.cache import open_cache
+    from emocore.registry import recording_outcome
+
+    registry.get_run(run_id)  # an unknown run fails before any data is read
+    subject = str(subject).removeprefix("sub-")
+    if bids is not None:
+        from emocore.data.prepare import PrepareOptions, prepare
+
+        if annotations is None:
+            raise ConfigError(
+                "--bids needs --annotations (the observer annotations the cache used)"
+            )
+        with recording_outcome(registry, assess_id) if assess_id else nullcontext():
+            if assess_id:
+                registry.update(assess_id, status="running", message=f"adding sub-{subject}")
+            options = PrepareOptions.from_manifest(open_cache(cache).manifest["options"])
+            prepare(bids, annotations, cache, options=options, subjects=[subject])
+    return assess_subject(
+        open_cache(cache),
+        registry,
+        run_id,
+        subject,
+        alpha=alpha,
+        device=device,
+        progress=progress,
+        assess_id=assess_id,
+    )

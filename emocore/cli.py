@@ -7,55 +7,23 @@ import json
 import logging
 import os
 import sys
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from emocore import __version__
 from emocore._io import check_writable
-from emocore.errors import ConfigError, EmocoreError
+from emocore.errors import ConfigError, EmocoreError, exit_code
+from emocore.progress import ProgressBar
 
 logger = logging.getLogger("emocore")
 
 DEMO_DIR = Path(os.environ.get("EMOCORE_HOME", "emocore-data"))
 
 
-class ProgressBar:
-    """Progress on stderr: a one-line bar on a terminal; elsewhere (a log file, a Slurm job) one
-    plain line whenever the step changes, at most every 2 s; silent with --json."""
-
-    def __init__(self, label: str, enabled: bool = True) -> None:
-        self.label = label
-        self.enabled = enabled
-        self.tty = sys.stderr.isatty()
-        self._last = 0.0
-        self._step = ""
-
-    def __call__(self, fraction: float, message: str = "") -> None:
-        if not self.enabled:
-            return
-        now = time.monotonic()
-        if not self.tty:
-            step = ":".join(message.split(":")[:2])  # e.g. "<fold>: epoch 2/3"
-            if fraction >= 1 or (step != self._step and now - self._last >= 2.0):
-                self._last, self._step = now, step
-                sys.stderr.write(f"{self.label} {100 * fraction:5.1f}% {message}\n")
-                sys.stderr.flush()
-            return
-        if fraction < 1 and now - self._last < 0.1:
-            return
-        self._last = now
-        n = int(30 * min(max(fraction, 0.0), 1.0))
-        sys.stderr.write(
-            f"\r{self.label} [{'#' * n}{' ' * (30 - n)}] {100 * fraction:5.1f}% {message[:60]:<60}"
-        )
-        if fraction >= 1:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
-
-    def counts(self, done: int, total: int, message: str = "") -> None:
-        self(done / max(total, 1), message)
+def _show_progress(args: argparse.Namespace) -> bool:
+    """Progress goes to stderr unless --json or -q/--quiet was given."""
+    return not getattr(args, "json", False) and not getattr(args, "quiet", False)
 
 
 def _json(obj: Any) -> str:
@@ -103,8 +71,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
         if v is not None
     }
     cfg = base.replace(**overrides) if overrides else base
-    bar = ProgressBar("synth", not args.json)
-    out = generate_cohort(args.out, cfg, progress=bar.counts, overwrite=args.overwrite)
+    bar = ProgressBar("synth", _show_progress(args))
+    out = generate_cohort(args.out, cfg, progress=bar, overwrite=args.overwrite)
     _print(
         {"out": str(out), "config": cfg.to_dict()},
         args.json,
@@ -229,14 +197,14 @@ def _prepare_text(s: dict[str, Any]) -> str:
 def cmd_prepare(args: argparse.Namespace) -> int:
     from emocore.data.prepare import prepare
 
-    bar = ProgressBar("prepare", not args.json)
+    bar = ProgressBar("prepare", _show_progress(args))
     result = prepare(
         args.bids,
         args.annotations,
         args.cache,
         options=_prepare_options(args),
         subjects=args.subject,
-        progress=bar.counts,
+        progress=bar,
         force=args.force,
     )
     _print({**_cache_summary(result.cache), **result.to_dict()}, args.json, _prepare_text)
@@ -246,7 +214,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from emocore.demo import build_demo
 
-    bar = ProgressBar("demo", not args.json)
+    bar = ProgressBar("demo", _show_progress(args))
     paths = build_demo(args.out, train=args.train, seed=args.seed, progress=bar)
     _print(
         {k: str(v) for k, v in paths.items()},
@@ -348,36 +316,23 @@ def _headline_text(results: list[dict[str, Any]]) -> str:
 def _run_study(args: argparse.Namespace, designs: tuple[str, ...], kind: str) -> int:
     from dataclasses import replace
 
-    from emocore.jobs import note_job_step  # light: no torch
-
-    if getattr(args, "resume", None):  # a dashboard job: say what it does before torch loads
-        note_job_step(args.registry, args.resume, "the job process started: loading PyTorch")
-
     from emocore.data.cache import open_cache
     from emocore.distributed import NullRegistry, init_from_env
-    from emocore.experiment import StudyConfig, load_study, run_study
+    from emocore.experiment import resume_study, run_study
     from emocore.registry import Registry
 
     rank, world, device = init_from_env()
     registry = Registry(args.registry) if rank == 0 else NullRegistry()
-    run_id = None
-    if world > 1 and getattr(args, "resume", None):
-        raise EmocoreError("--resume runs on one process; start it without torchrun")
+    bar = ProgressBar(kind, _show_progress(args) and rank == 0)
     if getattr(args, "resume", None):
-        record = registry.get_run(args.resume)
-        if record.status == "completed":
-            raise EmocoreError(f"run {record.id} is already complete; nothing to resume")
-        config = StudyConfig.from_dict(record.config)
-        run_id = record.id
+        if world > 1:
+            raise ConfigError("--resume runs on one process; start it without torchrun")
+        done = resume_study(registry, args.resume, open_cache(args.cache), progress=bar)
     else:
         config = _study_config(args, designs)
-    if world > 1:
-        config = replace(config, train=replace(config.train, device=device))
-    if run_id is not None:
-        note_job_step(registry, run_id, f"opening the cache at {args.cache}")
-    cache = open_cache(args.cache)
-    bar = ProgressBar(kind, not args.json and rank == 0)
-    run_id = run_study(cache, registry, config, kind=kind, progress=bar, run_id=run_id)
+        if world > 1:
+            config = replace(config, train=replace(config.train, device=device))
+        done = run_study(open_cache(args.cache), registry, config, kind=kind, progress=bar)
     if world > 1:
         import torch.distributed as dist
 
@@ -385,10 +340,10 @@ def _run_study(args: argparse.Namespace, designs: tuple[str, ...], kind: str) ->
         dist.destroy_process_group()
     if rank != 0:
         return 0
-    study = load_study(registry, run_id)
+    study = done.study
     result = {
-        "run_id": run_id,
-        "bundle": str(registry.run_dir(run_id)),
+        "run_id": done.run_id,
+        "bundle": str(done.folder),
         "results": study["results"],
         "seconds": study["seconds"],
         "train_volumes_per_s": study["train_volumes_per_s"],
@@ -438,65 +393,17 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from emocore.evaluate import evaluate_predictions
-    from emocore.experiment import load_study, merge_fold_runs, read_run_table
-    from emocore.registry import Registry, recording_outcome
+    from emocore.experiment import evaluate_runs
+    from emocore.registry import Registry
 
-    if args.permutations < 1:  # every option is checked before a run is recorded
-        raise ConfigError(
-            f"--permutations must be at least 1 (chance levels and p-values need them); "
-            f"{args.permutations} was given"
-        )
-    registry = Registry(args.registry)
-    sources = [registry.get_run(r) for r in dict.fromkeys(args.run)]
-    source = sources[0]
-    study = load_study(registry, source.id)
-    table = "baseline.tsv" if args.linear else "predictions.tsv"
-    if len(sources) == 1:
-        pred = read_run_table(registry, source.id, table)
-    else:
-        pred = merge_fold_runs(registry, [r.id for r in sources], table=table)
-    run = registry.create_run(
-        kind="evaluate",
-        split=source.split,
-        leaky=source.leaky,
-        subjects=sorted({s for r in sources for s in r.subjects}),
-        config={
-            "source_run": source.id,
-            "source_runs": [r.id for r in sources],
-            "permutations": args.permutations,
-            "linear": args.linear,
-        },
-        data_hash=source.data_hash,
-        parent=source.id,
-        status="running",
-        sources=[registry.run_dir(r.id) for r in sources],
+    out = evaluate_runs(
+        Registry(args.registry),
+        args.run,
+        n_permutations=args.permutations,
+        linear=args.linear,
+        seed=args.seed,
+        alpha=args.alpha,
     )
-    out: dict[str, Any] = {
-        "run_id": run.id,
-        "source_run": source.id,
-        "source_runs": [r.id for r in sources],
-        "designs": {},
-    }
-    with recording_outcome(registry, run.id):  # a failure fails the run, never leaves it running
-        for design, rows in pred.groupby("design", sort=False):
-            ev = evaluate_predictions(
-                rows,
-                classes=study["classes"],
-                split=str(rows["split"].iloc[0]),
-                design=str(design),
-                leaky=str(rows["split"].iloc[0]) == "random",
-                n_permutations=args.permutations,
-                seed=args.seed,
-                model="linear" if args.linear else "cnn",
-                alpha=args.alpha,
-            )
-            ev["folds"] = sorted(rows["fold_name"].astype(str).unique().tolist())
-            out["designs"][design] = ev
-        registry.update(
-            run.id, metrics={d: v["summary"] for d, v in out["designs"].items()}, progress=1.0
-        )
-        registry.set_status(run.id, "completed")
 
     def text(o: dict[str, Any]) -> str:
         lines = [f"evaluation {o['run_id']} of run {', '.join(o['source_runs'])}"]
@@ -506,7 +413,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                 f"{d} [{s['split']}{', LEAKY' if s['leaky'] else ''}]: balanced accuracy {s['balanced_accuracy']:.3f} (chance {s['chance']['balanced_accuracy_permutation']:.3f}, p = {s['p_value']['balanced_accuracy']:.4f}), accuracy {s['accuracy']:.3f} (chance {s['chance']['accuracy_permutation']:.3f})"
             )
             lines += ["  " + m["sentence"] for m in ev["misclassification"] if m["n"]][
-                : 3 * len(study["classes"])
+                : 3 * len(o["classes"])
             ]
         return "\n".join(lines)
 
@@ -515,37 +422,19 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_assess(args: argparse.Namespace) -> int:
-    from contextlib import nullcontext
+    from emocore.assess import add_and_assess
+    from emocore.registry import Registry
 
-    from emocore.assess import assess_subject
-    from emocore.data.cache import open_cache
-    from emocore.registry import Registry, recording_outcome
-
-    registry = Registry(args.registry)
-    registry.get_run(args.run)  # an unknown run fails before any data is read
-    subject = args.subject.removeprefix("sub-")
-    if args.bids:
-        from emocore.data.prepare import PrepareOptions, prepare
-
-        if not args.annotations:
-            raise ConfigError(
-                "--bids needs --annotations (the observer annotations the cache used)"
-            )
-        with recording_outcome(registry, args.job) if args.job else nullcontext():
-            if args.job:
-                registry.update(args.job, status="running", message=f"adding sub-{subject}")
-            options = PrepareOptions.from_manifest(open_cache(args.cache).manifest["options"])
-            prepare(args.bids, args.annotations, args.cache, options=options, subjects=[subject])
-    cache = open_cache(args.cache)
-    bar = ProgressBar("assess", not args.json)
-    result = assess_subject(
-        cache,
-        registry,
+    result = add_and_assess(
+        args.cache,
+        Registry(args.registry),
         args.run,
-        subject,
+        args.subject,
+        bids=args.bids,
+        annotations=args.annotations,
         alpha=args.alpha,
         device=args.device,
-        progress=bar,
+        progress=ProgressBar("assess", _show_progress(args)),
         assess_id=args.job,
     )
 
@@ -568,19 +457,18 @@ def cmd_assess(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from emocore.data.cache import open_cache
-    from emocore.inference import subject_predictions
+    from emocore.inference import seen_in_training, subject_predictions
     from emocore.jobs import headline_sentences
     from emocore.registry import Registry
+    from emocore.results import RunResults
     from emocore.summaries import summarize_predictions
 
-    registry = Registry(args.registry)
-    registry.get_run(args.run)
+    run = RunResults(Registry(args.registry), args.run)
     cache = open_cache(args.cache)
     out_path = check_writable(args.out, "--out") if args.out else None  # before the model runs
-    bar = ProgressBar("predict", not args.json)
+    bar = ProgressBar("predict", _show_progress(args))
     table = subject_predictions(
-        registry,
-        args.run,
+        run,
         args.model,
         cache,
         args.subject,
@@ -594,7 +482,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
         atomic_write_text(out_path, table.to_csv(sep="\t", index=False))
     classes = [c.removeprefix("prob_") for c in table.columns if c.startswith("prob_")]
-    seen = bool(table["seen"].iloc[0]) if len(table) else False
+    seen = seen_in_training(table)
     split = "in-sample" if seen else "unseen subject"
     summary = summarize_predictions(
         table,
@@ -622,7 +510,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     design = args.model.split("/")[0]
     held_out = [
         line
-        for line in headline_sentences(registry.get_run(args.run).metrics.get("results") or [])
+        for line in headline_sentences(run.record.metrics.get("results") or [])
         if line.startswith(f"{design}:")
     ]
     _print(result, args.json, lambda r: _predict_text(r, held_out))
@@ -782,7 +670,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     except ValueError:
         grid = ()
     if len(grid) != 3 or min(grid) < 4:
-        raise EmocoreError(
+        raise ConfigError(
             f"--grid takes three sides of at least 4 voxels, e.g. 22,29,8; '{args.grid}' was given"
         )
     result = run_bench(
@@ -1181,9 +1069,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="emocore",
         description="Decode portrayed emotion from single fMRI volumes (studyforrest 7T audio movie) and inspect the errors honestly.",
+        epilog=_EXIT_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"emocore {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens (to stderr)")
+    _add_output_options(parser, False)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser(
@@ -1384,7 +1274,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_labels)
 
     _add_model_commands(sub)
+    for command in sub.choices.values():  # -v and -q also after the command (emocore train -q)
+        _add_output_options(command, argparse.SUPPRESS)
     return parser
+
+
+_EXIT_HELP = """exit codes:
+  0    done
+  2    usage: an unknown option or a missing argument
+  3    config: an option has a value emocore cannot use
+  4    data: a data file, the cache, a checkpoint or a run's files cannot be used (or the disk)
+  5    registry: no such run, a run in the wrong state, or the registry cannot be written
+  130  interrupted (Ctrl-C)"""
+
+
+def _add_output_options(parser: argparse.ArgumentParser, default: Any) -> None:
+    """``-v`` (log what happens) and ``-q`` (no progress bar or lines) on ``parser``; after a
+    command their default is SUPPRESS, so ``emocore -q train`` is not undone by the command."""
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", default=default, help="log what happens (to stderr)"
+    )
+    parser.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        default=default,
+        help="no progress on stderr (errors are still printed)",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -1398,16 +1314,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except EmocoreError as exc:
         print(f"emocore {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        return exit_code(exc)
     except OSError as exc:  # a disk or permission problem no command turned into its own words
         from emocore._io import os_error_message
 
         message = os_error_message(exc, "read or write a file")
         print(f"emocore {args.command}: error: {message}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
+        return exit_code(exc)
+    except KeyboardInterrupt as exc:
         print(f"emocore {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return exit_code(exc)
 
 
 if __name__ == "__main__":

@@ -26,18 +26,16 @@ Sized for a 2-core laptop (about 3 minutes):
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from pathlib import Path
 
 from emocore.data.cache import VolumeCache
 from emocore.data.prepare import PrepareOptions, prepare_cache
 from emocore.data.synthetic import SynthConfig, generate_cohort
+from emocore.progress import Progress, part
 
 __all__ = ["DEMO_COHORT", "build_demo", "demo_paths", "demo_study_config", "demo_synth_config"]
 
 logger = logging.getLogger(__name__)
-
-Progress = Callable[[float, str], None]
 
 
 def demo_paths(root: str | Path) -> dict[str, Path]:
@@ -89,16 +87,11 @@ def build_demo(
     """
     paths = demo_paths(root)
 
-    def part(lo: float, hi: float, what: str) -> Callable[[int, int, str], None]:
-        def inner(done: int, total: int, msg: str) -> None:
-            if progress is not None:
-                progress(lo + (hi - lo) * done / max(total, 1), f"{what}: {msg}")
-
-        return inner
-
     share = 0.25 if train else 0.5
     generate_cohort(
-        paths["cohort"], demo_synth_config(seed), progress=part(0.0, share, "synthetic cohort")
+        paths["cohort"],
+        demo_synth_config(seed),
+        progress=part(progress, 0.0, share, "synthetic cohort"),
     )
     cache = prepare_cache(
         paths["cohort"],
@@ -106,7 +99,7 @@ def build_demo(
         paths["cache"],
         options=PrepareOptions(),
         subjects=DEMO_COHORT,
-        progress=part(share, 2 * share, "cache"),
+        progress=part(progress, share, 2 * share, "cache"),
     )
     if train:
         from emocore.experiment import run_study
@@ -118,13 +111,8 @@ def build_demo(
             from dataclasses import replace
 
             config = replace(config, train=replace(config.train, seed=seed))
-        run_id = run_study(
-            cache,
-            registry,
-            config,
-            progress=(lambda f, m: progress(0.5 + 0.5 * f, m)) if progress else None,
-        )
-        paths["run"] = registry.run_dir(run_id)
+        done = run_study(cache, registry, config, progress=part(progress, 0.5, 1.0))
+        paths["run"] = done.folder
     return paths
 
 

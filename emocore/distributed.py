@@ -10,14 +10,10 @@ from __future__ import annotations
 
 import os
 import tempfile
-import time
-from pathlib import Path
-from typing import Any
 
-import pandas as pd
 import torch
 
-from emocore.registry import CURVE_COLUMNS
+from emocore.registry import Registry
 
 __all__ = ["init_from_env", "NullRegistry"]
 
@@ -38,31 +34,9 @@ def init_from_env() -> tuple[int, int, str]:
     return dist.get_rank(), dist.get_world_size(), f"cuda:{local}" if cuda else "cpu"
 
 
-class _Record:
-    def __init__(self, run_id: str) -> None:
-        self.id = run_id
-        self.status = "running"
-
-
-class NullRegistry:
-    """What ranks other than 0 write to: nothing is recorded, files go to a temporary folder."""
+class NullRegistry(Registry):
+    """What ranks other than 0 record to: a real registry in a throw-away folder, so they run
+    the same code as rank 0 while nothing reaches the user's registry."""
 
     def __init__(self) -> None:
-        self.root = Path(tempfile.mkdtemp(prefix="emocore-rank-"))
-
-    def create_run(self, **_: Any) -> _Record:
-        return _Record(time.strftime("%Y%m%d-%H%M%S") + f"-rank{os.environ.get('RANK', '?')}")
-
-    def run_dir(self, run_id: str) -> Path:
-        path = self.root / run_id
-        path.mkdir(parents=True, exist_ok=True)
-        return path
-
-    def curves(self, run_id: str) -> pd.DataFrame:
-        return pd.DataFrame(columns=CURVE_COLUMNS)
-
-    def get_run(self, run_id: str) -> _Record:
-        return _Record(run_id)
-
-    def __getattr__(self, name: str):  # update, set_status, log_epoch, add_artifact: no-ops
-        return lambda *args, **kwargs: None
+        super().__init__(tempfile.mkdtemp(prefix=f"emocore-rank{os.environ.get('RANK', '')}-"))

@@ -20,12 +20,11 @@ call. Each call is one run in the registry; its folder is the results bundle::
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,7 @@ import pandas as pd
 from emocore import __version__
 from emocore._io import atomic_write_json, atomic_write_text
 from emocore.baseline import linear_baseline
-from emocore.bundle import check_rows, expected_rows, table_rows
+from emocore.bundle import table_rows
 from emocore.constants import CLASSES, EMOTIONS
 from emocore.data.cache import VolumeCache
 from emocore.data.dataset import VolumeSource, select
@@ -47,9 +46,11 @@ from emocore.derivatives import (
     sidecar_path,
     write_dataset_description,
 )
-from emocore.errors import ConfigError, EmocoreError
+from emocore.errors import ConfigError, EmocoreError, RegistryError
 from emocore.evaluate import evaluate_predictions
-from emocore.registry import Registry, recording_outcome
+from emocore.progress import Progress
+from emocore.registry import Registry, RunRecord, recording_outcome
+from emocore.results import RunResults
 from emocore.saliency import (
     describe_method,
     embeddings,
@@ -57,25 +58,23 @@ from emocore.saliency import (
     saliency_auc,
     save_nifti,
 )
-from emocore.single_case import FINDING_KEYS
-from emocore.study import DESIGNS, DesignResult, plan_design, read_predictions, run_design
+from emocore.single_case import ALPHA, FINDING_KEYS
+from emocore.study import DESIGNS, DesignResult, plan_design, run_design
 from emocore.train import TrainConfig, load_checkpoint
 
 __all__ = [
     "StudyConfig",
     "run_study",
+    "record_run",
+    "resume_study",
     "ground_truth_dir",
-    "load_study",
-    "read_predictions",
-    "read_run_table",
     "merge_fold_runs",
+    "evaluate_runs",
     "atypical_entries",
     "stability_entries",
 ]
 
 logger = logging.getLogger(__name__)
-
-Progress = Callable[[float, str], None]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -319,6 +318,39 @@ def _embeddings(
     return table, quality
 
 
+def record_run(
+    registry: Registry, cache: VolumeCache, config: StudyConfig, *, kind: str = "study"
+) -> RunRecord:
+    """A queued run of ``config`` on ``cache`` in the registry (what :func:`run_study` and the
+    dashboard's jobs record before training starts)."""
+    return registry.create_run(
+        kind=kind,
+        design=config.designs[0] if len(config.designs) == 1 else None,
+        split=config.split,
+        leaky=config.split == "random",
+        subjects=list(config.subjects) if config.subjects else cache.subjects,
+        config=config.to_dict(),
+        data_hash=cache.key,
+        sources=[cache.path],
+    )
+
+
+def resume_study(
+    registry: Registry,
+    run_id: str,
+    cache: VolumeCache,
+    *,
+    progress: Progress | None = None,
+) -> RunResults:
+    """Run (or go on with) a queued or interrupted run with the config it recorded: finished
+    folds are kept, an interrupted fold goes on from its last epoch."""
+    record = registry.get_run(run_id)
+    if record.status == "completed":
+        raise RegistryError(f"run {record.id} is already complete; nothing to resume")
+    config = StudyConfig.from_dict(record.config)
+    return run_study(cache, registry, config, kind=record.kind, progress=progress, run_id=run_id)
+
+
 def run_study(
     cache: VolumeCache,
     registry: Registry,
@@ -327,8 +359,9 @@ def run_study(
     kind: str = "study",
     progress: Progress | None = None,
     run_id: str | None = None,
-) -> str:
-    """Run every design of ``config`` on ``cache``, write the bundle, record the run; return its id.
+) -> RunResults:
+    """Run every design of ``config`` on ``cache``, write the bundle, record the run; return the
+    finished run's :class:`~emocore.results.RunResults`.
 
     With ``run_id`` an existing queued run (e.g. created by the dashboard) is filled in.
     """
@@ -359,19 +392,8 @@ def run_study(
         if run_id is not None:
             registry.set_status(run_id, "failed", error=str(exc))
         raise
-    design_label = config.designs[0] if len(config.designs) == 1 else None
     if run_id is None:
-        run = registry.create_run(
-            kind=kind,
-            design=design_label,
-            split=config.split,
-            leaky=config.split == "random",
-            subjects=subjects,
-            config=config.to_dict(),
-            data_hash=cache.key,
-            sources=[cache.path],
-        )
-        run_id = run.id
+        run_id = record_run(registry, cache, config, kind=kind).id
     else:  # queued elsewhere (dashboard) or resumed: record the cache this process reads
         registry.describe_run(run_id, sources=[cache.path], kind=kind)
     out = registry.run_dir(run_id)
@@ -538,7 +560,7 @@ def run_study(
             message="done",
         )
         registry.set_status(run_id, "completed")
-    return run_id
+    return RunResults(registry, run_id)
 
 
 def atypical_entries(metrics: dict[str, Any]) -> list[dict[str, Any]]:
@@ -570,62 +592,6 @@ def _checkpoints(out: Path, design: str) -> list[tuple[str, Path]]:
     return [(p.stem, p) for p in sorted(folder.glob("*.pt"))] if folder.is_dir() else []
 
 
-def load_study(registry: Registry, run_id: str) -> dict[str, Any]:
-    """study.json of a finished run; EmocoreError naming the file when it is missing, not JSON
-    or lacks what readers need (``classes``, ``config``)."""
-    path = registry.run_dir(run_id) / "study.json"
-    if not path.exists():
-        raise EmocoreError(
-            f"run {run_id} has no study.json (status: {registry.get_run(run_id).status}); it may still be running or have failed"
-        )
-    fix = (
-        f"restore it from a backup, or re-run the study (`emocore runs --delete {run_id}` "
-        "removes the run)"
-    )
-    try:
-        study = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise EmocoreError(f"{path} cannot be read ({exc.strerror or exc}); {fix}") from exc
-    except ValueError as exc:  # not UTF-8, not JSON, cut off
-        raise EmocoreError(f"{path} is damaged: it is not JSON ({exc}); {fix}") from exc
-    problem = _study_problem(study)
-    if problem:
-        raise EmocoreError(f"{path} is damaged: {problem}; {fix}")
-    return study
-
-
-def _study_problem(study: Any) -> str | None:
-    if not isinstance(study, dict):
-        return f"it holds {type(study).__name__}, not a JSON object"
-    classes = study.get("classes")
-    if not (
-        isinstance(classes, list) and len(classes) >= 2 and all(isinstance(c, str) for c in classes)
-    ):
-        return "'classes' is missing or not a list of class names"
-    if not isinstance(study.get("config"), dict):
-        return "'config' is missing or not an object"
-    return None
-
-
-def read_run_table(registry: Registry, run_id: str, table: str = "predictions.tsv") -> pd.DataFrame:
-    """``table`` of run ``run_id``, checked against the rows the run wrote (see
-    :func:`~emocore.study.check_rows`): a cut-off file is an error naming it, not fewer scores."""
-    folder = registry.run_dir(run_id)
-    metrics = None
-    if (folder / "metrics.json").is_file():
-        try:
-            metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            metrics = None  # study.json's record, when there is one, is enough
-    expected = expected_rows(load_study(registry, run_id), metrics, table)
-    return check_rows(folder / table, read_predictions(folder / table), expected)
-
-
-def headline_table(results: Sequence[dict[str, Any]]) -> pd.DataFrame:
-    """The headline rows of a study as a table (design, model, split, chance, accuracy, p)."""
-    return pd.DataFrame(results)
-
-
 def _comparable(config: dict[str, Any]) -> dict[str, Any]:
     """A study config without what may differ between jobs of one cross-validation."""
     d = {k: v for k, v in config.items() if k != "folds"}
@@ -642,11 +608,12 @@ def merge_fold_runs(
     torch.compile), and no fold may appear twice: otherwise the pooled numbers would not be
     one cross-validation, and a :class:`~emocore.errors.ConfigError` says which run differs.
     """
-    first = load_study(registry, run_ids[0])
+    runs = [RunResults(registry, r) for r in run_ids]
+    first = runs[0].study
     ref_config, ref_key = _comparable(first["config"]), first["cache"]["key"]
     frames, owner = [], {}
-    for run_id in run_ids:
-        study = load_study(registry, run_id)
+    for run in runs:
+        run_id, study = run.run_id, run.study
         if study["cache"]["key"] != ref_key:
             raise ConfigError(
                 f"run {run_id} used another cache ({study['cache']['key']}) than run "
@@ -661,7 +628,7 @@ def merge_fold_runs(
                 f"run {run_id} was configured differently from run {run_ids[0]} "
                 f"({', '.join(differ)}); evaluate together only folds of one study setup"
             )
-        frame = read_run_table(registry, run_id, table)
+        frame = run.table(table.removesuffix(".tsv"))
         for key in (
             frame[["design", "model", "fold_name"]].drop_duplicates().itertuples(index=False)
         ):
@@ -673,3 +640,79 @@ def merge_fold_runs(
             owner[key] = run_id
         frames.append(frame)
     return pd.concat(frames, ignore_index=True)
+
+
+def evaluate_runs(
+    registry: Registry,
+    run_ids: Sequence[str],
+    *,
+    n_permutations: int = 1000,
+    linear: bool = False,
+    seed: int = 0,
+    alpha: float = ALPHA,
+) -> dict[str, Any]:
+    """Evaluate the held-out predictions of finished runs again, recorded as an ``evaluate`` run.
+
+    One run is re-scored (e.g. with more permutations); several runs that each ran some folds of
+    one design (``--folds``, one job per fold) are merged first (:func:`merge_fold_runs`) and
+    scored as one cross-validation. With ``linear`` the linear baseline's predictions are scored.
+    Returns ``run_id``, ``source_run``, ``source_runs``, ``classes`` and ``designs`` (per design the
+    evaluation of :func:`~emocore.evaluate.evaluate_predictions` plus its ``folds``).
+    """
+    if n_permutations < 1:  # checked before a run is recorded
+        raise ConfigError(
+            "n_permutations must be at least 1 (chance levels and p-values need them); "
+            f"{n_permutations} was given"
+        )
+    sources = [registry.get_run(r) for r in dict.fromkeys(run_ids)]
+    source = sources[0]
+    classes = RunResults(registry, source.id).classes
+    table = "baseline.tsv" if linear else "predictions.tsv"
+    if len(sources) == 1:
+        pred = RunResults(registry, source.id).table(table.removesuffix(".tsv"))
+    else:
+        pred = merge_fold_runs(registry, [r.id for r in sources], table=table)
+    run = registry.create_run(
+        kind="evaluate",
+        split=source.split,
+        leaky=source.leaky,
+        subjects=sorted({s for r in sources for s in r.subjects}),
+        config={
+            "source_run": source.id,
+            "source_runs": [r.id for r in sources],
+            "permutations": n_permutations,
+            "linear": linear,
+        },
+        data_hash=source.data_hash,
+        parent=source.id,
+        status="running",
+        sources=[registry.run_dir(r.id) for r in sources],
+    )
+    out: dict[str, Any] = {
+        "run_id": run.id,
+        "source_run": source.id,
+        "source_runs": [r.id for r in sources],
+        "classes": classes,
+        "designs": {},
+    }
+    with recording_outcome(registry, run.id):  # a failure fails the run, never leaves it running
+        for design, rows in pred.groupby("design", sort=False):
+            split = str(rows["split"].iloc[0])
+            ev = evaluate_predictions(
+                rows,
+                classes=classes,
+                split=split,
+                design=str(design),
+                leaky=split == "random",
+                n_permutations=n_permutations,
+                seed=seed,
+                model="linear" if linear else "cnn",
+                alpha=alpha,
+            )
+            ev["folds"] = sorted(rows["fold_name"].astype(str).unique().tolist())
+            out["designs"][design] = ev
+        registry.update(
+            run.id, metrics={d: v["summary"] for d, v in out["designs"].items()}, progress=1.0
+        )
+        registry.set_status(run.id, "completed")
+    return out

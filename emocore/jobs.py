@@ -1,8 +1,8 @@
 """Background training jobs the dashboard starts, watches and cancels (no streamlit here).
 
-A job is one registry run executed by a separate process::
+A job is one registry run executed by a separate process (:func:`run_job`)::
 
-    python -m emocore.cli -v train --resume <run id> --cache <cache> --registry <registry>
+    python -m emocore.jobs <run id> --cache <cache> --registry <registry>
 
 started in its own session (so its own process group), with stdout and stderr going to
 ``runs/<run id>/job.log``. It is not a thread of the page that started it: reloading the page,
@@ -11,7 +11,7 @@ dashboard needs to follow it (status, progress, message, curves, pid) is in the 
 
 One heavy job per machine: :func:`start_job` refuses while another run of this host is queued or
 running in a live process, because two trainings would share one GPU (or the two CPU cores of a
-laptop) and both crawl. :func:`cancel_job` sends SIGINT to the job's process group, which the CLI
+laptop) and both crawl. :func:`cancel_job` sends SIGINT to the job's process group, which Python
 turns into ``KeyboardInterrupt``, and :func:`emocore.experiment.run_study` marks the run
 'cancelled'; a job that does not stop is sent SIGTERM, then SIGKILL, and marked 'cancelled' here.
 """
@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from emocore.data.cache import open_cache
-from emocore.errors import ConfigError, EmocoreError
+from emocore.errors import ConfigError, EmocoreError, check_choice
 from emocore.registry import Registry, RunRecord, _host, _pid_alive
 from emocore.summaries import percent as _pct
 
@@ -51,6 +51,7 @@ __all__ = [
     "job_outcome",
     "job_status",
     "note_job_step",
+    "run_job",
     "retrain_config",
     "retrain_defaults",
     "start_assess_job",
@@ -141,10 +142,7 @@ def start_job(
     ``env`` adds environment variables for the job (e.g. ``OMP_NUM_THREADS``). Raises
     :class:`JobBusyError` while another job of this machine is queued or running.
     """
-    if kind not in JOB_KINDS:
-        raise ConfigError(
-            f"'kind' must be one of {', '.join(repr(k) for k in JOB_KINDS)}; {kind!r} was provided"
-        )
+    check_choice("kind", kind, JOB_KINDS)
     reg = _registry(registry)
     volumes = open_cache(cache)  # fails here, in the page, rather than in the background
     subjects = list(config.subjects) if config.subjects else volumes.subjects
@@ -158,29 +156,10 @@ def start_job(
         busy = next((r for r in active_jobs(reg) if _live_local(r)), None)
         if busy is not None:
             raise _busy_error(busy)
-        run = reg.create_run(
-            kind=kind,
-            design=config.designs[0] if len(config.designs) == 1 else None,
-            split=config.split,
-            leaky=config.split == "random",
-            subjects=subjects,
-            config=config.to_dict(),
-            data_hash=volumes.key,
-            sources=[volumes.path],
-        )
-        command = [
-            sys.executable,
-            "-m",
-            "emocore.cli",
-            "-v",
-            "train",
-            "--resume",
-            run.id,
-            "--cache",
-            str(Path(cache).resolve()),
-            "--registry",
-            str(reg.root.resolve()),
-        ]
+        from emocore.experiment import record_run
+
+        run = record_run(reg, volumes, config, kind=kind)
+        command = _job_command(run.id, cache, reg)
         _spawn(reg, run.id, command, env)
     return run.id
 
@@ -215,20 +194,32 @@ def start_assess_job(
         run = reg.create_run(
             kind="assess",
             subjects=[subject],
-            config={"run": run_id, "subject": subject, "bids": str(bids) if bids else None},
+            config={
+                "run": run_id,
+                "subject": subject,
+                "bids": str(Path(bids).resolve()) if bids else None,
+                "annotations": str(Path(annotations).resolve()) if annotations else None,
+            },
             parent=run_id,
             sources=[Path(cache), reg.run_dir(run_id)],
         )
-        command = [
-            sys.executable, "-m", "emocore.cli", "-v", "assess", "--run", run_id,
-            "--subject", subject, "--job", run.id, "--cache", str(Path(cache).resolve()),
-            "--registry", str(reg.root.resolve()),
-        ]  # fmt: skip
-        if bids is not None:
-            command += ["--bids", str(Path(bids).resolve()), "--annotations",
-                        str(Path(annotations).resolve())]  # fmt: skip
+        command = _job_command(run.id, cache, reg)
         _spawn(reg, run.id, command, env)
     return run.id
+
+
+def _job_command(run_id: str, cache: str | Path, reg: Registry) -> list[str]:
+    """The command of a job process: this module's entry point (see :func:`run_job`)."""
+    return [
+        sys.executable,
+        "-m",
+        "emocore.jobs",
+        run_id,
+        "--cache",
+        str(Path(cache).resolve()),
+        "--registry",
+        str(reg.root.resolve()),
+    ]
 
 
 def _spawn(
@@ -518,3 +509,65 @@ def retrain_config(base: StudyConfig, **changes: Any) -> StudyConfig:
     if "designs" in study:
         study["designs"] = tuple(study["designs"])
     return replace(base, **study, train=replace(base.train, **train))
+
+
+# -- the job process --------------------------------------------------------------------------
+def run_job(registry: Registry | str | Path, run_id: str, cache: str | Path) -> None:
+    """Execute the queued run ``run_id`` in this process: a ``train`` or ``study`` run with the
+    config it recorded (:func:`emocore.experiment.resume_study`), or an ``assess`` run (adding
+    the person from a dataset first when it names one). Progress goes to stderr (the job's log)
+    and to the registry, where the dashboard follows it."""
+    from emocore.progress import ProgressBar
+
+    reg = _registry(registry)
+    record = reg.get_run(run_id)
+    note_job_step(reg, run_id, "the job process started: loading PyTorch")
+    bar = ProgressBar(record.kind)
+    if record.kind == "assess":
+        from emocore.assess import add_and_assess
+
+        config = record.config
+        add_and_assess(
+            cache,
+            reg,
+            config["run"],
+            config["subject"],
+            bids=config.get("bids"),
+            annotations=config.get("annotations"),
+            progress=bar,
+            assess_id=run_id,
+        )
+        return
+    from emocore.data.cache import open_cache
+    from emocore.experiment import resume_study
+
+    note_job_step(reg, run_id, f"opening the cache at {cache}")
+    resume_study(reg, run_id, open_cache(cache), progress=bar)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m emocore.jobs RUN_ID --cache CACHE --registry REGISTRY``: what a job process
+    runs (the dashboard starts it; a person does not need to)."""
+    import argparse
+
+    from emocore.errors import exit_code
+
+    parser = argparse.ArgumentParser(prog="python -m emocore.jobs", description=main.__doc__)
+    parser.add_argument("run_id")
+    parser.add_argument("--cache", required=True)
+    parser.add_argument("--registry", required=True)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        run_job(args.registry, args.run_id, args.cache)
+    except KeyboardInterrupt as exc:  # cancel_job's SIGINT; the run is marked cancelled
+        print(f"emocore job {args.run_id}: interrupted", file=sys.stderr)
+        return exit_code(exc)
+    except (EmocoreError, OSError) as exc:
+        print(f"emocore job {args.run_id}: error: {exc}", file=sys.stderr)
+        return exit_code(exc)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,4 +1,4 @@
-"""The per-subject HTML report, and the readers of a run's results bundle it shares with the pages.
+"""The per-subject HTML report of one person in one finished run.
 
 :func:`subject_report_html` builds one self-contained page (plotly.js embedded once, so it opens
 offline): the model version and config, data provenance, and for every design this person was
@@ -12,7 +12,6 @@ in the registry. No streamlit here.
 from __future__ import annotations
 
 import html
-import json
 import logging
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,10 +21,8 @@ import pandas as pd
 
 from emocore import __version__
 from emocore._io import atomic_write_text
-from emocore.assess import assessment_dir, load_assessment
-from emocore.bundle import check_rows, expected_rows
 from emocore.data.cache import VolumeCache
-from emocore.errors import ConfigError, EmocoreError, RegistryError
+from emocore.errors import ConfigError, RegistryError
 from emocore.figures import subject_vs_cohort, timeline
 from emocore.findings import (
     TEST_CAPTION,
@@ -34,11 +31,11 @@ from emocore.findings import (
     person_summary,
     person_table,
     predates_message,
-    run_findings,
     stability_sentence,
     with_assessment,
 )
 from emocore.registry import Registry
+from emocore.results import RunResults, read_table
 from emocore.summaries import (
     misclassification_summary,
     misclassified_scenes,
@@ -48,8 +45,6 @@ from emocore.summaries import percent as _pct
 
 __all__ = [
     "RESEARCH_NOTICE",
-    "read_json",
-    "read_tsv",
     "settings_rows",
     "subject_report_html",
     "write_subject_report",
@@ -62,38 +57,6 @@ RESEARCH_NOTICE = (
     "treatment decisions. Accuracies are estimates on held-out data of a small cohort; read each "
     "next to its split and chance level."
 )
-
-
-# -- readers of a run's bundle ---------------------------------------------------------------
-def read_json(path: str | Path) -> dict[str, Any]:
-    """A JSON file of a run; a missing or damaged file raises EmocoreError naming it."""
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise EmocoreError(
-            f"{path} is missing; the run may still be running or have failed (see its status)"
-        ) from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise EmocoreError(
-            f"{path} is damaged ({exc}); re-run the study or delete the run"
-        ) from exc
-    if not isinstance(data, dict):
-        raise EmocoreError(f"{path} holds {type(data).__name__}, not an object; re-run the study")
-    return data
-
-
-def read_tsv(path: str | Path) -> pd.DataFrame:
-    """A TSV table of a run (``subject`` kept as text, e.g. "01")."""
-    path = Path(path)
-    try:
-        return pd.read_csv(path, sep="\t", dtype={"subject": str})
-    except FileNotFoundError:
-        raise EmocoreError(
-            f"{path} is missing; the run may still be running or have failed"
-        ) from None
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError, ValueError) as exc:
-        raise EmocoreError(f"{path} is damaged ({exc}); re-run the study") from exc
 
 
 # -- HTML pieces -----------------------------------------------------------------------------
@@ -359,31 +322,24 @@ def subject_report_html(
 ) -> str:
     """A self-contained HTML report of one person in one finished run."""
     reg = registry if isinstance(registry, Registry) else Registry(registry)
-    record = reg.get_run(run_id)
-    folder = reg.run_dir(run_id)
-    study = read_json(folder / "study.json")
-    metrics_path = folder / "metrics.json"
-    metrics = read_json(metrics_path) if metrics_path.exists() else None
-    predictions = check_rows(
-        folder / "predictions.tsv",
-        read_tsv(folder / "predictions.tsv"),
-        expected_rows(study, metrics, "predictions.tsv"),
-    )
+    run = RunResults(reg, run_id)
+    record, study = run.record, run.study
+    predictions = run.predictions()
     subject = str(subject).removeprefix("sub-")
     assessment = None
     if subject not in study.get("subjects", []):
-        assessment = load_assessment(reg, run_id, subject)
+        assessment = run.assessment(subject)
         if assessment is None:
             raise ConfigError(
                 f"sub-{subject} is not in run {run_id} and was not assessed against it; it has "
                 f"{', '.join('sub-' + s for s in study.get('subjects', []))} (assess a new "
                 f"person with `emocore assess --run {run_id} --subject XX`)"
             )
-        assessed = assessment_dir(reg, run_id, subject) / "predictions.tsv"
+        assessed = run.assessment_dir(subject) / "predictions.tsv"
         if assessed.is_file():
-            predictions = pd.concat([predictions, read_tsv(assessed)], ignore_index=True)
+            predictions = pd.concat([predictions, read_table(assessed)], ignore_index=True)
     classes = list(study["classes"])
-    found = run_findings(study, metrics)
+    found = run.findings
     if assessment is not None:
         found = with_assessment(found, assessment)
     figure = _Figures()

@@ -24,7 +24,9 @@ from emocore.data.cache import VolumeCache
 from emocore.data.dataset import VolumeSource, select
 from emocore.data.splits import SplitPlan, make_splits
 from emocore.engine import FastOptions
-from emocore.errors import ConfigError, EmocoreError
+from emocore.errors import ConfigError, check_choice
+from emocore.progress import EpochHook, Progress
+from emocore.results import read_table
 from emocore.train import TrainConfig, predict_proba, save_checkpoint, train_model
 
 __all__ = [
@@ -33,7 +35,6 @@ __all__ = [
     "plan_design",
     "run_design",
     "prediction_table",
-    "read_predictions",
 ]
 
 logger = logging.getLogger(__name__)
@@ -41,9 +42,7 @@ logger = logging.getLogger(__name__)
 DESIGNS = ("single-subject", "cross-subject", "loso")
 
 #: progress(fraction 0..1, message)
-Progress = Callable[[float, str], None]
 #: on_epoch(record) where record has design, model, fold, epoch and the curve values
-EpochHook = Callable[[dict[str, Any]], None]
 
 META_COLUMNS = [
     "subject",
@@ -88,20 +87,6 @@ def prediction_table(
     return out
 
 
-def read_predictions(path: str | Path) -> pd.DataFrame:
-    """A prediction table written by emocore (subject labels kept as text: "01", not 1)."""
-    path = Path(path)
-    if not path.is_file():
-        raise EmocoreError(f"{path} is missing; the run may have failed or still be running")
-    try:
-        return pd.read_csv(path, sep="\t", keep_default_na=False, dtype={"subject": str})
-    except (OSError, ValueError) as exc:  # empty, not UTF-8, not a table (ParserError too)
-        raise EmocoreError(
-            f"{path} is damaged ({exc.__class__.__name__}: {exc}); restore it from a backup or "
-            "re-run the study"
-        ) from exc
-
-
 def _models_of(design: str, meta: pd.DataFrame, split: str) -> list[tuple[str, pd.DataFrame, str]]:
     """(model name, rows it is cross-validated on, split) for each model of a design."""
     if design == "single-subject":
@@ -113,7 +98,8 @@ def _models_of(design: str, meta: pd.DataFrame, split: str) -> list[tuple[str, p
         return [("all", meta, split)]
     if design == "loso":
         return [("loso", meta, "random" if split == "random" else "leave-one-subject-out")]
-    raise ConfigError(f"'design' must be one of {set(DESIGNS)}; '{design}' was provided")
+    check_choice("design", design, DESIGNS)
+    raise AssertionError("unreachable")
 
 
 def plan_design(
@@ -261,7 +247,7 @@ def run_design(
             done_file = work / f"{name}__{fi}.tsv" if work is not None else None
             final = ckpt_dir / f"{fold.name}.pt" if loso and ckpt_dir is not None else None
             if done_file is not None and done_file.exists() and (final is None or final.exists()):
-                tables.append(read_predictions(done_file))
+                tables.append(read_table(done_file))
                 done += 1
                 continue
             fold_ckpt = work / f"{name}__{fi}.pt" if work is not None else None

@@ -46,13 +46,13 @@ if start and subject:
 ui.job_monitor(ctx.registry, followed_key="emocore_assess_job")
 
 st.subheader(f"People assessed against run {ctx.run_id}")
-assessed = assess.list_assessments(ctx.registry, ctx.run_id)
+assessed = ctx.results.assessed
 if not assessed:
     st.caption("Nobody yet.")
 found = ui.run_findings(ctx) if assessed else None
 for person in assessed:
     with ui.guard():
-        result = assess.load_assessment(ctx.registry, ctx.run_id, person)
+        result = ctx.results.assessment(person)
     st.markdown(f"#### sub-{person}")
     for design, info in result["designs"].items():
         if info["status"] != "assessed":

@@ -18,7 +18,7 @@ if not saliency:
 design = ui.design_picker(ctx, where=st.sidebar, options=list(saliency) or ctx.designs)
 name = "all" if design == "cross-subject" else f"sub-{subject}"
 with ui.guard():
-    held = ui.loaders.design_predictions(ctx.registry, ctx.run_id, design)
+    held = ctx.results.predictions(design)
 brain.volume_section(ctx, cache, subject=subject, design=design, name=name, held=held)
 
 st.subheader(f"Mean saliency per emotion — {design}/{name}")
@@ -26,7 +26,7 @@ with ui.guard():
     maps = {
         e: m
         for e in ctx.classes
-        if (m := ui.loaders.saliency_map(ctx.registry, ctx.run_id, design, name, e)) is not None
+        if (m := ui.loaders.saliency_map(ctx.results, design, name, e)) is not None
     }
 if maps:
     st.plotly_chart(figures.saliency_mips(maps))

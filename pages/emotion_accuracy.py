@@ -8,8 +8,8 @@ from emocore import figures, ui
 s = ui.page("Emotion accuracy")
 ctx = ui.require_run(s)
 with ui.guard():
-    metrics = ui.loaders.metrics(ctx.registry, ctx.run_id)
-    curves = ui.loaders.table(ctx.registry, ctx.run_id, "curves")
+    metrics = ctx.results.metrics or {}
+    curves = ctx.results.table("curves")
 
 for design, tab in zip(ctx.designs, st.tabs(ctx.designs), strict=True):
     summary = metrics[design]["cnn"]["summary"]
@@ -60,7 +60,7 @@ pred = c4.selectbox(
     "Predicted as", ctx.classes, index=(ctx.classes.index(true) + 1) % len(ctx.classes)
 )
 with ui.guard():
-    held = ui.loaders.design_predictions(ctx.registry, ctx.run_id, design)
+    held = ctx.results.predictions(design)
 cell = held[(held["subject"] == subject) & (held["true"] == true) & (held["pred"] == pred)]
 st.dataframe(
     cell[

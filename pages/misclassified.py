@@ -4,7 +4,7 @@ that is unusual against the other people (single-case tests)."""
 import streamlit as st
 
 from emocore import figures, ui
-from emocore.summaries import misclassification_summary, misclassified_scenes
+from emocore.summaries import misclassified_scenes
 
 s = ui.page("Misclassified scenes")
 ctx = ui.require_run(s)
@@ -16,8 +16,8 @@ order = [e for e in ("LOVE", "FEAR") if e in ctx.classes] + [
 ]
 emotion = c2.selectbox("Emotion", order)
 with ui.guard():
-    held = ui.loaders.design_predictions(ctx.registry, ctx.run_id, design)
-    summary = misclassification_summary(held, subject, emotion)
+    held = ctx.results.predictions(design)
+    summary = ctx.results.misclassification(design, subject, emotion)
     scenes = misclassified_scenes(held, subject, emotion)
 split = ctx.headline(design).get("split", "?")
 

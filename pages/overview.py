@@ -97,7 +97,7 @@ else:
     rows, comparisons = [], []
     for run_id in ui.completed_runs(reg)["id"]:
         try:
-            study = ui.loaders.study(reg, run_id)
+            study = ui.loaders.run_results(reg, run_id).study
         except EmocoreError as exc:
             st.error(str(exc))
             continue

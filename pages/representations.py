@@ -11,7 +11,7 @@ if not info:
     st.info(f"Run {ctx.run_id} saved no embeddings.")
     st.stop()
 with ui.guard():
-    emb = ui.loaders.table(ctx.registry, ctx.run_id, "embeddings")
+    emb = ctx.results.table("embeddings")
 color_by = st.radio("Colour by", ["emotion", "subject"], horizontal=True)
 st.plotly_chart(
     figures.embedding_scatter(

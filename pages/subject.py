@@ -6,30 +6,21 @@ import streamlit as st
 from emocore import figures, ui
 from emocore.device import gpu_summary
 from emocore.findings import p_text, person_summary, person_table
-from emocore.inference import list_models, subject_predictions
+from emocore.inference import seen_in_training, subject_predictions
 
 s = ui.page("Subject")
 ctx = ui.require_run(s)
 subject = ui.subject_picker(ctx)
-models = list_models(ctx.registry, ctx.run_id)
+models = ctx.results.models
 if not models:
     st.warning(f"Run {ctx.run_id} stored no models; only its held-out predictions can be shown.")
-preferred = [
-    m
-    for d in ("single-subject", "loso", "cross-subject")
-    for m in models
-    if m.startswith(d) and m.endswith((f"/sub-{subject}", "/all"))
-]
-model = (
-    st.selectbox("Model", models, index=models.index(preferred[0]) if preferred else 0)
-    if models
-    else None
-)
+preferred = ctx.results.preferred_model(subject)
+model = st.selectbox("Model", models, index=models.index(preferred)) if preferred else None
 design = model.split("/")[0] if model else ctx.designs[0]
 
 with ui.guard():
-    held = ui.loaders.design_predictions(ctx.registry, ctx.run_id, design)
-    scores = ui.loaders.per_subject(ctx.registry, ctx.run_id, design, ctx.classes)
+    held = ctx.results.predictions(design)
+    scores = ctx.results.per_subject(design)
 mine = held[held["subject"] == subject]
 head = ctx.headline(design)
 split = head.get("split", "?")
@@ -82,20 +73,21 @@ ui.timeline_view(mine, windows, title=f"sub-{subject}: true vs predicted (held o
 if model:
     st.subheader(f"Stored model `{model}` on every volume of sub-{subject}, NONE included")
     with ui.guard():
-        stored = subject_predictions(ctx.registry, ctx.run_id, model, None, subject,
-                                     compute=False, volumes="all")  # fmt: skip
+        stored = ctx.results.stored_inference(model, subject, volumes="all")
         gpu = gpu_summary()
         if stored is None and st.button(
             f"Run {model} on every volume of sub-{subject} ({'GPU' if gpu['available'] else 'CPU'})"
         ):
             bar = st.progress(0.0, text="loading the model")
             vc = ui.loaders.cache(s)
-            engine = ui.loaders.inference_engine(ctx.registry, ctx.run_id, model, vc.grid_shape)
-            stored = subject_predictions(ctx.registry, ctx.run_id, model, vc, subject, engine=engine,
-                                         progress=ui.progress_callback(bar), volumes="all")  # fmt: skip
+            engine = ui.loaders.inference_engine(ctx.results, model, vc.grid_shape)
+            progress = ui.progress_callback(bar)
+            stored = subject_predictions(
+                ctx.results, model, vc, subject, engine=engine, progress=progress, volumes="all"
+            )
             ui.inference_caption(stored)
     if stored is not None:
-        seen = bool(stored["seen"].astype(str).eq("True").any())
+        seen = seen_in_training(stored)
         if seen:
             st.warning(
                 "In-sample: the model was trained on these volumes. These numbers overstate how well it decodes new data; use the held-out view above."

@@ -40,7 +40,7 @@ from emocore.data.bids import BoldRun, Dataset, SubjectRuns, discover_dataset
 from emocore.data.cache import CACHE_FORMAT, VolumeCache, read_manifest, volume_key
 from emocore.data.clean import RunDesign, parse_confounds, run_design
 from emocore.derivatives import write_dataset_description
-from emocore.errors import CacheError, ConfigError, DataError
+from emocore.errors import CacheError, ConfigError, DataError, check_choice
 from emocore.labels import (
     build_volume_labels,
     check_lag,
@@ -48,12 +48,12 @@ from emocore.labels import (
     label_counts,
     load_annotations,
 )
+from emocore.progress import Progress
 
 __all__ = ["PrepareOptions", "PrepareResult", "cleaning_sentence", "prepare", "prepare_cache"]
 
 logger = logging.getLogger(__name__)
 
-Progress = Callable[[int, int, str], None]
 
 _CHUNK_BYTES = 256 * 2**20  # float32 bytes of BOLD decompressed at a time
 
@@ -88,10 +88,7 @@ class PrepareOptions:
                 f"grid_mm must be between 0.5 and 20 mm (or None for the native grid); {self.grid_mm} was given"
             )
         object.__setattr__(self, "lag_s", check_lag(self.lag_s))
-        if self.nonfinite not in ("error", "zero"):
-            raise ConfigError(
-                f"nonfinite must be one of {{'error', 'zero'}}; '{self.nonfinite}' was provided"
-            )
+        check_choice("nonfinite", self.nonfinite, ("error", "zero"))
         if self.high_pass is not None and not 0.0 < self.high_pass < 0.25:
             raise ConfigError(
                 f"high_pass must be a cut-off in Hz above 0 and below the Nyquist frequency of a "
@@ -560,7 +557,7 @@ def prepare(
     """Build, extend or reuse the cache for ``bids`` with labels from ``annotations``.
 
     ``subjects`` limits which people of the dataset are asked for (default: all found);
-    ``progress(done, total, message)`` is called after each run written. On an existing cache:
+    ``progress(fraction, message)`` is called after each run written. On an existing cache:
 
     * People asked for that the cache does not hold are **added**: only their runs are read,
       onto the cache's grid; the other people's arrays, the mask and the label table are not
@@ -911,7 +908,7 @@ def _add_subjects(
         nonlocal done
         done += 1
         if progress is not None:
-            progress(done, total_runs, message)
+            progress(done / max(total_runs, 1), message)
 
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     root = str(Path(bids))
@@ -1142,7 +1139,7 @@ def _write_subjects(
         nonlocal done
         done += 1
         if progress is not None:
-            progress(done, total_runs, message)
+            progress(done / max(total_runs, 1), message)
 
     cohort_mask = np.ones(shape, bool)
     subjects: dict[str, Any] = {}

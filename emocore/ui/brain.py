@@ -140,7 +140,7 @@ def saliency_viewer(ctx: RunContext, cache: VolumeCache, *, subject: str, design
                       key=f"{KEY}_threshold")  # fmt: skip
     opacity = c4.slider("Opacity", 0.0, 1.0, 0.8, 0.05, key=f"{KEY}_opacity")
     with guard():
-        raw = loaders.saliency_map(ctx.registry, ctx.run_id, design, name, emotion)
+        raw = loaders.saliency_map(ctx.results, design, name, emotion)
         grid = loaders.world_image(
             raw if raw is not None else np.zeros(cache.grid_shape, np.float32), cache.affine
         )

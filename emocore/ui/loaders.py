@@ -13,38 +13,29 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from emocore.constants import CLASSES, RUN_STARTS_S
+from emocore.constants import CLASSES
 from emocore.data.cache import VolumeCache
-from emocore.derivatives import saliency_map_path
 from emocore.errors import CacheError, EmocoreError
-from emocore.findings import RunFindings, run_findings
 from emocore.registry import Registry
-from emocore.report import read_json, read_tsv
+from emocore.results import TABLES, RunResults
 from emocore.settings import Settings
 
 __all__ = [
     "annotations",
     "cache",
     "category_cooccurrence",
-    "design_predictions",
-    "findings",
     "inference_engine",
     "label_count_grid",
     "mni_underlay",
-    "per_subject",
     "raw_category_counts",
     "registry",
+    "run_results",
     "saliency_map",
     "settings",
-    "study",
     "subject_volume",
-    "table",
     "volume_labels",
     "world_image",
 ]
-
-#: Tables of a run's bundle the pages read, by short name.
-TABLES = ("predictions", "baseline", "curves", "embeddings")
 
 
 def _mtime(path: Path) -> int:
@@ -101,106 +92,38 @@ def _engine(registry_root: str, run_id: str, model: str, grid: tuple[int, ...], 
     # Streamlit calls from a different thread on each rerun, and torch.compile's CUDA graphs
     # are recorded per thread: compile without them here
     return load_engine(
-        _registry(registry_root),
-        run_id,
+        RunResults(_registry(registry_root), run_id),
         model,
         grid_shape=grid,
         options=FastOptions(cuda_graphs=False),
     )
 
 
-def inference_engine(reg: Registry, run_id: str, model: str, grid: tuple[int, ...]):
+def inference_engine(results: RunResults, model: str, grid: tuple[int, ...]):
     """A stored model prepared once for the fast path (GPU when there is one), kept for reuse.
 
     At most two are kept: a full-grid model holds about 0.6 GB on its device.
     """
-    from emocore.inference import model_path
-
-    path = model_path(reg, run_id, model)
-    return _engine(str(reg.root), run_id, model, tuple(grid), _mtime(path))
+    path = results.model_path(model)
+    return _engine(str(results.registry.root), results.run_id, model, tuple(grid), _mtime(path))
 
 
-# -- a run's bundle --------------------------------------------------------------------------
-@st.cache_data(show_spinner=False, max_entries=64)
-def _json(path: str, mtime: int) -> dict[str, Any]:
-    return read_json(path)
+# -- a run's results --------------------------------------------------------------------------
+#: Files whose change means the run's results must be read again.
+_RESULT_FILES = ("study.json", "metrics.json", *(f"{t}.tsv" for t in TABLES))
 
 
-@st.cache_data(show_spinner=False, max_entries=32)
-def _tsv(path: str, mtime: int) -> pd.DataFrame:
-    return read_tsv(path)
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _run_results(root: str, run_id: str, stamp: tuple[int, ...]) -> RunResults:
+    return RunResults(_registry(root), run_id)
 
 
-def study(reg: Registry, run_id: str) -> dict[str, Any]:
-    path = reg.run_dir(run_id) / "study.json"
-    return _json(str(path), _mtime(path))
-
-
-def metrics(reg: Registry, run_id: str) -> dict[str, Any]:
-    path = reg.run_dir(run_id) / "metrics.json"
-    return _json(str(path), _mtime(path))
-
-
-@st.cache_data(show_spinner=False, max_entries=16)
-def _findings(study_path: str, study_mtime: int, metrics_path: str, metrics_mtime: int):
-    metrics_json = read_json(metrics_path) if metrics_mtime >= 0 else None
-    return run_findings(read_json(study_path), metrics_json)
-
-
-def findings(reg: Registry, run_id: str) -> RunFindings:
-    """The run's single-case findings and fold stability (metrics.json, else study.json), read
-    once per change of the files; ``available`` is False for runs that predate them."""
+def run_results(reg: Registry, run_id: str) -> RunResults:
+    """The run's :class:`~emocore.results.RunResults`, shared by every page and session and
+    opened again only when one of its files changes (each file is read once, when first asked)."""
     folder = reg.run_dir(run_id)
-    study_path, metrics_path = folder / "study.json", folder / "metrics.json"
-    return _findings(str(study_path), _mtime(study_path), str(metrics_path), _mtime(metrics_path))
-
-
-def table(reg: Registry, run_id: str, name: str) -> pd.DataFrame:
-    """One of :data:`TABLES` of a run (a copy is not made: do not modify it)."""
-    if name not in TABLES:
-        raise EmocoreError(f"'name' must be one of {TABLES}; '{name}' was provided")
-    path = reg.run_dir(run_id) / f"{name}.tsv"
-    frame = _tsv(str(path), _mtime(path))
-    if name in ("predictions", "baseline"):
-        _check_complete(reg, run_id, path, frame)
-    return frame
-
-
-def _check_complete(reg: Registry, run_id: str, path: Path, frame: pd.DataFrame) -> None:
-    """A cut-off prediction table is named here (EmocoreError), not summarised as what is left
-    or as 'the prediction table is empty'."""
-    from emocore.bundle import check_rows, expected_rows
-
-    folder = reg.run_dir(run_id)
-    found = {}
-    for name, read in (("study.json", study), ("metrics.json", metrics)):
-        try:
-            found[name] = read(reg, run_id) if (folder / name).is_file() else None
-        except EmocoreError:
-            found[name] = None  # the page that needs it names that file
-    check_rows(path, frame, expected_rows(found["study.json"], found["metrics.json"], path.name))
-
-
-def design_predictions(
-    reg: Registry, run_id: str, design: str, *, baseline: bool = False
-) -> pd.DataFrame:
-    frame = table(reg, run_id, "baseline" if baseline else "predictions")
-    return frame[frame["design"] == design]
-
-
-@st.cache_data(show_spinner=False, max_entries=32)
-def _per_subject(path: str, mtime: int, design: str, classes: tuple[str, ...]) -> pd.DataFrame:
-    from emocore.summaries import per_subject_metrics
-
-    frame = read_tsv(path)
-    return per_subject_metrics(frame[frame["design"] == design], classes=list(classes))
-
-
-def per_subject(reg: Registry, run_id: str, design: str, classes: list[str]) -> pd.DataFrame:
-    """Per-subject accuracy and per-emotion recall of one design's held-out predictions."""
-    table(reg, run_id, "predictions")  # a cut-off file is named, not scored
-    path = reg.run_dir(run_id) / "predictions.tsv"
-    return _per_subject(str(path), _mtime(path), design, tuple(classes))
+    stamp = tuple(_mtime(folder / name) for name in _RESULT_FILES)
+    return _run_results(str(reg.root), run_id, stamp)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -213,19 +136,10 @@ def _nifti(path: str, mtime: int) -> np.ndarray:
         raise EmocoreError(f"{path} cannot be read as NIfTI ({exc}); re-run the study") from exc
 
 
-def saliency_map(
-    reg: Registry, run_id: str, design: str, name: str, emotion: str
-) -> np.ndarray | None:
-    """Mean |attribution| of one model for one emotion; None when the run saved none.
-
-    The file is the one study.json records (BIDS names such as
-    ``sub-03/sub-03_desc-love_saliency.nii.gz``, or the older ``sub-03_LOVE.nii.gz``); see
-    :func:`emocore.derivatives.saliency_map_path`.
-    """
-    folder = reg.run_dir(run_id)
-    entries = study(reg, run_id).get("saliency") if (folder / "study.json").is_file() else None
-    entry = ((entries or {}).get(design) or {}).get(name, {}).get(emotion)
-    path = saliency_map_path(folder / "saliency" / design, name, emotion, entry)
+def saliency_map(results: RunResults, design: str, name: str, emotion: str) -> np.ndarray | None:
+    """Mean |attribution| of one model for one emotion; None when the run saved none (the file
+    study.json records: see :meth:`~emocore.results.RunResults.saliency_path`)."""
+    path = results.saliency_path(design, name, emotion)
     return _nifti(str(path), _mtime(path)) if path is not None else None
 
 
@@ -280,10 +194,6 @@ def world_image(data: np.ndarray, affine: np.ndarray):
     """``data`` on a RAS+ grid in mm (:func:`emocore.anatomy.to_world`); an oblique grid is
     resampled once per array, not on every rerun."""
     return _world_image(np.asarray(data, dtype=np.float32), np.asarray(affine, dtype=np.float64))
-
-
-def movie_time(run: int, volume: int) -> float:
-    return float(RUN_STARTS_S[run - 1] + 2 * volume)
 
 
 # -- annotations -----------------------------------------------------------------------------

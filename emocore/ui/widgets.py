@@ -24,6 +24,7 @@ from emocore.findings import (
     stability_sentence,
 )
 from emocore.registry import Registry, most_complete_first, run_label
+from emocore.results import RunResults
 from emocore.settings import Settings
 from emocore.summaries import percent
 from emocore.ui import loaders
@@ -144,26 +145,33 @@ def progress_callback(bar: Any) -> Callable[[float, str], None]:
 # -- runs and subjects -----------------------------------------------------------------------
 @dataclass(frozen=True)
 class RunContext:
+    """The run a page shows: the settings, the registry and the run's results."""
+
     settings: Settings
-    registry: Registry
-    run_id: str
-    study: dict[str, Any]
+    results: RunResults
+
+    @property
+    def registry(self) -> Registry:
+        return self.results.registry
+
+    @property
+    def run_id(self) -> str:
+        return self.results.run_id
+
+    @property
+    def study(self) -> dict[str, Any]:
+        return self.results.study
 
     @property
     def classes(self) -> list[str]:
-        return list(self.study["classes"])
+        return self.results.classes
 
     @property
     def designs(self) -> list[str]:
-        return [d for d in self.study["config"]["designs"]]
+        return self.results.designs
 
     def headline(self, design: str, model: str = "cnn") -> dict[str, Any]:
-        rows = [
-            r
-            for r in self.study.get("results", [])
-            if r["design"] == design and r["model"] == model
-        ]
-        return rows[0] if rows else {}
+        return self.results.headline(design, model)
 
     @property
     def chance_k(self) -> float:
@@ -212,7 +220,9 @@ def pick_run(s: Settings) -> RunContext | None:
     here = st.session_state.get(_PAGE_KEY)
     if here:
         st.session_state.setdefault(_RUN_PAGES_KEY, set()).add(here["path"])
-    return RunContext(s, reg, run_id, loaders.study(reg, run_id))
+    results = loaders.run_results(reg, run_id)
+    results.study  # noqa: B018 -- read it here: a damaged study.json is named by the picker
+    return RunContext(s, results)
 
 
 def require_run(s: Settings) -> RunContext:
@@ -232,9 +242,7 @@ def subject_picker(ctx: RunContext, *, where: Any = None, assessed: bool = False
     """The run's people; with ``assessed``, also the people assessed against it later."""
     options = list(ctx.study["subjects"])
     if assessed:
-        from emocore.assess import list_assessments
-
-        options += [p for p in list_assessments(ctx.registry, ctx.run_id) if p not in options]
+        options += [p for p in ctx.results.assessed if p not in options]
 
     def label(s: str) -> str:
         return f"sub-{s}" + ("" if s in ctx.study["subjects"] else " (assessed)")
@@ -251,7 +259,7 @@ def run_findings(ctx: RunContext) -> RunFindings | None:
     """The run's single-case findings; None, with a notice saying why and how to get them, when
     the run predates them (or its metrics.json cannot be read: the error names the file)."""
     try:
-        found = loaders.findings(ctx.registry, ctx.run_id)
+        found = ctx.results.findings
     except EmocoreError as exc:
         st.error(str(exc))
         return None

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from emocore.experiment import StudyConfig, load_study
+from emocore.experiment import StudyConfig
 from emocore.registry import Registry
+from emocore.results import RunResults
 from emocore.train import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -135,7 +136,7 @@ def retrained_home(
     torch.set_num_threads(1)  # 2 shared cores: two threads against other work crawl (x20)
     try:
         retrain = run_study(open_cache(home / "cache"), reg, config, kind="train",
-                            progress=lambda fraction, message: messages.append(message))  # fmt: skip
+                            progress=lambda fraction, message: messages.append(message)).run_id  # fmt: skip
     finally:
         torch.set_num_threads(threads)
     return home, study, retrain, messages
@@ -166,7 +167,7 @@ def test_a_finished_retrain_shows_its_headline_and_opens_its_run(
 
     # a new session still opens on the complete study, not on the newest, smaller run
     assert run_picker(run_app()) == study
-    assert len(load_study(Registry(home / "registry"), retrain)["subjects"]) == 1
+    assert len(RunResults(Registry(home / "registry"), retrain).study["subjects"]) == 1
 
 
 def test_a_retrain_without_a_page_before_opens_on_the_overview(

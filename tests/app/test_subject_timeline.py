@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 from emocore.data.cache import open_cache
 from emocore.figures import TIMELINE_LEGEND
-from emocore.study import read_predictions
+from emocore.results import read_table
 from tests.app.test_pages import no_exception, open_page, texts
 
 
@@ -64,7 +64,7 @@ def test_every_volume_includes_none_and_shows_metrics(home_copy: Path, emocore_e
     button.click().run()
     no_exception(at, "subject")
     stored = next((home_copy / "registry").rglob("inference/*/*/sub-01.all.tsv"))
-    table = read_predictions(stored)
+    table = read_table(stored)
     assert len(table) == n_volumes  # every volume, not only the labelled ones
     n_none = int((table["true"] == "NONE").sum())
     assert 0 < n_none < n_volumes and "NONE" not in set(table["pred"])

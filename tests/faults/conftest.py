@@ -167,7 +167,7 @@ def finished_run(tiny_cache, tmp_path_factory: pytest.TempPathFactory) -> tuple[
     root = tmp_path_factory.mktemp("finished-run") / "registry"
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(experiment, "run_design", untrained_design)
-        run_id = experiment.run_study(tiny_cache, Registry(root), tiny_study(), kind="train")
+        run_id = experiment.run_study(tiny_cache, Registry(root), tiny_study(), kind="train").run_id
     return root, run_id
 
 

@@ -17,7 +17,7 @@ from emocore.constants import RUN_N_VOLUMES, bold_filename
 from emocore.data import prepare as prepare_module
 from emocore.data.cache import open_cache
 from emocore.data.prepare import PrepareOptions, prepare, prepare_cache
-from emocore.errors import CacheError, DataError
+from emocore.errors import EXIT_CODES, CacheError, DataError
 from emocore.registry import Registry
 from tests.conftest import write_run
 from tests.faults.conftest import DAMAGE, SAID, checksums, damage, read_only
@@ -146,7 +146,7 @@ def test_cache_as_a_broken_symlink_fails_before_any_run_is_read(
     link = tmp_path / "cache"
     link.symlink_to(link if kind == "loop" else tmp_path / "gone")
     monkeypatch.setattr(prepare_module, "_write_subjects", pytest.fail)
-    assert main(prepare_argv(root, ann, link, "--subject", "01")) == 2
+    assert main(prepare_argv(root, ann, link, "--subject", "01")) == EXIT_CODES["data"]
     err = capsys.readouterr().err
     assert f"--cache {link} is a symbolic link that leads nowhere" in err, err
     assert "Traceback" not in err and link.is_symlink() and partials(tmp_path) == []
@@ -169,7 +169,7 @@ def test_prepare_into_a_read_only_folder_says_which_and_how(
     with read_only(parent):
         code = main(prepare_argv(root, ann, parent / "cache", "--subject", "01"))
     err = capsys.readouterr().err
-    assert code == 2, err
+    assert code == EXIT_CODES["data"], err
     assert f"cannot prepare the cache at {parent / 'cache'}: " in err and "Permission denied" in err
     assert f"make {parent} accessible to you" in err and "another --cache" in err
     assert list(parent.iterdir()) == []
@@ -183,7 +183,11 @@ def test_relabel_of_a_read_only_cache_keeps_it(tiny_dataset, tmp_path: Path, cap
     with read_only(cache_dir):
         code = main(prepare_argv(root, ann, cache_dir, "--subject", "01", "--lag", "0"))
     err = capsys.readouterr().err
-    assert code == 2 and "Permission denied" in err and f"make {cache_dir} accessible" in err
+    assert (
+        code == EXIT_CODES["data"]
+        and "Permission denied" in err
+        and f"make {cache_dir} accessible" in err
+    )
     assert checksums(cache_dir) == before
 
 
@@ -193,7 +197,7 @@ def test_an_unreadable_dataset_folder_is_named(tiny_dataset, tmp_path: Path, cap
     with read_only(func, mode=0o000):
         code = main(prepare_argv(root, ann, tmp_path / "cache"))
     err = capsys.readouterr().err
-    assert code == 2, err
+    assert code == EXIT_CODES["data"], err
     assert f"cannot read {func} (permission denied)" in err and "chmod -R u+rX" in err
     assert not (tmp_path / "cache").exists()
 
@@ -212,7 +216,7 @@ def test_damaged_manifest_is_named_by_train(cache_copy: Path, tmp_path: Path, ca
         open_cache(cache_copy)
     registry = tmp_path / "registry"
     argv = ["train", "--cache", str(cache_copy), "--registry", str(registry), "--device", "cpu"]
-    assert main(argv) == 2
+    assert main(argv) == EXIT_CODES["data"]
     err = capsys.readouterr().err
     assert f"{path} is damaged: {SAID[how]}" in err and "--force" in err and "Traceback" not in err
     assert Registry(registry).list_runs().empty and checksums(cache_copy) == before
@@ -269,7 +273,7 @@ def test_rebuild_refuses_a_cache_folder_holding_other_files(
     before = checksums(cache_copy)
     code = main(prepare_argv(cohort, cohort / "annotations" / "raw", cache_copy, "--force"))
     err = capsys.readouterr().err
-    assert code == 2, err
+    assert code == EXIT_CODES["data"], err
     assert f"the cache folder {cache_copy} also holds notes.txt, registry.sqlite" in err
     assert "would delete them" in err and checksums(cache_copy) == before
 
@@ -286,7 +290,7 @@ def test_relabel_on_a_full_disk_keeps_the_old_labels(tiny_cache, tmp_path: Path,
         fill(disk)
         code = main(prepare_argv(cohort, ann, cache_dir, "--lag", "0"))
         err = capsys.readouterr().err
-        assert code == 2, err
+        assert code == EXIT_CODES["data"], err
         assert f"cannot prepare the cache at {cache_dir}: " in err and "No space left" in err
         assert "the disk (or your quota) is full (0.0 MiB free)" in err
         assert checksums(cache_dir) == before  # labels.tsv and manifest.json as they were

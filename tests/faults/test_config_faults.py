@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from emocore.cli import main
-from emocore.errors import ConfigError
+from emocore.errors import EXIT_CODES, ConfigError
 from emocore.experiment import StudyConfig
 from emocore.registry import Registry
 
@@ -47,7 +47,7 @@ def test_train_with_a_bad_option_creates_no_run(
     argv += ["--epochs", "1", "--device", "cpu", "--no-baseline", "--no-saliency", *options]
     code = main(argv)
     err = capsys.readouterr().err
-    assert code == 2, err
+    assert code == EXIT_CODES["config"], err
     assert err.startswith("emocore train: error: ")
     assert re.search(message, err), err
     assert Registry(registry).list_runs().empty

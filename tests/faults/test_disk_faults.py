@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from emocore._io import atomic_path, atomic_write_json, atomic_write_text
+from emocore.errors import EXIT_CODES
 from emocore.labels import write_label_table
 from tests.faults.conftest import checksums, read_only
 
@@ -66,7 +67,7 @@ def test_labels_out_in_a_read_only_folder_fails_before_reading(tmp_path: Path, c
     with read_only(folder):
         code = main(["labels", "--annotations", str(raw), "--out", str(folder / "labels.tsv")])
     err = capsys.readouterr().err
-    assert code == 2, err
+    assert code == EXIT_CODES["config"], err
     assert f"cannot write --out {folder / 'labels.tsv'}: " in err and "Permission denied" in err
     assert f"make {folder} accessible to you" in err and "choose another --out" in err
     assert list(folder.iterdir()) == []
@@ -77,7 +78,9 @@ def test_labels_out_that_is_a_folder_is_refused(tmp_path: Path, capsys) -> None:
     from tests.faults.test_label_faults import write_observers
 
     raw = write_observers(tmp_path / "ann")
-    assert main(["labels", "--annotations", str(raw), "--out", str(tmp_path)]) == 2
+    assert (
+        main(["labels", "--annotations", str(raw), "--out", str(tmp_path)]) == EXIT_CODES["config"]
+    )
     assert f"cannot write --out {tmp_path}: it is a folder, not a file" in capsys.readouterr().err
 
 
@@ -106,7 +109,7 @@ def test_predict_out_in_a_read_only_folder_fails_before_the_model_runs(
             + ["--device", "cpu", "--out", str(out / "sub-01.tsv")]
         )
     err = capsys.readouterr().err
-    assert code == 2, err
+    assert code == EXIT_CODES["config"], err
     assert f"cannot write --out {out / 'sub-01.tsv'}: " in err and "Permission denied" in err
     assert checksums(folder) == before and list(out.iterdir()) == []
 
@@ -144,7 +147,10 @@ def test_labels_out_in_new_folders_is_written_and_nothing_left_on_failure(
 
     raw = write_observers(tmp_path / "ann")
     out = tmp_path / "new" / "deeper" / "labels.tsv"
-    assert main(["labels", "--annotations", str(tmp_path / "nowhere"), "--out", str(out)]) == 2
+    assert (
+        main(["labels", "--annotations", str(tmp_path / "nowhere"), "--out", str(out)])
+        == EXIT_CODES["data"]  # no annotations there
+    )
     assert not (tmp_path / "new").exists()  # the check made no folder for a failed command
     assert main(["labels", "--annotations", str(raw), "--out", str(out)]) == 0
     assert out.is_file()

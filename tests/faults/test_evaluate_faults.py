@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from emocore.cli import main
+from emocore.errors import EXIT_CODES
 from emocore.registry import Registry
 from tests.faults.conftest import checksums
 
@@ -48,7 +49,7 @@ def test_evaluate_refuses_predictions_cut_between_rows(registry, capsys) -> None
     folder = Registry(root).run_dir(run_id)
     total = cut_rows(folder / "predictions.tsv", 30)
     before = checksums(root / "runs")
-    assert main(evaluate(root, run_id)) == 2
+    assert main(evaluate(root, run_id)) == EXIT_CODES["data"]
     err = capsys.readouterr().err
     assert f"{folder / 'predictions.tsv'} holds 30 rows but the run wrote {total}" in err, err
     assert f"single-subject: 30 of {total}" in err and "cut short" in err
@@ -61,7 +62,7 @@ def test_evaluate_refuses_predictions_cut_inside_a_row(registry, capsys) -> None
     path = Registry(root).run_dir(run_id) / "predictions.tsv"
     data = path.read_bytes()
     path.write_bytes(data[: len(data) - 7])  # the last row loses its end
-    assert main(evaluate(root, run_id)) == 2
+    assert main(evaluate(root, run_id)) == EXIT_CODES["data"]
     assert f"{path} ends inside a row" in capsys.readouterr().err
     assert len(Registry(root).list_runs()) == 1
 
@@ -73,7 +74,7 @@ def test_an_older_run_is_checked_against_metrics_json(registry, capsys) -> None:
     del study["tables"]  # as runs made before the rows were recorded
     (folder / "study.json").write_text(json.dumps(study))
     total = cut_rows(folder / "predictions.tsv", 12)
-    assert main(evaluate(root, run_id)) == 2
+    assert main(evaluate(root, run_id)) == EXIT_CODES["data"]
     assert f"holds 12 rows but the run wrote {total}" in capsys.readouterr().err
 
 
@@ -100,7 +101,7 @@ def test_evaluate_names_a_damaged_study_json(registry, capsys, case: str) -> Non
     data, said = STUDY_DAMAGE[case]
     path.write_bytes(data)
     before = checksums(root / "runs")
-    assert main(evaluate(root, run_id)) == 2
+    assert main(evaluate(root, run_id)) == EXIT_CODES["data"]
     err = capsys.readouterr().err
     assert f"{path} {said}" in err and "re-run the study" in err and "Traceback" not in err
     assert len(Registry(root).list_runs()) == 1 and checksums(root / "runs") == before
@@ -115,7 +116,7 @@ def test_evaluate_names_a_damaged_predictions_table(registry, capsys, data, said
     root, run_id = registry
     path = Registry(root).run_dir(run_id) / "predictions.tsv"
     path.write_bytes(data)
-    assert main(evaluate(root, run_id)) == 2
+    assert main(evaluate(root, run_id)) == EXIT_CODES["data"]
     err = capsys.readouterr().err
     assert f"{path} is damaged ({said}" in err and "Traceback" not in err
     assert len(Registry(root).list_runs()) == 1
@@ -123,6 +124,6 @@ def test_evaluate_names_a_damaged_predictions_table(registry, capsys, data, said
 
 def test_evaluate_with_zero_permutations_records_no_run(registry, capsys) -> None:
     root, run_id = registry
-    assert main(evaluate(root, run_id)[:-2] + ["--permutations", "0"]) == 2
-    assert "--permutations must be at least 1" in capsys.readouterr().err
+    assert main(evaluate(root, run_id)[:-2] + ["--permutations", "0"]) == EXIT_CODES["config"]
+    assert "permutations must be at least 1" in capsys.readouterr().err
     assert len(Registry(root).list_runs()) == 1  # no evaluate run left 'running'

@@ -11,7 +11,7 @@ import pytest
 from emocore.cli import main
 from emocore.constants import MAX_LAG_S
 from emocore.data.prepare import PrepareOptions
-from emocore.errors import AnnotationError, ConfigError
+from emocore.errors import EXIT_CODES, AnnotationError, ConfigError
 from emocore.labels import build_volume_labels, label_counts, load_annotations
 from tests.faults.conftest import checksums
 
@@ -44,12 +44,12 @@ def labels_cli(ann: Path, out: Path, *extra: str) -> list[str]:
 def test_labels_and_prepare_refuse_the_same_lags(tmp_path: Path, capsys, lag: str) -> None:
     raw = write_observers(tmp_path / "ann")
     out = tmp_path / "out" / "labels.tsv"
-    assert main(labels_cli(raw, out, "--lag", lag)) == 2
+    assert main(labels_cli(raw, out, "--lag", lag)) == EXIT_CODES["config"]
     err = capsys.readouterr().err
     assert f"--lag must be a finite number of seconds from 0 to {MAX_LAG_S:g}" in err, err
     assert not out.parent.exists()
     argv = ["prepare", "--bids", str(tmp_path / "nowhere"), "--annotations", str(raw)]
-    assert main([*argv, "--cache", str(tmp_path / "cache"), "--lag", lag]) == 2
+    assert main([*argv, "--cache", str(tmp_path / "cache"), "--lag", lag]) == EXIT_CODES["config"]
     assert f"--lag must be a finite number of seconds from 0 to {MAX_LAG_S:g}" in (
         capsys.readouterr().err
     )
@@ -70,7 +70,7 @@ def test_the_largest_lag_is_accepted_by_both(tmp_path: Path) -> None:
 def test_every_file_header_only_is_an_error_naming_them(tmp_path: Path, capsys) -> None:
     raw = write_observers(tmp_path / "ann", {f"av1o{i:02d}": "" for i in range(1, 10)})
     out = tmp_path / "labels.tsv"
-    assert main(labels_cli(raw, out)) == 2
+    assert main(labels_cli(raw, out)) == EXIT_CODES["data"]
     err = capsys.readouterr().err
     assert "every volume would be NONE" in err and "holds no annotation rows" in err
     assert str(raw / "av1o01.csv") in err and str(raw / "av1o09.csv") in err
@@ -93,7 +93,7 @@ def test_one_header_only_observer_is_a_warning_naming_the_file(tmp_path: Path, c
 def test_every_emotion_word_unknown_is_an_error_naming_the_words(tmp_path: Path, capsys) -> None:
     unknown = observer_rows([(100, 140, "JOY"), (900, 950, "TERROR")])
     raw = write_observers(tmp_path / "ann", {f"av1o{i:02d}": unknown for i in range(1, 10)})
-    assert main(labels_cli(raw, tmp_path / "labels.tsv")) == 2
+    assert main(labels_cli(raw, tmp_path / "labels.tsv")) == EXIT_CODES["data"]
     err = capsys.readouterr().err
     assert "names no known emotion category" in err and "'JOY'" in err and "'TERROR'" in err
     assert str(raw / "av1o05.csv") in err and not (tmp_path / "labels.tsv").exists()
@@ -101,7 +101,7 @@ def test_every_emotion_word_unknown_is_an_error_naming_the_words(tmp_path: Path,
 
 def test_milliseconds_for_seconds_names_file_and_rows(tmp_path: Path, capsys) -> None:
     raw = write_observers(tmp_path / "ann", {"av1o02": observer_rows(scale=1000)})
-    assert main(labels_cli(raw, tmp_path / "labels.tsv")) == 2
+    assert main(labels_cli(raw, tmp_path / "labels.tsv")) == EXIT_CODES["data"]
     err = capsys.readouterr().err
     assert f"{raw / 'av1o02.csv'}: start/end beyond the movie's end (7086 s" in err
     assert "line(s) 2, 3, 4" in err and "look like milliseconds" in err
@@ -139,4 +139,7 @@ def test_an_unreadable_annotation_folder_is_named(tmp_path: Path, capsys) -> Non
     with read_only(raw, mode=0o000):
         code = main(labels_cli(raw, tmp_path / "labels.tsv"))
     err = capsys.readouterr().err
-    assert code == 2 and f"cannot read the annotation folder {raw} (permission denied)" in err
+    assert (
+        code == EXIT_CODES["data"]
+        and f"cannot read the annotation folder {raw} (permission denied)" in err
+    )

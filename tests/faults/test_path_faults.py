@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from emocore.cli import main
-from emocore.errors import ConfigError
-from emocore.inference import model_path, stored_predictions_path
+from emocore.errors import EXIT_CODES, ConfigError
 from emocore.registry import Registry
+from emocore.results import RunResults
 from tests.faults.conftest import checksums
 
 BAD_NAMES = [
@@ -47,7 +47,7 @@ def test_run_dir_refuses_names_that_leave_runs(registry: Registry, run_id: str) 
 def test_model_path_refuses_names_that_leave_the_run(registry: Registry, model: str) -> None:
     run = registry.create_run(kind="train")
     with pytest.raises(ConfigError, match=r"model|--model") as info:
-        model_path(registry, run.id, model)
+        RunResults(registry, run.id).model_path(model)
     assert repr(model.partition("/")[2]) in str(info.value) or repr(model) in str(info.value)
     assert "single-subject/sub-01" in str(info.value) or "'sub-01'" in str(info.value)
 
@@ -56,7 +56,7 @@ def test_model_path_refuses_names_that_leave_the_run(registry: Registry, model: 
 def test_stored_predictions_refuse_bad_subject_labels(registry: Registry, subject: str) -> None:
     run = registry.create_run(kind="train")
     with pytest.raises(ConfigError, match=rf"--subject {subject!r} is not a subject label"):
-        stored_predictions_path(registry, run.id, "single-subject/sub-01", subject)
+        RunResults(registry, run.id).inference_path("single-subject/sub-01", subject)
 
 
 def test_predict_cannot_load_or_write_outside_the_registry(
@@ -73,7 +73,7 @@ def test_predict_cannot_load_or_write_outside_the_registry(
         + ["--model", "../../../../outside/good", "--subject", "01", "--device", "cpu"]
     )
     err = capsys.readouterr().err
-    assert code == 2, err
+    assert code == EXIT_CODES["config"], err
     assert "--model '../../../../outside/good' is not a model name" in err
     assert "<design>/<name>" in err
     assert checksums(outside) == before and not (outside / "good").exists()

@@ -13,7 +13,7 @@ import pytest
 from emocore.cli import main
 from emocore.constants import bold_filename
 from emocore.data.prepare import PrepareOptions, prepare_cache
-from emocore.errors import DataError
+from emocore.errors import EXIT_CODES, DataError
 from tests.faults.conftest import checksums
 
 _SCL_SLOPE_OFFSET = 112  # float32 scl_slope in the NIfTI-1 header; scl_inter follows at 116
@@ -68,6 +68,6 @@ def test_prepare_command_exits_2_naming_the_file(tiny_dataset, tmp_path: Path, c
         + ["--cache", str(tmp_path / "cache"), "--subject", "01"]
     )
     err = capsys.readouterr().err
-    assert code == 2
+    assert code == EXIT_CODES["data"]
     assert "run-05_bold.nii.gz" in err and "beyond float16's range" in err
     assert not (tmp_path / "cache").exists()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from emocore.errors import RegistryError
+from emocore.errors import EXIT_CODES, RegistryError
 from emocore.registry import Registry
 from tests.faults.conftest import checksums
 
@@ -115,7 +115,7 @@ def test_odd_registry_files_are_named_without_make_writable(tmp_path: Path, caps
     root = tmp_path / "registry"
     said = make(root)
     before = checksums(root)
-    assert main(["runs", "--registry", str(root)]) == 2
+    assert main(["runs", "--registry", str(root)]) == EXIT_CODES["registry"]
     err = capsys.readouterr().err
     assert said in err and "writable" not in err, err
     assert checksums(root) == before

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from emocore.cli import main
+from emocore.errors import EXIT_CODES
 from emocore.registry import Registry
 from tests.faults.conftest import checksums
 
@@ -113,7 +114,7 @@ def test_resume_of_a_live_run_is_refused_and_the_run_left_alone(
     before = Registry(root).get_run(run_id)
     files = checksums(root / "runs")
     argv = ["train", "--resume", run_id, "--cache", str(tiny_cache.path), "--registry", str(root)]
-    assert main(argv) == 2
+    assert main(argv) == EXIT_CODES["registry"]
     err = capsys.readouterr().err
     assert f"run '{run_id}' is {status} in process {live_pid} on this machine" in err, err
     assert "'fold run-1, epoch 1/3'" in err and f"kill {live_pid}" in err

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from emocore.errors import CheckpointError
+from emocore.errors import EXIT_CODES, CheckpointError
 from emocore.models.cnn3d import SeedCNN
 from emocore.registry import Registry
 from emocore.train import TrainConfig, save_checkpoint
@@ -192,4 +192,7 @@ def test_predict_with_a_damaged_checkpoint_exits_2(tiny_cache, tmp_path: Path, c
         + ["--device", "cpu"]
     )
     err = capsys.readouterr().err
-    assert code == 2 and f"{path} is damaged: its training config cannot be read" in err, err
+    assert (
+        code == EXIT_CODES["data"]
+        and f"{path} is damaged: its training config cannot be read" in err
+    ), err

@@ -32,7 +32,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # 2 shared cores: two threads against other work crawl
     try:
-        run_id = run_study(cache, Registry(paths["registry"]), config)
+        run_id = run_study(cache, Registry(paths["registry"]), config).run_id
     finally:
         torch.set_num_threads(threads)
     return root, run_id

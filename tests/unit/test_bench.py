@@ -46,5 +46,5 @@ def test_bench_cli_reports_ratios_against_its_baseline_and_agreement(tmp_path, c
 
 
 def test_bench_cli_refuses_a_bad_grid(capsys):
-    assert main(["bench", "--grid", "22,29", "--no-data"]) == 2
+    assert main(["bench", "--grid", "22,29", "--no-data"]) == 3  # a config error
     assert "--grid takes three sides" in capsys.readouterr().err

@@ -124,7 +124,7 @@ def test_cancel_stops_a_long_job_and_a_second_job_is_refused_meanwhile(
     record = cancel_job(registry, run_id)
 
     assert record.status == "cancelled"
-    assert "SIGINT" in record.error  # stopped by the CLI's own KeyboardInterrupt handler
+    assert "SIGINT" in record.error  # stopped by the job process's KeyboardInterrupt handler
     assert gone(pid)
     assert registry.get_run(run_id).status == "cancelled"
     assert "interrupted" in job_log(registry, run_id)

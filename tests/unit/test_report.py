@@ -14,7 +14,8 @@ from emocore import __version__
 from emocore.constants import EMOTIONS
 from emocore.errors import ConfigError, EmocoreError
 from emocore.registry import Registry
-from emocore.report import read_tsv, subject_report_html, write_subject_report
+from emocore.report import subject_report_html, write_subject_report
+from emocore.results import read_table
 
 SUBJECTS = ["01", "02", "03"]
 
@@ -112,13 +113,13 @@ def test_damaged_or_missing_study_json_is_named(bundle) -> None:
     with pytest.raises(EmocoreError, match=r"study\.json is damaged"):
         subject_report_html(registry, run_id, "01")
     study.unlink()
-    with pytest.raises(EmocoreError, match=r"study\.json is missing"):
+    with pytest.raises(EmocoreError, match=r"has no study\.json"):
         subject_report_html(registry, run_id, "01")
 
 
-def test_read_tsv_keeps_subject_labels_as_text(bundle) -> None:
+def test_read_table_keeps_subject_labels_as_text(bundle) -> None:
     registry, run_id = bundle
-    table = read_tsv(registry.run_dir(run_id) / "predictions.tsv")
+    table = read_table(registry.run_dir(run_id) / "predictions.tsv")
     assert sorted(table["subject"].unique()) == SUBJECTS
 
 
