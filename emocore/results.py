@@ -236,16 +236,17 @@ class RunResults:
     # -- models and what was computed with them ---------------------------------------------
     @cached_property
     def models(self) -> list[str]:
-        """Final models as ``<design>/<name>`` (e.g. ``single-subject/sub-01``), from the
-        registry's records of the run's checkpoints whose files are there."""
+        """Final models as ``<design>/<name>`` (e.g. ``single-subject/sub-01``): the checkpoints
+        the registry recorded for this run whose files are in the run's folder (looked up there,
+        so a registry moved or copied elsewhere still finds them)."""
         arts = self.registry.artifacts(self.run_id)
         if arts.empty:
             return []
-        rows = arts[arts["kind"] == "checkpoint"]
+        names = arts.loc[arts["kind"] == "checkpoint", "name"].astype(str)
         return sorted(
-            str(name)
-            for name, path in zip(rows["name"], rows["path"], strict=True)
-            if Path(path).is_file()
+            name
+            for name in names
+            if name.count("/") == 1 and (self.folder / "models" / f"{name}.pt").is_file()
         )
 
     def _model_name(self, model: object) -> tuple[str, str]:
