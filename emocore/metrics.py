@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -55,7 +55,7 @@ MetricName = Literal["accuracy", "balanced_accuracy"]
 #: The metrics the resampling functions compute in vectorised form when named by a string.
 METRICS: tuple[str, ...] = ("accuracy", "balanced_accuracy")
 
-Labels = Sequence[Any] | np.ndarray | pd.Series
+Labels: TypeAlias = Sequence[Any] | np.ndarray | pd.Series
 Metric = str | Callable[[np.ndarray, np.ndarray], float]
 Seed = np.random.Generator | int | None
 
