@@ -250,24 +250,30 @@ def train_model(
     backward pass is compiled lazily, so a failure can come after the first forward), training
     starts again eagerly from the same seed (or from the last checkpoint), with a warning.
     """
-    args = (train, val, config)
-    kwargs = dict(
-        n_classes=n_classes,
-        progress=progress,
-        on_epoch=on_epoch,
-        checkpoint=checkpoint,
-        resume=resume,
-        extra=extra,
-    )
+
+    def attempt(compile_option: str, resume: bool) -> TrainResult:
+        return _train(
+            train,
+            val,
+            config,
+            n_classes=n_classes,
+            progress=progress,
+            on_epoch=on_epoch,
+            checkpoint=checkpoint,
+            resume=resume,
+            extra=extra,
+            compile_option=compile_option,
+        )
+
     option = config.compile
     if option == "auto" and _distributed()[1] > 1:
         # DDP with SyncBatchNorm breaks torch.compile's graphs, and a compile failure on one
         # rank would leave the others waiting in all-reduce: distributed runs compile only on "on"
         option = "off"
     if option == "off":
-        return _train(*args, **kwargs, compile_option="off")
+        return attempt("off", resume)
     try:
-        return _train(*args, **kwargs, compile_option=option)
+        return attempt(option, resume)
     except Exception as exc:
         if not _is_compile_failure(exc) or _distributed()[1] > 1:
             raise
@@ -276,9 +282,8 @@ def train_model(
             exc.__class__.__name__,
             str(exc).splitlines()[0][:200] if str(exc) else "",
         )
-        if checkpoint is not None:  # go on from the last finished epoch, if there is one
-            kwargs["resume"] = True
-        return _train(*args, **kwargs, compile_option="off")
+        # with a checkpoint, go on from the last finished epoch, if there is one
+        return attempt("off", resume or checkpoint is not None)
 
 
 def _train(
@@ -302,7 +307,8 @@ def _train(
     rank, world = _distributed()
     model = _make_model(train.shape, n_classes, config).to(device)
     if config.channels_last:
-        model = model.to(memory_format=torch.channels_last_3d)
+        # nn.Module.to takes memory_format at runtime; torch's overloads for it leave it out
+        model = model.to(memory_format=torch.channels_last_3d)  # type: ignore[call-overload]
     net: nn.Module = model
     if world > 1:
         # One model per process, gradients averaged by DDP. On GPUs batch-norm statistics are
@@ -317,7 +323,7 @@ def _train(
         net, option=compile_option, device=device, dynamic=None, what="training model"
     )
     optimizer = torch.optim.Adam(
-        model.parameters(), lr=config.lr, **({"fused": True} if device.type == "cuda" else {})
+        model.parameters(), lr=config.lr, fused=True if device.type == "cuda" else None
     )
     weight = _class_weights(train.y, n_classes).to(device) if config.class_weights else None
     loss_fn = nn.CrossEntropyLoss(weight=weight)
