@@ -173,9 +173,9 @@ def assess_subject(
     and ``seconds``. ``assess_id`` fills in an existing queued ``assess`` run (a dashboard job).
     The cohort's models, predictions and metrics are never changed.
     """
-    from emocore.experiment import StudyConfig
+    from emocore.designs import run_design
     from emocore.metrics import balanced_accuracy
-    from emocore.study import run_design
+    from emocore.study import StudyConfig
 
     subject = str(subject).removeprefix("sub-")
     record = registry.get_run(run_id)

@@ -266,7 +266,7 @@ def cmd_labels(args: argparse.Namespace) -> int:
 
 # -- model commands --------------------------------------------------------------------------
 def _study_config(args: argparse.Namespace, designs: tuple[str, ...]):
-    from emocore.experiment import StudyConfig
+    from emocore.study import StudyConfig
     from emocore.train import TrainConfig
 
     train = TrainConfig(
@@ -318,8 +318,8 @@ def _run_study(args: argparse.Namespace, designs: tuple[str, ...], kind: str) ->
 
     from emocore.data.cache import open_cache
     from emocore.distributed import NullRegistry, init_from_env
-    from emocore.experiment import resume_study, run_study
     from emocore.registry import Registry
+    from emocore.study import resume_study, run_study
 
     rank, world, device = init_from_env()
     registry = Registry(args.registry) if rank == 0 else NullRegistry()
@@ -393,8 +393,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from emocore.experiment import evaluate_runs
     from emocore.registry import Registry
+    from emocore.study import evaluate_runs
 
     out = evaluate_runs(
         Registry(args.registry),
@@ -851,7 +851,7 @@ def _add_alpha_option(p: argparse.ArgumentParser) -> None:
 
 
 def _add_model_commands(sub: Any) -> None:
-    from emocore.study import DESIGNS
+    from emocore.designs import DESIGNS
 
     p = sub.add_parser(
         "study",

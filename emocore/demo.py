@@ -66,7 +66,7 @@ def demo_synth_config(seed: int = 0) -> SynthConfig:
 
 
 def demo_study_config():
-    from emocore.experiment import StudyConfig
+    from emocore.study import StudyConfig
     from emocore.train import TrainConfig
 
     return StudyConfig(
@@ -102,8 +102,8 @@ def build_demo(
         progress=part(progress, share, 2 * share, "cache"),
     )
     if train:
-        from emocore.experiment import run_study
         from emocore.registry import Registry
+        from emocore.study import run_study
 
         registry = Registry(paths["registry"])
         config = demo_study_config()

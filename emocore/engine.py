@@ -1,13 +1,7 @@
 """The fast path: how emocore feeds volumes to the seed network and runs it.
 
-Two pieces, used by training, evaluation, the CLI and the dashboard alike:
-
-* :func:`stream_batches` reads batches from a :class:`~emocore.data.dataset.VolumeSource` in
-  background threads (the memmap copies release the GIL), straight into page-locked host buffers
-  on CUDA, and hands them to the device with non-blocking copies, so reading batch ``i + 1``
-  overlaps computing batch ``i``. There is no per-volume Python work: a batch of one person in
-  row order is one slice copy.
-* :class:`InferenceEngine` prepares a trained model once for inference and runs whole people
+Volumes reach it through :func:`emocore.data.stream.stream_batches` (read ahead in threads);
+:class:`InferenceEngine` prepares a trained model once for inference and runs whole people
   through it. What it does is set by :class:`FastOptions`:
 
   ============  ===========================================================  =============
@@ -31,11 +25,8 @@ import copy
 import importlib.util
 import logging
 import math
-import os
 import time
-from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -46,6 +37,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from emocore.data.dataset import VolumeSource
+from emocore.data.stream import DEFAULT_READERS, stream_batches
 from emocore.device import choose_device
 from emocore.errors import ConfigError, EmocoreError, check_choice
 from emocore.progress import Progress
@@ -55,7 +47,6 @@ __all__ = [
     "InferenceEngine",
     "fold_batchnorm",
     "maybe_compile",
-    "stream_batches",
     "default_inference_batch",
     "gpu_oom_error",
     "describe_path",
@@ -70,8 +61,6 @@ logger = logging.getLogger(__name__)
 
 #: Values of every ``compile`` option (FastOptions, TrainConfig, ``--compile``).
 COMPILE_CHOICES = ("auto", "on", "off")
-#: Threads reading ahead: one per core, at most 8.
-DEFAULT_READERS = max(1, min(8, os.cpu_count() or 1))
 
 
 def check_compile_option(value: str) -> None:
@@ -142,6 +131,12 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
     return _fold(model)[0]
 
 
+def _triple(values: tuple[int, ...]) -> tuple[int, int, int]:
+    """A Conv3d size attribute (typed as any length by torch, always three long) as a 3-tuple."""
+    first, second, third = values
+    return first, second, third
+
+
 def _fold(model: nn.Module) -> tuple[nn.Module, int]:
     """:func:`fold_batchnorm`, and how many conv/batch-norm pairs were merged."""
     folded = copy.deepcopy(model).eval()
@@ -164,16 +159,18 @@ def _fold(model: nn.Module) -> tuple[nn.Module, int]:
                 new_bias = (bias - bn.running_mean) * scale
                 if bn.bias is not None:
                     new_bias = new_bias + bn.bias
+                padding = conv.padding
                 merged = nn.Conv3d(
                     conv.in_channels,
                     conv.out_channels,
-                    conv.kernel_size,
-                    stride=conv.stride,
-                    padding=conv.padding,
-                    dilation=conv.dilation,
+                    _triple(conv.kernel_size),
+                    stride=_triple(conv.stride),
+                    padding=padding if isinstance(padding, str) else _triple(padding),
+                    dilation=_triple(conv.dilation),
                     groups=conv.groups,
                     bias=True,
                 ).to(device=conv.weight.device, dtype=conv.weight.dtype)
+                assert merged.bias is not None  # built with bias=True
                 merged.weight.copy_(conv.weight * scale.view(-1, 1, 1, 1, 1))
                 merged.bias.copy_(new_bias)
             block._modules[first] = merged
@@ -260,113 +257,6 @@ def cudnn_benchmark(device: torch.device, on: bool = True) -> Iterator[None]:
         yield
     finally:
         torch.backends.cudnn.benchmark = before
-
-
-# -- reading batches ahead ---------------------------------------------------------------------
-def stream_batches(
-    source: VolumeSource,
-    batch_size: int,
-    device: torch.device,
-    *,
-    shuffle: bool = False,
-    generator: torch.Generator | None = None,
-    shard: tuple[int, int] = (0, 1),
-    prefetch: int = 3,
-    readers: int = DEFAULT_READERS,
-    pad_to_batch: bool = False,
-) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]]:
-    """Yield ``(x, y, positions, n)`` with ``x`` float16 (b, 1, X, Y, Z) and ``y`` already on ``device``.
-
-    Batches come in the order of :meth:`VolumeSource.batches` (same shuffling, same sharding), so
-    training with and without read-ahead sees identical batches. Sources held in memory are read
-    in the loop (an index_select costs less than a hand-off between threads). With
-    ``pad_to_batch`` every ``x``
-    has ``batch_size`` rows (the tail is zero-padded) and ``n`` says how many are real.
-    """
-    cuda = device.type == "cuda"
-    plan = [
-        idx
-        for _, _, idx in source.batches(
-            batch_size, shuffle=shuffle, generator=generator, shard=shard, positions_only=True
-        )
-    ]
-
-    def read(idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int, torch.Tensor]:
-        n = len(idx)
-        rows = batch_size if pad_to_batch else n
-        host = torch.empty((rows, *source.shape), dtype=torch.float16, pin_memory=cuda)
-        source.gather_into(idx.numpy(), host[:n].numpy())
-        if rows > n:
-            host[n:].zero_()
-        y = source.y[idx]
-        return host, (y.pin_memory() if cuda else y), n, idx
-
-    if prefetch == 0 or len(plan) <= 1 or source.preloaded:  # in-memory gathers need no help
-        reads: Iterator = (read(idx) for idx in plan)
-        yield from _hand_over(reads, device, lead=1)
-        return
-    with ThreadPoolExecutor(max_workers=readers, thread_name_prefix="emocore-read") as pool:
-        pending: deque[Future] = deque()
-        it = iter(plan)
-        for idx in it:
-            pending.append(pool.submit(read, idx))
-            if len(pending) > prefetch:
-                break
-
-        def in_order() -> Iterator:
-            while pending:
-                fut = pending.popleft()
-                nxt = next(it, None)
-                if nxt is not None:
-                    pending.append(pool.submit(read, nxt))
-                yield fut.result()
-
-        try:
-            yield from _hand_over(in_order(), device, lead=prefetch + 1)
-        finally:
-            for fut in pending:
-                fut.cancel()
-
-
-def _hand_over(reads: Iterator, device: torch.device, *, lead: int) -> Iterator:
-    """Move host batches to ``device``; on CUDA overlap each copy with the previous batch's work.
-
-    Copies run on a side stream and the compute stream waits for them by event. The loop never
-    runs more than ``lead`` batches ahead of the GPU: without that bound the CPU could queue the
-    whole person, and every page-locked buffer still in flight would be a fresh allocation.
-    """
-    if device.type != "cuda":
-        for host, y, n, idx in reads:
-            yield host.unsqueeze(1), y, idx, n
-        return
-    copy_stream = torch.cuda.Stream(device)
-    computed: deque[torch.cuda.Event] = deque()
-
-    def stage(host: torch.Tensor, y: torch.Tensor, n: int, idx: torch.Tensor):
-        with torch.cuda.stream(copy_stream):
-            x = host.to(device, non_blocking=True).unsqueeze(1)
-            y = y.to(device, non_blocking=True)
-        return x, y, idx, n, copy_stream.record_event()
-
-    def release(staged):
-        x, y, idx, n, ready = staged
-        compute = torch.cuda.current_stream(device)
-        compute.wait_event(ready)
-        x.record_stream(compute)  # made on the copy stream, used on the compute stream
-        y.record_stream(compute)
-        return x, y, idx, n
-
-    staged = None
-    for item in reads:
-        nxt = stage(*item)
-        if staged is not None:
-            yield release(staged)
-            computed.append(torch.cuda.current_stream(device).record_event())
-            if len(computed) > lead:
-                computed.popleft().synchronize()
-        staged = nxt
-    if staged is not None:
-        yield release(staged)
 
 
 def describe_path(info: dict[str, Any]) -> str:
@@ -463,7 +353,8 @@ class InferenceEngine:
             bn.float()  # unfolded batch norm (fold_bn=False) keeps fp32 statistics
         self.channels_last = opts.channels_last
         if self.channels_last:
-            net = net.to(memory_format=torch.channels_last_3d)
+            # nn.Module.to takes memory_format at runtime; torch's overloads for it leave it out
+            net = net.to(memory_format=torch.channels_last_3d)  # type: ignore[call-overload]
         self.net = net
         self.forward = self._compile()
         first = next((m for m in net.modules() if isinstance(m, nn.Conv3d)), None)

@@ -2,7 +2,7 @@
 
 Every figure colours classes with :data:`emocore.constants.EMOTION_COLORS`, labels its colour
 scales and, where it shows accuracy, names the split and the chance level in its title. No
-streamlit here; the inputs are tables and arrays that emocore writes (see :mod:`emocore.experiment`).
+streamlit here; the inputs are tables and arrays that emocore writes (see :mod:`emocore.study`).
 """
 
 from __future__ import annotations

@@ -22,11 +22,11 @@ from emocore._io import atomic_write_text
 from emocore.constants import CLASSES
 from emocore.data.cache import VolumeCache
 from emocore.data.dataset import VolumeSource, select
+from emocore.designs import prediction_table
 from emocore.engine import FastOptions, InferenceEngine
 from emocore.errors import ConfigError
 from emocore.progress import Progress
 from emocore.results import VOLUME_SETS, RunResults, seen_in_training
-from emocore.study import prediction_table
 from emocore.train import load_checkpoint
 
 __all__ = [

@@ -12,7 +12,7 @@ dashboard needs to follow it (status, progress, message, curves, pid) is in the 
 One heavy job per machine: :func:`start_job` refuses while another run of this host is queued or
 running in a live process, because two trainings would share one GPU (or the two CPU cores of a
 laptop) and both crawl. :func:`cancel_job` sends SIGINT to the job's process group, which Python
-turns into ``KeyboardInterrupt``, and :func:`emocore.experiment.run_study` marks the run
+turns into ``KeyboardInterrupt``, and :func:`emocore.study.run_study` marks the run
 'cancelled'; a job that does not stop is sent SIGTERM, then SIGKILL, and marked 'cancelled' here.
 """
 
@@ -38,7 +38,7 @@ from emocore.registry import Registry, RunRecord, _host, _pid_alive
 from emocore.summaries import percent as _pct
 
 if TYPE_CHECKING:
-    from emocore.experiment import StudyConfig
+    from emocore.study import StudyConfig
 
 __all__ = [
     "JOB_KINDS",
@@ -156,7 +156,7 @@ def start_job(
         busy = next((r for r in active_jobs(reg) if _live_local(r)), None)
         if busy is not None:
             raise _busy_error(busy)
-        from emocore.experiment import record_run
+        from emocore.study import record_run
 
         run = record_run(reg, volumes, config, kind=kind)
         command = _job_command(run.id, cache, reg)
@@ -458,7 +458,7 @@ def job_outcome(registry: Registry | str | Path, run_id: str) -> str:
 def retrain_defaults(study: Mapping[str, Any] | None) -> StudyConfig:
     """The settings a retrain of ``study`` (a run's study.json) starts from: its recorded config,
     on the people it was run on and with every fold; emocore's defaults without a study."""
-    from emocore.experiment import StudyConfig
+    from emocore.study import StudyConfig
 
     if not study:
         return StudyConfig()
@@ -514,7 +514,7 @@ def retrain_config(base: StudyConfig, **changes: Any) -> StudyConfig:
 # -- the job process --------------------------------------------------------------------------
 def run_job(registry: Registry | str | Path, run_id: str, cache: str | Path) -> None:
     """Execute the queued run ``run_id`` in this process: a ``train`` or ``study`` run with the
-    config it recorded (:func:`emocore.experiment.resume_study`), or an ``assess`` run (adding
+    config it recorded (:func:`emocore.study.resume_study`), or an ``assess`` run (adding
     the person from a dataset first when it names one). Progress goes to stderr (the job's log)
     and to the registry, where the dashboard follows it."""
     from emocore.progress import ProgressBar
@@ -539,7 +539,7 @@ def run_job(registry: Registry | str | Path, run_id: str, cache: str | Path) -> 
         )
         return
     from emocore.data.cache import open_cache
-    from emocore.experiment import resume_study
+    from emocore.study import resume_study
 
     note_job_step(reg, run_id, f"opening the cache at {cache}")
     resume_study(reg, run_id, open_cache(cache), progress=bar)

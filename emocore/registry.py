@@ -70,7 +70,7 @@ logger = logging.getLogger(__name__)
 
 KINDS = ("study", "train", "evaluate", "predict", "bench", "assess")
 STATUSES = ("queued", "running", "completed", "failed", "cancelled")
-#: Same values as ``emocore.study.DESIGNS``; repeated here so the registry never imports torch.
+#: Same values as ``emocore.designs.DESIGNS``; repeated here so the registry never imports torch.
 DESIGNS = ("single-subject", "cross-subject", "loso")
 ARTIFACT_KINDS = (
     "checkpoint",

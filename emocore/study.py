@@ -1,324 +1,718 @@
-"""Study designs: one model per person, one for everybody, and each person unseen (LOSO).
+"""Run designs end to end and record them: training, evaluation, baseline, saliency, registry.
 
-A design trains one model per cross-validation fold and pools the held-out predictions into one
-table, so every volume is predicted by a model that never saw it (or, with the leaky ``random``
-split, by one that saw its neighbours). Only the final model of each design and person is kept on
-disk: a refit on all of that design's data for single-subject and cross-subject, and the model
-that did not see the person for LOSO.
+:func:`run_study` is what ``emocore study``, ``emocore train`` and the dashboard's Retrain page
+call. Each call is one run in the registry; its folder is the results bundle::
+
+    study.json         what was run (config, split, chance) and the headline numbers per design
+    metrics.json       full evaluation per design and model family (cnn, linear)
+    predictions.tsv    held-out predictions of every design (column ``design``)
+    baseline.tsv       the linear decoder's held-out predictions on the same folds
+    curves.tsv         per-epoch train / held-out loss and accuracy of every fold
+    models/<design>/   final checkpoints (one per design and person)
+    dataset_description.json  BIDS derivative metadata: emocore, its version, the cache read
+    saliency/<design>/ a BIDS derivative dataset per design: mean |attribution| per emotion as
+                       sub-XX/sub-XX_desc-<emotion>_saliency.nii.gz (one person's volumes) or
+                       desc-<emotion>_saliency.nii.gz (several people's), each with a .json
+                       sidecar (model, method, steps, baseline, units, cache, run); AUC against
+                       planted truth in study.json
+    embeddings.tsv     PCA of the cross-subject model's hidden layer, with silhouette scores
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+import os
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from emocore._io import atomic_write_text
-from emocore.constants import EMOTIONS
+from emocore import __version__
+from emocore._io import atomic_write_json, atomic_write_text
+from emocore.baseline import linear_baseline
+from emocore.bundle import table_rows
+from emocore.constants import CLASSES, EMOTIONS
 from emocore.data.cache import VolumeCache
 from emocore.data.dataset import VolumeSource, select
-from emocore.data.splits import SplitPlan, make_splits
-from emocore.engine import FastOptions
-from emocore.errors import ConfigError, check_choice
-from emocore.progress import EpochHook, Progress
-from emocore.results import read_table
-from emocore.train import TrainConfig, predict_proba, save_checkpoint, train_model
+from emocore.data.splits import check_split
+from emocore.derivatives import (
+    file_uri,
+    saliency_relpath,
+    sidecar_path,
+    write_dataset_description,
+)
+from emocore.designs import DESIGNS, DesignResult, plan_design, run_design
+from emocore.errors import ConfigError, EmocoreError, RegistryError
+from emocore.evaluate import evaluate_predictions
+from emocore.progress import Progress
+from emocore.registry import Registry, RunRecord, recording_outcome
+from emocore.results import RunResults
+from emocore.saliency import (
+    describe_method,
+    embeddings,
+    emotion_saliency,
+    saliency_auc,
+    save_nifti,
+)
+from emocore.single_case import ALPHA, FINDING_KEYS
+from emocore.train import TrainConfig, load_checkpoint
 
 __all__ = [
-    "DESIGNS",
-    "DesignResult",
-    "plan_design",
-    "run_design",
-    "prediction_table",
+    "StudyConfig",
+    "run_study",
+    "record_run",
+    "resume_study",
+    "ground_truth_dir",
+    "merge_fold_runs",
+    "evaluate_runs",
+    "atypical_entries",
+    "stability_entries",
 ]
 
 logger = logging.getLogger(__name__)
 
-DESIGNS = ("single-subject", "cross-subject", "loso")
 
-#: progress(fraction 0..1, message)
-#: on_epoch(record) where record has design, model, fold, epoch and the curve values
+@dataclass(frozen=True, kw_only=True)
+class StudyConfig:
+    """What a study runs; saved in study.json and the registry."""
 
-META_COLUMNS = [
-    "subject",
-    "run",
-    "volume",
-    "movie_time",
-    "label_time",
-    "scene",
-    "scene_location",
-    "agreement",
-]
+    designs: tuple[str, ...] = DESIGNS
+    subjects: tuple[str, ...] | None = None
+    split: str = "leave-one-run-out"
+    n_folds: int | None = None
+    include_none: bool = False
+    refit: bool | tuple[str, ...] = True  # a final model on all data: every design, none, or these
+    baseline: bool = True
+    saliency: bool = True
+    n_permutations: int = 1000
+    alpha: float = 0.05  # level of the single-case findings (Holm-adjusted)
+    folds: tuple[str, ...] | None = None  # only these folds (e.g. one LOSO subject per job)
+    train: TrainConfig = field(default_factory=TrainConfig)
 
-
-@dataclass
-class DesignResult:
-    design: str
-    split: str
-    leaky: bool
-    classes: list[str]
-    predictions: pd.DataFrame
-    plans: dict[str, dict[str, Any]] = field(
-        default_factory=dict
-    )  # model name -> split description
-    checkpoints: dict[str, Path] = field(default_factory=dict)  # model name -> final checkpoint
-    curves: pd.DataFrame = field(default_factory=pd.DataFrame)
-    train_volumes_per_s: float = 0.0
-    peak_gpu_memory_gib: float | None = None  # largest over the design's trainings (None on CPU)
-    seconds: float = 0.0
-
-
-def prediction_table(
-    meta: pd.DataFrame, probs: np.ndarray, classes: Sequence[str], **extra: Any
-) -> pd.DataFrame:
-    """The per-volume prediction table: metadata, true and predicted class, class probabilities."""
-    out = meta[[c for c in META_COLUMNS if c in meta.columns]].copy()
-    out["true"] = np.asarray(classes)[meta["y"].to_numpy()]
-    out["pred"] = np.asarray(classes)[probs.argmax(axis=1)] if len(probs) else []
-    for i, c in enumerate(classes):
-        out[f"prob_{c}"] = probs[:, i] if len(probs) else []
-    for k, v in extra.items():
-        out[k] = v
-    return out
-
-
-def _models_of(design: str, meta: pd.DataFrame, split: str) -> list[tuple[str, pd.DataFrame, str]]:
-    """(model name, rows it is cross-validated on, split) for each model of a design."""
-    if design == "single-subject":
-        return [
-            (f"sub-{s}", meta[meta["subject"] == s].reset_index(drop=True), split)
-            for s in sorted(meta["subject"].unique())
-        ]
-    if design == "cross-subject":
-        return [("all", meta, split)]
-    if design == "loso":
-        return [("loso", meta, "random" if split == "random" else "leave-one-subject-out")]
-    check_choice("design", design, DESIGNS)
-    raise AssertionError("unreachable")
-
-
-def plan_design(
-    cache: VolumeCache,
-    design: str,
-    *,
-    subjects: Sequence[str] | None = None,
-    split: str = "leave-one-run-out",
-    n_folds: int | None = None,
-    classes: Sequence[str] = EMOTIONS,
-    seed: int = 0,
-    folds: Sequence[str] | None = None,
-) -> list[tuple[str, pd.DataFrame, SplitPlan]]:
-    """The models of ``design`` and the folds of each, as (name, rows, plan); nothing is trained.
-
-    Raises ConfigError for a selection or split the data cannot support, so callers can check a
-    whole study before they record a run for it.
-    """
-    classes = list(classes)
-    meta = select(cache, subjects=subjects, classes=classes)
-    if meta.empty:
-        raise ConfigError(
-            f"no volumes labelled {classes} for subjects {subjects or cache.subjects}; check the label options"
-        )
-    if design == "loso" and meta["subject"].nunique() < 2:
-        raise ConfigError("the loso design needs at least 2 subjects; select more subjects")
-    plans = [
-        (
-            name,
-            rows,
-            make_splits(
-                rows,
-                s,
-                n_folds=n_folds if s != "leave-one-subject-out" else None,
-                seed=seed,
-            ),
-        )
-        for name, rows, s in _models_of(design, meta, split)
-    ]
-    if folds:
-        names = [f.name for _, _, p in plans for f in p.folds]
-        unknown = sorted(set(folds) - set(names))
-        if unknown:
+    def __post_init__(self) -> None:
+        bad = [d for d in self.designs if d not in DESIGNS]
+        if bad or not self.designs:
             raise ConfigError(
-                f"no fold named {', '.join(unknown)} in the {design} design; its folds are "
-                f"{', '.join(dict.fromkeys(names))}"
+                f"designs must be some of {list(DESIGNS)}; {list(self.designs)} was given"
             )
-    return plans
+        if self.folds and len(self.designs) != 1:
+            raise ConfigError(
+                f"folds select folds of one design; {len(self.designs)} designs were given "
+                "(use `emocore train --design loso --fold sub-03`)"
+            )
+        if self.n_folds is not None and (
+            isinstance(self.n_folds, bool) or not isinstance(self.n_folds, int) or self.n_folds < 2
+        ):
+            raise ConfigError(
+                f"'n_folds' must be >= 2 (each fold needs other folds to train on) or None for "
+                f"one fold per run; {self.n_folds!r} was given. Pass --n-folds 2 or more"
+            )
+        check_split(self.split)
+        if self.n_permutations < 1:
+            raise ConfigError(
+                f"n_permutations must be >= 1 (chance levels and p-values need them); "
+                f"{self.n_permutations} was given"
+            )
+        if isinstance(self.refit, (list, tuple)):
+            object.__setattr__(self, "refit", tuple(self.refit))
+            bad = [d for d in self.refit if d not in self.designs]
+            if bad:
+                raise ConfigError(
+                    f"refit names designs the study does not run: {bad}; it runs "
+                    f"{list(self.designs)}"
+                )
+        if not 0 < self.alpha < 1:
+            raise ConfigError(f"alpha must be in (0, 1); {self.alpha} was given")
+
+    def refits(self, design: str) -> bool:
+        """Whether ``design`` keeps a final model trained on all of its data."""
+        return design in self.refit if isinstance(self.refit, tuple) else bool(self.refit)
+
+    @property
+    def classes(self) -> list[str]:
+        return list(CLASSES if self.include_none else EMOTIONS)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> StudyConfig:
+        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        known["train"] = TrainConfig.from_dict(known.get("train", {}))
+        known["designs"] = tuple(known.get("designs", DESIGNS))
+        for key in ("subjects", "folds"):
+            if known.get(key):
+                known[key] = tuple(known[key])
+        return cls(**known)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["train"] = self.train.to_dict()
+        d["designs"] = list(self.designs)
+        d["subjects"] = list(self.subjects) if self.subjects else None
+        d["folds"] = list(self.folds) if self.folds else None
+        if isinstance(self.refit, tuple):
+            d["refit"] = list(self.refit)
+        return d
 
 
-def run_design(
+def ground_truth_dir(cache: VolumeCache) -> Path | None:
+    """The synthetic cohort's ground_truth/ folder, when the cache was made from one."""
+    root = Path(cache.manifest.get("source", {}).get("root", ""))
+    gt = root / "ground_truth" / "patterns"
+    return gt if gt.is_dir() else None
+
+
+def _headline(design: str, ev: dict[str, Any]) -> dict[str, Any]:
+    s = ev["summary"]
+    return {
+        "design": design,
+        "split": s["split"],
+        "leaky": s["leaky"],
+        "n_volumes": s["n_volumes"],
+        "accuracy": s["accuracy"],
+        "balanced_accuracy": s["balanced_accuracy"],
+        "chance_balanced_accuracy": s["chance"]["balanced_accuracy_permutation"],
+        "chance_balanced_accuracy_theoretical": s["chance"]["balanced_accuracy_theoretical"],
+        "p_value": s["p_value"]["balanced_accuracy"],
+        "ci95": s["ci95"]["balanced_accuracy"],
+        "per_class_accuracy": s["per_class_accuracy"],
+    }
+
+
+def _saliency(
     cache: VolumeCache,
-    design: str,
-    train_config: TrainConfig,
+    result: DesignResult,
+    out: Path,
+    classes: list[str],
+    device: str,
     *,
-    subjects: Sequence[str] | None = None,
-    split: str = "leave-one-run-out",
-    n_folds: int | None = None,
-    classes: Sequence[str] = EMOTIONS,
-    refit: bool = True,
-    checkpoint_dir: str | Path | None = None,
-    progress: Progress | None = None,
-    on_epoch: EpochHook | None = None,
-    work_dir: str | Path | None = None,
-    folds: Sequence[str] | None = None,
-) -> DesignResult:
-    """Cross-validate ``design`` on the cache and keep its final model(s) in ``checkpoint_dir``.
+    run_id: str,
+    method: str = "integrated-gradients",
+    max_per_class: int = 16,
+) -> dict[str, Any]:
+    """Mean saliency per emotion for each final model, on the volumes that model is about.
 
-    With ``work_dir``, every fold checkpoints each epoch and stores its predictions when done, so
-    calling again with the same arguments (``--resume``) skips finished folds and continues the
-    interrupted one from its last epoch. Fold checkpoints are deleted once the fold is done.
-
-    ``folds`` runs only the folds of those names (``sub-03`` for a LOSO fold): one fold per job,
-    e.g. a Slurm array, merged afterwards by ``emocore evaluate --run A --run B ...``. No final
-    model on all the data is fitted then.
+    ``out`` (``saliency/<design>/``) becomes a BIDS derivative dataset of its own, with a
+    ``dataset_description.json``: BIDS has no entity for "which design" and a ``desc`` label is
+    one alphanumeric word, so the design is the dataset and the file names carry only BIDS
+    entities. One person's map is ``sub-XX/sub-XX_desc-<emotion>_saliency.nii.gz`` (the
+    single-subject model of XX, or the LOSO model that held XX out); a map over several people's
+    volumes (the cross-subject model) has no ``sub`` entity and sits at the folder's root (see
+    :func:`emocore.derivatives.saliency_filename`). Each map has a JSON sidecar saying which
+    model, method and volumes made it and what its numbers are.
     """
-    classes = list(classes)
-    plans = plan_design(
-        cache,
-        design,
-        subjects=subjects,
-        split=split,
-        n_folds=n_folds,
-        classes=classes,
-        seed=train_config.seed,
-        folds=folds,
+    gt = ground_truth_dir(cache)
+    write_dataset_description(
+        out,
+        name=f"emocore saliency maps, {result.design} design, run {run_id}",
+        source_datasets=[cache.path],
+        description=(
+            f"mean absolute {method} saliency per emotion of the {result.design} design's final "
+            "models; a JSON sidecar next to each map says what it holds"
+        ),
     )
-    loso = design == "loso" and split != "random"
-    if folds:
-        refit = False
-    jobs = sum(
-        sum(1 for f in p.folds if not folds or f.name in folds) + (refit and not loso)
-        for _, _, p in plans
-    )
-    done = 0
-    tables, curve_rows, speeds, total_seconds = [], [], [], 0.0
-    peaks: list[float] = []
-    result_plans, checkpoints = {}, {}
-    ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    how = describe_method(method)
+    scores: dict[str, Any] = {}
+    written: dict[str, str] = {}
+    for name, ckpt in result.checkpoints.items():
+        model, state = load_checkpoint(ckpt, grid_shape=cache.grid_shape, classes=classes)
+        held = state["extra"].get("held_out")
+        subjects = [held.removeprefix("sub-")] if held else state["extra"].get("trained_on")
+        meta = select(cache, subjects=subjects, classes=classes)
+        maps = emotion_saliency(
+            model,
+            VolumeSource(cache, meta),
+            classes,
+            method=method,
+            device=device,
+            max_per_class=max_per_class,
+        )
+        subject = subjects[0] if len(subjects) == 1 else None
+        scores[name] = {}
+        for emotion, volume in maps.items():
+            relpath = saliency_relpath(subject, emotion)
+            if relpath in written:  # two models of one design on the same people's volumes
+                raise EmocoreError(
+                    f"models {written[relpath]} and {name} of the {result.design} design would "
+                    f"both write saliency/{result.design}/{relpath}; give them different people"
+                )
+            written[relpath] = name
+            path = save_nifti(volume, cache.affine, out / relpath)
+            auc = None
+            truth_path = None
+            if gt is not None:
+                candidates = [gt / f"sub-{subject}_{emotion}.nii.gz"] if subject else []
+                candidates.append(gt / f"{emotion}.nii.gz")
+                truth_path = next((p for p in candidates if p.exists()), None)
+            if truth_path is not None:
+                import nibabel as nib
 
-    def step(message: str) -> Progress:
+                truth = np.asarray(nib.load(truth_path).dataobj, dtype=np.float32)
+                if truth.shape == volume.shape:
+                    auc = saliency_auc(volume, truth, cache.mask)
+            n_volumes = min(int((meta["label"] == emotion).sum()), max_per_class)
+            atomic_write_json(
+                sidecar_path(path),
+                {
+                    "Description": (
+                        f"Where the {result.design} model {name} looks when it scores {emotion}: "
+                        f"mean absolute {method} attribution over {n_volumes} of "
+                        f"{'sub-' + subject if subject else 'its people'}'s {emotion} volumes"
+                    ),
+                    "Emotion": emotion,
+                    "Design": result.design,
+                    "Model": name,
+                    "Checkpoint": _below(ckpt, out.parents[1]),
+                    "TrainedOn": [f"sub-{s}" for s in state["extra"].get("trained_on") or []],
+                    "HeldOut": held,
+                    "ExplainedSubjects": [f"sub-{s}" for s in subjects],
+                    "NumberOfVolumes": n_volumes,
+                    "EmotionVolumesAvailable": int((meta["label"] == emotion).sum()),
+                    **how,
+                    "Run": run_id,
+                    "Cache": {"URL": file_uri(cache.path), "Key": cache.key},
+                    "AUCvsTruth": auc,
+                    "Truth": truth_path.name if truth_path else None,
+                },
+                indent=2,
+            )
+            scores[name][emotion] = {
+                "file": relpath,
+                "auc_vs_truth": auc,
+                "truth": truth_path.name if truth_path else None,
+            }
+    return scores
+
+
+def _below(path: Path, root: Path) -> str:
+    """``path`` relative to ``root`` in POSIX form if it is inside, else its name only."""
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return path.name
+
+
+def _embeddings(
+    cache: VolumeCache, ckpt: Path, classes: list[str], device: str
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    from sklearn.decomposition import PCA
+    from sklearn.metrics import silhouette_score
+
+    model, _ = load_checkpoint(ckpt, grid_shape=cache.grid_shape, classes=classes)
+    meta = select(cache, classes=classes)
+    emb = embeddings(model, VolumeSource(cache, meta), device=device)
+    pcs = PCA(n_components=2, random_state=0).fit_transform(emb)
+    table = meta[["subject", "run", "volume", "movie_time", "label"]].copy()
+    table["pc1"], table["pc2"] = pcs[:, 0], pcs[:, 1]
+    quality: dict[str, Any] = {"n": len(emb)}
+    for by in ("label", "subject"):
+        labels = meta[by].to_numpy()
+        quality[f"silhouette_by_{'emotion' if by == 'label' else 'subject'}"] = (
+            float(silhouette_score(emb, labels))
+            if len(set(labels)) > 1 and len(emb) > len(set(labels))
+            else None
+        )
+    return table, quality
+
+
+def record_run(
+    registry: Registry, cache: VolumeCache, config: StudyConfig, *, kind: str = "study"
+) -> RunRecord:
+    """A queued run of ``config`` on ``cache`` in the registry (what :func:`run_study` and the
+    dashboard's jobs record before training starts)."""
+    return registry.create_run(
+        kind=kind,
+        design=config.designs[0] if len(config.designs) == 1 else None,
+        split=config.split,
+        leaky=config.split == "random",
+        subjects=list(config.subjects) if config.subjects else cache.subjects,
+        config=config.to_dict(),
+        data_hash=cache.key,
+        sources=[cache.path],
+    )
+
+
+def resume_study(
+    registry: Registry,
+    run_id: str,
+    cache: VolumeCache,
+    *,
+    progress: Progress | None = None,
+) -> RunResults:
+    """Run (or go on with) a queued or interrupted run with the config it recorded: finished
+    folds are kept, an interrupted fold goes on from its last epoch."""
+    record = registry.get_run(run_id)
+    if record.status == "completed":
+        raise RegistryError(f"run {record.id} is already complete; nothing to resume")
+    config = StudyConfig.from_dict(record.config)
+    return run_study(cache, registry, config, kind=record.kind, progress=progress, run_id=run_id)
+
+
+def run_study(
+    cache: VolumeCache,
+    registry: Registry,
+    config: StudyConfig,
+    *,
+    kind: str = "study",
+    progress: Progress | None = None,
+    run_id: str | None = None,
+) -> RunResults:
+    """Run every design of ``config`` on ``cache``, write the bundle, record the run; return the
+    finished run's :class:`~emocore.results.RunResults`.
+
+    With ``run_id`` an existing queued run (e.g. created by the dashboard) is filled in.
+    """
+    if run_id is not None:  # refused while another live process runs it (--resume twice)
+        registry.claim(run_id)
+    classes = config.classes
+    subjects = list(config.subjects) if config.subjects else cache.subjects
+    missing = sorted(set(subjects) - set(cache.subjects))
+    if missing:
+        raise ConfigError(
+            f"subject(s) {', '.join(missing)} not in the cache at {cache.path}; it holds {', '.join(cache.subjects)}"
+        )
+    # Plan every design's folds before a run is recorded: a bad option fails with no run left
+    # (a run queued by the dashboard is marked failed, so it does not stay queued).
+    try:
+        for design in config.designs:
+            plan_design(
+                cache,
+                design,
+                subjects=subjects,
+                split=config.split,
+                n_folds=config.n_folds,
+                classes=classes,
+                seed=config.train.seed,
+                folds=config.folds,
+            )
+    except ConfigError as exc:
+        if run_id is not None:
+            registry.set_status(run_id, "failed", error=str(exc))
+        raise
+    if run_id is None:
+        run_id = record_run(registry, cache, config, kind=kind).id
+    else:  # queued elsewhere (dashboard) or resumed: record the cache this process reads
+        registry.describe_run(run_id, sources=[cache.path], kind=kind)
+    out = registry.run_dir(run_id)
+    registry.update(
+        run_id,
+        status="running",
+        pid=os.getpid(),
+        error=None,
+        message=f"{config.designs[0]}: preparing the first fold",
+    )
+    t0 = time.perf_counter()
+    n_steps = len(config.designs) + 1
+
+    def report(i: int, label: str) -> Progress:
         def inner(frac: float, msg: str) -> None:
+            registry.update(run_id, progress=(i + frac) / n_steps, message=msg)
             if progress is not None:
-                progress((done + frac) / jobs, f"{design} {message}: {msg}")
+                progress((i + frac) / n_steps, msg)
 
         return inner
 
-    def hook(model_name: str, fold: str) -> Callable[[dict[str, Any]], None]:
-        def inner(record: dict[str, Any]) -> None:
-            row = {"design": design, "model": model_name, "fold": fold, **record}
-            curve_rows.append(row)
-            if on_epoch is not None:
-                on_epoch(row)
-
-        return inner
-
-    work = Path(work_dir) if work_dir is not None else None
-
-    def final_checkpoint(path: Path, res: Any, trained_on: list[str], **info: Any) -> Path:
-        extra = {
-            "classes": classes,
-            "design": design,
-            "trained_on": trained_on,
-            "cache_key": cache.key,
-            **info,
-        }
-        return save_checkpoint(
-            path,
-            res.model,
-            config=train_config,
-            classes_n=len(classes),
-            epoch=train_config.epochs,
-            history=res.history,
-            extra=extra,
+    def on_epoch(rec: dict[str, Any]) -> None:
+        registry.log_epoch(
+            run_id,
+            fold=f"{rec['design']}/{rec['model']}/{rec['fold']}",
+            epoch=rec["epoch"],
+            train_loss=rec["train_loss"],
+            train_acc=rec["train_acc"],
+            val_loss=rec["val_loss"],
+            val_acc=rec["val_acc"],
+            seconds=rec["seconds"],
         )
 
-    epochs = f"{train_config.epochs} epoch{'s' if train_config.epochs != 1 else ''}"
-    for name, rows, plan in plans:
-        result_plans[name] = plan.describe()
-        for fi, fold in enumerate(plan.folds):
-            if folds and fold.name not in folds:
-                continue
-            label = f"{name} {fold.name} (fold {fi + 1}/{len(plan.folds)})"
-            tr, te = rows.iloc[fold.train], rows.iloc[fold.test]
-            done_file = work / f"{name}__{fi}.tsv" if work is not None else None
-            final = ckpt_dir / f"{fold.name}.pt" if loso and ckpt_dir is not None else None
-            if done_file is not None and done_file.exists() and (final is None or final.exists()):
-                tables.append(read_table(done_file))
-                done += 1
-                continue
-            fold_ckpt = work / f"{name}__{fi}.pt" if work is not None else None
-            step(label)(0.0, f"loading its volumes, then {epochs}")
-            train_src, test_src = VolumeSource(cache, tr), VolumeSource(cache, te)
-            res = train_model(
-                train_src,
-                test_src,
-                train_config,
-                n_classes=len(classes),
-                progress=step(label),
-                on_epoch=hook(name, fold.name),
-                checkpoint=fold_ckpt,
-                resume=fold_ckpt is not None,
+    with recording_outcome(registry, run_id):
+        predictions, baselines = [], []
+        metrics: dict[str, Any] = {}
+        headline: list[dict[str, Any]] = []
+        extras: dict[str, Any] = {
+            "saliency": {},
+            "embeddings": None,
+            "train_volumes_per_s": {},
+            "peak_gpu_memory_gib": {},
+        }
+        for i, design in enumerate(config.designs):
+            res = run_design(
+                cache,
+                design,
+                config.train,
+                subjects=subjects,
+                split=config.split,
+                n_folds=config.n_folds,
+                classes=classes,
+                refit=config.refits(design),
+                checkpoint_dir=out / "models" / design,
+                progress=report(i, design),
+                on_epoch=on_epoch,
+                work_dir=out / "work" / design,
+                folds=config.folds,
             )
-            speeds.append(res.volumes_per_s)
-            if res.peak_gpu_memory_gib is not None:
-                peaks.append(res.peak_gpu_memory_gib)
-            total_seconds += res.seconds
-            # held-out sets are small: compiling for them costs more than it saves, unless asked
-            probs = predict_proba(
-                res.model,
-                test_src,
-                device=train_config.device,
-                amp=train_config.amp,
-                options=FastOptions(compile="on" if train_config.compile == "on" else "off"),
+            for name, path in res.checkpoints.items():
+                registry.add_artifact(run_id, f"{design}/{name}", path, "checkpoint")
+            predictions.append(res.predictions)
+            extras["train_volumes_per_s"][design] = round(res.train_volumes_per_s, 1)
+            extras["peak_gpu_memory_gib"][design] = res.peak_gpu_memory_gib
+            ev = evaluate_predictions(
+                res.predictions,
+                classes=classes,
+                split=res.split,
+                design=design,
+                leaky=res.leaky,
+                n_permutations=config.n_permutations,
+                seed=config.train.seed,
+                alpha=config.alpha,
             )
-            held = fold.name.removeprefix("sub-")
-            seen = (te["subject"] != held).to_numpy() if loso else np.ones(len(te), bool)
-            table = prediction_table(
-                te, probs, classes, fold=fi, fold_name=fold.name, seen=seen, model=name
-            )
-            tables.append(table)
-            if final is not None:
-                checkpoints[fold.name] = final_checkpoint(
-                    final, res, sorted(tr["subject"].unique().tolist()), held_out=fold.name
+            metrics[design] = {"cnn": ev, "plans": res.plans}
+            headline.append({"model": "cnn", **_headline(design, ev)})
+            if config.baseline:
+                report(i, design)(0.97, "linear baseline on the same folds")
+                meta = select(cache, subjects=subjects, classes=classes)
+                base = linear_baseline(
+                    cache,
+                    meta,
+                    design,
+                    classes=classes,
+                    split=config.split,
+                    n_folds=config.n_folds,
+                    seed=config.train.seed,
+                    folds=config.folds,
                 )
-            if done_file is not None:
-                atomic_write_text(done_file, table.to_csv(sep="\t", index=False))
-                fold_ckpt.unlink(missing_ok=True)  # type: ignore[union-attr]
-            done += 1
-        if refit and not loso:
-            step(f"{name} final model")(0.0, f"loading its volumes, then {epochs}")
-            res = train_model(
-                VolumeSource(cache, rows),
-                None,
-                train_config,
-                n_classes=len(classes),
-                progress=step(f"{name} final model"),
-                on_epoch=hook(name, "final"),
-            )
-            if ckpt_dir is not None:
-                checkpoints[name] = final_checkpoint(
-                    ckpt_dir / f"{name}.pt", res, sorted(rows["subject"].unique().tolist())
+                baselines.append(base)
+                bev = evaluate_predictions(
+                    base,
+                    classes=classes,
+                    split=res.split,
+                    design=design,
+                    leaky=res.leaky,
+                    n_permutations=config.n_permutations,
+                    seed=config.train.seed,
+                    model="linear",
+                    alpha=config.alpha,
                 )
-            done += 1
-    predictions = pd.concat(tables, ignore_index=True)
-    predictions.insert(0, "design", design)
-    leaky = any(p.leaky for _, _, p in plans)
-    split_name = plans[0][2].split
-    predictions["split"] = split_name
-    return DesignResult(
-        design=design,
-        split=split_name,
-        leaky=leaky,
-        classes=classes,
-        predictions=predictions,
-        plans=result_plans,
-        checkpoints=checkpoints,
-        curves=pd.DataFrame(curve_rows),
-        train_volumes_per_s=float(np.mean(speeds)) if speeds else 0.0,
-        peak_gpu_memory_gib=max(peaks) if peaks else None,
-        seconds=total_seconds,
+                metrics[design]["linear"] = bev
+                headline.append({"model": "linear", **_headline(design, bev)})
+            if config.saliency and res.checkpoints:
+                report(i, design)(0.99, "saliency maps")
+                extras["saliency"][design] = _saliency(
+                    cache,
+                    res,
+                    out / "saliency" / design,
+                    classes,
+                    config.train.device,
+                    run_id=run_id,
+                )
+        report(len(config.designs), "")(0.0, "embeddings")
+        emb_ckpt = next(
+            (
+                p
+                for d in ("cross-subject", "single-subject", "loso")
+                for n, p in _checkpoints(out, d)
+            ),
+            None,
+        )
+        if emb_ckpt is not None:
+            table, quality = _embeddings(cache, emb_ckpt, classes, config.train.device)
+            atomic_write_text(out / "embeddings.tsv", table.to_csv(sep="\t", index=False))
+            extras["embeddings"] = {"model": str(emb_ckpt.relative_to(out)), **quality}
+        all_pred = pd.concat(predictions, ignore_index=True)
+        atomic_write_text(out / "predictions.tsv", all_pred.to_csv(sep="\t", index=False))
+        registry.add_artifact(run_id, "predictions", out / "predictions.tsv", "predictions")
+        extras["tables"] = {"predictions.tsv": table_rows(all_pred)}
+        if baselines:
+            all_base = pd.concat(baselines, ignore_index=True)
+            atomic_write_text(out / "baseline.tsv", all_base.to_csv(sep="\t", index=False))
+            extras["tables"]["baseline.tsv"] = table_rows(all_base)
+        atomic_write_text(out / "curves.tsv", registry.curves(run_id).to_csv(sep="\t", index=False))
+        atomic_write_json(out / "metrics.json", metrics)
+        study = {
+            "run_id": run_id,
+            "emocore_version": __version__,
+            "cache": {
+                "path": str(cache.path),
+                "key": cache.key,
+                "grid": list(cache.grid_shape),
+                "options": cache.manifest["options"],
+            },
+            "config": config.to_dict(),
+            "classes": classes,
+            "subjects": subjects,
+            "results": headline,
+            "alpha": config.alpha,
+            "atypical": atypical_entries(metrics),
+            "stability": stability_entries(metrics),
+            "seconds": round(time.perf_counter() - t0, 1),
+            **extras,
+        }
+        atomic_write_json(out / "study.json", study)
+        shutil.rmtree(
+            out / "work", ignore_errors=True
+        )  # fold checkpoints of --resume, no longer needed
+        registry.update(
+            run_id,
+            metrics={"results": headline, "seconds": study["seconds"]},
+            progress=1.0,
+            message="done",
+        )
+        registry.set_status(run_id, "completed")
+    return RunResults(registry, run_id)
+
+
+def atypical_entries(metrics: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every single-case test of a study, one entry per design, model family, subject, emotion
+    and measure, with exactly the keys of :data:`emocore.single_case.FINDING_KEYS` plus the
+    finding's ``sentence`` (what ``--json`` prints as ``atypical``)."""
+    return [
+        {key: finding.get(key) for key in (*FINDING_KEYS, "sentence")}
+        for design in metrics.values()
+        for family, ev in design.items()
+        if family != "plans"
+        for finding in ev.get("findings", [])
+    ]
+
+
+def stability_entries(metrics: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each subject's fold-to-fold spread of balanced accuracy, per design and model family."""
+    return [
+        {"design": design, "model": family, **row}
+        for design, families in metrics.items()
+        for family, ev in families.items()
+        if family != "plans"
+        for row in ev.get("stability", [])
+    ]
+
+
+def _checkpoints(out: Path, design: str) -> list[tuple[str, Path]]:
+    folder = out / "models" / design
+    return [(p.stem, p) for p in sorted(folder.glob("*.pt"))] if folder.is_dir() else []
+
+
+def _comparable(config: dict[str, Any]) -> dict[str, Any]:
+    """A study config without what may differ between jobs of one cross-validation."""
+    d = {k: v for k, v in config.items() if k != "folds"}
+    d["train"] = {k: v for k, v in d.get("train", {}).items() if k not in ("device", "compile")}
+    return d
+
+
+def merge_fold_runs(
+    registry: Registry, run_ids: Sequence[str], *, table: str = "predictions.tsv"
+) -> pd.DataFrame:
+    """Held-out predictions of several runs that each ran some folds of one design, as one table.
+
+    The runs must share the cache, classes and config (apart from ``folds``, the device and
+    torch.compile), and no fold may appear twice: otherwise the pooled numbers would not be
+    one cross-validation, and a :class:`~emocore.errors.ConfigError` says which run differs.
+    """
+    runs = [RunResults(registry, r) for r in run_ids]
+    first = runs[0].study
+    ref_config, ref_key = _comparable(first["config"]), first["cache"]["key"]
+    frames, owner = [], {}
+    for run in runs:
+        run_id, study = run.run_id, run.study
+        if study["cache"]["key"] != ref_key:
+            raise ConfigError(
+                f"run {run_id} used another cache ({study['cache']['key']}) than run "
+                f"{run_ids[0]} ({ref_key}); only runs on the same data can be evaluated together"
+            )
+        config = _comparable(study["config"])
+        if config != ref_config:
+            differ = sorted(
+                k for k in set(config) | set(ref_config) if config.get(k) != ref_config.get(k)
+            )
+            raise ConfigError(
+                f"run {run_id} was configured differently from run {run_ids[0]} "
+                f"({', '.join(differ)}); evaluate together only folds of one study setup"
+            )
+        frame = run.table(table.removesuffix(".tsv"))
+        for key in (
+            frame[["design", "model", "fold_name"]].drop_duplicates().itertuples(index=False)
+        ):
+            if key in owner:
+                raise ConfigError(
+                    f"fold {key.fold_name} of {key.design}/{key.model} is in run {owner[key]} "
+                    f"and run {run_id}; pass each fold once"
+                )
+            owner[key] = run_id
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def evaluate_runs(
+    registry: Registry,
+    run_ids: Sequence[str],
+    *,
+    n_permutations: int = 1000,
+    linear: bool = False,
+    seed: int = 0,
+    alpha: float = ALPHA,
+) -> dict[str, Any]:
+    """Evaluate the held-out predictions of finished runs again, recorded as an ``evaluate`` run.
+
+    One run is re-scored (e.g. with more permutations); several runs that each ran some folds of
+    one design (``--folds``, one job per fold) are merged first (:func:`merge_fold_runs`) and
+    scored as one cross-validation. With ``linear`` the linear baseline's predictions are scored.
+    Returns ``run_id``, ``source_run``, ``source_runs``, ``classes`` and ``designs`` (per design the
+    evaluation of :func:`~emocore.evaluate.evaluate_predictions` plus its ``folds``).
+    """
+    if n_permutations < 1:  # checked before a run is recorded
+        raise ConfigError(
+            "n_permutations must be at least 1 (chance levels and p-values need them); "
+            f"{n_permutations} was given"
+        )
+    sources = [registry.get_run(r) for r in dict.fromkeys(run_ids)]
+    source = sources[0]
+    classes = RunResults(registry, source.id).classes
+    table = "baseline.tsv" if linear else "predictions.tsv"
+    if len(sources) == 1:
+        pred = RunResults(registry, source.id).table(table.removesuffix(".tsv"))
+    else:
+        pred = merge_fold_runs(registry, [r.id for r in sources], table=table)
+    run = registry.create_run(
+        kind="evaluate",
+        split=source.split,
+        leaky=source.leaky,
+        subjects=sorted({s for r in sources for s in r.subjects}),
+        config={
+            "source_run": source.id,
+            "source_runs": [r.id for r in sources],
+            "permutations": n_permutations,
+            "linear": linear,
+        },
+        data_hash=source.data_hash,
+        parent=source.id,
+        status="running",
+        sources=[registry.run_dir(r.id) for r in sources],
     )
+    out: dict[str, Any] = {
+        "run_id": run.id,
+        "source_run": source.id,
+        "source_runs": [r.id for r in sources],
+        "classes": classes,
+        "designs": {},
+    }
+    with recording_outcome(registry, run.id):  # a failure fails the run, never leaves it running
+        for design, rows in pred.groupby("design", sort=False):
+            split = str(rows["split"].iloc[0])
+            ev = evaluate_predictions(
+                rows,
+                classes=classes,
+                split=split,
+                design=str(design),
+                leaky=split == "random",
+                n_permutations=n_permutations,
+                seed=seed,
+                model="linear" if linear else "cnn",
+                alpha=alpha,
+            )
+            ev["folds"] = sorted(rows["fold_name"].astype(str).unique().tolist())
+            out["designs"][design] = ev
+        registry.update(
+            run.id, metrics={d: v["summary"] for d, v in out["designs"].items()}, progress=1.0
+        )
+        registry.set_status(run.id, "completed")
+    return out

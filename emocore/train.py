@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from emocore.data.dataset import VolumeSource
+from emocore.data.stream import stream_batches
 from emocore.device import choose_device
 from emocore.engine import (
     FastOptions,
@@ -31,10 +32,10 @@ from emocore.engine import (
     gpu_oom_error,
     maybe_compile,
     peak_gpu_gib,
-    stream_batches,
 )
 from emocore.errors import CheckpointError, ConfigError
 from emocore.models.cnn3d import SeedCNN
+from emocore.progress import EpochHook, Progress
 
 __all__ = [
     "TrainConfig",
@@ -50,12 +51,9 @@ logger = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = 1
 
-#: progress(fraction done 0..1, message)
-Progress = Callable[[float, str], None]
-#: on_epoch({"epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_balanced_acc",
-#: "seconds"}); the val_* values are None without a validation source
+#: on_epoch (an EpochHook) gets {"epoch", "train_loss", "train_acc", "val_loss", "val_acc",
+#: "val_balanced_acc", "seconds"}; the val_* values are None without a validation source
 EPOCH_SELECTIONS = ("fixed", "inner")
-EpochHook = Callable[[dict[str, Any]], None]
 
 
 @dataclass(frozen=True, kw_only=True)

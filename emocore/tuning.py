@@ -27,7 +27,8 @@ from emocore.data.cache import VolumeCache
 from emocore.data.dataset import VolumeSource
 from emocore.data.splits import Fold, check_split, make_splits
 from emocore.errors import ConfigError
-from emocore.train import Progress, TrainConfig, train_model
+from emocore.progress import Progress
+from emocore.train import TrainConfig, train_model
 
 __all__ = [
     "INNER_GROUPS",

@@ -126,8 +126,8 @@ def build_tiny_home(root: Path) -> Path:
     from emocore.data.prepare import prepare_cache
     from emocore.data.synthetic import SynthConfig, generate_cohort
     from emocore.demo import demo_paths
-    from emocore.experiment import StudyConfig, run_study
     from emocore.registry import Registry
+    from emocore.study import StudyConfig, run_study
     from emocore.train import TrainConfig
 
     paths = demo_paths(root)
@@ -154,7 +154,7 @@ def findings_predictions(
     import pandas as pd
 
     from emocore.constants import EMOTIONS
-    from emocore.study import prediction_table
+    from emocore.designs import prediction_table
 
     rng = np.random.default_rng(seed)
     classes = list(EMOTIONS)
@@ -209,7 +209,7 @@ def write_findings_run(registry, *, cache_key: str = "synthetic-findings") -> st
     from emocore import __version__
     from emocore.constants import EMOTIONS
     from emocore.evaluate import evaluate_predictions
-    from emocore.experiment import StudyConfig, _headline, atypical_entries, stability_entries
+    from emocore.study import StudyConfig, _headline, atypical_entries, stability_entries
 
     config = StudyConfig(designs=tuple(FINDINGS_DESIGNS), n_folds=4, n_permutations=50)
     run = registry.create_run(kind="study", split=config.split, subjects=FINDINGS_SUBJECTS,

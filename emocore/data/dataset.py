@@ -132,7 +132,7 @@ class VolumeSource:
         (rank r takes positions r, r + world, ...); with the same generator state on every rank
         the processes together see exactly the batches of a single-process run. With
         ``positions_only`` no volume is read and the first item is None (the batch plan for
-        :func:`emocore.engine.stream_batches`, which reads ahead in threads).
+        :func:`emocore.data.stream.stream_batches`, which reads ahead in threads).
         """
         rank, world = shard
         n = len(self)

@@ -11,7 +11,7 @@ from emocore import jobs
 from emocore.registry import DESIGNS
 
 if TYPE_CHECKING:
-    from emocore.experiment import StudyConfig
+    from emocore.study import StudyConfig
 
 __all__ = ["retrain_form"]
 

@@ -280,7 +280,7 @@ def newcomer_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from emocore.data.prepare import prepare_cache
     from emocore.data.synthetic import SynthConfig, generate_cohort
     from emocore.demo import demo_paths
-    from emocore.experiment import StudyConfig, run_study
+    from emocore.study import StudyConfig, run_study
     from emocore.train import TrainConfig
 
     root = tmp_path_factory.mktemp("emocore-newcomer")

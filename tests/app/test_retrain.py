@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from emocore.experiment import StudyConfig
 from emocore.registry import Registry
 from emocore.results import RunResults
+from emocore.study import StudyConfig
 from emocore.train import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -123,7 +123,7 @@ def retrained_home(
     import torch
 
     from emocore.data.cache import open_cache
-    from emocore.experiment import run_study
+    from emocore.study import run_study
 
     home = Path(shutil.copytree(demo_home, tmp_path_factory.mktemp("retrained") / "home"))
     reg = Registry(home / "registry")

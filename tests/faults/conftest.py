@@ -35,7 +35,7 @@ def tiny_cache(tmp_path_factory: pytest.TempPathFactory):
 
 def tiny_study(**options):
     """A study config that trains in seconds on the CPU."""
-    from emocore.experiment import StudyConfig
+    from emocore.study import StudyConfig
     from emocore.train import TrainConfig
 
     defaults = dict(
@@ -148,7 +148,7 @@ def untrained_design(cache, design, train_config, *, subjects=None, classes=(), 
     import numpy as np
 
     from emocore.data.dataset import select
-    from emocore.study import DesignResult, prediction_table
+    from emocore.designs import DesignResult, prediction_table
 
     meta = select(cache, subjects=subjects, classes=classes)
     probs = np.random.default_rng(0).dirichlet(np.ones(len(classes)), len(meta))
@@ -162,12 +162,14 @@ def untrained_design(cache, design, train_config, *, subjects=None, classes=(), 
 def finished_run(tiny_cache, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """A registry holding one finished study, its bundle written by run_study itself (models
     replaced by random predictions: a trained one costs half a minute here)."""
-    from emocore import experiment
+    from emocore import study as study_module
 
     root = tmp_path_factory.mktemp("finished-run") / "registry"
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(experiment, "run_design", untrained_design)
-        run_id = experiment.run_study(tiny_cache, Registry(root), tiny_study(), kind="train").run_id
+        patch.setattr(study_module, "run_design", untrained_design)
+        run_id = study_module.run_study(
+            tiny_cache, Registry(root), tiny_study(), kind="train"
+        ).run_id
     return root, run_id
 
 

@@ -64,7 +64,7 @@ def test_other_write_failure_is_a_checkpoint_error(tmp_path: Path, monkeypatch) 
 
 
 def test_full_disk_during_training_fails_the_run(tiny_cache, tmp_path: Path, monkeypatch) -> None:
-    from emocore.experiment import run_study
+    from emocore.study import run_study
 
     registry = Registry(tmp_path / "registry")
     old = registry.create_run(kind="train", design="single-subject", status="completed")

@@ -13,8 +13,8 @@ import pytest
 
 from emocore.data.prepare import PrepareOptions, prepare_cache
 from emocore.data.synthetic import SynthConfig, generate_cohort
+from emocore.designs import run_design
 from emocore.evaluate import evaluate_predictions
-from emocore.study import run_design
 from emocore.train import TrainConfig
 
 TRAIN = TrainConfig(epochs=3, class_weights=True, seed=0)

@@ -24,9 +24,9 @@ from emocore.data.dataset import select
 from emocore.data.prepare import prepare_cache
 from emocore.data.synthetic import generate_cohort
 from emocore.demo import DEMO_PLANTED, build_demo, demo_study_config, demo_synth_config
+from emocore.designs import run_design
 from emocore.evaluate import evaluate_predictions
 from emocore.single_case import ALPHA
-from emocore.study import run_design
 
 pytestmark = pytest.mark.slow
 

@@ -181,7 +181,7 @@ def test_synth_prepare_study_evaluate_predict(home, capsys):
     assert insample["in_sample"] is True
 
 
-#: What every saliency map's JSON sidecar says (see emocore.experiment._saliency).
+#: What every saliency map's JSON sidecar says (see emocore.study._saliency).
 SIDECAR_KEYS = {
     "Description", "Emotion", "Design", "Model", "Checkpoint", "TrainedOn", "HeldOut",
     "ExplainedSubjects", "NumberOfVolumes", "Method", "Steps", "Baseline", "Target", "Units",
@@ -279,7 +279,7 @@ def test_cli_errors_are_one_clear_line(home, capsys):
 
 
 def test_resume_finishes_an_interrupted_run(home, capsys, monkeypatch):
-    import emocore.study as study_mod
+    import emocore.designs as study_mod
 
     reg, cache = home / "registry", home / "cache"
     calls = {"n": 0}

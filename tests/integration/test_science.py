@@ -14,8 +14,8 @@ import pytest
 
 from emocore.data.prepare import prepare_cache
 from emocore.data.synthetic import SynthConfig, generate_cohort
+from emocore.designs import run_design
 from emocore.evaluate import evaluate_predictions
-from emocore.study import run_design
 from emocore.train import TrainConfig
 
 pytestmark = pytest.mark.slow

@@ -12,13 +12,13 @@ import torch
 
 from emocore.data.cache import create_cache, open_cache
 from emocore.data.dataset import VolumeSource, select
+from emocore.data.stream import stream_batches
 from emocore.engine import (
     FastOptions,
     InferenceEngine,
     default_inference_batch,
     describe_path,
     fold_batchnorm,
-    stream_batches,
 )
 from emocore.errors import CacheError, ConfigError
 from emocore.models.cnn3d import SeedCNN

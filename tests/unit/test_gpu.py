@@ -44,7 +44,8 @@ def test_full_grid_model_fits_and_runs_on_the_gpu():
 
 def test_fast_path_on_the_gpu_compiles_and_agrees_with_fp32():
     """bf16 + channels_last + folded batch norm + torch.compile/CUDA graphs vs the eager fp32 model."""
-    from emocore.engine import FastOptions, InferenceEngine, stream_batches
+    from emocore.data.stream import stream_batches
+    from emocore.engine import FastOptions, InferenceEngine
 
     cache, meta = planted_volumes(120, 3)
     train, test = (

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from emocore.errors import ConfigError
-from emocore.experiment import StudyConfig
 from emocore.jobs import (
     headline_sentences,
     job_outcome,
@@ -21,6 +20,7 @@ from emocore.jobs import (
     retrain_defaults,
 )
 from emocore.registry import Registry
+from emocore.study import StudyConfig
 from emocore.train import TrainConfig
 
 DEMO_LIKE = StudyConfig(

@@ -13,7 +13,6 @@ from emocore.data.prepare import prepare_cache
 from emocore.data.synthetic import SynthConfig, generate_cohort
 from emocore.demo import demo_paths
 from emocore.errors import ConfigError, RegistryError
-from emocore.experiment import StudyConfig
 from emocore.jobs import (
     JobBusyError,
     JobError,
@@ -24,6 +23,7 @@ from emocore.jobs import (
     wait_job,
 )
 from emocore.registry import Registry
+from emocore.study import StudyConfig
 from emocore.train import TrainConfig
 
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}  # the suite shares 2 cores

@@ -1,0 +1,320 @@
+"""Study designs: one model per person, one for everybody, and each person unseen (LOSO).
+
+A design trains one model per cross-validation fold and pools the held-out predictions into one
+table, so every volume is predicted by a model that never saw it (or, with the leaky ``random``
+split, by one that saw its neighbours). Only the final model of each design and person is kept on
+disk: a refit on all of that design's data for single-subject and cross-subject, and the model
+that did not see the person for LOSO.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from emocore._io import atomic_write_text
+from emocore.constants import EMOTIONS
+from emocore.data.cache import VolumeCache
+from emocore.data.dataset import VolumeSource, select
+from emocore.data.splits import SplitPlan, make_splits
+from emocore.engine import FastOptions
+from emocore.errors import ConfigError, check_choice
+from emocore.progress import EpochHook, Progress
+from emocore.results import read_table
+from emocore.train import TrainConfig, predict_proba, save_checkpoint, train_model
+
+__all__ = [
+    "DESIGNS",
+    "DesignResult",
+    "plan_design",
+    "run_design",
+    "prediction_table",
+]
+
+logger = logging.getLogger(__name__)
+
+DESIGNS = ("single-subject", "cross-subject", "loso")
+
+#: progress(fraction 0..1, message)
+#: on_epoch(record) where record has design, model, fold, epoch and the curve values
+
+META_COLUMNS = [
+    "subject",
+    "run",
+    "volume",
+    "movie_time",
+    "label_time",
+    "scene",
+    "scene_location",
+    "agreement",
+]
+
+
+@dataclass
+class DesignResult:
+    design: str
+    split: str
+    leaky: bool
+    classes: list[str]
+    predictions: pd.DataFrame
+    plans: dict[str, dict[str, Any]] = field(
+        default_factory=dict
+    )  # model name -> split description
+    checkpoints: dict[str, Path] = field(default_factory=dict)  # model name -> final checkpoint
+    train_volumes_per_s: float = 0.0
+    peak_gpu_memory_gib: float | None = None  # largest over the design's trainings (None on CPU)
+    seconds: float = 0.0
+
+
+def prediction_table(
+    meta: pd.DataFrame, probs: np.ndarray, classes: Sequence[str], **extra: Any
+) -> pd.DataFrame:
+    """The per-volume prediction table: metadata, true and predicted class, class probabilities."""
+    out = meta[[c for c in META_COLUMNS if c in meta.columns]].copy()
+    out["true"] = np.asarray(classes)[meta["y"].to_numpy()]
+    out["pred"] = np.asarray(classes)[probs.argmax(axis=1)] if len(probs) else []
+    for i, c in enumerate(classes):
+        out[f"prob_{c}"] = probs[:, i] if len(probs) else []
+    for k, v in extra.items():
+        out[k] = v
+    return out
+
+
+def _models_of(design: str, meta: pd.DataFrame, split: str) -> list[tuple[str, pd.DataFrame, str]]:
+    """(model name, rows it is cross-validated on, split) for each model of a design."""
+    if design == "single-subject":
+        return [
+            (f"sub-{s}", meta[meta["subject"] == s].reset_index(drop=True), split)
+            for s in sorted(meta["subject"].unique())
+        ]
+    if design == "cross-subject":
+        return [("all", meta, split)]
+    if design == "loso":
+        return [("loso", meta, "random" if split == "random" else "leave-one-subject-out")]
+    check_choice("design", design, DESIGNS)
+    raise AssertionError("unreachable")
+
+
+def plan_design(
+    cache: VolumeCache,
+    design: str,
+    *,
+    subjects: Sequence[str] | None = None,
+    split: str = "leave-one-run-out",
+    n_folds: int | None = None,
+    classes: Sequence[str] = EMOTIONS,
+    seed: int = 0,
+    folds: Sequence[str] | None = None,
+) -> list[tuple[str, pd.DataFrame, SplitPlan]]:
+    """The models of ``design`` and the folds of each, as (name, rows, plan); nothing is trained.
+
+    Raises ConfigError for a selection or split the data cannot support, so callers can check a
+    whole study before they record a run for it.
+    """
+    classes = list(classes)
+    meta = select(cache, subjects=subjects, classes=classes)
+    if meta.empty:
+        raise ConfigError(
+            f"no volumes labelled {classes} for subjects {subjects or cache.subjects}; check the label options"
+        )
+    if design == "loso" and meta["subject"].nunique() < 2:
+        raise ConfigError("the loso design needs at least 2 subjects; select more subjects")
+    plans = [
+        (
+            name,
+            rows,
+            make_splits(
+                rows,
+                s,
+                n_folds=n_folds if s != "leave-one-subject-out" else None,
+                seed=seed,
+            ),
+        )
+        for name, rows, s in _models_of(design, meta, split)
+    ]
+    if folds:
+        names = [f.name for _, _, p in plans for f in p.folds]
+        unknown = sorted(set(folds) - set(names))
+        if unknown:
+            raise ConfigError(
+                f"no fold named {', '.join(unknown)} in the {design} design; its folds are "
+                f"{', '.join(dict.fromkeys(names))}"
+            )
+    return plans
+
+
+def run_design(
+    cache: VolumeCache,
+    design: str,
+    train_config: TrainConfig,
+    *,
+    subjects: Sequence[str] | None = None,
+    split: str = "leave-one-run-out",
+    n_folds: int | None = None,
+    classes: Sequence[str] = EMOTIONS,
+    refit: bool = True,
+    checkpoint_dir: str | Path | None = None,
+    progress: Progress | None = None,
+    on_epoch: EpochHook | None = None,
+    work_dir: str | Path | None = None,
+    folds: Sequence[str] | None = None,
+) -> DesignResult:
+    """Cross-validate ``design`` on the cache and keep its final model(s) in ``checkpoint_dir``.
+
+    With ``work_dir``, every fold checkpoints each epoch and stores its predictions when done, so
+    calling again with the same arguments (``--resume``) skips finished folds and continues the
+    interrupted one from its last epoch. Fold checkpoints are deleted once the fold is done.
+
+    ``folds`` runs only the folds of those names (``sub-03`` for a LOSO fold): one fold per job,
+    e.g. a Slurm array, merged afterwards by ``emocore evaluate --run A --run B ...``. No final
+    model on all the data is fitted then.
+    """
+    classes = list(classes)
+    plans = plan_design(
+        cache,
+        design,
+        subjects=subjects,
+        split=split,
+        n_folds=n_folds,
+        classes=classes,
+        seed=train_config.seed,
+        folds=folds,
+    )
+    loso = design == "loso" and split != "random"
+    if folds:
+        refit = False
+    jobs = sum(
+        sum(1 for f in p.folds if not folds or f.name in folds) + (refit and not loso)
+        for _, _, p in plans
+    )
+    done = 0
+    tables, speeds, total_seconds = [], [], 0.0
+    peaks: list[float] = []
+    result_plans, checkpoints = {}, {}
+    ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+
+    def step(message: str) -> Progress:
+        def inner(frac: float, msg: str) -> None:
+            if progress is not None:
+                progress((done + frac) / jobs, f"{design} {message}: {msg}")
+
+        return inner
+
+    def hook(model_name: str, fold: str) -> Callable[[dict[str, Any]], None]:
+        def inner(record: dict[str, Any]) -> None:
+            if on_epoch is not None:
+                on_epoch({"design": design, "model": model_name, "fold": fold, **record})
+
+        return inner
+
+    work = Path(work_dir) if work_dir is not None else None
+
+    def final_checkpoint(path: Path, res: Any, trained_on: list[str], **info: Any) -> Path:
+        extra = {
+            "classes": classes,
+            "design": design,
+            "trained_on": trained_on,
+            "cache_key": cache.key,
+            **info,
+        }
+        return save_checkpoint(
+            path,
+            res.model,
+            config=train_config,
+            classes_n=len(classes),
+            epoch=train_config.epochs,
+            history=res.history,
+            extra=extra,
+        )
+
+    epochs = f"{train_config.epochs} epoch{'s' if train_config.epochs != 1 else ''}"
+    for name, rows, plan in plans:
+        result_plans[name] = plan.describe()
+        for fi, fold in enumerate(plan.folds):
+            if folds and fold.name not in folds:
+                continue
+            label = f"{name} {fold.name} (fold {fi + 1}/{len(plan.folds)})"
+            tr, te = rows.iloc[fold.train], rows.iloc[fold.test]
+            done_file = work / f"{name}__{fi}.tsv" if work is not None else None
+            final = ckpt_dir / f"{fold.name}.pt" if loso and ckpt_dir is not None else None
+            if done_file is not None and done_file.exists() and (final is None or final.exists()):
+                tables.append(read_table(done_file))
+                done += 1
+                continue
+            fold_ckpt = work / f"{name}__{fi}.pt" if work is not None else None
+            step(label)(0.0, f"loading its volumes, then {epochs}")
+            train_src, test_src = VolumeSource(cache, tr), VolumeSource(cache, te)
+            res = train_model(
+                train_src,
+                test_src,
+                train_config,
+                n_classes=len(classes),
+                progress=step(label),
+                on_epoch=hook(name, fold.name),
+                checkpoint=fold_ckpt,
+                resume=fold_ckpt is not None,
+            )
+            speeds.append(res.volumes_per_s)
+            if res.peak_gpu_memory_gib is not None:
+                peaks.append(res.peak_gpu_memory_gib)
+            total_seconds += res.seconds
+            # held-out sets are small: compiling for them costs more than it saves, unless asked
+            probs = predict_proba(
+                res.model,
+                test_src,
+                device=train_config.device,
+                amp=train_config.amp,
+                options=FastOptions(compile="on" if train_config.compile == "on" else "off"),
+            )
+            held = fold.name.removeprefix("sub-")
+            seen = (te["subject"] != held).to_numpy() if loso else np.ones(len(te), bool)
+            table = prediction_table(
+                te, probs, classes, fold=fi, fold_name=fold.name, seen=seen, model=name
+            )
+            tables.append(table)
+            if final is not None:
+                checkpoints[fold.name] = final_checkpoint(
+                    final, res, sorted(tr["subject"].unique().tolist()), held_out=fold.name
+                )
+            if done_file is not None:
+                atomic_write_text(done_file, table.to_csv(sep="\t", index=False))
+                fold_ckpt.unlink(missing_ok=True)  # type: ignore[union-attr]
+            done += 1
+        if refit and not loso:
+            step(f"{name} final model")(0.0, f"loading its volumes, then {epochs}")
+            res = train_model(
+                VolumeSource(cache, rows),
+                None,
+                train_config,
+                n_classes=len(classes),
+                progress=step(f"{name} final model"),
+                on_epoch=hook(name, "final"),
+            )
+            if ckpt_dir is not None:
+                checkpoints[name] = final_checkpoint(
+                    ckpt_dir / f"{name}.pt", res, sorted(rows["subject"].unique().tolist())
+                )
+            done += 1
+    predictions = pd.concat(tables, ignore_index=True)
+    predictions.insert(0, "design", design)
+    leaky = any(p.leaky for _, _, p in plans)
+    split_name = plans[0][2].split
+    predictions["split"] = split_name
+    return DesignResult(
+        design=design,
+        split=split_name,
+        leaky=leaky,
+        classes=classes,
+        predictions=predictions,
+        plans=result_plans,
+        checkpoints=checkpoints,
+        train_volumes_per_s=float(np.mean(speeds)) if speeds else 0.0,
+        peak_gpu_memory_gib=max(peaks) if peaks else None,
+        seconds=total_seconds,
+    )
