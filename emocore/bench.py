@@ -82,7 +82,7 @@ def _median_rate(
     for _ in range(warmup):
         step()
     _sync(device)
-    times = []
+    times: list[float] = []
     t_start = time.perf_counter()
     while len(times) < repeats or time.perf_counter() - t_start < min_seconds:
         t0 = time.perf_counter()
@@ -127,9 +127,10 @@ def bench_model(
         forward = maybe_compile(model, option="off", device=dev)
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
         if fast:  # emocore's training path
-            model = model.to(memory_format=torch.channels_last_3d)
+            # nn.Module.to takes memory_format at runtime; torch's overloads for it leave it out
+            model = model.to(memory_format=torch.channels_last_3d)  # type: ignore[call-overload]
             forward = maybe_compile(model, option=compile, device=dev, dynamic=None)
-            opt = torch.optim.Adam(model.parameters(), lr=1e-3, **({"fused": True} if cuda else {}))
+            opt = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True if cuda else None)
             x = x.to(torch.bfloat16 if cuda else torch.float32)
             x = x.contiguous(memory_format=torch.channels_last_3d)
 
@@ -167,16 +168,20 @@ def bench_model(
             rate = _median_rate(fast_step, engine.batch_size, dev)
         return rate, engine.batch_size, engine.describe()
 
-    for what, phase in (("train", train_phase), ("infer", infer_phase)):
+    for what in ("train", "infer"):
         for kind in ("baseline", "fast"):
             _reset_peak(dev)
-            result = phase(kind == "fast")
-            out[f"{what}_{kind}_volumes_per_s"] = round(result[0], 1)
+            extra: dict[str, Any]
+            if what == "train":
+                rate, compiled = train_phase(kind == "fast")
+                extra = {"train_fast_compiled": compiled}
+            else:
+                rate, batch, path = infer_phase(kind == "fast")
+                extra = {"infer_fast_batch_size": batch, "infer_fast_path": path}
+            out[f"{what}_{kind}_volumes_per_s"] = round(rate, 1)
             out[f"{what}_{kind}_peak_gpu_gib"] = peak_gpu_gib(dev)
-            if kind == "fast" and what == "train":
-                out["train_fast_compiled"] = result[1]
-            if kind == "fast" and what == "infer":
-                out["infer_fast_batch_size"], out["infer_fast_path"] = result[1], result[2]
+            if kind == "fast":
+                out.update(extra)
         out[f"{what}_ratio"] = _ratio(
             out[f"{what}_fast_volumes_per_s"], out[f"{what}_baseline_volumes_per_s"]
         )
