@@ -107,7 +107,15 @@ def new_people(
     ``entities`` (see :func:`chosen_entities`) choose among copies of a run, as prepare does."""
     from emocore.data.bids import discover_dataset
 
-    found = discover_dataset(dataset, expected_volumes=None, **dict(entities or {}))
+    chosen = dict(entities or {})
+    found = discover_dataset(
+        dataset,
+        expected_volumes=None,
+        task=chosen.get("task"),
+        acq=chosen.get("acq"),
+        space=chosen.get("space"),
+        desc=chosen.get("desc"),
+    )
     return sorted(set(found.subject_labels) - {str(s) for s in cohort})
 
 

@@ -31,6 +31,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import nibabel as nib
 import numpy as np
@@ -284,7 +285,7 @@ def _read_header(
     path: Path, subject: str, run: int, entities: Mapping[str, str] | None = None
 ) -> BoldRun:
     try:
-        img = nib.load(path)
+        img = cast(nib.Nifti1Image, nib.load(path))  # load() is typed FileBasedImage
     except Exception as exc:  # nibabel raises many types for unreadable files
         raise DataError(
             f"{path} cannot be read as NIfTI ({exc.__class__.__name__}: {exc}); "

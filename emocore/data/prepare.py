@@ -28,10 +28,11 @@ import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import nibabel as nib
 import numpy as np
+from nibabel.arrayproxy import ArrayProxy
 
 from emocore import __version__
 from emocore._io import atomic_write_json, atomic_write_text, os_error_message
@@ -266,7 +267,8 @@ _FLOAT16_MAX = float(np.finfo(np.float16).max)  # 65504
 def _scaling(path: Path) -> str:
     """The header's scl_slope and scl_inter as text, for error messages."""
     try:  # nibabel moves the header's scaling into the array proxy when it loads the file
-        proxy = nib.load(path).dataobj
+        # load() is typed FileBasedImage and dataobj ArrayLike; a NIfTI file's is an ArrayProxy
+        proxy = cast(ArrayProxy, cast(nib.Nifti1Image, nib.load(path)).dataobj)
         slope, inter = float(proxy.slope), float(proxy.inter)
     except Exception:  # the message is about the data; an unreadable header adds nothing
         return "its scaling"
@@ -307,7 +309,7 @@ def _fit_float16(values: np.ndarray, run: BoldRun, first: int, nonfinite: str, w
 
 def _read_chunks(run: BoldRun, chunk: int):
     try:
-        img = nib.load(run.path, keep_file_open=True)
+        img = cast(nib.Nifti1Image, nib.load(run.path, keep_file_open=True))
         for a in range(0, run.n_volumes, chunk):
             b = min(a + chunk, run.n_volumes)
             yield a, np.asarray(img.dataobj[..., a:b], dtype=np.float32)
@@ -378,6 +380,8 @@ def _write_run(
         weights += basis[a : a + len(d)].astype(np.float32).T @ d
         fh.seek(header_len + (start_row + a) * vol_bytes)
         fh.write(d16.tobytes())
+    if ref is None or total is None or total_sq is None or weights is None:
+        raise DataError(f"{run.path} has no volumes; remove the run or re-export it")
     n = run.n_volumes
     # The residual of an orthogonal projection: |d - Q Q'd|^2 = |d|^2 - |Q'd|^2 per voxel.
     residual_ss = total_sq - np.einsum("kv,kv->v", weights, weights)
@@ -636,7 +640,9 @@ def _prepare(
             f"{cache} exists and is not an emocore cache; choose another --cache folder (emocore never writes over other files)"
         )
     t0 = time.perf_counter()
-    dataset = discover_dataset(bids, **opts.entities, subjects=subjects)
+    dataset = discover_dataset(
+        bids, task=opts.task, acq=opts.acq, space=opts.space, desc=opts.desc, subjects=subjects
+    )
     files = find_annotation_files(annotations)
     ann = load_annotations(annotations)
     labels = build_volume_labels(
@@ -644,11 +650,12 @@ def _prepare(
     )
     _check_lengths(dataset, labels)
     ann_files = sorted(list(files.observers.values()) + ([files.scenes] if files.scenes else []))
+    annotation_sha = {p.name: _sha256(p) for p in ann_files}
     label_inputs = {
         "lag_s": opts.lag_s,
         "recipe": opts.recipe,
         "observers": opts.observers,
-        "annotations": {p.name: _sha256(p) for p in ann_files},
+        "annotations": annotation_sha,
     }
     label_key = _digest(label_inputs)
     sources = {s.subject: [_fingerprint(r.path) for r in s.runs] for s in dataset.subjects}
@@ -656,7 +663,7 @@ def _prepare(
         "file": "labels.tsv",
         "classes": list(CLASSES),
         "counts": label_counts(labels),
-        "annotation_sha256": label_inputs["annotations"],
+        "annotation_sha256": annotation_sha,
         "report": getattr(ann, "report_summary", lambda: {})(),
     }
 
@@ -674,7 +681,7 @@ def _prepare(
         old = previous
         new = [s for s in requested if s not in held]
         changed = [s for s in requested if s in held and _stored_fingerprints(old, s) != sources[s]]
-        differ = _differences(old, opts, label_inputs["annotations"])
+        differ = _differences(old, opts, annotation_sha)
         if not_requested:
             logger.info(
                 "%s not requested but in the cache at %s: kept (pass --force to rebuild with "
@@ -724,7 +731,12 @@ def _prepare(
             # A rebuild keeps everybody: read the people who were not asked for again too.
             try:
                 dataset = discover_dataset(
-                    bids, **opts.entities, subjects=sorted({*requested, *not_requested})
+                    bids,
+                    task=opts.task,
+                    acq=opts.acq,
+                    space=opts.space,
+                    desc=opts.desc,
+                    subjects=sorted({*requested, *not_requested}),
                 )
             except DataError as exc:
                 raise DataError(
@@ -827,10 +839,10 @@ def prepare_cache(
 def _describe(folder: Path, manifest: dict[str, Any]) -> None:
     """The cache's ``dataset_description.json`` (a BIDS derivative of the folders it read)."""
     source = manifest.get("source") or {}
-    roots = [source.get("root")] + [
+    found = [source.get("root")] + [
         info.get("source_root") for info in (manifest.get("subjects") or {}).values()
     ]
-    roots = [r for r in dict.fromkeys([*roots, source.get("annotations")]) if r]
+    roots = [r for r in dict.fromkeys([*found, source.get("annotations")]) if r]
     cleaning = manifest.get("cleaning") or {}
     removed = ", ".join(
         part
@@ -1000,7 +1012,7 @@ def _write_subject(
     vol_bytes = int(np.prod(shape)) * 2
     n_total = sum(r.n_volumes for r in subj.runs)
     same_grid = subj.shape == tuple(shape) and np.allclose(subj.affine, affine, atol=1e-3)
-    runs_info = []
+    runs_info: list[dict[str, Any]] = []
     mask = None
     blank: list[tuple[BoldRun, str]] = []
     with open(path, "w+b") as fh:
