@@ -265,12 +265,48 @@ def cmd_labels(args: argparse.Namespace) -> int:
 
 
 # -- model commands --------------------------------------------------------------------------
+def _epochs_option(text: str) -> int | str:
+    """--epochs: a count, or 'auto' (chosen per fold on an inner fold)."""
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a whole number or 'auto'; {text!r} was given") from None
+
+
+def _linear_C_option(text: str) -> float | str:
+    """--linear-C: a positive number, or 'auto' (chosen per fold on inner folds)."""
+    if text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a number or 'auto'; {text!r} was given") from None
+
+
+def _tuning_text(tuning: dict[str, Any]) -> str:
+    """One line per design and model family whose settings were chosen on inner folds."""
+    lines = []
+    for design, families in tuning.items():
+        for family, folds in families.items():
+            chosen = [v for v in folds.values() if v.get("how") != "fixed"]
+            if not chosen:
+                continue
+            key = "epochs" if family == "cnn" else "C"
+            values = ", ".join(f"{k.split(' ', 1)[-1]}: {v[key]:g}" for k, v in folds.items())
+            lines.append(f"tuned on inner folds, {design} {family} {key}: {values}")
+    return "\n".join(lines)
+
+
 def _study_config(args: argparse.Namespace, designs: tuple[str, ...]):
     from emocore.study import StudyConfig
     from emocore.train import TrainConfig
 
+    auto = args.epochs == "auto"
     train = TrainConfig(
-        epochs=args.epochs,
+        epochs=args.max_epochs if auto else args.epochs,
+        epoch_selection="inner" if auto else "fixed",
         lr=args.lr,
         batch_size=args.batch_size,
         class_weights=args.class_weights,
@@ -287,6 +323,7 @@ def _study_config(args: argparse.Namespace, designs: tuple[str, ...]):
         include_none=args.classes == 6,
         refit=not args.no_refit,
         baseline=not args.no_baseline,
+        linear_C=args.linear_C,
         saliency=not args.no_saliency,
         n_permutations=args.permutations,
         alpha=args.alpha,
@@ -355,15 +392,20 @@ def _run_study(args: argparse.Namespace, designs: tuple[str, ...], kind: str) ->
         "embeddings": study["embeddings"],
         "alpha": study.get("alpha"),
         "atypical": study.get("atypical", []),
+        "tuning": study.get("tuning", {}),
     }
     _print(
         result,
         args.json,
-        lambda r: (
-            f"run {r['run_id']} ({r['seconds']:.0f} s), bundle in {r['bundle']}\n"
-            + _headline_text(r["results"])
-            + "\n"
-            + _findings_text(r["atypical"], r["alpha"])
+        lambda r: "\n".join(
+            line
+            for line in (
+                f"run {r['run_id']} ({r['seconds']:.0f} s), bundle in {r['bundle']}",
+                _headline_text(r["results"]),
+                _tuning_text(r["tuning"]),
+                _findings_text(r["atypical"], r["alpha"]),
+            )
+            if line
         ),
     )
     return 0
@@ -789,7 +831,18 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
         help="run folds (default one per run; 4 holds out runs {1,5}, {2,6}, ...)",
     )
     p.add_argument(
-        "--epochs", type=int, default=50, help="training epochs (default 50, as the poster)"
+        "--epochs",
+        type=_epochs_option,
+        default=50,
+        help="training epochs (default 50, the poster's fixed setting), or 'auto': each outer "
+        "fold chooses its count by early stopping on an inner fold of its own training runs "
+        "(people, for LOSO), at most --max-epochs",
+    )
+    p.add_argument(
+        "--max-epochs",
+        type=int,
+        default=50,
+        help="the most epochs --epochs auto may choose (default 50)",
     )
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 0.001)")
     p.add_argument("--batch-size", type=int, default=32, help="mini-batch size (default 32)")
@@ -827,6 +880,14 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
         help="skip the final model on all data (saves time; no model to reuse)",
     )
     p.add_argument("--no-baseline", action="store_true", help="skip the linear decoder")
+    p.add_argument(
+        "--linear-C",
+        dest="linear_C",
+        type=_linear_C_option,
+        default=0.01,
+        help="the linear decoder's regularisation C (default 0.01, fixed), or 'auto': chosen "
+        "per outer fold on inner folds of its training rows by balanced accuracy",
+    )
     p.add_argument("--no-saliency", action="store_true", help="skip saliency maps")
     p.add_argument(
         "--json", action="store_true", help="print the results as JSON (metric names: see README)"

@@ -9,9 +9,10 @@ that did not see the person for LOSO.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from emocore.errors import ConfigError, check_choice
 from emocore.progress import EpochHook, Progress
 from emocore.results import read_table
 from emocore.train import TrainConfig, predict_proba, save_checkpoint, train_model
+from emocore.tuning import choose_epochs, inner_group
 
 __all__ = [
     "DESIGNS",
@@ -70,6 +72,13 @@ class DesignResult:
     train_volumes_per_s: float = 0.0
     peak_gpu_memory_gib: float | None = None  # largest over the design's trainings (None on CPU)
     seconds: float = 0.0
+    #: per model name and fold ("final" for the refit): the epochs trained and how they were set
+    #: ({"epochs": 12, "how": "inner fold"} or {"epochs": 50, "how": "fixed"})
+    tuning: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+
+
+def _epochs(n: int) -> str:
+    return f"{n} epoch{'s' if n != 1 else ''}"
 
 
 def prediction_table(
@@ -215,7 +224,9 @@ def run_design(
 
     work = Path(work_dir) if work_dir is not None else None
 
-    def final_checkpoint(path: Path, res: Any, trained_on: list[str], **info: Any) -> Path:
+    def final_checkpoint(
+        path: Path, res: Any, trained_on: list[str], config: TrainConfig, **info: Any
+    ) -> Path:
         extra = {
             "classes": classes,
             "design": design,
@@ -226,16 +237,39 @@ def run_design(
         return save_checkpoint(
             path,
             res.model,
-            config=train_config,
+            config=config,
             classes_n=len(classes),
-            epoch=train_config.epochs,
+            epoch=config.epochs,
             history=res.history,
             extra=extra,
         )
 
-    epochs = f"{train_config.epochs} epoch{'s' if train_config.epochs != 1 else ''}"
+    inner = train_config.epoch_selection == "inner"
+    tuning: dict[str, dict[str, dict[str, Any]]] = {}
+
+    def fold_config(label: str, tr: pd.DataFrame, plan: SplitPlan, choice_file: Path | None):
+        """The training config of one outer fold and how its epochs were set: the fixed count,
+        or the count an inner fold of the outer training rows chose (kept in ``choice_file``
+        so a resumed run trains the same count without choosing again)."""
+        if not inner:
+            return train_config, {"epochs": train_config.epochs, "how": "fixed"}
+        if choice_file is not None and choice_file.exists():
+            chosen = json.loads(choice_file.read_text(encoding="utf-8"))
+        else:
+            step(label)(
+                0.0, f"choosing the epochs (at most {train_config.epochs}) on an inner fold"
+            )
+            choice = choose_epochs(
+                cache, tr, train_config, group=inner_group(plan.split), n_classes=len(classes)
+            )
+            chosen = {"epochs": choice.epochs, "how": "inner fold", **choice.to_dict()}
+            if choice_file is not None:
+                atomic_write_text(choice_file, json.dumps(chosen))
+        return replace(train_config, epochs=int(chosen["epochs"])), chosen
+
     for name, rows, plan in plans:
         result_plans[name] = plan.describe()
+        tuning[name] = {}
         for fi, fold in enumerate(plan.folds):
             if folds and fold.name not in folds:
                 continue
@@ -243,17 +277,20 @@ def run_design(
             tr, te = rows.iloc[fold.train], rows.iloc[fold.test]
             done_file = work / f"{name}__{fi}.tsv" if work is not None else None
             final = ckpt_dir / f"{fold.name}.pt" if loso and ckpt_dir is not None else None
+            choice_file = work / f"{name}__{fi}.epochs.json" if work is not None else None
             if done_file is not None and done_file.exists() and (final is None or final.exists()):
                 tables.append(read_table(done_file))
+                tuning[name][fold.name] = fold_config(label, tr, plan, choice_file)[1]
                 done += 1
                 continue
             fold_ckpt = work / f"{name}__{fi}.pt" if work is not None else None
-            step(label)(0.0, f"loading its volumes, then {epochs}")
+            config, tuning[name][fold.name] = fold_config(label, tr, plan, choice_file)
+            step(label)(0.0, f"loading its volumes, then {_epochs(config.epochs)}")
             train_src, test_src = VolumeSource(cache, tr), VolumeSource(cache, te)
             res = train_model(
                 train_src,
                 test_src,
-                train_config,
+                config,
                 n_classes=len(classes),
                 progress=step(label),
                 on_epoch=hook(name, fold.name),
@@ -280,25 +317,33 @@ def run_design(
             tables.append(table)
             if final is not None:
                 checkpoints[fold.name] = final_checkpoint(
-                    final, res, sorted(tr["subject"].unique().tolist()), held_out=fold.name
+                    final, res, sorted(tr["subject"].unique().tolist()), config, held_out=fold.name
                 )
             if done_file is not None:
                 atomic_write_text(done_file, table.to_csv(sep="\t", index=False))
                 fold_ckpt.unlink(missing_ok=True)  # type: ignore[union-attr]
             done += 1
         if refit and not loso:
-            step(f"{name} final model")(0.0, f"loading its volumes, then {epochs}")
+            config = train_config
+            if inner:  # the median of the folds' choices: no fold is left to choose on
+                chosen = [t["epochs"] for t in tuning[name].values()]
+                config = replace(train_config, epochs=max(1, round(float(np.median(chosen)))))
+            tuning[name]["final"] = {
+                "epochs": config.epochs,
+                "how": "median of the folds' choices" if inner else "fixed",
+            }
+            step(f"{name} final model")(0.0, f"loading its volumes, then {_epochs(config.epochs)}")
             res = train_model(
                 VolumeSource(cache, rows),
                 None,
-                train_config,
+                config,
                 n_classes=len(classes),
                 progress=step(f"{name} final model"),
                 on_epoch=hook(name, "final"),
             )
             if ckpt_dir is not None:
                 checkpoints[name] = final_checkpoint(
-                    ckpt_dir / f"{name}.pt", res, sorted(rows["subject"].unique().tolist())
+                    ckpt_dir / f"{name}.pt", res, sorted(rows["subject"].unique().tolist()), config
                 )
             done += 1
     predictions = pd.concat(tables, ignore_index=True)
@@ -317,4 +362,5 @@ def run_design(
         train_volumes_per_s=float(np.mean(speeds)) if speeds else 0.0,
         peak_gpu_memory_gib=max(peaks) if peaks else None,
         seconds=total_seconds,
+        tuning=tuning,
     )

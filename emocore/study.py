@@ -34,7 +34,7 @@ import pandas as pd
 
 from emocore import __version__
 from emocore._io import atomic_write_json, atomic_write_text
-from emocore.baseline import linear_baseline
+from emocore.baseline import FIXED_C, fit_linear
 from emocore.bundle import table_rows
 from emocore.constants import CLASSES, EMOTIONS
 from emocore.data.cache import VolumeCache
@@ -88,6 +88,7 @@ class StudyConfig:
     include_none: bool = False
     refit: bool | tuple[str, ...] = True  # a final model on all data: every design, none, or these
     baseline: bool = True
+    linear_C: float | str = FIXED_C  # the linear baseline's C; "auto": chosen on inner folds
     saliency: bool = True
     n_permutations: int = 1000
     alpha: float = 0.05  # level of the single-case findings (Holm-adjusted)
@@ -128,6 +129,14 @@ class StudyConfig:
                 )
         if not 0 < self.alpha < 1:
             raise ConfigError(f"alpha must be in (0, 1); {self.alpha} was given")
+        if self.linear_C != "auto" and not (
+            isinstance(self.linear_C, (int, float)) and not isinstance(self.linear_C, bool)
+            and self.linear_C > 0
+        ):  # fmt: skip
+            raise ConfigError(
+                f"linear_C must be a positive number or 'auto' (chosen on inner folds); "
+                f"{self.linear_C!r} was given"
+            )
 
     def refits(self, design: str) -> bool:
         """Whether ``design`` keeps a final model trained on all of its data."""
@@ -318,6 +327,16 @@ def _embeddings(
     return table, quality
 
 
+def _fold_settings(tuning: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """A design's per-model, per-fold settings as ``{"<model> <fold>": {"epochs": n, "how": ...}}``
+    (the inner-fold curve is left out: it is in the run's folder while the run is going)."""
+    return {
+        f"{model} {fold}": {k: v for k, v in chosen.items() if k in ("epochs", "how", "inner_fold")}
+        for model, per_fold in tuning.items()
+        for fold, chosen in per_fold.items()
+    }
+
+
 def record_run(
     registry: Registry, cache: VolumeCache, config: StudyConfig, *, kind: str = "study"
 ) -> RunRecord:
@@ -436,6 +455,7 @@ def run_study(
             "embeddings": None,
             "train_volumes_per_s": {},
             "peak_gpu_memory_gib": {},
+            "tuning": {},
         }
         for i, design in enumerate(config.designs):
             res = run_design(
@@ -469,11 +489,12 @@ def run_study(
                 alpha=config.alpha,
             )
             metrics[design] = {"cnn": ev, "plans": res.plans}
+            extras["tuning"][design] = {"cnn": _fold_settings(res.tuning)}
             headline.append({"model": "cnn", **_headline(design, ev)})
             if config.baseline:
                 report(i, design)(0.97, "linear baseline on the same folds")
                 meta = select(cache, subjects=subjects, classes=classes)
-                base = linear_baseline(
+                fitted = fit_linear(
                     cache,
                     meta,
                     design,
@@ -482,8 +503,16 @@ def run_study(
                     n_folds=config.n_folds,
                     seed=config.train.seed,
                     folds=config.folds,
+                    C=config.linear_C,
                 )
+                base = fitted.predictions
                 baselines.append(base)
+                how = "inner folds" if fitted.setting == "tuned" else "fixed"
+                extras["tuning"][design]["linear"] = {
+                    f"{model} {fold}": {**chosen, "how": how}
+                    for model, per_fold in fitted.tuning.items()
+                    for fold, chosen in per_fold.items()
+                }
                 bev = evaluate_predictions(
                     base,
                     classes=classes,
