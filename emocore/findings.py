@@ -72,6 +72,11 @@ def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
+def _number(value: Any) -> float | None:
+    """``value`` as a float, or None where it is missing (None or NaN)."""
+    return None if _missing(value) else float(value)
+
+
 @dataclass(frozen=True)
 class RunFindings:
     """The single-case tests of one run: every finding, fold stability, the level and splits.
@@ -240,8 +245,8 @@ def _pct(x: Any, digits: int = 1) -> str:
 
 
 def _range(row: dict[str, Any]) -> str:
-    lo, hi = row.get("others_min"), row.get("others_max")
-    if _missing(lo) or _missing(hi):
+    lo, hi = _number(row.get("others_min")), _number(row.get("others_max"))
+    if lo is None or hi is None:
         return "n/a"
     return f"{100 * lo:.1f}–{100 * hi:.1f} %"
 
@@ -345,12 +350,12 @@ def stability_sentence(row: dict[str, Any] | None, *, subject: str, design: str,
 
 def js_sentence(row: dict[str, Any]) -> str | None:
     """The Jensen-Shannon description on a recall finding (not a test)."""
-    js = row.get("js_distance")
-    if _missing(js):
+    js = _number(row.get("js_distance"))
+    if js is None:
         return None
     return (
         f"Jensen-Shannon distance between what the model answered for sub-{row['subject']}'s "
-        f"{row['emotion']} volumes and for the others' (pooled): {float(js):.2f} (0 = same "
+        f"{row['emotion']} volumes and for the others' (pooled): {js:.2f} (0 = same "
         "answers, 1 = disjoint; a description, not a test)."
     )
 

@@ -152,19 +152,19 @@ def _sampling_var(n: np.ndarray) -> np.ndarray:
         return np.where(n > 0, 1.0 / (4.0 * n + 2.0), np.nan)
 
 
-def holm(p: Sequence[float]) -> np.ndarray:
+def holm(p: Sequence[float] | np.ndarray) -> np.ndarray:
     """Holm's step-down adjusted p-values (``NaN`` entries are left out and stay ``NaN``).
 
     Controls the family-wise error rate under any dependence between the tests.
     """
-    p = np.asarray(p, dtype=float)
-    out = np.full(p.shape, np.nan)
-    ok = np.flatnonzero(np.isfinite(p))
+    values = np.asarray(p, dtype=float)
+    out = np.full(values.shape, np.nan)
+    ok = np.flatnonzero(np.isfinite(values))
     if len(ok) == 0:
         return out
-    order = ok[np.argsort(p[ok], kind="stable")]
+    order = ok[np.argsort(values[ok], kind="stable")]
     m = len(order)
-    adjusted = np.maximum.accumulate((m - np.arange(m)) * p[order])
+    adjusted = np.maximum.accumulate((m - np.arange(m)) * values[order])
     out[order] = np.minimum(adjusted, 1.0)
     return out
 
@@ -197,7 +197,7 @@ def _measures(
     level_rec = np.nanmean(t_rec, axis=1)
 
     measures: list[tuple[str, int, int]] = [("balanced_accuracy", -1, -1)]
-    cols = {key: [] for key in ("value", "score", "var", "n", "lower")}
+    cols: dict[str, list[Any]] = {key: [] for key in ("value", "score", "var", "n", "lower")}
 
     def add(value, score, var, count, lower):
         cols["value"].append(value)
@@ -254,7 +254,7 @@ def single_case_tests(
     *,
     alpha: float = ALPHA,
     min_others: int = MIN_OTHERS,
-    design_effect: float | Sequence[float] = 1.0,
+    design_effect: float | Sequence[float] | np.ndarray = 1.0,
 ) -> pd.DataFrame:
     """Test every subject against the others on every measure; one row per subject x measure.
 

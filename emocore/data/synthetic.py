@@ -208,10 +208,11 @@ class SynthConfig:
         v = self.variability
         check(0.0 <= v <= 5.0, "variability", "between 0 and 5 (1 = default spread)", v)
         check_choice("layout", self.layout, LAYOUTS)
-        if self.motion is None:
-            object.__setattr__(self, "motion", 1.0 if self.layout == "fmriprep" else 0.0)
-            object.__setattr__(self, "_motion_defaulted", True)
         m = self.motion
+        if m is None:
+            m = 1.0 if self.layout == "fmriprep" else 0.0
+            object.__setattr__(self, "motion", m)
+            object.__setattr__(self, "_motion_defaulted", True)
         check(0.0 <= m <= 100.0, "motion", "between 0 and 100 (% signal; 0 = none)", m)
         d = self.drift
         check(0.0 <= d <= 100.0, "drift", "between 0 and 100 (1 = default drift)", d)
@@ -502,7 +503,7 @@ def _confound_regions(baseline: np.ndarray, mask: np.ndarray) -> dict[str, np.nd
 def _with_expansions(table: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """fMRIPrep's 24-parameter expansion: x, x_derivative1, x_derivative1_power2, x_power2
     (the derivative is a backward difference, n/a at the first volume)."""
-    out = {}
+    out: dict[str, np.ndarray] = {}
     for name, x in table.items():
         d = np.concatenate([[np.nan], np.diff(x)])
         out |= {name: x, f"{name}_derivative1": d, f"{name}_derivative1_power2": d**2,
@@ -697,7 +698,8 @@ def _write(root: Path, cfg: SynthConfig, progress: Progress | None) -> None:
     baseline, mask = _template(shape, affine)
     ijk = np.stack(np.meshgrid(*[np.arange(n) for n in shape], indexing="ij"), axis=-1)
     world = (ijk @ affine[:3, :3].T + affine[:3, 3]).astype(np.float32)  # MNI mm of each voxel
-    maps = _motion_maps(baseline, mask, world, cfg.grid_mm) if cfg.motion > 0 else None
+    # motion is resolved (never None) once the config exists, and at least 0
+    maps = _motion_maps(baseline, mask, world, cfg.grid_mm) if cfg.motion else None
     regions = _confound_regions(baseline, mask)
     rng = _rng(cfg, 0, 0)
     episodes = _episodes(rng)
