@@ -102,7 +102,7 @@ _RUN_CONTENTS = {
 }
 
 #: Bumped whenever the tables change; older registries are migrated on open, newer ones refused.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _DB_NAME = "registry.sqlite"
 #: The files SQLite keeps next to the database (write-ahead log, shared memory, rollback journal).
 _DB_COMPANIONS = ("-wal", "-shm", "-journal")
@@ -137,6 +137,9 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         "CREATE INDEX IF NOT EXISTS runs_status ON runs(status)",
         "CREATE INDEX IF NOT EXISTS runs_parent ON runs(parent)",
     ),
+    # 3: held-out balanced accuracy per epoch (train.py's val_balanced_acc), so curves can be
+    # drawn against chance 1/K; rows logged before it read as NaN.
+    3: ("ALTER TABLE curves ADD COLUMN val_balanced_acc REAL",),
 }
 
 _JSON_FIELDS = ("subjects", "config", "metrics")
@@ -165,6 +168,7 @@ CURVE_COLUMNS = [
     "val_loss",
     "val_acc",
     "seconds",
+    "val_balanced_acc",
 ]
 _ARTIFACT_COLUMNS = ["run_id", "name", "path", "kind", "bytes"]
 
@@ -857,20 +861,25 @@ class Registry:
         val_loss: float | None = None,
         val_acc: float | None = None,
         seconds: float | None = None,
+        val_balanced_acc: float | None = None,
     ) -> None:
-        """Record one epoch of one fold; logging the same (fold, epoch) again replaces it."""
-        numbers = [train_loss, train_acc, val_loss, val_acc, seconds]
+        """Record one epoch of one fold; logging the same (fold, epoch) again replaces it.
+
+        ``val_acc`` is plain accuracy on the held-out volumes (chance: the majority share),
+        ``val_balanced_acc`` their balanced accuracy (chance: 1/K)."""
+        names = CURVE_COLUMNS[3:]
+        given = (train_loss, train_acc, val_loss, val_acc, seconds, val_balanced_acc)
         try:
-            numbers = [None if v is None else float(v) for v in numbers]
+            numbers = [None if v is None else float(v) for v in given]
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"epoch values must be numbers or None ({exc})") from exc
+        updates = ", ".join(f"{n} = excluded.{n}" for n in names)
         with self._write() as con:
             self._row(con, run_id)
             con.execute(
-                "INSERT INTO curves VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (run_id, fold, epoch) "
-                "DO UPDATE SET train_loss = excluded.train_loss, train_acc = excluded.train_acc, "
-                "val_loss = excluded.val_loss, val_acc = excluded.val_acc, "
-                "seconds = excluded.seconds",
+                f"INSERT INTO curves ({', '.join(CURVE_COLUMNS)}) "
+                f"VALUES ({','.join('?' * len(CURVE_COLUMNS))}) "
+                f"ON CONFLICT (run_id, fold, epoch) DO UPDATE SET {updates}",
                 (run_id, str(fold), int(epoch), *numbers),
             )
 
@@ -881,7 +890,9 @@ class Registry:
             rows = [
                 dict(r)
                 for r in con.execute(
-                    "SELECT * FROM curves WHERE run_id = ? ORDER BY rowid", (run_id,)
+                    f"SELECT {', '.join(CURVE_COLUMNS)} FROM curves WHERE run_id = ? "
+                    "ORDER BY rowid",
+                    (run_id,),
                 )
             ]
         frame = pd.DataFrame(rows, columns=CURVE_COLUMNS)

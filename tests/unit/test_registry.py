@@ -408,3 +408,33 @@ def test_the_most_complete_study_comes_first_and_runs_say_what_they_are(tmp_path
     label = run_label(runs.set_index("id").loc[full.id].to_dict())
     assert label.startswith("study · single-subject + cross-subject · 10 people · 2 epochs · 20")
     assert "nan" not in run_label(runs.set_index("id").loc[tiny.id].to_dict())
+
+
+def test_a_version_2_registry_gains_balanced_accuracy_and_keeps_its_curves(tmp_path: Path) -> None:
+    """A registry written before val_balanced_acc still opens and reads; new epochs log it."""
+    from emocore.registry import _MIGRATIONS, _SCHEMA_V1, CURVE_COLUMNS
+
+    root = tmp_path / "v2"
+    root.mkdir()
+    with sqlite3.connect(root / "registry.sqlite") as con:
+        for statement in (*_SCHEMA_V1, *_MIGRATIONS[2]):
+            con.execute(statement)
+        con.execute(
+            "INSERT INTO runs (id, created_at, updated_at, kind, status) VALUES "
+            "('20250101-000000-abcd', '2025-01-01T00:00:00Z', '2025-01-01T00:00:00Z', 'study', "
+            "'completed')"
+        )
+        con.execute(
+            "INSERT INTO curves VALUES ('20250101-000000-abcd', 'f', 1, 1.5, 0.3, 1.6, 0.31, 2.0)"
+        )
+        con.execute("PRAGMA user_version = 2")
+    reg = Registry(root)
+    old = reg.curves("20250101-000000-abcd")
+    assert list(old.columns) == CURVE_COLUMNS and old["val_acc"].tolist() == [0.31]
+    assert old["val_balanced_acc"].isna().all()
+    reg.log_epoch("20250101-000000-abcd", fold="f", epoch=2, val_acc=0.4, val_balanced_acc=0.35)
+    reg.log_epoch("20250101-000000-abcd", fold="f", epoch=2, val_acc=0.4, val_balanced_acc=0.36)
+    curves = Registry(root).curves("20250101-000000-abcd")
+    assert curves["val_balanced_acc"].tolist()[1] == 0.36 and len(curves) == 2
+    with sqlite3.connect(root / "registry.sqlite") as con:
+        assert con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
