@@ -443,6 +443,7 @@ def run_study(
             train_acc=rec["train_acc"],
             val_loss=rec["val_loss"],
             val_acc=rec["val_acc"],
+            val_balanced_acc=rec.get("val_balanced_acc"),
             seconds=rec["seconds"],
         )
 
