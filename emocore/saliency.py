@@ -32,7 +32,8 @@ from torch import nn
 
 from emocore.data.dataset import VolumeSource
 from emocore.device import choose_device
-from emocore.errors import ConfigError
+from emocore.errors import ConfigError, check_choice
+from emocore.models.cnn3d import SeedCNN
 
 __all__ = [
     "integrated_gradients",
@@ -292,18 +293,24 @@ def emotion_saliency_checked(
     tolerance: float | None = IG_TOLERANCE,
     steps: int | Mapping[str, int] = IG_STEPS,
     max_steps: int = IG_MAX_STEPS,
+    rule: str = "mean",
 ) -> tuple[dict[str, np.ndarray], dict[str, MapCheck]]:
     """:func:`emotion_saliency` (integrated gradients) with completeness-checked step counts.
 
     Each emotion's map is computed with ``steps`` midpoint steps (an int, or one per emotion);
-    while its worst volume's relative completeness gap exceeds ``tolerance`` the steps double,
+    while the map's relative completeness gap exceeds ``tolerance`` the steps double,
     up to ``max_steps``, and the *whole* map is recomputed, so every volume of a map shares one
     step count. ``tolerance=None`` keeps the given steps and only measures the gap (as for the
     randomised model of :mod:`emocore.saliency_checks`, which must use the trained map's steps).
     The volumes are those :func:`emotion_saliency` picks with the same ``seed``; with
     ``tolerance=None`` and ``steps=IG_STEPS`` the maps equal its maps. Returns the maps and a
     :class:`MapCheck` per emotion.
+
+    ``rule`` says which gap must be within ``tolerance``: ``"mean"`` (default) the mean over the
+    map's volumes, since the map is their mean; ``"max"`` the worst volume's, stricter and
+    costlier (a volume whose score barely moves can have a large relative gap).
     """
+    check_choice("rule", rule, ("mean", "max"))
     if target not in ("true", "pred"):
         raise ConfigError(f"'target' must be 'true' or 'pred'; '{target}' was provided")
     dev = choose_device(device)
@@ -323,15 +330,17 @@ def emotion_saliency_checked(
                 acc += sal.abs().sum(0)
             delta = torch.cat(deltas)
             worst = _worst(delta)
-            ok = tolerance is None or not worst > tolerance
+            defined = delta[~torch.isnan(delta)]
+            mean = float(defined.mean()) if defined.numel() else float("nan")
+            gap = worst if rule == "max" else mean
+            ok = tolerance is None or not gap > tolerance
             if ok or n * 2 > max_steps:
                 break
             n *= 2
-        defined = delta[~torch.isnan(delta)]
         maps[name] = (acc / len(idx)).cpu().numpy()
         checks[name] = MapCheck(
             steps=n,
-            delta_mean=float(defined.mean()) if defined.numel() else float("nan"),
+            delta_mean=mean,
             delta_max=worst,
             converged=ok,
             n_volumes=len(idx),
@@ -405,7 +414,7 @@ def saliency_auc(
 
 @torch.no_grad()
 def embeddings(
-    model: nn.Module,
+    model: SeedCNN,
     source: VolumeSource,
     *,
     batch_size: int = 64,

@@ -37,7 +37,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -56,6 +56,8 @@ from emocore.saliency import (
 )
 
 __all__ = [
+    "linear_pattern_sentence",
+    "saliency_checks_sentence",
     "RECORD_KEYS",
     "CheckedMaps",
     "cascade_order",
@@ -70,17 +72,24 @@ RECORD_KEYS = ("completeness_delta", "ig_steps", "randomisation_rank_correlation
 TRUTH_KEYS = ("auc", "auc_randomised")
 
 
-def _initialisable(model: nn.Module) -> list[tuple[str, nn.Module]]:
+@runtime_checkable
+class _Resettable(Protocol):
+    """A layer that re-draws its own parameters (and running statistics)."""
+
+    def reset_parameters(self) -> None: ...
+
+
+def _initialisable(model: nn.Module) -> list[tuple[str, _Resettable]]:
     """Modules that own parameters or buffers and can re-draw them, in registration order."""
     return [
         (name, m)
         for name, m in model.named_modules()
         if name
-        and hasattr(m, "reset_parameters")
         and (
             any(True for _ in m.parameters(recurse=False))
             or any(True for _ in m.buffers(recurse=False))
         )
+        and isinstance(m, _Resettable)
     ]
 
 
@@ -199,6 +208,7 @@ def saliency_checks(
     tolerance: float = IG_TOLERANCE,
     max_steps: int = IG_MAX_STEPS,
     randomisation_seed: int = 0,
+    rule: str = "mean",
 ) -> CheckedMaps:
     """Maps of ``model`` per emotion and their sanity checks, in one call.
 
@@ -223,7 +233,7 @@ def saliency_checks(
     checks: dict[str, MapCheck | None]
     if method == "integrated-gradients":
         maps, found = emotion_saliency_checked(
-            model, source, classes, tolerance=tolerance, max_steps=max_steps, **common
+            model, source, classes, tolerance=tolerance, max_steps=max_steps, rule=rule, **common
         )
         checks = dict(found)
         randomised, _ = emotion_saliency_checked(
@@ -247,3 +257,58 @@ def saliency_checks(
         for name in maps
     }
     return CheckedMaps(maps=maps, randomised=randomised, records=records)
+
+
+def _fmt(value: Any, spec: str = ".2f") -> str | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if np.isnan(number) else format(number, spec)
+
+
+def saliency_checks_sentence(checks: Mapping[str, Any], *, tolerance: float = IG_TOLERANCE) -> str:
+    """One map's sanity checks (a study's ``saliency_checks`` entry) in plain words."""
+    parts = []
+    delta, steps = _fmt(checks.get("completeness_delta"), ".1%"), checks.get("ig_steps")
+    if delta is not None and steps:
+        met = float(checks["completeness_delta"]) <= tolerance
+        parts.append(
+            f"Completeness: the attributions add up to the score change within {delta} on average "
+            f"after {steps} integrated-gradients steps ("
+            + (f"within the {tolerance:.0%} tolerance" if met else f"above the {tolerance:.0%} "
+               "tolerance: the step cap was reached, read the map with care")
+            + ")."
+        )  # fmt: skip
+    rho = _fmt(checks.get("randomisation_rank_correlation"))
+    if rho is not None:
+        high = float(checks["randomisation_rank_correlation"]) >= 0.5
+        parts.append(
+            f"Model randomisation (Adebayo et al. 2018): rank correlation {rho} with the map of "
+            "a copy whose weights were re-drawn; "
+            + ("that is high: much of this map follows the input, not what the model learnt."
+               if high else "low values mean the map depends on what the model learnt.")
+        )  # fmt: skip
+    auc, auc_r = _fmt(checks.get("auc")), _fmt(checks.get("auc_randomised"))
+    if auc is not None and auc_r is not None:
+        parts.append(
+            f"Against the planted pattern: AUC {auc} for the trained model, {auc_r} for the "
+            "randomised copy (0.5 = chance)."
+        )
+    return " ".join(parts) or "No sanity checks were recorded for this map."
+
+
+def linear_pattern_sentence(pattern: Mapping[str, Any], emotion: str) -> str:
+    """What the side-by-side view of a CNN map and the linear pattern shows, with the numbers."""
+    text = (
+        f"Right: where a linear decoder trained on the same people's volumes finds {emotion} "
+        "information (|Haufe et al. 2014 activation pattern|, not its raw weights, which also "
+        "load on noise). Both at the same crosshair; each has its own colour scale."
+    )
+    r = _fmt(pattern.get("correlation_with_saliency"))
+    if r is not None:
+        text += f" Spatial correlation of the two maps within the brain mask: r = {r}."
+    auc = _fmt(pattern.get("auc_vs_truth"))
+    if auc is not None:
+        text += f" The pattern finds the planted {emotion} pattern with AUC {auc}."
+    return text

@@ -10,6 +10,7 @@ stream from the memory-mapped cache.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import Literal, overload
 
 import numpy as np
 import pandas as pd
@@ -116,6 +117,28 @@ class VolumeSource:
         if self._x is not None:
             return self._x[torch.as_tensor(idx, dtype=torch.long)]
         return torch.from_numpy(self._gather(np.asarray(idx)))
+
+    @overload
+    def batches(
+        self,
+        batch_size: int,
+        *,
+        shuffle: bool = ...,
+        generator: torch.Generator | None = ...,
+        shard: tuple[int, int] = ...,
+        positions_only: Literal[False] = ...,
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]: ...
+
+    @overload
+    def batches(
+        self,
+        batch_size: int,
+        *,
+        shuffle: bool = ...,
+        generator: torch.Generator | None = ...,
+        shard: tuple[int, int] = ...,
+        positions_only: Literal[True],
+    ) -> Iterator[tuple[None, torch.Tensor, torch.Tensor]]: ...
 
     def batches(
         self,
