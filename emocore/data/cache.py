@@ -69,18 +69,17 @@ def volume_key(
     :func:`~emocore.data.prepare.prepare_cache` stores it as the manifest's ``volume_key``; the
     cache recomputes it for a subset of its people in :meth:`VolumeCache.key_for`.
     """
-    inputs = {
+    inputs: dict[str, Any] = {
         "cache_format": cache_format,
         "grid_mm": grid_mm,
         "nonfinite": nonfinite,
         "sources": {s: list(f) for s, f in sources.items()},
     }
-    removes = cleaning is not None and (
+    if cleaning is not None and (
         cleaning.get("detrend")
         or cleaning.get("high_pass_hz") is not None
         or cleaning.get("confounds")
-    )
-    if removes:  # left out otherwise, so caches made before drift removal keep their key
+    ):  # left out otherwise, so caches made before drift removal keep their key
         inputs["cleaning"] = dict(cleaning)
     return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()
 

@@ -170,7 +170,7 @@ def run_design(
     that strategy selects, plus one indicator per non-steady-state volume fMRIPrep marked.
     """
     n = int(n_volumes)
-    cols = [np.ones(n)]
+    cols: list[np.ndarray] = [np.ones(n)]
     names = ["constant"]
     if detrend and n > 1:
         cols.append(np.arange(n) - (n - 1) / 2.0)
@@ -179,7 +179,8 @@ def run_design(
         drifts = _cosine_drifts(n, tr, high_pass)
         cols += list(drifts.T)
         names += [f"cosine_{i:02d}" for i in range(drifts.shape[1])]
-    tsv, spikes = None, []
+    tsv: str | None = None
+    spikes: list[int] = []
     if confounds:
         values, conf_names, tsv, spikes = _confounds(path, n, confounds)
         cols += list(values.T)
