@@ -16,13 +16,15 @@ from plotly.subplots import make_subplots
 
 from emocore.anatomy import AXES, ENDS, WorldImage, robust_max
 from emocore.constants import CATEGORY_MAP, CLASSES, EMOTION_COLORS
-from emocore.errors import ConfigError
+from emocore.errors import ConfigError, check_choice
 
 __all__ = [
     "accuracy_heatmap",
     "agreement_histogram",
     "category_map_table",
+    "balanced_curves_recorded",
     "category_bars",
+    "CURVE_METRICS",
     "cooccurrence_heatmap",
     "confusion_figure",
     "embedding_scatter",
@@ -239,26 +241,54 @@ def _curve_groups(curves: pd.DataFrame) -> pd.DataFrame:
     return out[out["part"] != "final"]
 
 
+#: What :func:`training_curves` can draw, and the curve-table column prefix of each.
+CURVE_METRICS = ("balanced_acc", "acc", "loss")
+_CURVE_NAMES = {"balanced_acc": "balanced accuracy", "acc": "accuracy", "loss": "loss"}
+
+
+def balanced_curves_recorded(curves: pd.DataFrame) -> bool:
+    """Whether the run logged held-out balanced accuracy per epoch (runs recorded before the
+    registry's ``val_balanced_acc`` column have none: draw plain accuracy for them)."""
+    if "val_balanced_acc" not in curves or not len(curves):
+        return False
+    return bool(pd.to_numeric(curves["val_balanced_acc"], errors="coerce").notna().any())
+
+
 def training_curves(
     curves: pd.DataFrame,
     *,
     metric: str = "acc",
     chance: float | None = None,
     chance_label: str = "chance",
+    splits: Mapping[str, str] | None = None,
 ) -> go.Figure:
-    """Per design: mean ± SD over models and folds of train and held-out ``acc`` or ``loss``.
+    """Per design: mean ± SD over models and folds of ``metric`` per epoch.
 
-    ``acc`` is plain (unbalanced) accuracy, so its ``chance`` is the share of the most frequent
-    emotion among the held-out volumes, not 1/K: say which in ``chance_label``."""
+    ``balanced_acc`` is the held-out volumes' balanced accuracy (only held out: training logs
+    none), whose chance is 1/K; ``acc`` is plain accuracy of train and held-out volumes, whose
+    ``chance`` is the share of the most frequent emotion among the held-out volumes, not 1/K;
+    say which in ``chance_label``. ``splits`` (design -> split name) names each design's split
+    in the legend."""
+    check_choice("metric", metric, CURVE_METRICS)
     fig = go.Figure()
     data = _curve_groups(curves) if len(curves) else curves.assign(design=[], model=[], part=[])
     palette = {"single-subject": "#0072B2", "cross-subject": "#D55E00", "loso": "#009E73"}
+    sides = (
+        (("val", "solid"),) if metric == "balanced_acc" else (("train", "dot"), ("val", "solid"))
+    )
     for design, rows in data.groupby("design", sort=False):
         colour = palette.get(design, "#666666")
-        for side, dash in (("train", "dot"), ("val", "solid")):
-            stats = rows.groupby("epoch")[f"{side}_{metric}"].agg(["mean", "std"]).reset_index()
+        split = (splits or {}).get(str(design))
+        label = f"{design} ({split})" if split else str(design)
+        for side, dash in sides:
+            column = f"{side}_{metric}"
+            if column not in rows:
+                continue
+            values = rows.assign(**{column: pd.to_numeric(rows[column], errors="coerce")})
+            stats = values.groupby("epoch")[column].agg(["mean", "std"]).reset_index()
+            stats = stats[stats["mean"].notna()]
             stats["std"] = stats["std"].fillna(0.0)
-            name = f"{design} · {'train' if side == 'train' else 'held out'}"
+            name = f"{label} · {'train' if side == 'train' else 'held out'}"
             band_x = list(stats["epoch"]) + list(stats["epoch"][::-1])
             band_y = list(stats["mean"] + stats["std"]) + list((stats["mean"] - stats["std"])[::-1])
             fig.add_trace(go.Scatter(x=band_x, y=band_y, fill="toself", line={"width": 0},
@@ -266,20 +296,19 @@ def training_curves(
                                      legendgroup=name, showlegend=False))  # fmt: skip
             fig.add_trace(go.Scatter(x=stats["epoch"], y=stats["mean"], name=name, legendgroup=name,
                                      line={"color": colour, "dash": dash}, mode="lines+markers"))  # fmt: skip
-    if chance is not None and metric == "acc":
+    if chance is not None and metric != "loss":
         fig.add_hline(
             y=chance,
             line_dash="dash",
             line_color="#999999",
             annotation_text=f"{chance_label} {_pct(chance)}",
         )
+    what = _CURVE_NAMES[metric]
     fig.update_xaxes(title_text="epoch")
-    fig.update_yaxes(title_text="accuracy" if metric == "acc" else "loss")
-    return _layout(
-        fig,
-        f"Training curves ({'accuracy' if metric == 'acc' else 'loss'}): mean ± SD over models and folds",
-        380,
-    )
+    fig.update_yaxes(title_text=f"held-out {what}" if metric == "balanced_acc" else what)
+    if metric != "loss":
+        fig.update_yaxes(tickformat=".0%")
+    return _layout(fig, f"Training curves ({what}): mean ± SD over models and folds", 380)
 
 
 def model_comparison(

@@ -37,6 +37,10 @@ from emocore.errors import ConfigError
 
 __all__ = [
     "percent",
+    "recall_order",
+    "results_table",
+    "scenes_table",
+    "tuning_table",
     "PERMUTATION_SCHEME",
     "BOOTSTRAP_BLOCK",
     "SUMMARY_KEYS",
@@ -578,3 +582,118 @@ def percent(x: Any) -> str:
     except (TypeError, ValueError):
         return "n/a"
     return "n/a" if value != value else f"{100 * value:.1f} %"
+
+
+# ---------------------------------------------------------------------------------------------
+# Display tables: few, merged columns that fit a 1280-px window
+# ---------------------------------------------------------------------------------------------
+
+
+def _interval(ci: Any) -> str:
+    """A 95 % interval as '72.8–77.2 %'; 'n/a' without one."""
+    if not isinstance(ci, (list, tuple)) or len(ci) != 2 or None in ci:
+        return "n/a"
+    low, high = percent(ci[0]), percent(ci[1])
+    if "n/a" in (low, high):
+        return "n/a"
+    return f"{low.removesuffix(' %')}–{high}"
+
+
+def results_table(
+    results: Sequence[dict[str, Any]],
+    *,
+    n_classes: int,
+    run_id: str | None = None,
+    recall: bool = False,
+) -> pd.DataFrame:
+    """A study's headline ``results`` for display: one row per design and model family with its
+    split, balanced accuracy, 95 % interval, p and both chance levels in few columns (a leaky
+    split is marked in the design cell), ``run`` first when ``run_id`` is given, and with
+    ``recall`` one cell of per-emotion recall in the classes' order ("77 · 79 · 74 · 68 · 75 %")."""
+    from emocore.findings import p_text  # findings -> evaluate -> summaries: import when used
+
+    rows = []
+    for r in results:
+        design = f"{r.get('design')} · {r.get('split')}" + (" (leaky)" if r.get("leaky") else "")
+        row: dict[str, Any] = {} if run_id is None else {"run": run_id}
+        row |= {
+            "design · split": design,
+            "model": r.get("model"),
+            "balanced accuracy": percent(r.get("balanced_accuracy")),
+            "95 % interval": _interval(r.get("ci95")),
+            "p": p_text(r.get("p_value")),
+            "chance": (
+                f"{percent(r.get('chance_balanced_accuracy'))} perm. · "
+                f"{percent(1 / n_classes if n_classes else None)} 1/K"
+            ),
+        }
+        if recall:
+            per_class = r.get("per_class_accuracy") or {}
+            values = [f"{100 * v:.0f}" if _finite(v) else "n/a" for v in per_class.values()]
+            row["recall per emotion"] = " · ".join(values) + " %" if values else "n/a"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _finite(x: Any) -> bool:
+    try:
+        return math.isfinite(float(x))
+    except (TypeError, ValueError):
+        return False
+
+
+def recall_order(results: Sequence[dict[str, Any]]) -> str:
+    """The emotions of :func:`results_table`'s recall cell, in its order ("HAPPINESS · FEAR ...")."""
+    for r in results:
+        if r.get("per_class_accuracy"):
+            return " · ".join(r["per_class_accuracy"])
+    return ""
+
+
+def scenes_table(scenes: pd.DataFrame) -> pd.DataFrame:
+    """:func:`misclassified_scenes` for display: run and movie time in one cell ("run 2 ·
+    15:38–15:44"), the scene with its location, volumes, and "predicted as" with its share."""
+
+    def clock(seconds: float) -> str:
+        return f"{int(seconds) // 60}:{int(seconds) % 60:02d}"
+
+    rows = [
+        {
+            "where": f"run {r.run} · {clock(r.start_movie_time)}"
+            + ("" if r.end_movie_time == r.start_movie_time else f"–{clock(r.end_movie_time)}"),
+            "scene": f"{r.scene} ({r.scene_location})",
+            "volumes": int(r.n_volumes),
+            "predicted as": f"{r.most_common_prediction} ({100 * r.most_common_fraction:.0f} %)",
+        }
+        for r in scenes.itertuples()
+    ]
+    return pd.DataFrame(rows, columns=["where", "scene", "volumes", "predicted as"])
+
+
+def tuning_table(study: dict[str, Any], design: str) -> pd.DataFrame:
+    """What each outer fold of ``design`` used per model family, from study.json's ``tuning``:
+    one row per model and fold, one cell per family ("12 epochs · inner fold", "C = 0.01 ·
+    fixed (poster setting)"). Empty for a study recorded before tuning was."""
+    families = (study.get("tuning") or {}).get(design) or {}
+    cells: dict[str, dict[str, str]] = {}
+    for family, folds in families.items():
+        for key, chosen in (folds or {}).items():
+            how = str(chosen.get("how", "?"))
+            how = "fixed (poster setting)" if how == "fixed" else how
+            if "epochs" in chosen:
+                n = chosen["epochs"]
+                value = f"{n} epoch{'' if n == 1 else 's'}"
+            elif "C" in chosen:
+                value = f"C = {float(chosen['C']):g}"
+            else:
+                value = "?"
+            cells.setdefault(str(key), {})[_FAMILY_NAMES.get(family, family)] = f"{value} · {how}"
+    rows = []
+    for key, by_family in cells.items():
+        model, _, fold = key.partition(" ")
+        rows.append({"model": model, "fold": fold or "?", **by_family})
+    columns = ["model", "fold", *dict.fromkeys(_FAMILY_NAMES.get(f, f) for f in families)]
+    return pd.DataFrame(rows, columns=columns).fillna("—")
+
+
+_FAMILY_NAMES = {"cnn": "CNN", "linear": "linear"}

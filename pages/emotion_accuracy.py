@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from emocore import figures, ui
+from emocore import figures, summaries, ui
 
 s = ui.page("Emotion accuracy")
 ctx = ui.require_run(s)
@@ -87,35 +87,54 @@ ui.chance_caption(
 st.subheader("Training curves")
 metric = st.radio(
     "Curve",
-    ["acc", "loss"],
+    ["accuracy", "loss"],
     horizontal=True,
-    format_func=lambda m: "accuracy" if m == "acc" else "loss",
 )
-majority = max(metrics[d]["cnn"]["summary"]["chance"]["accuracy_majority"] for d in ctx.designs)
-st.plotly_chart(
-    figures.training_curves(
+splits = {d: ctx.headline(d).get("split", "?") for d in ctx.designs}
+balanced = figures.balanced_curves_recorded(curves)
+if metric == "loss":
+    curve_figure = figures.training_curves(curves, metric="loss", splits=splits)
+elif balanced:
+    curve_figure = figures.training_curves(
         curves,
-        metric=metric,
+        metric="balanced_acc",
+        chance=ctx.chance_k,
+        chance_label=f"chance 1/{len(ctx.classes)} classes",
+        splits=splits,
+    )
+else:  # a run recorded before balanced accuracy was logged per epoch
+    majority = max(metrics[d]["cnn"]["summary"]["chance"]["accuracy_majority"] for d in ctx.designs)
+    curve_figure = figures.training_curves(
+        curves,
+        metric="acc",
         chance=majority,
         chance_label="chance: always the most frequent emotion",
+        splits=splits,
     )
-)
+st.plotly_chart(curve_figure)
 st.caption(
-    "Single-subject: mean ± SD over people and folds; cross-subject: over folds. Dotted = training volumes, solid = held-out volumes (per-fold, unbalanced accuracy)."
+    "Single-subject: mean ± SD over people and folds; cross-subject: over folds; the legend "
+    "names each design's split. "
+    + (
+        "Held-out balanced accuracy per epoch, against chance 1/K."
+        if balanced
+        else "Dotted = training volumes, solid = held-out volumes (per-fold, unbalanced accuracy: "
+        "this run was recorded before balanced accuracy was logged per epoch)."
+    )
 )
 
 st.subheader("CNN vs linear baseline (same folds)")
-left, right = st.columns(2)
-left.plotly_chart(figures.model_comparison(ctx.study.get("results", [])))
-rows = [
-    {
-        "design": r["design"],
-        "model": r["model"],
-        "split": r["split"],
-        **{c: ui.pct(v) for c, v in r["per_class_accuracy"].items()},
-        "chance": ui.pct(ctx.chance_k),
-    }
-    for r in ctx.study.get("results", [])
-]
-right.dataframe(pd.DataFrame(rows), hide_index=True)
-right.caption(f"Recall per emotion; chance {ui.pct(ctx.chance_k)} (1/{len(ctx.classes)} classes).")
+results = ctx.study.get("results", [])
+left, right = st.columns([3, 2])
+left.plotly_chart(figures.model_comparison(results))
+with right:
+    ui.tuning_block(ctx, key="emotion-accuracy")
+st.dataframe(
+    summaries.results_table(results, n_classes=len(ctx.classes), recall=True),
+    hide_index=True,
+    column_config=ui.RESULTS_COLUMNS,
+)
+st.caption(
+    f"Held out; p from the permutation test; chance: permutation and 1/{len(ctx.classes)} "
+    f"classes. Recall per emotion in the order {summaries.recall_order(results)}."
+)

@@ -4,7 +4,7 @@ that is unusual against the other people (single-case tests)."""
 import streamlit as st
 
 from emocore import figures, ui
-from emocore.summaries import misclassified_scenes
+from emocore.summaries import misclassified_scenes, scenes_table
 
 s = ui.page("Misclassified scenes")
 ctx = ui.require_run(s)
@@ -32,8 +32,7 @@ if summary["n"]:
     )
 with right:
     st.markdown(f"**Scenes where {emotion} was missed** ({len(scenes)} spans)")
-    st.dataframe(scenes, hide_index=True, height=300,
-                 column_config={"most_common_fraction": st.column_config.NumberColumn(format="percent")})  # fmt: skip
+    st.dataframe(scenes_table(scenes), hide_index=True, height=300, column_config=ui.SCENES_COLUMNS)
 
 st.subheader(f"Is this unusual? sub-{subject}'s {emotion} volumes against the other people (CNN)")
 found = ui.run_findings(ctx)

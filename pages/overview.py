@@ -10,7 +10,7 @@ from emocore.data.synthetic import planted_subjects
 from emocore.device import gpu_summary
 from emocore.errors import EmocoreError
 from emocore.findings import TEST_CAPTION, flagged_table, run_summary
-from emocore.summaries import family_comparison
+from emocore.summaries import family_comparison, results_table
 
 s = ui.page("emocore — Overview", prominent_notice=True)
 if not s.has_cache:
@@ -103,16 +103,14 @@ else:
             continue
         k = len(study["classes"])
         comparisons += [(run_id, c) for c in family_comparison(study.get("results", []))]
-        for r in study.get("results", []):
-            rows.append({"run": run_id, "design": r["design"], "model": r["model"], "split": r["split"],
-                         "leaky": r["leaky"], "balanced accuracy": ui.pct(r["balanced_accuracy"]),
-                         "chance (permutation)": ui.pct(r["chance_balanced_accuracy"]),
-                         "chance (1/K)": ui.pct(1 / k), "p": round(r["p_value"], 4),
-                         "95 % CI": " – ".join(ui.pct(v) for v in r["ci95"])})  # fmt: skip
+        rows.append(results_table(study.get("results", []), n_classes=k, run_id=run_id))
     if rows:
-        st.dataframe(pd.DataFrame(rows), hide_index=True)
+        st.dataframe(
+            pd.concat(rows, ignore_index=True), hide_index=True, column_config=ui.RESULTS_COLUMNS
+        )
         st.caption(
-            "Every accuracy is held out and shown with its split and chance level; 'leaky' splits (random volumes) overstate accuracy."
+            "Every accuracy is held out and shown with its split and chance level (permutation "
+            "and 1/K); p from the permutation test. 'Leaky' splits (random volumes) overstate accuracy."
         )
         for run_id, sentence in comparisons:
             st.markdown(f"Run {run_id}, {sentence}")
@@ -127,7 +125,7 @@ else:
             st.markdown(run_summary(found))
             flagged = flagged_table(found)
             if len(flagged):
-                st.dataframe(flagged, hide_index=True)
+                st.dataframe(flagged, hide_index=True, column_config=ui.FLAGGED_COLUMNS)
             st.caption(
                 f"{TEST_CAPTION}. Open a person on the Subject or Misclassified scenes page."
             )

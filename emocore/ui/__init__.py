@@ -7,6 +7,7 @@ through the loaders in :mod:`emocore.ui.loaders` and figures from :mod:`emocore.
 from __future__ import annotations
 
 from emocore.ui import loaders
+from emocore.ui.tables import FLAGGED_COLUMNS, RESULTS_COLUMNS, SCENES_COLUMNS, tuning_block
 from emocore.ui.timeline import every_volume_block, movie_windows, timeline_view
 from emocore.ui.widgets import (
     RunContext,
@@ -28,6 +29,10 @@ from emocore.ui.widgets import (
 )
 
 __all__ = [
+    "FLAGGED_COLUMNS",
+    "RESULTS_COLUMNS",
+    "SCENES_COLUMNS",
+    "tuning_block",
     "RunContext",
     "chance_caption",
     "completed_runs",
