@@ -13,6 +13,10 @@ from __future__ import annotations
 
 import html
 import logging
+import os
+import shutil
+import subprocess
+import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -45,6 +49,8 @@ from emocore.summaries import percent as _pct
 
 __all__ = [
     "RESEARCH_NOTICE",
+    "chromium_path",
+    "render_pdf",
     "settings_rows",
     "subject_report_html",
     "write_subject_report",
@@ -381,3 +387,81 @@ def write_subject_report(
     reg.add_artifact(run_id, f"report/sub-{subject}", path, "report")
     logger.info("wrote %s", path)
     return path
+
+
+# -- PDF -------------------------------------------------------------------------------------
+#: Where Debian puts its chromium; else ``chromium`` (or ``chromium-browser``) on PATH.
+CHROMIUM = Path("/usr/bin/chromium")
+#: Headless, offline: without the background-networking flags chromium keeps trying to reach
+#: Google's hosts, which a closed network refuses.
+_CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-pdf-header-footer",
+    "--run-all-compositor-stages-before-draw",
+    "--virtual-time-budget=10000",  # let the report's plotly charts draw before printing
+)
+
+
+def chromium_path() -> Path | None:
+    """The headless chromium that :func:`render_pdf` uses, or None when there is none."""
+    if CHROMIUM.is_file() and os.access(CHROMIUM, os.X_OK):
+        return CHROMIUM
+    for name in ("chromium", "chromium-browser"):
+        found = shutil.which(name)
+        if found:
+            return Path(found)
+    return None
+
+
+def render_pdf(
+    html_path: str | Path, pdf_path: str | Path | None = None, *, timeout_s: float = 120.0
+) -> Path | None:
+    """Print a report's HTML to PDF with headless chromium, offline (its print layout, no page
+    header or footer); return the PDF's path (default: next to the HTML, ``.pdf``).
+
+    None when no chromium is installed (``apt-get install chromium``). A chromium that fails or
+    writes no PDF raises a RegistryError naming the file and what chromium said.
+    """
+    html_path = Path(html_path)
+    if not html_path.is_file():
+        raise ConfigError(f"no report at {html_path}; write it first (write_subject_report)")
+    browser = chromium_path()
+    if browser is None:
+        logger.info("no chromium on this machine: no PDF of %s", html_path)
+        return None
+    target = Path(pdf_path) if pdf_path is not None else html_path.with_suffix(".pdf")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="emocore-chromium-") as profile:
+        partial = Path(profile) / "report.pdf"
+        command = [
+            str(browser),
+            *_CHROMIUM_FLAGS,
+            f"--user-data-dir={profile}",
+            f"--print-to-pdf={partial}",
+            html_path.resolve().as_uri(),
+        ]
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s)
+        except subprocess.TimeoutExpired as exc:
+            raise RegistryError(
+                f"chromium did not print {html_path} to PDF within {timeout_s:.0f} s; download "
+                "the HTML and print it from a browser instead"
+            ) from exc
+        if not partial.is_file() or partial.read_bytes()[:4] != b"%PDF":
+            said = (done.stderr or done.stdout or "").strip().splitlines()[-3:]
+            raise RegistryError(
+                f"chromium ({browser}) wrote no PDF of {html_path} (exit {done.returncode}: "
+                f"{' / '.join(said) or 'no message'}); download the HTML and print it instead"
+            )
+        staged = target.with_name(f".{target.name}.partial")
+        shutil.move(partial, staged)  # then a rename: never half a PDF under the name
+        os.replace(staged, target)
+    logger.info("wrote %s", target)
+    return target

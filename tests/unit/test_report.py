@@ -205,3 +205,34 @@ def test_settings_rows_reads_like_a_form() -> None:
     rows = settings_rows({"class_weights": True, "seed": None, "model": {"depth": 3}, "runs": []})
     assert rows == [("class weights", "yes"), ("seed", "not set"), ("model · depth", "3"),
                     ("runs", "not set")]  # fmt: skip
+
+
+# -- PDF -----------------------------------------------------------------------------------------
+def test_render_pdf_prints_the_report(bundle, tmp_path: Path) -> None:
+    from emocore.report import chromium_path, render_pdf
+
+    if chromium_path() is None:
+        pytest.skip("no chromium on this machine (apt-get install chromium)")
+    registry, run_id = bundle
+    html_path = write_subject_report(registry, run_id, "01")
+    pdf = render_pdf(html_path)
+    assert pdf == html_path.with_suffix(".pdf")
+    data = pdf.read_bytes()
+    assert data[:4] == b"%PDF" and len(data) > 5_000, len(data)
+    assert not list(pdf.parent.glob(".*.partial"))
+
+
+def test_render_pdf_without_chromium_is_none(bundle, monkeypatch) -> None:
+    import emocore.report as report
+
+    monkeypatch.setattr(report, "CHROMIUM", Path("/nonexistent/chromium"))
+    monkeypatch.setenv("PATH", "/nonexistent")
+    registry, run_id = bundle
+    assert report.render_pdf(write_subject_report(registry, run_id, "01")) is None
+
+
+def test_render_pdf_of_a_missing_report_is_named(tmp_path: Path) -> None:
+    from emocore.report import render_pdf
+
+    with pytest.raises(ConfigError, match="no report at .*missing.html"):
+        render_pdf(tmp_path / "missing.html")
