@@ -131,7 +131,8 @@ def saliency_viewer(ctx: RunContext, cache: VolumeCache, *, subject: str, design
     c1, c2, c3, c4 = st.columns([3, 3, 2, 2])
     choice = _remembered(c1, "Saliency for", options, f"{KEY}_emotion",
                          lambda o: f"predicted ({pick.predicted})" if o == PREDICTED else o)  # fmt: skip
-    emotion = pick.predicted if choice == PREDICTED else choice
+    # PREDICTED is offered only when the volume has a prediction
+    emotion = pick.predicted if choice == PREDICTED and pick.predicted else choice
     underlay_name = c2.radio("Underlay", [TEMPLATE, THIS_VOLUME], key=f"{KEY}_underlay",
                              horizontal=True,
                              help="The person's mean EPI is not offered: the cache keeps only "

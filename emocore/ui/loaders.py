@@ -4,10 +4,12 @@ Files are keyed by path *and* modification time, so a re-run study or a rebuilt 
 without restarting the server. Everything is read below the configured roots (:class:`Settings`).
 """
 
-from __future__ import annotations
+# No ``from __future__ import annotations`` here: it binds the name ``annotations``, which the
+# loader of that name below (pages/annotations.py calls it) would redefine; every annotation in
+# this module is a name imported at run time, so none needs the deferred evaluation.
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -131,7 +133,8 @@ def _nifti(path: str, mtime: int) -> np.ndarray:
     import nibabel as nib
 
     try:
-        return np.asarray(nib.load(path).dataobj, dtype=np.float32)
+        image = cast(nib.Nifti1Image, nib.load(path))  # load() is typed FileBasedImage
+        return np.asarray(image.dataobj, dtype=np.float32)
     except Exception as exc:  # nibabel raises many kinds for a damaged file
         raise EmocoreError(f"{path} cannot be read as NIfTI ({exc}); re-run the study") from exc
 

@@ -216,7 +216,7 @@ def pick_run(s: Settings) -> RunContext | None:
     if reg is None or runs.empty:
         return None
     labels = {r.id: run_label(r._asdict()) for r in runs.itertuples()}
-    run_id = _pick("Run", list(labels), _RUN_KEY, labels.get)
+    run_id = _pick("Run", list(labels), _RUN_KEY, lambda run: labels.get(run, run))
     here = st.session_state.get(_PAGE_KEY)
     if here:
         st.session_state.setdefault(_RUN_PAGES_KEY, set()).add(here["path"])
