@@ -3,7 +3,7 @@
 import streamlit as st
 
 from emocore import ui
-from emocore.report import write_subject_report
+from emocore.report import chromium_path, render_pdf, write_subject_report
 
 s = ui.page("Report")
 ctx = ui.require_run(s)
@@ -16,6 +16,9 @@ if st.button("Build report" if not path.exists() else "Rebuild report", type="pr
     cache, _ = ui.loaders.cache_or_none(s)
     with st.spinner("writing the report"), ui.guard():
         path = write_subject_report(ctx.registry, ctx.run_id, subject, cache)
+    if chromium_path() is not None:
+        with st.spinner("printing it to PDF"), ui.guard():
+            render_pdf(path)
     st.success(f"Saved to {path}")
 if path.exists():
     st.download_button(
@@ -24,4 +27,20 @@ if path.exists():
         file_name=f"emocore-{ctx.run_id}-sub-{subject}.html",
         mime="text/html",
     )
+    pdf = path.with_suffix(".pdf")
+    if chromium_path() is None:
+        st.info(
+            "PDF export is not available on this machine: it needs a headless chromium "
+            "(`apt-get install chromium`). Download the HTML and print it to PDF from a browser; "
+            "its layout is made for printing."
+        )
+    elif pdf.exists() and pdf.stat().st_mtime >= path.stat().st_mtime:
+        st.download_button(
+            f"Download sub-{subject}.pdf",
+            pdf.read_bytes(),
+            file_name=f"emocore-{ctx.run_id}-sub-{subject}.pdf",
+            mime="application/pdf",
+        )
+    else:
+        st.caption("Press **Rebuild report** to make its PDF too.")
     st.caption(f"Stored at `{path}` and recorded in the registry (kind 'report').")

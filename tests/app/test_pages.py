@@ -72,7 +72,14 @@ def test_overview_shows_source_models_and_notice(demo_home: Path, emocore_env) -
     assert "Demo cohort" in texts(at, "markdown")
     assert any(m.label == "People" and m.value == "2" for m in at.metric)
     table = at.dataframe[0].value
-    assert {"split", "chance (permutation)", "balanced accuracy"} <= set(table.columns)
+    assert {"design · split", "chance", "balanced accuracy", "95 % interval", "p"} <= set(
+        table.columns
+    )
+    assert (
+        table["chance"].str.contains("perm.").all()
+        and table["p"].str.match(r"(< 0\.001|[01]\.\d{3})$").all()
+    )
+    assert len(table.columns) <= 8, "the headline table must fit a 1280-px window"
 
 
 def test_brain_viewer_moves_the_crosshair(demo_home: Path, emocore_env) -> None:
@@ -127,6 +134,26 @@ def test_report_page_builds_and_offers_the_html(home_copy: Path, emocore_env) ->
     html = (reg.run_dir(run_id) / "reports" / "sub-01.html").read_text()
     assert "sub-01" in html and "chance" in html
     assert at.get("download_button"), "no download button after building the report"
+    from emocore.report import chromium_path
+
+    if chromium_path() is not None:  # the PDF is printed with the report
+        assert (reg.run_dir(run_id) / "reports" / "sub-01.pdf").read_bytes()[:4] == b"%PDF"
+        labels = [b.proto.label for b in at.get("download_button")]
+        assert "Download sub-01.pdf" in labels, labels
+
+
+def test_report_page_says_when_pdf_is_unavailable(
+    home_copy: Path, emocore_env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import emocore.report
+
+    monkeypatch.setattr(emocore.report, "CHROMIUM", Path("/nonexistent/chromium"))
+    monkeypatch.setenv("PATH", "/nonexistent")
+    emocore_env(home_copy)
+    at = open_page("report")
+    next(b for b in at.button if b.label.startswith("Build report")).click().run()
+    no_exception(at, "report")
+    assert "PDF export is not available on this machine" in texts(at, "info")
 
 
 def test_retrain_offers_the_form(demo_home: Path, emocore_env) -> None:
