@@ -325,6 +325,7 @@ def _study_config(args: argparse.Namespace, designs: tuple[str, ...]):
         baseline=not args.no_baseline,
         linear_C=args.linear_C,
         saliency=not args.no_saliency,
+        saliency_volumes=args.saliency_volumes,
         n_permutations=args.permutations,
         alpha=args.alpha,
         folds=tuple(getattr(args, "fold", None) or ()) or None,
@@ -393,6 +394,7 @@ def _run_study(args: argparse.Namespace, designs: tuple[str, ...], kind: str) ->
         "alpha": study.get("alpha"),
         "atypical": study.get("atypical", []),
         "tuning": study.get("tuning", {}),
+        "saliency_checks": study.get("saliency_checks", {}),
     }
     _print(
         result,
@@ -889,6 +891,13 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
         "per outer fold on inner folds of its training rows by balanced accuracy",
     )
     p.add_argument("--no-saliency", action="store_true", help="skip saliency maps")
+    p.add_argument(
+        "--saliency-volumes",
+        type=int,
+        default=16,
+        help="volumes per emotion each saliency map averages over (default 16); each map is "
+        "checked for completeness and against a weight-randomised model",
+    )
     p.add_argument(
         "--json", action="store_true", help="print the results as JSON (metric names: see README)"
     )

@@ -315,6 +315,22 @@ class RunResults:
         entry = ((entries or {}).get(design) or {}).get(name, {}).get(emotion)
         return saliency_map_path(self.folder / "saliency" / design, name, emotion, entry)
 
+    def map_entry(self, design: str, name: str, emotion: str) -> dict[str, Any]:
+        """What study.json records of one saliency map: its file, AUC against planted truth,
+        sanity ``checks`` and the ``linear_pattern`` beside it ({} when the run saved none)."""
+        entry = ((self.study.get("saliency") or {}).get(design) or {}).get(name, {}).get(emotion)
+        return entry if isinstance(entry, dict) else {}
+
+    def linear_pattern_path(self, design: str, name: str, emotion: str) -> Path | None:
+        """The linear decoder's activation pattern saved beside a CNN map; None if there is none."""
+        pattern = self.map_entry(design, name, emotion).get("linear_pattern") or {}
+        rel = pattern.get("file")
+        if not rel:
+            return None
+        path = self.folder / "saliency" / design / rel
+        check_path_name("a pattern file", path.name, inside=path.parent, example="x.nii.gz")
+        return path if path.is_file() else None
+
     # -- people assessed against the run ----------------------------------------------------
     def assessment_dir(self, subject: str) -> Path:
         folder = self.folder / "assessments"

@@ -27,7 +27,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -49,16 +49,12 @@ from emocore.derivatives import (
 from emocore.designs import DESIGNS, DesignResult, plan_design, run_design
 from emocore.errors import ConfigError, EmocoreError, RegistryError
 from emocore.evaluate import evaluate_predictions
+from emocore.patterns import linear_patterns, save_linear_patterns, spatial_correlation
 from emocore.progress import Progress
 from emocore.registry import Registry, RunRecord, recording_outcome
 from emocore.results import RunResults
-from emocore.saliency import (
-    describe_method,
-    embeddings,
-    emotion_saliency,
-    saliency_auc,
-    save_nifti,
-)
+from emocore.saliency import IG_STEPS, describe_method, embeddings, saliency_auc, save_nifti
+from emocore.saliency_checks import saliency_checks
 from emocore.single_case import ALPHA, FINDING_KEYS
 from emocore.train import TrainConfig, load_checkpoint
 
@@ -90,6 +86,7 @@ class StudyConfig:
     baseline: bool = True
     linear_C: float | str = FIXED_C  # the linear baseline's C; "auto": chosen on inner folds
     saliency: bool = True
+    saliency_volumes: int = 16  # volumes per emotion each saliency map averages over
     n_permutations: int = 1000
     alpha: float = 0.05  # level of the single-case findings (Holm-adjusted)
     folds: tuple[str, ...] | None = None  # only these folds (e.g. one LOSO subject per job)
@@ -129,6 +126,13 @@ class StudyConfig:
                 )
         if not 0 < self.alpha < 1:
             raise ConfigError(f"alpha must be in (0, 1); {self.alpha} was given")
+        if isinstance(self.saliency_volumes, bool) or not (
+            isinstance(self.saliency_volumes, int) and self.saliency_volumes >= 1
+        ):
+            raise ConfigError(
+                "saliency_volumes (volumes per emotion a saliency map averages) must be a whole "
+                f"number >= 1; {self.saliency_volumes!r} was given"
+            )
         if self.linear_C != "auto" and not (
             isinstance(self.linear_C, (int, float)) and not isinstance(self.linear_C, bool)
             and self.linear_C > 0
@@ -174,6 +178,12 @@ def ground_truth_dir(cache: VolumeCache) -> Path | None:
     return gt if gt.is_dir() else None
 
 
+#: The most integrated-gradients steps a study's maps may take to pass the completeness check
+#: (8, 16, 32: each doubling recomputes the map, so a map costs up to 7 times an 8-step one,
+#: plus the randomised model's map). Maps that still miss the tolerance say so in their record.
+STUDY_IG_MAX_STEPS = 32
+
+
 def _headline(design: str, ev: dict[str, Any]) -> dict[str, Any]:
     s = ev["summary"]
     return {
@@ -201,8 +211,11 @@ def _saliency(
     run_id: str,
     method: str = "integrated-gradients",
     max_per_class: int = 16,
+    linear_C: float = FIXED_C,
+    seed: int = 0,
 ) -> dict[str, Any]:
-    """Mean saliency per emotion for each final model, on the volumes that model is about.
+    """Mean saliency per emotion for each final model, on the volumes that model is about, with
+    its sanity checks, and the linear decoder's activation pattern beside it.
 
     ``out`` (``saliency/<design>/``) becomes a BIDS derivative dataset of its own, with a
     ``dataset_description.json``: BIDS has no entity for "which design" and a ``desc`` label is
@@ -212,6 +225,13 @@ def _saliency(
     volumes (the cross-subject model) has no ``sub`` entity and sits at the folder's root (see
     :func:`emocore.derivatives.saliency_filename`). Each map has a JSON sidecar saying which
     model, method and volumes made it and what its numbers are.
+
+    Each map is checked (:func:`emocore.saliency_checks.saliency_checks`): integrated gradients
+    raise their steps until the attributions add up to the score change (completeness), and the
+    same map from a copy of the model with re-drawn weights must look different (Adebayo et al.
+    2018). Next to it, ``..._desc-<emotion>_linearpattern.nii.gz`` is the Haufe et al. (2014)
+    activation pattern of a linear decoder fitted on the same people's volumes (the field's
+    usual information map), with its spatial correlation to the CNN's map.
     """
     gt = ground_truth_dir(cache)
     write_dataset_description(
@@ -223,25 +243,45 @@ def _saliency(
             "models; a JSON sidecar next to each map says what it holds"
         ),
     )
-    how = describe_method(method)
     scores: dict[str, Any] = {}
     written: dict[str, str] = {}
     for name, ckpt in result.checkpoints.items():
         model, state = load_checkpoint(ckpt, grid_shape=cache.grid_shape, classes=classes)
         held = state["extra"].get("held_out")
-        subjects = [held.removeprefix("sub-")] if held else state["extra"].get("trained_on")
+        trained_on = state["extra"].get("trained_on")
+        subjects = [held.removeprefix("sub-")] if held else trained_on
         meta = select(cache, subjects=subjects, classes=classes)
-        maps = emotion_saliency(
+        subject = subjects[0] if len(subjects) == 1 else None
+        truths = _truths(gt, subject, classes, cache.grid_shape)
+        checked = saliency_checks(
             model,
             VolumeSource(cache, meta),
             classes,
+            mask=cache.mask,
+            truths={e: t for e, (t, _) in truths.items()},
             method=method,
             device=device,
             max_per_class=max_per_class,
+            seed=seed,
+            randomisation_seed=seed + 1,  # not the seed the model itself started from
+            max_steps=STUDY_IG_MAX_STEPS,
         )
-        subject = subjects[0] if len(subjects) == 1 else None
+        # the linear decoder's patterns on the volumes the CNN model learnt from
+        patterns = linear_patterns(
+            cache, select(cache, subjects=trained_on, classes=classes), classes, C=linear_C
+        )
+        pattern_files = save_linear_patterns(
+            patterns,
+            cache.affine,
+            out,
+            subject=subject,
+            sidecar={"Design": result.design, "Model": name, "C": linear_C, "Run": run_id,
+                     "TrainedOn": [f"sub-{s}" for s in trained_on or []]},
+        )  # fmt: skip
         scores[name] = {}
-        for emotion, volume in maps.items():
+        for emotion, volume in checked.maps.items():
+            check = checked.records[emotion]
+            how = describe_method(method, steps=check.get("ig_steps") or IG_STEPS)
             relpath = saliency_relpath(subject, emotion)
             if relpath in written:  # two models of one design on the same people's volumes
                 raise EmocoreError(
@@ -250,18 +290,8 @@ def _saliency(
                 )
             written[relpath] = name
             path = save_nifti(volume, cache.affine, out / relpath)
-            auc = None
-            truth_path = None
-            if gt is not None:
-                candidates = [gt / f"sub-{subject}_{emotion}.nii.gz"] if subject else []
-                candidates.append(gt / f"{emotion}.nii.gz")
-                truth_path = next((p for p in candidates if p.exists()), None)
-            if truth_path is not None:
-                import nibabel as nib
-
-                truth = np.asarray(nib.load(truth_path).dataobj, dtype=np.float32)
-                if truth.shape == volume.shape:
-                    auc = saliency_auc(volume, truth, cache.mask)
+            truth, truth_path = truths.get(emotion, (None, None))
+            auc = check.get("auc")
             n_volumes = min(int((meta["label"] == emotion).sum()), max_per_class)
             atomic_write_json(
                 sidecar_path(path),
@@ -285,15 +315,70 @@ def _saliency(
                     "Cache": {"URL": file_uri(cache.path), "Key": cache.key},
                     "AUCvsTruth": auc,
                     "Truth": truth_path.name if truth_path else None,
+                    "SanityChecks": check,
                 },
                 indent=2,
             )
+            pattern = patterns.get(emotion)
+            linear = None
+            if pattern is not None:
+                linear = {
+                    "file": _below(pattern_files[emotion], out),
+                    "correlation_with_saliency": spatial_correlation(
+                        volume, np.abs(pattern), cache.mask
+                    ),
+                    "auc_vs_truth": (
+                        saliency_auc(np.abs(pattern), truth, cache.mask)
+                        if truth is not None
+                        else None
+                    ),
+                }
             scores[name][emotion] = {
                 "file": relpath,
                 "auc_vs_truth": auc,
                 "truth": truth_path.name if truth_path else None,
+                "checks": _check_entry(check),
+                "linear_pattern": linear,
             }
     return scores
+
+
+def _truths(
+    gt: Path | None, subject: str | None, classes: Sequence[str], grid: tuple[int, ...]
+) -> dict[str, tuple[np.ndarray, Path]]:
+    """The planted pattern of each emotion on a synthetic cohort (the person's own, else the
+    cohort's), with its file; {} on real data."""
+    if gt is None:
+        return {}
+    import nibabel as nib
+
+    found = {}
+    for emotion in classes:
+        candidates = [gt / f"sub-{subject}_{emotion}.nii.gz"] if subject else []
+        candidates.append(gt / f"{emotion}.nii.gz")
+        path = next((p for p in candidates if p.exists()), None)
+        if path is not None:
+            truth = np.asarray(cast(nib.Nifti1Image, nib.load(path)).dataobj, dtype=np.float32)
+            if truth.shape == tuple(grid):
+                found[emotion] = (truth, path)
+    return found
+
+
+def _check_entry(record: dict[str, Any]) -> dict[str, Any]:
+    """A map's sanity checks as ``saliency_checks`` reports them: ``completeness_delta`` is the
+    mean gap |sum of attributions - (f(x) - f(baseline))| / |f(x) - f(baseline)| over the
+    map's volumes (``completeness_delta_max`` the worst), None for Grad-CAM."""
+    delta = record.get("completeness_delta")
+    entry = {
+        "completeness_delta": delta["mean"] if isinstance(delta, dict) else delta,
+        "completeness_delta_max": delta["max"] if isinstance(delta, dict) else None,
+        "ig_steps": record.get("ig_steps"),
+        "randomisation_rank_correlation": record.get("randomisation_rank_correlation"),
+    }
+    for key in ("auc", "auc_randomised"):
+        if key in record:
+            entry[key] = record[key]
+    return entry
 
 
 def _below(path: Path, root: Path) -> str:
@@ -325,6 +410,17 @@ def _embeddings(
             else None
         )
     return table, quality
+
+
+def _pattern_C(setting: float | str, chosen: dict[str, Any] | None) -> float:
+    """The C of the linear patterns: the study's fixed C, or with tuning the C the outer folds
+    chose most often (ties: the smaller, stronger regularisation)."""
+    if setting != "auto":
+        return float(setting)
+    values = sorted(float(v["C"]) for v in (chosen or {}).values())
+    if not values:
+        return FIXED_C
+    return max(values, key=lambda c: (values.count(c), -c))
 
 
 def _fold_settings(tuning: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
@@ -457,6 +553,7 @@ def run_study(
             "train_volumes_per_s": {},
             "peak_gpu_memory_gib": {},
             "tuning": {},
+            "saliency_checks": {},
         }
         for i, design in enumerate(config.designs):
             res = run_design(
@@ -536,7 +633,14 @@ def run_study(
                     classes,
                     config.train.device,
                     run_id=run_id,
+                    max_per_class=config.saliency_volumes,
+                    linear_C=_pattern_C(config.linear_C, extras["tuning"][design].get("linear")),
+                    seed=config.train.seed,
                 )
+                extras["saliency_checks"][design] = {
+                    model: {emotion: entry["checks"] for emotion, entry in maps.items()}
+                    for model, maps in extras["saliency"][design].items()
+                }
         report(len(config.designs), "")(0.0, "embeddings")
         emb_ckpt = next(
             (
@@ -641,7 +745,8 @@ def merge_fold_runs(
     runs = [RunResults(registry, r) for r in run_ids]
     first = runs[0].study
     ref_config, ref_key = _comparable(first["config"]), first["cache"]["key"]
-    frames, owner = [], {}
+    frames: list[pd.DataFrame] = []
+    owner: dict[tuple[Any, ...], str] = {}
     for run in runs:
         run_id, study = run.run_id, run.study
         if study["cache"]["key"] != ref_key:

@@ -136,6 +136,7 @@ def build_tiny_home(root: Path) -> Path:
     config = StudyConfig(
         n_folds=2,
         n_permutations=50,
+        saliency_volumes=4,  # checked maps double their steps: keep the shared fixture quick
         train=TrainConfig(epochs=1, widths=(4, 8, 8), hidden=16, device="cpu"),
     )
     run_study(cache, Registry(paths["registry"]), config)

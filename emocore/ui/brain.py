@@ -26,6 +26,7 @@ import streamlit as st
 from emocore import figures
 from emocore.anatomy import AXES, WorldImage, robust_max
 from emocore.data.cache import VolumeCache
+from emocore.saliency_checks import linear_pattern_sentence, saliency_checks_sentence
 from emocore.ui import loaders
 from emocore.ui.widgets import RunContext, guard
 
@@ -183,12 +184,52 @@ def saliency_viewer(ctx: RunContext, cache: VolumeCache, *, subject: str, design
         "fixed for this map."
     )
     _interactive(underlay, overlay, point=point, threshold=threshold, vmax=vmax, opacity=opacity)
-    auc = (ctx.study.get("saliency") or {}).get(design, {}).get(name, {}).get(emotion, {})
-    if overlay is not None and auc.get("auc_vs_truth") is not None:
+    entry = ctx.results.map_entry(design, name, emotion)
+    if overlay is not None and entry.get("auc_vs_truth") is not None:
         st.caption(
             f"Synthetic cohort: this map finds the planted {emotion} pattern with AUC "
-            f"{auc['auc_vs_truth']:.2f} (0.5 = chance)."
+            f"{entry['auc_vs_truth']:.2f} (0.5 = chance)."
         )
+    if overlay is not None:
+        _checks(entry.get("checks"))
+        _linear_beside(ctx, cache, underlay, design=design, name=name, emotion=emotion,
+                       point=point, saliency=(overlay, threshold, vmax, opacity),
+                       entry=entry)  # fmt: skip
+
+
+def _checks(checks: dict | None) -> None:
+    """The map's sanity checks in words (see emocore.saliency_checks)."""
+    if not checks:
+        st.caption("This run predates saliency sanity checks: re-run the study to get them.")
+        return
+    st.markdown(f"**Sanity checks of this map.** {saliency_checks_sentence(checks)}")
+
+
+def _linear_beside(ctx: RunContext, cache: VolumeCache, underlay: WorldImage, *, design: str,
+                   name: str,
+                   emotion: str, point, saliency, entry: dict) -> None:  # fmt: skip
+    """The CNN's map and the linear decoder's activation pattern side by side, one crosshair."""
+    with guard():
+        pattern = loaders.linear_pattern(ctx.results, design, name, emotion)
+    if pattern is None:
+        return
+    st.subheader(f"CNN saliency beside the linear decoder's pattern ({emotion})")
+    overlay, threshold, vmax, opacity = saliency
+    magnitude = loaders.world_image(np.abs(pattern).astype(np.float32), cache.affine)
+    pmax = robust_max(magnitude.data)
+    left, right = st.columns(2)
+    left.plotly_chart(figures.orthogonal_slices(underlay, point_mm=point, overlay=overlay,
+                                                threshold=threshold, vmax=vmax, opacity=opacity,
+                                                title=f"CNN {design}/{name}: mean |attribution|",
+                                                underlay_label=""),
+                      key=f"{KEY}_side_cnn")  # fmt: skip
+    right.plotly_chart(figures.orthogonal_slices(underlay, point_mm=point, overlay=magnitude,
+                                                 threshold=threshold / vmax * pmax if vmax else 0,
+                                                 vmax=pmax, opacity=opacity,
+                                                 title="Linear decoder: |activation pattern|",
+                                                 underlay_label=""),
+                       key=f"{KEY}_side_linear")  # fmt: skip
+    st.caption(linear_pattern_sentence(entry.get("linear_pattern") or {}, emotion))
 
 
 def _interactive(underlay: WorldImage, overlay: WorldImage | None, *, point, threshold: float,

@@ -28,6 +28,7 @@ __all__ = [
     "category_cooccurrence",
     "inference_engine",
     "label_count_grid",
+    "linear_pattern",
     "mni_underlay",
     "raw_category_counts",
     "registry",
@@ -143,6 +144,12 @@ def saliency_map(results: RunResults, design: str, name: str, emotion: str) -> n
     """Mean |attribution| of one model for one emotion; None when the run saved none (the file
     study.json records: see :meth:`~emocore.results.RunResults.saliency_path`)."""
     path = results.saliency_path(design, name, emotion)
+    return _nifti(str(path), _mtime(path)) if path is not None else None
+
+
+def linear_pattern(results: RunResults, design: str, name: str, emotion: str) -> np.ndarray | None:
+    """The linear decoder's Haufe activation pattern beside a CNN map; None when the run has none."""
+    path = results.linear_pattern_path(design, name, emotion)
     return _nifti(str(path), _mtime(path)) if path is not None else None
 
 

@@ -69,3 +69,25 @@ def test_brain_viewer_slices_are_in_mm_with_the_sides(demo_home: Path, emocore_e
     layout = _slices(at)["layout"]
     assert "underlay: BOLD of sub-01 run 1 volume" in layout["title"]["text"]
     assert layout["annotations"][2]["text"] == f"sagittal (x = {left:g} mm)"
+
+
+def test_brain_viewer_shows_checks_and_the_linear_pattern_beside(
+    demo_home: Path, emocore_env
+) -> None:
+    emocore_env(demo_home)
+    at = open_page("brain-viewer")
+    no_exception(at, "brain-viewer")
+    _widget(at, "selectbox", "Saliency for").set_value("LOVE").run()
+    no_exception(at, "brain-viewer")
+    page = texts(at, "markdown")
+    # the map's sanity checks, in words, with their numbers
+    assert "Sanity checks of this map." in page and "integrated-gradients steps" in page
+    assert "rank correlation" in page and "re-drawn" in page
+    # the linear decoder's pattern beside the CNN's map, at the same crosshair, with r
+    assert any("beside the linear decoder's pattern (LOVE)" in h.value for h in at.subheader)
+    specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    titles = [s["layout"]["title"]["text"] for s in specs]
+    cnn = next(i for i, t in enumerate(titles) if t.startswith("CNN "))
+    linear = next(i for i, t in enumerate(titles) if t.startswith("Linear decoder"))
+    assert specs[cnn]["layout"]["annotations"][2] == specs[linear]["layout"]["annotations"][2]
+    assert "Spatial correlation of the two maps within the brain mask: r = " in texts(at, "caption")

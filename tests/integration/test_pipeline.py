@@ -9,6 +9,7 @@ import pytest
 
 from emocore.cli import main
 from emocore.constants import EMOTIONS
+from emocore.errors import EXIT_CODES
 from emocore.registry import Registry
 
 SUMMARY_KEYS = {
@@ -76,10 +77,23 @@ def test_synth_prepare_study_evaluate_predict(home, capsys):
             "2",
             "--permutations",
             "100",
+            "--saliency-volumes",
+            "4",
             "--json",
         ],
     )
     results = study["results"]
+    # every saliency map carries its sanity checks, under the keys outside checks read
+    for design, models in study["saliency_checks"].items():
+        for model, maps in models.items():
+            assert set(maps) == set(EMOTIONS), (design, model)
+            for record in maps.values():
+                assert {"completeness_delta", "randomisation_rank_correlation"} <= set(record)
+                assert record["ig_steps"] in (8, 16, 32) and record["completeness_delta"] >= 0
+                assert -1 <= record["randomisation_rank_correlation"] <= 1
+                assert 0 <= record["auc"] <= 1 and 0 <= record["auc_randomised"] <= 1
+    # and what each outer fold used, fixed here
+    assert {v["how"] for f in study["tuning"].values() for v in f["cnn"].values()} == {"fixed"}
     # GPU memory is reported per design; there is none on a CPU run
     assert study["peak_gpu_memory_gib"] == dict.fromkeys(
         ("single-subject", "cross-subject", "loso")
@@ -247,18 +261,30 @@ def test_study_outputs_are_bids_derivatives(home):
                 assert sidecar["Cache"]["Key"] == study["cache"]["key"]
                 assert (bundle / sidecar["Checkpoint"]).is_file()
                 assert sidecar["HeldOut"] == (model if design == "loso" else None)
+                assert sidecar["SanityChecks"]["ig_steps"] == sidecar["Steps"]
                 found.add(path)
+                # the linear decoder's activation pattern beside it, signed, on the same grid
+                pattern = folder / entry["linear_pattern"]["file"]
+                assert pattern.name == path.name.replace("_saliency", "_linearpattern")
+                assert load_img(pattern).shape == grid
+                assert json.loads(sidecar_path(pattern).read_text())["Model"] == model
+                assert -1 <= entry["linear_pattern"]["correlation_with_saliency"] <= 1
+                found.add(pattern)
     # every map on disk is one study.json lists: no file under an old or unknown name
     assert set((bundle / "saliency").rglob("*.nii.gz")) == found
-    assert len(found) == 3 * 5 + 5 + 3 * 5  # single-subject, cross-subject, loso
+    assert len(found) == 2 * (3 * 5 + 5 + 3 * 5)  # single-subject, cross-subject, loso
 
 
 def test_cli_errors_are_one_clear_line(home, capsys):
-    assert main(["runs", "--registry", str(home / "registry"), "--show", "nope"]) == 2
+    assert (
+        main(["runs", "--registry", str(home / "registry"), "--show", "nope"])
+        == EXIT_CODES["registry"]
+    )
     err = capsys.readouterr().err
     assert "no run 'nope'" in err and "Traceback" not in err
     assert (
-        main(["study", "--cache", str(home / "missing"), "--registry", str(home / "registry")]) == 2
+        main(["study", "--cache", str(home / "missing"), "--registry", str(home / "registry")])
+        == EXIT_CODES["data"]
     )
     assert "emocore prepare" in capsys.readouterr().err
     assert (
@@ -273,7 +299,7 @@ def test_cli_errors_are_one_clear_line(home, capsys):
                 "09",
             ]
         )
-        == 2
+        == EXIT_CODES["config"]
     )
     assert "09" in capsys.readouterr().err
 
@@ -366,12 +392,18 @@ def test_loso_folds_as_separate_jobs_evaluate_like_one_run(home, capsys):
     assert merged["source_runs"] == [first["run_id"], rest["run_id"]]
 
     # a fold passed twice, or a run set up differently, is refused with the reason
-    assert main([*evaluate, "--run", first["run_id"], "--run", whole["run_id"]]) == 2
+    assert (
+        main([*evaluate, "--run", first["run_id"], "--run", whole["run_id"]])
+        == EXIT_CODES["config"]
+    )
     assert "fold sub-01 of loso/loso is in run" in capsys.readouterr().err
     other = _json(capsys, ["train", *common, "--fold", "sub-02", "--lr", "0.01"])
-    assert main([*evaluate, "--run", first["run_id"], "--run", other["run_id"]]) == 2
+    assert (
+        main([*evaluate, "--run", first["run_id"], "--run", other["run_id"]])
+        == EXIT_CODES["config"]
+    )
     assert "configured differently" in capsys.readouterr().err
-    assert main(["train", *common, "--fold", "sub-09"]) == 2
+    assert main(["train", *common, "--fold", "sub-09"]) == EXIT_CODES["config"]
     assert "no fold named sub-09 in the loso design" in capsys.readouterr().err
 
 

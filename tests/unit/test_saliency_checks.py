@@ -127,6 +127,29 @@ def test_checked_maps_with_fixed_steps_equal_emotion_saliency():
     assert describe_method(steps=32)["Steps"] == 32 and describe_method()["Steps"] == 8
 
 
+def test_map_stopping_rule_mean_or_worst_volume():
+    """A map stops doubling when its mean gap is within the tolerance (the map is a mean); the
+    stricter worst-volume rule never stops earlier, and each rule's gap is the one it met."""
+    cache, meta = planted_volumes(6, 3)
+    source = VolumeSource(cache, meta)
+    torch.manual_seed(1)
+    model = SeedCNN(SHAPE, 3, widths=(2, 2, 2), hidden=4)
+    common = dict(device="cpu", max_per_class=2, tolerance=0.05, steps=2, max_steps=32)
+    _, mean_rule = emotion_saliency_checked(model, source, CLASSES, **common)
+    _, max_rule = emotion_saliency_checked(model, source, CLASSES, rule="max", **common)
+    for name in CLASSES:
+        assert mean_rule[name].steps <= max_rule[name].steps
+        if mean_rule[name].converged:
+            assert mean_rule[name].delta_mean <= 0.05
+        if max_rule[name].converged:
+            assert max_rule[name].delta_max <= 0.05
+    assert any(mean_rule[n].steps < max_rule[n].steps for n in CLASSES) or all(
+        max_rule[n].steps == 2 for n in CLASSES
+    )
+    with pytest.raises(ConfigError, match="'rule' must be one of 'mean', 'max'"):
+        emotion_saliency_checked(model, source, CLASSES, rule="median", **common)
+
+
 def test_randomise_model_redraws_every_layer_and_leaves_the_original_alone():
     model = SeedCNN(SHAPE, 3, widths=(2, 2, 2), hidden=4)
     before = {k: v.clone() for k, v in model.state_dict().items()}
