@@ -212,10 +212,8 @@ def emotion_saliency(
     ``target="true"`` explains the true class of each volume; ``"pred"`` the predicted one.
     ``steps`` are the integrated-gradients midpoint steps (ignored by Grad-CAM).
     """
-    if method not in METHODS:
-        raise ConfigError(f"'method' must be one of {set(METHODS)}; '{method}' was provided")
-    if target not in ("true", "pred"):
-        raise ConfigError(f"'target' must be 'true' or 'pred'; '{target}' was provided")
+    check_choice("method", method, tuple(METHODS))
+    check_choice("target", target, ("true", "pred"))
     dev = choose_device(device)
     model = model.to(dev).eval()
     maps: dict[str, np.ndarray] = {}
@@ -311,8 +309,7 @@ def emotion_saliency_checked(
     costlier (a volume whose score barely moves can have a large relative gap).
     """
     check_choice("rule", rule, ("mean", "max"))
-    if target not in ("true", "pred"):
-        raise ConfigError(f"'target' must be 'true' or 'pred'; '{target}' was provided")
+    check_choice("target", target, ("true", "pred"))
     dev = choose_device(device)
     model = model.to(dev).eval()
     maps: dict[str, np.ndarray] = {}
@@ -359,10 +356,8 @@ def describe_method(
     ``Method``, ``Steps`` and ``Baseline`` (integrated gradients) or ``Layer`` (Grad-CAM),
     ``Target`` (which class is explained) and ``Units``: exactly what one voxel's number is.
     """
-    if method not in METHODS:
-        raise ConfigError(f"'method' must be one of {set(METHODS)}; '{method}' was provided")
-    if target not in ("true", "pred"):
-        raise ConfigError(f"'target' must be 'true' or 'pred'; '{target}' was provided")
+    check_choice("method", method, tuple(METHODS))
+    check_choice("target", target, ("true", "pred"))
     explained = "its true emotion" if target == "true" else "the emotion the model predicted"
     if method == "integrated-gradients":
         return {

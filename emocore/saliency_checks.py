@@ -44,7 +44,7 @@ import torch
 from torch import nn
 
 from emocore.data.dataset import VolumeSource
-from emocore.errors import ConfigError
+from emocore.errors import ConfigError, check_choice
 from emocore.saliency import (
     IG_MAX_STEPS,
     IG_TOLERANCE,
@@ -220,8 +220,7 @@ def saliency_checks(
     same maps are made from the copy with the steps the trained maps used. ``truths`` maps an
     emotion to its planted pattern (synthetic cohorts); emotions without one get no AUC keys.
     """
-    if method not in METHODS:
-        raise ConfigError(f"'method' must be one of {set(METHODS)}; '{method}' was provided")
+    check_choice("method", method, tuple(METHODS))
     common: dict[str, Any] = {
         "target": target,
         "max_per_class": max_per_class,

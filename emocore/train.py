@@ -33,7 +33,7 @@ from emocore.engine import (
     maybe_compile,
     peak_gpu_gib,
 )
-from emocore.errors import CheckpointError, ConfigError
+from emocore.errors import CheckpointError, ConfigError, check_choice
 from emocore.models.cnn3d import SeedCNN
 from emocore.progress import EpochHook, Progress
 
@@ -85,6 +85,7 @@ class TrainConfig:
     prefetch: int = 3  # batches read ahead in background threads (0 = read in the loop)
 
     def __post_init__(self) -> None:
+        check_choice("epoch_selection", self.epoch_selection, EPOCH_SELECTIONS)
         checks = [
             (self.epochs >= 1, f"epochs must be at least 1; {self.epochs} was given"),
             (0 < self.lr < 1, f"lr must be in (0, 1); {self.lr} was given"),
@@ -92,11 +93,6 @@ class TrainConfig:
             (0 <= self.dropout < 1, f"dropout must be in [0, 1); {self.dropout} was given"),
             (len(self.widths) == 3, f"widths must have 3 entries; {self.widths} was given"),
             (self.prefetch >= 0, f"prefetch must be >= 0; {self.prefetch} was given"),
-            (
-                self.epoch_selection in EPOCH_SELECTIONS,
-                f"'epoch_selection' must be one of {set(EPOCH_SELECTIONS)}; "
-                f"'{self.epoch_selection}' was provided",
-            ),
         ]
         for ok, msg in checks:
             if not ok:

@@ -26,7 +26,7 @@ import pandas as pd
 from emocore.data.cache import VolumeCache
 from emocore.data.dataset import VolumeSource
 from emocore.data.splits import Fold, check_split, make_splits
-from emocore.errors import ConfigError
+from emocore.errors import ConfigError, check_choice
 from emocore.progress import Progress
 from emocore.train import TrainConfig, train_model
 
@@ -63,8 +63,7 @@ def inner_group(split: str) -> str:
 
 
 def _check_group(group: str) -> None:
-    if group not in INNER_GROUPS:
-        raise ConfigError(f"'group' must be one of {set(INNER_GROUPS)}; '{group}' was provided")
+    check_choice("group", group, INNER_GROUPS)
 
 
 def inner_folds(
