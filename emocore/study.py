@@ -412,6 +412,23 @@ def _embeddings(
     return table, quality
 
 
+def _evaluate(
+    table: pd.DataFrame, result: DesignResult, config: StudyConfig, family: str
+) -> dict[str, Any]:
+    """One model family's held-out predictions of a design, evaluated with the study's settings."""
+    return evaluate_predictions(
+        table,
+        classes=result.classes,
+        split=result.split,
+        design=result.design,
+        leaky=result.leaky,
+        n_permutations=config.n_permutations,
+        seed=config.train.seed,
+        model=family,
+        alpha=config.alpha,
+    )
+
+
 def _pattern_C(setting: float | str, chosen: dict[str, Any] | None) -> float:
     """The C of the linear patterns: the study's fixed C, or with tuning the C the outer folds
     chose most often (ties: the smaller, stronger regularisation)."""
@@ -576,16 +593,7 @@ def run_study(
             predictions.append(res.predictions)
             extras["train_volumes_per_s"][design] = round(res.train_volumes_per_s, 1)
             extras["peak_gpu_memory_gib"][design] = res.peak_gpu_memory_gib
-            ev = evaluate_predictions(
-                res.predictions,
-                classes=classes,
-                split=res.split,
-                design=design,
-                leaky=res.leaky,
-                n_permutations=config.n_permutations,
-                seed=config.train.seed,
-                alpha=config.alpha,
-            )
+            ev = _evaluate(res.predictions, res, config, "cnn")
             metrics[design] = {"cnn": ev, "plans": res.plans}
             extras["tuning"][design] = {"cnn": _fold_settings(res.tuning)}
             headline.append({"model": "cnn", **_headline(design, ev)})
@@ -611,17 +619,7 @@ def run_study(
                     for model, per_fold in fitted.tuning.items()
                     for fold, chosen in per_fold.items()
                 }
-                bev = evaluate_predictions(
-                    base,
-                    classes=classes,
-                    split=res.split,
-                    design=design,
-                    leaky=res.leaky,
-                    n_permutations=config.n_permutations,
-                    seed=config.train.seed,
-                    model="linear",
-                    alpha=config.alpha,
-                )
+                bev = _evaluate(base, res, config, "linear")
                 metrics[design]["linear"] = bev
                 headline.append({"model": "linear", **_headline(design, bev)})
             if config.saliency and res.checkpoints:
