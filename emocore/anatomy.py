@@ -113,8 +113,13 @@ def to_world(data: np.ndarray, affine: np.ndarray, *, interpolation: str = "line
     from nilearn.image import resample_img
 
     voxel = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))
-    out = resample_img(img, target_affine=np.diag(voxel), interpolation=interpolation,
-                       force_resample=True, copy_header=True)  # fmt: skip
+    out = resample_img(
+        img,
+        target_affine=np.diag(voxel),
+        interpolation=interpolation,
+        force_resample=True,
+        copy_header=True,
+    )
     return WorldImage(np.asarray(out.dataobj, dtype=np.float32), out.affine)
 
 
@@ -136,8 +141,14 @@ def mni_underlay(
     shape = tuple(int(n) for n in shape)
     if len(shape) != 3:
         raise ValueError(f"'shape' must have 3 sides (x, y, z), got {shape}")
-    corners = np.array([[a, b, c, 1.0] for a in (-0.5, shape[0] - 0.5)
-                        for b in (-0.5, shape[1] - 0.5) for c in (-0.5, shape[2] - 0.5)])  # fmt: skip
+    corners = np.array(
+        [
+            [a, b, c, 1.0]
+            for a in (-0.5, shape[0] - 0.5)
+            for b in (-0.5, shape[1] - 0.5)
+            for c in (-0.5, shape[2] - 0.5)
+        ]
+    )
     world = (affine @ corners.T).T[:, :3]
     low, high = world.min(axis=0), world.max(axis=0)
     data_voxel = float(np.sqrt((affine[:3, :3] ** 2).sum(axis=0)).min())
@@ -147,8 +158,14 @@ def mni_underlay(
     )
     target = np.diag([step, step, step, 1.0])
     target[:3, 3] = low + step / 2
-    out = resample_img(load_mni152_template(), target_affine=target, target_shape=sides,
-                       interpolation="continuous", force_resample=True, copy_header=True)  # fmt: skip
+    out = resample_img(
+        load_mni152_template(),
+        target_affine=target,
+        target_shape=sides,
+        interpolation="continuous",
+        force_resample=True,
+        copy_header=True,
+    )
     t = np.clip(np.asarray(out.dataobj, dtype=np.float32), 0, None)
     top = float(np.percentile(t[t > 0], 99)) if (t > 0).any() else 1.0
     t = np.clip(t / max(top, 1e-6), 0, 1)

@@ -173,8 +173,17 @@ def _frame(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> pd.DataFrame
             dtype=bool,
         )
         frame["subject"] = frame["subject"].astype(str)
-        for column in ("value", "others_mean", "others_sd", "others_min", "others_max", "p",
-                       "p_adjusted", "statistic", "js_distance"):  # fmt: skip
+        for column in (
+            "value",
+            "others_mean",
+            "others_sd",
+            "others_min",
+            "others_max",
+            "p",
+            "p_adjusted",
+            "statistic",
+            "js_distance",
+        ):
             frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
     else:
         frame["subject"] = frame["subject"].astype(str)
@@ -268,8 +277,12 @@ def _people(n: int) -> str:
 
 def power_note(rows: list[dict[str, Any]], *, design: str) -> str | None:
     """Says that nothing could be tested when the person has fewer than MIN_OTHERS others."""
-    short = [r for r in rows if r.get("too_few_others") or (
-        _missing(r.get("p")) and int(r.get("n_others") or 0) < MIN_OTHERS)]  # fmt: skip
+    short = [
+        r
+        for r in rows
+        if r.get("too_few_others")
+        or (_missing(r.get("p")) and int(r.get("n_others") or 0) < MIN_OTHERS)
+    ]
     if not short:
         return None
     n = int(short[0].get("n_others") or 0)

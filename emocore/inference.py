@@ -109,8 +109,13 @@ def subject_predictions(
     seen = subject in state["extra"].get("trained_on", [])
     known = meta["label"].isin(classes).to_numpy()
     index = pd.Index(classes).get_indexer(meta["label"])  # -1 for NONE, when volumes == "all"
-    table = prediction_table(meta.assign(y=np.where(known, index, 0)), probs, classes,
-                             seen=np.full(len(meta), seen), model=model)  # fmt: skip
+    table = prediction_table(
+        meta.assign(y=np.where(known, index, 0)),
+        probs,
+        classes,
+        seen=np.full(len(meta), seen),
+        model=model,
+    )
     table["true"] = meta["label"].to_numpy()  # NONE stays NONE, not classes[0]
     atomic_write_text(path, table.to_csv(sep="\t", index=False))
     table.attrs.update(

@@ -41,20 +41,49 @@ from emocore.constants import (
 from emocore.errors import AnnotationError, ConfigError, check_choice
 
 __all__ = [
-    "COLUMNS", "LABEL_COLUMNS", "RECIPES", "RUN_OFFSETS", "OBSERVER_SETS", "AnnotationFiles",
-    "AnnotationReport", "Annotations", "find_annotation_files", "read_observer_csv",
-    "load_annotations", "build_movie_labels", "build_volume_labels", "label_counts",
-    "write_label_table", "raw_category_counts", "category_cooccurrence", "check_lag",
-]  # fmt: skip
+    "COLUMNS",
+    "LABEL_COLUMNS",
+    "RECIPES",
+    "RUN_OFFSETS",
+    "OBSERVER_SETS",
+    "AnnotationFiles",
+    "AnnotationReport",
+    "Annotations",
+    "find_annotation_files",
+    "read_observer_csv",
+    "load_annotations",
+    "build_movie_labels",
+    "build_volume_labels",
+    "label_counts",
+    "write_label_table",
+    "raw_category_counts",
+    "category_cooccurrence",
+    "check_lag",
+]
 
 logger = logging.getLogger(__name__)
 
 COLUMNS: tuple[str, ...] = (
-    "start", "end", "character", "arousal", "valence", "direction", "emotion", "oncue", "offcue",
-)  # fmt: skip
+    "start",
+    "end",
+    "character",
+    "arousal",
+    "valence",
+    "direction",
+    "emotion",
+    "oncue",
+    "offcue",
+)
 LABEL_COLUMNS: tuple[str, ...] = (
-    "run", "volume", "movie_time", "label_time", "label", "agreement", "scene", "scene_location",
-)  # fmt: skip
+    "run",
+    "volume",
+    "movie_time",
+    "label_time",
+    "label",
+    "agreement",
+    "scene",
+    "scene_location",
+)
 RECIPES: tuple[str, ...] = ("poster", "overlap")
 RUN_OFFSETS: tuple[str, ...] = ("correct", "poster")
 _AV = tuple(f"av1o0{i}" for i in range(1, 10))

@@ -275,19 +275,26 @@ def saliency_checks_sentence(checks: Mapping[str, Any], *, tolerance: float = IG
         parts.append(
             f"Completeness: the attributions add up to the score change within {delta} on average "
             f"after {steps} integrated-gradients steps ("
-            + (f"within the {tolerance:.0%} tolerance" if met else f"above the {tolerance:.0%} "
-               "tolerance: the step cap was reached, read the map with care")
+            + (
+                f"within the {tolerance:.0%} tolerance"
+                if met
+                else f"above the {tolerance:.0%} "
+                "tolerance: the step cap was reached, read the map with care"
+            )
             + ")."
-        )  # fmt: skip
+        )
     rho = _fmt(checks.get("randomisation_rank_correlation"))
     if rho is not None:
         high = float(checks["randomisation_rank_correlation"]) >= 0.5
         parts.append(
             f"Model randomisation (Adebayo et al. 2018): rank correlation {rho} with the map of "
             "a copy whose weights were re-drawn; "
-            + ("that is high: much of this map follows the input, not what the model learnt."
-               if high else "low values mean the map depends on what the model learnt.")
-        )  # fmt: skip
+            + (
+                "that is high: much of this map follows the input, not what the model learnt."
+                if high
+                else "low values mean the map depends on what the model learnt."
+            )
+        )
     auc, auc_r = _fmt(checks.get("auc")), _fmt(checks.get("auc_randomised"))
     if auc is not None and auc_r is not None:
         parts.append(

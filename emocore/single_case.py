@@ -322,8 +322,11 @@ def _subject_rows(
         t = (score[s] - mean) / (spread * np.sqrt((n_others + 1) / np.maximum(n_others, 1)))
     testable = ok[s] & (n_others >= max(min_others, 2)) & np.isfinite(t)
     lower = m["lower"][s] == 1
-    p = np.where(lower, stats.t.cdf(t, np.maximum(n_others - 1, 1)),
-                 stats.t.sf(t, np.maximum(n_others - 1, 1)))  # fmt: skip
+    p = np.where(
+        lower,
+        stats.t.cdf(t, np.maximum(n_others - 1, 1)),
+        stats.t.sf(t, np.maximum(n_others - 1, 1)),
+    )
     p = np.where(testable, p, np.nan)
     p_adj = holm(p)
     o_value = np.where(o_ok, value[others], np.nan)
@@ -378,12 +381,16 @@ def confusion_counts(table: pd.DataFrame, classes: Sequence[str]) -> tuple[list[
         raise ConfigError(f"the prediction table lacks the column(s) {missing}")
     groups = table.groupby(table["subject"].astype(str), sort=True)
     subjects = [str(s) for s in groups.groups]
-    counts = np.stack(
-        [
-            metrics.confusion_matrix(r["true"].to_numpy(), r["pred"].to_numpy(), list(classes))
-            for _, r in groups
-        ]
-    ) if subjects else np.zeros((0, len(classes), len(classes)))  # fmt: skip
+    counts = (
+        np.stack(
+            [
+                metrics.confusion_matrix(r["true"].to_numpy(), r["pred"].to_numpy(), list(classes))
+                for _, r in groups
+            ]
+        )
+        if subjects
+        else np.zeros((0, len(classes), len(classes)))
+    )
     return subjects, counts.astype(float)
 
 
@@ -558,8 +565,14 @@ def fold_stability(table: pd.DataFrame, classes: Sequence[str]) -> pd.DataFrame:
     held out, and a finding about them deserves caution.
     """
     if "fold" not in table.columns:
-        return pd.DataFrame(columns=["subject", "n_folds", "fold_balanced_accuracy_mean",
-                                     "fold_balanced_accuracy_sd"])  # fmt: skip
+        return pd.DataFrame(
+            columns=[
+                "subject",
+                "n_folds",
+                "fold_balanced_accuracy_mean",
+                "fold_balanced_accuracy_sd",
+            ]
+        )
     rows = []
     for subject, part in table.groupby(table["subject"].astype(str), sort=True):
         scores = [

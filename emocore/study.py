@@ -134,9 +134,10 @@ class StudyConfig:
                 f"number >= 1; {self.saliency_volumes!r} was given"
             )
         if self.linear_C != "auto" and not (
-            isinstance(self.linear_C, (int, float)) and not isinstance(self.linear_C, bool)
+            isinstance(self.linear_C, (int, float))
+            and not isinstance(self.linear_C, bool)
             and self.linear_C > 0
-        ):  # fmt: skip
+        ):
             raise ConfigError(
                 f"linear_C must be a positive number or 'auto' (chosen on inner folds); "
                 f"{self.linear_C!r} was given"
@@ -275,9 +276,14 @@ def _saliency(
             cache.affine,
             out,
             subject=subject,
-            sidecar={"Design": result.design, "Model": name, "C": linear_C, "Run": run_id,
-                     "TrainedOn": [f"sub-{s}" for s in trained_on or []]},
-        )  # fmt: skip
+            sidecar={
+                "Design": result.design,
+                "Model": name,
+                "C": linear_C,
+                "Run": run_id,
+                "TrainedOn": [f"sub-{s}" for s in trained_on or []],
+            },
+        )
         scores[name] = {}
         for emotion, volume in checked.maps.items():
             check = checked.records[emotion]

@@ -172,13 +172,18 @@ def findings_predictions(
             probs = np.full((n_volumes, len(classes)), 0.1 / (len(classes) - 1))
             probs[np.arange(n_volumes), pred] = 0.9
             meta = pd.DataFrame(
-                {"subject": subject, "run": run, "volume": np.arange(n_volumes),
-                 "movie_time": 900.0 * (run - 1) + 2.0 * np.arange(n_volumes),
-                 "label_time": 900.0 * (run - 1) + 2.0 * np.arange(n_volumes) - 4.0,
-                 "scene": 10 * run + np.arange(n_volumes) // 20,
-                 "scene_location": [f"PLACE {v // 20}" for v in range(n_volumes)],
-                 "agreement": 1.0, "y": y}
-            )  # fmt: skip
+                {
+                    "subject": subject,
+                    "run": run,
+                    "volume": np.arange(n_volumes),
+                    "movie_time": 900.0 * (run - 1) + 2.0 * np.arange(n_volumes),
+                    "label_time": 900.0 * (run - 1) + 2.0 * np.arange(n_volumes) - 4.0,
+                    "scene": 10 * run + np.arange(n_volumes) // 20,
+                    "scene_location": [f"PLACE {v // 20}" for v in range(n_volumes)],
+                    "agreement": 1.0,
+                    "y": y,
+                }
+            )
             loso = design == "loso"
             tables.append(
                 prediction_table(
@@ -191,7 +196,7 @@ def findings_predictions(
                     model="loso" if loso else f"sub-{subject}",
                     design=design,
                     split=FINDINGS_DESIGNS[design],
-                )  # fmt: skip
+                )
             )
     return pd.concat(tables, ignore_index=True)
 
@@ -213,8 +218,13 @@ def write_findings_run(registry, *, cache_key: str = "synthetic-findings") -> st
     from emocore.study import StudyConfig, _headline, atypical_entries, stability_entries
 
     config = StudyConfig(designs=tuple(FINDINGS_DESIGNS), n_folds=4, n_permutations=50)
-    run = registry.create_run(kind="study", split=config.split, subjects=FINDINGS_SUBJECTS,
-                              config=config.to_dict(), data_hash=cache_key)  # fmt: skip
+    run = registry.create_run(
+        kind="study",
+        split=config.split,
+        subjects=FINDINGS_SUBJECTS,
+        config=config.to_dict(),
+        data_hash=cache_key,
+    )
     folder = registry.run_dir(run.id)
     metrics, results, cnn, linear = {}, [], [], []
     for i, (design, split) in enumerate(FINDINGS_DESIGNS.items()):
@@ -224,22 +234,42 @@ def write_findings_run(registry, *, cache_key: str = "synthetic-findings") -> st
                 design, seed=10 * i + (family == "linear"), planted=planted
             )
             out.append(table)
-            ev = evaluate_predictions(table, classes=list(EMOTIONS), split=split, design=design,
-                                      leaky=False, n_permutations=50, model=family)  # fmt: skip
+            ev = evaluate_predictions(
+                table,
+                classes=list(EMOTIONS),
+                split=split,
+                design=design,
+                leaky=False,
+                n_permutations=50,
+                model=family,
+            )
             metrics[design][family] = ev
             results.append({"model": family, **_headline(design, ev)})
     pd.concat(cnn).to_csv(folder / "predictions.tsv", sep="\t", index=False)
     pd.concat(linear).to_csv(folder / "baseline.tsv", sep="\t", index=False)
     (folder / "metrics.json").write_text(json.dumps(metrics))
     study = {
-        "run_id": run.id, "emocore_version": __version__,
-        "cache": {"path": "cache", "key": cache_key, "grid": list(SHAPE),
-                  "options": {"lag_s": 4.0, "recipe": "poster"}},
-        "config": config.to_dict(), "classes": list(EMOTIONS), "subjects": list(FINDINGS_SUBJECTS),
-        "results": results, "alpha": config.alpha, "atypical": atypical_entries(metrics),
-        "stability": stability_entries(metrics), "seconds": 0.0, "saliency": {},
-        "embeddings": None, "train_volumes_per_s": {}, "peak_gpu_memory_gib": {},
-    }  # fmt: skip
+        "run_id": run.id,
+        "emocore_version": __version__,
+        "cache": {
+            "path": "cache",
+            "key": cache_key,
+            "grid": list(SHAPE),
+            "options": {"lag_s": 4.0, "recipe": "poster"},
+        },
+        "config": config.to_dict(),
+        "classes": list(EMOTIONS),
+        "subjects": list(FINDINGS_SUBJECTS),
+        "results": results,
+        "alpha": config.alpha,
+        "atypical": atypical_entries(metrics),
+        "stability": stability_entries(metrics),
+        "seconds": 0.0,
+        "saliency": {},
+        "embeddings": None,
+        "train_volumes_per_s": {},
+        "peak_gpu_memory_gib": {},
+    }
     (folder / "study.json").write_text(json.dumps(study))
     registry.update(run.id, status="running")
     registry.set_status(run.id, "completed")

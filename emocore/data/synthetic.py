@@ -149,10 +149,29 @@ _GAIN_SD = {"HAPPINESS": 0.2, "FEAR": 0.08, "SADNESS": 0.2, "LOVE": 0.45, "ANGER
 _REAL_COUNTS = {"HAPPINESS": 218, "FEAR": 170, "SADNESS": 243, "LOVE": 105, "ANGER": 80}
 _MAIN_WORD = {e: e for e in EMOTIONS} | {"ANGER": "ANGERRAGE"}
 _CHARACTERS = ("FORREST", "FORRESTVO", "JENNY", "DAN", "BUBBA", "MRSGUMP", "MAN", "CROWD", "WOMAN")
-_LOCATIONS = ("SAVANNAH BUS STOP", "GREENBOW HOUSE", "SCHOOL BUS", "COLLEGE STADIUM", "VIETNAM",
-              "WASHINGTON MALL", "SHRIMP BOAT", "BAYOU LA BATRE", "ROAD", "CHURCH")  # fmt: skip
-_COLUMNS = ("start", "end", "character", "arousal", "valence", "direction",
-            "emotion", "oncue", "offcue")  # fmt: skip
+_LOCATIONS = (
+    "SAVANNAH BUS STOP",
+    "GREENBOW HOUSE",
+    "SCHOOL BUS",
+    "COLLEGE STADIUM",
+    "VIETNAM",
+    "WASHINGTON MALL",
+    "SHRIMP BOAT",
+    "BAYOU LA BATRE",
+    "ROAD",
+    "CHURCH",
+)
+_COLUMNS = (
+    "start",
+    "end",
+    "character",
+    "arousal",
+    "valence",
+    "direction",
+    "emotion",
+    "oncue",
+    "offcue",
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -275,9 +294,13 @@ def _template(shape, affine) -> tuple[np.ndarray, np.ndarray]:
 
     def resample(img, interpolation: str) -> np.ndarray:
         out = resample_img(
-            img, target_affine=affine, target_shape=shape, interpolation=interpolation,
-            force_resample=True, copy_header=True,
-        )  # fmt: skip
+            img,
+            target_affine=affine,
+            target_shape=shape,
+            interpolation=interpolation,
+            force_resample=True,
+            copy_header=True,
+        )
         return np.asarray(out.dataobj, dtype=np.float32)
 
     t = resample(load_mni152_template(resolution=2), "continuous")
@@ -397,11 +420,14 @@ def _scenes(rng: np.random.Generator) -> pd.DataFrame:
         starts.append(round(t, 2))
         t += float(rng.gamma(2.0, 17.0)) + 3.0
     n = len(starts)
-    return pd.DataFrame({
-        "start": starts, "location": rng.choice(_LOCATIONS, n),
-        "daytime": rng.choice(["DAY", "NIGHT"], n, p=[0.75, 0.25]),
-        "setting": rng.choice(["INT", "EXT"], n),
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "start": starts,
+            "location": rng.choice(_LOCATIONS, n),
+            "daytime": rng.choice(["DAY", "NIGHT"], n, p=[0.75, 0.25]),
+            "setting": rng.choice(["INT", "EXT"], n),
+        }
+    )
 
 
 # -- BOLD ----------------------------------------------------------------------------------------
@@ -415,9 +441,13 @@ def _save(data: np.ndarray, affine: np.ndarray, path: Path, *, tr: float | None 
 
 
 def _run_bold(
-    rng, cfg, baseline, patterns: np.ndarray, regressors: np.ndarray,
+    rng,
+    cfg,
+    baseline,
+    patterns: np.ndarray,
+    regressors: np.ndarray,
     motion: tuple[np.ndarray, np.ndarray] | None = None,
-) -> np.ndarray:  # fmt: skip
+) -> np.ndarray:
     """One run as int16 (x, y, z, t); ``patterns`` is (emotion, x, y, z), ``regressors`` (e, t).
 
     ``motion`` is ``(maps, traces)`` from :func:`_motion_maps` and :func:`_motion_traces`, added
@@ -506,8 +536,12 @@ def _with_expansions(table: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {}
     for name, x in table.items():
         d = np.concatenate([[np.nan], np.diff(x)])
-        out |= {name: x, f"{name}_derivative1": d, f"{name}_derivative1_power2": d**2,
-                f"{name}_power2": x**2}  # fmt: skip
+        out |= {
+            name: x,
+            f"{name}_derivative1": d,
+            f"{name}_derivative1_power2": d**2,
+            f"{name}_power2": x**2,
+        }
     return out
 
 
@@ -556,15 +590,17 @@ def _confounds(data: np.ndarray, mask: np.ndarray, regions, traces: np.ndarray) 
 
 
 _CONFOUND_DOCS = {
-    "global_signal": "mean of the brain mask", "csf": "mean of the darkest tenth of the brain",
+    "global_signal": "mean of the brain mask",
+    "csf": "mean of the darkest tenth of the brain",
     "white_matter": "mean of the brightest fifth of the brain",
     "csf_wm": "mean of the csf and white_matter voxels together",
     "dvars": "RMS over the brain of the temporal difference",
     "std_dvars": "dvars over its expected value (nipype's AR(1) estimate)",
     "framewise_displacement": "Power et al. 2012: sum of |d trans| + 50 mm * sum of |d rot|",
-    "trans_x": "synthetic head motion, mm", "rot_x": "synthetic head motion, rad",
+    "trans_x": "synthetic head motion, mm",
+    "rot_x": "synthetic head motion, rad",
     "cosine00": "DCT basis of a 1/128 Hz high-pass filter",
-}  # fmt: skip
+}
 
 
 # -- writing -------------------------------------------------------------------------------------
@@ -762,9 +798,11 @@ def _write(root: Path, cfg: SynthConfig, progress: Progress | None) -> None:
     }
     description = {
         "Name": "emocore synthetic studyforrest-like cohort (no real person)",
-        "BIDSVersion": "1.8.0", "DatasetType": "raw", "emocore_synthetic_config": cfg.to_dict(),
+        "BIDSVersion": "1.8.0",
+        "DatasetType": "raw",
+        "emocore_synthetic_config": cfg.to_dict(),
         "GeneratedBy": [{"Name": "emocore", "Version": __version__, "Description": "synthetic"}],
-    }  # fmt: skip
+    }
     where = "OpenNeuro\nds000113 (studyforrest)"
     if cfg.layout == "fmriprep":
         description["Name"] = "emocore synthetic studyforrest-like cohort, fMRIPrep layout"

@@ -68,8 +68,9 @@ def default_volume(held: pd.DataFrame, n_volumes: int) -> int:
 
 
 @st.fragment
-def volume_section(ctx: RunContext, cache: VolumeCache, *, subject: str, design: str,
-                   name: str, held: pd.DataFrame) -> None:  # fmt: skip
+def volume_section(
+    ctx: RunContext, cache: VolumeCache, *, subject: str, design: str, name: str, held: pd.DataFrame
+) -> None:
     """Run and volume pickers, what the model said about the volume, then the saliency viewer.
 
     The volume starts at the run's first labelled volume; the slider is keyed per person and run.
@@ -81,9 +82,13 @@ def volume_section(ctx: RunContext, cache: VolumeCache, *, subject: str, design:
     in_run = mine[mine["run"] == run]
     first = default_volume(in_run, spans[run])
     volume = c2.slider(
-        "Volume", 0, spans[run] - 1, first, key=f"{KEY}_volume_{subject}_{run}",
+        "Volume",
+        0,
+        spans[run] - 1,
+        first,
+        key=f"{KEY}_volume_{subject}_{run}",
         help=f"Starts at volume {first}, the run's first volume with an emotion label.",
-    )  # fmt: skip
+    )
     row = in_run[in_run["volume"] == volume]
     predicted = None
     if len(row):
@@ -99,8 +104,14 @@ def volume_section(ctx: RunContext, cache: VolumeCache, *, subject: str, design:
             f"Volume {volume} of run {run} has no emotion label (NONE or trimmed), so no "
             "held-out prediction."
         )
-    saliency_viewer(ctx, cache, subject=subject, design=design, name=name,
-                    pick=VolumePick(run, volume, predicted))  # fmt: skip
+    saliency_viewer(
+        ctx,
+        cache,
+        subject=subject,
+        design=design,
+        name=name,
+        pick=VolumePick(run, volume, predicted),
+    )
 
 
 def _crosshair(grid: WorldImage, start: Sequence[float]) -> tuple[float, float, float]:
@@ -113,8 +124,11 @@ def _crosshair(grid: WorldImage, start: Sequence[float]) -> tuple[float, float, 
         key = f"{KEY}_{AXES[axis]}_mm"
         if st.session_state.get(key) not in options:
             st.session_state[key] = min(options, key=lambda v: abs(v - start[axis]))
-        point.append(col.select_slider(f"{AXES[axis]} (mm)", options, key=key,
-                                       format_func=lambda v: f"{v:g} mm"))  # fmt: skip
+        point.append(
+            col.select_slider(
+                f"{AXES[axis]} (mm)", options, key=key, format_func=lambda v: f"{v:g} mm"
+            )
+        )
     return tuple(point)  # type: ignore[return-value]
 
 
@@ -124,22 +138,33 @@ def _go_to(point: Sequence[float]) -> None:
 
 
 @st.fragment
-def saliency_viewer(ctx: RunContext, cache: VolumeCache, *, subject: str, design: str,
-                    name: str, pick: VolumePick) -> None:  # fmt: skip
+def saliency_viewer(
+    ctx: RunContext, cache: VolumeCache, *, subject: str, design: str, name: str, pick: VolumePick
+) -> None:
     """The saliency map of the chosen emotion on an anatomical underlay: three slices in mm and
     nilearn's interactive viewer, at one crosshair; the colour bar is fixed per map."""
     options = ([PREDICTED] if pick.predicted else []) + ctx.classes
     c1, c2, c3, c4 = st.columns([3, 3, 2, 2])
-    choice = _remembered(c1, "Saliency for", options, f"{KEY}_emotion",
-                         lambda o: f"predicted ({pick.predicted})" if o == PREDICTED else o)  # fmt: skip
+    choice = _remembered(
+        c1,
+        "Saliency for",
+        options,
+        f"{KEY}_emotion",
+        lambda o: f"predicted ({pick.predicted})" if o == PREDICTED else o,
+    )
     # PREDICTED is offered only when the volume has a prediction
     emotion = pick.predicted if choice == PREDICTED and pick.predicted else choice
-    underlay_name = c2.radio("Underlay", [TEMPLATE, THIS_VOLUME], key=f"{KEY}_underlay",
-                             horizontal=True,
-                             help="The person's mean EPI is not offered: the cache keeps only "
-                                  "z-scored volumes, whose mean is zero.")  # fmt: skip
-    share = c3.slider("Threshold (share of the map's robust maximum)", 0.0, 1.0, 0.3, 0.05,
-                      key=f"{KEY}_threshold")  # fmt: skip
+    underlay_name = c2.radio(
+        "Underlay",
+        [TEMPLATE, THIS_VOLUME],
+        key=f"{KEY}_underlay",
+        horizontal=True,
+        help="The person's mean EPI is not offered: the cache keeps only "
+        "z-scored volumes, whose mean is zero.",
+    )
+    share = c3.slider(
+        "Threshold (share of the map's robust maximum)", 0.0, 1.0, 0.3, 0.05, key=f"{KEY}_threshold"
+    )
     opacity = c4.slider("Opacity", 0.0, 1.0, 0.8, 0.05, key=f"{KEY}_opacity")
     with guard():
         raw = loaders.saliency_map(ctx.results, design, name, emotion)
@@ -163,13 +188,27 @@ def saliency_viewer(ctx: RunContext, cache: VolumeCache, *, subject: str, design
     else:
         st.subheader(figures.saliency_title(emotion))
         title = f"Model {model}: mean over {emotion} volumes · underlay: {underlay_label}"
-    st.button("Crosshair to the map's peak", on_click=_go_to, args=(grid.peak_mm(),),
-              disabled=overlay is None, key=f"{KEY}_peak")  # fmt: skip
+    st.button(
+        "Crosshair to the map's peak",
+        on_click=_go_to,
+        args=(grid.peak_mm(),),
+        disabled=overlay is None,
+        key=f"{KEY}_peak",
+    )
     threshold = share * vmax
-    st.plotly_chart(figures.orthogonal_slices(underlay, point_mm=point, overlay=overlay,
-                                              threshold=threshold, vmax=vmax, opacity=opacity,
-                                              title=title, underlay_label=underlay_label),
-                    key=f"{KEY}_slices")  # fmt: skip
+    st.plotly_chart(
+        figures.orthogonal_slices(
+            underlay,
+            point_mm=point,
+            overlay=overlay,
+            threshold=threshold,
+            vmax=vmax,
+            opacity=opacity,
+            title=title,
+            underlay_label=underlay_label,
+        ),
+        key=f"{KEY}_slices",
+    )
     st.caption(
         "Slices in world coordinates (mm), the subject's left on the left (neurological "
         "convention). "
@@ -192,9 +231,17 @@ def saliency_viewer(ctx: RunContext, cache: VolumeCache, *, subject: str, design
         )
     if overlay is not None:
         _checks(entry.get("checks"))
-        _linear_beside(ctx, cache, underlay, design=design, name=name, emotion=emotion,
-                       point=point, saliency=(overlay, threshold, vmax, opacity),
-                       entry=entry)  # fmt: skip
+        _linear_beside(
+            ctx,
+            cache,
+            underlay,
+            design=design,
+            name=name,
+            emotion=emotion,
+            point=point,
+            saliency=(overlay, threshold, vmax, opacity),
+            entry=entry,
+        )
 
 
 def _checks(checks: dict | None) -> None:
@@ -205,9 +252,18 @@ def _checks(checks: dict | None) -> None:
     st.markdown(f"**Sanity checks of this map.** {saliency_checks_sentence(checks)}")
 
 
-def _linear_beside(ctx: RunContext, cache: VolumeCache, underlay: WorldImage, *, design: str,
-                   name: str,
-                   emotion: str, point, saliency, entry: dict) -> None:  # fmt: skip
+def _linear_beside(
+    ctx: RunContext,
+    cache: VolumeCache,
+    underlay: WorldImage,
+    *,
+    design: str,
+    name: str,
+    emotion: str,
+    point,
+    saliency,
+    entry: dict,
+) -> None:
     """The CNN's map and the linear decoder's activation pattern side by side, one crosshair."""
     with guard():
         pattern = loaders.linear_pattern(ctx.results, design, name, emotion)
@@ -218,32 +274,58 @@ def _linear_beside(ctx: RunContext, cache: VolumeCache, underlay: WorldImage, *,
     magnitude = loaders.world_image(np.abs(pattern).astype(np.float32), cache.affine)
     pmax = robust_max(magnitude.data)
     left, right = st.columns(2)
-    left.plotly_chart(figures.orthogonal_slices(underlay, point_mm=point, overlay=overlay,
-                                                threshold=threshold, vmax=vmax, opacity=opacity,
-                                                title=f"CNN {design}/{name}: mean |attribution|",
-                                                underlay_label=""),
-                      key=f"{KEY}_side_cnn")  # fmt: skip
-    right.plotly_chart(figures.orthogonal_slices(underlay, point_mm=point, overlay=magnitude,
-                                                 threshold=threshold / vmax * pmax if vmax else 0,
-                                                 vmax=pmax, opacity=opacity,
-                                                 title="Linear decoder: |activation pattern|",
-                                                 underlay_label=""),
-                       key=f"{KEY}_side_linear")  # fmt: skip
+    left.plotly_chart(
+        figures.orthogonal_slices(
+            underlay,
+            point_mm=point,
+            overlay=overlay,
+            threshold=threshold,
+            vmax=vmax,
+            opacity=opacity,
+            title=f"CNN {design}/{name}: mean |attribution|",
+            underlay_label="",
+        ),
+        key=f"{KEY}_side_cnn",
+    )
+    right.plotly_chart(
+        figures.orthogonal_slices(
+            underlay,
+            point_mm=point,
+            overlay=magnitude,
+            threshold=threshold / vmax * pmax if vmax else 0,
+            vmax=pmax,
+            opacity=opacity,
+            title="Linear decoder: |activation pattern|",
+            underlay_label="",
+        ),
+        key=f"{KEY}_side_linear",
+    )
     st.caption(linear_pattern_sentence(entry.get("linear_pattern") or {}, emotion))
 
 
-def _interactive(underlay: WorldImage, overlay: WorldImage | None, *, point, threshold: float,
-                 vmax: float, opacity: float) -> None:  # fmt: skip
+def _interactive(
+    underlay: WorldImage,
+    overlay: WorldImage | None,
+    *,
+    point,
+    threshold: float,
+    vmax: float,
+    opacity: float,
+) -> None:
     st.markdown(
         "**Interactive viewer** (nilearn): at the sliders' crosshair; click inside to look around"
     )
     try:
-        html = figures.interactive_viewer_html(underlay, overlay, point_mm=point,
-                                               threshold=threshold, vmax=vmax, opacity=opacity)  # fmt: skip
+        html = figures.interactive_viewer_html(
+            underlay, overlay, point_mm=point, threshold=threshold, vmax=vmax, opacity=opacity
+        )
         st.iframe(html, height="content", alt="Interactive brain viewer (nilearn view_img)")
     except Exception as exc:  # the static view is the fallback for any viewer failure
         st.caption(
             f"The interactive viewer failed ({exc.__class__.__name__}); showing nilearn's static view."
         )
-        st.image(figures.static_viewer_png(underlay, overlay, point_mm=point,
-                                           threshold=threshold, vmax=vmax))  # fmt: skip
+        st.image(
+            figures.static_viewer_png(
+                underlay, overlay, point_mm=point, threshold=threshold, vmax=vmax
+            )
+        )

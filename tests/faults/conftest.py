@@ -152,9 +152,17 @@ def untrained_design(cache, design, train_config, *, subjects=None, classes=(), 
 
     meta = select(cache, subjects=subjects, classes=classes)
     probs = np.random.default_rng(0).dirichlet(np.ones(len(classes)), len(meta))
-    table = prediction_table(meta, probs, classes, fold=meta["run"] % 2, fold_name="runs",
-                             seen=False, model="sub-01", design=design,
-                             split="leave-one-run-out")  # fmt: skip
+    table = prediction_table(
+        meta,
+        probs,
+        classes,
+        fold=meta["run"] % 2,
+        fold_name="runs",
+        seen=False,
+        model="sub-01",
+        design=design,
+        split="leave-one-run-out",
+    )
     return DesignResult(design, "leave-one-run-out", False, list(classes), table)
 
 

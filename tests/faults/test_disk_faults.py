@@ -97,8 +97,9 @@ def test_predict_out_in_a_read_only_folder_fails_before_the_model_runs(
     config = TrainConfig(epochs=1, widths=(4, 8, 8), hidden=16, device="cpu", compile="off")
     net = SeedCNN(tiny_cache.grid_shape, 5, widths=config.widths, hidden=config.hidden)
     folder = registry.run_dir(run.id)
-    save_checkpoint(folder / "models" / "single-subject" / "sub-01.pt", net, config=config,
-                    classes_n=5, epoch=1)  # fmt: skip
+    save_checkpoint(
+        folder / "models" / "single-subject" / "sub-01.pt", net, config=config, classes_n=5, epoch=1
+    )
     before = checksums(folder)
     out = tmp_path / "results"
     out.mkdir()

@@ -34,8 +34,21 @@ def cohort_run(tmp_path_factory):
     assert main(["synth", "--out", str(cohort), "--subjects", "7", "--grid-mm", "12"]) == 0
     ann = cohort / "annotations" / "raw"
     people = [a for s in ("01", "02", "03", "04", "05", "06") for a in ("--subject", s)]
-    assert main(["prepare", "--bids", str(cohort), "--annotations", str(ann),
-                 "--cache", str(cache), *people]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "prepare",
+                "--bids",
+                str(cohort),
+                "--annotations",
+                str(ann),
+                "--cache",
+                str(cache),
+                *people,
+            ]
+        )
+        == 0
+    )
     run = json.loads(
         _run(
             [
@@ -57,7 +70,7 @@ def cohort_run(tmp_path_factory):
                 str(reg),
                 "--json",
             ]
-        )  # fmt: skip
+        )
     )
     return {"home": home, "cohort": cohort, "ann": ann, "cache": cache, "reg": reg, "run": run}
 
@@ -99,7 +112,7 @@ def test_a_person_added_after_training_is_assessed_without_touching_the_cohort(c
             "--registry",
             str(c["reg"]),
             "--json",
-        ],  # fmt: skip
+        ],
     )
     assert out["subject"] == "07" and out["run_id"] == run_id
     assert out["designs"]["single-subject"]["status"] == "assessed"
@@ -132,8 +145,15 @@ def test_a_person_added_after_training_is_assessed_without_touching_the_cohort(c
 
 def test_assess_refuses_a_cohort_member_and_a_person_not_in_the_cache(cohort_run, capsys):
     c = cohort_run
-    base = ["assess", "--run", c["run"]["run_id"], "--cache", str(c["cache"]),
-            "--registry", str(c["reg"])]  # fmt: skip
+    base = [
+        "assess",
+        "--run",
+        c["run"]["run_id"],
+        "--cache",
+        str(c["cache"]),
+        "--registry",
+        str(c["reg"]),
+    ]
     assert main([*base, "--subject", "03"]) != 0
     assert "is in run" in capsys.readouterr().err
     assert main([*base, "--subject", "12"]) != 0

@@ -26,9 +26,13 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     paths = demo_paths(root)
     generate_cohort(paths["cohort"], SynthConfig(n_subjects=2, grid_mm=12.0))
     cache = prepare_cache(paths["cohort"], paths["annotations"], paths["cache"])
-    config = StudyConfig(designs=("single-subject", "loso"), n_folds=2, n_permutations=20,
-                         saliency=False,
-                         train=TrainConfig(epochs=1, widths=(4, 8, 8), hidden=16, device="cpu"))  # fmt: skip
+    config = StudyConfig(
+        designs=("single-subject", "loso"),
+        n_folds=2,
+        n_permutations=20,
+        saliency=False,
+        train=TrainConfig(epochs=1, widths=(4, 8, 8), hidden=16, device="cpu"),
+    )
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # 2 shared cores: two threads against other work crawl
     try:
@@ -40,9 +44,24 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 
 def predict(home: tuple[Path, str], capsys, model: str, subject: str, *more: str) -> str:
     root, run_id = home
-    argv = ["predict", "--run", run_id, "--model", model, "--subject", subject,
-            "--cache", str(root / "cache"), "--registry", str(root / "registry"),
-            "--permutations", "20", "--device", "cpu", *more]  # fmt: skip
+    argv = [
+        "predict",
+        "--run",
+        run_id,
+        "--model",
+        model,
+        "--subject",
+        subject,
+        "--cache",
+        str(root / "cache"),
+        "--registry",
+        str(root / "registry"),
+        "--permutations",
+        "20",
+        "--device",
+        "cpu",
+        *more,
+    ]
     assert main(argv) == 0
     return capsys.readouterr().out
 

@@ -48,7 +48,7 @@ def _prepare(cohort: Path, cache: Path, *extra: str) -> int:
             str(cache),
             "--json",
             *extra,
-        ]  # fmt: skip
+        ]
     )
 
 
@@ -92,7 +92,7 @@ def test_every_layout_prepares_and_trains_through_the_same_commands(
             "--no-saliency",
             "--no-baseline",
             "--json",
-        ]  # fmt: skip
+        ]
     )
     assert code == 0
     out = json.loads(capsys.readouterr().out)

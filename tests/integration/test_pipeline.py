@@ -197,10 +197,23 @@ def test_synth_prepare_study_evaluate_predict(home, capsys):
 
 #: What every saliency map's JSON sidecar says (see emocore.study._saliency).
 SIDECAR_KEYS = {
-    "Description", "Emotion", "Design", "Model", "Checkpoint", "TrainedOn", "HeldOut",
-    "ExplainedSubjects", "NumberOfVolumes", "Method", "Steps", "Baseline", "Target", "Units",
-    "Run", "Cache",
-}  # fmt: skip
+    "Description",
+    "Emotion",
+    "Design",
+    "Model",
+    "Checkpoint",
+    "TrainedOn",
+    "HeldOut",
+    "ExplainedSubjects",
+    "NumberOfVolumes",
+    "Method",
+    "Steps",
+    "Baseline",
+    "Target",
+    "Units",
+    "Run",
+    "Cache",
+}
 
 
 def test_study_outputs_are_bids_derivatives(home):
@@ -253,8 +266,10 @@ def test_study_outputs_are_bids_derivatives(home):
                 sidecar = json.loads(sidecar_path(path).read_text())
                 assert SIDECAR_KEYS <= set(sidecar), SIDECAR_KEYS - set(sidecar)
                 assert (sidecar["Emotion"], sidecar["Design"], sidecar["Model"]) == (
-                    emotion, design, model
-                )  # fmt: skip
+                    emotion,
+                    design,
+                    model,
+                )
                 assert sidecar["Method"] == "integrated-gradients" and sidecar["Steps"] > 0
                 assert "logit" in sidecar["Units"] and sidecar["NumberOfVolumes"] > 0
                 assert sidecar["Run"] == run_id and sidecar["Cache"]["URL"] == cache_uri
@@ -356,7 +371,32 @@ def test_torchrun_two_processes_record_one_run(home):
     import sys
 
     reg = home / "registry-ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "emocore.cli", "train", "--design", "cross-subject", "--cache", str(home / "cache"), "--registry", str(reg), "--epochs", "1", "--n-folds", "2", "--permutations", "20", "--no-baseline", "--no-saliency", "--json"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "emocore.cli",
+        "train",
+        "--design",
+        "cross-subject",
+        "--cache",
+        str(home / "cache"),
+        "--registry",
+        str(reg),
+        "--epochs",
+        "1",
+        "--n-folds",
+        "2",
+        "--permutations",
+        "20",
+        "--no-baseline",
+        "--no-saliency",
+        "--json",
+    ]
     proc = subprocess.run(
         cmd, capture_output=True, text=True, timeout=900, env={**os.environ, "OMP_NUM_THREADS": "1"}
     )

@@ -91,8 +91,9 @@ def _slices(point, threshold: float = 0.5):
     underlay = _underlay()
     data = np.zeros(SHAPE, np.float32)
     data[3, 4, 4] = 1.0
-    fig = figures.orthogonal_slices(underlay, point_mm=point, threshold=threshold, vmax=1.0,
-                                    overlay=WorldImage(data, _affine()))  # fmt: skip
+    fig = figures.orthogonal_slices(
+        underlay, point_mm=point, threshold=threshold, vmax=1.0, overlay=WorldImage(data, _affine())
+    )
     return fig
 
 
@@ -127,6 +128,7 @@ def test_interactive_viewer_is_self_contained_html() -> None:
     underlay = _underlay()
     data = np.zeros(SHAPE, np.float32)
     data[3, 4, 4] = 1.0
-    html = figures.interactive_viewer_html(underlay, WorldImage(data, _affine()),
-                                           point_mm=(-36.0, -52.0, 8.0), threshold=0.5)  # fmt: skip
+    html = figures.interactive_viewer_html(
+        underlay, WorldImage(data, _affine()), point_mm=(-36.0, -52.0, 8.0), threshold=0.5
+    )
     assert "<script" in html and 'src="http' not in html  # scripts inline: works offline

@@ -8,13 +8,19 @@ from emocore.constants import EMOTION_COLORS, EMOTIONS
 
 # Machado, Oliveira & Fernandes (2009), deuteranopia at severity 1, on linear RGB.
 DEUTERANOPIA = np.array(
-    [[0.367322, 0.860646, -0.227968], [0.280085, 0.672501, 0.047413],
-     [-0.011820, 0.042940, 0.968881]]
-)  # fmt: skip
+    [
+        [0.367322, 0.860646, -0.227968],
+        [0.280085, 0.672501, 0.047413],
+        [-0.011820, 0.042940, 0.968881],
+    ]
+)
 SRGB_TO_XYZ = np.array(
-    [[0.4124564, 0.3575761, 0.1804375], [0.2126729, 0.7151522, 0.0721750],
-     [0.0193339, 0.1191920, 0.9503041]]
-)  # fmt: skip
+    [
+        [0.4124564, 0.3575761, 0.1804375],
+        [0.2126729, 0.7151522, 0.0721750],
+        [0.0193339, 0.1191920, 0.9503041],
+    ]
+)
 D65 = np.array([0.95047, 1.0, 1.08883])
 
 
@@ -36,7 +42,7 @@ def smallest_difference(*, deuteranopia: bool) -> float:
                 lab(EMOTION_COLORS[a], deuteranopia=deuteranopia)
                 - lab(EMOTION_COLORS[b], deuteranopia=deuteranopia)
             )
-        )  # fmt: skip
+        )
         for a, b in itertools.combinations(EMOTIONS, 2)
     )
 

@@ -66,10 +66,12 @@ def test_a_run_before_the_findings_is_not_available(bundle) -> None:
     study, metrics = bundle
     old_study = {k: v for k, v in study.items() if k not in ("alpha", "atypical", "stability")}
     old_metrics = {
-        d: {f: {k: v for k, v in ev.items() if k not in ("findings", "stability", "alpha")}
-            for f, ev in families.items()}
+        d: {
+            f: {k: v for k, v in ev.items() if k not in ("findings", "stability", "alpha")}
+            for f, ev in families.items()
+        }
         for d, families in metrics.items()
-    }  # fmt: skip
+    }
     old = run_findings(old_study, old_metrics)
     assert not old.available and old.table.empty and old.stability.empty
     message = predates_message("run-7")
@@ -110,7 +112,12 @@ def test_summaries_stability_and_p_text(found: RunFindings) -> None:
     assert "one fold: no spread" in loso
     assert "not recorded" in stability_sentence(None, subject="05", design="loso", split="x")
     assert [p_text(p) for p in (1 / 1001, 0.0123, 1.0, None, float("nan"))] == [
-        "< 0.001", "0.012", "1.000", "n/a", "n/a"]  # fmt: skip
+        "< 0.001",
+        "0.012",
+        "1.000",
+        "n/a",
+        "n/a",
+    ]
     assert measure_label({"measure": "LOVE->SADNESS", "emotion": "LOVE"}) == (
         "share of LOVE volumes decoded as SADNESS"
     )
@@ -121,8 +128,14 @@ def test_too_few_people_flag_nothing_and_say_why() -> None:
 
     table = findings_predictions("single-subject", seed=3)
     table = table[table["subject"].isin(["01", "02", "05"])]
-    ev = evaluate_predictions(table, classes=list(EMOTIONS), split="leave-one-run-out",
-                              design="single-subject", leaky=False, n_permutations=10)  # fmt: skip
+    ev = evaluate_predictions(
+        table,
+        classes=list(EMOTIONS),
+        split="leave-one-run-out",
+        design="single-subject",
+        leaky=False,
+        n_permutations=10,
+    )
     few = run_findings({}, {"single-subject": {"cnn": ev}})
     assert few.available and few.flagged().empty
     assert run_summary(few).startswith("Too few people for single-case tests")
@@ -142,9 +155,14 @@ def test_empty_findings_give_empty_tables() -> None:
 
 def test_single_case_dots_marks_the_person(found: RunFindings) -> None:
     values = found.values("loso", "cnn", "LOVE", "LOVE->SADNESS")
-    fig = figures.single_case_dots(values, subject="05", measure="share of LOVE volumes decoded "
-                                   "as SADNESS", design="loso", split="leave-one-subject-out",
-                                   chance=0.2)  # fmt: skip
+    fig = figures.single_case_dots(
+        values,
+        subject="05",
+        measure="share of LOVE volumes decoded as SADNESS",
+        design="loso",
+        split="leave-one-subject-out",
+        chance=0.2,
+    )
     others, me = fig.data
     assert len(others.x) == 7 and "05" not in "".join(others.customdata)
     assert me.marker.symbol == "diamond" and me.text[0].startswith("sub-05 ")
@@ -152,8 +170,9 @@ def test_single_case_dots_marks_the_person(found: RunFindings) -> None:
     assert fig.layout.xaxis.tickformat == ".0%"
     title = fig.layout.title.text
     assert "SADNESS" in title and "loso" in title and "leave-one-subject-out" in title
-    assert figures.single_case_dots(values.iloc[:0], subject="05", measure="m", design="d",
-                                    split="s").data  # fmt: skip
+    assert figures.single_case_dots(
+        values.iloc[:0], subject="05", measure="m", design="d", split="s"
+    ).data
 
 
 def test_a_page_on_one_design_names_the_findings_of_the_others(found: RunFindings) -> None:
@@ -168,8 +187,9 @@ def test_recall_heatmap_is_white_at_chance_not_at_one_half() -> None:
     an above-chance 30 % is not drawn red."""
     import pandas as pd
 
-    table = pd.DataFrame({"subject": ["01", "02"], "accuracy_LOVE": [0.3, 0.1],
-                          "accuracy_FEAR": [0.6, 0.2]})  # fmt: skip
+    table = pd.DataFrame(
+        {"subject": ["01", "02"], "accuracy_LOVE": [0.3, 0.1], "accuracy_FEAR": [0.6, 0.2]}
+    )
     fig = figures.accuracy_heatmap(table, ["LOVE", "FEAR"], split="s", chance=0.2, title="t")
     scale = [(stop, colour.lower()) for stop, colour in fig.data[0].colorscale]
     assert (0.2, "#f7f7f7") in scale

@@ -32,9 +32,14 @@ DEMO_LIKE = StudyConfig(
     train=TrainConfig(epochs=2, class_weights=True),
 )
 RESULT = {
-    "model": "cnn", "design": "single-subject", "split": "run-wise 2-fold", "leaky": False,
-    "balanced_accuracy": 0.6412, "chance_balanced_accuracy": 0.2003, "p_value": 0.0009,
-}  # fmt: skip
+    "model": "cnn",
+    "design": "single-subject",
+    "split": "run-wise 2-fold",
+    "leaky": False,
+    "balanced_accuracy": 0.6412,
+    "chance_balanced_accuracy": 0.2003,
+    "p_value": 0.0009,
+}
 
 
 def study_json(config: StudyConfig, subjects=("01", "02", "03")) -> dict:
@@ -53,8 +58,13 @@ def test_retrain_config_applies_study_and_training_changes() -> None:
     base = retrain_defaults(study_json(DEMO_LIKE))
     assert retrain_config(base) == base
     # an unchanged form passes every setting back as recorded, refit included
-    same = retrain_config(base, designs=["single-subject", "cross-subject"],
-                          subjects=["01", "02", "03"], refit=["cross-subject"], epochs=2)  # fmt: skip
+    same = retrain_config(
+        base,
+        designs=["single-subject", "cross-subject"],
+        subjects=["01", "02", "03"],
+        refit=["cross-subject"],
+        epochs=2,
+    )
     assert same.to_dict() == base.to_dict()
     changed = retrain_config(base, epochs=1, lr=0.01, n_permutations=200, subjects=["02"])
     assert changed.train == replace(base.train, epochs=1, lr=0.01)
@@ -77,8 +87,7 @@ def test_retrain_config_names_what_is_wrong() -> None:
 
 def test_headline_names_split_and_permutation_chance() -> None:
     linear = {**RESULT, "model": "linear", "balanced_accuracy": 0.5}
-    leaky = {**RESULT, "design": "cross-subject", "split": "random", "leaky": True,
-             "p_value": 0.2}  # fmt: skip
+    leaky = {**RESULT, "design": "cross-subject", "split": "random", "leaky": True, "p_value": 0.2}
     assert headline_sentences([RESULT, linear, leaky]) == [
         "single-subject: balanced accuracy 64.1 % (run-wise 2-fold, permutation chance 20.0 %, "
         "p < 0.001)",

@@ -115,8 +115,13 @@ def test_a_drift_removed_cache_has_no_slow_trend_left(tiny_dataset, tmp_path):
     nib.save(nib.Nifti1Image(data.astype(np.float32), img.affine, img.header), path)
 
     def trend(options):
-        cache = prepare_cache(root, ann, tmp_path / str(len(list(tmp_path.iterdir()))),
-                              options=options, subjects=["01"])  # fmt: skip
+        cache = prepare_cache(
+            root,
+            ann,
+            tmp_path / str(len(list(tmp_path.iterdir()))),
+            options=options,
+            subjects=["01"],
+        )
         span = cache.runs("01")[1]
         run = np.asarray(cache.array("01")[span.start : span.start + span.n_volumes], np.float32)
         inside = run[:, cache.mask]

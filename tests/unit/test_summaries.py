@@ -312,8 +312,14 @@ def test_misclassified_scenes_empty_when_all_right() -> None:
 
 def test_family_comparison_says_who_wins_only_when_intervals_part() -> None:
     def result(design, model, ba, ci):
-        return {"design": design, "model": model, "balanced_accuracy": ba, "ci95": ci,
-                "split": "run-wise 2-fold", "chance_balanced_accuracy": 0.19}  # fmt: skip
+        return {
+            "design": design,
+            "model": model,
+            "balanced_accuracy": ba,
+            "ci95": ci,
+            "split": "run-wise 2-fold",
+            "chance_balanced_accuracy": 0.19,
+        }
 
     lines = summaries.family_comparison(
         [

@@ -146,9 +146,12 @@ def test_nilearn_load_confounds_reads_the_table(made):
         assert table.shape[1] == 24 + 8 + int(2 * RUN_N_VOLUMES[r - 1] * 2.0 / 128) - 1
         assert np.isfinite(table.to_numpy()).all()
         full, sample_mask = load_confounds(
-            img, strategy=("motion", "wm_csf", "global_signal", "high_pass", "scrub"),
-            motion="full", wm_csf="full", global_signal="full",
-        )  # fmt: skip
+            img,
+            strategy=("motion", "wm_csf", "global_signal", "high_pass", "scrub"),
+            motion="full",
+            wm_csf="full",
+            global_signal="full",
+        )
         assert sample_mask is None and "global_signal_power2" in full.columns
     raw = pd.read_csv(made["fmriprep"] / confounds(4), sep="\t")
     assert len(raw) == RUN_N_VOLUMES[3]
@@ -228,13 +231,16 @@ def test_cohorts_from_before_these_options_are_still_recognised(made, tmp_path):
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"layout": "fmriprap"}, r"'layout' must be one of 'derivative', 'raw', 'fmriprep'; "
-                                 r"'fmriprap' was provided; did you mean 'fmriprep'\?"),
+        (
+            {"layout": "fmriprap"},
+            r"'layout' must be one of 'derivative', 'raw', 'fmriprep'; "
+            r"'fmriprap' was provided; did you mean 'fmriprep'\?",
+        ),
         ({"layout": "bids"}, r"'layout' must be one of .*; 'bids' was provided$"),
         ({"motion": -1.0}, r"'motion' must be between 0 and 100 .*; -1\.0 was given"),
         ({"drift": -0.5}, r"'drift' must be between 0 and 100 .*; -0\.5 was given"),
     ],
-)  # fmt: skip
+)
 def test_bad_options_name_the_option_and_the_allowed_values(options, message):
     with pytest.raises(ConfigError, match=message):
         SynthConfig(**options)

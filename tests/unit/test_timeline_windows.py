@@ -17,18 +17,44 @@ CLASSES = ["HAPPINESS", "FEAR"]
 
 def volumes() -> pd.DataFrame:
     """Two runs of 5 and 7 volumes (overlapping by one), scenes 0 (before the list), 1 and 2."""
-    return pd.DataFrame({
-        "run": [1] * 5 + [2] * 7,
-        "movie_time": [0.0, 2, 4, 6, 8, 8, 10, 12, 14, 16, 18, 20],
-        "scene": [0, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2],
-        "scene_location": ["", "A", "A", "A", "A", "A", "B", "B", "B", "B", "B", "B"],
-        "true": ["NONE", "FEAR", "FEAR", "NONE", "HAPPINESS", "HAPPINESS", "FEAR", "NONE",
-                 "NONE", "FEAR", "HAPPINESS", "HAPPINESS"],
-        "pred": ["FEAR", "FEAR", "HAPPINESS", "FEAR", "HAPPINESS", "FEAR", "FEAR", "HAPPINESS",
-                 "FEAR", "FEAR", "HAPPINESS", "HAPPINESS"],
-        "prob_HAPPINESS": np.linspace(0.1, 0.9, 12),
-        "prob_FEAR": 1 - np.linspace(0.1, 0.9, 12),
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "run": [1] * 5 + [2] * 7,
+            "movie_time": [0.0, 2, 4, 6, 8, 8, 10, 12, 14, 16, 18, 20],
+            "scene": [0, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2],
+            "scene_location": ["", "A", "A", "A", "A", "A", "B", "B", "B", "B", "B", "B"],
+            "true": [
+                "NONE",
+                "FEAR",
+                "FEAR",
+                "NONE",
+                "HAPPINESS",
+                "HAPPINESS",
+                "FEAR",
+                "NONE",
+                "NONE",
+                "FEAR",
+                "HAPPINESS",
+                "HAPPINESS",
+            ],
+            "pred": [
+                "FEAR",
+                "FEAR",
+                "HAPPINESS",
+                "FEAR",
+                "HAPPINESS",
+                "FEAR",
+                "FEAR",
+                "HAPPINESS",
+                "FEAR",
+                "FEAR",
+                "HAPPINESS",
+                "HAPPINESS",
+            ],
+            "prob_HAPPINESS": np.linspace(0.1, 0.9, 12),
+            "prob_FEAR": 1 - np.linspace(0.1, 0.9, 12),
+        }
+    )
 
 
 def test_windows_are_the_movie_each_run_and_each_scene() -> None:

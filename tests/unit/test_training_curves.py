@@ -19,7 +19,7 @@ def _curves() -> pd.DataFrame:
                     "val_acc": 0.25 * epoch,
                     "train_loss": 1.6 / epoch,
                     "val_loss": 1.7 / epoch,
-                }  # fmt: skip
+                }
             )
     return pd.DataFrame(rows)
 
