@@ -307,7 +307,7 @@ def training_curves(
     fig.update_xaxes(title_text="epoch")
     fig.update_yaxes(title_text=f"held-out {what}" if metric == "balanced_acc" else what)
     if metric != "loss":
-        fig.update_yaxes(tickformat=".0%")
+        fig.update_yaxes(tickformat=".0%", range=[0, 1])
     return _layout(fig, f"Training curves ({what}): mean ± SD over models and folds", 380)
 
 

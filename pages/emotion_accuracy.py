@@ -85,50 +85,11 @@ ui.chance_caption(
 )
 
 st.subheader("Training curves")
-metric = st.radio(
-    "Curve",
-    ["accuracy", "loss"],
-    horizontal=True,
-)
-splits = {d: ctx.headline(d).get("split", "?") for d in ctx.designs}
-balanced = figures.balanced_curves_recorded(curves)
-if metric == "loss":
-    curve_figure = figures.training_curves(curves, metric="loss", splits=splits)
-elif balanced:
-    curve_figure = figures.training_curves(
-        curves,
-        metric="balanced_acc",
-        chance=ctx.chance_k,
-        chance_label=f"chance 1/{len(ctx.classes)} classes",
-        splits=splits,
-    )
-else:  # a run recorded before balanced accuracy was logged per epoch
-    majority = max(metrics[d]["cnn"]["summary"]["chance"]["accuracy_majority"] for d in ctx.designs)
-    curve_figure = figures.training_curves(
-        curves,
-        metric="acc",
-        chance=majority,
-        chance_label="chance: always the most frequent emotion",
-        splits=splits,
-    )
-st.plotly_chart(curve_figure)
-st.caption(
-    "Single-subject: mean ± SD over people and folds; cross-subject: over folds; the legend "
-    "names each design's split. "
-    + (
-        "Held-out balanced accuracy per epoch, against chance 1/K."
-        if balanced
-        else "Dotted = training volumes, solid = held-out volumes (per-fold, unbalanced accuracy: "
-        "this run was recorded before balanced accuracy was logged per epoch)."
-    )
-)
+ui.training_curves_block(ctx, metrics, curves)
 
 st.subheader("CNN vs linear baseline (same folds)")
 results = ctx.study.get("results", [])
-left, right = st.columns([3, 2])
-left.plotly_chart(figures.model_comparison(results))
-with right:
-    ui.tuning_block(ctx, key="emotion-accuracy")
+st.plotly_chart(figures.model_comparison(results))
 st.dataframe(
     summaries.results_table(results, n_classes=len(ctx.classes), recall=True),
     hide_index=True,
@@ -138,3 +99,4 @@ st.caption(
     f"Held out; p from the permutation test; chance: permutation and 1/{len(ctx.classes)} "
     f"classes. Recall per emotion in the order {summaries.recall_order(results)}."
 )
+ui.tuning_block(ctx, key="emotion-accuracy")

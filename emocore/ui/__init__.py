@@ -7,6 +7,7 @@ through the loaders in :mod:`emocore.ui.loaders` and figures from :mod:`emocore.
 from __future__ import annotations
 
 from emocore.ui import loaders
+from emocore.ui.curves import training_curves_block
 from emocore.ui.tables import FLAGGED_COLUMNS, RESULTS_COLUMNS, SCENES_COLUMNS, tuning_block
 from emocore.ui.timeline import every_volume_block, movie_windows, timeline_view
 from emocore.ui.widgets import (
@@ -53,4 +54,5 @@ __all__ = [
     "run_findings",
     "subject_picker",
     "timeline_view",
+    "training_curves_block",
 ]

@@ -15,29 +15,30 @@ __all__ = ["FLAGGED_COLUMNS", "RESULTS_COLUMNS", "SCENES_COLUMNS", "tuning_block
 _Text = st.column_config.TextColumn
 
 #: :func:`emocore.summaries.results_table` (Overview, Emotion accuracy).
-RESULTS_COLUMNS: dict[str, Any] = {
-    "run": _Text("run", width="small", help="The run's id (`emocore runs`)"),
-    "design · split": _Text("design · split", width="medium"),
-    "model": _Text("model", width=60),
+RESULTS_COLUMNS: dict[str, Any] = {  # fixed widths, < 800 px in all: no sideways scrolling
+    "run": _Text("run", width=150, help="The run's id (`emocore runs`)"),
+    "design · split": _Text("design · split", width=180),
+    "model": _Text("model", width=55),
     "balanced accuracy": _Text("bal. acc.", width=70, help="Balanced accuracy, held out"),
-    "95 % interval": _Text("95 % interval", width=100, help="Block-bootstrap 95 % interval"),
-    "p": _Text("p", width=55, help="Permutation test of balanced accuracy"),
-    "chance": _Text("chance", width="medium", help="Permutation chance · theoretical 1/K"),
-    "recall per emotion": _Text("recall per emotion", width="medium"),
+    "95 % interval": _Text("95 % interval", width=105, help="Block-bootstrap 95 % interval"),
+    "p": _Text("p", width=60, help="Permutation test of balanced accuracy"),
+    "chance": _Text("chance", width=165, help="Permutation chance · theoretical 1/K"),
+    "recall per emotion": _Text("recall per emotion", width=160),
 }
 
-#: :func:`emocore.findings.flagged_table` (Overview): the sentence says it all, so it is last.
+#: :func:`emocore.findings.flagged_table` (Overview): the sentence says it all, so it is last;
+#: fixed widths, < 800 px in all.
 FLAGGED_COLUMNS: dict[str, Any] = {
     "design": _Text("design", width="small"),
     "split": None,  # the design names it; the sentence and the run's table too
     "model": _Text("model", width=50),
     "subject": _Text("person", width=60),
     "emotion": None,  # in the measure
-    "measure": _Text("measure", width="small"),
+    "measure": _Text("measure", width=100),
     "value": _Text("value", width=60),
     "others' range": _Text("others' range", width=95),
     "Holm p": _Text("Holm p", width=60),
-    "sentence": _Text("finding", width="large"),
+    "sentence": _Text("finding", width=280, help="Hover a cell to read the whole sentence"),
 }
 
 #: :func:`emocore.summaries.scenes_table` (Misclassified scenes).
@@ -66,7 +67,13 @@ def tuning_block(ctx: Any, *, key: str) -> None:
         else st.selectbox("Design", designs, key=f"{key}-tuning-design")
     )
     table = tuning_table(study, design)
-    st.dataframe(table, hide_index=True, height=min(36 + 35 * len(table), 250))
+    widths = {"model": 80, "fold": 130} | {c: 270 for c in table.columns[2:]}
+    st.dataframe(
+        table,
+        hide_index=True,
+        height=min(38 + 35 * len(table), 250),
+        column_config={c: _Text(c, width=w) for c, w in widths.items()},
+    )
     st.caption(
         f"{design}: CNN epochs and the linear baseline's C per outer fold; 'fixed (poster "
         "setting)' = not tuned, 'inner fold(s)' = chosen on the fold's training rows only."

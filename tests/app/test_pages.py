@@ -363,3 +363,27 @@ def test_every_change_of_the_subject_picker_sticks_and_follows_to_other_pages(
     at.switch_page(PAGES["subject"])
     at.run()
     assert picker().value == "02"
+
+
+def test_training_curves_are_balanced_against_one_over_k(demo_home: Path, emocore_env) -> None:
+    emocore_env(demo_home)
+    at = open_page("emotion-accuracy")
+    no_exception(at, "emotion-accuracy")
+    assert "Held-out balanced accuracy per epoch, against chance 1/5 classes" in texts(
+        at, "caption"
+    )
+    assert "What each outer fold used" in texts(at, "markdown")
+
+
+def test_a_run_recorded_before_balanced_curves_falls_back(home_copy: Path, emocore_env) -> None:
+    """curves.tsv without val_balanced_acc (an older run): plain accuracy, majority chance."""
+    import pandas as pd
+
+    reg = Registry(home_copy / "registry")
+    path = reg.run_dir(reg.list_runs(kind="study")["id"][0]) / "curves.tsv"
+    old = pd.read_csv(path, sep="\t").drop(columns="val_balanced_acc", errors="ignore")
+    old.to_csv(path, sep="\t", index=False)
+    emocore_env(home_copy)
+    at = open_page("emotion-accuracy")
+    no_exception(at, "emotion-accuracy")
+    assert "recorded before balanced accuracy was logged per epoch" in texts(at, "caption")
