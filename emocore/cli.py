@@ -295,7 +295,12 @@ def _tuning_text(tuning: dict[str, Any]) -> str:
                 continue
             key = "epochs" if family == "cnn" else "C"
             values = ", ".join(f"{k.split(' ', 1)[-1]}: {v[key]:g}" for k, v in folds.items())
-            lines.append(f"tuned on inner folds, {design} {family} {key}: {values}")
+            line = f"tuned on inner folds, {design} {family} {key}: {values}"
+            edge = sum(bool(v.get("at_limit")) for v in folds.values())
+            if edge:
+                limit = "the maximum epochs" if family == "cnn" else "an end of the C grid"
+                line += f" ({edge} at {limit}: the best setting may lie beyond it)"
+            lines.append(line)
     return "\n".join(lines)
 
 

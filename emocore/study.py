@@ -34,7 +34,7 @@ import pandas as pd
 
 from emocore import __version__
 from emocore._io import atomic_write_json, atomic_write_text
-from emocore.baseline import FIXED_C, fit_linear
+from emocore.baseline import C_GRID, FIXED_C, LinearResult, fit_linear
 from emocore.bundle import table_rows
 from emocore.constants import CLASSES, EMOTIONS
 from emocore.data.cache import VolumeCache
@@ -446,14 +446,34 @@ def _pattern_C(setting: float | str, chosen: dict[str, Any] | None) -> float:
     return max(values, key=lambda c: (values.count(c), -c))
 
 
-def _fold_settings(tuning: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+def _fold_settings(
+    tuning: dict[str, dict[str, dict[str, Any]]], max_epochs: int
+) -> dict[str, dict[str, Any]]:
     """A design's per-model, per-fold settings as ``{"<model> <fold>": {"epochs": n, "how": ...}}``
-    (the inner-fold curve is left out: it is in the run's folder while the run is going)."""
-    return {
-        f"{model} {fold}": {k: v for k, v in chosen.items() if k in ("epochs", "how", "inner_fold")}
-        for model, per_fold in tuning.items()
-        for fold, chosen in per_fold.items()
-    }
+    (the inner-fold curve is left out: it is in the run's folder while the run is going).
+    ``at_limit`` marks a chosen count equal to the maximum: more epochs might have been better."""
+    out = {}
+    for model, per_fold in tuning.items():
+        for fold, chosen in per_fold.items():
+            entry = {k: v for k, v in chosen.items() if k in ("epochs", "how", "inner_fold")}
+            if chosen.get("how") == "inner fold":
+                entry["at_limit"] = int(chosen["epochs"]) >= max_epochs
+            out[f"{model} {fold}"] = entry
+    return out
+
+
+def _linear_settings(fitted: LinearResult) -> dict[str, dict[str, Any]]:
+    """The linear baseline's per-fold C; with tuning, ``at_limit`` marks a C at either end of
+    the grid (the best C may lie beyond it)."""
+    out = {}
+    for model, per_fold in fitted.tuning.items():
+        for fold, chosen in per_fold.items():
+            entry: dict[str, Any] = {**chosen, "how": "fixed"}
+            if fitted.setting == "tuned":
+                entry["how"] = "inner folds"
+                entry["at_limit"] = float(chosen["C"]) in (min(C_GRID), max(C_GRID))
+            out[f"{model} {fold}"] = entry
+    return out
 
 
 def record_run(
@@ -601,7 +621,7 @@ def run_study(
             extras["peak_gpu_memory_gib"][design] = res.peak_gpu_memory_gib
             ev = _evaluate(res.predictions, res, config, "cnn")
             metrics[design] = {"cnn": ev, "plans": res.plans}
-            extras["tuning"][design] = {"cnn": _fold_settings(res.tuning)}
+            extras["tuning"][design] = {"cnn": _fold_settings(res.tuning, config.train.epochs)}
             headline.append({"model": "cnn", **_headline(design, ev)})
             if config.baseline:
                 report(i, design)(0.97, "linear baseline on the same folds")
@@ -619,12 +639,7 @@ def run_study(
                 )
                 base = fitted.predictions
                 baselines.append(base)
-                how = "inner folds" if fitted.setting == "tuned" else "fixed"
-                extras["tuning"][design]["linear"] = {
-                    f"{model} {fold}": {**chosen, "how": how}
-                    for model, per_fold in fitted.tuning.items()
-                    for fold, chosen in per_fold.items()
-                }
+                extras["tuning"][design]["linear"] = _linear_settings(fitted)
                 bev = _evaluate(base, res, config, "linear")
                 metrics[design]["linear"] = bev
                 headline.append({"model": "linear", **_headline(design, bev)})

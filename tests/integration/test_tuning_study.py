@@ -48,8 +48,10 @@ def test_tuned_study_records_what_each_outer_fold_chose(tiny_cache, tmp_path: Pa
             assert chosen["how"] == "median of the folds' choices"
         else:
             assert chosen["how"] == "inner fold" and chosen["inner_fold"], chosen
+            assert chosen["at_limit"] == (chosen["epochs"] == 3)
     assert len(linear) == 2
     assert all(v["C"] in C_GRID and v["how"] == "inner folds" for v in linear.values()), linear
+    assert all(v["at_limit"] == (v["C"] in (C_GRID[0], C_GRID[-1])) for v in linear.values())
     # the final checkpoint says how many epochs it was trained for
     ckpt = done.folder / "models" / "single-subject" / "sub-01.pt"
     import torch
