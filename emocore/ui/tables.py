@@ -16,37 +16,37 @@ _Text = st.column_config.TextColumn
 
 #: :func:`emocore.summaries.results_table` (Overview, Emotion accuracy).
 RESULTS_COLUMNS: dict[str, Any] = {  # fixed widths, < 800 px in all: no sideways scrolling
-    "run": _Text("run", width=150, help="The run's id (`emocore runs`)"),
-    "design · split": _Text("design · split", width=180),
+    "run": _Text("run", width=145, help="The run's id (`emocore runs`)"),
+    "design · split": _Text("design · split", width=195),
     "model": _Text("model", width=55),
     "balanced accuracy": _Text("bal. acc.", width=70, help="Balanced accuracy, held out"),
     "95 % interval": _Text("95 % interval", width=105, help="Block-bootstrap 95 % interval"),
     "p": _Text("p", width=60, help="Permutation test of balanced accuracy"),
-    "chance": _Text("chance", width=165, help="Permutation chance · theoretical 1/K"),
-    "recall per emotion": _Text("recall per emotion", width=160),
+    "chance": _Text("chance", width=160, help="Permutation chance · theoretical 1/K"),
+    "recall per emotion": _Text("recall per emotion", width=150),
 }
 
 #: :func:`emocore.findings.flagged_table` (Overview): the sentence says it all, so it is last;
 #: fixed widths, < 800 px in all.
 FLAGGED_COLUMNS: dict[str, Any] = {
-    "design": _Text("design", width="small"),
+    "design": _Text("design", width=110),
     "split": None,  # the design names it; the sentence and the run's table too
     "model": _Text("model", width=50),
     "subject": _Text("person", width=60),
     "emotion": None,  # in the measure
-    "measure": _Text("measure", width=100),
+    "measure": _Text("measure", width=115),
     "value": _Text("value", width=60),
     "others' range": _Text("others' range", width=95),
     "Holm p": _Text("Holm p", width=60),
-    "sentence": _Text("finding", width=280, help="Hover a cell to read the whole sentence"),
+    "sentence": _Text("finding", width=235, help="Hover a cell to read the whole sentence"),
 }
 
 #: :func:`emocore.summaries.scenes_table` (Misclassified scenes).
-SCENES_COLUMNS: dict[str, Any] = {
-    "where": _Text("run · movie time", width="small"),
-    "scene": _Text("scene", width="small"),
-    "volumes": st.column_config.NumberColumn("volumes", width=60),
-    "predicted as": _Text("predicted as", width="medium", help="Most common wrong prediction"),
+SCENES_COLUMNS: dict[str, Any] = {  # in the page's right column (3/5 of ~820 px)
+    "where": _Text("run · movie time", width=125),
+    "scene": _Text("scene", width=135, help="Scene number (location)"),
+    "volumes": st.column_config.NumberColumn("volumes", width=55),
+    "predicted as": _Text("predicted as", width=145, help="Most common wrong prediction"),
 }
 
 

@@ -54,7 +54,8 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--no-first-run",
 ]
-SHOTS = Path(__file__).resolve().parent / "screenshots"
+#: Screenshots for a person to look at; CI keeps this folder as an artifact (gitignored).
+SHOTS = Path(os.environ.get("EMOCORE_E2E_SHOTS", Path(__file__).resolve().parent / "screenshots"))
 VIEWPORT = {"width": 1280, "height": 800}
 #: page name -> URL path below the server root ('' = the default page)
 PAGES = {
@@ -220,6 +221,32 @@ def assert_no_exception(page, name: str) -> None:
     assert "Page not found" not in _main_text(page), f"no page at /{PAGES[name]} ({name})"
 
 
+#: Pages whose tables hold the columns that matter (95 % interval, p, "predicted as") at the
+#: right: at 1280 px they must show without horizontal scrolling.
+WIDE_TABLE_PAGES = ("overview", "emotion-accuracy", "misclassified")
+
+
+def assert_tables_fit(page, name: str) -> None:
+    """No visible st.dataframe of the page scrolls sideways (its glide grid's scroller is no wider than
+    its box), so its last columns are on screen."""
+    grids = page.locator('[data-testid="stDataFrame"]')
+    assert grids.count(), f"page {name} shows no table"
+    for i in range(grids.count()):
+        grid = grids.nth(i)
+        if not grid.is_visible():  # inside a closed expander ("All runs")
+            continue
+        grid.scroll_into_view_if_needed()
+        overflow = grid.evaluate(
+            "g => { const s = g.querySelector('.dvn-scroller');"
+            " return s ? s.scrollWidth - s.clientWidth : -1; }"
+        )
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        grid.screenshot(path=str(SHOTS / f"{name}-table-{i + 1}.png"))
+        assert overflow <= 1, (
+            f"table {i + 1} of {name} scrolls sideways by {overflow} px at 1280 px"
+        )
+
+
 def button(page, pattern: str):
     return page.get_by_role("button", name=re.compile(pattern, re.I))
 
@@ -278,8 +305,10 @@ def test_page_renders_without_exception(page, server: str, name: str) -> None:
     if charts.count():  # plotly draws after the script run ends: wait for the first chart's SVG
         page.locator('[data-testid="stPlotlyChart"] .main-svg').first.wait_for(timeout=20_000)
     page.wait_for_timeout(1000)
-    SHOTS.mkdir(exist_ok=True)
+    SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"))
+    if name in WIDE_TABLE_PAGES:
+        assert_tables_fit(page, name)
 
 
 def _fill_number(page, label: str, value: int) -> None:
@@ -398,6 +427,17 @@ def test_report_exports_html_naming_subject_and_chance(page, server: str) -> Non
         "the report names no subject"
     )
     assert "chance" in html.lower()
+    from emocore.report import chromium_path
+
+    if chromium_path() is not None:  # the same chromium prints the report to PDF
+        pdf_button = page.get_by_role("button", name=re.compile(r"^Download sub-0[12]\.pdf"))
+        if not pdf_button.count():  # a report built before PDFs: rebuild it
+            button(page, r"^rebuild report").first.click()
+            wait_for_app_run(page)
+        pdf_button.first.wait_for(state="visible")
+        with page.expect_download() as info:
+            pdf_button.first.click()
+        assert Path(info.value.path()).read_bytes()[:4] == b"%PDF"
 
 
 # -- single-case findings ----------------------------------------------------------------------
@@ -428,6 +468,7 @@ def test_the_planted_person_is_named_where_a_clinician_looks(page, findings_serv
     text = _main_text(page)
     assert re.search(r"\d+ findings? flagged at α = 0.05 in 1 person", text), text[-2000:]
     page.screenshot(path=str(SHOTS / "findings-overview.png"), full_page=True)
+    assert_tables_fit(page, "findings-overview")
     open_page(page, findings_server, "misclassified")
     page.get_by_role("combobox", name=re.compile("Subject")).click()
     page.get_by_role("option", name="sub-05").click()
@@ -492,3 +533,72 @@ def test_brain_viewer_shows_anatomy_in_mm(page, server: str) -> None:
     SHOTS.mkdir(exist_ok=True)
     page.screenshot(path=str(SHOTS / "brain-viewer-anatomy.png"))
     page.locator(VIEWER).screenshot(path=str(SHOTS / "brain-viewer-interactive.png"))
+
+
+# -- what a user relies on ---------------------------------------------------------------------
+_LEGEND_JS = """
+root => [...root.querySelectorAll('.legend .traces')].map(t => {
+  const mark = t.querySelector('.legendpoints path');
+  const style = mark ? getComputedStyle(mark) : null;
+  const paint = style ? (style.stroke !== 'none' && style.stroke ? style.stroke : style.fill) : '';
+  return {name: (t.querySelector('.legendtext') || {}).textContent || '', colour: paint};
+})
+"""
+
+
+def _hex(css: str) -> str:
+    found = re.findall(r"\d+(?:\.\d+)?", css)
+    assert len(found) >= 3, f"not an rgb colour: {css!r}"
+    return "#" + "".join(f"{round(float(v)):02X}" for v in found[:3])
+
+
+def test_timeline_legend_gives_every_emotion_its_own_colour(page, server: str) -> None:
+    """The Subject page's timeline legend, as the browser drew it: each emotion once, no two
+    emotions sharing a colour, and any two at least CIE76 delta E 40 apart (issue 11)."""
+    import itertools
+
+    import numpy as np
+
+    from emocore.constants import EMOTIONS
+    from tests.unit.test_colours import lab
+
+    open_page(page, server, "subject")
+    timeline = page.locator('[data-testid="stPlotlyChart"]').filter(
+        has=page.locator(".legendtext", has_text="misclassified")
+    )
+    timeline.first.locator(".legend").first.wait_for(timeout=20_000)
+    entries = timeline.first.evaluate(_LEGEND_JS)
+    colours = {}
+    for entry in entries:
+        name = entry["name"].split(" (")[0]
+        if name in EMOTIONS:
+            assert name not in colours, f"{name} is twice in the legend: {entries}"
+            colours[name] = _hex(entry["colour"])
+    assert len(colours) >= 3, f"the legend shows too few emotions: {entries}"
+    assert len(set(colours.values())) == len(colours), f"two emotions share a colour: {colours}"
+    for a, b in itertools.combinations(colours, 2):
+        delta = float(np.linalg.norm(lab(colours[a]) - lab(colours[b])))
+        assert delta >= 40, f"{a} {colours[a]} and {b} {colours[b]}: delta E {delta:.0f} < 40"
+    timeline.first.scroll_into_view_if_needed()
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "subject-timeline-legend.png"))
+
+
+def test_emotion_accuracy_curves_and_tuning(page, server: str) -> None:
+    """Training curves of held-out balanced accuracy against chance 1/K with the split named,
+    and what each outer fold used beside the CNN-vs-linear comparison."""
+    open_page(page, server, "emotion-accuracy")
+    text = _main_text(page)
+    assert "What each outer fold used" in text, text[-2000:]
+    assert "fixed (poster setting)" in text or "inner fold" in text, text[-2000:]
+    curves = page.locator('[data-testid="stPlotlyChart"]').filter(
+        has=page.locator("text", has_text="Training curves")
+    )
+    curves.first.locator(".main-svg").first.wait_for(timeout=20_000)
+    svg = " ".join(curves.first.locator("text").all_text_contents())
+    assert "balanced accuracy" in svg and "chance 1/5 classes" in svg, svg
+    assert "held out" in svg and "(" in svg, svg  # the legend names each design's split
+    curves.first.scroll_into_view_if_needed()
+    page.wait_for_timeout(800)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "emotion-accuracy-curves.png"), full_page=True)
