@@ -47,8 +47,15 @@ __all__ = [
 
 _FONT = {"size": 12}
 _SUBJECT_COLORS = (
-    "#1b9e77", "#7570b3", "#e7298a", "#66a61e", "#a6761d", "#666666", "#e6ab02", "#d95f02",
-)  # fmt: skip
+    "#1b9e77",
+    "#7570b3",
+    "#e7298a",
+    "#66a61e",
+    "#a6761d",
+    "#666666",
+    "#e6ab02",
+    "#d95f02",
+)
 
 
 def _pct(x: float | None) -> str:
@@ -118,15 +125,23 @@ def timeline(
             part = t[t[col] == cls]
             fig.add_trace(
                 go.Scattergl(
-                    x=part["movie_time"], y=[track] * len(part), mode="markers",
-                    marker={"color": EMOTION_COLORS[cls], "symbol": "line-ns-open", "size": 18,
-                            "line": {"width": 2, "color": EMOTION_COLORS[cls]}},
+                    x=part["movie_time"],
+                    y=[track] * len(part),
+                    mode="markers",
+                    marker={
+                        "color": EMOTION_COLORS[cls],
+                        "symbol": "line-ns-open",
+                        "size": 18,
+                        "line": {"width": 2, "color": EMOTION_COLORS[cls]},
+                    },
                     name=cls if cls != CLASSES[0] else f"{cls} (no emotion labelled)",
-                    legendgroup=cls, showlegend=track == "true" or cls not in set(t["true"]),
+                    legendgroup=cls,
+                    showlegend=track == "true" or cls not in set(t["true"]),
                     hovertemplate=f"{track}: {cls}<br>movie time %{{x:.0f}} s<extra></extra>",
                 ),
-                row=1, col=1,
-            )  # fmt: skip
+                row=1,
+                col=1,
+            )
     # NONE has a correct answer only for a model that has NONE among its classes
     no_answer = (t["true"] == CLASSES[0]).to_numpy() & (CLASSES[0] not in _classes_of(t))
     labelled = ~no_answer
@@ -138,19 +153,33 @@ def timeline(
     ):
         if keep.any() or name != "NONE volume (no correct answer)":
             fig.add_trace(
-                go.Scattergl(x=t["movie_time"][keep], y=conf[keep], mode="markers", name=name,
-                             legendgroup="confidence", legendgrouptitle_text="p(predicted)",
-                             marker={"size": 4, "color": color},
-                             hovertemplate=f"{name}<br>p(predicted) %{{y:.2f}}<br>%{{x:.0f}} s"
-                                           "<extra></extra>"),
-                row=2, col=1,
-            )  # fmt: skip
+                go.Scattergl(
+                    x=t["movie_time"][keep],
+                    y=conf[keep],
+                    mode="markers",
+                    name=name,
+                    legendgroup="confidence",
+                    legendgrouptitle_text="p(predicted)",
+                    marker={"size": 4, "color": color},
+                    hovertemplate=f"{name}<br>p(predicted) %{{y:.2f}}<br>%{{x:.0f}} s"
+                    "<extra></extra>",
+                ),
+                row=2,
+                col=1,
+            )
     if "scene" in t:
         xs, ys = _scene_lines(t["movie_time"], t["scene"])
         fig.add_trace(
-            go.Scatter(x=xs, y=ys, mode="lines", yaxis="y3", name="scene change",
-                       line={"color": "rgba(0,0,0,0.15)", "width": 1}, hoverinfo="skip"),
-        )  # fmt: skip
+            go.Scatter(
+                x=xs,
+                y=ys,
+                mode="lines",
+                yaxis="y3",
+                name="scene change",
+                line={"color": "rgba(0,0,0,0.15)", "width": 1},
+                hoverinfo="skip",
+            ),
+        )
         fig.update_layout(yaxis3={"overlaying": "y", "range": [0, 1], "visible": False})
     fig.update_yaxes(title_text="probability of<br>predicted class", range=[0, 1], row=2, col=1)
     fig.update_xaxes(title_text="movie time (s)", row=2, col=1)
@@ -169,11 +198,12 @@ def none_predictions_figure(counts: pd.Series, *, title: str) -> go.Figure:
     """Bars: how many NONE volumes (no emotion labelled) the model called each class."""
     fig = go.Figure(
         go.Bar(
-            x=list(counts.index), y=counts.to_numpy(),
+            x=list(counts.index),
+            y=counts.to_numpy(),
             marker_color=[EMOTION_COLORS.get(str(c), "#999999") for c in counts.index],
             hovertemplate="%{x}: %{y} NONE volumes<extra></extra>",
         )
-    )  # fmt: skip
+    )
     fig.update_xaxes(title_text="the model's answer")
     fig.update_yaxes(title_text="NONE volumes")
     return _layout(fig, title, 300)
@@ -183,8 +213,13 @@ def _diverging_at(middle: float) -> list[list[float | str]]:
     """Red below ``middle``, white at it, blue above, on a 0..1 scale. (Plotly ignores ``zmid``
     once ``zmin`` and ``zmax`` are set, which drew a 30 % recall red against a 20 % chance.)"""
     m = min(max(float(middle), 0.01), 0.99)
-    return [[0.0, "#b2182b"], [m / 2, "#ef8a62"], [m, "#f7f7f7"],
-            [m + (1 - m) / 2, "#67a9cf"], [1.0, "#2166ac"]]  # fmt: skip
+    return [
+        [0.0, "#b2182b"],
+        [m / 2, "#ef8a62"],
+        [m, "#f7f7f7"],
+        [m + (1 - m) / 2, "#67a9cf"],
+        [1.0, "#2166ac"],
+    ]
 
 
 def accuracy_heatmap(
@@ -197,12 +232,18 @@ def accuracy_heatmap(
     text = [[_pct(v) for v in row] for row in z]
     fig = go.Figure(
         go.Heatmap(
-            z=z, x=list(classes), y=subjects, text=text, texttemplate="%{text}",
-            colorscale=_diverging_at(chance), zmin=0, zmax=1,
+            z=z,
+            x=list(classes),
+            y=subjects,
+            text=text,
+            texttemplate="%{text}",
+            colorscale=_diverging_at(chance),
+            zmin=0,
+            zmax=1,
             colorbar={"title": {"text": "recall<br>(held out)"}, "tickformat": ".0%"},
             hovertemplate="%{y} · %{x}: %{z:.1%}<extra></extra>",
         )
-    )  # fmt: skip
+    )
     fig.update_yaxes(autorange="reversed")
     return _layout(
         fig, f"{title} — split: {split}, chance {_pct(chance)}", 120 + 40 * len(subjects)
@@ -223,13 +264,19 @@ def confusion_figure(
         share = counts / counts.sum(axis=1, keepdims=True)
     fig = go.Figure(
         go.Heatmap(
-            z=share, x=list(classes), y=list(classes), customdata=counts,
-            text=[[_pct(v) for v in row] for row in share], texttemplate="%{text}",
-            colorscale="Blues", zmin=0, zmax=1,
+            z=share,
+            x=list(classes),
+            y=list(classes),
+            customdata=counts,
+            text=[[_pct(v) for v in row] for row in share],
+            texttemplate="%{text}",
+            colorscale="Blues",
+            zmin=0,
+            zmax=1,
             colorbar={"title": {"text": "share of<br>true class"}, "tickformat": ".0%"},
             hovertemplate="true %{y} → predicted %{x}<br>%{z:.1%} (%{customdata:.0f} volumes)<extra></extra>",
         )
-    )  # fmt: skip
+    )
     fig.update_yaxes(title_text="true", autorange="reversed")
     fig.update_xaxes(title_text="predicted")
     return _layout(fig, f"{title} (row-normalised) — split: {split}, chance {_pct(chance)}", 420)
@@ -291,11 +338,29 @@ def training_curves(
             name = f"{label} · {'train' if side == 'train' else 'held out'}"
             band_x = list(stats["epoch"]) + list(stats["epoch"][::-1])
             band_y = list(stats["mean"] + stats["std"]) + list((stats["mean"] - stats["std"])[::-1])
-            fig.add_trace(go.Scatter(x=band_x, y=band_y, fill="toself", line={"width": 0},
-                                     fillcolor=colour, opacity=0.15, hoverinfo="skip",
-                                     legendgroup=name, showlegend=False))  # fmt: skip
-            fig.add_trace(go.Scatter(x=stats["epoch"], y=stats["mean"], name=name, legendgroup=name,
-                                     line={"color": colour, "dash": dash}, mode="lines+markers"))  # fmt: skip
+            fig.add_trace(
+                go.Scatter(
+                    x=band_x,
+                    y=band_y,
+                    fill="toself",
+                    line={"width": 0},
+                    fillcolor=colour,
+                    opacity=0.15,
+                    hoverinfo="skip",
+                    legendgroup=name,
+                    showlegend=False,
+                )
+            )
+            fig.add_trace(
+                go.Scatter(
+                    x=stats["epoch"],
+                    y=stats["mean"],
+                    name=name,
+                    legendgroup=name,
+                    line={"color": colour, "dash": dash},
+                    mode="lines+markers",
+                )
+            )
     if chance is not None and metric != "loss":
         fig.add_hline(
             y=chance,
@@ -322,19 +387,31 @@ def model_comparison(
         if not len(part):
             continue
         ci = np.array([c if c is not None else [np.nan, np.nan] for c in part["ci95"]], dtype=float)
-        fig.add_trace(go.Bar(
-            x=part["design"] + "<br>(" + part["split"] + ")", y=part["balanced_accuracy"], name=model,
-            marker_color=colour,
-            error_y={"type": "data", "symmetric": False, "array": ci[:, 1] - part["balanced_accuracy"],
-                     "arrayminus": part["balanced_accuracy"] - ci[:, 0]},
-            hovertemplate="%{x}: %{y:.1%}<extra>" + model + "</extra>",
-        ))  # fmt: skip
+        fig.add_trace(
+            go.Bar(
+                x=part["design"] + "<br>(" + part["split"] + ")",
+                y=part["balanced_accuracy"],
+                name=model,
+                marker_color=colour,
+                error_y={
+                    "type": "data",
+                    "symmetric": False,
+                    "array": ci[:, 1] - part["balanced_accuracy"],
+                    "arrayminus": part["balanced_accuracy"] - ci[:, 0],
+                },
+                hovertemplate="%{x}: %{y:.1%}<extra>" + model + "</extra>",
+            )
+        )
     if len(frame):
-        fig.add_trace(go.Scatter(
-            x=frame["design"] + "<br>(" + frame["split"] + ")", y=frame["chance_balanced_accuracy"],
-            mode="markers", marker={"symbol": "line-ew-open", "size": 30, "color": "black"},
-            name="chance (permutation)",
-        ))  # fmt: skip
+        fig.add_trace(
+            go.Scatter(
+                x=frame["design"] + "<br>(" + frame["split"] + ")",
+                y=frame["chance_balanced_accuracy"],
+                mode="markers",
+                marker={"symbol": "line-ew-open", "size": 30, "color": "black"},
+                name="chance (permutation)",
+            )
+        )
     fig.update_layout(barmode="group")
     fig.update_yaxes(title_text="balanced accuracy", tickformat=".0%", range=[0, 1])
     return _layout(fig, title, 380)
@@ -351,12 +428,24 @@ def subject_vs_cohort(
     """Per-emotion recall of one person next to the cohort mean (± SD)."""
     cols = [f"accuracy_{c}" for c in classes]
     fig = go.Figure()
-    fig.add_trace(go.Bar(x=list(classes), y=cohort[cols].mean().to_numpy(), name="cohort mean",
-                         marker_color="#BBBBBB",
-                         error_y={"type": "data", "array": cohort[cols].std().fillna(0).to_numpy()}))  # fmt: skip
+    fig.add_trace(
+        go.Bar(
+            x=list(classes),
+            y=cohort[cols].mean().to_numpy(),
+            name="cohort mean",
+            marker_color="#BBBBBB",
+            error_y={"type": "data", "array": cohort[cols].std().fillna(0).to_numpy()},
+        )
+    )
     # one colour for the person (per-emotion colours made the legend show the first emotion's)
-    fig.add_trace(go.Bar(x=list(classes), y=[subject_row[c] for c in cols], name=f"sub-{subject}",
-                         marker_color="#33415C"))  # fmt: skip
+    fig.add_trace(
+        go.Bar(
+            x=list(classes),
+            y=[subject_row[c] for c in cols],
+            name=f"sub-{subject}",
+            marker_color="#33415C",
+        )
+    )
     fig.add_hline(
         y=chance, line_dash="dash", line_color="#555555", annotation_text=f"chance {_pct(chance)}"
     )
@@ -384,27 +473,52 @@ def single_case_dots(
     others = v[v["subject"] != str(subject)].sort_values("value", kind="stable")
     rank = others.groupby(others["value"].round(3)).cumcount().to_numpy()
     fig = go.Figure()
-    fig.add_trace(go.Scatter(
-        x=others["value"], y=0.12 * rank, mode="markers", name=f"the {len(others)} others",
-        marker={"color": "#8C8C8C", "size": 10, "line": {"width": 1, "color": "#FFFFFF"}},
-        customdata=("sub-" + others["subject"]).to_numpy(),
-        hovertemplate="%{customdata}: %{x:.1%}<extra></extra>",
-    ))  # fmt: skip
+    fig.add_trace(
+        go.Scatter(
+            x=others["value"],
+            y=0.12 * rank,
+            mode="markers",
+            name=f"the {len(others)} others",
+            marker={"color": "#8C8C8C", "size": 10, "line": {"width": 1, "color": "#FFFFFF"}},
+            customdata=("sub-" + others["subject"]).to_numpy(),
+            hovertemplate="%{customdata}: %{x:.1%}<extra></extra>",
+        )
+    )
     if len(others):
-        fig.add_vline(x=float(others["value"].mean()), line_dash="dot", line_color="#8C8C8C",
-                      annotation_text="others' mean", annotation_position="bottom right")  # fmt: skip
+        fig.add_vline(
+            x=float(others["value"].mean()),
+            line_dash="dot",
+            line_color="#8C8C8C",
+            annotation_text="others' mean",
+            annotation_position="bottom right",
+        )
     if chance is not None:
-        fig.add_vline(x=chance, line_dash="dash", line_color="#BBBBBB",
-                      annotation_text=f"chance {_pct(chance)}", annotation_position="top left")  # fmt: skip
+        fig.add_vline(
+            x=chance,
+            line_dash="dash",
+            line_color="#BBBBBB",
+            annotation_text=f"chance {_pct(chance)}",
+            annotation_position="top left",
+        )
     if len(me):
         x = float(me["value"].iloc[0])
-        fig.add_trace(go.Scatter(
-            x=[x], y=[0.0], mode="markers+text", name=f"sub-{subject}",
-            marker={"symbol": "diamond", "size": 16, "color": "#D55E00",
-                    "line": {"width": 1, "color": "#000000"}},
-            text=[f"sub-{subject} {_pct(x)}"], textposition="top center",
-            hovertemplate=f"sub-{subject}: %{{x:.1%}}<extra></extra>",
-        ))  # fmt: skip
+        fig.add_trace(
+            go.Scatter(
+                x=[x],
+                y=[0.0],
+                mode="markers+text",
+                name=f"sub-{subject}",
+                marker={
+                    "symbol": "diamond",
+                    "size": 16,
+                    "color": "#D55E00",
+                    "line": {"width": 1, "color": "#000000"},
+                },
+                text=[f"sub-{subject} {_pct(x)}"],
+                textposition="top center",
+                hovertemplate=f"sub-{subject}: %{{x:.1%}}<extra></extra>",
+            )
+        )
     top = 0.12 * (int(rank.max()) if len(rank) else 0) + 0.5
     fig.update_xaxes(title_text="per person, held out", tickformat=".0%", range=[-0.04, 1.04])
     fig.update_yaxes(visible=False, range=[-0.3, top])
@@ -415,11 +529,16 @@ def single_case_dots(
 def misclassification_pie(counts: Mapping[str, int], *, subject: str, emotion: str) -> go.Figure:
     """What the model answered for one person's volumes of one emotion."""
     names = list(counts)
-    fig = go.Figure(go.Pie(
-        labels=names, values=[counts[n] for n in names], sort=False, hole=0.35,
-        marker={"colors": [EMOTION_COLORS.get(n, "#666666") for n in names]},
-        hovertemplate="%{label}: %{value} volumes (%{percent})<extra></extra>",
-    ))  # fmt: skip
+    fig = go.Figure(
+        go.Pie(
+            labels=names,
+            values=[counts[n] for n in names],
+            sort=False,
+            hole=0.35,
+            marker={"colors": [EMOTION_COLORS.get(n, "#666666") for n in names]},
+            hovertemplate="%{label}: %{value} volumes (%{percent})<extra></extra>",
+        )
+    )
     return _layout(fig, f"sub-{subject}: {emotion} volumes were predicted as", 340)
 
 
@@ -431,12 +550,17 @@ def embedding_scatter(
     fig = go.Figure()
     for i, (key, part) in enumerate(emb.groupby(column, sort=True)):
         colour = EMOTION_COLORS.get(key, "#666666") if column == "label" else _SUBJECT_COLORS[i % 8]
-        fig.add_trace(go.Scattergl(
-            x=part["pc1"], y=part["pc2"], mode="markers", name=str(key) if column == "label" else f"sub-{key}",
-            marker={"color": colour, "size": 5, "opacity": 0.7},
-            customdata=np.stack([part["subject"], part["run"], part["volume"]], axis=1),
-            hovertemplate="sub-%{customdata[0]} run %{customdata[1]} vol %{customdata[2]}<extra></extra>",
-        ))  # fmt: skip
+        fig.add_trace(
+            go.Scattergl(
+                x=part["pc1"],
+                y=part["pc2"],
+                mode="markers",
+                name=str(key) if column == "label" else f"sub-{key}",
+                marker={"color": colour, "size": 5, "opacity": 0.7},
+                customdata=np.stack([part["subject"], part["run"], part["volume"]], axis=1),
+                hovertemplate="sub-%{customdata[0]} run %{customdata[1]} vol %{customdata[2]}<extra></extra>",
+            )
+        )
     sil = "n/a" if silhouette is None else f"{silhouette:.2f}"
     fig.update_xaxes(title_text="PC 1")
     fig.update_yaxes(title_text="PC 2")
@@ -496,60 +620,133 @@ def orthogonal_slices(
     point = underlay.snap(point_mm) if overlay is None else overlay.snap(point_mm)
     widths = [float(np.ptp(underlay.axis_mm(h)) + underlay.voxel_mm[h]) for _, _, h, _ in _PLANES]
     titles = [f"{name} ({AXES[cut]} = {_mm(point[cut])} mm)" for name, cut, _, _ in _PLANES]
-    fig = make_subplots(rows=1, cols=3, subplot_titles=titles, horizontal_spacing=0.12,
-                        column_widths=[w / sum(widths) for w in widths])  # fmt: skip
+    fig = make_subplots(
+        rows=1,
+        cols=3,
+        subplot_titles=titles,
+        horizontal_spacing=0.12,
+        column_widths=[w / sum(widths) for w in widths],
+    )
     lo, hi = _display_range(underlay)
     for col, (_, cut, h, v) in enumerate(_PLANES, start=1):
         xs, ys = underlay.axis_mm(h), underlay.axis_mm(v)
-        fig.add_trace(go.Heatmap(
-            z=underlay.plane(cut, point), x=xs, y=ys, colorscale="Gray", zmin=lo, zmax=hi,
-            showscale=False, name=underlay_label,
-            hovertemplate=f"{AXES[h]} %{{x:.0f}} mm, {AXES[v]} %{{y:.0f}} mm<br>"
-                          f"{underlay_label}: %{{z:.2f}}<extra></extra>",
-        ), row=1, col=col)  # fmt: skip
+        fig.add_trace(
+            go.Heatmap(
+                z=underlay.plane(cut, point),
+                x=xs,
+                y=ys,
+                colorscale="Gray",
+                zmin=lo,
+                zmax=hi,
+                showscale=False,
+                name=underlay_label,
+                hovertemplate=f"{AXES[h]} %{{x:.0f}} mm, {AXES[v]} %{{y:.0f}} mm<br>"
+                f"{underlay_label}: %{{z:.2f}}<extra></extra>",
+            ),
+            row=1,
+            col=col,
+        )
         if overlay is not None:
             over = overlay.plane(cut, point).astype(float)
             over = np.where((over >= threshold) & (over > 0), over, np.nan)
-            fig.add_trace(go.Heatmap(
-                z=over, x=overlay.axis_mm(h), y=overlay.axis_mm(v), coloraxis="coloraxis",
-                opacity=opacity, name=overlay_label, hoverongaps=False,
-                hovertemplate=f"{AXES[h]} %{{x:.0f}} mm, {AXES[v]} %{{y:.0f}} mm<br>"
-                              f"{overlay_label}: %{{z:.3g}}<extra></extra>",
-            ), row=1, col=col)  # fmt: skip
+            fig.add_trace(
+                go.Heatmap(
+                    z=over,
+                    x=overlay.axis_mm(h),
+                    y=overlay.axis_mm(v),
+                    coloraxis="coloraxis",
+                    opacity=opacity,
+                    name=overlay_label,
+                    hoverongaps=False,
+                    hovertemplate=f"{AXES[h]} %{{x:.0f}} mm, {AXES[v]} %{{y:.0f}} mm<br>"
+                    f"{overlay_label}: %{{z:.3g}}<extra></extra>",
+                ),
+                row=1,
+                col=col,
+            )
         x0, x1 = xs[0] - underlay.voxel_mm[h] / 2, xs[-1] + underlay.voxel_mm[h] / 2
         y0, y1 = ys[0] - underlay.voxel_mm[v] / 2, ys[-1] + underlay.voxel_mm[v] / 2
-        fig.add_trace(go.Scatter(
-            x=[point[h], point[h], None, x0, x1], y=[y0, y1, None, point[v], point[v]],
-            mode="lines", line={"color": "#00D000", "width": 1}, hoverinfo="skip", showlegend=False,
-        ), row=1, col=col)  # fmt: skip
+        fig.add_trace(
+            go.Scatter(
+                x=[point[h], point[h], None, x0, x1],
+                y=[y0, y1, None, point[v], point[v]],
+                mode="lines",
+                line={"color": "#00D000", "width": 1},
+                hoverinfo="skip",
+                showlegend=False,
+            ),
+            row=1,
+            col=col,
+        )
         ref = "" if col == 1 else str(col)
         (left, right), (bottom, top) = ENDS[AXES[h]], ENDS[AXES[v]]
-        for text, x, y, xa, ya in ((left, x0, (y0 + y1) / 2, "left", "middle"),
-                                   (right, x1, (y0 + y1) / 2, "right", "middle"),
-                                   (top, (x0 + x1) / 2, y1, "center", "top"),
-                                   (bottom, (x0 + x1) / 2, y0, "center", "bottom")):  # fmt: skip
-            fig.add_annotation(x=x, y=y, xref=f"x{ref}", yref=f"y{ref}", text=f"<b>{text}</b>",
-                               showarrow=False, xanchor=xa, yanchor=ya,
-                               font={"color": "#FFFFFF", "size": 13}, bgcolor="rgba(0,0,0,0.45)")  # fmt: skip
-        fig.update_xaxes(title_text=_axis_title(h), range=[x0, x1], constrain="domain",
-                         showgrid=False, zeroline=False, row=1, col=col)  # fmt: skip
+        for text, x, y, xa, ya in (
+            (left, x0, (y0 + y1) / 2, "left", "middle"),
+            (right, x1, (y0 + y1) / 2, "right", "middle"),
+            (top, (x0 + x1) / 2, y1, "center", "top"),
+            (bottom, (x0 + x1) / 2, y0, "center", "bottom"),
+        ):
+            fig.add_annotation(
+                x=x,
+                y=y,
+                xref=f"x{ref}",
+                yref=f"y{ref}",
+                text=f"<b>{text}</b>",
+                showarrow=False,
+                xanchor=xa,
+                yanchor=ya,
+                font={"color": "#FFFFFF", "size": 13},
+                bgcolor="rgba(0,0,0,0.45)",
+            )
+        fig.update_xaxes(
+            title_text=_axis_title(h),
+            range=[x0, x1],
+            constrain="domain",
+            showgrid=False,
+            zeroline=False,
+            row=1,
+            col=col,
+        )
         # a thin slab (the demo's 58 mm of z) has no room for the sides in its vertical title;
         # they stay marked by the letters at the slice's edges
-        fig.update_yaxes(title_text=_axis_title(v, sides=y1 - y0 >= 120), range=[y0, y1], scaleanchor=f"x{ref}",
-                         constrain="domain", showgrid=False, zeroline=False, row=1, col=col)  # fmt: skip
+        fig.update_yaxes(
+            title_text=_axis_title(v, sides=y1 - y0 >= 120),
+            range=[y0, y1],
+            scaleanchor=f"x{ref}",
+            constrain="domain",
+            showgrid=False,
+            zeroline=False,
+            row=1,
+            col=col,
+        )
     if overlay is not None:
         # one colour axis for the three slices, fixed per map; plotly drops a colour bar whose
         # traces are all blank (nothing above the threshold in any slice), so an invisible
         # marker holds it
-        fig.add_trace(go.Scatter(
-            x=[point[0]], y=[point[1]], mode="markers", hoverinfo="skip", showlegend=False,
-            marker={"color": [0.0], "coloraxis": "coloraxis", "opacity": 0},
-        ), row=1, col=1)  # fmt: skip
-        fig.update_layout(coloraxis={
-            "colorscale": SALIENCY_SCALE, "cmin": 0.0, "cmax": float(vmax or 1.0),
-            "colorbar": {"title": {"text": f"{overlay_label}<br><sup>shown ≥ {threshold:.3g}</sup>"},
-                         "len": 0.8, "thickness": 14},
-        })  # fmt: skip
+        fig.add_trace(
+            go.Scatter(
+                x=[point[0]],
+                y=[point[1]],
+                mode="markers",
+                hoverinfo="skip",
+                showlegend=False,
+                marker={"color": [0.0], "coloraxis": "coloraxis", "opacity": 0},
+            ),
+            row=1,
+            col=1,
+        )
+        fig.update_layout(
+            coloraxis={
+                "colorscale": SALIENCY_SCALE,
+                "cmin": 0.0,
+                "cmax": float(vmax or 1.0),
+                "colorbar": {
+                    "title": {"text": f"{overlay_label}<br><sup>shown ≥ {threshold:.3g}</sup>"},
+                    "len": 0.8,
+                    "thickness": 14,
+                },
+            }
+        )
     fig.update_layout(plot_bgcolor="#000000")
     return _layout(fig, title, 400)
 
@@ -571,16 +768,30 @@ def saliency_mips(
 ) -> go.Figure:
     """One row per emotion: the max over z (top view), y (front) and x (side) of its mean map."""
     emotions = list(maps)
-    fig = make_subplots(rows=len(emotions), cols=3, horizontal_spacing=0.03, vertical_spacing=0.03,
-                        column_titles=["top (max over z)", "front (max over y)", "side (max over x)"],
-                        row_titles=emotions)  # fmt: skip
+    fig = make_subplots(
+        rows=len(emotions),
+        cols=3,
+        horizontal_spacing=0.03,
+        vertical_spacing=0.03,
+        column_titles=["top (max over z)", "front (max over y)", "side (max over x)"],
+        row_titles=emotions,
+    )
     for r, emotion in enumerate(emotions, start=1):
         m = np.asarray(maps[emotion], dtype=float)
         top = float(np.nanmax(m)) or 1.0
         for c, axis in enumerate((2, 1, 0), start=1):
-            fig.add_trace(go.Heatmap(z=m.max(axis=axis).T, colorscale=_white_to(EMOTION_COLORS.get(emotion, "#000000")),
-                                     zmin=0, zmax=top, showscale=False,
-                                     hovertemplate=f"{emotion}: %{{z:.3g}}<extra></extra>"), row=r, col=c)  # fmt: skip
+            fig.add_trace(
+                go.Heatmap(
+                    z=m.max(axis=axis).T,
+                    colorscale=_white_to(EMOTION_COLORS.get(emotion, "#000000")),
+                    zmin=0,
+                    zmax=top,
+                    showscale=False,
+                    hovertemplate=f"{emotion}: %{{z:.3g}}<extra></extra>",
+                ),
+                row=r,
+                col=c,
+            )
     fig.update_xaxes(showticklabels=False)
     fig.update_yaxes(showticklabels=False)
     return _layout(fig, title + " — colour: saliency, white = 0", 150 * len(emotions) + 80)
@@ -590,22 +801,31 @@ def saliency_mips(
 def category_bars(counts: pd.DataFrame) -> go.Figure:
     """Annotations per raw category (22), coloured by the class the category maps to."""
     c = counts.sort_values("count", ascending=False)
-    fig = go.Figure(go.Bar(
-        x=c.index, y=c["count"], marker_color=[EMOTION_COLORS[k] for k in c["class"]],
-        customdata=np.stack([c["class"], c["observers"]], axis=1),
-        hovertemplate="%{x} → %{customdata[0]}<br>%{y} annotations by %{customdata[1]} observers<extra></extra>",
-    ))  # fmt: skip
+    fig = go.Figure(
+        go.Bar(
+            x=c.index,
+            y=c["count"],
+            marker_color=[EMOTION_COLORS[k] for k in c["class"]],
+            customdata=np.stack([c["class"], c["observers"]], axis=1),
+            hovertemplate="%{x} → %{customdata[0]}<br>%{y} annotations by %{customdata[1]} observers<extra></extra>",
+        )
+    )
     fig.update_yaxes(title_text="annotations")
     return _layout(fig, "Raw categories (colour: the class each maps to)", 380)
 
 
 def cooccurrence_heatmap(matrix: pd.DataFrame) -> go.Figure:
-    fig = go.Figure(go.Heatmap(
-        z=np.log10(matrix.to_numpy(dtype=float) + 1), x=matrix.columns, y=matrix.index,
-        customdata=matrix.to_numpy(), colorscale="Viridis",
-        colorbar={"title": {"text": "log10(steps + 1)"}},
-        hovertemplate="%{y} & %{x}: %{customdata} 2-s steps<extra></extra>",
-    ))  # fmt: skip
+    fig = go.Figure(
+        go.Heatmap(
+            z=np.log10(matrix.to_numpy(dtype=float) + 1),
+            x=matrix.columns,
+            y=matrix.index,
+            customdata=matrix.to_numpy(),
+            colorscale="Viridis",
+            colorbar={"title": {"text": "log10(steps + 1)"}},
+            hovertemplate="%{y} & %{x}: %{customdata} 2-s steps<extra></extra>",
+        )
+    )
     fig.update_yaxes(autorange="reversed")
     return _layout(fig, "Co-occurrence of categories between observers (2-s steps)", 560)
 
@@ -616,13 +836,28 @@ def label_timeline(labels: pd.DataFrame, *, title: str = "Labels over the movie"
     for cls in CLASSES:
         part = labels[labels["label"] == cls]
         if len(part):
-            fig.add_trace(go.Scattergl(x=part["movie_time"], y=part["agreement"], mode="markers", name=cls,
-                                       marker={"color": EMOTION_COLORS[cls], "size": 4},
-                                       hovertemplate=f"{cls}<br>%{{x:.0f}} s, agreement %{{y:.2f}}<extra></extra>"))  # fmt: skip
+            fig.add_trace(
+                go.Scattergl(
+                    x=part["movie_time"],
+                    y=part["agreement"],
+                    mode="markers",
+                    name=cls,
+                    marker={"color": EMOTION_COLORS[cls], "size": 4},
+                    hovertemplate=f"{cls}<br>%{{x:.0f}} s, agreement %{{y:.2f}}<extra></extra>",
+                )
+            )
     if "scene" in labels:
         xs, ys = _scene_lines(labels["movie_time"], labels["scene"])
-        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name="scene change", hoverinfo="skip",
-                                 line={"color": "rgba(0,0,0,0.12)", "width": 1}))  # fmt: skip
+        fig.add_trace(
+            go.Scatter(
+                x=xs,
+                y=ys,
+                mode="lines",
+                name="scene change",
+                hoverinfo="skip",
+                line={"color": "rgba(0,0,0,0.12)", "width": 1},
+            )
+        )
     fig.update_xaxes(title_text="movie time (s)")
     fig.update_yaxes(title_text="observer agreement", range=[0, 1.05])
     return _layout(fig, title, 360)
@@ -633,8 +868,14 @@ def agreement_histogram(labels: pd.DataFrame) -> go.Figure:
     for cls in CLASSES:
         part = labels[labels["label"] == cls]
         if len(part):
-            fig.add_trace(go.Histogram(x=part["agreement"], name=cls, marker_color=EMOTION_COLORS[cls],
-                                       xbins={"start": 0, "end": 1.0001, "size": 0.0625}))  # fmt: skip
+            fig.add_trace(
+                go.Histogram(
+                    x=part["agreement"],
+                    name=cls,
+                    marker_color=EMOTION_COLORS[cls],
+                    xbins={"start": 0, "end": 1.0001, "size": 0.0625},
+                )
+            )
     fig.update_layout(barmode="stack")
     fig.update_xaxes(title_text="fraction of observers agreeing with the volume's label")
     fig.update_yaxes(title_text="volumes")
@@ -694,14 +935,27 @@ def interactive_viewer_html(
 
     if overlay is not None and vmax is None:
         vmax = robust_max(overlay.data)
-    stat = overlay if overlay is not None else WorldImage(np.zeros((2, 2, 2), np.float32),
-                                                          underlay.affine)  # fmt: skip
+    stat = (
+        overlay
+        if overlay is not None
+        else WorldImage(np.zeros((2, 2, 2), np.float32), underlay.affine)
+    )
     view = view_img(
-        _nifti(stat), bg_img=_nifti(underlay), cut_coords=[float(c) for c in point_mm],
-        threshold=threshold, vmin=0.0, vmax=float(vmax or 1.0), symmetric_cmap=False,
-        cmap=_saliency_cmap(), opacity=opacity, black_bg=False, draw_cross=True,
-        colorbar=overlay is not None, title=title or None, resampling_interpolation="nearest",
-    )  # fmt: skip
+        _nifti(stat),
+        bg_img=_nifti(underlay),
+        cut_coords=[float(c) for c in point_mm],
+        threshold=threshold,
+        vmin=0.0,
+        vmax=float(vmax or 1.0),
+        symmetric_cmap=False,
+        cmap=_saliency_cmap(),
+        opacity=opacity,
+        black_bg=False,
+        draw_cross=True,
+        colorbar=overlay is not None,
+        title=title or None,
+        resampling_interpolation="nearest",
+    )
     return view.get_standalone()
 
 
@@ -724,12 +978,24 @@ def static_viewer_png(
 
     if overlay is not None and vmax is None:
         vmax = robust_max(overlay.data)
-    stat = overlay if overlay is not None else WorldImage(np.zeros((2, 2, 2), np.float32),
-                                                          underlay.affine)  # fmt: skip
+    stat = (
+        overlay
+        if overlay is not None
+        else WorldImage(np.zeros((2, 2, 2), np.float32), underlay.affine)
+    )
     fig = plt.figure(figsize=(8, 3))
-    plot_stat_map(_nifti(stat), bg_img=_nifti(underlay), cut_coords=list(point_mm),
-                  threshold=threshold, vmax=float(vmax or 1.0), cmap=_saliency_cmap(),
-                  symmetric_cbar=False, figure=fig, black_bg=False, draw_cross=True)  # fmt: skip
+    plot_stat_map(
+        _nifti(stat),
+        bg_img=_nifti(underlay),
+        cut_coords=list(point_mm),
+        threshold=threshold,
+        vmax=float(vmax or 1.0),
+        cmap=_saliency_cmap(),
+        symmetric_cbar=False,
+        figure=fig,
+        black_bg=False,
+        draw_cross=True,
+    )
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
     plt.close(fig)

@@ -24,8 +24,11 @@ if not folders:
     st.info(f"No dataset folder inside {s.home} (the data root). Put the person's dataset there.")
     st.stop()
 with st.form("assess", enter_to_submit=False):
-    folder = st.selectbox("Dataset folder (inside the data root)", folders,
-                          format_func=lambda p: str(p.relative_to(s.home.resolve())))  # fmt: skip
+    folder = st.selectbox(
+        "Dataset folder (inside the data root)",
+        folders,
+        format_func=lambda p: str(p.relative_to(s.home.resolve())),
+    )
     with ui.guard():
         people = ui.loaders.new_people(folder, ctx.study["subjects"], cache)
     subject = st.selectbox("Person", people, format_func=lambda x: f"sub-{x}")
@@ -36,9 +39,13 @@ if start and subject:
     with ui.guard():
         try:
             st.session_state["emocore_assess_job"] = jobs.start_assess_job(
-                s.registry, s.cache, ctx.run_id, subject,
-                bids=folder if subject not in cache.subjects else None, annotations=s.annotations,
-            )  # fmt: skip
+                s.registry,
+                s.cache,
+                ctx.run_id,
+                subject,
+                bids=folder if subject not in cache.subjects else None,
+                annotations=s.annotations,
+            )
             st.success(f"Started the assessment of sub-{subject}.")
         except jobs.JobBusyError as exc:
             st.warning(str(exc))
@@ -61,6 +68,12 @@ for person in assessed:
         merged = with_assessment(found, result) if found is not None else None
         if merged is None:
             continue
-        ui.finding_block(ctx, merged, merged.headline(person, design), subject=person,
-                         design=design, key=f"assess-{person}-{design}",
-                         summary=person_summary(merged, person, design))  # fmt: skip
+        ui.finding_block(
+            ctx,
+            merged,
+            merged.headline(person, design),
+            subject=person,
+            design=design,
+            key=f"assess-{person}-{design}",
+            summary=person_summary(merged, person, design),
+        )

@@ -67,8 +67,12 @@ if found is not None:
         st.dataframe(person_table(mine_tests), hide_index=True)
 
 windows = ui.movie_windows(s, mine)
-ui.timeline_view(mine, windows, title=f"sub-{subject}: true vs predicted (held out, {split})",
-                 key="subject-timeline")  # fmt: skip
+ui.timeline_view(
+    mine,
+    windows,
+    title=f"sub-{subject}: true vs predicted (held out, {split})",
+    key="subject-timeline",
+)
 
 if model:
     st.subheader(f"Stored model `{model}` on every volume of sub-{subject}, NONE included")
@@ -103,6 +107,10 @@ if model:
             ui.every_volume_block(
                 stored, classes=model_classes, split="in-sample" if seen else "new person"
             )
-            ui.timeline_view(stored, windows, key="subject-every-volume",
-                             title=f"sub-{subject}: {model} on every volume "
-                                   f"({'in-sample' if seen else 'new person'})")  # fmt: skip
+            ui.timeline_view(
+                stored,
+                windows,
+                key="subject-every-volume",
+                title=f"sub-{subject}: {model} on every volume "
+                f"({'in-sample' if seen else 'new person'})",
+            )

@@ -24,17 +24,23 @@ def training_curves_block(ctx: Any, metrics: dict[str, Any], curves: pd.DataFram
         figure = figures.training_curves(curves, metric="loss", splits=splits)
     elif balanced:
         figure = figures.training_curves(
-            curves, metric="balanced_acc", chance=1 / k, chance_label=f"chance 1/{k} classes",
+            curves,
+            metric="balanced_acc",
+            chance=1 / k,
+            chance_label=f"chance 1/{k} classes",
             splits=splits,
-        )  # fmt: skip
+        )
     else:
         majority = max(
             metrics[d]["cnn"]["summary"]["chance"]["accuracy_majority"] for d in ctx.designs
         )
         figure = figures.training_curves(
-            curves, metric="acc", chance=majority,
-            chance_label="chance: always the most frequent emotion", splits=splits,
-        )  # fmt: skip
+            curves,
+            metric="acc",
+            chance=majority,
+            chance_label="chance: always the most frequent emotion",
+            splits=splits,
+        )
     st.plotly_chart(figure)
     what = (
         f"Held-out balanced accuracy per epoch, against chance 1/{k} classes."

@@ -67,9 +67,13 @@ def retrain_form(base: StudyConfig, subjects: Sequence[str], *, source: str) -> 
         c1, c2, c3, c4 = st.columns(4)
         epochs = c1.number_input("Epochs", min_value=1, value=t.epochs, step=1)
         lr = c2.number_input(
-            "Learning rate", min_value=1e-6, max_value=0.999999, value=float(t.lr), step=1e-4,
+            "Learning rate",
+            min_value=1e-6,
+            max_value=0.999999,
+            value=float(t.lr),
+            step=1e-4,
             format="%.6g",
-        )  # fmt: skip
+        )
         batch_size = c3.number_input("Batch size", min_value=1, value=t.batch_size, step=1)
         dropout = c4.number_input(
             "Dropout", min_value=0.0, max_value=0.99, value=float(t.dropout), step=0.05
@@ -94,9 +98,13 @@ def retrain_form(base: StudyConfig, subjects: Sequence[str], *, source: str) -> 
             "Permutations (chance level)", min_value=1, value=base.n_permutations, step=100
         )
         alpha = c2.number_input(
-            "α of the single-case tests (Holm)", min_value=1e-4, max_value=0.5,
-            value=float(base.alpha), step=0.01, format="%.4g",
-        )  # fmt: skip
+            "α of the single-case tests (Holm)",
+            min_value=1e-4,
+            max_value=0.5,
+            value=float(base.alpha),
+            step=0.01,
+            format="%.4g",
+        )
         baseline = c3.checkbox("Linear baseline", value=base.baseline)
         saliency = c4.checkbox("Saliency maps", value=base.saliency)
         refittable = [d for d in DESIGNS if d != "loso"]

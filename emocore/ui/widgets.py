@@ -309,8 +309,11 @@ def finding_block(
             key=f"{key}-{i}",
         )
     chance_caption(split, ctx.chance_k, what=f"1/{len(ctx.classes)} classes", extra=TEST_CAPTION)
-    st.caption(stability_sentence(found.stability_of(subject, design), subject=subject,
-                                  design=design, split=split))  # fmt: skip
+    st.caption(
+        stability_sentence(
+            found.stability_of(subject, design), subject=subject, design=design, split=split
+        )
+    )
 
 
 # -- background jobs -------------------------------------------------------------------------

@@ -313,11 +313,17 @@ def newcomer_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("emocore-newcomer")
     paths = demo_paths(root)
     generate_cohort(paths["cohort"], SynthConfig(n_subjects=3, grid_mm=12.0))
-    cache = prepare_cache(paths["cohort"], paths["annotations"], paths["cache"],
-                          subjects=["01", "02"])  # fmt: skip
-    config = StudyConfig(designs=("single-subject", "loso"), n_folds=2, n_permutations=20,
-                         baseline=False, saliency=False,
-                         train=TrainConfig(epochs=1, widths=(4, 8, 8), hidden=16, device="cpu"))  # fmt: skip
+    cache = prepare_cache(
+        paths["cohort"], paths["annotations"], paths["cache"], subjects=["01", "02"]
+    )
+    config = StudyConfig(
+        designs=("single-subject", "loso"),
+        n_folds=2,
+        n_permutations=20,
+        baseline=False,
+        saliency=False,
+        train=TrainConfig(epochs=1, widths=(4, 8, 8), hidden=16, device="cpu"),
+    )
     run_study(cache, Registry(paths["registry"]), config)
     return root
 

@@ -29,9 +29,19 @@ RECORDED = StudyConfig(
     baseline=False,
     n_permutations=1000,
     alpha=0.01,
-    train=TrainConfig(epochs=3, lr=0.002, batch_size=16, class_weights=True, dropout=0.25,
-                      seed=7, device="cpu", compile="off", widths=(4, 8, 8), hidden=16),
-)  # fmt: skip
+    train=TrainConfig(
+        epochs=3,
+        lr=0.002,
+        batch_size=16,
+        class_weights=True,
+        dropout=0.25,
+        seed=7,
+        device="cpu",
+        compile="off",
+        widths=(4, 8, 8),
+        hidden=16,
+    ),
+)
 
 
 def run_app(page: str | None = None, *, before: str | None = None) -> AppTest:
@@ -129,14 +139,25 @@ def retrained_home(
     reg = Registry(home / "registry")
     study = reg.list_runs()["id"][0]
     messages: list[str] = []
-    config = StudyConfig(designs=("single-subject",), subjects=("01",), n_folds=2,
-                         n_permutations=20, baseline=False, saliency=False,
-                         train=TrainConfig(epochs=1, widths=(4, 8, 8), hidden=16, device="cpu"))  # fmt: skip
+    config = StudyConfig(
+        designs=("single-subject",),
+        subjects=("01",),
+        n_folds=2,
+        n_permutations=20,
+        baseline=False,
+        saliency=False,
+        train=TrainConfig(epochs=1, widths=(4, 8, 8), hidden=16, device="cpu"),
+    )
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # 2 shared cores: two threads against other work crawl (x20)
     try:
-        retrain = run_study(open_cache(home / "cache"), reg, config, kind="train",
-                            progress=lambda fraction, message: messages.append(message)).run_id  # fmt: skip
+        retrain = run_study(
+            open_cache(home / "cache"),
+            reg,
+            config,
+            kind="train",
+            progress=lambda fraction, message: messages.append(message),
+        ).run_id
     finally:
         torch.set_num_threads(threads)
     return home, study, retrain, messages

@@ -368,8 +368,12 @@ def test_retrain_runs_a_job_and_cancels_another(page, server: str, home: Path) -
     assert {**config["train"], "epochs": 1} == {**recorded["train"], "epochs": 1}
     status = wait_status(registry, quick, {"completed", "failed", "cancelled"}, 300)
     assert status == "completed", registry.get_run(quick).error
-    see_text(page, server, "retrain",
-             rf"Run {quick} completed\. .*balanced accuracy .*permutation chance")  # fmt: skip
+    see_text(
+        page,
+        server,
+        "retrain",
+        rf"Run {quick} completed\. .*balanced accuracy .*permutation chance",
+    )
     SHOTS.mkdir(exist_ok=True)
     page.screenshot(path=str(SHOTS / "retrain-finished.png"), full_page=True)
     # its button opens it (on the Overview: this session came straight to /retrain) ...

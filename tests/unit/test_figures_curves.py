@@ -13,14 +13,23 @@ from emocore.errors import ConfigError
 
 def _curves(balanced: bool) -> pd.DataFrame:
     rows = []
-    for design, split_folds in (("single-subject", ("sub-01/runs-1", "sub-01/runs-2")),
-                                ("cross-subject", ("all/fold-1",))):  # fmt: skip
+    for design, split_folds in (
+        ("single-subject", ("sub-01/runs-1", "sub-01/runs-2")),
+        ("cross-subject", ("all/fold-1",)),
+    ):
         for fold in (*split_folds, f"{split_folds[0].split('/')[0]}/final"):
             for epoch in (1, 2, 3):
-                rows.append({"fold": f"{design}/{fold}", "epoch": epoch,
-                             "train_acc": 0.3 * epoch, "val_acc": 0.3, "train_loss": 1.0,
-                             "val_loss": 1.2,
-                             "val_balanced_acc": 0.2 + 0.05 * epoch if balanced else np.nan})  # fmt: skip
+                rows.append(
+                    {
+                        "fold": f"{design}/{fold}",
+                        "epoch": epoch,
+                        "train_acc": 0.3 * epoch,
+                        "val_acc": 0.3,
+                        "train_loss": 1.0,
+                        "val_loss": 1.2,
+                        "val_balanced_acc": 0.2 + 0.05 * epoch if balanced else np.nan,
+                    }
+                )
     return pd.DataFrame(rows)
 
 

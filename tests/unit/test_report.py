@@ -29,12 +29,22 @@ def _predictions(rng: np.random.Generator, design: str, split: str) -> pd.DataFr
                 pred = true if rng.random() < 0.5 else EMOTIONS[rng.integers(5)]
                 probs = rng.dirichlet(np.ones(5))
                 rows.append(
-                    {"design": design, "subject": subject, "run": run, "volume": volume,
-                     "movie_time": 900.0 * (run - 1) + 2 * volume, "scene": volume // 10 + 1,
-                     "scene_location": f"PLACE {volume // 10}", "true": true, "pred": pred,
-                     **{f"prob_{c}": p for c, p in zip(EMOTIONS, probs, strict=True)},
-                     "fold": run - 1, "seen": design != "loso", "split": split}
-                )  # fmt: skip
+                    {
+                        "design": design,
+                        "subject": subject,
+                        "run": run,
+                        "volume": volume,
+                        "movie_time": 900.0 * (run - 1) + 2 * volume,
+                        "scene": volume // 10 + 1,
+                        "scene_location": f"PLACE {volume // 10}",
+                        "true": true,
+                        "pred": pred,
+                        **{f"prob_{c}": p for c, p in zip(EMOTIONS, probs, strict=True)},
+                        "fold": run - 1,
+                        "seen": design != "loso",
+                        "split": split,
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -51,20 +61,30 @@ def bundle(tmp_path: Path, rng: np.random.Generator) -> tuple[Registry, str]:
     )
     table.to_csv(folder / "predictions.tsv", sep="\t", index=False)
     results = [
-        {"model": "cnn", "design": d, "split": s, "balanced_accuracy": 0.41,
-         "chance_balanced_accuracy": 0.19, "p_value": 0.002}
+        {
+            "model": "cnn",
+            "design": d,
+            "split": s,
+            "balanced_accuracy": 0.41,
+            "chance_balanced_accuracy": 0.19,
+            "p_value": 0.002,
+        }
         for d, s in (("single-subject", "leave-one-run-out"), ("loso", "leave-one-subject-out"))
-    ]  # fmt: skip
+    ]
     study = {
         "run_id": run.id,
         "emocore_version": __version__,
-        "cache": {"path": "cache", "key": "abc123-def456", "grid": [7, 8, 9],
-                  "options": {"lag_s": 4.0, "recipe": "poster"}},
+        "cache": {
+            "path": "cache",
+            "key": "abc123-def456",
+            "grid": [7, 8, 9],
+            "options": {"lag_s": 4.0, "recipe": "poster"},
+        },
         "config": {"designs": ["single-subject", "loso"], "train": {"epochs": 2}},
         "classes": list(EMOTIONS),
         "subjects": SUBJECTS,
         "results": results,
-    }  # fmt: skip
+    }
     (folder / "study.json").write_text(json.dumps(study))
     registry.update(run.id, status="running")
     registry.set_status(run.id, "completed")
@@ -75,9 +95,20 @@ def test_report_names_version_split_chance_and_provenance(bundle) -> None:
     registry, run_id = bundle
     html = subject_report_html(registry, run_id, "02")
     assert html.lstrip().lower().startswith("<!doctype html>")
-    for text in ("sub-02", run_id, __version__, "abc123-def456", "poster", "Research use only",
-                 "leave-one-run-out", "leave-one-subject-out", "chance", "Misclassified scenes",
-                 "Single-case tests", "volumes of sub-02 (n="):  # fmt: skip
+    for text in (
+        "sub-02",
+        run_id,
+        __version__,
+        "abc123-def456",
+        "poster",
+        "Research use only",
+        "leave-one-run-out",
+        "leave-one-subject-out",
+        "chance",
+        "Misclassified scenes",
+        "Single-case tests",
+        "volumes of sub-02 (n=",
+    ):
         assert text in html, text
     assert "sub-01</h1>" not in html
 
@@ -193,8 +224,12 @@ def test_report_provenance_is_a_table_of_settings_not_json(bundle) -> None:
     start = html.index("<h2>Model and data</h2>")
     provenance = html[start : html.index("<h2>", start + 1)]
     assert "{" not in provenance and "&quot;" not in provenance, "raw JSON in the provenance"
-    for row in ("<th>lag s</th><td>4.0</td>", "<th>recipe</th><td>poster</td>",
-                "<th>designs</th><td>single-subject, loso</td>", "<th>train · epochs</th><td>2</td>"):  # fmt: skip
+    for row in (
+        "<th>lag s</th><td>4.0</td>",
+        "<th>recipe</th><td>poster</td>",
+        "<th>designs</th><td>single-subject, loso</td>",
+        "<th>train · epochs</th><td>2</td>",
+    ):
         assert row in provenance, row
     assert "@media print" in html and "break-inside:avoid" in html
 
@@ -203,8 +238,12 @@ def test_settings_rows_reads_like_a_form() -> None:
     from emocore.report import settings_rows
 
     rows = settings_rows({"class_weights": True, "seed": None, "model": {"depth": 3}, "runs": []})
-    assert rows == [("class weights", "yes"), ("seed", "not set"), ("model · depth", "3"),
-                    ("runs", "not set")]  # fmt: skip
+    assert rows == [
+        ("class weights", "yes"),
+        ("seed", "not set"),
+        ("model · depth", "3"),
+        ("runs", "not set"),
+    ]
 
 
 # -- PDF -----------------------------------------------------------------------------------------
