@@ -307,9 +307,10 @@ def saliency_checks_sentence(checks: Mapping[str, Any], *, tolerance: float = IG
 def linear_pattern_sentence(pattern: Mapping[str, Any], emotion: str) -> str:
     """What the side-by-side view of a CNN map and the linear pattern shows, with the numbers."""
     text = (
-        f"Right: where a linear decoder trained on the same people's volumes finds {emotion} "
-        "information (|Haufe et al. 2014 activation pattern|, not its raw weights, which also "
-        "load on noise). Both at the same crosshair; each has its own colour scale."
+        f"Above: where the CNN looks. Below: where a linear decoder trained on the same people's "
+        f"volumes finds {emotion} information (|Haufe et al. 2014 activation pattern|, not its "
+        "raw weights, which also load on noise). Both at the same crosshair, each with its own "
+        "colour scale and the same share of its maximum as threshold."
     )
     r = _fmt(pattern.get("correlation_with_saliency"))
     if r is not None:

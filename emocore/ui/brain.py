@@ -264,7 +264,8 @@ def _linear_beside(
     saliency,
     entry: dict,
 ) -> None:
-    """The CNN's map and the linear decoder's activation pattern side by side, one crosshair."""
+    """The CNN's map and the linear decoder's activation pattern, one above the other at one
+    crosshair."""
     with guard():
         pattern = loaders.linear_pattern(ctx.results, design, name, emotion)
     if pattern is None:
@@ -273,8 +274,8 @@ def _linear_beside(
     overlay, threshold, vmax, opacity = saliency
     magnitude = loaders.world_image(np.abs(pattern).astype(np.float32), cache.affine)
     pmax = robust_max(magnitude.data)
-    left, right = st.columns(2)
-    left.plotly_chart(
+    # one above the other at full width: three slices each are unreadable in half a page
+    st.plotly_chart(
         figures.orthogonal_slices(
             underlay,
             point_mm=point,
@@ -287,7 +288,7 @@ def _linear_beside(
         ),
         key=f"{KEY}_side_cnn",
     )
-    right.plotly_chart(
+    st.plotly_chart(
         figures.orthogonal_slices(
             underlay,
             point_mm=point,
@@ -297,6 +298,7 @@ def _linear_beside(
             opacity=opacity,
             title="Linear decoder: |activation pattern|",
             underlay_label="",
+            overlay_label="|pattern|",
         ),
         key=f"{KEY}_side_linear",
     )
