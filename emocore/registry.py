@@ -252,9 +252,6 @@ def _pid_alive(pid: int) -> bool:
         return True
 
 
-_choice = check_choice
-
-
 def _to_json(name: str, value: Any, *, mapping: bool) -> str:
     if mapping:
         if not isinstance(value, Mapping):
@@ -282,10 +279,10 @@ def _encode(name: str, value: Any) -> Any:
             raise ConfigError(f"'progress' must be a number from 0 to 1; {value!r} was provided")
         return min(max(p, 0.0), 1.0)
     if name == "status":
-        _choice("status", value, STATUSES)
+        check_choice("status", value, STATUSES)
         return value
     if name == "design":
-        _choice("design", value, DESIGNS, optional=True)
+        check_choice("design", value, DESIGNS, optional=True)
         return value
     if name == "leaky":
         return int(bool(value))
@@ -519,8 +516,8 @@ class Registry:
         The folder gets a ``dataset_description.json`` (see :meth:`describe_run`) whose
         ``SourceDatasets`` are ``sources``: the folders the run reads (its cache, source runs).
         """
-        _choice("kind", kind, KINDS)
-        _choice("status", status, STATUSES)
+        check_choice("kind", kind, KINDS)
+        check_choice("status", status, STATUSES)
         values = {
             "design": _encode("design", design),
             "split": _encode("split", split),
@@ -629,9 +626,9 @@ class Registry:
 
         Missing values are None (not NaN), so a row goes to strict JSON as it is.
         """
-        _choice("kind", kind, KINDS, optional=True)
-        _choice("status", status, STATUSES, optional=True)
-        _choice("design", design, DESIGNS, optional=True)
+        check_choice("kind", kind, KINDS, optional=True)
+        check_choice("status", status, STATUSES, optional=True)
+        check_choice("design", design, DESIGNS, optional=True)
         where, args = [], []
         for column, value in (
             ("kind", kind),
@@ -904,7 +901,7 @@ class Registry:
 
         Adding the same name again (a checkpoint rewritten each epoch) re-measures it.
         """
-        _choice("kind", kind, ARTIFACT_KINDS)
+        check_choice("kind", kind, ARTIFACT_KINDS)
         if not name or not str(name).strip():
             raise ConfigError("an artifact needs a non-empty 'name' (e.g. 'model' or 'sub-01')")
         run_dir = self.run_dir(run_id).resolve()

@@ -97,6 +97,7 @@ from emocore.constants import (
     bold_filename,
 )
 from emocore.errors import ConfigError, DataError, check_choice
+from emocore.labels import COLUMNS as OBSERVER_COLUMNS  # the columns labels.py reads
 from emocore.progress import Progress
 
 __all__ = [
@@ -160,17 +161,6 @@ _LOCATIONS = (
     "BAYOU LA BATRE",
     "ROAD",
     "CHURCH",
-)
-_COLUMNS = (
-    "start",
-    "end",
-    "character",
-    "arousal",
-    "valence",
-    "direction",
-    "emotion",
-    "oncue",
-    "offcue",
 )
 
 
@@ -407,7 +397,7 @@ def _observer(rng: np.random.Generator, episodes: pd.DataFrame, audio_only: bool
     for _ in range(int(len(episodes) * 0.1)):  # false alarms
         start, e = float(rng.uniform(0, _MOVIE_END_S - 20)), str(rng.choice(EMOTIONS))
         row(start, start + float(rng.uniform(2, 10)), "FORREST", e, _MAIN_WORD[e])
-    df = pd.DataFrame(rows, columns=list(_COLUMNS)).sort_values("start", kind="stable")
+    df = pd.DataFrame(rows, columns=list(OBSERVER_COLUMNS)).sort_values("start", kind="stable")
     digits = 1 if audio_only else 0  # the AV observers wrote whole seconds
     df["start"] = df["start"].round(digits)
     df["end"] = np.maximum(df["end"].round(digits), df["start"] + 10.0**-digits)
