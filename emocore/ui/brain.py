@@ -196,17 +196,15 @@ def saliency_viewer(
         key=f"{KEY}_peak",
     )
     threshold = share * vmax
-    st.plotly_chart(
-        figures.orthogonal_slices(
-            underlay,
-            point_mm=point,
-            overlay=overlay,
-            threshold=threshold,
-            vmax=vmax,
-            opacity=opacity,
-            title=title,
-            underlay_label=underlay_label,
-        ),
+    _slices(
+        underlay,
+        point,
+        overlay,
+        threshold=threshold,
+        vmax=vmax,
+        opacity=opacity,
+        title=title,
+        underlay_label=underlay_label,
         key=f"{KEY}_slices",
     )
     st.caption(
@@ -275,34 +273,56 @@ def _linear_beside(
     magnitude = loaders.world_image(np.abs(pattern).astype(np.float32), cache.affine)
     pmax = robust_max(magnitude.data)
     # one above the other at full width: three slices each are unreadable in half a page
-    st.plotly_chart(
-        figures.orthogonal_slices(
-            underlay,
-            point_mm=point,
-            overlay=overlay,
-            threshold=threshold,
-            vmax=vmax,
-            opacity=opacity,
-            title=f"CNN {design}/{name}: mean |attribution|",
-            underlay_label="",
-        ),
+    _slices(
+        underlay,
+        point,
+        overlay,
+        threshold=threshold,
+        vmax=vmax,
+        opacity=opacity,
+        title=f"CNN {design}/{name}: mean |attribution|",
         key=f"{KEY}_side_cnn",
     )
-    st.plotly_chart(
-        figures.orthogonal_slices(
-            underlay,
-            point_mm=point,
-            overlay=magnitude,
-            threshold=threshold / vmax * pmax if vmax else 0,
-            vmax=pmax,
-            opacity=opacity,
-            title="Linear decoder: |activation pattern|",
-            underlay_label="",
-            overlay_label="|pattern|",
-        ),
+    _slices(
+        underlay,
+        point,
+        magnitude,
+        threshold=threshold / vmax * pmax if vmax else 0,
+        vmax=pmax,
+        opacity=opacity,
+        title="Linear decoder: |activation pattern|",
+        overlay_label="|pattern|",
         key=f"{KEY}_side_linear",
     )
     st.caption(linear_pattern_sentence(entry.get("linear_pattern") or {}, emotion))
+
+
+def _slices(
+    underlay: WorldImage,
+    point,
+    overlay: WorldImage | None,
+    *,
+    threshold: float,
+    vmax: float,
+    opacity: float,
+    title: str,
+    key: str,
+    underlay_label: str = "",
+    overlay_label: str = "saliency",
+) -> None:
+    """Three orthogonal slices through ``point`` with ``overlay`` on ``underlay``, in mm."""
+    figure = figures.orthogonal_slices(
+        underlay,
+        point_mm=point,
+        overlay=overlay,
+        threshold=threshold,
+        vmax=vmax,
+        opacity=opacity,
+        title=title,
+        underlay_label=underlay_label,
+        overlay_label=overlay_label,
+    )
+    st.plotly_chart(figure, key=key)
 
 
 def _interactive(
