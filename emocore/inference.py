@@ -26,7 +26,7 @@ from emocore.designs import prediction_table
 from emocore.engine import FastOptions, InferenceEngine
 from emocore.errors import ConfigError
 from emocore.progress import Progress
-from emocore.results import VOLUME_SETS, RunResults, seen_in_training
+from emocore.results import VOLUME_SETS, RunResults, read_table, seen_in_training
 from emocore.train import load_checkpoint
 
 __all__ = [
@@ -76,10 +76,11 @@ def subject_predictions(
     pair :func:`load_engine` returns, for callers that keep it between people; without it the
     model is loaded here (``device`` and ``batch_size`` apply only then).
     """
-    stored = results.stored_inference(model, subject, volumes=volumes)
-    if stored is not None or not compute:
-        return stored
     path = results.inference_path(model, subject, volumes=volumes)
+    if path.exists():
+        return read_table(path)
+    if not compute:
+        return None
     if engine is None:
         engine = load_engine(
             results,
