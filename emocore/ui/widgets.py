@@ -29,6 +29,7 @@ from emocore.settings import Settings
 from emocore.summaries import percent
 from emocore.ui import loaders
 from emocore.ui.brand import notice_text
+from emocore.ui.navigation import ensure_app_frame
 
 __all__ = [
     "inference_caption",
@@ -109,6 +110,7 @@ def _track_page(title: str) -> None:
 
 def page(title: str, *, prominent_notice: bool = False) -> Settings:
     """Title, research-use notice and the settings; every page starts with it."""
+    ensure_app_frame()  # a cold deep link runs a page without app.py
     _track_page(title)
     st.title(title)
     research_notice(prominent=prominent_notice)

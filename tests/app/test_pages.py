@@ -15,8 +15,8 @@ ROOT = Path(__file__).resolve().parents[2]
 PAGES = {
     "overview": "pages/overview.py",
     "subject": "pages/subject.py",
-    "emotion-accuracy": "pages/emotion_accuracy.py",
-    "brain-viewer": "pages/brain_viewer.py",
+    "emotion-accuracy": "pages/emotion-accuracy.py",
+    "brain-viewer": "pages/brain-viewer.py",
     "misclassified": "pages/misclassified.py",
     "representations": "pages/representations.py",
     "annotations": "pages/annotations.py",

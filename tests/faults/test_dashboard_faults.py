@@ -51,7 +51,7 @@ def test_damaged_manifest_is_named_on_overview_and_retrain(
 
 
 @pytest.mark.parametrize(
-    "page", ["pages/subject.py", "pages/emotion_accuracy.py", "pages/misclassified.py"]
+    "page", ["pages/subject.py", "pages/emotion-accuracy.py", "pages/misclassified.py"]
 )
 def test_cut_off_predictions_are_named_on_the_pages(
     tiny_cache, finished_run, home: Path, page: str
