@@ -39,7 +39,9 @@ __all__ = [
     "percent",
     "recall_order",
     "results_table",
+    "runs_table",
     "scenes_table",
+    "cell_volumes_table",
     "tuning_table",
     "PERMUTATION_SCHEME",
     "BOOTSTRAP_BLOCK",
@@ -650,17 +652,21 @@ def recall_order(results: Sequence[dict[str, Any]]) -> str:
     return ""
 
 
+def _clock(seconds: Any) -> str:
+    """Movie time as minutes:seconds ("15:38"); "?" when it is not a number."""
+    if not _finite(seconds):
+        return "?"
+    whole = int(float(seconds))
+    return f"{whole // 60}:{whole % 60:02d}"
+
+
 def scenes_table(scenes: pd.DataFrame) -> pd.DataFrame:
     """:func:`misclassified_scenes` for display: run and movie time in one cell ("run 2 ·
     15:38–15:44"), the scene with its location, volumes, and "predicted as" with its share."""
-
-    def clock(seconds: float) -> str:
-        return f"{int(seconds) // 60}:{int(seconds) % 60:02d}"
-
     rows = [
         {
-            "where": f"run {r.run} · {clock(r.start_movie_time)}"
-            + ("" if r.end_movie_time == r.start_movie_time else f"–{clock(r.end_movie_time)}"),
+            "where": f"run {r.run} · {_clock(r.start_movie_time)}"
+            + ("" if r.end_movie_time == r.start_movie_time else f"–{_clock(r.end_movie_time)}"),
             "scene": f"{r.scene} ({r.scene_location})",
             "volumes": int(r.n_volumes),
             "predicted as": f"{r.most_common_prediction} ({100 * r.most_common_fraction:.0f} %)",
@@ -668,6 +674,112 @@ def scenes_table(scenes: pd.DataFrame) -> pd.DataFrame:
         for r in scenes.itertuples()
     ]
     return pd.DataFrame(rows, columns=["where", "scene", "volumes", "predicted as"])
+
+
+def cell_volumes_table(
+    predictions: pd.DataFrame, *, subject: str, true: str, pred: str
+) -> pd.DataFrame:
+    """The volumes of one cell of the confusion matrix (one person's ``true`` volumes predicted as
+    ``pred``), in time order, for display: where in the movie ("run 2 · 15:38"), the volume
+    number (what the Brain viewer opens), the scene with its location, the observers' agreement
+    on the label, the model's probability of the predicted and of the true emotion (%) and the
+    fold that predicted it. Empty, with these columns, when no volume is in the cell."""
+    _check_table(predictions, ("subject", "true", "pred"), "the volumes behind a cell")
+    label = _subject_label(subject)
+    cell = predictions[
+        (predictions["subject"].astype(str) == label)
+        & (predictions["true"] == true)
+        & (predictions["pred"] == pred)
+    ]
+    cell = cell.sort_values([c for c in ("run", "volume") if c in cell], kind="stable")
+
+    def column(name: str) -> list[Any]:
+        return cell[name].tolist() if name in cell else [None] * len(cell)
+
+    rows = [
+        {
+            "where": f"run {run} · {_clock(time)}",
+            "volume": volume,
+            "scene": f"{scene} ({place})" if _given(place) and place != "" else str(scene),
+            "agreement": percent(agreement),
+            "P(predicted)": percent(p_pred),
+            "P(true)": percent(p_true),
+            "fold": fold if _given(fold) else "?",
+        }
+        for run, time, volume, scene, place, agreement, p_pred, p_true, fold in zip(
+            column("run"),
+            column("movie_time"),
+            column("volume"),
+            column("scene"),
+            column("scene_location"),
+            column("agreement"),
+            column(f"prob_{pred}"),
+            column(f"prob_{true}"),
+            column("fold_name"),
+            strict=True,
+        )
+    ]
+    return pd.DataFrame(rows, columns=_CELL_COLUMNS)
+
+
+_CELL_COLUMNS = ["where", "volume", "scene", "agreement", "P(predicted)", "P(true)", "fold"]
+
+
+def runs_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """The registry's runs (:meth:`emocore.registry.Registry.list_runs`) for display, newest
+    first: id, kind, status (with its progress while a job is under way), what it covers
+    ("single-subject · leave-one-run-out", or a study's designs), how many people, when it was
+    made ("2026-11-30 05:20 UTC") and a note (the error of a failed run, else the job's last
+    message; nothing for a completed run, whose message only says so)."""
+    rows = []
+    for record in runs.to_dict("records"):
+        r = {k: v for k, v in record.items() if _given(v)}  # None or NaN: not recorded
+        status = str(r.get("status", "?"))
+        if status in ("queued", "running") and _finite(r.get("progress")):
+            status = f"{status} · {percent(r['progress'])}"
+        config: dict[str, Any] = r["config"] if isinstance(r.get("config"), dict) else {}
+        if r.get("design"):
+            covers = f"{r['design']} · {r.get('split', '?')}"
+        elif config.get("designs"):
+            covers = ", ".join(str(d) for d in config["designs"])
+        else:
+            covers = "—"
+        if r.get("leaky"):
+            covers += " (leaky)"
+        subjects = r.get("subjects")
+        note = r.get("error") or ("" if r.get("status") == "completed" else r.get("message"))
+        rows.append(
+            {
+                "run": r.get("id"),
+                "kind": r.get("kind"),
+                "status": status,
+                "design · split": covers,
+                "people": len(subjects) if isinstance(subjects, (list, tuple)) else None,
+                "created": _timestamp(r.get("created_at")),
+                "note": note or "",
+            }
+        )
+    return pd.DataFrame(rows, columns=_RUNS_COLUMNS)
+
+
+def _given(value: Any) -> bool:
+    """False for None and a float NaN (a missing cell), True for anything else (lists too)."""
+    return value is not None and not (isinstance(value, float) and math.isnan(value))
+
+
+_RUNS_COLUMNS = ["run", "kind", "status", "design · split", "people", "created", "note"]
+
+
+def _timestamp(text: Any) -> str:
+    """The registry's ISO time ("2026-11-30T05:20:02.438188Z") to the minute, in UTC."""
+    try:
+        stamp = pd.Timestamp(str(text))
+    except ValueError:
+        return str(text) if text else "?"
+    if pd.isna(stamp):
+        return "?"
+    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    return stamp.strftime("%Y-%m-%d %H:%M UTC")
 
 
 def tuning_table(study: dict[str, Any], design: str) -> pd.DataFrame:

@@ -4,6 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from emocore import figures, summaries, ui
+from emocore.ui.tables import CELL_COLUMNS
 
 s = ui.page("Emotion accuracy")
 ctx = ui.require_run(s)
@@ -61,23 +62,8 @@ pred = c4.selectbox(
 )
 with ui.guard():
     held = ctx.results.predictions(design)
-cell = held[(held["subject"] == subject) & (held["true"] == true) & (held["pred"] == pred)]
-st.dataframe(
-    cell[
-        [
-            "run",
-            "volume",
-            "movie_time",
-            "scene",
-            "scene_location",
-            "agreement",
-            f"prob_{pred}",
-            "fold_name",
-        ]
-    ],
-    hide_index=True,
-    height=220,
-)
+cell = summaries.cell_volumes_table(held, subject=subject, true=true, pred=pred)
+st.dataframe(cell, hide_index=True, height=220, column_config=CELL_COLUMNS)
 ui.chance_caption(
     ctx.headline(design).get("split", "?"),
     ctx.chance_k,

@@ -10,7 +10,8 @@ from emocore.data.synthetic import planted_subjects
 from emocore.device import gpu_summary
 from emocore.errors import EmocoreError
 from emocore.findings import TEST_CAPTION, flagged_table, run_summary
-from emocore.summaries import family_comparison, results_table
+from emocore.summaries import family_comparison, results_table, runs_table
+from emocore.ui.tables import RUNS_COLUMNS
 
 s = ui.page("emocore — Overview", prominent_notice=True)
 if not s.has_cache:
@@ -129,24 +130,10 @@ else:
             st.caption(
                 f"{TEST_CAPTION}. Open a person on the Subject or Misclassified scenes page."
             )
-    runs = reg.list_runs()
+    runs = runs_table(reg.list_runs())
     with st.expander(f"All runs ({len(runs)})"):
-        st.dataframe(
-            runs[
-                [
-                    "id",
-                    "kind",
-                    "status",
-                    "design",
-                    "split",
-                    "progress",
-                    "message",
-                    "error",
-                    "created_at",
-                ]
-            ],
-            hide_index=True,
-        )
+        st.dataframe(runs, hide_index=True, column_config=RUNS_COLUMNS)
+        st.caption("Newest first; `emocore runs --show <run id>` prints all of a run's fields.")
 
 gpu = gpu_summary()
 if gpu["available"]:

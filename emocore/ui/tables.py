@@ -1,6 +1,6 @@
 """Column layouts of the dashboard's wide tables, so the columns that matter (95 % interval, p,
-"predicted as") show without horizontal scrolling in a 1280-px window, and the tuning table
-shown beside the CNN-vs-linear comparison."""
+"predicted as", a run's status, a volume's probabilities) show without horizontal scrolling in a
+1280-px window, and the tuning table shown beside the CNN-vs-linear comparison."""
 
 from __future__ import annotations
 
@@ -10,7 +10,14 @@ import streamlit as st
 
 from emocore.summaries import tuning_table
 
-__all__ = ["FLAGGED_COLUMNS", "RESULTS_COLUMNS", "SCENES_COLUMNS", "tuning_block"]
+__all__ = [
+    "CELL_COLUMNS",
+    "FLAGGED_COLUMNS",
+    "RESULTS_COLUMNS",
+    "RUNS_COLUMNS",
+    "SCENES_COLUMNS",
+    "tuning_block",
+]
 
 _Text = st.column_config.TextColumn
 
@@ -47,6 +54,32 @@ SCENES_COLUMNS: dict[str, Any] = {  # in the page's right column (3/5 of ~820 px
     "scene": _Text("scene", width=135, help="Scene number (location)"),
     "volumes": st.column_config.NumberColumn("volumes", width=55),
     "predicted as": _Text("predicted as", width=145, help="Most common wrong prediction"),
+}
+
+
+#: :func:`emocore.summaries.runs_table` (Overview's "All runs"): fixed widths, < 800 px in all.
+RUNS_COLUMNS: dict[str, Any] = {
+    "run": _Text("run", width=145, help="The run's id (`emocore runs`)"),
+    "kind": _Text("kind", width=55),
+    "status": _Text("status", width=105),
+    "design · split": _Text("design · split", width=190, help="A study lists its designs"),
+    "people": st.column_config.NumberColumn("people", width=50),
+    "created": _Text("created", width=125),
+    "note": _Text("note", width=120, help="A failed run's error, else the job's last message"),
+}
+
+#: :func:`emocore.summaries.cell_volumes_table` (Emotion accuracy, "The volumes behind a cell"):
+#: fixed widths, < 800 px in all.
+CELL_COLUMNS: dict[str, Any] = {
+    "where": _Text("run · movie time", width=115),
+    "volume": st.column_config.NumberColumn(
+        "volume", width=60, help="Volume number in its run: open it in the Brain viewer"
+    ),
+    "scene": _Text("scene", width=150, help="Scene number (location)"),
+    "agreement": _Text("agreement", width=80, help="Share of observers who gave the true label"),
+    "P(predicted)": _Text("P(predicted)", width=90, help="The model's probability of its answer"),
+    "P(true)": _Text("P(true)", width=70, help="The model's probability of the true emotion"),
+    "fold": _Text("fold", width=120, help="The cross-validation fold that predicted the volume"),
 }
 
 

@@ -5,8 +5,21 @@ from __future__ import annotations
 
 import pandas as pd
 
-from emocore.summaries import recall_order, results_table, scenes_table, tuning_table
-from emocore.ui.tables import FLAGGED_COLUMNS, RESULTS_COLUMNS, SCENES_COLUMNS
+from emocore.summaries import (
+    cell_volumes_table,
+    recall_order,
+    results_table,
+    runs_table,
+    scenes_table,
+    tuning_table,
+)
+from emocore.ui.tables import (
+    CELL_COLUMNS,
+    FLAGGED_COLUMNS,
+    RESULTS_COLUMNS,
+    RUNS_COLUMNS,
+    SCENES_COLUMNS,
+)
 
 RESULT = {
     "model": "cnn",
@@ -131,3 +144,139 @@ def test_flagged_columns_hide_what_the_other_cells_say() -> None:
     hidden = {name for name, config in FLAGGED_COLUMNS.items() if config is None}
     assert hidden == {"split", "emotion"}
     assert "Holm p" in FLAGGED_COLUMNS and "others' range" in FLAGGED_COLUMNS
+
+
+def _width(config: dict, columns: list[str] | None = None) -> int:
+    chosen = config if columns is None else {c: config[c] for c in columns}
+    return sum(c["width"] for c in chosen.values() if c is not None)
+
+
+def test_column_layouts_fit_beside_the_sidebar() -> None:
+    """Fixed widths that add up to less than the ~800 px a 1280-px window leaves for a table,
+    for each table as a page shows it (Overview's results name the run, Emotion accuracy's
+    add recall)."""
+    overview = list(results_table([RESULT], n_classes=5, run_id="x").columns)
+    emotion_accuracy = list(results_table([RESULT], n_classes=5, recall=True).columns)
+    assert _width(RESULTS_COLUMNS, overview) < 800
+    assert _width(RESULTS_COLUMNS, emotion_accuracy) < 800
+    for config in (FLAGGED_COLUMNS, RUNS_COLUMNS, CELL_COLUMNS):
+        assert _width(config) < 800, list(config)
+
+
+def test_runs_table_merges_status_progress_and_notes() -> None:
+    runs = pd.DataFrame(
+        [
+            {
+                "id": "20261130-052002-a834",
+                "kind": "study",
+                "status": "completed",
+                "design": None,
+                "split": "leave-one-run-out",
+                "leaky": False,
+                "subjects": ["01", "02"],
+                "progress": 1.0,
+                "message": "done",
+                "error": None,
+                "config": {"designs": ["single-subject", "loso"]},
+                "created_at": "2026-11-30T05:20:02.438188Z",
+            },
+            {
+                "id": "20261130-060000-beef",
+                "kind": "train",
+                "status": "running",
+                "design": "single-subject",
+                "split": "random volumes",
+                "leaky": True,
+                "subjects": ["01"],
+                "progress": 0.4,
+                "message": "fold 2 of 5",
+                "error": None,
+                "config": {},
+                "created_at": "2026-11-30T06:00:00Z",
+            },
+            {
+                "id": "20261130-070000-dead",
+                "kind": "evaluate",
+                "status": "failed",
+                "design": "loso",
+                "split": "leave-one-subject-out",
+                "leaky": False,
+                "subjects": None,
+                "progress": 0.1,
+                "message": "fold 1",
+                "error": "out of memory",
+                "config": None,
+                "created_at": None,
+            },
+        ]
+    )
+    table = runs_table(runs)
+    assert list(table.columns) == list(RUNS_COLUMNS)
+    study, running, failed = table.to_dict("records")
+    assert study == {
+        "run": "20261130-052002-a834",
+        "kind": "study",
+        "status": "completed",
+        "design · split": "single-subject, loso",
+        "people": 2,
+        "created": "2026-11-30 05:20 UTC",
+        "note": "",  # a completed run's message only says it is done
+    }
+    assert running["status"] == "running · 40.0 %" and running["note"] == "fold 2 of 5"
+    assert running["design · split"] == "single-subject · random volumes (leaky)"
+    assert failed["status"] == "failed" and failed["note"] == "out of memory"
+    assert failed["created"] == "?" and pd.isna(failed["people"])
+    assert runs_table(runs.iloc[:0]).empty
+
+
+def test_cell_volumes_table_keeps_one_cell_in_time_order() -> None:
+    rows = [
+        # subject, run, volume, movie_time, true, pred, prob of FEAR, prob of SADNESS
+        ("01", 2, 7, 938.0, "FEAR", "SADNESS", 0.2, 0.61),
+        ("01", 1, 12, 24.0, "FEAR", "SADNESS", 0.3, 0.452),
+        ("01", 1, 13, 26.0, "FEAR", "FEAR", 0.5, 0.3),  # right: another cell
+        ("02", 1, 12, 24.0, "FEAR", "SADNESS", 0.1, 0.9),  # another person
+    ]
+    held = pd.DataFrame(
+        [
+            {
+                "subject": subject,
+                "run": run,
+                "volume": volume,
+                "movie_time": time,
+                "scene": 21,
+                "scene_location": "CHURCH",
+                "agreement": 0.625,
+                "true": true,
+                "pred": pred,
+                "prob_FEAR": fear,
+                "prob_SADNESS": sadness,
+                "fold_name": "runs 1+3+5+7",
+            }
+            for subject, run, volume, time, true, pred, fear, sadness in rows
+        ]
+    )
+    table = cell_volumes_table(held, subject="sub-01", true="FEAR", pred="SADNESS")
+    assert list(table.columns) == list(CELL_COLUMNS)
+    assert table.to_dict("records") == [
+        {
+            "where": "run 1 · 0:24",
+            "volume": 12,
+            "scene": "21 (CHURCH)",
+            "agreement": "62.5 %",
+            "P(predicted)": "45.2 %",
+            "P(true)": "30.0 %",
+            "fold": "runs 1+3+5+7",
+        },
+        {
+            "where": "run 2 · 15:38",
+            "volume": 7,
+            "scene": "21 (CHURCH)",
+            "agreement": "62.5 %",
+            "P(predicted)": "61.0 %",
+            "P(true)": "20.0 %",
+            "fold": "runs 1+3+5+7",
+        },
+    ]
+    empty = cell_volumes_table(held, subject="02", true="FEAR", pred="FEAR")
+    assert empty.empty and list(empty.columns) == list(CELL_COLUMNS)
