@@ -8,11 +8,16 @@ Layout of a cache folder::
                        the people the cache was built with (people added later do not change it)
     sub-XX.npy         float16, shape (volumes, x, y, z): every run of one person, z-scored per
                        run, zero outside that person's brain, in run order
+    sub-XX_mean-epi.npy
+                       float32, shape (x, y, z): the person's mean EPI on the grid (the mean of
+                       their runs' mean images before cleaning), an anatomical underlay for the
+                       viewers; caches made before it existed lack it (:meth:`VolumeCache.mean_epi`)
 
 MANIFEST KEYS: ``volume_key`` hashes what makes the voxel data (format, grid option, NaN policy
 and each person's source fingerprints, see :func:`volume_key`), ``label_key`` what makes the label
 table; :attr:`VolumeCache.key` joins the two. ``subjects`` maps each person to their file, runs
-(with source fingerprints) and mask size. ``earlier_subjects`` lists the sets of people the cache
+(with source fingerprints), mask size and ``mean_epi`` file (which no key covers: it changes
+nothing a model trains on). ``earlier_subjects`` lists the sets of people the cache
 held before people were added to it, so :meth:`VolumeCache.recognises` still knows the key a run
 recorded before an addition.
 
@@ -43,6 +48,7 @@ from emocore.errors import CacheError
 __all__ = [
     "CACHE_FORMAT",
     "VolumeCache",
+    "mean_epi_file",
     "manifest_problem",
     "open_cache",
     "read_manifest",
@@ -54,6 +60,15 @@ logger = logging.getLogger(__name__)
 
 #: Bumped whenever the on-disk layout changes; a cache of another format must be rebuilt.
 CACHE_FORMAT = 1
+
+
+def mean_epi_file(subject: str) -> str:
+    """The name of a person's mean-EPI file in the cache folder.
+
+    A plain .npy, not a NIfTI: the grid's affine is in the manifest already, and the cache is
+    read with numpy alone (no nibabel on training machines).
+    """
+    return f"sub-{subject}_mean-epi.npy"
 
 
 def volume_key(
@@ -328,6 +343,30 @@ class VolumeCache:
                 )
             self._arrays[subject] = arr
         return arr
+
+    def mean_epi(self, subject: str) -> np.ndarray | None:
+        """The person's mean EPI, float32 (x, y, z) on the grid: the mean over their runs (blank
+        runs left out) of each run's mean raw intensity, after any resampling and before cleaning.
+
+        None for a cache made before prepare stored it (re-running ``emocore prepare`` adds it).
+        """
+        name = self._subject_info(subject).get("mean_epi")
+        if not isinstance(name, str) or not (self.path / name).is_file():
+            return None
+        path = self.path / name
+        try:
+            image = np.load(path)
+        except (OSError, ValueError, EOFError) as exc:
+            raise CacheError(
+                f"{path} is damaged ({exc}); delete it and re-run `emocore prepare` with the "
+                "same --bids/--annotations to store it again"
+            ) from exc
+        if image.shape != self.grid_shape:
+            raise CacheError(
+                f"{path} holds a {image.shape} image, the manifest says the grid is "
+                f"{self.grid_shape}; delete it and re-run `emocore prepare` to store it again"
+            )
+        return np.asarray(image, dtype=np.float32)
 
     def volume(self, subject: str, run: int, volume: int) -> np.ndarray:
         """One volume as float16 (x, y, z), read without loading the rest of the subject."""

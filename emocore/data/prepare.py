@@ -35,10 +35,16 @@ import numpy as np
 from nibabel.arrayproxy import ArrayProxy
 
 from emocore import __version__
-from emocore._io import atomic_write_json, atomic_write_text, os_error_message
+from emocore._io import atomic_path, atomic_write_json, atomic_write_text, os_error_message
 from emocore.constants import CLASSES
 from emocore.data.bids import BoldRun, Dataset, SubjectRuns, discover_dataset
-from emocore.data.cache import CACHE_FORMAT, VolumeCache, read_manifest, volume_key
+from emocore.data.cache import (
+    CACHE_FORMAT,
+    VolumeCache,
+    mean_epi_file,
+    read_manifest,
+    volume_key,
+)
 from emocore.data.clean import RunDesign, parse_confounds, run_design
 from emocore.derivatives import write_dataset_description
 from emocore.errors import CacheError, ConfigError, DataError, check_choice
@@ -331,19 +337,22 @@ def _write_run(
     same_grid: bool,
     nonfinite: str,
     design: RunDesign,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Write one run as float16 (value - reference), reading the NIfTI file once.
 
-    Returns the run's mean image, ``basis.T @ data`` (k x voxels: the regressors' weights, since
-    the basis is orthonormal) and the SD of each voxel's residual after the projection, all from
-    sums accumulated chunk by chunk (see :mod:`emocore.data.clean`).
+    Returns the run's mean image as the cache will hold it (reference plus the mean of the
+    float16 differences written: what the brain mask and the blank-run test look at),
+    ``basis.T @ data`` (k x voxels: the regressors' weights, since the basis is orthonormal),
+    the SD of each voxel's residual after the projection, all from sums accumulated chunk by
+    chunk (see :mod:`emocore.data.clean`), and the exact mean of the raw intensities on the
+    cache's grid (float64 sums, before any float16 rounding: the mean EPI's share of this run).
     """
     n_vox = int(np.prod(shape))
     # float32 bytes of the larger of the two grids: resampling to a finer grid (--grid-mm 0.5)
     # makes each volume many times the size of the source's
     chunk = max(1, _CHUNK_BYTES // (4 * max(int(np.prod(run.shape)), n_vox)))
     basis = design.basis
-    ref = total = total_sq = weights = None
+    ref = total = total_sq = weights = raw_total = None
     for a, data in _read_chunks(run, chunk):
         bad = ~np.isfinite(data)
         if bad.any():
@@ -365,6 +374,8 @@ def _write_run(
             total = np.zeros(n_vox)
             total_sq = np.zeros(n_vox)
             weights = np.zeros((basis.shape[1], n_vox))
+            raw_total = np.zeros(n_vox)
+        raw_total += vols.sum(axis=0, dtype=np.float64)
         d = vols - ref
         d = _fit_float16(
             d,
@@ -380,13 +391,44 @@ def _write_run(
         weights += basis[a : a + len(d)].astype(np.float32).T @ d
         fh.seek(header_len + (start_row + a) * vol_bytes)
         fh.write(d16.tobytes())
-    if ref is None or total is None or total_sq is None or weights is None:
+    if ref is None or total is None or total_sq is None or weights is None or raw_total is None:
         raise DataError(f"{run.path} has no volumes; remove the run or re-export it")
     n = run.n_volumes
     # The residual of an orthogonal projection: |d - Q Q'd|^2 = |d|^2 - |Q'd|^2 per voxel.
     residual_ss = total_sq - np.einsum("kv,kv->v", weights, weights)
     sd = np.sqrt(np.maximum(residual_ss / n, 0.0))
-    return (ref + total / n).astype(np.float32), weights.astype(np.float32), sd.astype(np.float32)
+    return (
+        (ref + total / n).astype(np.float32),
+        weights.astype(np.float32),
+        sd.astype(np.float32),
+        raw_total / n,
+    )
+
+
+def _run_mean(run: BoldRun, shape, affine, same_grid: bool) -> np.ndarray:
+    """The mean raw intensity of one run on the cache's grid (float64, voxels), as
+    :func:`_write_run` computes it, for a cache made before the mean EPI was stored. The run was
+    prepared once already, so non-finite values can only be ones ``--nonfinite zero`` zeroed."""
+    n_vox = int(np.prod(shape))
+    chunk = max(1, _CHUNK_BYTES // (4 * max(int(np.prod(run.shape)), n_vox)))
+    raw_total = np.zeros(n_vox)
+    for _, data in _read_chunks(run, chunk):
+        data[~np.isfinite(data)] = 0.0
+        if not same_grid:
+            data = _resample(data, run.affine, shape, affine)
+        raw_total += data.reshape(n_vox, data.shape[-1]).sum(axis=1, dtype=np.float64)
+    return raw_total / run.n_volumes
+
+
+def _mean_epi(run_means: Sequence[np.ndarray], shape) -> np.ndarray:
+    """A person's mean EPI: the plain mean of their non-blank runs' mean images, float32."""
+    return (np.mean(run_means, axis=0)).reshape(shape).astype(np.float32)
+
+
+def _save_mean_epi(path: Path, image: np.ndarray) -> None:
+    """Write a mean EPI to ``path`` atomically (readers see the old file or the whole new one)."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:  # a file object: np.save adds no .npy
+        np.save(fh, image.astype(np.float32))
 
 
 def _normalise_run(
@@ -509,7 +551,7 @@ def _existing_manifest(cache: Path, force: bool) -> dict[str, Any] | None:
         if force:
             logger.warning("%s; --force: rebuilding the cache from scratch", exc)
             return None
-        held = sorted(p.name for p in cache.glob("sub-*.npy"))
+        held = sorted(p.name for p in cache.glob("sub-*.npy") if "_" not in p.name)
         raise CacheError(
             f"{exc}. Without it prepare cannot tell whom the cache holds (its arrays: "
             f"{', '.join(held) or 'none'}), and a --force rebuild keeps only the people you ask for"
@@ -706,6 +748,7 @@ def _prepare(
             differ[k] for k in _VOLUME_OPTIONS if k in differ
         ]
         if not rebuild_why:
+            old = _store_missing_mean_epis(cache, old, dataset, progress)
             result = dict(kept=tuple(held), not_requested=not_requested)
             if old.get("label_key") == label_key:
                 logger.info("cache at %s is up to date; nothing to do", cache)
@@ -814,6 +857,51 @@ def _prepare(
     )
 
 
+def _store_missing_mean_epis(
+    cache: Path, old: dict[str, Any], dataset: Dataset, progress: Progress | None
+) -> dict[str, Any]:
+    """Store the mean EPI of each person asked for whom a cache made before it existed lacks
+    (their runs are read once more; their arrays, the keys and the labels stay as they were);
+    return the manifest, replaced atomically once every file is in place when any was added."""
+    shape = tuple(int(v) for v in old["grid"]["shape"])
+    affine = np.asarray(old["grid"]["affine"], dtype=np.float64)
+    lacking = [
+        subj
+        for subj in dataset.subjects
+        if subj.subject in old["subjects"]
+        and not (
+            isinstance(name := old["subjects"][subj.subject].get("mean_epi"), str)
+            and (cache / name).is_file()
+        )
+    ]
+    if not lacking:
+        return old
+    total_runs = sum(len(subj.runs) for subj in lacking)
+    done = 0
+    subjects = dict(old["subjects"])
+    for subj in lacking:
+        same_grid = subj.shape == shape and np.allclose(subj.affine, affine, atol=1e-3)
+        recorded = subjects[subj.subject].get("runs", [])
+        run_means = []
+        for k, run in enumerate(subj.runs):
+            if not (k < len(recorded) and recorded[k].get("blank")):
+                run_means.append(_run_mean(run, shape, affine, same_grid))
+            done += 1
+            if progress is not None:
+                progress(done / total_runs, f"sub-{subj.subject} run {run.run} (mean EPI)")
+        name = mean_epi_file(subj.subject)
+        _save_mean_epi(cache / name, _mean_epi(run_means, shape))
+        subjects[subj.subject] = {**subjects[subj.subject], "mean_epi": name}
+    manifest = {**old, "subjects": subjects}
+    atomic_write_json(cache / "manifest.json", manifest)
+    logger.info(
+        "stored the mean EPI of %s in the cache at %s (made before prepare stored it)",
+        ", ".join(f"sub-{subj.subject}" for subj in lacking),
+        cache,
+    )
+    return manifest
+
+
 def prepare_cache(
     bids: str | Path,
     annotations: str | Path,
@@ -860,7 +948,8 @@ def _describe(folder: Path, manifest: dict[str, Any]) -> None:
         description=(
             "BOLD runs as float16 arrays (sub-XX.npy, volumes x grid), each voxel's time series "
             f"{'with ' + removed + ' removed and ' if removed else ''}z-scored per run inside "
-            "the brain mask (mask.npy); one label per volume (labels.tsv); see manifest.json"
+            "the brain mask (mask.npy); each person's mean EPI before cleaning, float32 "
+            "(sub-XX_mean-epi.npy); one label per volume (labels.tsv); see manifest.json"
         ),
     )
 
@@ -888,8 +977,8 @@ def _add_subjects(
 ) -> PrepareResult:
     """Write the arrays of ``new`` people next to the others', then replace the manifest.
 
-    Nothing the old manifest names is written: the new arrays go to ``sub-XX.npy.partial-<pid>``,
-    are renamed to ``sub-XX.npy`` once complete, and the manifest that lists them replaces the
+    Nothing the old manifest names is written: the new arrays (and mean EPIs) go to
+    ``sub-XX.npy.partial-<pid>`` (``sub-XX_mean-epi.npy.partial-<pid>``), are renamed once complete, and the manifest that lists them replaces the
     old one last (atomically). A job killed before that leaves the old cache as it was, plus
     files it does not name, which the next prepare removes or overwrites.
     """
@@ -932,12 +1021,19 @@ def _add_subjects(
         for subj in people:
             tmp = cache / f"sub-{subj.subject}.npy.partial-{os.getpid()}"
             staged.append(tmp)
-            info, mask, messages = _write_subject(
+            info, mask, messages, mean_epi = _write_subject(
                 tmp, subj, dataset.root, shape, affine, opts, tick, sources[subj.subject]
             )
             blank += messages
             with open(tmp, "rb") as fh:
                 os.fsync(fh.fileno())
+            info["mean_epi"] = mean_epi_file(subj.subject)
+            epi_tmp = cache / f"{info['mean_epi']}.partial-{os.getpid()}"
+            staged.append(epi_tmp)
+            with open(epi_tmp, "wb") as out:  # renamed into place with the array, below
+                np.save(out, mean_epi)
+                out.flush()
+                os.fsync(out.fileno())
             coverage = float(mask[cache_mask].mean()) if cache_mask.any() else 1.0
             if coverage < 0.9:
                 logger.warning(
@@ -1005,16 +1101,18 @@ def _write_subject(
     opts: PrepareOptions,
     tick: Callable[[str], None],
     fingerprints: Sequence[str],
-) -> tuple[dict[str, Any], np.ndarray, list[str]]:
+) -> tuple[dict[str, Any], np.ndarray, list[str], np.ndarray]:
     """Stream one person's runs into the .npy file ``path``; return their manifest entry, their
-    brain mask and a warning per blank run. ``fingerprints`` are their runs' source fingerprints,
-    computed once by :func:`prepare`."""
+    brain mask, a warning per blank run and their mean EPI (see :func:`_mean_epi`); the caller
+    stores the mean EPI and names it in the entry. ``fingerprints`` are their runs' source
+    fingerprints, computed once by :func:`prepare`."""
     vol_bytes = int(np.prod(shape)) * 2
     n_total = sum(r.n_volumes for r in subj.runs)
     same_grid = subj.shape == tuple(shape) and np.allclose(subj.affine, affine, atol=1e-3)
     runs_info: list[dict[str, Any]] = []
     mask = None
     blank: list[tuple[BoldRun, str]] = []
+    run_means: list[np.ndarray] = []
     with open(path, "w+b") as fh:
         np.lib.format.write_array_header_1_0(
             fh,
@@ -1036,7 +1134,7 @@ def _write_subject(
                 high_pass=opts.high_pass,
                 confounds=parse_confounds(opts.confounds),
             )
-            mean_img, weights, sd = _write_run(
+            mean_img, weights, sd, raw_mean = _write_run(
                 fh,
                 header_len,
                 vol_bytes,
@@ -1051,8 +1149,10 @@ def _write_subject(
             empty = _blank(sd, mean_img)
             if empty:  # no signal: kept (the rows stay aligned with the labels) but named
                 blank.append((run, empty))
-            elif mask is None:  # the brain mask comes from the first run that has a signal
-                mask = _brain_mask(mean_img.reshape(shape), affine)
+            else:
+                run_means.append(raw_mean)
+                if mask is None:  # the brain mask comes from the first run that has a signal
+                    mask = _brain_mask(mean_img.reshape(shape), affine)
             _normalise_run(
                 fh,
                 header_len,
@@ -1102,7 +1202,7 @@ def _write_subject(
         "runs": runs_info,
         "mask_voxels": int(mask.sum()),
     }
-    return info, mask, messages
+    return info, mask, messages, _mean_epi(run_means, shape)
 
 
 def _blank(sd: np.ndarray, mean_img: np.ndarray) -> str | None:
@@ -1157,7 +1257,7 @@ def _write_subjects(
     subjects: dict[str, Any] = {}
     blank: list[str] = []
     for subj in dataset.subjects:
-        info, mask, messages = _write_subject(
+        info, mask, messages, mean_epi = _write_subject(
             work / f"sub-{subj.subject}.npy",
             subj,
             dataset.root,
@@ -1167,6 +1267,8 @@ def _write_subjects(
             tick,
             sources[subj.subject],
         )
+        info["mean_epi"] = mean_epi_file(subj.subject)
+        _save_mean_epi(work / info["mean_epi"], mean_epi)
         cohort_mask &= mask
         subjects[subj.subject] = info
         blank += messages
