@@ -34,7 +34,9 @@ __all__ = ["VolumePick", "default_volume", "saliency_viewer", "volume_section"]
 
 KEY = "brain"  # prefix of this page's session_state keys
 TEMPLATE = "MNI152 template"
+MEAN_EPI = "mean EPI"  # shown as "mean EPI of sub-XX"
 THIS_VOLUME = "this volume (BOLD, z-scored)"
+_NO_MEAN_EPI = "re-run `emocore prepare` to store each person's mean EPI."
 PREDICTED = "predicted"
 
 
@@ -154,14 +156,9 @@ def saliency_viewer(
     )
     # PREDICTED is offered only when the volume has a prediction
     emotion = pick.predicted if choice == PREDICTED and pick.predicted else choice
-    underlay_name = c2.radio(
-        "Underlay",
-        [TEMPLATE, THIS_VOLUME],
-        key=f"{KEY}_underlay",
-        horizontal=True,
-        help="The person's mean EPI is not offered: the cache keeps only "
-        "z-scored volumes, whose mean is zero.",
-    )
+    with guard():
+        mean_epi = loaders.mean_epi_underlay(cache, subject)
+    underlay_name = _underlay_choice(c2, subject, has_mean_epi=mean_epi is not None)
     share = c3.slider(
         "Threshold (share of the map's robust maximum)", 0.0, 1.0, 0.3, 0.05, key=f"{KEY}_threshold"
     )
@@ -174,6 +171,9 @@ def saliency_viewer(
         if underlay_name == TEMPLATE:
             underlay = loaders.mni_underlay(cache.grid_shape, cache.affine)
             underlay_label = TEMPLATE
+        elif underlay_name == MEAN_EPI and mean_epi is not None:
+            underlay = mean_epi
+            underlay_label = f"mean EPI of sub-{subject}"
         else:
             volume = cache.volume(subject, pick.run, pick.volume).astype(np.float32)
             underlay = loaders.world_image(volume, cache.affine)
@@ -215,6 +215,9 @@ def saliency_viewer(
             "the anatomy for data in MNI space (the demo cohort, fMRIPrep's MNI outputs), only "
             "an orientation aid for data in a scanner's space. "
             if underlay_name == TEMPLATE
+            else "The mean EPI is the person's own brain as the scanner saw it: the mean of "
+            "their runs before cleaning, on the cache's grid (EPI contrast, not a T1's). "
+            if underlay_name == MEAN_EPI
             else ""
         )
         + f"Colour bar: 0 to the map's robust maximum ({vmax:.3g}, its 99.5th percentile), "
@@ -240,6 +243,31 @@ def saliency_viewer(
             saliency=(overlay, threshold, vmax, opacity),
             entry=entry,
         )
+
+
+def _underlay_choice(where: Any, subject: str, *, has_mean_epi: bool) -> str:
+    """The Underlay radio: the MNI152 template (the default), the person's mean EPI when the
+    cache holds it, and the volume itself. A stored choice the options lack (the mean EPI of a
+    person whose cache has none) goes back to the template."""
+    options = [TEMPLATE, *([MEAN_EPI] if has_mean_epi else []), THIS_VOLUME]
+    key = f"{KEY}_underlay"
+    if st.session_state.get(key) not in options:
+        st.session_state[key] = TEMPLATE
+    missing = (
+        "" if has_mean_epi else f" This cache holds no mean EPI of sub-{subject}: {_NO_MEAN_EPI}"
+    )
+    choice = where.radio(
+        "Underlay",
+        options,
+        key=key,
+        horizontal=True,
+        format_func=lambda o: f"mean EPI of sub-{subject}" if o == MEAN_EPI else o,
+        help="The MNI152 template (nilearn's), the person's mean EPI (the mean of their runs "
+        "before cleaning, stored by `emocore prepare`) or the z-scored volume itself." + missing,
+    )
+    if not has_mean_epi:
+        where.caption(f"No mean EPI of sub-{subject} in this cache: {_NO_MEAN_EPI}")
+    return str(choice)
 
 
 def _checks(checks: dict | None) -> None:

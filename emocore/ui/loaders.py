@@ -16,7 +16,7 @@ import pandas as pd
 import streamlit as st
 
 from emocore.constants import CLASSES
-from emocore.data.cache import VolumeCache
+from emocore.data.cache import VolumeCache, mean_epi_file
 from emocore.errors import CacheError, EmocoreError
 from emocore.registry import Registry
 from emocore.results import TABLES, RunResults
@@ -29,6 +29,7 @@ __all__ = [
     "inference_engine",
     "label_count_grid",
     "linear_pattern",
+    "mean_epi_underlay",
     "mni_underlay",
     "raw_category_counts",
     "registry",
@@ -191,6 +192,26 @@ def mni_underlay(shape: tuple[int, ...], affine: np.ndarray):
     resampled once per grid (shape and affine) and server, not on every rerun."""
     key = tuple(tuple(round(float(v), 4) for v in row) for row in np.asarray(affine))
     return _mni_underlay(tuple(int(n) for n in shape), key)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _mean_epi(path: str, subject: str, mtime: int, file_mtime: int):
+    from emocore.anatomy import to_world
+
+    cache = _cache(path, mtime)
+    image = cache.mean_epi(subject)
+    return None if image is None else to_world(image, cache.affine)
+
+
+def mean_epi_underlay(c: VolumeCache, subject: str):
+    """The person's mean EPI on a RAS+ grid in mm (:meth:`VolumeCache.mean_epi`), read once per
+    state of the manifest and of the file; None for a cache made before prepare stored it."""
+    return _mean_epi(
+        str(c.path),
+        subject,
+        _mtime(c.path / "manifest.json"),
+        _mtime(c.path / mean_epi_file(subject)),
+    )
 
 
 @st.cache_data(show_spinner=False, max_entries=16)

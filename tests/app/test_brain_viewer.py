@@ -91,3 +91,23 @@ def test_brain_viewer_shows_checks_and_the_linear_pattern_beside(
     linear = next(i for i, t in enumerate(titles) if t.startswith("Linear decoder"))
     assert specs[cnn]["layout"]["annotations"][2] == specs[linear]["layout"]["annotations"][2]
     assert "Spatial correlation of the two maps within the brain mask: r = " in texts(at, "caption")
+
+
+def test_brain_viewer_offers_the_persons_mean_epi_as_underlay(
+    demo_home: Path, home_copy: Path, emocore_env
+) -> None:
+    emocore_env(demo_home)
+    at = open_page("brain-viewer")
+    underlay = _widget(at, "radio", "Underlay")
+    assert underlay.value == "MNI152 template"  # still the default
+    assert "mean EPI of sub-01" in underlay.options
+    underlay.set_value("mean EPI").run()
+    no_exception(at, "brain-viewer")
+    assert "underlay: mean EPI of sub-01" in _slices(at)["layout"]["title"]["text"]
+    # a cache made before prepare stored it: no such option, and how to get one
+    (home_copy / "cache" / "sub-01_mean-epi.npy").unlink()
+    emocore_env(home_copy)
+    at = open_page("brain-viewer")
+    no_exception(at, "brain-viewer")
+    assert "mean EPI of sub-01" not in _widget(at, "radio", "Underlay").options
+    assert "re-run `emocore prepare` to store each person's mean EPI" in texts(at, "caption")
