@@ -57,15 +57,15 @@ SCENES_COLUMNS: dict[str, Any] = {  # in the page's right column (3/5 of ~820 px
 }
 
 
-#: :func:`emocore.summaries.runs_table` (Overview's "All runs"): fixed widths, < 800 px in all.
+#: :func:`emocore.summaries.runs_table` (Overview's "All runs"): fixed widths, < 780 px in all
+#: (an expander's padding leaves a table 784 px at 1280).
 RUNS_COLUMNS: dict[str, Any] = {
     "run": _Text("run", width=145, help="The run's id (`emocore runs`)"),
-    "kind": _Text("kind", width=55),
-    "status": _Text("status", width=105),
-    "design · split": _Text("design · split", width=190, help="A study lists its designs"),
-    "people": st.column_config.NumberColumn("people", width=50),
-    "created": _Text("created", width=125),
-    "note": _Text("note", width=120, help="A failed run's error, else the job's last message"),
+    "kind": _Text("kind", width=60),
+    "status": _Text("status", width=115, help="With its progress while it runs"),
+    "design · split": _Text("design · split", width=220, help="A study lists its designs"),
+    "created": _Text("created (UTC)", width=115),
+    "note": _Text("note", width=110, help="A failed run's error, else the job's last message"),
 }
 
 #: :func:`emocore.summaries.cell_volumes_table` (Emotion accuracy, "The volumes behind a cell"):

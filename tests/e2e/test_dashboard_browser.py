@@ -299,7 +299,7 @@ def new_run(registry, before: set[str], timeout_s: float = 30) -> str:
 
 # -- tests -------------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", list(PAGES))
-def test_page_renders_without_exception(page, server: str, name: str) -> None:
+def test_page_renders_without_exception(page, server: str, home: Path, name: str) -> None:
     open_page(page, server, name)
     charts = page.locator('[data-testid="stPlotlyChart"]')
     if charts.count():  # plotly draws after the script run ends: wait for the first chart's SVG
@@ -307,8 +307,58 @@ def test_page_renders_without_exception(page, server: str, name: str) -> None:
     page.wait_for_timeout(1000)
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"))
+    if name == "overview":  # the runs table sits in a closed expander: open it to check it too
+        _open_all_runs(page)
+    if name == "emotion-accuracy":  # an empty cell's table would fit whatever its columns
+        _pick_a_full_cell(page, home)
     if name in WIDE_TABLE_PAGES:
         assert_tables_fit(page, name)
+
+
+def _open_all_runs(page) -> None:
+    """Open Overview's "All runs (N)" expander and wait for its table."""
+    expander = page.locator('[data-testid="stExpander"]').filter(has_text=re.compile(r"All runs"))
+    expander.locator("summary").first.click()
+    expander.locator('[data-testid="stDataFrame"]').first.wait_for(state="visible")
+
+
+def _pick_a_full_cell(page, home: Path) -> None:
+    """Choose, under "The volumes behind a cell", the true and predicted emotion that the shown
+    design and person have most volumes of (a wrong one if there is any), so the table has rows."""
+    from emocore.demo import demo_paths
+    from emocore.registry import Registry
+    from emocore.results import RunResults
+
+    main = page.locator('[data-testid="stMain"], [data-testid="stAppViewContainer"]').first
+
+    def chosen(label: str) -> str:
+        return main.get_by_role("combobox", name=label).first.input_value()
+
+    registry = Registry(demo_paths(home)["registry"])
+    study = registry.list_runs(kind="study", status="completed")["id"][0]
+    held = RunResults(registry, study).predictions(chosen("Design"))
+    held = held[held["subject"].astype(str) == chosen("Subject").removeprefix("sub-")]
+    wrong = held[held["true"] != held["pred"]]
+    pairs = (wrong if len(wrong) else held).groupby(["true", "pred"]).size()
+    true, pred = pairs.idxmax()
+    for label, value in (("True emotion", true), ("Predicted as", pred)):
+        if chosen(label) == value:
+            continue
+        box = main.get_by_role("combobox", name=label).first
+        box.scroll_into_view_if_needed()  # a click that scrolls the page first opens no list
+        page.wait_for_timeout(300)
+        box.click()
+        option = page.get_by_role("option", name=value, exact=True)
+        try:
+            option.wait_for(timeout=2000)
+        except sync_api.TimeoutError:
+            box.click()
+        option.click()
+        wait_for_app_run(page)
+    assert_no_exception(page, "emotion-accuracy")
+    n = int(pairs.max())
+    caption = page.get_by_text(re.compile(rf"\b{n} volumes; open one in the Brain viewer"))
+    caption.first.wait_for(state="visible")
 
 
 def _fill_number(page, label: str, value: int) -> None:
