@@ -728,8 +728,8 @@ _CELL_COLUMNS = ["where", "volume", "scene", "agreement", "P(predicted)", "P(tru
 def runs_table(runs: pd.DataFrame) -> pd.DataFrame:
     """The registry's runs (:meth:`emocore.registry.Registry.list_runs`) for display, newest
     first: id, kind, status (with its progress while a job is under way), what it covers
-    ("single-subject · leave-one-run-out", or a study's designs), how many people, when it was
-    made ("2026-11-30 05:20 UTC") and a note (the error of a failed run, else the job's last
+    ("single-subject · leave-one-run-out", or a study's designs), when it was made, in UTC to
+    the minute ("2026-11-30 05:20"), and a note (the error of a failed run, else the job's last
     message; nothing for a completed run, whose message only says so)."""
     rows = []
     for record in runs.to_dict("records"):
@@ -746,7 +746,6 @@ def runs_table(runs: pd.DataFrame) -> pd.DataFrame:
             covers = "—"
         if r.get("leaky"):
             covers += " (leaky)"
-        subjects = r.get("subjects")
         note = r.get("error") or ("" if r.get("status") == "completed" else r.get("message"))
         rows.append(
             {
@@ -754,7 +753,6 @@ def runs_table(runs: pd.DataFrame) -> pd.DataFrame:
                 "kind": r.get("kind"),
                 "status": status,
                 "design · split": covers,
-                "people": len(subjects) if isinstance(subjects, (list, tuple)) else None,
                 "created": _timestamp(r.get("created_at")),
                 "note": note or "",
             }
@@ -767,11 +765,11 @@ def _given(value: Any) -> bool:
     return value is not None and not (isinstance(value, float) and math.isnan(value))
 
 
-_RUNS_COLUMNS = ["run", "kind", "status", "design · split", "people", "created", "note"]
+_RUNS_COLUMNS = ["run", "kind", "status", "design · split", "created", "note"]
 
 
 def _timestamp(text: Any) -> str:
-    """The registry's ISO time ("2026-11-30T05:20:02.438188Z") to the minute, in UTC."""
+    """The registry's ISO time ("2026-11-30T05:20:02.438188Z") in UTC to the minute."""
     try:
         stamp = pd.Timestamp(str(text))
     except ValueError:
@@ -779,7 +777,7 @@ def _timestamp(text: Any) -> str:
     if pd.isna(stamp):
         return "?"
     stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-    return stamp.strftime("%Y-%m-%d %H:%M UTC")
+    return stamp.strftime("%Y-%m-%d %H:%M")
 
 
 def tuning_table(study: dict[str, Any], design: str) -> pd.DataFrame:
