@@ -44,6 +44,7 @@ from emocore.summaries import (
     misclassification_summary,
     misclassified_scenes,
     per_subject_metrics,
+    scenes_table,
 )
 from emocore.summaries import percent as _pct
 
@@ -73,11 +74,15 @@ table{border-collapse:collapse;margin:.5em 0 1em}td,th{border:1px solid #ccc;pad
 font-size:.9em;text-align:left}th{background:#f3f3f3}.muted{color:#666;font-size:.9em}
 pre{background:#f7f7f7;padding:.6em;overflow:auto;font-size:.8em}
 table.settings th{font-weight:normal;color:#444;white-space:nowrap}
-@page{margin:18mm 15mm}
+@page{size:A4;margin:18mm 15mm}
 @media print{body{max-width:none;margin:0;padding:0;font-size:10.5pt}
-table,figure,.plotly-graph-div,.js-plotly-plot,.notice{break-inside:avoid;page-break-inside:avoid}
-h1,h2,h3{break-after:avoid;page-break-after:avoid}tr{break-inside:avoid}
-details{display:block}details>summary{list-style:none}a{color:inherit;text-decoration:none}}
+*{-webkit-print-color-adjust:exact;print-color-adjust:exact}
+table,figure,.plotly-graph-div,.js-plotly-plot,.notice,.keep{break-inside:avoid;
+page-break-inside:avoid}h1,h2,h3,summary{break-after:avoid;page-break-after:avoid}
+tr{break-inside:avoid}td,th{font-size:8.5pt;padding:2px 6px}
+.modebar-container{display:none!important}
+details{display:block}details>summary{list-style:none;font-weight:bold}
+a{color:inherit;text-decoration:none}}
 """
 
 
@@ -223,9 +228,10 @@ def _design_section(
     else:
         tests = "<p class='muted'>none: this run predates single-case findings (see above)</p>"
     scenes = pd.concat(
-        [misclassified_scenes(table, subject, c).assign(emotion=c) for c in classes],
+        [scenes_table(misclassified_scenes(table, subject, c)).assign(emotion=c) for c in classes],
         ignore_index=True,
     )
+    scenes = scenes[["emotion", *scenes.columns.drop("emotion")]]
     mine = table[table["subject"] == subject]
     seen = "seen" in mine and bool(mine["seen"].astype(bool).any())
     note = (
@@ -234,7 +240,7 @@ def _design_section(
         + (" (this person's other runs were in the training set)." if seen else ".")
     )
     return f"""
-<h2>{html.escape(design)} — {html.escape(tag)}</h2>
+<div class="keep"><h2>{html.escape(design)} — {html.escape(tag)}</h2>
 <p class="muted">{html.escape(note)}</p>
 <p>Balanced accuracy of sub-{subject}: <b>{_pct(me["balanced_accuracy"])}</b>
  (split: {html.escape(split)}; chance {_pct(chance_k)}) — cohort, all subjects pooled:
@@ -242,12 +248,12 @@ def _design_section(
  {_pct(chance_perm)}, {html.escape(_p_is(headline.get("p_value")))}).</p>
 <h3>Per emotion (recall): sub-{subject} vs the other subjects — {html.escape(tag)}</h3>
 {_table(pd.DataFrame(rows))}
-{figure(subject_vs_cohort(me, scores, classes, subject=subject, chance=chance_k))}
+{figure(subject_vs_cohort(me, scores, classes, subject=subject, chance=chance_k))}</div>
 <h3>What each emotion was predicted as</h3><ul>{sentences}</ul>
 <h3>Single-case tests: sub-{subject} against the other people (CNN) — {html.escape(tag)}</h3>
 {tests}
 <h3>Misclassified scenes</h3>
-{_table(scenes.round(3))}
+{_table(scenes)}
 <h3>Movie timeline</h3>
 {figure(timeline(mine, title=f"sub-{subject}, {design}: true vs predicted ({split})"))}
 """

@@ -234,6 +234,26 @@ def test_report_provenance_is_a_table_of_settings_not_json(bundle) -> None:
     assert "@media print" in html and "break-inside:avoid" in html
 
 
+def test_report_prints_on_a4_and_its_scenes_read_like_the_dashboard(bundle) -> None:
+    """Print CSS: A4, plotly's toolbar hidden, a design's heading, recall table and chart kept
+    on one page; the misclassified scenes formatted as on the Misclassified scenes page."""
+    registry, run_id = bundle
+    html = subject_report_html(registry, run_id, "02")
+    assert "size:A4" in html and ".modebar-container{display:none" in html
+    assert html.count('<div class="keep"><h2>') == 2  # one per design
+    scenes = [
+        part.split("<h3>Movie timeline</h3>")[0]
+        for part in html.split("<h3>Misclassified scenes</h3>")[1:]
+    ]
+    assert len(scenes) == 2
+    shown = [part for part in scenes if "<table" in part]
+    assert shown, "no misclassified scenes in the fixture"
+    for part in shown:
+        assert "<th>predicted as</th>" in part and "most_common" not in part
+        assert re.search(r"<td>run \d+ · \d+:\d\d", part), part[:500]
+        assert re.search(r"<td>[A-Z]+ \(\d+ %\)</td>", part), part[:500]
+
+
 def test_settings_rows_reads_like_a_form() -> None:
     from emocore.report import settings_rows
 
