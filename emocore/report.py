@@ -95,7 +95,9 @@ def _p_is(p: Any) -> str:
 def _table(frame: pd.DataFrame) -> str:
     if frame.empty:
         return "<p class='muted'>none</p>"
-    return frame.to_html(index=False, escape=True, border=0, na_rep="n/a")
+    out = frame.to_html(index=False, escape=True, border=0, na_rep="n/a")
+    # "100.0 %" in a narrow printed column broke at its space, leaving "%" alone on a line
+    return out.replace(" %</td>", "&nbsp;%</td>")
 
 
 class _Figures:

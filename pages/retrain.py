@@ -5,7 +5,9 @@ import streamlit as st
 from emocore import jobs, ui
 from emocore.errors import EmocoreError
 from emocore.registry import run_label
+from emocore.summaries import runs_table
 from emocore.ui.forms import retrain_form
+from emocore.ui.tables import RUNS_COLUMNS
 
 s = ui.page("Retrain")
 cache, problem = ui.loaders.cache_or_none(s)
@@ -43,9 +45,4 @@ if reg is None:
     st.stop()
 ui.job_monitor(reg, followed_key="emocore_job")
 st.subheader("Recent runs")
-st.dataframe(
-    reg.list_runs().head(10)[
-        ["id", "kind", "status", "design", "split", "progress", "message", "error"]
-    ],
-    hide_index=True,
-)
+st.dataframe(runs_table(reg.list_runs().head(10)), hide_index=True, column_config=RUNS_COLUMNS)
