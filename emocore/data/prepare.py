@@ -748,10 +748,12 @@ def _prepare(
             differ[k] for k in _VOLUME_OPTIONS if k in differ
         ]
         if not rebuild_why:
+            before = old
             old = _store_missing_mean_epis(cache, old, dataset, progress)
             result = dict(kept=tuple(held), not_requested=not_requested)
             if old.get("label_key") == label_key:
-                logger.info("cache at %s is up to date; nothing to do", cache)
+                if old is before:  # else _store_missing_mean_epis has said what it stored
+                    logger.info("cache at %s is up to date; nothing to do", cache)
                 if not (
                     cache / "dataset_description.json"
                 ).is_file():  # made before prepare wrote one
