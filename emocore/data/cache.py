@@ -185,6 +185,7 @@ class RunSpan:
     run: int
     start: int  # first row of this run in the subject array
     n_volumes: int
+    blank: str | None = None  # "zero" or "constant": the source run held no signal (prepare)
 
 
 class VolumeCache:
@@ -313,7 +314,7 @@ class VolumeCache:
 
     def runs(self, subject: str) -> list[RunSpan]:
         info = self._subject_info(subject)
-        return [RunSpan(r["run"], r["start"], r["n_volumes"]) for r in info["runs"]]
+        return [RunSpan(r["run"], r["start"], r["n_volumes"], r.get("blank")) for r in info["runs"]]
 
     def _subject_info(self, subject: str) -> dict[str, Any]:
         try:

@@ -33,7 +33,9 @@ def select(
     """Volumes of ``subjects`` and ``runs`` whose label is one of ``classes``.
 
     The column ``y`` holds the class index into ``classes``. The default drops NONE (the poster's
-    5 classes); pass ``classes=CLASSES`` to keep it as a sixth class.
+    5 classes); pass ``classes=CLASSES`` to keep it as a sixth class. Volumes of runs that
+    prepare found blank (every voxel constant: no signal, zeros in the cache) are left out, so
+    neither training nor any accuracy counts them; prepare's warning names those runs.
     """
     unknown = [c for c in classes if c not in CLASSES]
     if unknown or len(classes) < 2:
@@ -41,6 +43,15 @@ def select(
     table = cache.table(subjects)
     if runs is not None:
         table = table[table["run"].isin(list(runs))]
+    blank = [
+        (subject, span.run)
+        for subject in table["subject"].unique()
+        for span in cache.runs(subject)
+        if span.blank
+    ]
+    if blank:
+        keys = pd.MultiIndex.from_frame(table[["subject", "run"]])
+        table = table[~keys.isin(blank)]
     table = table[table["label"].isin(list(classes))].reset_index(drop=True)
     table["y"] = table["label"].map({c: i for i, c in enumerate(classes)}).astype(np.int64)
     return table

@@ -1193,8 +1193,8 @@ def _write_subject(
     for run, empty in blank:
         message = (
             f"{run.path} is blank: every voxel is {empty} over its {run.n_volumes} volumes, so "
-            "they hold no signal (zeros in the cache) yet keep their labels; the brain mask "
-            "comes from the person's other runs. Re-export or re-download the run"
+            "they hold no signal (zeros in the cache) and are left out of training and evaluation; "
+            "the brain mask comes from the person's other runs. Re-export or re-download the run"
         )
         logger.warning(message)
         messages.append(message)

@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 
 from emocore.cli import main
-from emocore.constants import RUN_N_VOLUMES, bold_filename
+from emocore.constants import CLASSES, RUN_N_VOLUMES, bold_filename
 from emocore.data import prepare as prepare_module
 from emocore.data.cache import open_cache
+from emocore.data.dataset import select
 from emocore.data.prepare import PrepareOptions, prepare, prepare_cache
 from emocore.errors import EXIT_CODES, CacheError, DataError
 from emocore.registry import Registry
@@ -62,6 +63,10 @@ def test_blank_first_run_is_named_and_the_mask_comes_from_the_others(
     assert "blank" not in cache.manifest["subjects"]["01"]["runs"][1]
     assert cache.mask.sum() > 0 and np.array_equal(cache.mask, expected)
     assert not np.any(cache.array("01")[: RUN_N_VOLUMES[0]])
+    # the blank run's zeros keep their labels in the cache but are neither trained on nor scored
+    kept = select(cache, classes=CLASSES)
+    assert 1 not in set(kept["run"]) and 2 in set(kept["run"])
+    assert len(select(cache, classes=CLASSES, runs=[1])) == 0
 
 
 def test_a_constant_run_is_blank_too(tiny_dataset, tmp_path: Path) -> None:
