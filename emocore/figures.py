@@ -570,7 +570,12 @@ def embedding_scatter(
 # -- brains -----------------------------------------------------------------------------------
 #: The saliency colours, dark red (the threshold) to pale yellow (the map's robust maximum): they
 #: stand out on a grey underlay, and the lowest shown value is never white or black.
-SALIENCY_SCALE = [[0.0, "#7f0000"], [0.35, "#d7301f"], [0.7, "#fc8d59"], [1.0, "#ffffb2"]]
+SALIENCY_SCALE: list[tuple[float, str]] = [
+    (0.0, "#7f0000"),
+    (0.35, "#d7301f"),
+    (0.7, "#fc8d59"),
+    (1.0, "#ffffb2"),
+]
 #: The three planes: name, the world axis cut across, the world axes across and up the slice.
 _PLANES = (("axial", 2, 0, 1), ("coronal", 1, 0, 2), ("sagittal", 0, 1, 2))
 
@@ -915,7 +920,7 @@ def _nifti(image: WorldImage):
 def _saliency_cmap():
     from matplotlib.colors import LinearSegmentedColormap
 
-    return LinearSegmentedColormap.from_list("saliency", [(p, c) for p, c in SALIENCY_SCALE])
+    return LinearSegmentedColormap.from_list("saliency", SALIENCY_SCALE)
 
 
 def interactive_viewer_html(
