@@ -61,6 +61,9 @@ for person in assessed:
     with ui.guard():
         result = ctx.results.assessment(person)
     st.markdown(f"#### sub-{person}")
+    if result is None:  # removed since the list was read
+        st.caption("Its assessment.json is gone; assess the person again.")
+        continue
     for design, info in result["designs"].items():
         if info["status"] != "assessed":
             st.caption(f"{design}: {info['reason']}")
