@@ -30,9 +30,13 @@ def _cache(tmp_path_factory, name: str, **cfg):
 
 
 def _evaluate(
-    cache, design: str, split: str = "leave-one-run-out", train: TrainConfig = DEMO_TRAIN
+    cache,
+    design: str,
+    split: str = "leave-one-run-out",
+    train: TrainConfig = DEMO_TRAIN,
+    n_folds: int = 4,
 ):
-    res = run_design(cache, design, train, split=split, n_folds=4, refit=False)
+    res = run_design(cache, design, train, split=split, n_folds=n_folds, refit=False)
     return res, evaluate_predictions(
         res.predictions,
         classes=res.classes,
@@ -82,7 +86,9 @@ def test_signal_beats_chance_fear_over_love_atypical_love_as_sadness(signal_cach
 
 
 def test_no_signal_stays_at_chance_and_the_random_split_inflates(null_cache):
-    _, loro = _evaluate(null_cache, "single-subject")
+    # Two folds, not four, for the within-person splits: a third of the training (the suite's
+    # time), and the claim is the same: honest splits stay at chance, the random one does not.
+    _, loro = _evaluate(null_cache, "single-subject", n_folds=2)
     _, loso = _evaluate(null_cache, "loso")
     for ev in (loro, loso):
         s = ev["summary"]
@@ -90,7 +96,7 @@ def test_no_signal_stays_at_chance_and_the_random_split_inflates(null_cache):
             s["split"]
         )
         assert s["p_value"]["balanced_accuracy"] > 0.01
-    res, leaky = _evaluate(null_cache, "single-subject", split="random")
+    res, leaky = _evaluate(null_cache, "single-subject", split="random", n_folds=2)
     s = leaky["summary"]
     assert res.leaky and s["leaky"] is True and s["split"] == "random"
     # With no emotion signal, the leaky split still "finds" one: neighbouring, autocorrelated
