@@ -143,6 +143,13 @@ def build_tiny_home(root: Path) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def tiny_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """:func:`build_tiny_home`, built once per test session (about 20 s on 2 cores) for the
+    AppTest and browser tests; a test that changes it works on a copy."""
+    return build_tiny_home(tmp_path_factory.mktemp("emocore-home"))
+
+
 FINDINGS_SUBJECTS = ("01", "02", "03", "04", "05", "06", "07", "08")
 FINDINGS_DESIGNS = {"single-subject": "leave-one-run-out", "loso": "leave-one-subject-out"}
 

@@ -11,11 +11,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="session")
-def demo_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """cohort/, cache/ and registry/ with one completed study, in the layout `emocore demo` makes."""
-    from tests.conftest import build_tiny_home
-
-    return build_tiny_home(tmp_path_factory.mktemp("emocore-home"))
+def demo_home(tiny_home: Path) -> Path:
+    """cohort/, cache/ and registry/ with one completed study, in the layout `emocore demo` makes
+    (shared with the browser tests, which copy it)."""
+    return tiny_home
 
 
 @pytest.fixture

@@ -90,11 +90,12 @@ if not (APP_DIR / "app.py").is_file():
 
 # -- fixtures ----------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny demo home: cohort, cache and one finished study in the registry."""
-    from tests.conftest import build_tiny_home
+def home(tiny_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny demo home (cohort, cache and one finished study in the registry): a copy of the
+    session's, since Retrain adds runs to it."""
+    import shutil
 
-    return build_tiny_home(tmp_path_factory.mktemp("emocore-home"))
+    return Path(shutil.copytree(tiny_home, tmp_path_factory.mktemp("e2e") / "home"))
 
 
 def _free_port() -> int:
