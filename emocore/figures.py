@@ -453,6 +453,17 @@ def subject_vs_cohort(
     return _layout(fig, f"sub-{subject} vs cohort, per emotion", 340)
 
 
+def _others(n: int) -> str:
+    """'the 1 other', 'the 7 others'."""
+    return f"the {n} other" if n == 1 else f"the {n} others"
+
+
+def _edge_anchor(x: float, *, low: float = 0.15, high: float = 0.85) -> str:
+    """Where a label at ``x`` (on a 0..1 axis) hangs: to the right near the left edge, to the
+    left near the right edge, centred between, so it never runs off the plot."""
+    return "left" if x < low else "right" if x > high else "center"
+
+
 def single_case_dots(
     values: pd.DataFrame,
     *,
@@ -463,7 +474,12 @@ def single_case_dots(
     chance: float | None = None,
 ) -> go.Figure:
     """Where one person stands: the other people's values of a measure as dots, the person's
-    marked (diamond and label), the others' mean dashed; rates on an x axis in %.
+    marked (diamond and label, on its own row below the others), the others' mean dotted and
+    chance dashed; rates on an x axis in %.
+
+    Every label has a place of its own, so none covers another whatever the values: the
+    person's beside the diamond (on the side with room), the others' mean and chance each on a
+    row above the dots; labels near an edge of the axis hang inwards, so none is cut off.
 
     ``values`` has the columns ``subject`` and ``value`` (a rate from 0 to 1), one row per
     person; the row of ``subject`` is the person. Tied values are stacked so every dot shows.
@@ -472,40 +488,57 @@ def single_case_dots(
     me = v[v["subject"] == str(subject)]
     others = v[v["subject"] != str(subject)].sort_values("value", kind="stable")
     rank = others.groupby(others["value"].round(3)).cumcount().to_numpy()
+    dots_top = 0.12 * (int(rank.max()) if len(rank) else 0)
+    me_y, lines_from = -0.4, -0.2
+    rows = iter((dots_top + 0.3, dots_top + 0.6))
     fig = go.Figure()
     fig.add_trace(
         go.Scatter(
             x=others["value"],
             y=0.12 * rank,
             mode="markers",
-            name=f"the {len(others)} others",
+            name=_others(len(others)),
             marker={"color": "#8C8C8C", "size": 10, "line": {"width": 1, "color": "#FFFFFF"}},
             customdata=("sub-" + others["subject"]).to_numpy(),
             hovertemplate="%{customdata}: %{x:.1%}<extra></extra>",
         )
     )
+    marks = []
     if len(others):
-        fig.add_vline(
-            x=float(others["value"].mean()),
-            line_dash="dot",
-            line_color="#8C8C8C",
-            annotation_text="others' mean",
-            annotation_position="bottom right",
-        )
+        mean = float(others["value"].mean())
+        marks.append((mean, "dot", "#8C8C8C", f"others' mean {_pct(mean)}"))
     if chance is not None:
-        fig.add_vline(
-            x=chance,
-            line_dash="dash",
-            line_color="#BBBBBB",
-            annotation_text=f"chance {_pct(chance)}",
-            annotation_position="top left",
+        marks.append((float(chance), "dash", "#BBBBBB", f"chance {_pct(chance)}"))
+    top = dots_top + 0.3
+    for x, dash, colour, text in marks:
+        row = next(rows)
+        top = row + 0.25
+        fig.add_shape(
+            type="line",
+            x0=x,
+            x1=x,
+            y0=lines_from,
+            y1=row,
+            xref="x",
+            yref="y",
+            line={"dash": dash, "color": colour, "width": 1.5},
+        )
+        fig.add_annotation(
+            x=x,
+            y=row,
+            text=text,
+            showarrow=False,
+            xanchor=_edge_anchor(x),
+            yanchor="bottom",
+            font={"color": "#555555"},
+            bgcolor="rgba(255,255,255,0.9)",
         )
     if len(me):
         x = float(me["value"].iloc[0])
         fig.add_trace(
             go.Scatter(
                 x=[x],
-                y=[0.0],
+                y=[me_y],
                 mode="markers+text",
                 name=f"sub-{subject}",
                 marker={
@@ -515,15 +548,16 @@ def single_case_dots(
                     "line": {"width": 1, "color": "#000000"},
                 },
                 text=[f"sub-{subject} {_pct(x)}"],
-                textposition="top center",
+                # beside the diamond, on the side with room for the label
+                textposition="middle right" if x <= 0.6 else "middle left",
+                cliponaxis=False,
                 hovertemplate=f"sub-{subject}: %{{x:.1%}}<extra></extra>",
             )
         )
-    top = 0.12 * (int(rank.max()) if len(rank) else 0) + 0.5
     fig.update_xaxes(title_text="per person, held out", tickformat=".0%", range=[-0.04, 1.04])
-    fig.update_yaxes(visible=False, range=[-0.3, top])
+    fig.update_yaxes(visible=False, range=[me_y - 0.2, top])
     fig.update_layout(legend={"orientation": "h", "y": -0.45})
-    return _layout(fig, f"{measure}<br><sup>{design}, split: {split}</sup>", 280)
+    return _layout(fig, f"{measure}<br><sup>{design}, split: {split}</sup>", 300)
 
 
 def misclassification_pie(counts: Mapping[str, int], *, subject: str, emotion: str) -> go.Figure:
