@@ -425,16 +425,23 @@ def subject_vs_cohort(
     subject: str,
     chance: float,
 ) -> go.Figure:
-    """Per-emotion recall of one person next to the cohort mean (± SD)."""
+    """Per-emotion recall of one person next to the cohort mean ± SD (the sample standard
+    deviation over all people of ``cohort``, the person among them), chance marked to the right
+    of the plot, clear of the bars."""
     cols = [f"accuracy_{c}" for c in classes]
+    n = len(cohort)
+    sd = cohort[cols].std().fillna(0).to_numpy()
     fig = go.Figure()
     fig.add_trace(
         go.Bar(
             x=list(classes),
             y=cohort[cols].mean().to_numpy(),
-            name="cohort mean",
+            name=f"cohort mean ± SD ({n} {'person' if n == 1 else 'people'})",
             marker_color="#BBBBBB",
-            error_y={"type": "data", "array": cohort[cols].std().fillna(0).to_numpy()},
+            error_y={"type": "data", "array": sd},
+            customdata=sd,
+            hovertemplate="%{x}: cohort mean %{y:.1%} ± SD %{customdata:.1%}"
+            f" over {n} {'person' if n == 1 else 'people'}<extra></extra>",
         )
     )
     # one colour for the person (per-emotion colours made the legend show the first emotion's)
@@ -444,13 +451,29 @@ def subject_vs_cohort(
             y=[subject_row[c] for c in cols],
             name=f"sub-{subject}",
             marker_color="#33415C",
+            hovertemplate=f"%{{x}}: sub-{subject} %{{y:.1%}}<extra></extra>",
         )
     )
-    fig.add_hline(
-        y=chance, line_dash="dash", line_color="#555555", annotation_text=f"chance {_pct(chance)}"
+    fig.add_hline(y=chance, line_dash="dash", line_color="#555555")
+    # the label right of the plot area, where no bar is
+    fig.add_annotation(
+        x=1,
+        xref="paper",
+        xanchor="left",
+        xshift=4,
+        y=chance,
+        yref="y",
+        yanchor="middle",
+        text=f"chance<br>{_pct(chance)}",
+        showarrow=False,
+        align="left",
+        font={"color": "#555555"},
     )
     fig.update_yaxes(title_text="recall (held out)", tickformat=".0%", range=[0, 1])
-    return _layout(fig, f"sub-{subject} vs cohort, per emotion", 340)
+    fig.update_layout(legend={"orientation": "h", "x": 0, "y": 1.0, "yanchor": "bottom"})
+    _layout(fig, f"sub-{subject} vs cohort, per emotion", 360)
+    fig.update_layout(margin={"r": 70, "t": 80})
+    return fig
 
 
 def _others(n: int) -> str:
