@@ -301,6 +301,21 @@ def balanced_curves_recorded(curves: pd.DataFrame) -> bool:
     return bool(pd.to_numeric(curves["val_balanced_acc"], errors="coerce").notna().any())
 
 
+def _epoch_ticks(epochs) -> dict:
+    """Whole-number epoch ticks (never 0.5): every epoch up to 10, else a round step; a run
+    of one or two epochs gets half an epoch of room on either side."""
+    e = pd.to_numeric(pd.Series(epochs), errors="coerce").dropna()
+    if not len(e):
+        return {"tickformat": "d"}
+    lo, hi = float(e.min()), float(e.max())
+    span = hi - lo
+    step = next((s for s in (1, 2, 5, 10, 20, 25, 50, 100) if span / s <= 10), 200)
+    ticks: dict = {"tickmode": "linear", "tick0": 0, "dtick": step, "tickformat": "d"}
+    if span < 2:
+        ticks["range"] = [lo - 0.5, hi + 0.5]
+    return ticks
+
+
 def training_curves(
     curves: pd.DataFrame,
     *,
@@ -320,11 +335,15 @@ def training_curves(
     fig = go.Figure()
     data = _curve_groups(curves) if len(curves) else curves.assign(design=[], model=[], part=[])
     palette = {"single-subject": "#0072B2", "cross-subject": "#D55E00", "loso": "#009E73"}
+    # a symbol per design too, so designs whose curves coincide (one epoch) stay apart
+    symbols = {"single-subject": "circle", "cross-subject": "square", "loso": "diamond"}
+    extra_symbols = iter(("triangle-up", "cross", "x", "star", "hexagon"))
     sides = (
         (("val", "solid"),) if metric == "balanced_acc" else (("train", "dot"), ("val", "solid"))
     )
     for design, rows in data.groupby("design", sort=False):
         colour = palette.get(design, "#666666")
+        symbol = symbols.get(str(design)) or next(extra_symbols, "circle")
         split = (splits or {}).get(str(design))
         label = f"{design} ({split})" if split else str(design)
         for side, dash in sides:
@@ -358,6 +377,12 @@ def training_curves(
                     name=name,
                     legendgroup=name,
                     line={"color": colour, "dash": dash},
+                    # open markers for train, filled for held out: apart without their lines
+                    marker={
+                        "symbol": f"{symbol}-open" if side == "train" else symbol,
+                        "size": 8,
+                        "color": colour,
+                    },
                     mode="lines+markers",
                 )
             )
@@ -369,7 +394,7 @@ def training_curves(
             annotation_text=f"{chance_label} {_pct(chance)}",
         )
     what = _CURVE_NAMES[metric]
-    fig.update_xaxes(title_text="epoch")
+    fig.update_xaxes(title_text="epoch", **_epoch_ticks(data["epoch"] if len(data) else []))
     fig.update_yaxes(title_text=f"held-out {what}" if metric == "balanced_acc" else what)
     if metric != "loss":
         fig.update_yaxes(tickformat=".0%", range=[0, 1])

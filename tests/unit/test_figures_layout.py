@@ -28,3 +28,29 @@ def test_subject_chance_label_sits_right_of_the_bars_and_error_bars_are_named() 
     assert cohort.name == "cohort mean ± SD (3 people)"
     assert list(cohort.error_y.array) == list(_COHORT[[f"accuracy_{e}" for e in EMOTIONS]].std())
     assert "SD" in cohort.hovertemplate
+
+
+def _one_epoch() -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {"fold": f"{design}/{fold}", "epoch": 1, "train_acc": 0.5, "val_acc": 0.3}
+            for design, fold in (("single-subject", "sub-01/runs-1"), ("loso", "sub-01"))
+        ]
+    )
+
+
+def test_one_epoch_has_whole_epoch_ticks_and_visible_distinct_markers() -> None:
+    fig = figures.training_curves(_one_epoch(), metric="acc")
+    x = fig.layout.xaxis
+    assert x.dtick == 1 and x.tickformat == "d" and tuple(x.range) == (0.5, 1.5)
+    lines = [t for t in fig.data if t.showlegend is not False]
+    assert all("markers" in t.mode for t in lines)
+    symbols = {t.name: t.marker.symbol for t in lines}
+    assert symbols["single-subject · held out"] != symbols["loso · held out"]
+    assert symbols["loso · train"] != symbols["loso · held out"]
+
+
+def test_many_epochs_get_a_round_tick_step() -> None:
+    curves = pd.concat([_one_epoch().assign(epoch=e) for e in range(1, 41)], ignore_index=True)
+    x = figures.training_curves(curves, metric="acc").layout.xaxis
+    assert x.dtick == 5 and x.range is None
