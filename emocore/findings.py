@@ -249,6 +249,12 @@ def p_text(p: Any) -> str:
     return "< 0.001" if float(p) < 0.001 else f"{float(p):.3f}"
 
 
+def p_is(p: Any) -> str:
+    """``p = 0.012`` or ``p < 0.001``: :func:`p_text` with its relation, for running text."""
+    text = p_text(p)
+    return f"p {text}" if text.startswith("<") else f"p = {text}"
+
+
 def _pct(x: Any, digits: int = 1) -> str:
     return "n/a" if _missing(x) else f"{100 * float(x):.{digits}f} %"
 

@@ -31,7 +31,7 @@ from emocore.figures import subject_vs_cohort, timeline
 from emocore.findings import (
     TEST_CAPTION,
     RunFindings,
-    p_text,
+    p_is,
     person_summary,
     person_table,
     predates_message,
@@ -84,12 +84,6 @@ tr{break-inside:avoid}td,th{font-size:8.5pt;padding:2px 6px}
 details{display:block}details>summary{list-style:none;font-weight:bold}
 a{color:inherit;text-decoration:none}}
 """
-
-
-def _p_is(p: Any) -> str:
-    """``p = 0.012`` or ``p < 0.001`` (a permutation p of 1/1001 is not written 0.000999...)."""
-    text = p_text(p)
-    return f"p {text}" if text.startswith("<") else f"p = {text}"
 
 
 def _table(frame: pd.DataFrame) -> str:
@@ -247,7 +241,7 @@ def _design_section(
 <p>Balanced accuracy of sub-{subject}: <b>{_pct(me["balanced_accuracy"])}</b>
  (split: {html.escape(split)}; chance {_pct(chance_k)}) — cohort, all subjects pooled:
  {_pct(headline.get("balanced_accuracy"))} (split: {html.escape(split)}; permutation chance
- {_pct(chance_perm)}, {html.escape(_p_is(headline.get("p_value")))}).</p>
+ {_pct(chance_perm)}, {html.escape(p_is(headline.get("p_value")))}).</p>
 <h3>Per emotion (recall): sub-{subject} vs the other subjects — {html.escape(tag)}</h3>
 {_table(pd.DataFrame(rows))}
 {figure(subject_vs_cohort(me, scores, classes, subject=subject, chance=chance_k))}</div>

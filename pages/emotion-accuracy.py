@@ -4,18 +4,22 @@ import pandas as pd
 import streamlit as st
 
 from emocore import figures, summaries, ui
+from emocore.findings import p_is
+from emocore.model_checks import largest_confusion
 from emocore.ui.tables import CELL_COLUMNS
 
 s = ui.page("Emotion accuracy")
 ctx = ui.require_run(s)
 with ui.guard():
     metrics = ctx.results.metrics or {}
-    curves = ctx.results.table("curves")
+    curves = ctx.results.table("curves") if ctx.results.has_table("curves") else None
+    held_all = ctx.results.predictions()
 
 for design, tab in zip(ctx.designs, st.tabs(ctx.designs), strict=True):
     summary = metrics[design]["cnn"]["summary"]
     chance = summary["chance"]["balanced_accuracy_permutation"]
     with tab:
+        ui.collapse_warning(held_all[held_all["design"] == design], design=design)
         c1, c2 = st.columns(2)
         c1.metric("Balanced accuracy (CNN, held out)", ui.pct(summary["balanced_accuracy"]))
         with c1:
@@ -23,7 +27,8 @@ for design, tab in zip(ctx.designs, st.tabs(ctx.designs), strict=True):
                 summary["split"],
                 chance,
                 what="permutation",
-                extra=f"p = {summary['p_value']['balanced_accuracy']:.3g}, {summary['n_volumes']} volumes",
+                extra=f"{p_is(summary['p_value']['balanced_accuracy'])}, "
+                f"{summary['n_volumes']} volumes",
             )
         c2.metric("Accuracy", ui.pct(summary["accuracy"]))
         with c2:
@@ -56,12 +61,19 @@ st.subheader("The volumes behind a cell")
 c1, c2, c3, c4 = st.columns(4)
 design = ui.design_picker(ctx, where=c1)
 subject = c2.selectbox("Subject", ctx.study["subjects"], format_func=lambda x: f"sub-{x}")
-true = c3.selectbox("True emotion", ctx.classes)
-pred = c4.selectbox(
-    "Predicted as", ctx.classes, index=(ctx.classes.index(true) + 1) % len(ctx.classes)
-)
 with ui.guard():
     held = ctx.results.predictions(design)
+# open on the person's most frequent error, not on an empty cell
+first = largest_confusion(held, subject=subject, classes=ctx.classes)
+true = c3.selectbox("True emotion", ctx.classes, index=ctx.classes.index(first[0]) if first else 0)
+wrong = largest_confusion(held, subject=subject, classes=ctx.classes, true=true)
+pred = c4.selectbox(
+    "Predicted as",
+    ctx.classes,
+    index=ctx.classes.index(wrong[1])
+    if wrong
+    else (ctx.classes.index(true) + 1) % len(ctx.classes),
+)
 cell = summaries.cell_volumes_table(held, subject=subject, true=true, pred=pred)
 st.dataframe(cell, hide_index=True, height=220, column_config=CELL_COLUMNS)
 ui.chance_caption(

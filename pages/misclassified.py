@@ -21,6 +21,7 @@ with ui.guard():
     scenes = misclassified_scenes(held, subject, emotion)
 split = ctx.headline(design).get("split", "?")
 
+ui.collapse_warning(held, design=design, subject=subject)
 st.markdown(f"**{summary['sentence']}**")
 ui.chance_caption(
     split, ctx.chance_k, what=f"1/{len(ctx.classes)} classes", extra="held-out predictions"

@@ -5,7 +5,7 @@ import streamlit as st
 
 from emocore import figures, ui
 from emocore.device import gpu_summary
-from emocore.findings import p_text, person_summary, person_table
+from emocore.findings import p_is, person_summary, person_table
 from emocore.inference import seen_in_training, subject_predictions
 
 s = ui.page("Subject")
@@ -29,6 +29,7 @@ st.subheader(f"sub-{subject}, {design}: held-out (cross-validated) predictions")
 if mine.empty:
     st.info(f"sub-{subject} has no held-out predictions in the {design} design of this run.")
     st.stop()
+ui.collapse_warning(held, design=design, subject=subject)
 me = scores[scores["subject"] == subject].iloc[0]
 c1, c2 = st.columns(2)
 with c1:
@@ -42,9 +43,7 @@ with c2:
         split,
         head.get("chance_balanced_accuracy"),
         what="permutation",
-        extra="p "
-        + ("" if p_text(head.get("p_value")).startswith("<") else "= ")
-        + p_text(head.get("p_value")),
+        extra=p_is(head.get("p_value")),
     )
 st.plotly_chart(
     figures.subject_vs_cohort(me, scores, ctx.classes, subject=subject, chance=ctx.chance_k)

@@ -13,6 +13,7 @@ from emocore.ui.timeline import every_volume_block, movie_windows, timeline_view
 from emocore.ui.widgets import (
     RunContext,
     chance_caption,
+    collapse_warning,
     completed_runs,
     design_picker,
     finding_block,
@@ -36,6 +37,7 @@ __all__ = [
     "tuning_block",
     "RunContext",
     "chance_caption",
+    "collapse_warning",
     "completed_runs",
     "design_picker",
     "every_volume_block",

@@ -14,8 +14,16 @@ from emocore import figures
 __all__ = ["training_curves_block"]
 
 
-def training_curves_block(ctx: Any, metrics: dict[str, Any], curves: pd.DataFrame) -> None:
-    """A radio (accuracy / loss), the curves figure and a caption saying what is drawn."""
+def training_curves_block(ctx: Any, metrics: dict[str, Any], curves: pd.DataFrame | None) -> None:
+    """A radio (accuracy / loss), the curves figure and a caption saying what is drawn; a
+    sentence instead when the run logged no curves (``curves`` None)."""
+    if curves is None or curves.empty:
+        st.caption(
+            f"Run {ctx.run_id} logged no training curves (a run evaluated from stored "
+            "predictions, or one that trained no model); the rest of this page is its held-out "
+            "result."
+        )
+        return
     metric = st.radio("Curve", ["accuracy", "loss"], horizontal=True)
     splits = {d: ctx.headline(d).get("split", "?") for d in ctx.designs}
     balanced = figures.balanced_curves_recorded(curves)

@@ -23,6 +23,7 @@ from emocore.findings import (
     predates_message,
     stability_sentence,
 )
+from emocore.model_checks import collapse, collapse_sentence
 from emocore.registry import Registry, most_complete_first, run_label
 from emocore.results import RunResults
 from emocore.settings import Settings
@@ -32,6 +33,7 @@ from emocore.ui.brand import notice_text
 from emocore.ui.navigation import ensure_app_frame
 
 __all__ = [
+    "collapse_warning",
     "inference_caption",
     "job_monitor",
     "open_run_button",
@@ -116,6 +118,21 @@ def page(title: str, *, prominent_notice: bool = False) -> Settings:
     research_notice(prominent=prominent_notice)
     with guard():
         return loaders.settings()
+
+
+def collapse_warning(predictions: pd.DataFrame, *, design: str, subject: str | None = None) -> bool:
+    """Warn when the design's CNN (on ``subject``'s volumes, when given) gives one answer for
+    nearly every held-out volume (:mod:`emocore.model_checks`); True when it warned."""
+    found = collapse(predictions, subject=subject)
+    if found is None:
+        return False
+    what = (
+        f"On sub-{subject}'s volumes, the {design} CNN"
+        if subject is not None
+        else f"The {design} CNN"
+    )
+    st.warning(collapse_sentence(found, what=what), icon=":material/warning:")
+    return True
 
 
 def chance_caption(split: str, chance: float | None, *, what: str = "", extra: str = "") -> None:

@@ -393,3 +393,17 @@ def test_a_run_recorded_before_balanced_curves_falls_back(home_copy: Path, emoco
     at = open_page("emotion-accuracy")
     no_exception(at, "emotion-accuracy")
     assert "recorded before balanced accuracy was logged per epoch" in texts(at, "caption")
+
+
+def test_emotion_accuracy_reads_a_run_without_curves(findings_home: Path, emocore_env) -> None:
+    """A run that logged no training curves (evaluated from stored predictions) still shows its
+    held-out result: a sentence where the curves would be, not an error over the whole page; the
+    cell table opens on the person's most frequent error, not an empty cell."""
+    emocore_env(findings_home)
+    at = open_page("emotion-accuracy")
+    no_exception(at, "emotion-accuracy")
+    assert not at.error, [e.value for e in at.error]
+    assert "logged no training curves" in texts(at, "caption")
+    boxes = {b.label: b.value for b in at.selectbox}
+    assert boxes["True emotion"] != boxes["Predicted as"]
+    assert "· 0 volumes;" not in texts(at, "caption")
