@@ -225,7 +225,8 @@ def _diverging_at(middle: float) -> list[list[float | str]]:
 def accuracy_heatmap(
     per_subject: pd.DataFrame, classes: Sequence[str], *, split: str, chance: float, title: str
 ) -> go.Figure:
-    """Subjects x emotions recall; the colour scale is centred on ``chance``."""
+    """Subjects x emotions recall; the colour scale is white at ``chance`` (its colour bar says
+    so), red below, blue above."""
     cols = [f"accuracy_{c}" for c in classes]
     z = per_subject[cols].to_numpy(dtype=float)
     subjects = [f"sub-{s}" for s in per_subject["subject"]]
@@ -240,13 +241,25 @@ def accuracy_heatmap(
             colorscale=_diverging_at(chance),
             zmin=0,
             zmax=1,
-            colorbar={"title": {"text": "recall<br>(held out)"}, "tickformat": ".0%"},
+            colorbar={
+                "title": {"text": f"recall (held out)<br>white = chance {_pct(chance)}"},
+                "tickformat": ".0%",
+                # a readable bar however few people: at least 200 px (title included), else the rows
+                "lenmode": "pixels",
+                "len": max(200, 40 * len(subjects)),
+                "thickness": 16,
+                "yanchor": "middle",
+                "y": 0.5,
+            },
             hovertemplate="%{y} · %{x}: %{z:.1%}<extra></extra>",
         )
     )
     fig.update_yaxes(autorange="reversed")
+    # tall enough for the colour bar (200 px + margins) with one or two people
     return _layout(
-        fig, f"{title} — split: {split}, chance {_pct(chance)}", 120 + 40 * len(subjects)
+        fig,
+        f"{title} — split: {split}, chance {_pct(chance)}",
+        max(320, 120 + 40 * len(subjects)),
     )
 
 

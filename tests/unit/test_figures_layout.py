@@ -54,3 +54,15 @@ def test_many_epochs_get_a_round_tick_step() -> None:
     curves = pd.concat([_one_epoch().assign(epoch=e) for e in range(1, 41)], ignore_index=True)
     x = figures.training_curves(curves, metric="acc").layout.xaxis
     assert x.dtick == 5 and x.range is None
+
+
+def test_recall_colour_bar_is_readable_with_one_person_and_names_chance() -> None:
+    fig = figures.accuracy_heatmap(
+        _COHORT.iloc[:1], list(EMOTIONS), split="s", chance=0.2, title="Recall"
+    )
+    bar = fig.data[0].colorbar
+    assert bar.lenmode == "pixels" and bar.len >= 200
+    assert fig.layout.height - 100 >= bar.len  # the plot area holds it (margins 60 + 40)
+    assert "white = chance 20 %" in bar.title.text
+    many = figures.accuracy_heatmap(_COHORT, list(EMOTIONS), split="s", chance=0.2, title="R")
+    assert many.data[0].colorbar.len >= bar.len
