@@ -15,7 +15,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from emocore.anatomy import AXES, ENDS, WorldImage, robust_max
-from emocore.constants import CATEGORY_MAP, CLASSES, EMOTION_COLORS
+from emocore.constants import CATEGORY_MAP, CLASSES, EMOTION_COLORS, EMOTIONS, NONE
 from emocore.errors import ConfigError, check_choice
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "balanced_curves_recorded",
     "category_bars",
     "CURVE_METRICS",
+    "LEGEND_ORDER",
     "cooccurrence_heatmap",
     "confusion_figure",
     "embedding_scatter",
@@ -56,6 +57,18 @@ _SUBJECT_COLORS = (
     "#e6ab02",
     "#d95f02",
 )
+
+
+#: The order of classes in every legend: the app's emotion order, NONE last.
+LEGEND_ORDER: tuple[str, ...] = (*EMOTIONS, NONE)
+
+
+def _in_legend_order(keys) -> list:
+    """``keys`` in :data:`LEGEND_ORDER`, anything else (sorted) between the emotions and NONE."""
+    keys = list(keys)
+    known = [k for k in EMOTIONS if k in keys]
+    rest = sorted((k for k in keys if k not in EMOTIONS and k != NONE), key=str)
+    return known + rest + ([NONE] if NONE in keys else [])
 
 
 def _pct(x: float | None) -> str:
@@ -121,7 +134,7 @@ def timeline(
         rows=2, cols=1, shared_xaxes=True, row_heights=[0.65, 0.35], vertical_spacing=0.06
     )
     for track, col in (("true", "true"), ("predicted", "pred")):
-        for cls in [c for c in CLASSES if c in set(t[col])]:
+        for cls in _in_legend_order(set(t[col])):
             part = t[t[col] == cls]
             fig.add_trace(
                 go.Scattergl(
@@ -643,7 +656,10 @@ def embedding_scatter(
     """PCA of the hidden layer, one point per volume, coloured by emotion or subject."""
     column = "label" if color_by == "emotion" else "subject"
     fig = go.Figure()
-    for i, (key, part) in enumerate(emb.groupby(column, sort=True)):
+    groups = dict(list(emb.groupby(column, sort=True)))
+    keys = _in_legend_order(groups) if column == "label" else list(groups)
+    for i, key in enumerate(keys):
+        part = groups[key]
         colour = EMOTION_COLORS.get(key, "#666666") if column == "label" else _SUBJECT_COLORS[i % 8]
         fig.add_trace(
             go.Scattergl(
@@ -656,7 +672,8 @@ def embedding_scatter(
                 hovertemplate="sub-%{customdata[0]} run %{customdata[1]} vol %{customdata[2]}<extra></extra>",
             )
         )
-    sil = "n/a" if silhouette is None else f"{silhouette:.2f}"
+    # three decimals, as the page's metric shows it
+    sil = "n/a" if silhouette is None else f"{silhouette:.3f}"
     fig.update_xaxes(title_text="PC 1")
     fig.update_yaxes(title_text="PC 2")
     return _layout(fig, f"Hidden-layer PCA by {color_by} — silhouette by {color_by}: {sil}", 480)
@@ -933,7 +950,7 @@ def cooccurrence_heatmap(matrix: pd.DataFrame) -> go.Figure:
 def label_timeline(labels: pd.DataFrame, *, title: str = "Labels over the movie") -> go.Figure:
     """One mark per volume at its movie time, coloured by label; agreement on the y axis."""
     fig = go.Figure()
-    for cls in CLASSES:
+    for cls in LEGEND_ORDER:
         part = labels[labels["label"] == cls]
         if len(part):
             fig.add_trace(
@@ -965,7 +982,7 @@ def label_timeline(labels: pd.DataFrame, *, title: str = "Labels over the movie"
 
 def agreement_histogram(labels: pd.DataFrame) -> go.Figure:
     fig = go.Figure()
-    for cls in CLASSES:
+    for cls in LEGEND_ORDER:
         part = labels[labels["label"] == cls]
         if len(part):
             fig.add_trace(
@@ -976,7 +993,8 @@ def agreement_histogram(labels: pd.DataFrame) -> go.Figure:
                     xbins={"start": 0, "end": 1.0001, "size": 0.0625},
                 )
             )
-    fig.update_layout(barmode="stack")
+    # plotly lists stacked bars bottom-up (reversed) unless told: keep the emotion order
+    fig.update_layout(barmode="stack", legend={"traceorder": "normal"})
     fig.update_xaxes(title_text="fraction of observers agreeing with the volume's label")
     fig.update_yaxes(title_text="volumes")
     return _layout(fig, "Agreement per volume", 320)
@@ -985,7 +1003,7 @@ def agreement_histogram(labels: pd.DataFrame) -> go.Figure:
 def label_counts_figure(counts: pd.DataFrame) -> go.Figure:
     """Grouped bars: volumes per class (columns) for each option (index, e.g. 'poster, lag 4 s')."""
     fig = go.Figure()
-    for cls in [c for c in CLASSES if c in counts.columns]:
+    for cls in _in_legend_order(c for c in CLASSES if c in counts.columns):
         fig.add_trace(
             go.Bar(
                 x=counts.index.astype(str),

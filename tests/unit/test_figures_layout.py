@@ -66,3 +66,35 @@ def test_recall_colour_bar_is_readable_with_one_person_and_names_chance() -> Non
     assert "white = chance 20 %" in bar.title.text
     many = figures.accuracy_heatmap(_COHORT, list(EMOTIONS), split="s", chance=0.2, title="R")
     assert many.data[0].colorbar.len >= bar.len
+
+
+_APP_ORDER = ["HAPPINESS", "FEAR", "SADNESS", "LOVE", "ANGER", "NONE"]
+
+
+def _labels() -> pd.DataFrame:
+    rows = [
+        {"label": cls, "agreement": 0.25 * (i % 4 + 1), "movie_time": 2.0 * i}
+        for i, cls in enumerate(sorted(_APP_ORDER * 2))
+    ]
+    return pd.DataFrame(rows)
+
+
+def test_legends_list_emotions_in_the_app_order_none_last() -> None:
+    histogram = figures.agreement_histogram(_labels())
+    assert [t.name for t in histogram.data] == _APP_ORDER
+    assert histogram.layout.legend.traceorder == "normal"  # not reversed for stacked bars
+    timeline = figures.label_timeline(_labels())
+    assert [t.name for t in timeline.data] == _APP_ORDER
+    emb = pd.DataFrame(
+        {
+            "label": sorted(_APP_ORDER[:5]),
+            "subject": ["01"] * 5,
+            "run": [1] * 5,
+            "volume": range(5),
+            "pc1": range(5),
+            "pc2": range(5),
+        }
+    )
+    scatter = figures.embedding_scatter(emb, silhouette=-0.0364)
+    assert [t.name for t in scatter.data] == _APP_ORDER[:5]
+    assert scatter.layout.title.text.endswith("-0.036")
