@@ -26,6 +26,7 @@ __all__ = [
     "category_bars",
     "CURVE_METRICS",
     "LEGEND_ORDER",
+    "MOVIE_TIME_TITLE",
     "cooccurrence_heatmap",
     "confusion_figure",
     "embedding_scatter",
@@ -80,6 +81,34 @@ def _layout(fig: go.Figure, title: str, height: int = 400) -> go.Figure:
         title=title, height=height, font=_FONT, margin={"l": 60, "r": 20, "t": 60, "b": 40}
     )
     return fig
+
+
+def _clock(seconds: float) -> str:
+    """Movie time as m:ss, or h:mm:ss from an hour on (e.g. 7086 s -> '1:58:06')."""
+    total = int(round(float(seconds)))
+    h, rest = divmod(total, 3600)
+    m, sec = divmod(rest, 60)
+    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
+
+
+#: The x-axis title of movie time, whose tick labels :func:`_clock_ticks` writes.
+MOVIE_TIME_TITLE = "movie time (m:ss, h:mm:ss)"
+_CLOCK_STEPS_S = (10, 15, 30, 60, 120, 300, 600, 900, 1200, 1800, 3600)
+
+
+def _clock_ticks(lo: float, hi: float) -> dict:
+    """Tick values in seconds labelled as clock time, a round step giving at most 7 ticks
+    between ``lo`` and ``hi``."""
+    span = max(float(hi) - float(lo), 1.0)
+    step = next((s for s in _CLOCK_STEPS_S if span / s <= 6), 7200)
+    first = np.ceil(float(lo) / step) * step
+    values = np.arange(first, float(hi) + 1e-9, step)
+    return {
+        "tickmode": "array",
+        "tickvals": values.tolist(),
+        "ticktext": [_clock(v) for v in values],
+        "title_text": MOVIE_TIME_TITLE,
+    }
 
 
 def _scene_lines(times: pd.Series, scenes: pd.Series) -> tuple[list, list]:
@@ -150,7 +179,8 @@ def timeline(
                     name=cls if cls != CLASSES[0] else f"{cls} (no emotion labelled)",
                     legendgroup=cls,
                     showlegend=track == "true" or cls not in set(t["true"]),
-                    hovertemplate=f"{track}: {cls}<br>movie time %{{x:.0f}} s<extra></extra>",
+                    customdata=[_clock(x) for x in part["movie_time"]],
+                    hovertemplate=f"{track}: {cls}<br>movie time %{{customdata}}<extra></extra>",
                 ),
                 row=1,
                 col=1,
@@ -174,8 +204,9 @@ def timeline(
                     legendgroup="confidence",
                     legendgrouptitle_text="p(predicted)",
                     marker={"size": 4, "color": color},
-                    hovertemplate=f"{name}<br>p(predicted) %{{y:.2f}}<br>%{{x:.0f}} s"
-                    "<extra></extra>",
+                    customdata=[_clock(x) for x in t["movie_time"][keep]],
+                    hovertemplate=f"{name}<br>p(predicted) %{{y:.2f}}<br>movie time "
+                    "%{customdata}<extra></extra>",
                 ),
                 row=2,
                 col=1,
@@ -195,10 +226,15 @@ def timeline(
         )
         fig.update_layout(yaxis3={"overlaying": "y", "range": [0, 1], "visible": False})
     fig.update_yaxes(title_text="probability of<br>predicted class", range=[0, 1], row=2, col=1)
-    fig.update_xaxes(title_text="movie time (s)", row=2, col=1)
+    # seconds on the axis (x_range and zooms stay in seconds), labelled as clock time
     if x_range is not None:
         pad = max(1.0, 0.01 * (hi - lo))
         fig.update_xaxes(range=[lo - pad, hi + pad])
+        fig.update_xaxes(**_clock_ticks(lo, hi), row=2, col=1)
+    elif len(t):
+        fig.update_xaxes(**_clock_ticks(t["movie_time"].min(), t["movie_time"].max()), row=2, col=1)
+    else:
+        fig.update_xaxes(title_text=MOVIE_TIME_TITLE, row=2, col=1)
     return _layout(fig, title, 420)
 
 
@@ -960,7 +996,9 @@ def label_timeline(labels: pd.DataFrame, *, title: str = "Labels over the movie"
                     mode="markers",
                     name=cls,
                     marker={"color": EMOTION_COLORS[cls], "size": 4},
-                    hovertemplate=f"{cls}<br>%{{x:.0f}} s, agreement %{{y:.2f}}<extra></extra>",
+                    customdata=[_clock(x) for x in part["movie_time"]],
+                    hovertemplate=f"{cls}<br>movie time %{{customdata}}, "
+                    "%{y:.0%} of observers agreeing<extra></extra>",
                 )
             )
     if "scene" in labels:
@@ -975,8 +1013,11 @@ def label_timeline(labels: pd.DataFrame, *, title: str = "Labels over the movie"
                 line={"color": "rgba(0,0,0,0.12)", "width": 1},
             )
         )
-    fig.update_xaxes(title_text="movie time (s)")
-    fig.update_yaxes(title_text="observer agreement", range=[0, 1.05])
+    if len(labels):
+        fig.update_xaxes(**_clock_ticks(labels["movie_time"].min(), labels["movie_time"].max()))
+    else:
+        fig.update_xaxes(title_text=MOVIE_TIME_TITLE)
+    fig.update_yaxes(title_text="observers agreeing (%)", tickformat=".0%", range=[0, 1.05])
     return _layout(fig, title, 360)
 
 
@@ -995,7 +1036,7 @@ def agreement_histogram(labels: pd.DataFrame) -> go.Figure:
             )
     # plotly lists stacked bars bottom-up (reversed) unless told: keep the emotion order
     fig.update_layout(barmode="stack", legend={"traceorder": "normal"})
-    fig.update_xaxes(title_text="fraction of observers agreeing with the volume's label")
+    fig.update_xaxes(title_text="observers agreeing with the volume's label (%)", tickformat=".0%")
     fig.update_yaxes(title_text="volumes")
     return _layout(fig, "Agreement per volume", 320)
 

@@ -98,3 +98,43 @@ def test_legends_list_emotions_in_the_app_order_none_last() -> None:
     scatter = figures.embedding_scatter(emb, silhouette=-0.0364)
     assert [t.name for t in scatter.data] == _APP_ORDER[:5]
     assert scatter.layout.title.text.endswith("-0.036")
+
+
+def test_agreement_axes_are_in_percent() -> None:
+    histogram = figures.agreement_histogram(_labels())
+    assert histogram.layout.xaxis.tickformat == ".0%"
+    assert histogram.layout.xaxis.title.text == "observers agreeing with the volume's label (%)"
+    timeline = figures.label_timeline(_labels())
+    assert timeline.layout.yaxis.tickformat == ".0%"
+    assert timeline.layout.yaxis.title.text == "observers agreeing (%)"
+
+
+def test_movie_time_reads_as_clock_time_in_ticks_and_hover() -> None:
+    labels = pd.DataFrame(
+        {"label": ["FEAR", "LOVE"], "agreement": [0.5, 1.0], "movie_time": [0.0, 7086.0]}
+    )
+    fig = figures.label_timeline(labels)
+    x = fig.layout.xaxis
+    assert x.title.text == figures.MOVIE_TIME_TITLE
+    assert list(x.ticktext) == ["0:00", "20:00", "40:00", "1:00:00", "1:20:00", "1:40:00"]
+    assert list(x.tickvals) == [0, 1200, 2400, 3600, 4800, 6000]
+    assert list(fig.data[1].customdata) == ["1:58:06"]
+    assert "%{customdata}" in fig.data[1].hovertemplate
+
+
+def test_a_zoomed_timeline_ticks_within_its_window() -> None:
+    table = pd.DataFrame(
+        {
+            "movie_time": [886.0 + 2 * i for i in range(300)],
+            "true": ["FEAR"] * 300,
+            "pred": ["FEAR"] * 150 + ["LOVE"] * 150,
+            "prob_FEAR": [0.6] * 300,
+            "prob_LOVE": [0.4] * 300,
+        }
+    )
+    fig = figures.timeline(table, title="t", x_range=(886.0, 1484.0))
+    x = fig.layout.xaxis2
+    assert x.title.text == figures.MOVIE_TIME_TITLE
+    assert list(x.ticktext) == ["16:00", "18:00", "20:00", "22:00", "24:00"]
+    assert all(886 <= v <= 1484 for v in x.tickvals)
+    assert fig.data[0].customdata[0] == "14:46"
