@@ -968,19 +968,30 @@ def category_bars(counts: pd.DataFrame) -> go.Figure:
 
 
 def cooccurrence_heatmap(matrix: pd.DataFrame) -> go.Figure:
+    """How often two observers' categories fall on the same 2-s step; colour on a log scale
+    (the colour bar labelled in plain counts), every category named on both axes."""
+    counts = matrix.to_numpy(dtype=float)
+    top = float(np.nanmax(counts)) if counts.size else 0.0
+    ticks = [n for n in (0, 1, 10, 100, 1000, 10000, 100000) if n <= max(top, 1)]
     fig = go.Figure(
         go.Heatmap(
-            z=np.log10(matrix.to_numpy(dtype=float) + 1),
+            z=np.log10(counts + 1),
             x=matrix.columns,
             y=matrix.index,
             customdata=matrix.to_numpy(),
             colorscale="Viridis",
-            colorbar={"title": {"text": "log10(steps + 1)"}},
+            colorbar={
+                "title": {"text": "2-s steps<br>together<br>(log scale)"},
+                "tickmode": "array",
+                "tickvals": [float(np.log10(n + 1)) for n in ticks],
+                "ticktext": [f"{n:,}" for n in ticks],
+            },
             hovertemplate="%{y} & %{x}: %{customdata} 2-s steps<extra></extra>",
         )
     )
-    fig.update_yaxes(autorange="reversed")
-    return _layout(fig, "Co-occurrence of categories between observers (2-s steps)", 560)
+    fig.update_xaxes(dtick=1, tickangle=-45)
+    fig.update_yaxes(autorange="reversed", dtick=1)
+    return _layout(fig, "Co-occurrence of categories between observers (2-s steps)", 600)
 
 
 def label_timeline(labels: pd.DataFrame, *, title: str = "Labels over the movie") -> go.Figure:

@@ -138,3 +138,16 @@ def test_a_zoomed_timeline_ticks_within_its_window() -> None:
     assert list(x.ticktext) == ["16:00", "18:00", "20:00", "22:00", "24:00"]
     assert all(886 <= v <= 1484 for v in x.tickvals)
     assert fig.data[0].customdata[0] == "14:46"
+
+
+def test_cooccurrence_names_every_category_and_its_scale_in_words() -> None:
+    names = [f"CATEGORY{i:02d}" for i in range(22)]
+    matrix = pd.DataFrame(
+        [[(i * j) % 500 for j in range(22)] for i in range(22)], index=names, columns=names
+    )
+    fig = figures.cooccurrence_heatmap(matrix)
+    assert fig.layout.xaxis.dtick == 1 and fig.layout.yaxis.dtick == 1
+    assert fig.layout.xaxis.tickangle == -45
+    bar = fig.data[0].colorbar
+    assert "log10" not in bar.title.text and "(log scale)" in bar.title.text
+    assert list(bar.ticktext) == ["0", "1", "10", "100"]
