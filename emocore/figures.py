@@ -919,7 +919,11 @@ def saliency_mips(
     *,
     title: str = "Mean saliency per emotion (maximum-intensity projections)",
 ) -> go.Figure:
-    """One row per emotion: the max over z (top view), y (front) and x (side) of its mean map."""
+    """One row per emotion: the max over z (top view), y (front) and x (side) of its mean map.
+
+    All emotions share one colour scale, 0 (white) to the largest value of any map, so rows
+    compare: a paler row is a weaker map. Each row keeps its emotion's colour and has its own
+    colour bar (same range in every row)."""
     emotions = list(maps)
     fig = make_subplots(
         rows=len(emotions),
@@ -929,9 +933,12 @@ def saliency_mips(
         column_titles=["top (max over z)", "front (max over y)", "side (max over x)"],
         row_titles=emotions,
     )
+    arrays = {e: np.asarray(maps[e], dtype=float) for e in emotions}
+    peaks = [float(np.nanmax(m)) for m in arrays.values() if m.size and np.isfinite(m).any()]
+    top = max(peaks, default=0.0) or 1.0
     for r, emotion in enumerate(emotions, start=1):
-        m = np.asarray(maps[emotion], dtype=float)
-        top = float(np.nanmax(m)) or 1.0
+        m = arrays[emotion]
+        low, high = fig.get_subplot(r, 3).yaxis.domain
         for c, axis in enumerate((2, 1, 0), start=1):
             fig.add_trace(
                 go.Heatmap(
@@ -939,7 +946,15 @@ def saliency_mips(
                     colorscale=_white_to(EMOTION_COLORS.get(emotion, "#000000")),
                     zmin=0,
                     zmax=top,
-                    showscale=False,
+                    showscale=c == 3,
+                    colorbar={
+                        "x": 1.05,  # right of the row titles
+                        "y": (low + high) / 2,
+                        "len": high - low,
+                        "thickness": 12,
+                        "tickformat": ".2g",
+                        "title": {"text": "saliency" if r == 1 else ""},
+                    },
                     hovertemplate=f"{emotion}: %{{z:.3g}}<extra></extra>",
                 ),
                 row=r,
@@ -947,7 +962,14 @@ def saliency_mips(
             )
     fig.update_xaxes(showticklabels=False)
     fig.update_yaxes(showticklabels=False)
-    return _layout(fig, title + " — colour: saliency, white = 0", 150 * len(emotions) + 80)
+    _layout(
+        fig,
+        title + f"<br><sup>one colour scale for all emotions: white = 0 to {top:.3g} "
+        "(the largest mean saliency of any emotion)</sup>",
+        150 * len(emotions) + 100,
+    )
+    fig.update_layout(margin={"r": 110, "t": 80})
+    return fig
 
 
 # -- annotations ------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 
 from emocore import figures
-from emocore.constants import EMOTIONS
+from emocore.constants import EMOTION_COLORS, EMOTIONS
 
 _COHORT = pd.DataFrame(
     {
@@ -151,3 +151,22 @@ def test_cooccurrence_names_every_category_and_its_scale_in_words() -> None:
     bar = fig.data[0].colorbar
     assert "log10" not in bar.title.text and "(log scale)" in bar.title.text
     assert list(bar.ticktext) == ["0", "1", "10", "100"]
+
+
+def test_saliency_projections_share_one_scale_with_a_colour_bar_per_row() -> None:
+    import numpy as np
+
+    maps = {
+        "FEAR": np.full((4, 5, 3), 0.5),
+        "HAPPINESS": np.full((4, 5, 3), 2.0),
+    }
+    fig = figures.saliency_mips(maps)
+    assert {t.zmax for t in fig.data} == {2.0} and {t.zmin for t in fig.data} == {0}
+    bars = [t for t in fig.data if t.showscale]
+    assert len(bars) == 2  # one per row, in the row's emotion colour
+    assert [t.colorscale[-1][1] for t in bars] == [
+        EMOTION_COLORS["FEAR"],
+        EMOTION_COLORS["HAPPINESS"],
+    ]
+    assert bars[0].colorbar.y > bars[1].colorbar.y  # each beside its own row
+    assert "one colour scale for all emotions" in fig.layout.title.text
