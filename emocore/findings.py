@@ -380,15 +380,26 @@ def js_sentence(row: dict[str, Any]) -> str | None:
 
 
 # -- tables ----------------------------------------------------------------------------------
+def _short_measure(row: dict[str, Any]) -> str:
+    """A measure in a few words that name its emotion: "LOVE recall", "LOVE->SADNESS",
+    "balanced accuracy"."""
+    measure = str(row["measure"])
+    if measure == "recall":
+        return f"{row.get('emotion')} recall"
+    return measure.replace("_", " ")
+
+
 def person_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """One person's findings for display: rates in %, p-values as text, no raw numbers."""
+    """One person's findings for display: rates in %, p-values as text, no raw numbers; the
+    measure names its emotion ("LOVE recall"), so the page can hide the emotion column
+    (:data:`emocore.ui.tables.PERSON_COLUMNS`)."""
     rows = []
     for r in records(frame):
         tested = not _missing(r.get("statistic"))
         rows.append(
             {
                 "emotion": r["emotion"],
-                "measure": r["measure"].replace("_", " "),
+                "measure": _short_measure(r),
                 "value": _pct(r["value"]),
                 "others' mean": _pct(r["others_mean"]),
                 "others' range": _range(r),
@@ -403,9 +414,21 @@ def person_table(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _finding_words(row: dict[str, Any]) -> str:
+    """What was atypical, in words short enough for a table cell: "LOVE decoded as SADNESS",
+    "LOVE recall", "balanced accuracy"."""
+    measure = str(row["measure"])
+    if measure in ("recall", "balanced_accuracy"):
+        return _short_measure(row)
+    target = row.get("predicted_as") or measure.split("->")[-1]
+    return f"{row.get('emotion')} decoded as {target}"
+
+
 def flagged_table(found: RunFindings) -> pd.DataFrame:
-    """Every flagged finding of a run for display (design, split, model, person, measure, value,
-    others' range, Holm p, sentence)."""
+    """Every flagged finding of a run for display (design, split, model, person, emotion, the
+    finding in words ("LOVE decoded as SADNESS"), measure, value, others' range, Holm p, and
+    the whole sentence, which no table cell holds: the Subject and Misclassified scenes pages
+    print it)."""
     rows = [
         {
             "design": r["design"],
@@ -413,6 +436,7 @@ def flagged_table(found: RunFindings) -> pd.DataFrame:
             "model": r["model"],
             "subject": f"sub-{r['subject']}",
             "emotion": r["emotion"],
+            "finding": _finding_words(r),
             "measure": r["measure"].replace("_", " "),
             "value": _pct(r["value"]),
             "others' range": _range(r),

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import math
+import string
 from collections.abc import Sequence
 from typing import Any
 
@@ -38,6 +39,7 @@ from emocore.errors import ConfigError
 __all__ = [
     "percent",
     "recall_order",
+    "split_label",
     "results_table",
     "runs_table",
     "scenes_table",
@@ -592,13 +594,28 @@ def percent(x: Any) -> str:
 
 
 def _interval(ci: Any) -> str:
-    """A 95 % interval as '72.8–77.2 %'; 'n/a' without one."""
+    """A 95 % interval in % without the unit, which the accuracy beside it shows: '72.8–77.2';
+    'n/a' without one."""
     if not isinstance(ci, (list, tuple)) or len(ci) != 2 or None in ci:
         return "n/a"
     low, high = percent(ci[0]), percent(ci[1])
     if "n/a" in (low, high):
         return "n/a"
-    return f"{low.removesuffix(' %')}–{high}"
+    return f"{low.removesuffix(' %')}–{high.removesuffix(' %')}"
+
+
+def split_label(split: Any) -> str:
+    """A split's name for a table cell: "leave-one-run-out" and "leave-one-subject-out" as
+    "leave-1-run-out" and "leave-1-subject-out" (the same words, narrower); others as named
+    ("run-wise 2-fold", "random")."""
+    return str(split).replace("leave-one-", "leave-1-")
+
+
+def _place(location: Any) -> str:
+    """A scene location in capitals as words ("COLLEGE STADIUM" -> "College Stadium"), which
+    take less width in a table cell; other spellings as they are."""
+    text = str(location)
+    return string.capwords(text) if text.isupper() else text
 
 
 def results_table(
@@ -609,14 +626,21 @@ def results_table(
     recall: bool = False,
 ) -> pd.DataFrame:
     """A study's headline ``results`` for display: one row per design and model family with its
-    split, balanced accuracy, 95 % interval, p and both chance levels in few columns (a leaky
-    split is marked in the design cell), ``run`` first when ``run_id`` is given, and with
-    ``recall`` one cell of per-emotion recall in the classes' order ("77 · 79 · 74 · 68 · 75 %")."""
+    split (:func:`split_label`), balanced accuracy, 95 % interval, p and both chance levels in
+    few columns (a leaky split is marked in the design cell), ``run`` first when ``run_id`` is
+    given, and with ``recall`` one cell of per-emotion recall in the classes' order
+    ("77/79/74/68/75 %").
+
+    Cells are short enough for :data:`emocore.ui.tables.RESULTS_COLUMNS`' widths: the interval
+    without its unit ("72.8–77.2"), chance as "15.8 % perm. · 1/5" (permutation chance, then the
+    theoretical 1/K)."""
     from emocore.findings import p_text  # findings -> evaluate -> summaries: import when used
 
     rows = []
     for r in results:
-        design = f"{r.get('design')} · {r.get('split')}" + (" (leaky)" if r.get("leaky") else "")
+        design = f"{r.get('design')} · {split_label(r.get('split'))}" + (
+            " (leaky)" if r.get("leaky") else ""
+        )
         row: dict[str, Any] = {} if run_id is None else {"run": run_id}
         row |= {
             "design · split": design,
@@ -626,13 +650,13 @@ def results_table(
             "p": p_text(r.get("p_value")),
             "chance": (
                 f"{percent(r.get('chance_balanced_accuracy'))} perm. · "
-                f"{percent(1 / n_classes if n_classes else None)} 1/K"
+                + (f"1/{n_classes}" if n_classes else "1/K n/a")
             ),
         }
         if recall:
             per_class = r.get("per_class_accuracy") or {}
             values = [f"{100 * v:.0f}" if _finite(v) else "n/a" for v in per_class.values()]
-            row["recall per emotion"] = " · ".join(values) + " %" if values else "n/a"
+            row["recall per emotion"] = "/".join(values) + " %" if values else "n/a"
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -661,13 +685,15 @@ def _clock(seconds: Any) -> str:
 
 
 def scenes_table(scenes: pd.DataFrame) -> pd.DataFrame:
-    """:func:`misclassified_scenes` for display: run and movie time in one cell ("run 2 ·
-    15:38–15:44"), the scene with its location, volumes, and "predicted as" with its share."""
+    """:func:`misclassified_scenes` for display: the run and the movie time of the span's first
+    volume in one cell ("run 2 · 15:38"; a span is consecutive volumes, so its volumes say how
+    long it lasts), the scene with its location ("44 (College Stadium)"), volumes, and
+    "predicted as" with its share: short enough for the page's right column
+    (:data:`emocore.ui.tables.SCENES_COLUMNS`), late in the movie too ("run 8 · 119:50")."""
     rows = [
         {
-            "where": f"run {r.run} · {_clock(r.start_movie_time)}"
-            + ("" if r.end_movie_time == r.start_movie_time else f"–{_clock(r.end_movie_time)}"),
-            "scene": f"{r.scene} ({r.scene_location})",
+            "where": f"run {r.run} · {_clock(r.start_movie_time)}",
+            "scene": f"{r.scene} ({_place(r.scene_location)})",
             "volumes": int(r.n_volumes),
             "predicted as": f"{r.most_common_prediction} ({100 * r.most_common_fraction:.0f} %)",
         }
@@ -700,7 +726,7 @@ def cell_volumes_table(
         {
             "where": f"run {run} · {_clock(time)}",
             "volume": volume,
-            "scene": f"{scene} ({place})" if _given(place) and place != "" else str(scene),
+            "scene": f"{scene} ({_place(place)})" if _given(place) and place != "" else str(scene),
             "agreement": percent(agreement),
             "P(predicted)": percent(p_pred),
             "P(true)": percent(p_true),
@@ -727,19 +753,19 @@ _CELL_COLUMNS = ["where", "volume", "scene", "agreement", "P(predicted)", "P(tru
 
 def runs_table(runs: pd.DataFrame) -> pd.DataFrame:
     """The registry's runs (:meth:`emocore.registry.Registry.list_runs`) for display, newest
-    first: id, kind, status (with its progress while a job is under way), what it covers
-    ("single-subject · leave-one-run-out", or a study's designs), when it was made, in UTC to
-    the minute ("2026-11-30 05:20"), and a note (the error of a failed run, else the job's last
-    message; nothing for a completed run, whose message only says so)."""
+    first: id, kind, status (with its progress in whole % while a job is under way), what it
+    covers ("single-subject · leave-1-run-out", :func:`split_label`, or a study's designs), when
+    it was made, in UTC to the minute ("2026-11-30 05:20"), and a note (the error of a failed
+    run, else the job's last message; nothing for a completed run, whose message only says so)."""
     rows = []
     for record in runs.to_dict("records"):
         r = {k: v for k, v in record.items() if _given(v)}  # None or NaN: not recorded
         status = str(r.get("status", "?"))
         if status in ("queued", "running") and _finite(r.get("progress")):
-            status = f"{status} · {percent(r['progress'])}"
+            status = f"{status} · {100 * float(r['progress']):.0f} %"
         config: dict[str, Any] = r["config"] if isinstance(r.get("config"), dict) else {}
         if r.get("design"):
-            covers = f"{r['design']} · {r.get('split', '?')}"
+            covers = f"{r['design']} · {split_label(r.get('split', '?'))}"
         elif config.get("designs"):
             covers = ", ".join(str(d) for d in config["designs"])
         else:

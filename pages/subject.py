@@ -7,6 +7,7 @@ from emocore import figures, ui
 from emocore.device import gpu_summary
 from emocore.findings import p_is, person_summary, person_table
 from emocore.inference import seen_in_training, subject_predictions
+from emocore.ui.tables import PERSON_COLUMNS
 
 s = ui.page("Subject")
 ctx = ui.require_run(s)
@@ -63,7 +64,7 @@ if found is not None:
     )
     mine_tests = found.person(subject, design)
     with st.expander(f"All {len(mine_tests)} tests of sub-{subject} in {design}, flagged first"):
-        st.dataframe(person_table(mine_tests), hide_index=True)
+        st.dataframe(person_table(mine_tests), hide_index=True, column_config=PERSON_COLUMNS)
 
 windows = ui.movie_windows(s, mine)
 ui.timeline_view(

@@ -13,6 +13,7 @@ from emocore.summaries import tuning_table
 __all__ = [
     "CELL_COLUMNS",
     "FLAGGED_COLUMNS",
+    "PERSON_COLUMNS",
     "RESULTS_COLUMNS",
     "RUNS_COLUMNS",
     "SCENES_COLUMNS",
@@ -21,65 +22,113 @@ __all__ = [
 
 _Text = st.column_config.TextColumn
 
-#: :func:`emocore.summaries.results_table` (Overview, Emotion accuracy).
-RESULTS_COLUMNS: dict[str, Any] = {  # fixed widths, < 800 px in all: no sideways scrolling
-    "run": _Text("run", width=145, help="The run's id (`emocore runs`)"),
-    "design · split": _Text("design · split", width=195),
-    "model": _Text("model", width=55),
-    "balanced accuracy": _Text("bal. acc.", width=70, help="Balanced accuracy, held out"),
-    "95 % interval": _Text("95 % interval", width=105, help="Block-bootstrap 95 % interval"),
-    "p": _Text("p", width=60, help="Permutation test of balanced accuracy"),
-    "chance": _Text("chance", width=160, help="Permutation chance · theoretical 1/K"),
-    "recall per emotion": _Text("recall per emotion", width=150),
+#: :func:`emocore.summaries.results_table` (Overview, Emotion accuracy): fixed widths, < 800 px
+#: in all, each wide enough for its longest realistic cell and its header
+#: (tests/app/test_tables.py estimates both).
+RESULTS_COLUMNS: dict[str, Any] = {
+    "run": _Text("run", width=159, help="The run's id (`emocore runs`)"),
+    "design · split": _Text(
+        "design · split",
+        width=223,
+        help="The design, then who was held out: leave-one-run-out, run-wise k-fold (k groups "
+        "of runs), leave-one-subject-out; random volumes are leaky (overstate accuracy)",
+    ),
+    "model": _Text("model", width=56),
+    "balanced accuracy": _Text("bal. acc.", width=74, help="Balanced accuracy, held out"),
+    "95 % interval": _Text(
+        "95 % CI", width=86, help="Block-bootstrap 95 % interval of the balanced accuracy, in %"
+    ),
+    "p": _Text("p", width=64, help="Permutation test of balanced accuracy"),
+    "chance": _Text(
+        "chance",
+        width=138,
+        help="Permutation chance (balanced accuracy with the labels shifted in time), then the "
+        "theoretical chance 1/K for K emotions",
+    ),
+    "recall per emotion": _Text(
+        "recall per emotion", width=146, help="Recall of each emotion, in the order named below"
+    ),
 }
 
-#: :func:`emocore.findings.flagged_table` (Overview): the sentence says it all, so it is last;
-#: fixed widths, < 800 px in all.
+#: :func:`emocore.findings.flagged_table` (Overview): the finding in words ("LOVE decoded as
+#: SADNESS") with its numbers; the whole sentence is too long for a cell, so it is hidden here
+#: and printed on the Subject and Misclassified scenes pages. Fixed widths, < 800 px in all.
 FLAGGED_COLUMNS: dict[str, Any] = {
     "design": _Text("design", width=110),
-    "split": None,  # the design names it; the sentence and the run's table too
-    "model": _Text("model", width=50),
+    "split": None,  # the design names it; the run's table too
+    "model": _Text("model", width=56),
     "subject": _Text("person", width=60),
-    "emotion": None,  # in the measure
-    "measure": _Text("measure", width=115),
-    "value": _Text("value", width=60),
-    "others' range": _Text("others' range", width=95),
-    "Holm p": _Text("Holm p", width=60),
-    "sentence": _Text("finding", width=235, help="Hover a cell to read the whole sentence"),
+    "emotion": None,  # in the finding
+    "finding": _Text(
+        "finding",
+        width=250,
+        help="What was atypical: a confusion (the emotion's volumes decoded as another), a "
+        "recall, or balanced accuracy. Open the person on the Subject or Misclassified scenes "
+        "page for the whole sentence (test, t, df, p)",
+    ),
+    "measure": None,  # the finding says it in words
+    "value": _Text("value", width=64, help="The person's rate"),
+    "others' range": _Text("others' range", width=104, help="Lowest–highest of the others"),
+    "Holm p": _Text("Holm p", width=64, help="Holm-adjusted p of the one-sided test"),
+    "sentence": None,  # too long for a cell: the Subject and Misclassified pages print it
 }
 
-#: :func:`emocore.summaries.scenes_table` (Misclassified scenes).
-SCENES_COLUMNS: dict[str, Any] = {  # in the page's right column (3/5 of ~820 px)
-    "where": _Text("run · movie time", width=125),
-    "scene": _Text("scene", width=135, help="Scene number (location)"),
-    "volumes": st.column_config.NumberColumn("volumes", width=55),
-    "predicted as": _Text("predicted as", width=145, help="Most common wrong prediction"),
+#: :func:`emocore.findings.person_table` (Subject's "All tests", in an expander): fixed
+#: widths, < 780 px in all.
+PERSON_COLUMNS: dict[str, Any] = {
+    "emotion": None,  # the measure names it ("LOVE recall", "LOVE->SADNESS")
+    "measure": _Text("measure", width=170),
+    "value": _Text("value", width=64, help="The person's rate"),
+    "others' mean": _Text("others' mean", width=102),
+    "others' range": _Text("others' range", width=104, help="Lowest–highest of the others"),
+    "others": None,  # the same for every test of the person: the summary above names it
+    "t": _Text("t", width=56, help="Crawford-Howell t (one-sided: worse than the others)"),
+    "df": _Text("df", width=34, help="Degrees of freedom: the number of others minus 1"),
+    "p": _Text("p", width=64),
+    "Holm p": _Text("Holm p", width=64, help="Holm-adjusted over the person's tests"),
+    "flagged": _Text("flagged", width=64, help="Atypical at the run's α (Holm p below it)"),
+}
+
+#: :func:`emocore.summaries.scenes_table` (Misclassified scenes), in the page's right column
+#: (3/5 of ~820 px, about 480 px): fixed widths, < 480 px in all.
+SCENES_COLUMNS: dict[str, Any] = {
+    "where": _Text(
+        "run · start",
+        width=112,
+        help="Run, then the movie time of the span's first volume (a span is consecutive "
+        "volumes: n says how long it lasts)",
+    ),
+    "scene": _Text("scene", width=178, help="Scene number (location)"),
+    "volumes": st.column_config.NumberColumn(
+        "n", width=40, help="Misclassified volumes in the span"
+    ),
+    "predicted as": _Text("predicted as", width=148, help="Most common wrong prediction"),
 }
 
 
 #: :func:`emocore.summaries.runs_table` (Overview's "All runs"): fixed widths, < 780 px in all
 #: (an expander's padding leaves a table 784 px at 1280).
 RUNS_COLUMNS: dict[str, Any] = {
-    "run": _Text("run", width=145, help="The run's id (`emocore runs`)"),
-    "kind": _Text("kind", width=60),
-    "status": _Text("status", width=115, help="With its progress while it runs"),
-    "design · split": _Text("design · split", width=220, help="A study lists its designs"),
-    "created": _Text("created (UTC)", width=115),
-    "note": _Text("note", width=110, help="A failed run's error, else the job's last message"),
+    "run": _Text("run", width=159, help="The run's id (`emocore runs`)"),
+    "kind": _Text("kind", width=72),
+    "status": _Text("status", width=112, help="With its progress while it runs"),
+    "design · split": _Text("design · split", width=244, help="A study lists its designs"),
+    "created": _Text("created (UTC)", width=126),
+    "note": _Text("note", width=66, help="A failed run's error, else the job's last message"),
 }
 
 #: :func:`emocore.summaries.cell_volumes_table` (Emotion accuracy, "The volumes behind a cell"):
 #: fixed widths, < 800 px in all.
 CELL_COLUMNS: dict[str, Any] = {
-    "where": _Text("run · movie time", width=115),
+    "where": _Text("run · movie time", width=126),
     "volume": st.column_config.NumberColumn(
-        "volume", width=60, help="Volume number in its run: open it in the Brain viewer"
+        "volume", width=64, help="Volume number in its run: open it in the Brain viewer"
     ),
-    "scene": _Text("scene", width=150, help="Scene number (location)"),
-    "agreement": _Text("agreement", width=80, help="Share of observers who gave the true label"),
-    "P(predicted)": _Text("P(predicted)", width=90, help="The model's probability of its answer"),
-    "P(true)": _Text("P(true)", width=70, help="The model's probability of the true emotion"),
-    "fold": _Text("fold", width=120, help="The cross-validation fold that predicted the volume"),
+    "scene": _Text("scene", width=180, help="Scene number (location)"),
+    "agreement": _Text("agreement", width=86, help="Share of observers who gave the true label"),
+    "P(predicted)": _Text("P(predicted)", width=96, help="The model's probability of its answer"),
+    "P(true)": _Text("P(true)", width=64, help="The model's probability of the true emotion"),
+    "fold": _Text("fold", width=104, help="The cross-validation fold that predicted the volume"),
 }
 
 

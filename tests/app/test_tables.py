@@ -3,8 +3,13 @@ formatted as the pages format them, and the per-fold tuning table. Pure function
 
 from __future__ import annotations
 
-import pandas as pd
+import json
 
+import pandas as pd
+import pytest
+
+from emocore.findings import RunFindings, flagged_table, person_table, run_findings
+from emocore.registry import Registry
 from emocore.summaries import (
     cell_volumes_table,
     recall_order,
@@ -16,6 +21,7 @@ from emocore.summaries import (
 from emocore.ui.tables import (
     CELL_COLUMNS,
     FLAGGED_COLUMNS,
+    PERSON_COLUMNS,
     RESULTS_COLUMNS,
     RUNS_COLUMNS,
     SCENES_COLUMNS,
@@ -54,11 +60,11 @@ def test_results_table_merges_columns_and_formats_numbers() -> None:
         "recall per emotion",
     ]
     first, second = table.to_dict("records")
-    assert first["design · split"] == "single-subject · leave-one-run-out"
-    assert first["balanced accuracy"] == "74.7 %" and first["95 % interval"] == "72.8–77.2 %"
+    assert first["design · split"] == "single-subject · leave-1-run-out"
+    assert first["balanced accuracy"] == "74.7 %" and first["95 % interval"] == "72.8–77.2"
     assert first["p"] == "< 0.001" and second["p"] == "0.020"
-    assert first["chance"] == "15.8 % perm. · 20.0 % 1/K"
-    assert first["recall per emotion"] == "77 · 79 · 74 · 68 · 75 %"
+    assert first["chance"] == "15.8 % perm. · 1/5"
+    assert first["recall per emotion"] == "77/79/74/68/75 %"
     assert second["design · split"].endswith("(leaky)") and second["95 % interval"] == "n/a"
     assert recall_order([RESULT]) == "HAPPINESS · FEAR · SADNESS · LOVE · ANGER"
     assert set(table.columns) <= set(RESULTS_COLUMNS)
@@ -94,14 +100,14 @@ def test_scenes_table_says_where_and_what_it_was_taken_for() -> None:
     assert list(table.columns) == list(SCENES_COLUMNS)
     assert table.to_dict("records") == [
         {
-            "where": "run 2 · 15:38–15:44",
-            "scene": "21 (PLACE 1)",
+            "where": "run 2 · 15:38",
+            "scene": "21 (Place 1)",
             "volumes": 4,
             "predicted as": "SADNESS (75 %)",
         },
         {
             "where": "run 1 · 1:38",
-            "scene": "3 (PLACE 0)",
+            "scene": "3 (Place 0)",
             "volumes": 1,
             "predicted as": "FEAR (100 %)",
         },
@@ -142,7 +148,7 @@ def test_tuning_table_names_fixed_settings_and_inner_fold_choices() -> None:
 
 def test_flagged_columns_hide_what_the_other_cells_say() -> None:
     hidden = {name for name, config in FLAGGED_COLUMNS.items() if config is None}
-    assert hidden == {"split", "emotion"}
+    assert hidden == {"split", "emotion", "measure", "sentence"}  # the finding says them
     assert "Holm p" in FLAGGED_COLUMNS and "others' range" in FLAGGED_COLUMNS
 
 
@@ -157,8 +163,8 @@ def test_column_layouts_fit_beside_the_sidebar() -> None:
     add recall)."""
     overview = list(results_table([RESULT], n_classes=5, run_id="x").columns)
     emotion_accuracy = list(results_table([RESULT], n_classes=5, recall=True).columns)
-    assert _width(RESULTS_COLUMNS, overview) < 800
-    assert _width(RESULTS_COLUMNS, emotion_accuracy) < 800
+    assert _width(RESULTS_COLUMNS, overview) <= 800
+    assert _width(RESULTS_COLUMNS, emotion_accuracy) <= 800
     for config in (FLAGGED_COLUMNS, RUNS_COLUMNS, CELL_COLUMNS):
         assert _width(config) < 800, list(config)
     assert _width(RUNS_COLUMNS) < 780  # inside an expander, whose padding takes 16 px more
@@ -222,7 +228,7 @@ def test_runs_table_merges_status_progress_and_notes() -> None:
         "created": "2026-11-30 05:20",
         "note": "",  # a completed run's message only says it is done
     }
-    assert running["status"] == "running · 40.0 %" and running["note"] == "fold 2 of 5"
+    assert running["status"] == "running · 40 %" and running["note"] == "fold 2 of 5"
     assert running["design · split"] == "single-subject · random volumes (leaky)"
     assert failed["status"] == "failed" and failed["note"] == "out of memory"
     assert failed["created"] == "?"
@@ -262,7 +268,7 @@ def test_cell_volumes_table_keeps_one_cell_in_time_order() -> None:
         {
             "where": "run 1 · 0:24",
             "volume": 12,
-            "scene": "21 (CHURCH)",
+            "scene": "21 (Church)",
             "agreement": "62.5 %",
             "P(predicted)": "45.2 %",
             "P(true)": "30.0 %",
@@ -271,7 +277,7 @@ def test_cell_volumes_table_keeps_one_cell_in_time_order() -> None:
         {
             "where": "run 2 · 15:38",
             "volume": 7,
-            "scene": "21 (CHURCH)",
+            "scene": "21 (Church)",
             "agreement": "62.5 %",
             "P(predicted)": "61.0 %",
             "P(true)": "20.0 %",
@@ -280,3 +286,172 @@ def test_cell_volumes_table_keeps_one_cell_in_time_order() -> None:
     ]
     empty = cell_volumes_table(held, subject="02", true="FEAR", pred="FEAR")
     assert empty.empty and list(empty.columns) == list(CELL_COLUMNS)
+
+
+# -- every cell fits its column --------------------------------------------------------------
+_NARROW = set("fijlrtI .,:;'·()-/|[]!")
+_WIDE = set("mwMW%→—")
+
+
+def text_px(text: object) -> float:
+    """The estimated width of ``text`` in a table cell or header (Streamlit's Source Sans at
+    14 px) with the cell's 16 px padding: 7.5 px a character, 5 for narrow ones (i, l, t,
+    punctuation, space), 9 for capitals, 12 for wide ones (m, w, M, W, %). Against the font it
+    overestimates by 5-15 % ("single-subject · leave-one-run-out": 213 px, estimated 230)."""
+    return 16 + sum(
+        5.0 if c in _NARROW else 12.0 if c in _WIDE else 9.0 if c.isupper() else 7.5
+        for c in str(text)
+    )
+
+
+def assert_cells_fit(config: dict, table: pd.DataFrame) -> None:
+    """Every shown column of ``table`` is at least as wide as its header and its longest cell."""
+    assert len(table), "no rows to measure"
+    for name, column in config.items():
+        if column is None or name not in table:
+            continue
+        texts = [column["label"], *table[name].astype(str)]
+        longest = max(texts, key=text_px)
+        assert text_px(longest) <= column["width"], (
+            f"{name!r} is {column['width']} px; {longest!r} needs {text_px(longest):.0f}"
+        )
+
+
+def test_the_width_estimate_is_not_below_the_fonts() -> None:
+    """Widths measured in Streamlit's font (14 px, with 16 px padding) in a 1280-px browser."""
+    measured = {
+        "single-subject · leave-one-run-out": 213,
+        "20261130-062306-3cfc": 146,
+        "HAPPINESS->SADNESS": 150,
+        "44 (COLLEGE STADIUM)": 151,
+        "100.0–100.0 %": 100,
+    }
+    for text, px in measured.items():
+        assert px <= text_px(text) <= 1.2 * px, text
+
+
+REALISTIC_RESULTS = [
+    RESULT,
+    {**RESULT, "design": "cross-subject", "per_class_accuracy": {"A": 1.0, "B": 0.99}},
+    {**RESULT, "split": "run-wise 2-fold", "ci95": [0.991, 1.0], "p_value": 0.0196},
+    {**RESULT, "model": "linear", "split": "random", "leaky": True, "ci95": None},
+    {**RESULT, "design": "loso", "split": "leave-one-subject-out", "balanced_accuracy": 1.0},
+    {**RESULT, "per_class_accuracy": {"A": 1.0, "B": 1.0, "C": 0.99, "D": 0.99, "E": 0.99}},
+]
+
+
+def test_results_cells_fit_their_columns() -> None:
+    overview = results_table(REALISTIC_RESULTS, n_classes=5, run_id="20261130-062306-3cfc")
+    emotion_accuracy = results_table(REALISTIC_RESULTS, n_classes=5, recall=True)
+    assert_cells_fit(RESULTS_COLUMNS, overview)
+    assert_cells_fit(RESULTS_COLUMNS, emotion_accuracy)
+
+
+@pytest.fixture(scope="module")
+def found(tmp_path_factory: pytest.TempPathFactory) -> RunFindings:
+    """The findings of eight people in two designs (sub-05 planted), from the real evaluation."""
+    from tests.conftest import write_findings_run
+
+    registry = Registry(tmp_path_factory.mktemp("tables") / "registry")
+    run_id = write_findings_run(registry)
+    folder = registry.run_dir(run_id)
+    study = json.loads((folder / "study.json").read_text())
+    return run_findings(study, json.loads((folder / "metrics.json").read_text()))
+
+
+def test_flagged_cells_fit_their_columns(found: RunFindings) -> None:
+    """The planted person's findings, and every test of every person as if flagged (the longest
+    confusion is "HAPPINESS decoded as SADNESS")."""
+    flagged = flagged_table(found)
+    assert set(flagged["finding"]) == {"LOVE decoded as SADNESS", "LOVE recall"}
+    assert_cells_fit(FLAGGED_COLUMNS, flagged)
+    everything = RunFindings(
+        table=found.table.assign(flagged=True), stability=found.stability, splits=found.splits
+    )
+    assert_cells_fit(FLAGGED_COLUMNS, flagged_table(everything))
+    shown = [c for c in flagged_table(everything).columns if FLAGGED_COLUMNS[c] is not None]
+    assert _width(FLAGGED_COLUMNS, shown) < 800
+
+
+def test_person_cells_fit_their_columns(found: RunFindings) -> None:
+    """Every test of every person and design: 26 measures each, "LOVE recall" naming its emotion."""
+    table = person_table(found.table)
+    assert "LOVE recall" in set(table["measure"]) and set(table.columns) == set(PERSON_COLUMNS)
+    assert_cells_fit(PERSON_COLUMNS, table)
+    assert _width(PERSON_COLUMNS) < 780  # in an expander
+
+
+def test_scenes_cells_fit_their_columns() -> None:
+    """Late in the two-hour movie (three-digit minutes), the synthetic cohort's longest place."""
+    scenes = pd.DataFrame(
+        [
+            {
+                "run": 8,
+                "scene": 244,
+                "scene_location": place,
+                "start_movie_time": 7190.0,
+                "end_movie_time": 7208.0,
+                "n_volumes": 120,
+                "most_common_prediction": "HAPPINESS",
+                "most_common_fraction": 1.0,
+            }
+            for place in (
+                "SAVANNAH BUS STOP",
+                "COLLEGE STADIUM",
+                "GREENBOW HOUSE",
+                "BAYOU LA BATRE",
+            )
+        ]
+    )
+    table = scenes_table(scenes)
+    assert table["scene"].iloc[0] == "244 (Savannah Bus Stop)"
+    assert table["where"].iloc[0] == "run 8 · 119:50"
+    assert_cells_fit(SCENES_COLUMNS, table)
+    assert _width(SCENES_COLUMNS) < 480  # 3/5 of the main area beside the pie
+
+
+def test_runs_and_cell_cells_fit_their_columns() -> None:
+    runs = pd.DataFrame(
+        [
+            {
+                "id": "20261130-062306-3cfc",
+                "kind": kind,
+                "status": status,
+                "design": design,
+                "split": split,
+                "leaky": False,
+                "progress": 0.4,
+                "message": "",
+                "error": None,
+                "config": {"designs": ["single-subject", "cross-subject", "loso"]},
+                "created_at": "2026-11-30T05:20:02Z",
+            }
+            for kind, status, design, split in (
+                ("study", "completed", None, None),
+                ("evaluate", "running", "single-subject", "leave-one-run-out"),
+                ("train", "queued", "cross-subject", "leave-one-run-out"),
+            )
+        ]
+    )
+    assert_cells_fit({k: v for k, v in RUNS_COLUMNS.items() if k != "note"}, runs_table(runs))
+    held = pd.DataFrame(
+        [
+            {
+                "subject": "01",
+                "run": 8,
+                "volume": 451,
+                "movie_time": 7190.0,
+                "scene": 244,
+                "scene_location": "SAVANNAH BUS STOP",
+                "agreement": 0.625,
+                "true": "HAPPINESS",
+                "pred": "SADNESS",
+                "prob_HAPPINESS": 0.1,
+                "prob_SADNESS": 1.0,
+                "fold_name": fold,
+            }
+            for fold in ("runs 1+3+5+7", "runs 2+4+6+8", "sub-01", "random 1/5", "run-8")
+        ]
+    )
+    cell = cell_volumes_table(held, subject="01", true="HAPPINESS", pred="SADNESS")
+    assert_cells_fit(CELL_COLUMNS, cell)
