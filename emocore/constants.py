@@ -15,6 +15,7 @@ from __future__ import annotations
 
 __all__ = [
     "TR_S",
+    "movie_clock",
     "MAX_LAG_S",
     "MOVIE_END_S",
     "ANNOTATION_SLACK_S",
@@ -107,3 +108,18 @@ def bold_filename(subject: str, run: int) -> str:
         f"sub-{subject}_ses-forrestgump_task-forrestgump_rec-dico7Tad2grpbold7TadNL"
         f"_run-{run:02d}_bold.nii.gz"
     )
+
+
+def movie_clock(seconds: object) -> str:
+    """Movie time as the pages write it: m:ss, or h:mm:ss from an hour on (7086 s ->
+    "1:58:06"); "?" for a missing or non-numeric time."""
+    try:
+        value = float(seconds)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return "?"
+    if value != value or value in (float("inf"), float("-inf")):
+        return "?"
+    total = int(round(value))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"

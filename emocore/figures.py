@@ -15,7 +15,14 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from emocore.anatomy import AXES, ENDS, WorldImage, robust_max
-from emocore.constants import CATEGORY_MAP, CLASSES, EMOTION_COLORS, EMOTIONS, NONE
+from emocore.constants import (
+    CATEGORY_MAP,
+    CLASSES,
+    EMOTION_COLORS,
+    EMOTIONS,
+    NONE,
+    movie_clock,
+)
 from emocore.errors import ConfigError, check_choice
 
 __all__ = [
@@ -83,14 +90,6 @@ def _layout(fig: go.Figure, title: str, height: int = 400) -> go.Figure:
     return fig
 
 
-def _clock(seconds: float) -> str:
-    """Movie time as m:ss, or h:mm:ss from an hour on (e.g. 7086 s -> '1:58:06')."""
-    total = int(round(float(seconds)))
-    h, rest = divmod(total, 3600)
-    m, sec = divmod(rest, 60)
-    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
-
-
 #: The x-axis title of movie time, whose tick labels :func:`_clock_ticks` writes.
 MOVIE_TIME_TITLE = "movie time (m:ss, h:mm:ss)"
 _CLOCK_STEPS_S = (10, 15, 30, 60, 120, 300, 600, 900, 1200, 1800, 3600)
@@ -106,7 +105,7 @@ def _clock_ticks(lo: float, hi: float) -> dict:
     return {
         "tickmode": "array",
         "tickvals": values.tolist(),
-        "ticktext": [_clock(v) for v in values],
+        "ticktext": [movie_clock(v) for v in values],
         "title_text": MOVIE_TIME_TITLE,
     }
 
@@ -179,7 +178,7 @@ def timeline(
                     name=cls if cls != CLASSES[0] else f"{cls} (no emotion labelled)",
                     legendgroup=cls,
                     showlegend=track == "true" or cls not in set(t["true"]),
-                    customdata=[_clock(x) for x in part["movie_time"]],
+                    customdata=[movie_clock(x) for x in part["movie_time"]],
                     hovertemplate=f"{track}: {cls}<br>movie time %{{customdata}}<extra></extra>",
                 ),
                 row=1,
@@ -204,7 +203,7 @@ def timeline(
                     legendgroup="confidence",
                     legendgrouptitle_text="p(predicted)",
                     marker={"size": 4, "color": color},
-                    customdata=[_clock(x) for x in t["movie_time"][keep]],
+                    customdata=[movie_clock(x) for x in t["movie_time"][keep]],
                     hovertemplate=f"{name}<br>p(predicted) %{{y:.2f}}<br>movie time "
                     "%{customdata}<extra></extra>",
                 ),
@@ -772,7 +771,10 @@ def orthogonal_slices(
         vmax = robust_max(overlay.data)
     point = underlay.snap(point_mm) if overlay is None else overlay.snap(point_mm)
     widths = [float(np.ptp(underlay.axis_mm(h)) + underlay.voxel_mm[h]) for _, _, h, _ in _PLANES]
-    titles = [f"{name} ({AXES[cut]} = {_mm(point[cut])} mm)" for name, cut, _, _ in _PLANES]
+    # the crosshair as the sliders give it; the plane drawn is the nearest one of the grid
+    titles = [
+        f"{name} ({AXES[cut]} = {_mm(float(point_mm[cut]))} mm)" for name, cut, _, _ in _PLANES
+    ]
     fig = make_subplots(
         rows=1,
         cols=3,
@@ -1029,7 +1031,7 @@ def label_timeline(labels: pd.DataFrame, *, title: str = "Labels over the movie"
                     mode="markers",
                     name=cls,
                     marker={"color": EMOTION_COLORS[cls], "size": 4},
-                    customdata=[_clock(x) for x in part["movie_time"]],
+                    customdata=[movie_clock(x) for x in part["movie_time"]],
                     hovertemplate=f"{cls}<br>movie time %{{customdata}}, "
                     "%{y:.0%} of observers agreeing<extra></extra>",
                 )
@@ -1121,8 +1123,13 @@ def interactive_viewer_html(
     title: str = "",
 ) -> str:
     """nilearn's interactive slice viewer (``view_img``: self-contained HTML, its scripts inline,
-    works offline), the crosshair at ``point_mm``, the overlay in the colours and range of
-    :func:`orthogonal_slices` (0 to ``vmax``, values below ``threshold`` left out)."""
+    works offline), opened at ``point_mm``, the overlay in the colours and range of
+    :func:`orthogonal_slices` (0 to ``vmax``, values below ``threshold`` left out).
+
+    Its own colour bar is left out: nilearn cuts its labels ("0." for 0.001), and the slices'
+    colour bar beside it holds the same scale. Its cross is drawn only on grids of 4 mm or finer:
+    nilearn draws it one voxel wide, so on a coarse grid (the demo's 12 mm) it covers the very
+    row of the map it points at."""
     from nilearn.plotting import view_img
 
     if overlay is not None and vmax is None:
@@ -1143,8 +1150,8 @@ def interactive_viewer_html(
         cmap=_saliency_cmap(),
         opacity=opacity,
         black_bg=False,
-        draw_cross=True,
-        colorbar=overlay is not None,
+        draw_cross=float(max(stat.voxel_mm)) <= 4.0,
+        colorbar=False,
         title=title or None,
         resampling_interpolation="nearest",
     )

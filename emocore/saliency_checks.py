@@ -56,6 +56,7 @@ from emocore.saliency import (
 )
 
 __all__ = [
+    "auc_words",
     "linear_pattern_sentence",
     "saliency_checks_sentence",
     "RECORD_KEYS",
@@ -297,11 +298,29 @@ def saliency_checks_sentence(checks: Mapping[str, Any], *, tolerance: float = IG
         )
     auc, auc_r = _fmt(checks.get("auc")), _fmt(checks.get("auc_randomised"))
     if auc is not None and auc_r is not None:
+        trained, randomised = float(checks["auc"]), float(checks["auc_randomised"])
         parts.append(
             f"Against the planted pattern: AUC {auc} for the trained model, {auc_r} for the "
-            "randomised copy (0.5 = chance)."
+            "randomised copy (0.5 = chance); "
+            + (
+                "the randomised copy does as well or better, so this map does not show what "
+                "the model learnt about the pattern."
+                if randomised >= trained - 0.02
+                else "the trained model's map is the better one."
+            )
         )
     return " ".join(parts) or "No sanity checks were recorded for this map."
+
+
+def auc_words(auc: float) -> str:
+    """How well a map finds a planted pattern, in words: "finds" from AUC 0.7 (the usual
+    "acceptable discrimination" of Hosmer and Lemeshow, Applied Logistic Regression), "finds
+    only weakly" from 0.6, else "does not find". A description, not a test."""
+    if auc >= 0.7:
+        return "finds"
+    if auc >= 0.6:
+        return "finds only weakly"
+    return "does not find"
 
 
 def linear_pattern_sentence(pattern: Mapping[str, Any], emotion: str) -> str:

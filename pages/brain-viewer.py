@@ -13,7 +13,8 @@ with ui.guard():
 saliency = ctx.study.get("saliency") or {}
 if not saliency:
     st.info(
-        f"Run {ctx.run_id} saved no saliency maps (it was run without --saliency); only volumes are shown."
+        f"Run {ctx.run_id} saved no saliency maps (they were switched off when it was "
+        "trained); only the volumes and their anatomy are shown."
     )
 design = ui.design_picker(ctx, where=st.sidebar, options=list(saliency) or ctx.designs)
 name = "all" if design == "cross-subject" else f"sub-{subject}"

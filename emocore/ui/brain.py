@@ -25,8 +25,9 @@ import streamlit as st
 
 from emocore import figures
 from emocore.anatomy import AXES, WorldImage, robust_max
+from emocore.constants import movie_clock
 from emocore.data.cache import VolumeCache
-from emocore.saliency_checks import linear_pattern_sentence, saliency_checks_sentence
+from emocore.saliency_checks import auc_words, linear_pattern_sentence, saliency_checks_sentence
 from emocore.ui import loaders
 from emocore.ui.widgets import RunContext, guard
 
@@ -48,7 +49,12 @@ class VolumePick:
 
 
 def _remembered(
-    where: Any, label: str, options: list[str], key: str, fmt: Callable[[str], str] = str
+    where: Any,
+    label: str,
+    options: list[str],
+    key: str,
+    fmt: Callable[[str], str] = str,
+    disabled: bool = False,
 ) -> str:
     """A selectbox whose choice is kept under ``key`` even while it is not among the options
     (so 'predicted' comes back on the next labelled volume). The widget's own key is seeded from
@@ -60,7 +66,9 @@ def _remembered(
     def keep() -> None:
         st.session_state[key] = st.session_state[widget]
 
-    return where.selectbox(label, options, key=widget, format_func=fmt, on_change=keep)
+    return where.selectbox(
+        label, options, key=widget, format_func=fmt, on_change=keep, disabled=disabled
+    )
 
 
 def default_volume(held: pd.DataFrame, n_volumes: int) -> int:
@@ -95,10 +103,11 @@ def volume_section(
     predicted = None
     if len(row):
         r = row.iloc[0]
-        p = r["prob_" + r["pred"]]
+        prob = r["prob_" + r["pred"]]
         st.markdown(
-            f"Movie time **{r['movie_time']:.0f} s**, scene {r['scene']} ({r['scene_location']}) "
-            f"· true **{r['true']}** · predicted **{r['pred']}** (p = {p:.2f}, held out, {r['split']})"
+            f"Movie time **{movie_clock(r['movie_time'])}**, scene {r['scene']} "
+            f"({r['scene_location']}) · true **{r['true']}** · predicted **{r['pred']}** "
+            f"(the model's probability {100 * prob:.0f} %; held out, {r['split']})"
         )
         predicted = str(r["pred"])
     else:
@@ -146,6 +155,7 @@ def saliency_viewer(
     """The saliency map of the chosen emotion on an anatomical underlay: three slices in mm and
     nilearn's interactive viewer, at one crosshair; the colour bar is fixed per map."""
     options = ([PREDICTED] if pick.predicted else []) + ctx.classes
+    no_maps = not ctx.study.get("saliency")  # the map controls would do nothing
     c1, c2, c3, c4 = st.columns([3, 3, 2, 2])
     choice = _remembered(
         c1,
@@ -153,6 +163,7 @@ def saliency_viewer(
         options,
         f"{KEY}_emotion",
         lambda o: f"predicted ({pick.predicted})" if o == PREDICTED else o,
+        disabled=no_maps,
     )
     # PREDICTED is offered only when the volume has a prediction
     emotion = pick.predicted if choice == PREDICTED and pick.predicted else choice
@@ -160,9 +171,15 @@ def saliency_viewer(
         mean_epi = loaders.mean_epi_underlay(cache, subject)
     underlay_name = _underlay_choice(c2, subject, has_mean_epi=mean_epi is not None)
     share = c3.slider(
-        "Threshold (share of the map's robust maximum)", 0.0, 1.0, 0.3, 0.05, key=f"{KEY}_threshold"
+        "Threshold (share of the map's robust maximum)",
+        0.0,
+        1.0,
+        0.3,
+        0.05,
+        key=f"{KEY}_threshold",
+        disabled=no_maps,
     )
-    opacity = c4.slider("Opacity", 0.0, 1.0, 0.8, 0.05, key=f"{KEY}_opacity")
+    opacity = c4.slider("Opacity", 0.0, 1.0, 0.8, 0.05, key=f"{KEY}_opacity", disabled=no_maps)
     with guard():
         raw = loaders.saliency_map(ctx.results, design, name, emotion)
         grid = loaders.world_image(
@@ -227,8 +244,8 @@ def saliency_viewer(
     entry = ctx.results.map_entry(design, name, emotion)
     if overlay is not None and entry.get("auc_vs_truth") is not None:
         st.caption(
-            f"Synthetic cohort: this map finds the planted {emotion} pattern with AUC "
-            f"{entry['auc_vs_truth']:.2f} (0.5 = chance)."
+            f"Synthetic cohort: this map {auc_words(entry['auc_vs_truth'])} the planted "
+            f"{emotion} pattern (AUC {entry['auc_vs_truth']:.2f}; 0.5 = chance)."
         )
     if overlay is not None:
         _checks(entry.get("checks"))
@@ -363,7 +380,9 @@ def _interactive(
     opacity: float,
 ) -> None:
     st.markdown(
-        "**Interactive viewer** (nilearn): at the sliders' crosshair; click inside to look around"
+        "**Interactive viewer** (nilearn): opens at the sliders' crosshair, shown at the nearest "
+        "point of the grid nilearn resamples to (its x, y, z may differ from the sliders' by up "
+        "to half a voxel); click inside to look around"
     )
     try:
         html = figures.interactive_viewer_html(

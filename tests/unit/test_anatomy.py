@@ -132,3 +132,19 @@ def test_interactive_viewer_is_self_contained_html() -> None:
         underlay, WorldImage(data, _affine()), point_mm=(-36.0, -52.0, 8.0), threshold=0.5
     )
     assert "<script" in html and 'src="http' not in html  # scripts inline: works offline
+
+
+def test_interactive_viewer_draws_its_cross_only_on_fine_grids() -> None:
+    """nilearn draws the cross one voxel wide: on the demo's 12 mm grid it would cover the row of
+    the map it points at, so it is left out there and drawn on a real 3 mm grid."""
+    import re
+
+    rng = np.random.default_rng(0)
+    crosses = {}
+    for voxel in (12.0, 3.0):
+        affine = np.diag([voxel, voxel, voxel, 1.0])
+        affine[:3, 3] = -20.0
+        image = WorldImage(rng.random((6, 7, 5)).astype(np.float32), affine)
+        html = figures.interactive_viewer_html(image, image, point_mm=(0.0, 0.0, 0.0))
+        crosses[voxel] = re.findall(r'"crosshair": (\w+)', html)[0]
+    assert crosses == {12.0: "false", 3.0: "true"}

@@ -231,3 +231,19 @@ def test_records_without_truth_and_for_grad_cam():
         assert record["completeness_delta"] is None and record["ig_steps"] is None
     with pytest.raises(ConfigError, match="'method'"):
         saliency_checks(model, source, CLASSES, mask=None, method="lime")
+
+
+def test_the_words_follow_the_auc_numbers() -> None:
+    """A map below AUC 0.6 is not said to "find" the pattern, and a randomised copy that scores as
+    well is called out (the walk-through saw "finds ... with AUC 0.44")."""
+    from emocore.saliency_checks import auc_words, saliency_checks_sentence
+
+    assert [auc_words(a) for a in (0.44, 0.62, 0.9)] == [
+        "does not find",
+        "finds only weakly",
+        "finds",
+    ]
+    worse = saliency_checks_sentence({"auc": 0.56, "auc_randomised": 0.60})
+    assert "the randomised copy does as well or better" in worse
+    better = saliency_checks_sentence({"auc": 0.97, "auc_randomised": 0.75})
+    assert "the trained model's map is the better one" in better
