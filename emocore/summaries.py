@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from emocore import metrics
-from emocore.constants import CLASSES
+from emocore.constants import CLASSES, movie_clock
 from emocore.errors import ConfigError
 
 __all__ = [
@@ -676,14 +676,6 @@ def recall_order(results: Sequence[dict[str, Any]]) -> str:
     return ""
 
 
-def _clock(seconds: Any) -> str:
-    """Movie time as minutes:seconds ("15:38"); "?" when it is not a number."""
-    if not _finite(seconds):
-        return "?"
-    whole = int(float(seconds))
-    return f"{whole // 60}:{whole % 60:02d}"
-
-
 def scenes_table(scenes: pd.DataFrame) -> pd.DataFrame:
     """:func:`misclassified_scenes` for display: the run and the movie time of the span's first
     volume in one cell ("run 2 · 15:38"; a span is consecutive volumes, so its volumes say how
@@ -692,7 +684,7 @@ def scenes_table(scenes: pd.DataFrame) -> pd.DataFrame:
     (:data:`emocore.ui.tables.SCENES_COLUMNS`), late in the movie too ("run 8 · 119:50")."""
     rows = [
         {
-            "where": f"run {r.run} · {_clock(r.start_movie_time)}",
+            "where": f"run {r.run} · {movie_clock(r.start_movie_time)}",
             "scene": f"{r.scene} ({_place(r.scene_location)})",
             "volumes": int(r.n_volumes),
             "predicted as": f"{r.most_common_prediction} ({100 * r.most_common_fraction:.0f} %)",
@@ -724,7 +716,7 @@ def cell_volumes_table(
 
     rows = [
         {
-            "where": f"run {run} · {_clock(time)}",
+            "where": f"run {run} · {movie_clock(time)}",
             "volume": volume,
             "scene": f"{scene} ({_place(place)})" if _given(place) and place != "" else str(scene),
             "agreement": percent(agreement),

@@ -405,7 +405,7 @@ def test_scenes_cells_fit_their_columns() -> None:
     )
     table = scenes_table(scenes)
     assert table["scene"].iloc[0] == "244 (Savannah Bus Stop)"
-    assert table["where"].iloc[0] == "run 8 · 119:50"
+    assert table["where"].iloc[0] == "run 8 · 1:59:50"  # h:mm:ss past the hour, as everywhere
     assert_cells_fit(SCENES_COLUMNS, table)
     assert _width(SCENES_COLUMNS) < 480  # 3/5 of the main area beside the pie
 
