@@ -679,7 +679,9 @@ def misclassification_pie(counts: Mapping[str, int], *, subject: str, emotion: s
             sort=False,
             hole=0.35,
             marker={"colors": [EMOTION_COLORS.get(n, "#666666") for n in names]},
-            hovertemplate="%{label}: %{value} volumes (%{percent})<extra></extra>",
+            # one decimal, as the sentence above the chart writes it ("2.1 %", not "2.08%")
+            texttemplate="%{percent:.1%}",
+            hovertemplate="%{label}: %{value} volumes (%{percent:.1%})<extra></extra>",
         )
     )
     return _layout(fig, f"sub-{subject}: {emotion} volumes were predicted as", 340)

@@ -34,7 +34,11 @@ with st.form("assess", enter_to_submit=False):
     subject = st.selectbox("Person", people, format_func=lambda x: f"sub-{x}")
     start = st.form_submit_button("Assess against the cohort", type="primary", disabled=not people)
 if not people:
-    st.caption("Everyone in this dataset is already in the run's cohort.")
+    st.info(
+        f"Everyone in this dataset folder is already in run {ctx.run_id}'s cohort. To assess a "
+        f"newly scanned person, put their dataset (sub-XX/... in the same layout) in a folder "
+        f"inside {s.home} and reload this page."
+    )
 if start and subject:
     with ui.guard():
         try:

@@ -61,7 +61,7 @@ with ui.guard():
     cache = ui.loaders.cache(s)
     opts = cache.manifest.get("options", {})
     c1, c2, c3, c4 = st.columns(4)
-    c1.metric("People", len(cache.subjects))
+    c1.metric("People in the cache", len(cache.subjects))
     c2.metric("Volumes per person", len(cache.labels))
     c3.metric("Grid (voxels)", " × ".join(map(str, cache.grid_shape)))
     c4.metric("Hemodynamic lag", f"{opts.get('lag_s', '?')} s")
@@ -75,8 +75,8 @@ if planted:
     st.info(
         f"Synthetic cohort: **{people} {'is' if len(planted) == 1 else 'are'} planted as "
         "atypical**: the generator made their LOVE response mostly their SADNESS response (like "
-        "the poster's subject 18). The single-case findings below should name them, and few "
-        "others."
+        "the poster's subject 18). When the chosen run holds them and enough people for the "
+        "single-case tests, its findings below should name them, and few others."
     )
 
 st.subheader("Models in the registry")

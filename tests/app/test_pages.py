@@ -70,7 +70,7 @@ def test_overview_shows_source_models_and_notice(demo_home: Path, emocore_env) -
     at = open_page("overview")
     assert "Research use only" in texts(at, "warning")
     assert "Demo cohort" in texts(at, "markdown")
-    assert any(m.label == "People" and m.value == "2" for m in at.metric)
+    assert any(m.label == "People in the cache" and m.value == "2" for m in at.metric)
     table = at.dataframe[0].value
     assert {"design · split", "chance", "balanced accuracy", "95 % interval", "p"} <= set(
         table.columns

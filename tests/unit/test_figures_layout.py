@@ -170,3 +170,13 @@ def test_saliency_projections_share_one_scale_with_a_colour_bar_per_row() -> Non
     ]
     assert bars[0].colorbar.y > bars[1].colorbar.y  # each beside its own row
     assert "one colour scale for all emotions" in fig.layout.title.text
+
+
+def test_the_pie_writes_shares_with_one_decimal_as_the_sentence_does():
+    from emocore.figures import misclassification_pie
+
+    fig = misclassification_pie(
+        {"SADNESS": 40, "LOVE": 6, "FEAR": 1, "HAPPINESS": 1}, subject="05", emotion="LOVE"
+    )
+    assert fig.data[0].texttemplate == "%{percent:.1%}"
+    assert "%{percent:.1%}" in fig.data[0].hovertemplate
