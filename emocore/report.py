@@ -136,20 +136,63 @@ def _setting_value(value: Any) -> str:
     return str(value)
 
 
+#: Recorded setting -> (what a reader calls it, what an unset value means, value words). The
+#: cache's options and a study's config are written for the code; on paper "nonfinite error" or
+#: "grid mm not set" reads as a fault, so the known ones are named here (unknown keys keep their
+#: own names and "not set").
+_SETTING_WORDS: dict[str, tuple[str, str, dict[str, str]]] = {
+    "grid_mm": ("voxel size (mm)", "the data's own", {}),
+    "lag_s": ("hemodynamic lag (s)", "not set", {}),
+    "recipe": ("label recipe", "not set", {}),
+    "observers": ("observer set", "all observers", {}),
+    "nonfinite": ("NaN/Inf voxel values", "refused", {"error": "refused", "zero": "set to 0"}),
+    "task": ("BIDS task filter", "any", {}),
+    "acq": ("BIDS acquisition filter", "any", {}),
+    "space": ("BIDS space filter", "any", {}),
+    "desc": ("BIDS desc filter", "any", {}),
+    "detrend": ("linear drift removed per run", "no", {}),
+    "high_pass": ("high-pass cut-off (Hz)", "none", {}),
+    "confounds": ("confound regressors", "none", {}),
+    "subjects": ("people", "everyone in the cache", {}),
+    "folds": ("folds", "made from the split", {}),
+    "n_folds": ("number of folds", "one per run or person", {}),
+    "include_none": ("NONE volumes as a sixth class", "no", {}),
+    "refit": ("final model on all the data", "no", {}),
+    "baseline": ("linear baseline", "no", {}),
+    "linear_C": ("linear baseline's C (regularisation)", "chosen by nested CV", {}),
+    "saliency_volumes": ("volumes per saliency map", "not set", {}),
+    "n_permutations": ("permutations (chance level)", "not set", {}),
+    "alpha": ("α of the single-case tests", "not set", {}),
+    "lr": ("learning rate", "not set", {}),
+    "widths": ("convolution widths", "not set", {}),
+    "hidden": ("hidden units", "not set", {}),
+    "amp": ("bf16 autocast (GPU only)", "no", {}),
+    "channels_last": ("channels-last memory layout", "no", {}),
+    "compile": ("torch.compile", "no", {}),
+    "prefetch": ("batches read ahead", "none", {}),
+}
+
+
 def settings_rows(settings: Any, prefix: str = "") -> list[tuple[str, str]]:
     """A recorded config (nested dicts) as ``(name, value)`` rows, nested names joined by ' · '.
 
-    The report shows these instead of raw JSON: one row per setting, readable on paper.
+    The report shows these instead of raw JSON: one row per setting, readable on paper, known
+    settings in words (:data:`_SETTING_WORDS`: "NaN/Inf voxel values: refused", not
+    "nonfinite: error").
     """
     if not isinstance(settings, dict):
         return [(prefix or "value", _setting_value(settings))]
     rows: list[tuple[str, str]] = []
     for key, value in settings.items():
-        name = f"{prefix} · {key}" if prefix else str(key)
         if isinstance(value, dict) and value:
-            rows.extend(settings_rows(value, name))
-        else:
-            rows.append((name.replace("_", " "), _setting_value(value)))
+            rows.extend(settings_rows(value, f"{prefix} · {key}" if prefix else str(key)))
+            continue
+        label, unset, words = _SETTING_WORDS.get(str(key), (str(key), "not set", {}))
+        name = f"{prefix} · {label}" if prefix else label
+        text = _setting_value(value)
+        if text == "not set":
+            text = unset
+        rows.append((name.replace("_", " "), words.get(text, text)))
     return rows
 
 
@@ -178,7 +221,7 @@ def _provenance(record: Any, study: dict[str, Any], info: dict[str, Any]) -> str
     return (
         f"<h2>Model and data</h2><table>{body}</table>{warn}"
         f"<h3>Data source</h3>{_settings_table(info.get('source', {}))}"
-        f"<h3>Label settings</h3>{_settings_table(info.get('options', {}))}"
+        f"<h3>Preparation and label settings</h3>{_settings_table(info.get('options', {}))}"
         f"<details open><summary>Model and training settings</summary>"
         f"{_settings_table(study.get('config', {}))}</details>"
     )

@@ -225,8 +225,8 @@ def test_report_provenance_is_a_table_of_settings_not_json(bundle) -> None:
     provenance = html[start : html.index("<h2>", start + 1)]
     assert "{" not in provenance and "&quot;" not in provenance, "raw JSON in the provenance"
     for row in (
-        "<th>lag s</th><td>4.0</td>",
-        "<th>recipe</th><td>poster</td>",
+        "<th>hemodynamic lag (s)</th><td>4.0</td>",
+        "<th>label recipe</th><td>poster</td>",
         "<th>designs</th><td>single-subject, loso</td>",
         "<th>train · epochs</th><td>2</td>",
     ):
@@ -264,6 +264,16 @@ def test_settings_rows_reads_like_a_form() -> None:
         ("model · depth", "3"),
         ("runs", "not set"),
     ]
+    # the cache's options in words: none of them reads as a fault on paper
+    words = dict(
+        settings_rows({"nonfinite": "error", "grid_mm": None, "high_pass": 0.008, "subjects": None})
+    )
+    assert words == {
+        "NaN/Inf voxel values": "refused",
+        "voxel size (mm)": "the data's own",
+        "high-pass cut-off (Hz)": "0.008",
+        "people": "everyone in the cache",
+    }
 
 
 # -- PDF -----------------------------------------------------------------------------------------
