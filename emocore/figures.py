@@ -516,18 +516,19 @@ def subject_vs_cohort(
     of the plot, clear of the bars."""
     cols = [f"accuracy_{c}" for c in classes]
     n = len(cohort)
+    people = f"{n} {'person' if n == 1 else 'people'}"
     sd = cohort[cols].std().fillna(0).to_numpy()
     fig = go.Figure()
     fig.add_trace(
         go.Bar(
             x=list(classes),
             y=cohort[cols].mean().to_numpy(),
-            name=f"cohort mean ± SD ({n} {'person' if n == 1 else 'people'})",
+            name=f"cohort mean ± SD ({people})",
             marker_color="#BBBBBB",
             error_y={"type": "data", "array": sd},
             customdata=sd,
             hovertemplate="%{x}: cohort mean %{y:.1%} ± SD %{customdata:.1%}"
-            f" over {n} {'person' if n == 1 else 'people'}<extra></extra>",
+            f" over {people}<extra></extra>",
         )
     )
     # one colour for the person (per-emotion colours made the legend show the first emotion's)

@@ -13,6 +13,8 @@ from typing import NamedTuple
 
 import pandas as pd
 
+from emocore.summaries import subject_rows
+
 __all__ = ["COLLAPSE_SHARE", "Collapse", "collapse", "collapse_sentence", "largest_confusion"]
 
 #: A model that gives one answer for at least this share of its held-out volumes has collapsed.
@@ -32,7 +34,7 @@ def collapse(predictions: pd.DataFrame, *, subject: str | None = None) -> Collap
     (of ``subject``'s volumes when given), or None when its answers vary."""
     frame = predictions
     if subject is not None and "subject" in frame:
-        frame = frame[frame["subject"].astype(str) == str(subject).removeprefix("sub-")]
+        frame = subject_rows(frame, subject)
     if frame.empty or "pred" not in frame:
         return None
     shares = frame["pred"].value_counts(normalize=True)
@@ -57,7 +59,7 @@ def largest_confusion(
     """The (true, predicted) pair of different emotions with the most of ``subject``'s held-out
     volumes (with ``true`` that emotion), or None when there is no such error among ``classes``:
     the confusion-matrix cell worth opening first."""
-    frame = predictions[predictions["subject"].astype(str) == str(subject).removeprefix("sub-")]
+    frame = subject_rows(predictions, subject)
     if true is not None:
         frame = frame[frame["true"] == true]
     wrong = frame[(frame["true"] != frame["pred"]) & frame["true"].isin(classes)]

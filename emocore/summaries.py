@@ -40,6 +40,7 @@ __all__ = [
     "percent",
     "recall_order",
     "split_label",
+    "subject_rows",
     "results_table",
     "runs_table",
     "scenes_table",
@@ -147,15 +148,20 @@ def _subject_label(subject: str | int) -> str:
     return text[len("sub-") :] if text.startswith("sub-") else text
 
 
+def subject_rows(table: pd.DataFrame, subject: str | int) -> pd.DataFrame:
+    """The rows of one person ("01" or "sub-01"); none when the table has no such person."""
+    return table[table["subject"].astype(str) == _subject_label(subject)]
+
+
 def _select_subject(table: pd.DataFrame, subject: str | int) -> pd.DataFrame:
-    label = _subject_label(subject)
-    subjects = table["subject"].astype(str)
-    if not (subjects == label).any():
-        available = sorted(subjects.unique())
+    rows = subject_rows(table, subject)
+    if rows.empty:
+        available = sorted(table["subject"].astype(str).unique())
         raise ConfigError(
-            f"subject {label!r} has no rows in the prediction table; subjects present: {available}"
+            f"subject {_subject_label(subject)!r} has no rows in the prediction table; subjects "
+            f"present: {available}"
         )
-    return table[subjects == label]
+    return rows
 
 
 def _json_float(value: Any) -> float | None:
@@ -703,12 +709,8 @@ def cell_volumes_table(
     on the label, the model's probability of the predicted and of the true emotion (%) and the
     fold that predicted it. Empty, with these columns, when no volume is in the cell."""
     _check_table(predictions, ("subject", "true", "pred"), "the volumes behind a cell")
-    label = _subject_label(subject)
-    cell = predictions[
-        (predictions["subject"].astype(str) == label)
-        & (predictions["true"] == true)
-        & (predictions["pred"] == pred)
-    ]
+    person = subject_rows(predictions, subject)
+    cell = person[(person["true"] == true) & (person["pred"] == pred)]
     cell = cell.sort_values([c for c in ("run", "volume") if c in cell], kind="stable")
 
     def column(name: str) -> list[Any]:

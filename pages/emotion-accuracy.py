@@ -13,13 +13,13 @@ ctx = ui.require_run(s)
 with ui.guard():
     metrics = ctx.results.metrics or {}
     curves = ctx.results.table("curves") if ctx.results.has_table("curves") else None
-    held_all = ctx.results.predictions()
 
 for design, tab in zip(ctx.designs, st.tabs(ctx.designs), strict=True):
     summary = metrics[design]["cnn"]["summary"]
     chance = summary["chance"]["balanced_accuracy_permutation"]
     with tab:
-        ui.collapse_warning(held_all[held_all["design"] == design], design=design)
+        with ui.guard():
+            ui.collapse_warning(ctx.results.predictions(design), design=design)
         c1, c2 = st.columns(2)
         c1.metric("Balanced accuracy (CNN, held out)", ui.pct(summary["balanced_accuracy"]))
         with c1:

@@ -348,9 +348,7 @@ def _write_run(
     cache's grid (float64 sums, before any float16 rounding: the mean EPI's share of this run).
     """
     n_vox = int(np.prod(shape))
-    # float32 bytes of the larger of the two grids: resampling to a finer grid (--grid-mm 0.5)
-    # makes each volume many times the size of the source's
-    chunk = max(1, _CHUNK_BYTES // (4 * max(int(np.prod(run.shape)), n_vox)))
+    chunk = _chunk_volumes(run, n_vox)
     basis = design.basis
     ref = total = total_sq = weights = raw_total = None
     for a, data in _read_chunks(run, chunk):
@@ -405,12 +403,18 @@ def _write_run(
     )
 
 
+def _chunk_volumes(run: BoldRun, n_vox: int) -> int:
+    """Volumes read at a time: float32 bytes of the larger of the two grids, since resampling to
+    a finer grid (--grid-mm 0.5) makes each volume many times the size of the source's."""
+    return max(1, _CHUNK_BYTES // (4 * max(int(np.prod(run.shape)), n_vox)))
+
+
 def _run_mean(run: BoldRun, shape, affine, same_grid: bool) -> np.ndarray:
     """The mean raw intensity of one run on the cache's grid (float64, voxels), as
     :func:`_write_run` computes it, for a cache made before the mean EPI was stored. The run was
     prepared once already, so non-finite values can only be ones ``--nonfinite zero`` zeroed."""
     n_vox = int(np.prod(shape))
-    chunk = max(1, _CHUNK_BYTES // (4 * max(int(np.prod(run.shape)), n_vox)))
+    chunk = _chunk_volumes(run, n_vox)
     raw_total = np.zeros(n_vox)
     for _, data in _read_chunks(run, chunk):
         data[~np.isfinite(data)] = 0.0

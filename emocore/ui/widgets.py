@@ -120,19 +120,18 @@ def page(title: str, *, prominent_notice: bool = False) -> Settings:
         return loaders.settings()
 
 
-def collapse_warning(predictions: pd.DataFrame, *, design: str, subject: str | None = None) -> bool:
+def collapse_warning(predictions: pd.DataFrame, *, design: str, subject: str | None = None) -> None:
     """Warn when the design's CNN (on ``subject``'s volumes, when given) gives one answer for
-    nearly every held-out volume (:mod:`emocore.model_checks`); True when it warned."""
+    nearly every held-out volume (:mod:`emocore.model_checks`)."""
     found = collapse(predictions, subject=subject)
     if found is None:
-        return False
+        return
     what = (
         f"On sub-{subject}'s volumes, the {design} CNN"
         if subject is not None
         else f"The {design} CNN"
     )
     st.warning(collapse_sentence(found, what=what), icon=":material/warning:")
-    return True
 
 
 def chance_caption(split: str, chance: float | None, *, what: str = "", extra: str = "") -> None:
