@@ -206,8 +206,14 @@ def test_findings_carry_the_agreed_keys_and_a_plain_sentence(rng):
     row = out[(out["subject"] == "08") & (out["measure"] == "LOVE->SADNESS")].iloc[0]
     assert row["emotion"] == "LOVE" and row["flagged"] and row["df"] == 6
     assert row["sentence"].startswith("6") and "of sub-08's LOVE volumes were decoded as SADNESS"
-    assert "in the 7 others" in row["sentence"] and "Holm-adjusted p" in row["sentence"]
-    assert row["sentence"].endswith("atypical at α = 0.05")
+    assert "in the 7 others" in row["sentence"] and row["sentence"].endswith("atypical at α = 0.05")
+    # the statistics are in the details line: both criteria, the effect size and the correction
+    assert "own rate against the others'" in row["details"] and "difference test" in row["details"]
+    assert "Z_CC = " in row["details"] and "95 % CI" in row["details"]
+    assert "Holm-adjusted" in row["details"]
+    lo, hi = row["z_cc_ci95"]
+    assert lo < row["z_cc"] < hi
+    assert row["p"] == pytest.approx(max(row["p_raw"], row["p_relative"]))
     ba = out[(out["subject"] == "01") & (out["emotion"] == "ALL")].iloc[0]
     assert ba["measure"] == "balanced_accuracy" and ba["js_distance"] is None
 
