@@ -2,26 +2,32 @@
 
 :func:`assess_subject` takes a finished study run and a person who is in the cache but was not in
 the run's cohort (added afterwards with ``emocore prepare``), and answers "is this person's
-decoding unusual compared with the cohort's?" without touching the cohort's models:
+decoding unusual compared with the cohort's?" with the study's **primary analysis**
+(:mod:`emocore.verdict`), without touching the cohort's models:
 
-1. **leave-one-subject-out**: every stored LOSO model of the run (each trained on the cohort
-   minus one person, so none saw the new person) decodes the new person. The cohort's values
-   come from the same kind of model on a person it never saw, so the new person is compared like
-   with like. The person's confusion counts are the mean over those models: averaging removes
-   some model-to-model noise from the person's value, which can only make the test more
-   conservative.
-2. **single-subject**: the person's own model is trained and cross-validated with the run's exact
-   configuration and folds, as each cohort member's was.
-3. **cross-subject** is not tested: the cohort's values come from a model that trained on other
-   runs of the same people, so a new person would be compared with people the model knew.
-4. The single-case tests of :mod:`emocore.single_case` compare the person with the cohort.
+* **leave-one-subject-out** (the default primary analysis): every stored LOSO model of the run
+  (each trained on the cohort minus one person, so none saw the new person) decodes the new
+  person. The cohort's values come from the same kind of model on a person it never saw, so the
+  new person is compared like with like. The person's confusion counts are the mean over those
+  models: averaging removes some model-to-model noise from the person's value, which can only
+  make the test more conservative.
+* **single-subject**: the person's own model is trained and cross-validated with the run's exact
+  configuration and folds, as each cohort member's was.
+* **cross-subject** cannot be a newcomer's analysis: the cohort's values come from a model that
+  trained on other runs of the same people, so a new person would be compared with people the
+  model knew.
+
+The verdict (:func:`emocore.verdict.newcomer_verdict`) tests the person in the primary
+analysis' fixed order and says what it could have detected. With ``exploratory`` the study's
+other testable designs are run too and reported apart (Holm-adjusted, never in the verdict).
 
 Everything is written below the cohort run's folder, ``assessments/sub-XX/``:
-``assessment.json`` (the findings, per-design status and provenance), ``predictions.tsv`` (the
-person's predictions; LOSO rows carry the ``model`` that made them) and ``models/`` (the
-person's own single-subject model). The assessment is also a run of kind ``assess`` in the
-registry (its parent is the cohort run), so its progress, log and status are followed like any
-training job's.
+``assessment.json`` (the verdict, the findings, per-design status and provenance),
+``predictions.tsv`` (the person's predictions; LOSO rows carry the ``model`` that made them) and
+``models/`` (the person's own single-subject model). The assessment is also a run of kind
+``assess`` in the registry (its parent is the cohort run), so its progress, log and status are
+followed like any training job's. A person already assessed against the run is not assessed
+again unless asked (``force``): the stored assessment is returned, marked ``reused``.
 """
 
 from __future__ import annotations
@@ -140,6 +146,16 @@ def _findings_for(
     ]
 
 
+def _entries(rows: pd.DataFrame) -> list[dict[str, Any]]:
+    """Test rows as JSON-safe dicts with the finding keys first."""
+    from emocore.evaluate import records
+
+    return [
+        {key: row[key] for key in (*FINDING_KEYS, *row.keys() - set(FINDING_KEYS))}
+        for row in records(rows)
+    ]
+
+
 def _loso_predictions(
     run: RunResults,
     cache: VolumeCache,
@@ -160,6 +176,24 @@ def _loso_predictions(
     return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
 
 
+def _primary_for_newcomers(run: RunResults) -> Any:
+    """The run's primary analysis, or a ConfigError saying why it cannot assess a newcomer."""
+    primary = run.primary
+    if primary.design in NOT_TESTED:
+        raise ConfigError(
+            f"run {run.run_id}'s primary analysis is {primary.design}: "
+            f"{NOT_TESTED[primary.design]}. Assess against a study whose primary analysis is "
+            "loso:cnn (the default when the study runs --designs loso)"
+        )
+    if primary.model != "cnn":
+        raise ConfigError(
+            f"run {run.run_id}'s primary analysis uses the {primary.model} decoder, whose fold "
+            "models are not stored; assess against a study whose primary analysis is a CNN "
+            "(--primary loso:cnn)"
+        )
+    return primary
+
+
 def assess_subject(
     cache: VolumeCache,
     registry: Registry,
@@ -170,20 +204,26 @@ def assess_subject(
     device: str | None = None,
     progress: Progress | None = None,
     assess_id: str | None = None,
+    force: bool = False,
+    exploratory: bool = False,
 ) -> dict[str, Any]:
     """Assess ``subject`` (in the cache, not in run ``run_id``'s cohort) against the cohort.
 
     Returns the assessment (also written to ``assessments/sub-XX/assessment.json``): ``run_id``,
-    ``assess_run_id``, ``subject``, ``alpha``, ``designs`` (per design: ``status``
-    ``assessed`` or ``not tested`` with a ``reason``, ``models``, ``n_volumes``,
-    ``balanced_accuracy``), ``atypical`` (one entry per design, model family, emotion and measure,
-    with the keys of :data:`emocore.single_case.FINDING_KEYS` and ``sentence``), ``stability``
-    and ``seconds``. ``assess_id`` fills in an existing queued ``assess`` run (a dashboard job).
-    The cohort's models, predictions and metrics are never changed.
+    ``assess_run_id``, ``subject``, ``alpha``, ``primary`` (the study's), ``verdict`` (see
+    :data:`emocore.verdict.VERDICT_KEYS`), ``designs`` (per design: ``role`` ``primary`` or
+    ``exploratory``, ``status`` ``assessed`` or ``not tested`` with a ``reason``, ``models``,
+    ``n_volumes``, ``balanced_accuracy``), ``atypical`` (one entry per design, model family,
+    emotion and measure, with the keys of :data:`emocore.single_case.FINDING_KEYS` and
+    ``sentence``), ``stability``, ``seconds`` and ``reused`` (True when an earlier assessment
+    was returned instead: pass ``force`` to replace it). ``assess_id`` fills in an existing
+    queued ``assess`` run (a dashboard job). The cohort's models, predictions and metrics are
+    never changed.
     """
     from emocore.designs import run_design
     from emocore.metrics import balanced_accuracy
     from emocore.study import StudyConfig
+    from emocore.verdict import newcomer_verdict
 
     subject = str(subject).removeprefix("sub-")
     record = registry.get_run(run_id)
@@ -196,9 +236,17 @@ def assess_subject(
     if subject in study["subjects"]:
         raise ConfigError(
             f"sub-{subject} is in run {run_id}'s cohort, so its models saw this person; its "
-            "findings are already in the run (Subject page, `emocore runs --show`). Assess "
+            "verdict is already in the run (Subject page, `emocore runs --show`). Assess "
             "people who were not in the cohort"
         )
+    primary = _primary_for_newcomers(run)
+    earlier = run.assessment(subject)
+    if earlier is not None and not force:
+        logger.info("sub-%s was already assessed against run %s", subject, run_id)
+        if assess_id is not None:  # a dashboard job asked for it: it ends with the earlier one
+            registry.update(assess_id, message="already assessed: the earlier assessment stands")
+            registry.set_status(assess_id, "completed")
+        return {**earlier, "reused": True}
     if subject not in cache.subjects:
         raise ConfigError(
             f"sub-{subject} is not in the cache at {cache.path}; add the person first with "
@@ -231,7 +279,9 @@ def assess_subject(
             sources=[cache.path, folder],
         ).id
     registry.update(assess_id, status="running", pid=os.getpid(), error=None)
-    designs = list(config.designs)
+    designs = [primary.design] + (
+        [d for d in config.designs if d != primary.design] if exploratory else []
+    )
     t0 = time.perf_counter()
 
     def report(i: int) -> Progress:
@@ -247,10 +297,16 @@ def assess_subject(
         findings: list[dict[str, Any]] = []
         stability: list[dict[str, Any]] = []
         tables: list[pd.DataFrame] = []
+        verdict: dict[str, Any] | None = None
         for i, design in enumerate(designs):
+            role = "primary" if design == primary.design else "exploratory"
             rows = cohort[cohort["design"] == design]
             if design in NOT_TESTED:
-                summary[design] = {"status": "not tested", "reason": NOT_TESTED[design]}
+                summary[design] = {
+                    "role": role,
+                    "status": "not tested",
+                    "reason": NOT_TESTED[design],
+                }
                 continue
             if design == "single-subject":
                 res = run_design(
@@ -281,7 +337,14 @@ def assess_subject(
                     progress=report(i),
                 )
                 if table.empty:
+                    if role == "primary":
+                        raise ConfigError(
+                            f"run {run_id} stored no leave-one-subject-out models, so its "
+                            "primary analysis cannot decode a new person; re-run the study "
+                            "with --designs loso"
+                        )
                     summary[design] = {
+                        "role": role,
                         "status": "not tested",
                         "reason": "the run stored no leave-one-subject-out models",
                     }
@@ -292,9 +355,24 @@ def assess_subject(
                     axis=0,
                 )
             tables.append(table.assign(design=design))
-            found = _findings_for(rows, person, subject, classes, design=design, alpha=alpha)
+            if role == "primary":
+                flagged_cohort = [v["subject"] for v in run.verdicts if v["status"] == "flagged"]
+                verdict, tested = newcomer_verdict(
+                    rows,
+                    person,
+                    subject,
+                    classes,
+                    primary,
+                    alpha=alpha,
+                    focus=config.focus,
+                    exclude=flagged_cohort,
+                )
+                found = _entries(tested)
+            else:
+                found = _findings_for(rows, person, subject, classes, design=design, alpha=alpha)
             findings += found
             summary[design] = {
+                "role": role,
                 "status": "assessed",
                 "models": models,
                 "n_volumes": int(len(table) // max(len(models), 1)),
@@ -306,7 +384,8 @@ def assess_subject(
                         ]
                     )
                 ),
-                "n_others": int(rows["subject"].nunique()),
+                "n_others": int(rows["subject"].nunique())
+                - (len(verdict["excluded"]) if role == "primary" and verdict else 0),
             }
         if tables:
             atomic_write_text(
@@ -319,12 +398,15 @@ def assess_subject(
             "subject": subject,
             "alpha": alpha,
             "classes": classes,
+            "primary": primary.to_dict(),
+            "verdict": verdict,
             "designs": summary,
             "atypical": findings,
             "stability": stability,
             "cache": {"path": str(cache.path), "key": cache.key},
             "emocore_version": __version__,
             "seconds": round(time.perf_counter() - t0, 1),
+            "reused": False,
         }
         atomic_write_json(out / "assessment.json", result)
         registry.add_artifact(
@@ -333,7 +415,8 @@ def assess_subject(
         registry.update(
             assess_id,
             metrics={
-                "flagged": sum(bool(f["flagged"]) for f in findings),
+                "verdict": verdict["status"] if verdict else None,
+                "flagged": len(verdict["flagged"]) if verdict else 0,
                 "designs": {d: v["status"] for d, v in summary.items()},
             },
             progress=1.0,
@@ -355,9 +438,12 @@ def add_and_assess(
     device: str | None = None,
     progress: Progress | None = None,
     assess_id: str | None = None,
+    force: bool = False,
+    exploratory: bool = False,
 ) -> dict[str, Any]:
     """Add ``subject`` to the cache from the dataset ``bids`` (with the cache's own options and
-    the ``annotations`` it used), when one is given, then :func:`assess_subject` them."""
+    the ``annotations`` it used), when one is given, then :func:`assess_subject` them. A
+    person already assessed against the run is not added again (``force`` does both)."""
     from contextlib import nullcontext
 
     from emocore.data.cache import open_cache
@@ -365,6 +451,8 @@ def add_and_assess(
 
     registry.get_run(run_id)  # an unknown run fails before any data is read
     subject = str(subject).removeprefix("sub-")
+    if not force and RunResults(registry, run_id).assessment(subject) is not None:
+        bids = None  # the earlier assessment stands: nothing to add to the cache
     if bids is not None:
         from emocore.data.prepare import PrepareOptions, prepare
 
@@ -386,4 +474,6 @@ def add_and_assess(
         device=device,
         progress=progress,
         assess_id=assess_id,
+        force=force,
+        exploratory=exploratory,
     )

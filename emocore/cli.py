@@ -333,6 +333,8 @@ def _study_config(args: argparse.Namespace, designs: tuple[str, ...]):
         saliency_volumes=args.saliency_volumes,
         n_permutations=args.permutations,
         alpha=args.alpha,
+        primary=args.primary,
+        focus=tuple(e.strip() for e in args.focus.split(",") if e.strip()),
         folds=tuple(getattr(args, "fold", None) or ()) or None,
         train=train,
     )
@@ -361,7 +363,7 @@ def _run_study(args: argparse.Namespace, designs: tuple[str, ...], kind: str) ->
 
     from emocore.data.cache import open_cache
     from emocore.distributed import NullRegistry, init_from_env
-    from emocore.registry import Registry
+    from emocore.registry import Registry, check_resumable
     from emocore.study import resume_study, run_study
 
     rank, world, device = init_from_env()
@@ -370,6 +372,7 @@ def _run_study(args: argparse.Namespace, designs: tuple[str, ...], kind: str) ->
     if getattr(args, "resume", None):
         if world > 1:
             raise ConfigError("--resume runs on one process; start it without torchrun")
+        check_resumable(registry.get_run(args.resume))  # before the cache: an assess run?
         done = resume_study(registry, args.resume, open_cache(args.cache), progress=bar)
     else:
         config = _study_config(args, designs)
@@ -397,6 +400,8 @@ def _run_study(args: argparse.Namespace, designs: tuple[str, ...], kind: str) ->
         },
         "embeddings": study["embeddings"],
         "alpha": study.get("alpha"),
+        "primary": study.get("primary"),
+        "verdicts": study.get("verdicts", []),
         "atypical": study.get("atypical", []),
         "tuning": study.get("tuning", {}),
         "saliency_checks": study.get("saliency_checks", {}),
@@ -408,9 +413,10 @@ def _run_study(args: argparse.Namespace, designs: tuple[str, ...], kind: str) ->
             line
             for line in (
                 f"run {r['run_id']} ({r['seconds']:.0f} s), bundle in {r['bundle']}",
+                _verdicts_text(r["verdicts"], r["primary"]),
                 _headline_text(r["results"]),
                 _tuning_text(r["tuning"]),
-                _findings_text(r["atypical"], r["alpha"]),
+                _findings_text(r["atypical"], r["alpha"], exploratory=r["primary"]),
             )
             if line
         ),
@@ -418,17 +424,49 @@ def _run_study(args: argparse.Namespace, designs: tuple[str, ...], kind: str) ->
     return 0
 
 
-def _findings_text(atypical: list[dict[str, Any]], alpha: float | None) -> str:
-    """The flagged single-case findings as sentences, or a line saying there are none."""
+def _verdicts_text(verdicts: list[dict[str, Any]], primary: dict[str, Any] | None) -> str:
+    """Each person's verdict, flagged people first: what the study answers."""
+    if not primary:
+        return ""
+    from emocore.verdict import Primary
+
+    label = (Primary.from_dict(primary) or Primary("loso")).label
+    if not verdicts:
+        return f"verdicts (primary analysis: {label}): none (the primary analysis was not run)"
+    order = sorted(verdicts, key=lambda v: (v["status"] != "flagged", str(v["subject"])))
+    flagged = sum(v["status"] == "flagged" for v in verdicts)
+    lines = [f"verdicts (primary analysis: {label}; {flagged} of {len(verdicts)} people flagged):"]
+    lines += [f"  {v['sentence']}" for v in order]
+    return "\n".join(lines)
+
+
+def _findings_text(
+    atypical: list[dict[str, Any]],
+    alpha: float | None,
+    *,
+    exploratory: dict[str, Any] | None = None,
+) -> str:
+    """The flagged single-case findings as sentences, or a line saying there are none. With
+    ``exploratory`` (the primary analysis) only the other designs' findings, labelled as
+    exploratory: the primary analysis speaks through the verdicts."""
+    if exploratory:
+        atypical = [
+            f
+            for f in atypical
+            if (f.get("design"), f.get("model")) != (exploratory["design"], exploratory["model"])
+        ]
+        head_word = "exploratory findings (not part of any verdict; Holm-adjusted per design"
+    else:
+        head_word = "single-case findings (Holm-adjusted"
     flagged = [f for f in atypical if f.get("flagged")]
     tested = {(f["design"], f["model"], f["subject"]) for f in atypical if f.get("p") is not None}
     if not atypical:
-        return "single-case findings: none computed"
+        return "" if exploratory else "single-case findings: none computed"
     if not tested:
-        return "single-case findings: not tested (at least 5 other people are needed per design)"
+        return f"{head_word.split(' (')[0]}: not tested (at least 5 other people are needed per design)"
     head = (
-        f"single-case findings (Holm-adjusted, alpha = {alpha:g}; {len(tested)} person x design x "
-        f"model comparisons): {len(flagged)} flagged"
+        f"{head_word}, alpha = {alpha:g}; {len(tested)} person x design x model comparisons): "
+        f"{len(flagged)} flagged"
     )
     return "\n".join([head] + [f"  [{f['design']}, {f['model']}] {f['sentence']}" for f in flagged])
 
@@ -456,6 +494,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     def text(o: dict[str, Any]) -> str:
         lines = [f"evaluation {o['run_id']} of run {', '.join(o['source_runs'])}"]
+        verdicts = _verdicts_text(o.get("verdicts") or [], o.get("primary"))
+        if o.get("verdicts"):
+            lines.append(verdicts)
         for d, ev in o["designs"].items():
             s = ev["summary"]
             lines.append(
@@ -485,19 +526,40 @@ def cmd_assess(args: argparse.Namespace) -> int:
         device=args.device,
         progress=ProgressBar("assess", _show_progress(args)),
         assess_id=args.job,
+        force=args.force,
+        exploratory=args.exploratory,
     )
 
     def text(r: dict[str, Any]) -> str:
         lines = [f"sub-{r['subject']} against the cohort of run {r['run_id']}:"]
+        if r.get("reused"):
+            lines.append(
+                f"  already assessed (assess run {r.get('assess_run_id')}): this is that "
+                "assessment; pass --force to assess again and replace it"
+            )
+        verdict = r.get("verdict")
+        if verdict:
+            lines.append(f"  verdict: {verdict['sentence']}")
+            lines += [
+                f"  detectable: {d['sentence']}"
+                for d in verdict.get("detectable_effect", [])
+                if d["measure"] != "recall" or verdict["status"] == "flagged"
+            ][:9]
         for design, d in r["designs"].items():
+            role = d.get("role", "primary")
             if d["status"] != "assessed":
-                lines.append(f"  {design}: {d['reason']}")
+                lines.append(f"  {design} ({role}): {d['reason']}")
                 continue
             lines.append(
-                f"  {design}: balanced accuracy {d['balanced_accuracy']:.3f} over "
+                f"  {design} ({role}): balanced accuracy {d['balanced_accuracy']:.3f} over "
                 f"{d['n_volumes']} volumes, against {d['n_others']} people"
             )
-        lines.append(_findings_text(r["atypical"], r["alpha"]))
+        if r.get("primary"):
+            text = _findings_text(r["atypical"], r["alpha"], exploratory=r["primary"])
+            if text:
+                lines.append(text)
+        else:  # an assessment from before verdicts
+            lines.append(_findings_text(r["atypical"], r["alpha"]))
         return "\n".join(lines)
 
     _print(result, args.json, text)
@@ -633,8 +695,9 @@ def cmd_runs(args: argparse.Namespace) -> int:
     def text(rs: list[dict[str, Any]]) -> str:
         lines = [f"{'id':<22}{'kind':<9}{'design':<16}{'split':<24}{'status':<11}{'disk':>9}"]
         for r in rs:
+            split = (r["split"] or "—") + (" LEAKY" if r["leaky"] else "")  # assess: no split
             lines.append(
-                f"{r['id']:<22}{r['kind']:<9}{str(r['design'] or 'all'):<16}{str(r['split']) + (' LEAKY' if r['leaky'] else ''):<24}{r['status']:<11}{r['disk_bytes'] / 2**20:>7.1f}MB"
+                f"{r['id']:<22}{r['kind']:<9}{str(r['design'] or 'all'):<16}{split:<24}{r['status']:<11}{r['disk_bytes'] / 2**20:>7.1f}MB"
             )
         for r in rs:
             if r["id"] in stale:
@@ -882,6 +945,20 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     )
     _add_alpha_option(p)
     p.add_argument(
+        "--primary",
+        default=None,
+        metavar="DESIGN:MODEL",
+        help="the primary analysis, named before the results: the only design and model whose "
+        "tests make each person's verdict (default loso:cnn when the study runs loso, else "
+        "single-subject:cnn, else cross-subject:cnn); every other one is exploratory",
+    )
+    p.add_argument(
+        "--focus",
+        default="LOVE,FEAR",
+        help="the emotions of the clinical question, comma-separated: a verdict spends most of "
+        "its alpha on them (default LOVE,FEAR)",
+    )
+    p.add_argument(
         "--no-refit",
         action="store_true",
         help="skip the final model on all data (saves time; no model to reuse)",
@@ -920,8 +997,8 @@ def _add_alpha_option(p: argparse.ArgumentParser) -> None:
         "--alpha",
         type=_alpha,
         default=0.05,
-        help="level of the single-case findings: a person x emotion is flagged when its "
-        "Holm-adjusted p is below it (default 0.05)",
+        help="level of every verdict: the chance that a typical person is flagged for anything "
+        "is at most this (default 0.05)",
     )
 
 
@@ -993,12 +1070,13 @@ def _add_model_commands(sub: Any) -> None:
 
     p = sub.add_parser(
         "assess",
-        help="assess a newly scanned person against a study's cohort (single-case tests)",
-        description="Decode a person who was not in the run's cohort with the run's "
-        "leave-one-subject-out models, train the person's own single-subject model with the "
-        "run's exact config and folds, and test the person against the cohort (Crawford-Howell "
-        "on arcsine rates, Holm per person). The cohort's models are never changed; the result "
-        "is stored with the run (assessments/sub-XX/).",
+        help="assess a newly scanned person against a study's cohort: one verdict",
+        description="Decode a person who was not in the run's cohort with the run's primary "
+        "analysis (by default its stored leave-one-subject-out models, none of which saw the "
+        "person) and test the person against the cohort's held-out values in the verdict's "
+        "fixed order; the verdict says what the test could have detected. The cohort's models "
+        "are never changed; the result is stored with the run (assessments/sub-XX/). A person "
+        "already assessed is shown, not assessed again, unless --force.",
     )
     p.add_argument("--run", required=True, help="the finished study run holding the cohort")
     p.add_argument("--subject", required=True, help="the new person's label, e.g. 09")
@@ -1017,6 +1095,18 @@ def _add_model_commands(sub: Any) -> None:
         default=None,
         choices=["auto", "cpu", "cuda"],
         help="where to train and decode (default: the run's setting)",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="assess again a person already assessed against the run, replacing the earlier "
+        "assessment (without it the earlier one is shown)",
+    )
+    p.add_argument(
+        "--exploratory",
+        action="store_true",
+        help="also run the study's other designs (e.g. train the person's own single-subject "
+        "model): reported apart, never part of the verdict",
     )
     p.add_argument("--job", default=None, help=argparse.SUPPRESS)  # a queued assess run to fill
     p.add_argument("--json", action="store_true", help="print the assessment as JSON")
@@ -1303,9 +1393,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="build the demo cohort and its cache (and, with --train, a demo study) in one go",
         description="Ten synthetic people in the ds000113 layout, one of them (sub-10) planted "
         "as atypical: their LOVE response is mostly their SADNESS response. With --train, the "
-        "demo study (single-subject and cross-subject, 2 epochs) and its single-case findings. "
-        "An eleventh, typical person (sub-11) stays in the dataset, out of the cache, to try "
-        "`emocore assess` on.",
+        "demo study (leave-one-subject-out, the primary analysis, and cross-subject, "
+        "exploratory; 1 epoch) and one verdict per person. Two more people stay in the "
+        "dataset, out of the cache, to try `emocore assess` on: sub-11, typical, and sub-12, "
+        "planted like sub-10.",
     )
     p.add_argument(
         "--out", default=str(DEMO_DIR), help=f"folder for everything (default ./{DEMO_DIR})"

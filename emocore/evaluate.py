@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from emocore.single_case import ALPHA, atypical_findings, fold_stability
+from emocore.single_case import ALPHA, FOCUS, atypical_findings, fold_stability
 from emocore.summaries import (
     misclassification_summary,
     per_subject_metrics,
@@ -47,6 +47,8 @@ def evaluate_predictions(
     seed: int = 0,
     model: str = "cnn",
     alpha: float = ALPHA,
+    procedure: str = "holm",
+    focus: Sequence[str] = FOCUS,
 ) -> dict[str, Any]:
     """Summary (with chance and p-value), per-subject metrics, misclassifications, findings.
 
@@ -55,6 +57,9 @@ def evaluate_predictions(
     ``p``, ``p_adjusted``, ``flagged``, ``js_distance``, ``sentence``; see
     :func:`emocore.single_case.atypical_findings`), ``stability`` each subject's fold-to-fold
     spread of balanced accuracy, and ``alpha`` the level the findings were flagged at.
+    ``procedure`` is ``verdict`` for the study's primary analysis (its findings are the
+    verdict's tests, in their fixed order; ``role`` ``primary``) and ``holm`` for the rest
+    (``role`` ``exploratory``: never part of a verdict).
     """
     classes = list(classes)
     out: dict[str, Any] = {
@@ -77,8 +82,17 @@ def evaluate_predictions(
         misclassification_summary(table, s, e) for s in subjects for e in classes
     ]
     out["alpha"] = alpha
+    out["role"] = "primary" if procedure == "verdict" else "exploratory"
     out["findings"] = records(
-        atypical_findings(table, classes, design=design, model=model, alpha=alpha)
+        atypical_findings(
+            table,
+            classes,
+            design=design,
+            model=model,
+            alpha=alpha,
+            procedure=procedure,
+            focus=focus,
+        )
     )
     out["stability"] = records(fold_stability(table, classes))
     return out

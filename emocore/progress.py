@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["Progress", "EpochHook", "ProgressBar", "part"]
+__all__ = ["Progress", "EpochHook", "ProgressBar", "monotone", "part"]
 
 #: ``progress(fraction, message)``: how far a long call is, and what it is doing.
 Progress = Callable[[float, str], None]
@@ -31,6 +31,25 @@ def part(progress: Progress | None, start: float, stop: float, prefix: str = "")
         if progress is not None:
             text = f"{prefix}: {message}" if prefix and message else prefix or message
             progress(start + (stop - start) * min(max(fraction, 0.0), 1.0), text)
+
+    return inner
+
+
+def monotone(progress: Progress | None) -> Progress | None:
+    """``progress`` that never goes back: a fraction below the highest one so far is passed on
+    as that highest one (its message still shows), and every fraction is kept within 0..1.
+
+    A call made of steps that each report their own 0..1 can step back when one step's share
+    is overrun (``run_study`` reports a design's training up to its whole share, then its
+    linear baseline at 97 % of it): a bar must not."""
+    if progress is None:
+        return None
+    highest = 0.0
+
+    def inner(fraction: float, message: str) -> None:
+        nonlocal highest
+        highest = max(highest, min(max(float(fraction), 0.0), 1.0))
+        progress(highest, message)
 
     return inner
 

@@ -199,11 +199,63 @@ class RunResults:
         return misclassification_summary(self.predictions(design), subject, emotion)
 
     @cached_property
+    def primary(self) -> Any:
+        """The run's primary analysis (:class:`~emocore.verdict.Primary`): as recorded, or for a
+        run from before primary analyses the default for its designs (``how``: ``older run``)."""
+        from emocore.verdict import Primary, default_primary
+
+        recorded = Primary.from_dict(self.study.get("primary"))
+        if recorded is not None:
+            return recorded
+        fallback = default_primary(self.designs or [r["design"] for r in self.study["results"]])
+        return Primary(fallback.design, fallback.model, how="older run")
+
+    @cached_property
+    def _verdicts(self) -> tuple[list[dict[str, Any]], Any]:
+        """(verdicts, the primary analysis' findings as a table): as the run recorded them, or
+        computed from its held-out predictions for a run that predates verdicts."""
+        from emocore.single_case import FOCUS
+        from emocore.verdict import cohort_verdicts, primary_findings
+
+        primary = self.primary
+        if "verdicts" in self.study:
+            return list(self.study["verdicts"] or []), None
+        try:
+            table = self.predictions(primary.design, baseline=primary.model == "linear")
+        except EmocoreError:
+            return [], None
+        if table.empty:
+            return [], None
+        alpha = float(self.study.get("alpha") or 0.05)
+        focus = tuple(self.config.get("focus") or FOCUS)
+        rows = primary_findings(table, self.classes, primary, alpha=alpha, focus=focus)
+        verdicts = cohort_verdicts(
+            table, self.classes, primary, alpha=alpha, focus=focus, findings=rows
+        )
+        return verdicts, pd.DataFrame(rows)
+
+    @property
+    def verdicts(self) -> list[dict[str, Any]]:
+        """One verdict per person of the primary analysis (see :mod:`emocore.verdict`)."""
+        return self._verdicts[0]
+
+    def verdict(self, subject: str) -> dict[str, Any] | None:
+        """The verdict on ``subject``: a cohort member's, or an assessed newcomer's."""
+        from emocore.verdict import verdict_of
+
+        found = verdict_of(self.verdicts, subject)
+        if found is None and str(subject) in self.assessed:
+            found = (self.assessment(str(subject)) or {}).get("verdict")
+        return found
+
+    @cached_property
     def findings(self) -> Any:
         """The run's single-case findings and fold stability (:class:`~emocore.findings.RunFindings`)."""
-        from emocore.findings import run_findings
+        from emocore.findings import run_findings, with_primary_rows
 
-        return run_findings(self.study, self.metrics)
+        found = run_findings(self.study, self.metrics, primary=self.primary)
+        recomputed = self._verdicts[1]
+        return found if recomputed is None else with_primary_rows(found, recomputed)
 
     # -- tables ----------------------------------------------------------------------------
     def table(self, name: str) -> pd.DataFrame:

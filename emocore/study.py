@@ -47,16 +47,17 @@ from emocore.derivatives import (
     write_dataset_description,
 )
 from emocore.designs import DESIGNS, DesignResult, plan_design, run_design
-from emocore.errors import ConfigError, EmocoreError, RegistryError
+from emocore.errors import ConfigError, EmocoreError, RegistryError, listed
 from emocore.evaluate import evaluate_predictions
 from emocore.patterns import linear_patterns, save_linear_patterns, spatial_correlation
-from emocore.progress import Progress
-from emocore.registry import Registry, RunRecord, recording_outcome
+from emocore.progress import Progress, part
+from emocore.registry import Registry, RunRecord, check_resumable, recording_outcome
 from emocore.results import RunResults
 from emocore.saliency import IG_STEPS, describe_method, embeddings, saliency_auc, save_nifti
 from emocore.saliency_checks import saliency_checks
-from emocore.single_case import ALPHA, FINDING_KEYS
+from emocore.single_case import ALPHA, FINDING_KEYS, FOCUS
 from emocore.train import TrainConfig, load_checkpoint
+from emocore.verdict import Primary, cohort_verdicts, default_primary
 
 __all__ = [
     "StudyConfig",
@@ -68,6 +69,7 @@ __all__ = [
     "evaluate_runs",
     "atypical_entries",
     "stability_entries",
+    "study_verdicts",
 ]
 
 logger = logging.getLogger(__name__)
@@ -88,11 +90,18 @@ class StudyConfig:
     saliency: bool = True
     saliency_volumes: int = 16  # volumes per emotion each saliency map averages over
     n_permutations: int = 1000
-    alpha: float = 0.05  # level of the single-case findings (Holm-adjusted)
+    alpha: float = 0.05  # level of every verdict (and of the exploratory, Holm-adjusted tests)
+    #: the primary analysis, "DESIGN:MODEL" (e.g. "loso:cnn"); None: the documented default
+    #: (emocore.verdict.default_primary): the only design and model whose tests make verdicts
+    primary: str | None = None
+    #: the emotions of the clinical question: the verdict's order gives them most of alpha
+    focus: tuple[str, ...] = FOCUS
     folds: tuple[str, ...] | None = None  # only these folds (e.g. one LOSO subject per job)
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def __post_init__(self) -> None:
+        if self.subjects is not None:  # each person once, in the order given (issue 22)
+            object.__setattr__(self, "subjects", tuple(dict.fromkeys(self.subjects)))
         bad = [d for d in self.designs if d not in DESIGNS]
         if bad or not self.designs:
             raise ConfigError(
@@ -126,6 +135,14 @@ class StudyConfig:
                 )
         if not 0 < self.alpha < 1:
             raise ConfigError(f"alpha must be in (0, 1); {self.alpha} was given")
+        object.__setattr__(self, "focus", tuple(str(e).upper() for e in self.focus))
+        unknown = [e for e in self.focus if e not in CLASSES]
+        if unknown:
+            raise ConfigError(
+                f"focus names emotions the study does not decode: {unknown}; choose among "
+                f"{list(EMOTIONS)} (e.g. --focus LOVE,FEAR)"
+            )
+        self.primary_analysis()  # a primary analysis the designs cannot produce fails here
         if isinstance(self.saliency_volumes, bool) or not (
             isinstance(self.saliency_volumes, int) and self.saliency_volumes >= 1
         ):
@@ -143,6 +160,17 @@ class StudyConfig:
                 f"{self.linear_C!r} was given"
             )
 
+    def primary_analysis(self) -> Primary:
+        """The study's primary analysis: ``primary`` when given, else the documented default
+        for its designs (:func:`emocore.verdict.default_primary`)."""
+        chosen = Primary.parse(self.primary) if self.primary else default_primary(self.designs)
+        chosen.check(self.designs, baseline=self.baseline)
+        return chosen
+
+    def is_primary(self, design: str, family: str) -> bool:
+        p = self.primary_analysis()
+        return p.design == design and p.model == family
+
     def refits(self, design: str) -> bool:
         """Whether ``design`` keeps a final model trained on all of its data."""
         return design in self.refit if isinstance(self.refit, tuple) else bool(self.refit)
@@ -156,9 +184,11 @@ class StudyConfig:
         known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
         known["train"] = TrainConfig.from_dict(known.get("train", {}))
         known["designs"] = tuple(known.get("designs", DESIGNS))
-        for key in ("subjects", "folds"):
+        for key in ("subjects", "folds", "focus"):
             if known.get(key):
                 known[key] = tuple(known[key])
+        if "focus" in known and not known["focus"]:
+            known["focus"] = ()
         return cls(**known)
 
     def to_dict(self) -> dict[str, Any]:
@@ -167,6 +197,7 @@ class StudyConfig:
         d["designs"] = list(self.designs)
         d["subjects"] = list(self.subjects) if self.subjects else None
         d["folds"] = list(self.folds) if self.folds else None
+        d["focus"] = list(self.focus)
         if isinstance(self.refit, tuple):
             d["refit"] = list(self.refit)
         return d
@@ -214,6 +245,7 @@ def _saliency(
     max_per_class: int = 16,
     linear_C: float = FIXED_C,
     seed: int = 0,
+    with_patterns: bool = True,
 ) -> dict[str, Any]:
     """Mean saliency per emotion for each final model, on the volumes that model is about, with
     its sanity checks, and the linear decoder's activation pattern beside it.
@@ -267,9 +299,14 @@ def _saliency(
             randomisation_seed=seed + 1,  # not the seed the model itself started from
             max_steps=STUDY_IG_MAX_STEPS,
         )
-        # the linear decoder's patterns on the volumes the CNN model learnt from
-        patterns = linear_patterns(
-            cache, select(cache, subjects=trained_on, classes=classes), classes, C=linear_C
+        # the linear decoder's patterns on the volumes the CNN model learnt from (a study
+        # without the linear baseline has no linear decoder, and skips them)
+        patterns = (
+            linear_patterns(
+                cache, select(cache, subjects=trained_on, classes=classes), classes, C=linear_C
+            )
+            if with_patterns
+            else {}
         )
         pattern_files = save_linear_patterns(
             patterns,
@@ -421,7 +458,9 @@ def _embeddings(
 def _evaluate(
     table: pd.DataFrame, result: DesignResult, config: StudyConfig, family: str
 ) -> dict[str, Any]:
-    """One model family's held-out predictions of a design, evaluated with the study's settings."""
+    """One model family's held-out predictions of a design, evaluated with the study's settings:
+    the primary analysis' tests in the verdict's order, every other one Holm-adjusted and
+    exploratory."""
     return evaluate_predictions(
         table,
         classes=result.classes,
@@ -432,6 +471,34 @@ def _evaluate(
         seed=config.train.seed,
         model=family,
         alpha=config.alpha,
+        procedure="verdict" if config.is_primary(result.design, family) else "holm",
+        focus=config.focus,
+    )
+
+
+def study_verdicts(
+    tables: dict[tuple[str, str], pd.DataFrame],
+    metrics: dict[str, Any],
+    classes: Sequence[str],
+    primary: Primary,
+    *,
+    alpha: float,
+    focus: Sequence[str] = FOCUS,
+) -> list[dict[str, Any]]:
+    """One verdict per person of the primary analysis (``tables`` maps (design, family) to its
+    held-out predictions; ``metrics`` holds its evaluated findings); [] when the study did not
+    produce it (e.g. a job that ran some folds only)."""
+    table = tables.get((primary.design, primary.model))
+    ev = (metrics.get(primary.design) or {}).get(primary.model)
+    if table is None or not isinstance(ev, dict) or table.empty:
+        return []
+    return cohort_verdicts(
+        table,
+        classes,
+        primary,
+        alpha=alpha,
+        focus=focus,
+        findings=pd.DataFrame(ev.get("findings") or []),
     )
 
 
@@ -502,7 +569,7 @@ def resume_study(
 ) -> RunResults:
     """Run (or go on with) a queued or interrupted run with the config it recorded: finished
     folds are kept, an interrupted fold goes on from its last epoch."""
-    record = registry.get_run(run_id)
+    record = check_resumable(registry.get_run(run_id))  # an assess run: how to redo it
     if record.status == "completed":
         raise RegistryError(f"run {record.id} is already complete; nothing to resume")
     config = StudyConfig.from_dict(record.config)
@@ -530,7 +597,8 @@ def run_study(
     missing = sorted(set(subjects) - set(cache.subjects))
     if missing:
         raise ConfigError(
-            f"subject(s) {', '.join(missing)} not in the cache at {cache.path}; it holds {', '.join(cache.subjects)}"
+            f"subject(s) {listed(missing)} not in the cache at {cache.path}; it holds "
+            f"{listed(cache.subjects)}"
         )
     # Plan every design's folds before a run is recorded: a bad option fails with no run left
     # (a run queued by the dashboard is marked failed, so it does not stay queued).
@@ -588,6 +656,7 @@ def run_study(
 
     with recording_outcome(registry, run_id):
         predictions, baselines = [], []
+        tables: dict[tuple[str, str], pd.DataFrame] = {}
         metrics: dict[str, Any] = {}
         headline: list[dict[str, Any]] = []
         extras: dict[str, Any] = {
@@ -609,7 +678,9 @@ def run_study(
                 classes=classes,
                 refit=config.refits(design),
                 checkpoint_dir=out / "models" / design,
-                progress=report(i, design),
+                # training takes the design's share up to 95 %: the baseline (97 %) and the
+                # saliency maps (99 %) come after it, so the bar never steps back
+                progress=part(report(i, design), 0.0, 0.95),
                 on_epoch=on_epoch,
                 work_dir=out / "work" / design,
                 folds=config.folds,
@@ -617,6 +688,7 @@ def run_study(
             for name, path in res.checkpoints.items():
                 registry.add_artifact(run_id, f"{design}/{name}", path, "checkpoint")
             predictions.append(res.predictions)
+            tables[(design, "cnn")] = res.predictions
             extras["train_volumes_per_s"][design] = round(res.train_volumes_per_s, 1)
             extras["peak_gpu_memory_gib"][design] = res.peak_gpu_memory_gib
             ev = _evaluate(res.predictions, res, config, "cnn")
@@ -639,6 +711,7 @@ def run_study(
                 )
                 base = fitted.predictions
                 baselines.append(base)
+                tables[(design, "linear")] = base
                 extras["tuning"][design]["linear"] = _linear_settings(fitted)
                 bev = _evaluate(base, res, config, "linear")
                 metrics[design]["linear"] = bev
@@ -655,6 +728,7 @@ def run_study(
                     max_per_class=config.saliency_volumes,
                     linear_C=_pattern_C(config.linear_C, extras["tuning"][design].get("linear")),
                     seed=config.train.seed,
+                    with_patterns=config.baseline,
                 )
                 extras["saliency_checks"][design] = {
                     model: {emotion: entry["checks"] for emotion, entry in maps.items()}
@@ -683,6 +757,11 @@ def run_study(
             extras["tables"]["baseline.tsv"] = table_rows(all_base)
         atomic_write_text(out / "curves.tsv", registry.curves(run_id).to_csv(sep="\t", index=False))
         atomic_write_json(out / "metrics.json", metrics)
+        primary = config.primary_analysis()
+        report(len(config.designs), "")(0.5, "verdicts: what each person's test could detect")
+        verdicts = study_verdicts(
+            tables, metrics, classes, primary, alpha=config.alpha, focus=config.focus
+        )
         study = {
             "run_id": run_id,
             "emocore_version": __version__,
@@ -697,6 +776,8 @@ def run_study(
             "subjects": subjects,
             "results": headline,
             "alpha": config.alpha,
+            "primary": primary.to_dict(),
+            "verdicts": verdicts,
             "atypical": atypical_entries(metrics),
             "stability": stability_entries(metrics),
             "seconds": round(time.perf_counter() - t0, 1),
@@ -706,6 +787,7 @@ def run_study(
         shutil.rmtree(
             out / "work", ignore_errors=True
         )  # fold checkpoints of --resume, no longer needed
+        report(len(config.designs), "")(1.0, "done")
         registry.update(
             run_id,
             metrics={"results": headline, "seconds": study["seconds"]},
@@ -849,9 +931,15 @@ def evaluate_runs(
         "classes": classes,
         "designs": {},
     }
+    config = StudyConfig.from_dict(RunResults(registry, source.id).config)
+    primary = config.primary_analysis()
+    family = "linear" if linear else "cnn"
+    out["primary"] = primary.to_dict()
+    out["verdicts"] = []
     with recording_outcome(registry, run.id):  # a failure fails the run, never leaves it running
         for design, rows in pred.groupby("design", sort=False):
             split = str(rows["split"].iloc[0])
+            is_primary = (primary.design, primary.model) == (design, family)
             ev = evaluate_predictions(
                 rows,
                 classes=classes,
@@ -860,11 +948,22 @@ def evaluate_runs(
                 leaky=split == "random",
                 n_permutations=n_permutations,
                 seed=seed,
-                model="linear" if linear else "cnn",
+                model=family,
                 alpha=alpha,
+                procedure="verdict" if is_primary else "holm",
+                focus=config.focus,
             )
             ev["folds"] = sorted(rows["fold_name"].astype(str).unique().tolist())
             out["designs"][design] = ev
+            if is_primary:
+                out["verdicts"] = cohort_verdicts(
+                    rows,
+                    classes,
+                    primary,
+                    alpha=alpha,
+                    focus=config.focus,
+                    findings=pd.DataFrame(ev["findings"]),
+                )
         registry.update(
             run.id, metrics={d: v["summary"] for d, v in out["designs"].items()}, progress=1.0
         )

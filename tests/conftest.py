@@ -222,9 +222,16 @@ def write_findings_run(registry, *, cache_key: str = "synthetic-findings") -> st
     from emocore import __version__
     from emocore.constants import EMOTIONS
     from emocore.evaluate import evaluate_predictions
-    from emocore.study import StudyConfig, _headline, atypical_entries, stability_entries
+    from emocore.study import (
+        StudyConfig,
+        _headline,
+        atypical_entries,
+        stability_entries,
+        study_verdicts,
+    )
 
     config = StudyConfig(designs=tuple(FINDINGS_DESIGNS), n_folds=4, n_permutations=50)
+    primary = config.primary_analysis()  # loso:cnn, the default
     run = registry.create_run(
         kind="study",
         split=config.split,
@@ -234,6 +241,7 @@ def write_findings_run(registry, *, cache_key: str = "synthetic-findings") -> st
     )
     folder = registry.run_dir(run.id)
     metrics, results, cnn, linear = {}, [], [], []
+    tables = {}
     for i, (design, split) in enumerate(FINDINGS_DESIGNS.items()):
         metrics[design] = {"plans": {}}
         for family, planted, out in (("cnn", "05", cnn), ("linear", None, linear)):
@@ -241,6 +249,7 @@ def write_findings_run(registry, *, cache_key: str = "synthetic-findings") -> st
                 design, seed=10 * i + (family == "linear"), planted=planted
             )
             out.append(table)
+            tables[(design, family)] = table
             ev = evaluate_predictions(
                 table,
                 classes=list(EMOTIONS),
@@ -249,6 +258,7 @@ def write_findings_run(registry, *, cache_key: str = "synthetic-findings") -> st
                 leaky=False,
                 n_permutations=50,
                 model=family,
+                procedure="verdict" if config.is_primary(design, family) else "holm",
             )
             metrics[design][family] = ev
             results.append({"model": family, **_headline(design, ev)})
@@ -269,6 +279,8 @@ def write_findings_run(registry, *, cache_key: str = "synthetic-findings") -> st
         "subjects": list(FINDINGS_SUBJECTS),
         "results": results,
         "alpha": config.alpha,
+        "primary": primary.to_dict(),
+        "verdicts": study_verdicts(tables, metrics, list(EMOTIONS), primary, alpha=config.alpha),
         "atypical": atypical_entries(metrics),
         "stability": stability_entries(metrics),
         "seconds": 0.0,
@@ -289,7 +301,7 @@ def strip_findings(registry, run_id: str) -> None:
 
     folder = registry.run_dir(run_id)
     study = json.loads((folder / "study.json").read_text())
-    for key in ("alpha", "atypical", "stability"):
+    for key in ("alpha", "atypical", "stability", "primary", "verdicts"):
         study.pop(key, None)
     (folder / "study.json").write_text(json.dumps(study))
     metrics = json.loads((folder / "metrics.json").read_text())

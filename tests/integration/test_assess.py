@@ -28,12 +28,14 @@ def _digest(folder: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def cohort_run(tmp_path_factory):
-    """Six people in a study (single-subject + LOSO, one epoch); a seventh in the dataset only."""
+    """Eight people in a study (single-subject + LOSO, one epoch); two more in the dataset
+    only: sub-09, typical, and sub-10, planted like the demo's sub-10 (LOVE mostly SADNESS)."""
     home = tmp_path_factory.mktemp("assess")
     cohort, cache, reg = home / "cohort", home / "cache", home / "registry"
-    assert main(["synth", "--out", str(cohort), "--subjects", "7", "--grid-mm", "12"]) == 0
+    synth = ["synth", "--out", str(cohort), "--subjects", "10", "--grid-mm", "9"]
+    assert main([*synth, "--amplitude", "4", "--variability", "0.5", "--atypical", "10"]) == 0
     ann = cohort / "annotations" / "raw"
-    people = [a for s in ("01", "02", "03", "04", "05", "06") for a in ("--subject", s)]
+    people = [a for s in range(1, 9) for a in ("--subject", f"{s:02d}")]
     assert (
         main(
             [
@@ -60,6 +62,7 @@ def cohort_run(tmp_path_factory):
                 "1",
                 "--n-folds",
                 "2",
+                "--class-weights",
                 "--no-saliency",
                 "--no-baseline",
                 "--permutations",
@@ -73,6 +76,26 @@ def cohort_run(tmp_path_factory):
         )
     )
     return {"home": home, "cohort": cohort, "ann": ann, "cache": cache, "reg": reg, "run": run}
+
+
+def _assess(c, subject: str, *extra: str) -> list[str]:
+    return [
+        "assess",
+        "--run",
+        c["run"]["run_id"],
+        "--subject",
+        subject,
+        "--bids",
+        str(c["cohort"]),
+        "--annotations",
+        str(c["ann"]),
+        "--cache",
+        str(c["cache"]),
+        "--registry",
+        str(c["reg"]),
+        "--json",
+        *extra,
+    ]
 
 
 def _run(argv: list[str]) -> str:
@@ -90,39 +113,28 @@ def test_a_person_added_after_training_is_assessed_without_touching_the_cohort(c
     run_id = c["run"]["run_id"]
     folder = c["reg"] / "runs" / run_id
     before = _digest(folder / "models") | {"predictions.tsv": _digest(folder)["predictions.tsv"]}
-    cohort_arrays = {s: (c["cache"] / f"sub-{s}.npy").read_bytes() for s in ("01", "06")}
-    # the study's own --json carries one finding per person x measure (26 with 5 emotions)
+    cohort_arrays = {s: (c["cache"] / f"sub-{s}.npy").read_bytes() for s in ("01", "08")}
+    # the study names its primary analysis (LOSO CNN, the default) and gives one verdict each
+    assert c["run"]["primary"]["design"] == "loso" and c["run"]["primary"]["model"] == "cnn"
+    assert [v["subject"] for v in c["run"]["verdicts"]] == [f"{s:02d}" for s in range(1, 9)]
     assert {f["design"] for f in c["run"]["atypical"]} == {"single-subject", "loso"}
-    assert len([f for f in c["run"]["atypical"] if f["design"] == "loso"]) == 6 * 26
+    assert len([f for f in c["run"]["atypical"] if f["design"] == "loso"]) == 8 * 26
 
-    out = _json(
-        capsys,
-        [
-            "assess",
-            "--run",
-            run_id,
-            "--subject",
-            "07",
-            "--bids",
-            str(c["cohort"]),
-            "--annotations",
-            str(c["ann"]),
-            "--cache",
-            str(c["cache"]),
-            "--registry",
-            str(c["reg"]),
-            "--json",
-        ],
-    )
-    assert out["subject"] == "07" and out["run_id"] == run_id
-    assert out["designs"]["single-subject"]["status"] == "assessed"
-    assert out["designs"]["loso"]["status"] == "assessed"
-    assert len(out["designs"]["loso"]["models"]) == 6  # every LOSO model, none saw sub-07
-    assert len(out["atypical"]) == 2 * 26
+    out = _json(capsys, _assess(c, "09"))
+    assert out["subject"] == "09" and out["run_id"] == run_id and not out["reused"]
+    # the primary analysis only: decoded by every stored LOSO model, none of which saw sub-09
+    assert set(out["designs"]) == {"loso"} and out["designs"]["loso"]["role"] == "primary"
+    assert len(out["designs"]["loso"]["models"]) == 8
+    verdict = out["verdict"]
+    assert verdict["primary"] == c["run"]["primary"] and verdict["n_others"] == 8
+    assert verdict["status"] == "no evidence", verdict["sentence"]
+    assert verdict["sentence"].startswith("No evidence of atypical decoding for sub-09")
+    assert any(d["measure"] == "LOVE->SADNESS" for d in verdict["detectable_effect"])
+    assert len(out["atypical"]) == 26
     for finding in out["atypical"]:
         assert set(FINDING_KEYS) <= set(finding)
-        assert finding["subject"] == "07" and finding["model"] == "cnn"
-        assert finding["n_others"] == 6 and finding["df"] == 5
+        assert finding["subject"] == "09" and finding["procedure"] == "verdict"
+        assert finding["n_others"] == 8 and finding["df"] == 7
         assert 0 <= finding["p"] <= finding["p_adjusted"] <= 1
     # the cohort's models, predictions and cache arrays are untouched
     after = _digest(folder / "models") | {"predictions.tsv": _digest(folder)["predictions.tsv"]}
@@ -130,17 +142,43 @@ def test_a_person_added_after_training_is_assessed_without_touching_the_cohort(c
     for s, data in cohort_arrays.items():
         assert (c["cache"] / f"sub-{s}.npy").read_bytes() == data
     # stored with the run, and recorded as an assess run whose parent is the study
-    stored = json.loads((folder / "assessments" / "sub-07" / "assessment.json").read_text())
-    assert stored["atypical"] == out["atypical"]
+    stored = json.loads((folder / "assessments" / "sub-09" / "assessment.json").read_text())
+    assert stored["verdict"] == verdict and stored["atypical"] == out["atypical"]
     record = Registry(c["reg"]).get_run(out["assess_run_id"])
     assert record.kind == "assess" and record.status == "completed"
     assert record.parent == run_id
-    # the person's report says they were assessed, and opens with their findings
+    # the person's report says they were assessed, and opens with their verdict
     from emocore.report import subject_report_html
 
-    html = subject_report_html(c["reg"], run_id, "07")
-    assert "sub-07 was not in run" in html
-    assert html.index("id='findings'") < html.index("Model and data")
+    html = subject_report_html(c["reg"], run_id, "09")
+    assert "sub-09 was not in run" in html
+    assert html.index("No evidence of atypical decoding") < html.index("Model and data")
+
+
+def test_a_planted_newcomer_is_flagged(cohort_run, capsys):
+    out = _json(capsys, _assess(cohort_run, "10"))
+    verdict = out["verdict"]
+    assert verdict["status"] == "flagged", verdict["sentence"]
+    assert any(f["emotion"] == "LOVE" for f in verdict["flagged"])
+    assert verdict["detectable_effect"] and verdict["primary"]["design"] == "loso"
+
+
+def test_a_person_already_assessed_is_shown_not_assessed_again(cohort_run, capsys):
+    c = cohort_run
+    first = _json(capsys, _assess(c, "09"))  # assessed by the first test or now
+    n_runs = len(Registry(c["reg"]).list_runs())
+    again = _json(capsys, _assess(c, "09"))
+    assert again["reused"] and again["assess_run_id"] == first["assess_run_id"]
+    assert len(Registry(c["reg"]).list_runs()) == n_runs  # no run added
+    assert main(_assess(c, "09")[:-1]) == 0
+    assert "already assessed" in capsys.readouterr().out
+    # --force replaces it; --exploratory adds the other designs, labelled and apart
+    forced = _json(capsys, _assess(c, "09", "--force", "--exploratory"))
+    assert not forced["reused"] and forced["assess_run_id"] != first["assess_run_id"]
+    assert forced["designs"]["single-subject"]["role"] == "exploratory"
+    assert forced["verdict"]["sentence"] == first["verdict"]["sentence"]
+    holm = [f for f in forced["atypical"] if f["design"] == "single-subject"]
+    assert len(holm) == 26 and {f["procedure"] for f in holm} == {"holm"}
 
 
 def test_assess_refuses_a_cohort_member_and_a_person_not_in_the_cache(cohort_run, capsys):

@@ -110,3 +110,17 @@ def test_runs_show_of_a_run_without_config_or_results(tmp_path: Path, capsys) ->
     text = capsys.readouterr().out
     assert f"run {run.id}: predict · ? · 0 people" in text and "status      queued (0 %)" in text
     assert "results" not in text and "disk        0.0 MB" in text
+
+
+def test_runs_lists_an_assess_run_without_none(tmp_path: Path, capsys) -> None:
+    """An assess run records no split of its own: the list printed "None" for it."""
+    root = tmp_path / "registry"
+    reg = Registry(root)
+    study = reg.create_run(kind="study", split="leave-one-run-out", subjects=["01", "02"])
+    assess = reg.create_run(kind="assess", subjects=["03"], parent=study.id)
+    assert main(["runs", "--registry", str(root)]) == 0
+    text = capsys.readouterr().out
+    assert "None" not in text, text
+    line = next(line for line in text.splitlines() if line.startswith(assess.id))
+    assert line.split()[1:4] == ["assess", "all", "—"], line
+    assert "leave-one-run-out" in next(ln for ln in text.splitlines() if ln.startswith(study.id))

@@ -9,9 +9,9 @@ class weights) and decoded by the linear baseline on the same folds:
 * nobody planted: at most an alpha share of the pairs flagged;
 * no emotion signal at all: at most an alpha share of the pairs flagged.
 
-``test_demo_finds_the_planted_person_on_most_seeds`` runs the whole demo on five seeds (about 15
-minutes on 2 cores, so it is marked ``sweep`` and left out of the default run:
-``python -m pytest -m sweep``).
+``test_demo_finds_the_planted_person_on_most_seeds`` runs the whole demo on five seeds and checks
+its verdicts (about 15 minutes on 2 cores, so it is marked ``sweep`` and left out of the default
+run: ``python -m pytest -m sweep``).
 """
 
 from __future__ import annotations
@@ -36,7 +36,10 @@ COHORT = 10
 def _findings(tmp_path_factory, name: str, **changes) -> pd.DataFrame:
     """All findings of a ten-person cohort: cross-subject CNN and linear baseline."""
     root = tmp_path_factory.mktemp(name)
-    config = demo_synth_config(0).replace(n_subjects=COHORT, **changes)
+    # the demo's cohort without its two newcomers (sub-11, sub-12): sub-10 planted
+    config = demo_synth_config(0).replace(
+        n_subjects=COHORT, **({"atypical": (DEMO_PLANTED,)} | changes)
+    )
     generate_cohort(root / "cohort", config)
     cache = prepare_cache(root / "cohort", root / "cohort" / "annotations" / "raw", root / "cache")
     study = demo_study_config()
@@ -95,18 +98,19 @@ def test_typical_cohorts_flag_at_most_alpha(tmp_path_factory, name, changes):
 
 @pytest.mark.sweep
 def test_demo_finds_the_planted_person_on_most_seeds(tmp_path_factory):
-    found, flagged, pairs = 0, 0, 0
+    """The demo's verdicts on five seeds: the planted sub-10 flagged for LOVE on at least 4,
+    at most one typical person flagged per seed."""
+    found, flagged_typical = 0, []
     for seed in range(5):
         paths = build_demo(tmp_path_factory.mktemp(f"demo-{seed}"), train=True, seed=seed)
         study = pd.read_json(paths["run"] / "study.json", typ="series")
-        findings = pd.DataFrame(study["atypical"])
-        planted = findings[(findings["subject"] == DEMO_PLANTED) & findings["flagged"]]
-        found += bool(
-            ((planted["emotion"] == "LOVE") & (planted["measure"] == "LOVE->SADNESS")).any()
+        verdicts = {v["subject"]: v for v in study["verdicts"]}
+        planted = verdicts[DEMO_PLANTED]
+        found += planted["status"] == "flagged" and any(
+            f["emotion"] == "LOVE" for f in planted["flagged"]
         )
-        typical = sorted(set(findings["subject"]) - {DEMO_PLANTED})
-        f, p = _flagged_pairs(findings, typical)
-        flagged, pairs = flagged + f, pairs + p
-        print(f"seed {seed}: planted found {found}/{seed + 1}; typical pairs flagged {f}/{p}")
+        typical = [s for s, v in verdicts.items() if s != DEMO_PLANTED and v["status"] == "flagged"]
+        flagged_typical.append(len(typical))
+        print(f"seed {seed}: planted found {found}/{seed + 1}; typical people flagged {typical}")
     assert found >= 4
-    assert flagged <= ALPHA * pairs
+    assert max(flagged_typical) <= 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -40,7 +41,9 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, dict]:
 
 @pytest.fixture(scope="module")
 def found(bundle) -> RunFindings:
-    return run_findings(*bundle)
+    from emocore.verdict import Primary
+
+    return run_findings(*bundle, primary=Primary("loso"))
 
 
 def test_run_findings_reads_every_finding_and_the_planted_person(found: RunFindings) -> None:
@@ -48,10 +51,18 @@ def test_run_findings_reads_every_finding_and_the_planted_person(found: RunFindi
     assert found.splits == {"single-subject": "leave-one-run-out", "loso": "leave-one-subject-out"}
     assert len(found.table) == 8 * 26 * 2 * 2  # people x tests x designs x families
     assert set(found.flagged()["subject"]) == {"05"}
+    assert found.primary == ("loso", "cnn") and found.role("single-subject") == "exploratory"
     table = flagged_table(found)
-    assert list(table["measure"].unique()) == ["LOVE->SADNESS", "recall"]
+    assert {"LOVE->SADNESS", "recall"} <= set(table["measure"])
     assert table["split"].tolist()[:2] == ["leave-one-subject-out"] * 2
-    assert run_summary(found).startswith("4 findings flagged at α = 0.05 in 1 person (8 people")
+    # the primary analysis' flags are the verdict's; the rest are exploratory
+    primary = found.flagged("primary")
+    assert set(primary["design"]) == {"loso"} and len(primary) == len(found.flagged()) - len(
+        found.flagged("exploratory")
+    )
+    assert set(found.flagged("exploratory")["design"]) == {"single-subject"}
+    n = len(found.flagged())
+    assert run_summary(found).startswith(f"{n} findings flagged at α = 0.05 in 1 person (8 people")
 
 
 def test_study_json_alone_gives_the_same_findings(bundle, found: RunFindings) -> None:
@@ -84,7 +95,7 @@ def test_person_findings_flagged_first_then_by_holm_p(found: RunFindings) -> Non
     assert not mine["flagged"].iloc[2:].any()
     rest = mine["p_adjusted"].iloc[2:].dropna()
     assert rest.is_monotonic_increasing
-    assert [r["measure"] for r in found.headline("05", "loso")] == ["LOVE->SADNESS", "recall"]
+    assert [r["measure"] for r in found.headline("05", "loso")][:2] == ["LOVE->SADNESS", "recall"]
     assert [r["measure"] for r in found.headline("01", "loso")] == ["balanced_accuracy"]
 
 
@@ -98,8 +109,14 @@ def test_emotion_findings_are_recall_and_the_smallest_p_confusion(found: RunFind
 
 def test_summaries_stability_and_p_text(found: RunFindings) -> None:
     assert person_summary(found, "02", "single-subject").startswith(
-        "No atypical finding for sub-02 at α = 0.05 in single-subject, CNN, split "
-        "leave-one-run-out (26 tests against 7 other people"
+        "No evidence of atypical decoding for sub-02 at α = 0.05 in single-subject, CNN, split "
+        "leave-one-run-out: 26 tests against 7 other people (exploratory: not part of the "
+        "verdict; Holm-adjusted"
+    )
+    primary = replace(found, primary=("loso", "cnn"))
+    assert person_summary(primary, "02", "loso").endswith(
+        "in the primary analysis (loso, CNN, split leave-one-subject-out): 26 tests against 7 "
+        "other people, in the verdict's order fixed in advance."
     )
     row = found.stability_of("05", "single-subject")
     assert row["n_folds"] == 4
@@ -176,10 +193,88 @@ def test_single_case_dots_marks_the_person(found: RunFindings) -> None:
 
 
 def test_a_page_on_one_design_names_the_findings_of_the_others(found: RunFindings) -> None:
-    line = flagged_elsewhere(found, "05", "single-subject")
-    assert line is not None and line.startswith("sub-05 is also flagged in loso (CNN): ")
-    assert "LOVE->SADNESS" in line and "recall of LOVE" in line
-    assert flagged_elsewhere(found, "01", "single-subject") is None
+    """As exploratory flags, in words: never as if they counted like the verdict's."""
+    unnamed = replace(found, primary=None)  # every design exploratory
+    line = flagged_elsewhere(unnamed, "05", "single-subject")
+    assert line is not None and line.startswith(
+        "Exploratory (not part of the verdict, and not controlled across designs): sub-05 is "
+        "also flagged in loso (CNN): "
+    )
+    assert "LOVE decoded as SADNESS" in line and "LOVE decoded correctly less often" in line
+    assert flagged_elsewhere(unnamed, "01", "single-subject") is None
+    # the primary analysis' (loso's) flags are the verdict, shown above every page: not here
+    assert flagged_elsewhere(found, "05", "single-subject") is None
+    assert "single-subject (CNN)" in (flagged_elsewhere(found, "05", "loso") or "")
+
+
+def test_plain_words_name_the_measures(found: RunFindings) -> None:
+    """What a clinician reads first: "decoded correctly", not "recall"."""
+    measures = set(person_table(found.person("05", "loso"))["measure"])
+    assert {"LOVE decoded correctly", "LOVE decoded as SADNESS", "balanced accuracy"} <= measures
+    assert not any("recall" in m for m in measures)
+    assert measure_label({"measure": "recall", "emotion": "FEAR"}) == (
+        "share of FEAR volumes decoded correctly"
+    )
+    assert "adjusted p" in person_table(found.person("05", "loso")).columns
+
+
+def test_verdict_table_and_the_no_evidence_line() -> None:
+    """The Overview's first lines: who is flagged for what, then the others in one line with
+    what the test could have found (never "typical")."""
+    from emocore.findings import no_evidence_line, verdict_emotion, verdict_table
+
+    def detectable(emotion: str, rate: float | None) -> dict:
+        return {"measure": "recall", "emotion": emotion, "direction": "below", "rate": rate,
+                "power": 0.8}  # fmt: skip
+
+    flagged = {
+        "subject": "05",
+        "status": "flagged",
+        "sentence": "Atypical decoding for sub-05 (...): ...",
+        "flagged": [
+            {"measure": "LOVE->SADNESS", "emotion": "LOVE", "predicted_as": "SADNESS"},
+            {"measure": "balanced_accuracy", "emotion": "ALL"},
+        ],
+        "n_others": 7,
+        "detectable_effect": [],
+    }
+    clear = [
+        {
+            "subject": s,
+            "status": "no evidence",
+            "sentence": f"No evidence of atypical decoding for sub-{s} (...).",
+            "flagged": [],
+            "n_others": 7,
+            "detectable_effect": [detectable("FEAR", rate), detectable("LOVE", None)],
+        }
+        for s, rate in (("01", 0.26), ("02", 0.30))
+    ]
+    table = verdict_table([flagged, *clear])
+    assert table.to_dict("records") == [
+        {
+            "person": "sub-05",
+            "verdict": "atypical decoding",
+            "for what": "LOVE decoded as SADNESS · balanced accuracy lower",
+            "sentence": flagged["sentence"],
+            "subject": "05",
+        }
+    ]
+    assert len(verdict_table([flagged, *clear], status=None)) == 3
+    many = {**flagged, "flagged": flagged["flagged"] * 2}
+    assert verdict_table([many])["for what"][0] == (
+        "LOVE decoded as SADNESS · balanced accuracy lower (+ 2 more)"
+    )
+    line = no_evidence_line([flagged, *clear]) or ""
+    assert line.startswith("**No evidence of atypical decoding** for 2 people (sub-01, sub-02)")
+    assert "FEAR decoded correctly below 26–30 %" in line and "for LOVE, not even 0 %" in line
+    assert "typical." in line and no_evidence_line([flagged]) is None
+    classes = ["HAPPINESS", "FEAR", "SADNESS", "LOVE", "ANGER"]
+    assert verdict_emotion(flagged, classes) == "LOVE"
+    assert verdict_emotion({**flagged, "flagged": flagged["flagged"][1:]}, classes) == "LOVE"
+    fear = {**flagged, "flagged": [{"measure": "FEAR->ANGER", "emotion": "FEAR"}]}
+    assert verdict_emotion(fear, classes) == "FEAR"
+    assert verdict_emotion(clear[0], classes) == "LOVE"
+    assert verdict_emotion({"status": "not tested"}, classes) is None
 
 
 def test_recall_heatmap_is_white_at_chance_not_at_one_half() -> None:
