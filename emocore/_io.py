@@ -8,6 +8,11 @@ untouched. Readers therefore see either the old file or the new one, never a mix
 :func:`atomic_path` is the same guarantee for writers that insist on a file name of their own
 (``torch.save``, ``numpy.save``, ``nibabel.save``).
 
+A rename replaces whatever has the target's name, so every writer first looks at what is there
+(:func:`write_target`): a device, a FIFO, a socket or a folder is refused (a rename would swap
+``/dev/null`` for a regular file), and a symbolic link is written *through*: the file it leads
+to is replaced atomically and the link is kept.
+
 :func:`check_path_name` guards names that become parts of a path (run ids, model and design
 names, subject labels): one plain folder or file name, so a path built from it stays inside its
 root.
@@ -23,6 +28,7 @@ import math
 import os
 import re
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,6 +39,7 @@ __all__ = [
     "check_path_name",
     "check_writable",
     "current_umask",
+    "write_target",
     "os_error_message",
     "json_safe",
     "atomic_write_bytes",
@@ -126,7 +133,8 @@ def check_writable(path: str | Path, option: str) -> Path:
     try:
         if target.is_dir():
             raise IsADirectoryError(errno.EISDIR, "it is a folder, not a file", str(target))
-        folder = target.parent
+        # a FIFO or a device is refused; a symbolic link's file is written, in its own folder
+        folder = write_target(target, choose=f"another {option}", what=f"{option} ").parent
         while not folder.exists() and folder != folder.parent:  # the folders to be made
             folder = folder.parent
         if not folder.is_dir():
@@ -138,6 +146,63 @@ def check_writable(path: str | Path, option: str) -> Path:
             os_error_message(exc, f"write {option} {target}", choose=f"another {option}")
         ) from exc
     return target
+
+
+_KINDS = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def write_target(path: str | Path, *, choose: str = "another file name", what: str = "") -> Path:
+    """The file an atomic write to ``path`` replaces: ``path`` itself when nothing or a regular
+    file is there, or the regular file a symbolic link at ``path`` leads to.
+
+    Anything else is refused with a ConfigError naming the path, what is there and the way out
+    (``choose``; ``what`` prefixes the path, e.g. "--out "): the rename would replace a device
+    (``/dev/null`` made a TSV file), a FIFO or a socket with a regular file, and a folder cannot
+    be renamed over.
+
+    Symbolic links are written through rather than refused: a link named as an output is how a
+    user keeps the file elsewhere (``labels.tsv -> /shared/labels.tsv``), and writing through is
+    what the shell's ``>`` and an ordinary ``open(path, "w")`` do; renaming over the link would
+    silently cut it and leave the file it named stale. The file the link leads to is replaced
+    atomically (the temporary file goes next to *it*, on its filesystem) and the link stays a
+    link. A link that leads nowhere (dangling, or a loop) is refused: writing would create a file
+    at a place nobody named. The look and the rename are not one step; a file swapped in between
+    by another process is not guarded against (the usual window of any check-then-write).
+    """
+    from emocore.errors import ConfigError  # here: emocore.errors never needs this module
+
+    target = Path(path)
+    try:
+        info = os.lstat(target)
+    except OSError:  # nothing there (or its folder cannot be looked into: the write will say so)
+        return target
+    shown = f"{what}{target}"
+    if stat.S_ISLNK(info.st_mode):
+        try:
+            real = Path(os.path.realpath(target, strict=True))
+            info = os.stat(real)
+        except (OSError, RuntimeError) as exc:  # RuntimeError: a loop, before Python 3.13
+            raise ConfigError(
+                f"cannot write {shown}: it is a symbolic link that leads nowhere (a missing "
+                f"target or a loop: {exc}); point the link at a file, remove it, or choose "
+                f"{choose}"
+            ) from exc
+        shown = f"{shown} (a symbolic link to {real})"
+        target = real
+    if stat.S_ISREG(info.st_mode):
+        return target
+    kind = next((name for test, name in _KINDS if test(info.st_mode)), "not a regular file")
+    raise ConfigError(
+        f"cannot write {shown}: it is {kind}, not a regular file, and writing the file would "
+        f"replace it (emocore never writes over a folder, device, pipe or socket); choose "
+        f"{choose} (a new file, or a regular file to replace)"
+    )
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -193,7 +258,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         with atomic_path(run_dir / "model.pt") as tmp:
             torch.save(state, tmp)
     """
-    target = Path(path)
+    target = write_target(path)  # a link's file, never the link; no device, FIFO or folder
     fd, tmp = _temp_in(target)
     os.close(fd)
     try:
@@ -227,8 +292,11 @@ def json_safe(obj: Any) -> Any:
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically (parent folders are created); return the path."""
-    target = Path(path)
+    """Write ``data`` to ``path`` atomically (parent folders are created); return the path.
+
+    A symbolic link at ``path`` is written through, anything but a regular file refused
+    (:func:`write_target`)."""
+    target = write_target(path)
     fd, tmp = _temp_in(target)
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -240,7 +308,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
         tmp.unlink(missing_ok=True)
         raise
     _fsync_dir(target.parent)
-    return target
+    return Path(path)
 
 
 def atomic_write_text(path: str | Path, text: str, *, encoding: str = "utf-8") -> Path:

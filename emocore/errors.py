@@ -13,6 +13,7 @@ from typing import Any
 __all__ = [
     "EXIT_CODES",
     "check_choice",
+    "listed",
     "exit_code",
     "EmocoreError",
     "DataError",
@@ -50,6 +51,14 @@ class CheckpointError(EmocoreError):
 
 class RegistryError(EmocoreError):
     """The run registry has no such run, or cannot be written."""
+
+
+def listed(names: Iterable[Any], *, limit: int = 10) -> str:
+    """``names`` joined by ', ' for a message, the first ``limit`` of them and then 'and N
+    more': an error about 5,000 subject labels stays one line, not 30 KB."""
+    names = [str(n) for n in names]
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
 def check_choice(

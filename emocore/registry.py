@@ -64,6 +64,10 @@ __all__ = [
     "most_complete_first",
     "recording_outcome",
     "run_label",
+    "run_short_label",
+    "redo_hint",
+    "check_resumable",
+    "RESUMABLE_KINDS",
 ]
 
 logger = logging.getLogger(__name__)
@@ -309,6 +313,70 @@ def _record(row: sqlite3.Row) -> RunRecord:
     d["leaky"] = bool(d["leaky"])
     d["progress"] = float(d["progress"] or 0.0)
     return RunRecord(**d)
+
+
+#: The kinds of run that ``train --resume`` goes on with (from their checkpoints).
+RESUMABLE_KINDS = ("train", "study")
+
+
+def redo_hint(run: Mapping[str, Any] | RunRecord) -> str:
+    """How to go on after a run of this kind was interrupted, as a sentence with the command.
+
+    Train and study runs resume from their checkpoints (``emocore train --resume ID``, whatever
+    command started them: the recorded config is reused). An assess or evaluate run has nothing
+    to resume: it is done again with the command that makes it, from what the run recorded.
+    ``run`` is a :class:`RunRecord` or a registry row (its ``config`` may still be JSON text;
+    unreadable JSON gives the command with placeholders).
+    """
+    get = (lambda k: getattr(run, k, None)) if isinstance(run, RunRecord) else run.__getitem__
+    run_id, kind = get("id"), get("kind")
+    config: Any = get("config")
+    if isinstance(config, (str, bytes)):
+        try:
+            config = json.loads(config)
+        except ValueError:
+            config = None
+    config = config if isinstance(config, dict) else {}
+    if kind in RESUMABLE_KINDS:
+        return f"Resume it with `emocore train --resume {run_id}` or start a new run"
+    if kind == "assess":
+        subjects: Any = get("subjects")
+        if isinstance(subjects, (str, bytes)):
+            try:
+                subjects = json.loads(subjects)
+            except ValueError:
+                subjects = None
+        subject = config.get("subject") or (
+            subjects[0] if isinstance(subjects, list) and subjects else "XX"
+        )
+        parent = config.get("run") or get("parent") or "PARENT"
+        return (
+            f"An assessment cannot be resumed: redo it with `emocore assess --run {parent} "
+            f"--subject {subject} --force` (with the same --cache)"
+        )
+    if kind == "evaluate":
+        sources = config.get("source_runs") or [config.get("source_run") or get("parent") or "RUN"]
+        options = " ".join(f"--run {r}" for r in sources)
+        if config.get("permutations"):
+            options += f" --permutations {config['permutations']}"
+        if config.get("linear"):
+            options += " --linear"
+        return f"An evaluation cannot be resumed: redo it with `emocore evaluate {options}`"
+    return f"A {kind} run cannot be resumed: start it again"
+
+
+def check_resumable(run: RunRecord) -> RunRecord:
+    """``run`` if ``--resume`` can go on with it (a train or study run); else a RegistryError
+    saying what kind of run it is and how to redo it (:func:`redo_hint`): resuming an assess
+    run would start an unrelated training inside it."""
+    if run.kind not in RESUMABLE_KINDS:
+        article = "an" if run.kind[:1] in "aeiou" else "a"
+        raise RegistryError(
+            f"run {run.id} is {article} {run.kind} run: --resume goes on with an interrupted "
+            f"train or study run only (it would start a training inside this one). "
+            + redo_hint(run)
+        )
+    return run
 
 
 def _size(path: Path) -> int:
@@ -822,7 +890,7 @@ class Registry:
         here = _host()
         with self._connect() as con:
             rows = con.execute(
-                "SELECT id, pid, status, host, message FROM runs "
+                "SELECT id, pid, status, host, message, kind, config, subjects, parent FROM runs "
                 "WHERE status IN ('queued', 'running') AND pid IS NOT NULL"
             ).fetchall()
         stale = []
@@ -832,8 +900,7 @@ class Registry:
             last = f"; its last message was '{row['message']}'" if row["message"] else ""
             error = (
                 f"the process (pid {row['pid']} on {here}) died without finishing the run: it was "
-                f"killed, ran out of memory or the machine restarted{last}. Resume it with "
-                f"--resume {row['id']} or start a new run"
+                f"killed, ran out of memory or the machine restarted{last}. " + redo_hint(row)
             )
             with self._write() as con:
                 cur = con.execute(
@@ -971,6 +1038,24 @@ def run_label(run: Mapping[str, Any]) -> str:
     created = str(run.get("created_at") or "")
     parts.append(created[:16].replace("T", " ") if created else str(run.get("id")))
     return " · ".join(parts)
+
+
+_SHORT_DESIGNS = {"single-subject": "single", "cross-subject": "cross", "loso": "LOSO"}
+
+
+def run_short_label(run: Mapping[str, Any]) -> str:
+    """A run in a few characters, for the sidebar's run picker (about 190 px of text at 1280 px
+    wide, where :func:`run_label` was cut off): when it was made (UTC, month-day and time), its
+    kind, its design or how many designs, e.g. "11-29 20:48 · study · 2 designs" or
+    "11-30 05:20 · train · single". :func:`run_label` says the rest."""
+    designs, _, _ = _run_shape(run.get("config"), run.get("subjects"), run.get("design"))
+    if len(designs) == 1:
+        what = _SHORT_DESIGNS.get(designs[0], designs[0])
+    else:
+        what = f"{len(designs)} designs" if designs else "?"
+    created = str(run.get("created_at") or "")
+    when = created[5:16].replace("T", " ") if created else str(run.get("id"))
+    return " · ".join([when, str(run.get("kind") or "run"), what])
 
 
 def most_complete_first(runs: pd.DataFrame) -> pd.DataFrame:

@@ -37,7 +37,7 @@ import nibabel as nib
 import numpy as np
 
 from emocore.constants import DERIVATIVE_DIR, N_RUNS, RUN_N_VOLUMES, TR_S
-from emocore.errors import DataError
+from emocore.errors import DataError, listed
 
 __all__ = ["BoldRun", "SubjectRuns", "Dataset", "discover_dataset", "ENTITY_OPTIONS"]
 
@@ -124,8 +124,21 @@ def _check_readable(root: Path) -> None:
     """Refuse a dataset with folders that cannot be listed: the file search would skip them
     silently and report fewer runs, or none ("no BOLD runs found")."""
     denied: list[Path] = []
+    # Each folder is listed once, by its (device, inode): links to folders are followed (a
+    # sub-XX folder may be a link into other storage, and the file search follows them too), but
+    # a link back up the tree (`ln -s . func/loop`, `ln -s ../func func/loop2`) would otherwise
+    # make the walk go round, and several such links make it exponential: a hang.
+    seen: set[tuple[int, int]] = set()
 
     def walk(folder: Path, people_only: bool) -> None:
+        try:
+            info = folder.stat()
+        except OSError:  # scandir says why, just below
+            pass
+        else:
+            if (info.st_dev, info.st_ino) in seen:
+                return
+            seen.add((info.st_dev, info.st_ino))
         try:
             entries = list(os.scandir(folder))
         except PermissionError:
@@ -183,11 +196,27 @@ def _bold_files(folder: Path) -> list[dict]:
             continue
         parsed = parse_bids_filename(p)
         entities = dict(parsed["entities"])
-        sub_dir = next((q.name for q in Path(p).parents if q.name.startswith("sub-")), None)
+        sub_dir = next((q for q in Path(p).parents if q.name.startswith("sub-")), None)
         if "sub" not in entities and sub_dir is not None:
-            entities["sub"] = sub_dir.removeprefix("sub-")
-        out.append({"path": Path(p), "entities": entities})
+            entities["sub"] = sub_dir.name.removeprefix("sub-")
+        out.append({"path": Path(p), "entities": entities, "folder": sub_dir})
     return out
+
+
+def _check_subject_label(f: dict) -> None:
+    """Refuse a person whose label (in the sub-XX folder's name or the file's) is not a BIDS
+    label: letters and digits only. The label becomes part of file names, run folders and the
+    HTML of reports; anything else (a '.', a '_', spaces, '<', quotes) is refused here, with
+    the folder named, rather than carried along."""
+    folder = f.get("folder")
+    labels = [f["entities"]["sub"]] + ([folder.name.removeprefix("sub-")] if folder else [])
+    bad = next((label for label in labels if not _LABEL_RE.match(label)), None)
+    if bad is not None:
+        raise DataError(
+            f"{folder or f['path']}: the subject label {bad!r} is not a BIDS label (letters and "
+            "digits only, e.g. sub-01 or sub-pilot2); rename the folder and its files to "
+            "sub-<letters and digits>, or move it out of the dataset"
+        )
 
 
 def _wanted(space: str | None) -> dict[str, str]:
@@ -396,6 +425,16 @@ def discover_dataset(
         raise DataError(
             f"{root} is not a folder; give the dataset's top folder (holding sub-XX/ or derivatives/)"
         )
+    if subjects is not None:  # in the order given, each once: a repeat reads nobody twice
+        subjects = list(dict.fromkeys(subjects))
+        bad = [s for s in subjects if not isinstance(s, str) or not _LABEL_RE.match(s)]
+        if bad:
+            prefixed = any(isinstance(s, str) and s.startswith("sub-") for s in bad)
+            raise DataError(
+                f"--subject {listed(repr(s) for s in bad)}: a subject is a BIDS label, letters "
+                "and digits only"
+                + ("; give it without 'sub-' (e.g. --subject 01)" if prefixed else " (e.g. 01)")
+            )
     _check_readable(root)
     for name, value in (("task", task), ("acq", acq), ("desc", desc)):
         if value is not None and not _LABEL_RE.match(value):
@@ -423,6 +462,7 @@ def discover_dataset(
             continue
         if subjects is not None and entities["sub"] not in subjects:
             continue
+        _check_subject_label(f)
         by_run.setdefault((entities["sub"], int(entities["run"])), []).append(f)
     for (subject, run), copies in sorted(by_run.items()):
         if len(copies) > 1:
@@ -433,9 +473,13 @@ def discover_dataset(
             _read_header(f["path"], subject, run, f["entities"])
         )
     if subjects is not None:
-        unknown = sorted(set(subjects) - set(by_subject))
+        unknown = [s for s in subjects if s not in by_subject]
         if unknown:
-            raise DataError(f"subject(s) {', '.join(unknown)} not found below {root}")
+            found = sorted({f["entities"]["sub"] for f in files if "sub" in f["entities"]})
+            raise DataError(
+                f"subject(s) {listed(unknown)} not found below {root}; it holds "
+                f"{listed(found) or 'nobody'}"
+            )
     warnings: list[str] = []
     result = []
     for subject in sorted(by_subject):

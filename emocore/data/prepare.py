@@ -17,6 +17,9 @@ the people asked for: see :func:`prepare`.
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import gzip
 import hashlib
 import json
 import logging
@@ -25,7 +28,7 @@ import shutil
 import time
 import warnings
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -314,15 +317,35 @@ def _fit_float16(values: np.ndarray, run: BoldRun, first: int, nonfinite: str, w
 
 
 def _read_chunks(run: BoldRun, chunk: int):
+    """(first volume, float32 volumes) of ``run``, ``chunk`` volumes at a time, the file read
+    once from its start to its end.
+
+    A ``.nii.gz`` is read through Python's gzip *to the end of the stream*: the gzip trailer's
+    CRC-32 and length are only checked by a read past the last byte of the data, which slicing
+    the image never makes, so a byte flipped in the middle of the compressed stream (wrong voxels,
+    no error from zlib), a lost trailer or an altered CRC would otherwise be cached silently. The
+    check is free: the whole stream is decompressed anyway, and the last read finds only the
+    trailer.
+    """
     try:
-        img = cast(nib.Nifti1Image, nib.load(run.path, keep_file_open=True))
-        for a in range(0, run.n_volumes, chunk):
-            b = min(a + chunk, run.n_volumes)
-            yield a, np.asarray(img.dataobj[..., a:b], dtype=np.float32)
-    except (EOFError, zlib.error, OSError, ValueError) as exc:
+        with contextlib.ExitStack() as stack:
+            stream = None
+            if run.path.name.endswith(".gz"):
+                # The class nib.load picks from the header (NIfTI-1 or -2), read from our stream.
+                kind = cast(type[nib.Nifti1Image], type(nib.load(run.path)))
+                stream = stack.enter_context(gzip.open(run.path, "rb"))
+                img = kind.from_stream(stream)
+            else:
+                img = cast(nib.Nifti1Image, nib.load(run.path, keep_file_open=True))
+            for a in range(0, run.n_volumes, chunk):
+                b = min(a + chunk, run.n_volumes)
+                yield a, np.asarray(img.dataobj[..., a:b], dtype=np.float32)
+            while stream is not None and stream.read(2**20):  # EOF: the CRC is checked here
+                pass
+    except (EOFError, zlib.error, OSError, ValueError) as exc:  # gzip.BadGzipFile is an OSError
         raise DataError(
             f"{run.path} is truncated or corrupt ({exc.__class__.__name__}: {exc}); "
-            "re-download it (e.g. `datalad get` again) and run prepare again"
+            "re-download or re-copy it (e.g. `datalad get` again) and run prepare again"
         ) from exc
 
 
@@ -632,15 +655,17 @@ def prepare(
     """
     cache = Path(cache)
     try:
-        return _prepare(
-            bids,
-            annotations,
-            _real_cache_path(cache),
-            options=options or PrepareOptions(),
-            subjects=subjects,
-            progress=progress,
-            force=force,
-        )
+        real = _real_cache_path(cache)
+        with _cache_lock(real):  # one prepare at a time reads, changes and writes the manifest
+            return _prepare(
+                bids,
+                annotations,
+                real,
+                options=options or PrepareOptions(),
+                subjects=subjects,
+                progress=progress,
+                force=force,
+            )
     except OSError as exc:
         name = Path(os.fsdecode(exc.filename)) if exc.filename is not None else cache
         ours = name == cache or cache in name.parents or name.name.startswith(cache.name + ".")
@@ -652,6 +677,86 @@ def prepare(
                 near=cache,
             )
         ) from exc
+
+
+#: The lock file inside a cache folder (hidden: it is not one of the cache's files).
+_LOCK_NAME = ".prepare.lock"
+#: Why a lock file may not be made where prepare can still run: no permission, a read-only or
+#: full disk (a read-only cache can be found up to date; a full one is refused by its own check).
+_UNLOCKABLE = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, getattr(errno, "EDQUOT", -1))
+
+
+def _lock_path(cache: Path) -> Path:
+    """The file prepare locks for ``cache``: inside the folder once it exists; before the first
+    build, beside where the folder will be (the build renames a finished folder into place)."""
+    return cache / _LOCK_NAME if cache.is_dir() else cache.parent / f".{cache.name}{_LOCK_NAME}"
+
+
+@contextlib.contextmanager
+def _cache_lock(cache: Path) -> Iterator[None]:
+    """Hold ``cache`` for this prepare: a second prepare of the same cache (another process,
+    another person) waits here until this one has written its manifest, then reads that manifest
+    and adds to it. Without it, two additions each read the manifest of before and the manifest
+    written last keeps only its own person (issue 22, item 4).
+
+    An exclusive ``flock`` on :func:`_lock_path`. The file is removed when the lock is let go and
+    a rebuild renames the whole folder away, so a process that obtains the lock checks that the
+    file it locked is still the one at the lock's path (the path may now be inside the new
+    folder) and otherwise locks again. Where no lock file can be made (a read-only cache or disk,
+    which this prepare cannot change either, or a full one; or Windows, without ``fcntl``) it
+    goes on unlocked.
+    """
+    try:
+        import fcntl
+    except ImportError:  # Windows: no flock; prepares there are not serialised
+        yield
+        return
+    made: list[Path] = []  # folders made for the lock file, removed again if left empty
+    while True:
+        path = _lock_path(cache)
+        missing = [f for f in (path.parent, *path.parent.parents) if not f.exists()]
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            made += [f for f in missing if f not in made]
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as exc:  # prepare's own checks then say what is wrong with the disk
+            if exc.errno not in _UNLOCKABLE:
+                raise
+            logger.debug("cannot make the lock file %s (%s): preparing unlocked", path, exc)
+            yield
+            return
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                logger.warning("waiting for another prepare of the cache at %s to finish", cache)
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            if _lock_path(cache) == path and _same_file(path, fd):
+                break
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)  # the file was removed or the folder replaced meanwhile: lock again
+    try:
+        yield
+    finally:
+        try:  # nobody else removes a lock file they do not hold: ours if it is still there
+            if _same_file(path, fd):
+                path.unlink()
+            for folder in sorted(made, key=lambda f: len(f.parts), reverse=True):
+                folder.rmdir()  # only if empty: a failed first build leaves no folders behind
+        except OSError:
+            pass
+        finally:
+            os.close(fd)  # lets the lock go
+
+
+def _same_file(path: Path, fd: int) -> bool:
+    try:
+        there, held = os.stat(path), os.fstat(fd)
+    except OSError:
+        return False
+    return (there.st_dev, there.st_ino) == (held.st_dev, held.st_ino)
 
 
 def _real_cache_path(cache: Path) -> Path:
@@ -680,7 +785,11 @@ def _prepare(
 ) -> PrepareResult:
     opts = options
     if cache.exists() and (
-        not cache.is_dir() or (any(cache.iterdir()) and not (cache / "manifest.json").exists())
+        not cache.is_dir()
+        or (
+            any(p.name != _LOCK_NAME for p in cache.iterdir())
+            and not (cache / "manifest.json").exists()
+        )
     ):
         raise CacheError(
             f"{cache} exists and is not an emocore cache; choose another --cache folder (emocore never writes over other files)"
@@ -1311,7 +1420,9 @@ _CACHE_FILES = frozenset({"manifest.json", "labels.tsv", "mask.npy", "dataset_de
 
 def _swap_into_place(work: Path, cache: Path) -> None:
     if cache.exists():
-        if not (cache / "manifest.json").exists() and any(cache.iterdir()):
+        if not (cache / "manifest.json").exists() and any(
+            p.name != _LOCK_NAME for p in cache.iterdir()
+        ):
             raise CacheError(
                 f"{cache} exists and is not an emocore cache; choose another --cache folder"
             )

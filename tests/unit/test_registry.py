@@ -410,6 +410,33 @@ def test_the_most_complete_study_comes_first_and_runs_say_what_they_are(tmp_path
     assert "nan" not in run_label(runs.set_index("id").loc[tiny.id].to_dict())
 
 
+def test_the_pickers_run_label_is_short_and_says_when_kind_and_design() -> None:
+    """The sidebar cut "study · single-subject + cross-sub…" off at 1280 px (about 190 px of
+    text: some 32 characters)."""
+    from emocore.registry import run_short_label
+
+    made = "2026-11-29T20:48:12.123456Z"
+    study = {"kind": "study", "created_at": made, "subjects": ["01", "02"]}
+    labels = {
+        run_short_label(
+            {**study, "config": {"designs": ["single-subject", "cross-subject", "loso"]}}
+        ),
+        run_short_label({**study, "config": {"designs": ["single-subject", "cross-subject"]}}),
+        run_short_label({**study, "kind": "train", "design": "single-subject"}),
+        run_short_label({**study, "kind": "train", "config": {"designs": ["loso"]}}),
+    }
+    assert labels == {
+        "11-29 20:48 · study · 3 designs",
+        "11-29 20:48 · study · 2 designs",
+        "11-29 20:48 · train · single",
+        "11-29 20:48 · train · LOSO",
+    }
+    assert all(len(label) <= 32 for label in labels)
+    assert run_short_label({"id": "20261129-204812-ab12", "kind": "study"}).startswith(
+        "20261129-204812-ab12 · study"
+    )
+
+
 def test_a_version_2_registry_gains_balanced_accuracy_and_keeps_its_curves(tmp_path: Path) -> None:
     """A registry written before val_balanced_acc still opens and reads; new epochs log it."""
     from emocore.registry import _MIGRATIONS, _SCHEMA_V1, CURVE_COLUMNS
