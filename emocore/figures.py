@@ -48,9 +48,12 @@ __all__ = [
     "single_case_dots",
     "static_viewer_png",
     "subject_vs_cohort",
+    "others_label",
+    "others_recall",
     "none_predictions_figure",
     "timeline",
     "TIMELINE_LEGEND",
+    "TIMELINE_ROWS",
     "training_curves",
 ]
 
@@ -129,11 +132,14 @@ def _confidence(t: pd.DataFrame) -> np.ndarray:
     return np.where(at >= 0, probs[np.arange(len(t)), np.maximum(at, 0)], np.nan)
 
 
+#: The rows of the timeline's upper panel, bottom to top (the legend below names them so).
+TIMELINE_ROWS = ("true", "predicted")
+
 TIMELINE_LEGEND = (
     "**How to read the timeline.** Each vertical tick is one fMRI volume (2 s) at its movie "
-    "time. Top row **true**: the emotion the observers labelled (grey: NONE, no emotion "
-    "labelled, so no correct answer). Row **predicted**: the model's answer, in the same "
-    "colours. Bottom: the model's probability for its answer; black dots are correct, "
+    "time. Top row **predicted**: the model's answer. Row below it **true**: the emotion the "
+    "observers labelled, in the same colours (grey: NONE, no emotion labelled, so no correct "
+    "answer). Lower panel: the model's probability for its answer; black dots are correct, "
     "vermillion dots **misclassified** volumes, grey dots NONE volumes. Faint vertical lines "
     "are scene changes. Zoom to a run or a scene to read single volumes."
 )
@@ -224,6 +230,8 @@ def timeline(
             ),
         )
         fig.update_layout(yaxis3={"overlaying": "y", "range": [0, 1], "visible": False})
+    # the rows' order fixed, not left to which trace comes first (TIMELINE_LEGEND names them)
+    fig.update_yaxes(categoryorder="array", categoryarray=list(TIMELINE_ROWS), row=1, col=1)
     fig.update_yaxes(title_text="probability of<br>predicted class", range=[0, 1], row=2, col=1)
     # seconds on the axis (x_range and zooms stay in seconds), labelled as clock time
     if x_range is not None:
@@ -273,7 +281,7 @@ def _diverging_at(middle: float) -> list[list[float | str]]:
 def accuracy_heatmap(
     per_subject: pd.DataFrame, classes: Sequence[str], *, split: str, chance: float, title: str
 ) -> go.Figure:
-    """Subjects x emotions recall; the colour scale is white at ``chance`` (its colour bar says
+    """Subjects x emotions recall (the share decoded correctly); the colour scale is white at ``chance`` (its colour bar says
     so), red below, blue above."""
     cols = [f"accuracy_{c}" for c in classes]
     z = per_subject[cols].to_numpy(dtype=float)
@@ -290,7 +298,9 @@ def accuracy_heatmap(
             zmin=0,
             zmax=1,
             colorbar={
-                "title": {"text": f"recall (held out)<br>white = chance {_pct(chance)}"},
+                "title": {
+                    "text": f"decoded correctly<br>(held out)<br>white = chance {_pct(chance)}"
+                },
                 "tickformat": ".0%",
                 # a readable bar however few people: at least 200 px (title included), else the rows
                 "lenmode": "pixels",
@@ -503,6 +513,29 @@ def model_comparison(
     return _layout(fig, title, 380)
 
 
+def others_recall(
+    cohort: pd.DataFrame, classes: Sequence[str], *, subject: str
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """The other people's mean and sample SD of each emotion's recall, and how many they are.
+
+    ``cohort`` has one row per person (``accuracy_<EMOTION>`` columns, as
+    :func:`emocore.summaries.per_subject_metrics` writes them); the row of ``subject`` (column
+    ``subject``) is left out, so a person is never compared with a mean that includes them. A
+    table without a ``subject`` column is taken to hold the others only. SD 0 with one other.
+    """
+    cols = [f"accuracy_{c}" for c in classes]
+    if "subject" in cohort.columns:
+        cohort = cohort[cohort["subject"].astype(str) != str(subject)]
+    mean = cohort[cols].mean().to_numpy(dtype=float)
+    sd = cohort[cols].std().fillna(0).to_numpy(dtype=float)
+    return mean, sd, len(cohort)
+
+
+def others_label(n: int) -> str:
+    """How every comparison names the people a person is compared with: "others (9)"."""
+    return f"others ({n})"
+
+
 def subject_vs_cohort(
     subject_row: Mapping,
     cohort: pd.DataFrame,
@@ -511,24 +544,23 @@ def subject_vs_cohort(
     subject: str,
     chance: float,
 ) -> go.Figure:
-    """Per-emotion recall of one person next to the cohort mean ± SD (the sample standard
-    deviation over all people of ``cohort``, the person among them), chance marked to the right
-    of the plot, clear of the bars."""
+    """Per-emotion recall of one person next to the other people's mean ± SD (the sample
+    standard deviation over ``cohort`` without the person, see :func:`others_recall`; labelled
+    "others (n)"), chance marked to the right of the plot, clear of the bars."""
     cols = [f"accuracy_{c}" for c in classes]
-    n = len(cohort)
-    people = f"{n} {'person' if n == 1 else 'people'}"
-    sd = cohort[cols].std().fillna(0).to_numpy()
+    mean, sd, n = others_recall(cohort, classes, subject=subject)
+    others = others_label(n)
     fig = go.Figure()
     fig.add_trace(
         go.Bar(
             x=list(classes),
-            y=cohort[cols].mean().to_numpy(),
-            name=f"cohort mean ± SD ({people})",
+            y=mean,
+            name=f"{others}: mean ± SD",
             marker_color="#BBBBBB",
             error_y={"type": "data", "array": sd},
             customdata=sd,
-            hovertemplate="%{x}: cohort mean %{y:.1%} ± SD %{customdata:.1%}"
-            f" over {people}<extra></extra>",
+            hovertemplate="%{x}: others' mean %{y:.1%} ± SD %{customdata:.1%}"
+            f" over the {n} other {'person' if n == 1 else 'people'}<extra></extra>",
         )
     )
     # one colour for the person (per-emotion colours made the legend show the first emotion's)
@@ -556,9 +588,9 @@ def subject_vs_cohort(
         align="left",
         font={"color": "#555555"},
     )
-    fig.update_yaxes(title_text="recall (held out)", tickformat=".0%", range=[0, 1])
+    fig.update_yaxes(title_text="decoded correctly (held out)", tickformat=".0%", range=[0, 1])
     fig.update_layout(legend={"orientation": "h", "x": 0, "y": 1.0, "yanchor": "bottom"})
-    _layout(fig, f"sub-{subject} vs cohort, per emotion", 360)
+    _layout(fig, f"sub-{subject} vs {others}, per emotion", 360)
     fig.update_layout(margin={"r": 70, "t": 80})
     return fig
 

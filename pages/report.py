@@ -8,9 +8,15 @@ from emocore.report import chromium_path, render_pdf, write_subject_report
 s = ui.page("Report")
 ctx = ui.require_run(s)
 subject = ui.subject_picker(ctx, assessed=True)
+ui.verdict_banner(ctx, subject)  # what the report's page 1 says, first here too
 path = ctx.registry.run_dir(ctx.run_id) / "reports" / f"sub-{subject}.html"
 st.markdown(
-    f"Report of **sub-{subject}** in run **{ctx.run_id}**: it opens with the person's single-case findings (is this person unusual against the others?), then accuracy with split and chance, what each emotion was taken for, misclassified scenes, timeline, model version and data provenance. Opens offline."
+    f"Report of **sub-{subject}** in run **{ctx.run_id}**: page 1 is the person's verdict "
+    "(the primary analysis, what the test could have found, and on synthetic data who was "
+    "planted); then the findings per design (the exploratory ones labelled), model version and "
+    "data provenance, and per design accuracy against the other people with split and chance, "
+    "what each emotion was taken for, misclassified scenes and the timeline. Opens offline and "
+    "runs no script."
 )
 if st.button("Build report" if not path.exists() else "Rebuild report", type="primary"):
     cache, _ = ui.loaders.cache_or_none(s)

@@ -24,10 +24,28 @@ def test_subject_chance_label_sits_right_of_the_bars_and_error_bars_are_named() 
     assert note.xref == "paper" and note.x == 1 and note.xanchor == "left"
     assert note.y == 0.2 and "20 %" in note.text
     assert fig.layout.margin.r >= 60
-    cohort = fig.data[0]
-    assert cohort.name == "cohort mean ± SD (3 people)"
-    assert list(cohort.error_y.array) == list(_COHORT[[f"accuracy_{e}" for e in EMOTIONS]].std())
-    assert "SD" in cohort.hovertemplate
+    others = fig.data[0]
+    assert others.name == "others (2): mean ± SD"
+    cols = [f"accuracy_{e}" for e in EMOTIONS]
+    assert list(others.error_y.array) == list(_COHORT[cols].iloc[1:].std())
+    assert "SD" in others.hovertemplate and "over the 2 other people" in others.hovertemplate
+
+
+def test_the_person_is_compared_with_the_others_never_a_mean_that_includes_them() -> None:
+    """issue 20: "others (n)" everywhere a person is compared, the person left out."""
+    cols = [f"accuracy_{e}" for e in EMOTIONS]
+    fig = figures.subject_vs_cohort(
+        _COHORT.iloc[0], _COHORT, list(EMOTIONS), subject="01", chance=0.2
+    )
+    others = _COHORT[cols].iloc[1:]
+    assert list(fig.data[0].y) == list(others.mean())  # not the mean of all three
+    assert others.mean().iloc[0] != _COHORT[cols].mean().iloc[0]
+    assert fig.layout.title.text == "sub-01 vs others (2), per emotion"
+    mean, sd, n = figures.others_recall(_COHORT, list(EMOTIONS), subject="02")
+    assert n == 2 and list(mean) == list(_COHORT[cols].iloc[[0, 2]].mean())
+    # a table of the others only (no subject column) is taken as it is
+    mean, sd, n = figures.others_recall(others, list(EMOTIONS), subject="01")
+    assert n == 2 and list(sd) == list(others.std())
 
 
 def _one_epoch() -> pd.DataFrame:
