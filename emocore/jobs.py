@@ -50,6 +50,7 @@ __all__ = [
     "job_log",
     "job_outcome",
     "job_status",
+    "last_job",
     "note_job_step",
     "run_job",
     "retrain_config",
@@ -173,12 +174,17 @@ def start_assess_job(
     bids: str | Path | None = None,
     annotations: str | Path | None = None,
     env: Mapping[str, str] | None = None,
+    force: bool = False,
+    exploratory: bool = False,
 ) -> str:
     """Start ``emocore assess`` of ``subject`` against run ``run_id`` in the background.
 
     With ``bids`` (and ``annotations``) the person is first added to the cache from that
-    dataset. Returns the id of the queued ``assess`` run the job fills in; it is followed and
-    cancelled like a training job, and refused while another job of this machine is active.
+    dataset. A person already assessed against the run keeps the earlier assessment unless
+    ``force`` (which replaces it); ``exploratory`` also tests the run's other designs (see
+    :func:`emocore.assess.assess_subject`). Returns the id of the queued ``assess`` run the job
+    fills in; it is followed and cancelled like a training job, and refused while another job
+    of this machine is active.
     """
     reg = _registry(registry)
     subject = str(subject).removeprefix("sub-")
@@ -199,6 +205,8 @@ def start_assess_job(
                 "subject": subject,
                 "bids": str(Path(bids).resolve()) if bids else None,
                 "annotations": str(Path(annotations).resolve()) if annotations else None,
+                "force": bool(force),
+                "exploratory": bool(exploratory),
             },
             parent=run_id,
             sources=[Path(cache), reg.run_dir(run_id)],
@@ -363,6 +371,19 @@ def wait_job(
                 f"({record.progress:.0%}, '{record.message or ''}'); see its {LOG_NAME}"
             )
         time.sleep(poll_s)
+
+
+def last_job(registry: Registry | str | Path, *, kind: str) -> str | None:
+    """The newest run of ``kind`` that ran as a background job (it has the job log that
+    :func:`start_job` or :func:`start_assess_job` opens), or None: what a page that starts jobs
+    shows after a reload, when its session no longer knows the job it started. Runs of the
+    command line have no job log."""
+    check_choice("kind", kind, (*JOB_KINDS, "assess"))
+    reg = _registry(registry)
+    return next(
+        (str(r) for r in reg.list_runs(kind=kind)["id"] if (reg.run_dir(r) / LOG_NAME).is_file()),
+        None,
+    )
 
 
 def job_log(registry: Registry | str | Path, run_id: str, tail: int = 200) -> str:
@@ -536,6 +557,8 @@ def run_job(registry: Registry | str | Path, run_id: str, cache: str | Path) -> 
             annotations=config.get("annotations"),
             progress=bar,
             assess_id=run_id,
+            force=bool(config.get("force")),
+            exploratory=bool(config.get("exploratory")),
         )
         return
     from emocore.data.cache import open_cache

@@ -1,23 +1,24 @@
-"""Assess a new person: someone scanned after the study, tested against the study's cohort."""
+"""Assess a new person: someone scanned after the study, tested against the study's cohort with
+its primary analysis; the person's verdict first, as on every page about a person."""
 
 import streamlit as st
 
 from emocore import assess, jobs, ui
-from emocore.findings import person_summary, with_assessment
 
 s = ui.page("Assess a new person")
 ctx = ui.require_run(s)
 st.markdown(
-    f"Add a person who was **not** in run **{ctx.run_id}**'s cohort and test them against it. "
-    "The job decodes them with the run's leave-one-subject-out models, when it has them (none "
-    "saw the person), trains their own single-subject model with the run's settings and folds, "
-    "when the run has that design, and runs the single-case tests. The cohort's models are "
-    "never changed."
+    f"Add a person who was **not** in run **{ctx.run_id}**'s cohort and test them against it "
+    f"with the run's primary analysis ({ctx.results.primary.label}): the run's stored "
+    "leave-one-subject-out models decode them (none saw the person), and their tests run in the "
+    "verdict's order fixed in advance. The run's other designs can be added, as exploratory "
+    "tests outside the verdict. The cohort's models are never changed."
 )
 cache, problem = ui.loaders.cache_or_none(s)
 if cache is None:
     st.info(f"No cache to add the person to: {problem}")
     st.stop()
+in_cache = set(cache.subjects)
 with ui.guard():
     folders = assess.dataset_folders(s.home, cache)
 if not folders:
@@ -31,7 +32,18 @@ with st.form("assess", enter_to_submit=False):
     )
     with ui.guard():
         people = ui.loaders.new_people(folder, ctx.study["subjects"], cache)
-    subject = st.selectbox("Person", people, format_func=lambda x: f"sub-{x}")
+    among = f"among this folder's people outside run {ctx.run_id}'s cohort"
+    linked = ui.linked_subject(people, among=among) if people else None  # ?subject=11
+    subject = st.selectbox(
+        "Person",
+        people,
+        index=people.index(linked) if linked else 0,
+        format_func=lambda x: f"sub-{x}",
+    )
+    exploratory = st.checkbox(
+        f"Also test the run's other designs ({ui.EXPLORATORY})",
+        help="Trains the person's own single-subject model when the run has that design: slower.",
+    )
     start = st.form_submit_button("Assess against the cohort", type="primary", disabled=not people)
 if not people:
     st.info(
@@ -39,48 +51,47 @@ if not people:
         f"newly scanned person, put their dataset (sub-XX/... in the same layout) in a folder "
         f"inside {s.home} and reload this page."
     )
-if start and subject:
+
+
+def start_job(person: str, *, force: bool) -> None:
     with ui.guard():
         try:
             st.session_state["emocore_assess_job"] = jobs.start_assess_job(
                 s.registry,
                 s.cache,
                 ctx.run_id,
-                subject,
-                bids=folder if subject not in cache.subjects else None,
+                person,
+                bids=folder if person not in in_cache else None,
                 annotations=s.annotations,
+                force=force,
+                exploratory=exploratory,
             )
-            st.success(f"Started the assessment of sub-{subject}.")
+            st.success(f"Started the assessment of sub-{person}.")
         except jobs.JobBusyError as exc:
             st.warning(str(exc))
 
+
+already = bool(subject) and subject in ctx.results.assessed
+if already:  # never assessed twice by accident: the earlier verdict stands until replaced
+    st.info(
+        f"sub-{subject} was already assessed against run {ctx.run_id}: the verdict below is that "
+        "assessment's (assess again to replace it).",
+        icon="ℹ️",
+    )
+    if st.button(f"Assess sub-{subject} again, replacing the earlier assessment"):
+        start_job(subject, force=True)
+elif start and subject:
+    start_job(subject, force=False)
+
+found = ui.run_findings(ctx) if ctx.results.assessed else None
+if already:
+    ui.assessment_block(ctx, found, subject)
+
 ui.job_monitor(ctx.registry, followed_key="emocore_assess_job")
 
-st.subheader(f"People assessed against run {ctx.run_id}")
-assessed = ctx.results.assessed
-if not assessed:
-    st.caption("Nobody yet.")
-found = ui.run_findings(ctx) if assessed else None
-for person in assessed:
-    with ui.guard():
-        result = ctx.results.assessment(person)
-    st.markdown(f"#### sub-{person}")
-    if result is None:  # removed since the list was read
-        st.caption("Its assessment.json is gone; assess the person again.")
-        continue
-    for design, info in result["designs"].items():
-        if info["status"] != "assessed":
-            st.caption(f"{design}: {info['reason']}")
-            continue
-        merged = with_assessment(found, result) if found is not None else None
-        if merged is None:
-            continue
-        ui.finding_block(
-            ctx,
-            merged,
-            merged.headline(person, design),
-            subject=person,
-            design=design,
-            key=f"assess-{person}-{design}",
-            summary=person_summary(merged, person, design),
-        )
+others = [p for p in ctx.results.assessed if not (already and p == subject)]
+st.subheader(f"{'Other people' if already else 'People'} assessed against run {ctx.run_id}")
+if not others:
+    st.caption("Nobody yet." if not already else "Nobody else.")
+for person in others:
+    ui.assessment_block(ctx, found, person)

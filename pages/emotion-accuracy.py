@@ -1,4 +1,5 @@
-"""Emotion accuracy: subjects x emotions per design, confusion, training curves, CNN vs linear."""
+"""Emotion accuracy: the person's verdict first; then subjects x emotions per design (the primary
+analysis first, the others exploratory), confusion, training curves, CNN vs linear."""
 
 import pandas as pd
 import streamlit as st
@@ -10,14 +11,19 @@ from emocore.ui.tables import CELL_COLUMNS
 
 s = ui.page("Emotion accuracy")
 ctx = ui.require_run(s)
+subject = ui.subject_picker(ctx)  # the person of the verdict and of the cell table below
+ui.verdict_banner(ctx, subject)
 with ui.guard():
     metrics = ctx.results.metrics or {}
     curves = ctx.results.table("curves") if ctx.results.has_table("curves") else None
 
-for design, tab in zip(ctx.designs, st.tabs(ctx.designs), strict=True):
+designs = ui.primary_first(ctx)  # the primary analysis' tab first, open
+tabs = st.tabs([ui.design_label(ctx, d, short=True) for d in designs])
+for design, tab in zip(designs, tabs, strict=True):
     summary = metrics[design]["cnn"]["summary"]
     chance = summary["chance"]["balanced_accuracy_permutation"]
     with tab:
+        ui.exploratory_caption(ctx, design)
         with ui.guard():
             ui.collapse_warning(ctx.results.predictions(design), design=design)
         c1, c2 = st.columns(2)
@@ -42,7 +48,7 @@ for design, tab in zip(ctx.designs, st.tabs(ctx.designs), strict=True):
                 ctx.classes,
                 split=summary["split"],
                 chance=ctx.chance_k,
-                title=f"{design}: recall per subject and emotion",
+                title=f"{design}: share decoded correctly, per person and emotion",
             ),
             key=f"heatmap-{design}",
         )
@@ -57,17 +63,17 @@ for design, tab in zip(ctx.designs, st.tabs(ctx.designs), strict=True):
             key=f"confusion-{design}",
         )
 
-st.subheader("The volumes behind a cell")
-c1, c2, c3, c4 = st.columns(4)
+st.subheader(f"The volumes behind a cell: sub-{subject} (pick the person in the sidebar)")
+c1, c2, c3 = st.columns([2, 1, 1])  # room for "single-subject (exploratory: ...)"
 design = ui.design_picker(ctx, where=c1)
-subject = c2.selectbox("Subject", ctx.study["subjects"], format_func=lambda x: f"sub-{x}")
+ui.exploratory_caption(ctx, design)
 with ui.guard():
     held = ctx.results.predictions(design)
 # open on the person's most frequent error, not on an empty cell
 first = largest_confusion(held, subject=subject, classes=ctx.classes)
-true = c3.selectbox("True emotion", ctx.classes, index=ctx.classes.index(first[0]) if first else 0)
+true = c2.selectbox("True emotion", ctx.classes, index=ctx.classes.index(first[0]) if first else 0)
 wrong = largest_confusion(held, subject=subject, classes=ctx.classes, true=true)
-pred = c4.selectbox(
+pred = c3.selectbox(
     "Predicted as",
     ctx.classes,
     index=ctx.classes.index(wrong[1])
@@ -95,6 +101,7 @@ st.dataframe(
 )
 st.caption(
     f"Held out; p from the permutation test; chance: permutation and 1/{len(ctx.classes)} "
-    f"classes. Recall per emotion in the order {summaries.recall_order(results)}."
+    f"classes. Share of each emotion decoded correctly (recall), in the order "
+    f"{summaries.recall_order(results)}."
 )
 ui.tuning_block(ctx, key="emotion-accuracy")

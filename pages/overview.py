@@ -1,15 +1,14 @@
-"""Overview: where the data comes from, the cohort, the models and their accuracy vs chance, and
-the people the single-case tests flagged."""
+"""Overview: first who is flagged and for what (the verdicts of the chosen run's primary
+analysis); then where the data comes from, the cohort, the models and their accuracy vs chance,
+and, apart and collapsed, the flags of the exploratory designs."""
 
 import pandas as pd
 import streamlit as st
 
 from emocore import ui
 from emocore.data.prepare import cleaning_sentence
-from emocore.data.synthetic import planted_subjects
 from emocore.device import gpu_summary
 from emocore.errors import EmocoreError
-from emocore.findings import TEST_CAPTION, flagged_table, run_summary
 from emocore.summaries import family_comparison, results_table, runs_table
 from emocore.ui.tables import RUNS_COLUMNS
 
@@ -52,11 +51,19 @@ if not s.has_cache:
         st.rerun()
     st.stop()
 
-source = "Demo cohort (synthetic, ds000113 layout)" if s.is_demo else "Your study's data"
-st.markdown(
-    f"**Data source:** {source} — home `{s.home}`, cache `{s.cache}`, registry `{s.registry}`"
-)
+with ui.guard():  # a damaged registry.sqlite is named, not a traceback
+    reg = ui.loaders.registry(s)
+try:
+    ctx = ui.pick_run(s)
+except EmocoreError as exc:  # its study.json cannot be read: named here, the runs listed below
+    st.error(str(exc))
+    ctx = None
+if ctx is not None:  # first, above the fold: who is flagged, for what, in one sentence each
+    ui.verdicts_overview(ctx)
 
+source = "Demo cohort (synthetic, ds000113 layout)" if s.is_demo else "Your study's data"
+st.subheader("Data")
+st.markdown(f"**Data source:** {source}")
 with ui.guard():
     cache = ui.loaders.cache(s)
     opts = cache.manifest.get("options", {})
@@ -67,21 +74,14 @@ with ui.guard():
     c4.metric("Hemodynamic lag", f"{opts.get('lag_s', '?')} s")
     st.caption(
         f"Labels: recipe **{opts.get('recipe')}**, observers {opts.get('observers') or 'default'} · "
-        f"each run: {cleaning_sentence(opts)} · cache key `{cache.key}`"
+        f"each run: {cleaning_sentence(opts)}"
     )
-    planted = planted_subjects(cache.manifest.get("source", {}).get("root", ""))
-if planted:
-    people = ", ".join(f"sub-{p}" for p in planted)
-    st.info(
-        f"Synthetic cohort: **{people} {'is' if len(planted) == 1 else 'are'} planted as "
-        "atypical**: the generator made their LOVE response mostly their SADNESS response (like "
-        "the poster's subject 18). When the chosen run holds them and enough people for the "
-        "single-case tests, its findings below should name them, and few others."
+with st.expander("Where the data is: folders and cache key"):
+    st.markdown(
+        f"- home `{s.home}`\n- cache `{s.cache}` (key `{cache.key}`)\n- registry `{s.registry}`"
     )
 
 st.subheader("Models in the registry")
-with ui.guard():  # a damaged registry.sqlite is named, not a traceback
-    reg = ui.loaders.registry(s)
 if reg is not None:
     from emocore import jobs
 
@@ -100,7 +100,8 @@ else:
         try:
             study = ui.loaders.run_results(reg, run_id).study
         except EmocoreError as exc:
-            st.error(str(exc))
+            if ctx is not None or run_id != st.session_state.get("emocore_run"):
+                st.error(str(exc))  # the chosen run's is named above
             continue
         k = len(study["classes"])
         comparisons += [(run_id, c) for c in family_comparison(study.get("results", []))]
@@ -115,21 +116,8 @@ else:
         )
         for run_id, sentence in comparisons:
             st.markdown(f"Run {run_id}, {sentence}")
-    try:
-        ctx = ui.pick_run(s)
-    except EmocoreError:
-        ctx = None  # the table above already names the damaged file
     if ctx is not None:
-        st.subheader(f"Single-case findings of run {ctx.run_id}")
-        found = ui.run_findings(ctx)
-        if found is not None:
-            st.markdown(run_summary(found))
-            flagged = flagged_table(found)
-            if len(flagged):
-                st.dataframe(flagged, hide_index=True, column_config=ui.FLAGGED_COLUMNS)
-            st.caption(
-                f"{TEST_CAPTION}. Open a person on the Subject or Misclassified scenes page."
-            )
+        ui.exploratory_flags(ctx)
     runs = runs_table(reg.list_runs())
     with st.expander(f"All runs ({len(runs)})"):
         st.dataframe(runs, hide_index=True, column_config=RUNS_COLUMNS)

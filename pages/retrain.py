@@ -43,6 +43,6 @@ if config is not None:
 reg = ui.loaders.registry(s)  # None until a first job creates it
 if reg is None:
     st.stop()
-ui.job_monitor(reg, followed_key="emocore_job")
+ui.job_monitor(reg, followed_key="emocore_job", kind="train")  # survives a reload
 st.subheader("Recent runs")
 st.dataframe(runs_table(reg.list_runs().head(10)), hide_index=True, column_config=RUNS_COLUMNS)

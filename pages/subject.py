@@ -1,5 +1,5 @@
-"""Subject: one person's held-out predictions over the movie, next to the cohort, and whether
-the person is unusual (single-case findings)."""
+"""Subject: the person's verdict first; then their held-out predictions over the movie, next to
+the others, and the single-case tests behind the verdict (other designs: exploratory)."""
 
 import streamlit as st
 
@@ -12,12 +12,8 @@ from emocore.ui.tables import PERSON_COLUMNS
 s = ui.page("Subject")
 ctx = ui.require_run(s)
 subject = ui.subject_picker(ctx)
-models = ctx.results.models
-if not models:
-    st.warning(f"Run {ctx.run_id} stored no models; only its held-out predictions can be shown.")
-preferred = ctx.results.preferred_model(subject)
-model = st.selectbox("Model", models, index=models.index(preferred)) if preferred else None
-design = model.split("/")[0] if model else ctx.designs[0]
+ui.verdict_banner(ctx, subject)
+design = ui.design_picker(ctx, where=st.columns(2)[0])
 
 with ui.guard():
     held = ctx.results.predictions(design)
@@ -27,6 +23,7 @@ head = ctx.headline(design)
 split = head.get("split", "?")
 
 st.subheader(f"sub-{subject}, {design}: held-out (cross-validated) predictions")
+ui.exploratory_caption(ctx, design)
 if mine.empty:
     st.info(f"sub-{subject} has no held-out predictions in the {design} design of this run.")
     st.stop()
@@ -50,9 +47,12 @@ st.plotly_chart(
     figures.subject_vs_cohort(me, scores, ctx.classes, subject=subject, chance=ctx.chance_k)
 )
 
-st.subheader(f"Is sub-{subject} unusual? Single-case tests against the other people (CNN)")
 found = ui.run_findings(ctx)
-if found is not None:
+if found is not None and found.is_primary(design):
+    st.subheader(f"The tests behind the verdict on sub-{subject}, against the other people")
+elif found is not None:
+    st.subheader(f"Is sub-{subject} unusual in {design}? Exploratory single-case tests (CNN)")
+if found is not None and not ui.no_findings_note(ctx, found, design):
     ui.finding_block(
         ctx,
         found,
@@ -74,8 +74,16 @@ ui.timeline_view(
     key="subject-timeline",
 )
 
+st.subheader(f"Every volume of sub-{subject}, NONE included, through a stored model")
+models = ctx.results.models
+if not models:
+    st.caption(f"Run {ctx.run_id} stored no models; only its held-out predictions are shown.")
+# the model of the design shown that decoded this person (their own, or the LOSO fold that held
+# them out), else the run's preferred one for them
+shown = next((m for m in (f"{design}/sub-{subject}", f"{design}/all") if m in models), None)
+preferred = shown or ctx.results.preferred_model(subject)
+model = st.selectbox("Stored model", models, index=models.index(preferred)) if preferred else None
 if model:
-    st.subheader(f"Stored model `{model}` on every volume of sub-{subject}, NONE included")
     with ui.guard():
         stored = ctx.results.stored_inference(model, subject, volumes="all")
         gpu = gpu_summary()

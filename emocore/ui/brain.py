@@ -55,13 +55,18 @@ def _remembered(
     key: str,
     fmt: Callable[[str], str] = str,
     disabled: bool = False,
+    default: str | None = None,
 ) -> str:
     """A selectbox whose choice is kept under ``key`` even while it is not among the options
-    (so 'predicted' comes back on the next labelled volume). The widget's own key is seeded from
-    ``key`` on every run (see :func:`emocore.ui.widgets._pick` for why)."""
+    (so 'predicted' comes back on the next labelled volume); until the user chooses, it opens on
+    ``default`` (when among the options). The widget's own key is seeded from ``key`` on every
+    run (see :func:`emocore.ui.widgets._pick` for why)."""
     widget = f"{key}__widget"
     stored = st.session_state.get(key)
-    st.session_state[widget] = stored if stored in options else options[0]
+    if stored in options:
+        st.session_state[widget] = stored
+    else:
+        st.session_state[widget] = default if default in options else options[0]
 
     def keep() -> None:
         st.session_state[key] = st.session_state[widget]
@@ -71,33 +76,74 @@ def _remembered(
     )
 
 
-def default_volume(held: pd.DataFrame, n_volumes: int) -> int:
-    """The first volume of the run with an emotion label (a held-out prediction), else 0."""
-    labelled = sorted(int(v) for v in held["volume"]) if len(held) else []
-    return next((v for v in labelled if 0 <= v < n_volumes), 0)
+def default_volume(held: pd.DataFrame, n_volumes: int, *, emotion: str | None = None) -> int:
+    """The first volume of the run with an emotion label (a held-out prediction), else 0; with
+    ``emotion``, the first volume of that emotion the model got wrong, else of that emotion,
+    when the run has one."""
+
+    def first(rows: pd.DataFrame) -> int | None:
+        return next((v for v in sorted(int(v) for v in rows["volume"]) if 0 <= v < n_volumes), None)
+
+    choices = [held]
+    if emotion is not None and len(held):
+        mine = held[held["true"] == emotion]
+        choices = [mine[mine["pred"] != emotion], mine, held]
+    for rows in choices:
+        found = first(rows) if len(rows) else None
+        if found is not None:
+            return found
+    return 0
+
+
+def _opening_run(mine: pd.DataFrame, runs: list[int], emotion: str | None) -> int:
+    """The first run holding volumes of ``emotion`` (the verdict's), else the first run."""
+    if emotion is not None and len(mine):
+        held = set(mine.loc[mine["true"] == emotion, "run"].astype(int))
+        return next((r for r in runs if r in held), runs[0])
+    return runs[0]
 
 
 @st.fragment
 def volume_section(
-    ctx: RunContext, cache: VolumeCache, *, subject: str, design: str, name: str, held: pd.DataFrame
+    ctx: RunContext,
+    cache: VolumeCache,
+    *,
+    subject: str,
+    design: str,
+    name: str,
+    held: pd.DataFrame,
+    emotion: str | None = None,
 ) -> None:
     """Run and volume pickers, what the model said about the volume, then the saliency viewer.
 
-    The volume starts at the run's first labelled volume; the slider is keyed per person and run.
+    With ``emotion`` (the person's verdict's) the page opens on it: the first run with volumes
+    of it, its first such volume the model got wrong, and its saliency map. Otherwise the volume
+    starts at the run's first labelled volume. The pickers are keyed per person and run.
     """
     spans = {span.run: span.n_volumes for span in cache.runs(subject)}
     mine = held[held["subject"] == subject]
+    runs = list(spans)
     c1, c2 = st.columns([1, 3])
-    run = c1.selectbox("fMRI run", list(spans), key=f"{KEY}_run_{subject}")
+    run = c1.selectbox(
+        "fMRI run",
+        runs,
+        index=runs.index(_opening_run(mine, runs, emotion)),
+        key=f"{KEY}_run_{subject}",
+    )
     in_run = mine[mine["run"] == run]
-    first = default_volume(in_run, spans[run])
+    first = default_volume(in_run, spans[run], emotion=emotion)
+    why = (
+        f"the run's first {emotion} volume the model got wrong (the verdict's emotion)"
+        if emotion is not None and first in set(in_run.loc[in_run["true"] == emotion, "volume"])
+        else "the run's first volume with an emotion label"
+    )
     volume = c2.slider(
         "Volume",
         0,
         spans[run] - 1,
         first,
         key=f"{KEY}_volume_{subject}_{run}",
-        help=f"Starts at volume {first}, the run's first volume with an emotion label.",
+        help=f"Starts at volume {first}, {why}.",
     )
     row = in_run[in_run["volume"] == volume]
     predicted = None
@@ -122,6 +168,7 @@ def volume_section(
         design=design,
         name=name,
         pick=VolumePick(run, volume, predicted),
+        emotion=emotion,
     )
 
 
@@ -150,9 +197,17 @@ def _go_to(point: Sequence[float]) -> None:
 
 @st.fragment
 def saliency_viewer(
-    ctx: RunContext, cache: VolumeCache, *, subject: str, design: str, name: str, pick: VolumePick
+    ctx: RunContext,
+    cache: VolumeCache,
+    *,
+    subject: str,
+    design: str,
+    name: str,
+    pick: VolumePick,
+    emotion: str | None = None,
 ) -> None:
-    """The saliency map of the chosen emotion on an anatomical underlay: three slices in mm and
+    """The saliency map of the chosen emotion (until the user chooses: ``emotion``, the
+    verdict's, else the volume's prediction) on an anatomical underlay: three slices in mm and
     nilearn's interactive viewer, at one crosshair; the colour bar is fixed per map."""
     options = ([PREDICTED] if pick.predicted else []) + ctx.classes
     no_maps = not ctx.study.get("saliency")  # the map controls would do nothing
@@ -164,6 +219,7 @@ def saliency_viewer(
         f"{KEY}_emotion",
         lambda o: f"predicted ({pick.predicted})" if o == PREDICTED else o,
         disabled=no_maps,
+        default=emotion,
     )
     # PREDICTED is offered only when the volume has a prediction
     emotion = pick.predicted if choice == PREDICTED and pick.predicted else choice

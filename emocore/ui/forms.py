@@ -98,12 +98,15 @@ def retrain_form(base: StudyConfig, subjects: Sequence[str], *, source: str) -> 
             "Permutations (chance level)", min_value=1, value=base.n_permutations, step=100
         )
         alpha = c2.number_input(
-            "α of the single-case tests (Holm)",
+            "α of the single-case tests",
             min_value=1e-4,
             max_value=0.5,
             value=float(base.alpha),
             step=0.01,
             format="%.4g",
+            help="The chance of flagging a typical person for anything in the verdict (the "
+            "primary analysis, tested in an order fixed in advance); exploratory designs are "
+            "Holm-adjusted at this level within each design",
         )
         baseline = c3.checkbox("Linear baseline", value=base.baseline)
         saliency = c4.checkbox("Saliency maps", value=base.saliency)

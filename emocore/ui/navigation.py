@@ -17,9 +17,11 @@ Two things make a cold deep link land on the right page with the app's own sideb
   with ``ui.page``, which calls :func:`ensure_app_frame`: when the flag is still set, it draws
   what app.py would have drawn (page config, logo, and our ``st.navigation``, which clears the
   flag and replaces the automatic sidebar) and lets the page go on. A visit to ``/`` runs
-  app.py itself, whose ``st.navigation`` clears the flag before the page runs. No rerun is
-  needed, so nothing the user clicked is lost (Streamlit's AppTest, which sets the flag afresh
-  on every run, goes the same way).
+  app.py itself, whose ``st.navigation`` clears the flag before the page runs. After drawing
+  the frame, a cold deep link reruns once, before any widget is drawn: the widgets' ids depend
+  on the running page's script hash, which differs between the automatic page and ours, so
+  without the rerun the first click was lost. Streamlit's AppTest sets the flag afresh on
+  every run, so under it there is no rerun and the page goes on.
 
 No public Streamlit API sets the flag; this touches one class attribute and nothing else.
 """
@@ -81,3 +83,17 @@ def ensure_app_frame() -> None:
         return
     if getattr(PagesManager, "uses_pages_directory", False):
         app_frame()
+        # The rest of this run would give the page's widgets ids under the automatic page's
+        # script hash, and the next run (through app.py) other ids, so the first click on a cold
+        # deep link was lost (seen in chromium: "Assess sub-12 again" needed two clicks). Rerun
+        # now, before the page draws any widget: once per server, since the flag stays
+        # cleared; never under AppTest, which sets the flag again on every run (a rerun there
+        # would never end), and never if the flag did not clear.
+        if not _app_testing() and not getattr(PagesManager, "uses_pages_directory", False):
+            st.rerun()
+
+
+def _app_testing() -> bool:
+    from streamlit import config
+
+    return bool(config.get_option("global.appTest"))

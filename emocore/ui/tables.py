@@ -13,6 +13,7 @@ from emocore.summaries import tuning_table
 __all__ = [
     "CELL_COLUMNS",
     "FLAGGED_COLUMNS",
+    "VERDICT_COLUMNS",
     "PERSON_COLUMNS",
     "RESULTS_COLUMNS",
     "RUNS_COLUMNS",
@@ -46,13 +47,16 @@ RESULTS_COLUMNS: dict[str, Any] = {
         "theoretical chance 1/K for K emotions",
     ),
     "recall per emotion": _Text(
-        "recall per emotion", width=146, help="Recall of each emotion, in the order named below"
+        "correct per emotion",
+        width=146,
+        help="Share of each emotion's volumes decoded correctly (recall), in the order named below",
     ),
 }
 
-#: :func:`emocore.findings.flagged_table` (Overview): the finding in words ("LOVE decoded as
-#: SADNESS") with its numbers; the whole sentence is too long for a cell, so it is hidden here
-#: and printed on the Subject and Misclassified scenes pages. Fixed widths, < 800 px in all.
+#: :func:`emocore.findings.flagged_table` (Overview's exploratory flags): the finding in words
+#: ("LOVE decoded as SADNESS") with its numbers; the whole sentence is too long for a cell, so
+#: it is hidden here and printed on the Subject and Misclassified scenes pages. Fixed widths,
+#: < 800 px in all.
 FLAGGED_COLUMNS: dict[str, Any] = {
     "design": _Text("design", width=110),
     "split": None,  # the design names it; the run's table too
@@ -61,32 +65,67 @@ FLAGGED_COLUMNS: dict[str, Any] = {
     "emotion": None,  # in the finding
     "finding": _Text(
         "finding",
-        width=250,
-        help="What was atypical: a confusion (the emotion's volumes decoded as another), a "
-        "recall, or balanced accuracy. Open the person on the Subject or Misclassified scenes "
-        "page for the whole sentence (test, t, df, p)",
+        width=290,
+        help="What was atypical: an emotion's volumes decoded as another, an emotion decoded "
+        "correctly less often, or a lower balanced accuracy. Open the person on the Subject or "
+        "Misclassified scenes page for the whole sentence and its statistics",
     ),
     "measure": None,  # the finding says it in words
     "value": _Text("value", width=64, help="The person's rate"),
     "others' range": _Text("others' range", width=104, help="Lowest–highest of the others"),
-    "Holm p": _Text("Holm p", width=64, help="Holm-adjusted p of the one-sided test"),
+    "adjusted p": _Text(
+        "adjusted p",
+        width=86,
+        help="p of the one-sided test, adjusted for the person's other tests: Holm within the "
+        "design in exploratory analyses, the verdict's fixed order in the primary analysis",
+    ),
     "sentence": None,  # too long for a cell: the Subject and Misclassified pages print it
+}
+
+#: :func:`emocore.findings.verdict_table` (Overview, first thing under the title): who is
+#: flagged and for what; the sentence is printed under the table, the subject is in the person.
+VERDICT_COLUMNS: dict[str, Any] = {
+    "person": _Text("person", width=64),
+    "verdict": _Text(
+        "verdict",
+        width=134,
+        help="From the primary analysis only, tested in an order fixed in advance: the chance "
+        "of flagging a typical person for anything is at most α",
+    ),
+    "for what": _Text(
+        "for what",
+        width=600,
+        help="The atypical findings in words (the first two, the most specific first); the "
+        "sentence under the table gives them all, with the numbers",
+    ),
+    "sentence": None,  # printed in full under the table
+    "subject": None,  # the person column names them
 }
 
 #: :func:`emocore.findings.person_table` (Subject's "All tests", in an expander): fixed
 #: widths, < 780 px in all.
 PERSON_COLUMNS: dict[str, Any] = {
-    "emotion": None,  # the measure names it ("LOVE recall", "LOVE->SADNESS")
-    "measure": _Text("measure", width=170),
+    "emotion": None,  # the measure names it ("LOVE decoded correctly", "LOVE decoded as SADNESS")
+    "measure": _Text("measure", width=239),
     "value": _Text("value", width=64, help="The person's rate"),
     "others' mean": _Text("others' mean", width=102),
     "others' range": _Text("others' range", width=104, help="Lowest–highest of the others"),
     "others": None,  # the same for every test of the person: the summary above names it
-    "t": _Text("t", width=56, help="Crawford-Howell t (one-sided: worse than the others)"),
-    "df": _Text("df", width=34, help="Degrees of freedom: the number of others minus 1"),
+    "t": _Text(
+        "t",
+        width=56,
+        help="Crawford-Howell t of the person's own rate (one-sided: worse than the others), "
+        "with the number of others minus 1 degrees of freedom",
+    ),
+    "df": None,  # the number of others minus 1: the summary above names the others
     "p": _Text("p", width=64),
-    "Holm p": _Text("Holm p", width=64, help="Holm-adjusted over the person's tests"),
-    "flagged": _Text("flagged", width=64, help="Atypical at the run's α (Holm p below it)"),
+    "adjusted p": _Text(
+        "adjusted p",
+        width=86,
+        help="Adjusted for the person's other tests: the verdict's fixed order in the primary "
+        "analysis, Holm in an exploratory one",
+    ),
+    "flagged": _Text("flagged", width=64, help="Atypical at the run's α (adjusted p below it)"),
 }
 
 #: :func:`emocore.summaries.scenes_table` (Misclassified scenes), in the page's right column

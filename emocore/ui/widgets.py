@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -14,6 +15,8 @@ from emocore import figures
 from emocore.engine import describe_path
 from emocore.errors import EmocoreError
 from emocore.findings import (
+    EXPLORATORY,
+    ROLE_CAPTION,
     TEST_CAPTION,
     RunFindings,
     flagged_elsewhere,
@@ -24,7 +27,7 @@ from emocore.findings import (
     stability_sentence,
 )
 from emocore.model_checks import collapse, collapse_sentence
-from emocore.registry import Registry, most_complete_first, run_label
+from emocore.registry import Registry, most_complete_first, run_label, run_short_label
 from emocore.results import RunResults
 from emocore.settings import Settings
 from emocore.summaries import percent
@@ -36,12 +39,18 @@ __all__ = [
     "collapse_warning",
     "inference_caption",
     "job_monitor",
+    "linked_subject",
     "open_run_button",
     "RunContext",
     "chance_caption",
     "completed_runs",
+    "design_label",
     "design_picker",
+    "exploratory_caption",
+    "primary_design",
+    "primary_first",
     "finding_block",
+    "no_findings_note",
     "guard",
     "page",
     "pick_run",
@@ -59,6 +68,9 @@ _DESIGN_KEY = "emocore_design"
 _PAGE_KEY = "emocore_page"  # the page shown now: {"path", "title"}
 _FROM_KEY = "emocore_came_from"  # the page shown before it
 _RUN_PAGES_KEY = "emocore_run_pages"  # paths of the pages that showed a run (pick_run)
+_OPENED_KEY = "emocore_opened_run"  # {"page", "text"}: open_run_button's note for that page
+_URL_WRITTEN_KEY = "emocore_subject_in_url"  # the person subject_picker last put in the address
+URL_SUBJECT = "subject"  # the address's person: /subject?subject=10 (or sub-10)
 OVERVIEW = "pages/overview.py"
 
 
@@ -115,6 +127,7 @@ def page(title: str, *, prominent_notice: bool = False) -> Settings:
     ensure_app_frame()  # a cold deep link runs a page without app.py
     _track_page(title)
     st.title(title)
+    _opened_notice()
     research_notice(prominent=prominent_notice)
     with guard():
         return loaders.settings()
@@ -203,13 +216,21 @@ def completed_runs(reg: Registry) -> pd.DataFrame:
 
 
 def _pick(
-    label: str, options: list[str], key: str, fmt: Callable[[str], str] = str, where: Any = None
+    label: str,
+    options: list[str],
+    key: str,
+    fmt: Callable[[str], str] = str,
+    where: Any = None,
+    *,
+    carry_default: bool = True,
 ) -> str:
     """A selectbox whose choice is kept in session_state across pages.
 
     The widget has its own key, seeded from ``key`` (which outlives pages that do not draw the
     widget). An unkeyed selectbox whose ``index`` follows the last choice changes identity with
-    every choice, and Streamlit then dropped every second change.
+    every choice, and Streamlit then dropped every second change. With ``carry_default`` False
+    only a choice the user made is carried to other pages; until then each page opens on its
+    first option.
     """
     where = where or st.sidebar
     widget = f"{key}__widget"
@@ -222,7 +243,8 @@ def _pick(
         st.session_state[key] = st.session_state[widget]
 
     choice = where.selectbox(label, options, key=widget, format_func=fmt, on_change=keep)
-    st.session_state[key] = choice
+    if carry_default:
+        st.session_state[key] = choice
     return choice
 
 
@@ -233,8 +255,13 @@ def pick_run(s: Settings) -> RunContext | None:
     runs = completed_runs(reg) if reg is not None else pd.DataFrame()
     if reg is None or runs.empty:
         return None
-    labels = {r.id: run_label(r._asdict()) for r in runs.itertuples()}
+    records = {r.id: r._asdict() for r in runs.itertuples()}
+    # short enough for the sidebar; the id's end where two would read the same
+    labels = {run: run_short_label(r) for run, r in records.items()}
+    same = [run for run in labels if list(labels.values()).count(labels[run]) > 1]
+    labels.update({run: f"{labels[run]} · {run[-4:]}" for run in same})
     run_id = _pick("Run", list(labels), _RUN_KEY, lambda run: labels.get(run, run))
+    st.sidebar.caption(f"Run {run_id}: {run_label(records[run_id])}")
     here = st.session_state.get(_PAGE_KEY)
     if here:
         st.session_state.setdefault(_RUN_PAGES_KEY, set()).add(here["path"])
@@ -256,8 +283,39 @@ def require_run(s: Settings) -> RunContext:
     return ctx
 
 
+def _person_in(wanted: str, options: Sequence[str]) -> str | None:
+    """``wanted`` ("10", "sub-10", "1" for "01") as one of ``options``, else None."""
+    name = wanted.strip().removeprefix("sub-")
+    if name in options:
+        return name
+    if name.isdigit():
+        return next((o for o in options if o.isdigit() and int(o) == int(name)), None)
+    return None
+
+
+def linked_subject(options: Sequence[str], *, among: str) -> str | None:
+    """The person a link names (``?subject=10`` or ``?subject=sub-10``) when one of ``options``;
+    None when the URL names nobody, or someone else: then a warning says who is available
+    (``among`` says where the others are, e.g. "in run 2026...")."""
+    wanted = st.query_params.get(URL_SUBJECT)
+    if not wanted:
+        return None
+    person = _person_in(wanted, options)
+    if person is None:
+        asked = wanted if wanted.startswith("sub-") else f"sub-{wanted}"
+        st.warning(
+            f"The link asks for {asked}, who is not {among}. People available: "
+            f"{', '.join(f'sub-{p}' for p in options) or 'none'}. Pick one in the sidebar, or "
+            f"use e.g. ?{URL_SUBJECT}={options[0] if options else '01'} in the address."
+        )
+    return person
+
+
 def subject_picker(ctx: RunContext, *, where: Any = None, assessed: bool = False) -> str:
-    """The run's people; with ``assessed``, also the people assessed against it later."""
+    """The run's people; with ``assessed``, also the people assessed against it later.
+
+    A link picks the person (``/subject?subject=10``) and the choice is written back to the
+    address, so the address of any page with this picker can be shared."""
     options = list(ctx.study["subjects"])
     if assessed:
         options += [p for p in ctx.results.assessed if p not in options]
@@ -265,11 +323,62 @@ def subject_picker(ctx: RunContext, *, where: Any = None, assessed: bool = False
     def label(s: str) -> str:
         return f"sub-{s}" + ("" if s in ctx.study["subjects"] else " (assessed)")
 
-    return _pick("Subject", options, _SUBJECT_KEY, label, where)
+    # the address differs from what this picker last wrote there: a link (or an edited address)
+    if st.query_params.get(URL_SUBJECT) != st.session_state.get(_URL_WRITTEN_KEY):
+        linked = linked_subject(options, among=f"in run {ctx.run_id}")
+        if linked is not None:
+            st.session_state[_SUBJECT_KEY] = linked
+    choice = _pick("Subject", options, _SUBJECT_KEY, label, where)
+    st.query_params[URL_SUBJECT] = choice
+    st.session_state[_URL_WRITTEN_KEY] = choice
+    return choice
+
+
+def primary_design(ctx: RunContext) -> str | None:
+    """The design of the run's primary analysis (the verdicts'), None if it cannot be named."""
+    try:
+        return str(ctx.results.primary.design)
+    except EmocoreError:  # a study.json without designs: the pages say so elsewhere
+        return None
+
+
+def primary_first(ctx: RunContext, designs: Sequence[str] | None = None) -> list[str]:
+    """``designs`` (the run's by default) with the primary analysis' first: pages open on it."""
+    designs = list(ctx.designs if designs is None else designs)
+    primary = primary_design(ctx)
+    return ([primary] if primary in designs else []) + [d for d in designs if d != primary]
+
+
+def design_label(ctx: RunContext, design: str, *, short: bool = False) -> str:
+    """A design as a selector or tab names it: "loso (primary analysis: the verdict)", or
+    "single-subject (exploratory: not part of the verdict)"; ``short`` for tabs."""
+    if design == primary_design(ctx):
+        return f"{design} (primary)" if short else f"{design} (primary analysis: the verdict)"
+    return f"{design} (exploratory)" if short else f"{design} ({EXPLORATORY})"
 
 
 def design_picker(ctx: RunContext, *, where: Any = None, options: list[str] | None = None) -> str:
-    return _pick("Design", options or ctx.designs, _DESIGN_KEY, str, where or st)
+    """The design to show: the primary analysis first, so every page opens on it; the others
+    one click away, labelled exploratory. A design the user picks is carried to the other
+    pages; until then each opens on the primary analysis."""
+    return _pick(
+        "Design",
+        primary_first(ctx, options or ctx.designs),
+        _DESIGN_KEY,
+        lambda d: design_label(ctx, d),
+        where or st,
+        carry_default=False,
+    )
+
+
+def exploratory_caption(ctx: RunContext, design: str) -> None:
+    """Under results of a design that is not the primary analysis: say they are exploratory."""
+    if design == primary_design(ctx):
+        return
+    st.caption(
+        f":material/science: **{design}** is {EXPLORATORY}: the verdict above comes from the "
+        f"primary analysis ({ctx.results.primary.label}) only.",
+    )
 
 
 # -- single-case findings --------------------------------------------------------------------
@@ -287,6 +396,15 @@ def run_findings(ctx: RunContext) -> RunFindings | None:
     return found
 
 
+def no_findings_note(ctx: RunContext, found: RunFindings, design: str) -> bool:
+    """Say so (and return True) when the run recorded no single-case findings of ``design``: a
+    run from before them has only its primary analysis' tests, computed when it is opened."""
+    if found.has(design):
+        return False
+    st.info(predates_message(ctx.run_id, design=design))
+    return True
+
+
 def finding_block(
     ctx: RunContext,
     found: RunFindings,
@@ -296,14 +414,15 @@ def finding_block(
     design: str,
     key: str,
     summary: str | None = None,
+    model: str = "cnn",
 ) -> None:
     """Findings of one person: ``summary`` (e.g. how many tests, how many flagged), each sentence
     with, beside it, the others' values of its measure and the person's marked; instead of the
-    summary a power note when too few others; the test, split and fold stability."""
+    summary a power note when too few others; whether the tests are the verdict's (the primary
+    analysis) or exploratory; the statistics behind each sentence in an expander; fold
+    stability; flags in the run's other, exploratory, analyses."""
     split = found.split(design)
-    elsewhere = flagged_elsewhere(found, subject, design)
-    if elsewhere:
-        st.markdown(f"**{elsewhere}**")
+    role = found.role(design, model)
     note = power_note(rows, design=design)
     if note:
         st.info(note)
@@ -312,9 +431,6 @@ def finding_block(
     for i, row in enumerate(rows):
         left, right = st.columns([2, 3])
         (left.warning if row["flagged"] else left.markdown)(row["sentence"])
-        js = js_sentence(row)
-        if js:
-            left.caption(js)
         right.plotly_chart(
             figures.single_case_dots(
                 found.values(row["design"], row["model"], row["emotion"], row["measure"]),
@@ -326,18 +442,32 @@ def finding_block(
             ),
             key=f"{key}-{i}",
         )
-    chance_caption(split, ctx.chance_k, what=f"1/{len(ctx.classes)} classes", extra=TEST_CAPTION)
+    chance_caption(
+        split, ctx.chance_k, what=f"1/{len(ctx.classes)} classes", extra=ROLE_CAPTION[role]
+    )
+    with st.expander("The statistics behind these sentences"):
+        for row in rows:
+            if row.get("details"):
+                st.markdown(f"- **{measure_label(row)}**: {row['details']}")
+            js = js_sentence(row)
+            if js:
+                st.caption(js)
+        st.caption(f"{TEST_CAPTION}.")
     st.caption(
         stability_sentence(
             found.stability_of(subject, design), subject=subject, design=design, split=split
         )
     )
+    elsewhere = flagged_elsewhere(found, subject, design, model=model)
+    if elsewhere:
+        st.caption(f":material/science: {elsewhere}")
 
 
 # -- background jobs -------------------------------------------------------------------------
-def job_monitor(reg: Registry, *, followed_key: str) -> None:
+def job_monitor(reg: Registry, *, followed_key: str, kind: str | None = None) -> None:
     """The running jobs with progress, log and a cancel button (refreshed every 2 s while one
-    runs), then the outcome of the job this page started (``st.session_state[followed_key]``)."""
+    runs), then the outcome of the job this page started (``st.session_state[followed_key]``;
+    with ``kind``, after a reload, the newest background job of that kind in the registry)."""
     from emocore import jobs
 
     with guard():
@@ -366,6 +496,9 @@ def job_monitor(reg: Registry, *, followed_key: str) -> None:
     if not was_active:
         st.caption("No job is running.")
     followed = st.session_state.get(followed_key)
+    if not followed and kind is not None:  # a reload forgot it: the registry has not
+        with guard():
+            followed = jobs.last_job(reg, kind=kind)
     if followed and not was_active:
         try:
             rec = reg.get_run(followed)
@@ -378,16 +511,32 @@ def job_monitor(reg: Registry, *, followed_key: str) -> None:
             return
         st.success(outcome)
         if rec.kind in ("study", "train"):
-            open_run_button(followed)
+            open_run_button(followed, what=run_label(rec.to_dict()))
 
 
-def open_run_button(run_id: str) -> None:
+def open_run_button(run_id: str, *, what: str = "") -> None:
     """A button that makes ``run_id`` the picked run and shows it on the page the user came
-    from (if it shows runs), else on the Overview."""
+    from (if it shows runs), else on the Overview, which says so at its top (``what`` describes
+    the run there, e.g. :func:`emocore.registry.run_label`)."""
     here = st.session_state.get(_PAGE_KEY) or {}
     came = st.session_state.get(_FROM_KEY) or {}
     shows_runs = st.session_state.get(_RUN_PAGES_KEY, set())
     target = came if came.get("path") in shows_runs and came.get("path") != here.get("path") else {}
     if st.button(f"Open run {run_id} on {target.get('title') or 'Overview'}", type="primary"):
         st.session_state[_RUN_KEY] = run_id
+        st.session_state[_OPENED_KEY] = {
+            "page": Path(target.get("path") or OVERVIEW).name,
+            "text": f"Now showing run {run_id}"
+            + (f" ({what})" if what else "")
+            + f", opened from {here.get('title') or 'Retrain'}; the sidebar's Run picks another.",
+        }
         st.switch_page(target.get("path") or OVERVIEW)
+
+
+def _opened_notice() -> None:
+    """Say, once, on the page that :func:`open_run_button` switched to, that the run changed."""
+    opened = st.session_state.get(_OPENED_KEY)
+    path = _current_script()
+    if opened and (path is None or Path(path).name == opened["page"]):
+        del st.session_state[_OPENED_KEY]
+        st.info(opened["text"], icon=":material/swap_horiz:")

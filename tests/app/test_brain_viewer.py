@@ -111,3 +111,76 @@ def test_brain_viewer_offers_the_persons_mean_epi_as_underlay(
     no_exception(at, "brain-viewer")
     assert "mean EPI of sub-01" not in _widget(at, "radio", "Underlay").options
     assert "re-run `emocore prepare` to store each person's mean EPI" in texts(at, "caption")
+
+
+# -- opening on the verdict ------------------------------------------------------------------
+def _flag(home: Path, subject: str, emotion: str, predicted_as: str) -> None:
+    """Make ``subject``'s recorded verdict flag ``emotion`` decoded as ``predicted_as``."""
+    from emocore.registry import Registry
+
+    registry = Registry(home / "registry")
+    path = registry.run_dir(registry.list_runs()["id"][0]) / "study.json"
+    study = json.loads(path.read_text())
+    for verdict in study["verdicts"]:
+        if verdict["subject"] == subject:
+            finding = {"measure": f"{emotion}->{predicted_as}", "emotion": emotion}
+            verdict.update(
+                status="flagged",
+                sentence=f"Atypical decoding for sub-{subject}: {emotion} as {predicted_as}.",
+                flagged=[{**finding, "predicted_as": predicted_as, "sentence": "s"}],
+            )
+    path.write_text(json.dumps(study))
+
+
+def _opened_on(at: AppTest) -> tuple[str, str]:
+    """The emotion of the saliency picker and the true emotion of the volume shown."""
+    shown = texts(at, "markdown")
+    true = shown.split("true **", 1)[1].split("**", 1)[0]
+    return _widget(at, "selectbox", "Saliency for").value, true
+
+
+def test_brain_viewer_opens_on_the_verdicts_emotion_in_the_primary_analysis(
+    findings_home: Path, tmp_path: Path, emocore_env
+) -> None:
+    """sub-02 (in the cache): no evidence of atypical decoding, so LOVE, the clinical question's
+    first emotion; flagged for FEAR, it opens on FEAR. Always the primary analysis (loso), with
+    the model that held the person out, and a volume of that emotion the model got wrong."""
+    import shutil
+
+    from tests.app.test_pages import PAGES, ROOT
+
+    def visit(home: Path) -> AppTest:
+        emocore_env(home)
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
+        at.query_params["subject"] = "02"
+        at.switch_page(PAGES["brain-viewer"]).run()
+        no_exception(at, "brain-viewer")
+        return at
+
+    at = visit(findings_home)
+    assert _widget(at, "selectbox", "Design").value == "loso"
+    assert _opened_on(at) == ("LOVE", "LOVE")
+    assert "predicted **LOVE**" not in texts(at, "markdown")  # one the model got wrong
+    assert any(h.value == "Mean saliency per emotion — loso/sub-02" for h in at.subheader)
+
+    home = Path(shutil.copytree(findings_home, tmp_path / "home"))
+    _flag(home, "02", "FEAR", "ANGER")
+    at = visit(home)
+    assert at.warning[0].value == "Atypical decoding for sub-02: FEAR as ANGER."
+    assert _opened_on(at) == ("FEAR", "FEAR")
+
+
+def test_brain_viewer_says_when_the_person_is_not_in_the_cache(
+    findings_home: Path, emocore_env
+) -> None:
+    """sub-05's held-out predictions are in the run but not their volumes in this cache: the
+    verdict, then why no volume is shown (not an error)."""
+    from tests.app.test_pages import PAGES, ROOT
+
+    emocore_env(findings_home)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
+    at.query_params["subject"] = "05"
+    at.switch_page(PAGES["brain-viewer"]).run()
+    no_exception(at, "brain-viewer")
+    assert not at.error, [e.value for e in at.error]
+    assert "sub-05 is not in the cache" in texts(at, "info")

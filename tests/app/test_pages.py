@@ -215,6 +215,10 @@ def test_subject_inference_is_labelled_in_sample(home_copy: Path, emocore_env) -
     emocore_env(home_copy)
     at = open_page("subject")
     assert "held-out" in texts(at, "header", "subheader")
+    # the page opens on the design shown (loso: the fold model that held sub-01 out); their own
+    # single-subject model was trained on these volumes
+    assert next(s for s in at.selectbox if s.label == "Stored model").value == "loso/sub-01"
+    choose(at, "Stored model", "single-subject/sub-01")
     next(b for b in at.button if b.label.startswith("Run ")).click().run()
     no_exception(at, "subject")
     assert any("In-sample" in w.value for w in at.warning), texts(at, "warning", "info", "error")
@@ -232,25 +236,75 @@ def choose(at: AppTest, label: str, value: str) -> AppTest:
     return at
 
 
+def verdict_sentence(home: Path, subject: str) -> str:
+    """The verdict sentence the run holds for ``subject`` (what every page must show first)."""
+    from emocore.results import RunResults
+
+    registry = Registry(home / "registry")
+    verdict = RunResults(registry, registry.list_runs()["id"][0]).verdict(subject)
+    assert verdict is not None
+    return str(verdict["sentence"])
+
+
+def leading(at: AppTest, n: int = 3) -> list[tuple[str, str]]:
+    """The first ``n`` elements of the main area after the title, as (type, text)."""
+    shown = []
+
+    def walk(node) -> None:
+        for child in getattr(node, "children", {}).values():
+            if len(shown) >= n + 1:
+                return
+            if child.type in ("vertical", "horizontal", "column", "flex_container"):
+                walk(child)
+            else:
+                value = "" if child.type in ("dataframe", "plotly_chart") else child.value
+                shown.append((child.type, str(value or "")))
+
+    walk(at.main)
+    assert shown and shown[0][0] == "title", shown
+    return shown[1 : n + 1]
+
+
 def test_subject_page_states_the_finding(findings_home: Path, emocore_env) -> None:
     emocore_env(findings_home)
-    # a typical person (sub-01, the first): the balanced-accuracy sentence, nothing flagged
+    # a typical person (sub-01, the first): no evidence, in the primary analysis (loso)
     at = open_page("subject")
     no_exception(at, "subject")
+    assert next(s for s in at.selectbox if s.label == "Design").value == "loso"
     shown = texts(at, "markdown")
-    assert "sub-01's balanced accuracy over all emotions was" in shown, shown
-    assert "No atypical finding for sub-01 at α = 0.05" in shown
+    assert "sub-01's emotions were decoded correctly" in shown, shown
+    assert (
+        "No evidence of atypical decoding for sub-01 at α = 0.05 in the primary analysis" in shown
+    )
     assert "atypical at" not in texts(at, "warning")
+    assert "No evidence of atypical decoding for sub-01" in texts(at, "info")  # the verdict
     # the planted person: the flagged findings first, each with its chart
     at = choose(at, "Subject", "05")
     no_exception(at, "subject")
     flagged = texts(at, "warning")
     assert PLANTED in flagged and "atypical at α = 0.05" in flagged, flagged
     shown = texts(at, "markdown", "caption")
-    assert "2 of 26 tests of sub-05 atypical at α = 0.05 in single-subject" in shown, shown
-    assert "fold-to-fold SD of balanced accuracy" in shown
-    assert "Split: **leave-one-run-out**" in shown
+    assert "3 of 26 tests of sub-05 atypical at α = 0.05 in the primary analysis (loso" in shown
+    assert "in the verdict's order fixed in advance" in shown and "Holm" not in shown
+    assert "one fold: no spread" in shown and "Split: **leave-one-subject-out**" in shown
+    # the flags of the other design are named, as exploratory
+    assert "Exploratory (not part of the verdict" in shown and "single-subject (CNN)" in shown
     assert len(at.get("plotly_chart")) >= 4  # cohort, one per flagged finding, timeline
+    assert "LOVE decoded correctly" in set(at.dataframe[0].value["measure"])
+    # the other design, one click away: labelled exploratory, Holm-adjusted
+    design = next(s for s in at.selectbox if s.label == "Design")
+    assert (
+        design.format_func("single-subject")
+        == "single-subject (exploratory: not part of the verdict)"
+    )
+    at = choose(at, "Design", "single-subject")
+    no_exception(at, "subject")
+    shown = texts(at, "markdown", "caption")
+    assert "2 of 26 tests of sub-05 atypical at α = 0.05 in single-subject" in shown, shown
+    assert "**single-subject** is exploratory: not part of the verdict" in shown
+    assert "Exploratory: Holm-adjusted" in shown and "fold-to-fold SD of balanced accuracy" in shown
+    # the verdict still leads, from the primary analysis
+    assert leading(at, 2)[1] == ("warning", verdict_sentence(findings_home, "05"))
 
 
 def test_misclassified_page_shows_recall_and_top_confusion(
@@ -258,44 +312,129 @@ def test_misclassified_page_shows_recall_and_top_confusion(
 ) -> None:
     emocore_env(findings_home)
     at = choose(open_page("misclassified"), "Subject", "05")
-    choose(at, "Design", "loso")
     no_exception(at, "misclassified")
+    boxes = {b.label: b.value for b in at.selectbox}
+    assert boxes["Design"] == "loso" and boxes["Emotion"] == "LOVE"  # the verdict's
     flagged = texts(at, "warning")
-    assert PLANTED in flagged and "of sub-05's LOVE volumes were decoded as LOVE" in flagged, (
+    assert PLANTED in flagged and "of sub-05's LOVE volumes were decoded correctly" in flagged, (
         flagged
     )
     captions = texts(at, "caption")
-    assert "Jensen-Shannon distance" in captions and "one fold: no spread" in captions, captions
+    assert "one fold: no spread" in captions, captions
     assert "Split: **leave-one-subject-out**" in captions
     assert "Atypicality" not in texts(at, "subheader")
+    # the statistics (and the Jensen-Shannon distance) are in the details, not in front
+    assert "Jensen-Shannon" not in texts(at, "markdown", "warning")
+    details = next(e for e in at.expander if e.label == "The statistics behind these sentences")
+    inside = texts(details, "caption", "markdown")
+    assert "Jensen-Shannon distance" in inside and "t(6) = 12.25" in inside, inside
 
 
 def test_overview_lists_the_flagged_people(findings_home: Path, emocore_env) -> None:
+    """First under the title: who is flagged, for what, with the sentence; the others in one
+    line; the exploratory flags apart, collapsed; paths and the cache key in details."""
     emocore_env(findings_home)
     at = open_page("overview")
     no_exception(at, "overview")
-    assert "flagged at α = 0.05 in 1 person (8 people × 2 designs" in texts(at, "markdown")
-    table = at.dataframe[1].value
-    assert set(table["subject"]) == {"sub-05"} and set(table["emotion"]) == {"LOVE"}
-    assert {"split", "others' range", "Holm p", "sentence"} <= set(table.columns)
-    assert table["sentence"].str.contains(PLANTED).any()
+    first = leading(at, 4)
+    assert first[0][0] == "warning" and "Research use only" in first[0][1]  # the notice
+    assert first[1][1].startswith("Verdicts of run")
+    assert first[2][0] == "dataframe", first
+    table = at.dataframe[0].value
+    assert table[["person", "verdict", "for what"]].to_dict("records") == [
+        {
+            "person": "sub-05",
+            "verdict": "atypical decoding",
+            "for what": "LOVE decoded as SADNESS · LOVE decoded correctly less often (+ 1 more)",
+        }
+    ]
+    assert first[3] == ("warning", verdict_sentence(findings_home, "05"))
+    clear = texts(at, "info")
+    assert "No evidence of atypical decoding** for 7 people (sub-01, sub-02" in clear, clear
+    assert "What it could have found, with 7 others" in clear
+    assert "Primary analysis, named before the results: leave-one-subject-out CNN" in texts(
+        at, "caption"
+    )
+    exploratory = next(e for e in at.expander if e.label.startswith("Exploratory flags"))
+    assert "exploratory: not part of the verdict" in exploratory.label
+    flags = exploratory.dataframe[0].value
+    assert set(flags["design"]) == {"single-subject"} and set(flags["subject"]) == {"sub-05"}
+    assert {"split", "others' range", "adjusted p", "sentence"} <= set(flags.columns)
+    assert "Holm-adjusted within each person" in texts(exploratory, "markdown")
+    # folders and the cache key are in details, below
+    source = next(m.value for m in at.markdown if m.value.startswith("**Data source:**"))
+    assert "`" not in source and "key" not in texts(at, "caption")
+    where = next(e for e in at.expander if e.label.startswith("Where the data is"))
+    assert "key `" in texts(where, "markdown")
+
+
+@pytest.mark.parametrize("name", ["subject", "misclassified", "emotion-accuracy", "brain-viewer"])
+def test_every_page_about_a_person_leads_with_the_same_verdict(
+    name: str, findings_home: Path, emocore_env
+) -> None:
+    """/<page>?subject=05: the verdict (as the run holds it) right under the title, then the
+    primary analysis named; the design shown is the primary analysis' (loso)."""
+    emocore_env(findings_home)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
+    at.query_params["subject"] = "05"
+    at.switch_page(PAGES[name]).run()
+    no_exception(at, name)
+    assert leading(at, 2) == [
+        ("markdown", "#### Verdict on sub-05"),
+        ("warning", verdict_sentence(findings_home, "05")),
+    ]
+    assert "Primary analysis, named before the results: leave-one-subject-out CNN" in texts(
+        at, "caption"
+    )
+    designs = [s for s in [*at.selectbox, *at.sidebar.selectbox] if s.label == "Design"]
+    assert designs and all(d.value == "loso" for d in designs)
+    if name == "emotion-accuracy":  # the primary analysis' tab first, the others exploratory
+        tabs = [t.label for t in at.tabs]
+        assert tabs[0] == "loso (primary)" and tabs[1] == "single-subject (exploratory)", tabs
+
+
+def test_no_evidence_is_an_information_not_an_all_clear(findings_home: Path, emocore_env) -> None:
+    emocore_env(findings_home)
+    at = open_page("misclassified")  # sub-01
+    sentence = verdict_sentence(findings_home, "01")
+    assert sentence.startswith("No evidence of atypical decoding for sub-01")
+    assert leading(at, 2) == [("markdown", "#### Verdict on sub-01"), ("info", sentence)]
+    assert not at.success and "What it could have found" in sentence
 
 
 def test_two_people_are_too_few_for_single_case_tests(demo_home: Path, emocore_env) -> None:
     emocore_env(demo_home)
     at = open_page("overview")
-    assert "Too few people for single-case tests" in texts(at, "markdown")
+    assert "Not tested: sub-01, sub-02. sub-01 was not tested" in texts(at, "info")
+    assert "Too few people for single-case tests" in texts(at, "markdown")  # the exploratory
     at.switch_page(PAGES["misclassified"]).run()
     no_exception(at, "misclassified")
-    assert "too little power here and nothing is flagged" in texts(at, "info")
+    shown = texts(at, "info")
+    assert "sub-01 was not tested: a single-case test needs at least 5" in shown  # the verdict
+    assert "too little power here and nothing is flagged" in shown
 
 
 @pytest.mark.parametrize("name", ["overview", "subject", "misclassified"])
 def test_a_run_from_before_the_findings_says_so(name: str, old_run_home: Path, emocore_env) -> None:
+    """A run from before verdicts still gets one, computed from its held-out predictions, and
+    says that it predates named primary analyses; its other designs have no tests to show."""
     emocore_env(old_run_home)
     at = open_page(name)
     no_exception(at, name)
     assert not at.error, [e.value for e in at.error]
+    captions = texts(at, "caption")
+    assert "this run predates named primary analyses, so the default is used: every person" in (
+        captions
+    ), captions
+    if name == "overview":
+        assert at.dataframe[0].value["person"].tolist() == ["sub-05"]
+        return
+    assert leading(at, 2) == [
+        ("markdown", "#### Verdict on sub-01"),
+        ("info", verdict_sentence(old_run_home, "01")),
+    ]
+    at = choose(at, "Design", "single-subject")
+    no_exception(at, name)
     notice = texts(at, "info")
     assert "predates single-case findings" in notice and "emocore study" in notice, notice
 
@@ -349,6 +488,26 @@ def test_assess_page_adds_and_assesses_a_new_person(newcomer_home: Path, emocore
     assert "sub-03" in shown
     assert "at least 5" in shown  # two people in the cohort: too few for single-case tests
     assert "03" in json.loads((newcomer_home / "cache" / "manifest.json").read_text())["subjects"]
+    # the person's verdict, from the assessment, leads what the page says of them
+    verdict = json.loads(
+        (registry.run_dir(registry.list_runs(kind="study")["id"][0]) / "assessments" / "sub-03"
+         / "assessment.json").read_text()
+    )["verdict"]  # fmt: skip
+    assert "#### Verdict on sub-03" in texts(at, "markdown")
+    assert verdict["sentence"] in texts(at, "info")
+    # not assessed twice by accident: the page says so, and replacing is a separate button
+    assert "sub-03 was already assessed against run" in shown and "assess again to replace" in shown
+    again = next(b for b in at.button if b.label.startswith("Assess sub-03 again"))
+    again.click().run()
+    no_exception(at, "assess")
+    second = registry.list_runs(kind="assess")["id"][0]
+    assert second != job and registry.get_run(second).config["force"] is True
+    assert jobs.wait_job(registry, second, timeout_s=240).status == "completed", jobs.job_log(
+        registry, second
+    )
+    folder = registry.run_dir(registry.list_runs(kind="study")["id"][0])
+    stored = json.loads((folder / "assessments" / "sub-03" / "assessment.json").read_text())
+    assert stored["assess_run_id"] == second  # replaced, not reused
 
 
 def test_every_change_of_the_subject_picker_sticks_and_follows_to_other_pages(

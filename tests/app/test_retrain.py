@@ -108,7 +108,7 @@ def test_the_form_shows_the_retrained_study_settings_and_passes_them_all(
         ("selectbox", "Device"): t.device,
         ("selectbox", "torch.compile"): t.compile,
         ("number_input", "Permutations (chance level)"): 1000,
-        ("number_input", "α of the single-case tests (Holm)"): RECORDED.alpha,
+        ("number_input", "α of the single-case tests"): RECORDED.alpha,
         ("checkbox", "Linear baseline"): False,
         ("checkbox", "Saliency maps"): RECORDED.saliency,
         ("multiselect", "Final model on all the data for"): ["cross-subject"],
@@ -185,6 +185,7 @@ def test_a_finished_retrain_shows_its_headline_and_opens_its_run(
     assert not at.exception, [e.value for e in at.exception]
     assert [t.value for t in at.title] == ["Subject"]
     assert run_picker(at) == retrain
+    assert f"Now showing run {retrain} (train · " in " ".join(i.value for i in at.info)
 
     # a new session still opens on the complete study, not on the newest, smaller run
     assert run_picker(run_app()) == study
@@ -202,4 +203,35 @@ def test_a_retrain_without_a_page_before_opens_on_the_overview(
     next(b for b in at.button if b.label == f"Open run {retrain} on Overview").click().run()
     assert not at.exception, [e.value for e in at.exception]
     assert [t.value for t in at.title] == ["emocore — Overview"]
+    assert run_picker(at) == retrain
+
+
+def test_a_finished_retrain_survives_a_reload_and_the_overview_says_the_run_changed(
+    retrained_home: tuple[Path, str, str, list[str]], emocore_env, tmp_path: Path
+) -> None:
+    """The headline and "Open run" lived in session state only, lost on a reload; the Overview
+    then showed another run without a word."""
+    from emocore.jobs import LOG_NAME
+
+    home, study, retrain, _ = retrained_home
+    home = Path(shutil.copytree(home, tmp_path / "home"))
+    emocore_env(home)
+    # a run of the command line is not a job of the Retrain page: nothing to show
+    at = run_app(RETRAIN)
+    assert not at.success and not any(b.label.startswith("Open run") for b in at.button)
+
+    # what jobs.start_job leaves beside a run the page started
+    (Registry(home / "registry").run_dir(retrain) / LOG_NAME).write_text("the job's log\n")
+    at = run_app(RETRAIN)  # a new session: a reload
+    outcome = " ".join(s.value for s in at.success)
+    assert f"Run {retrain} completed. single-subject: balanced accuracy " in outcome, outcome
+    next(b for b in at.button if b.label == f"Open run {retrain} on Overview").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert [t.value for t in at.title] == ["emocore — Overview"]
+    assert run_picker(at) == retrain
+    notice = " ".join(i.value for i in at.info)
+    assert f"Now showing run {retrain} (train · single-subject · 1 people" in notice, notice
+    assert "opened from Retrain" in notice
+    at.run()  # said once
+    assert "Now showing run" not in " ".join(i.value for i in at.info)
     assert run_picker(at) == retrain

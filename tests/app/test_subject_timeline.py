@@ -55,6 +55,30 @@ def test_timeline_zooms_to_run_3_and_explains_its_marks(demo_home: Path, emocore
     assert {"correct", "misclassified"} <= names, names
 
 
+def drawn_rows(spec: dict) -> list[str]:
+    """The upper panel's rows, bottom to top, as plotly draws them: the axis's category array
+    when it sets one, else the categories in the order the traces bring them."""
+    axis = spec["layout"].get("yaxis", {})
+    if axis.get("categoryorder") == "array":
+        return list(axis["categoryarray"])
+    rows: list[str] = []
+    for trace in spec["data"]:
+        if trace.get("yaxis", "y") == "y" and trace.get("mode") == "markers":
+            rows += [y for y in trace.get("y") or [] if isinstance(y, str) and y not in rows]
+    return rows
+
+
+def test_the_timeline_caption_names_the_rows_as_drawn(demo_home: Path, emocore_env) -> None:
+    """The caption said "top row true" while the top row was the prediction."""
+    emocore_env(demo_home)
+    at = open_page("subject")
+    no_exception(at, "subject")
+    rows = drawn_rows(timeline_spec(at, "sub-01: true vs predicted (held out"))
+    assert rows == ["true", "predicted"], rows
+    caption = next(c.value for c in at.caption if "How to read the timeline" in c.value)
+    assert f"Top row **{rows[-1]}**" in caption and f"Row below it **{rows[0]}**" in caption
+
+
 def test_every_volume_includes_none_and_shows_metrics(home_copy: Path, emocore_env) -> None:
     emocore_env(home_copy)
     n_volumes = len(open_cache(home_copy / "cache").labels)

@@ -8,7 +8,13 @@ import json
 import pandas as pd
 import pytest
 
-from emocore.findings import RunFindings, flagged_table, person_table, run_findings
+from emocore.findings import (
+    RunFindings,
+    flagged_table,
+    person_table,
+    run_findings,
+    verdict_table,
+)
 from emocore.registry import Registry
 from emocore.summaries import (
     cell_volumes_table,
@@ -25,6 +31,7 @@ from emocore.ui.tables import (
     RESULTS_COLUMNS,
     RUNS_COLUMNS,
     SCENES_COLUMNS,
+    VERDICT_COLUMNS,
 )
 
 RESULT = {
@@ -149,7 +156,7 @@ def test_tuning_table_names_fixed_settings_and_inner_fold_choices() -> None:
 def test_flagged_columns_hide_what_the_other_cells_say() -> None:
     hidden = {name for name, config in FLAGGED_COLUMNS.items() if config is None}
     assert hidden == {"split", "emotion", "measure", "sentence"}  # the finding says them
-    assert "Holm p" in FLAGGED_COLUMNS and "others' range" in FLAGGED_COLUMNS
+    assert "adjusted p" in FLAGGED_COLUMNS and "others' range" in FLAGGED_COLUMNS
 
 
 def _width(config: dict, columns: list[str] | None = None) -> int:
@@ -165,7 +172,7 @@ def test_column_layouts_fit_beside_the_sidebar() -> None:
     emotion_accuracy = list(results_table([RESULT], n_classes=5, recall=True).columns)
     assert _width(RESULTS_COLUMNS, overview) <= 800
     assert _width(RESULTS_COLUMNS, emotion_accuracy) <= 800
-    for config in (FLAGGED_COLUMNS, RUNS_COLUMNS, CELL_COLUMNS):
+    for config in (FLAGGED_COLUMNS, RUNS_COLUMNS, CELL_COLUMNS, VERDICT_COLUMNS):
         assert _width(config) < 800, list(config)
     assert _width(RUNS_COLUMNS) < 780  # inside an expander, whose padding takes 16 px more
 
@@ -361,9 +368,11 @@ def found(tmp_path_factory: pytest.TempPathFactory) -> RunFindings:
 
 def test_flagged_cells_fit_their_columns(found: RunFindings) -> None:
     """The planted person's findings, and every test of every person as if flagged (the longest
-    confusion is "HAPPINESS decoded as SADNESS")."""
+    finding is "HAPPINESS decoded correctly less often")."""
     flagged = flagged_table(found)
-    assert set(flagged["finding"]) == {"LOVE decoded as SADNESS", "LOVE recall"}
+    assert {"LOVE decoded as SADNESS", "LOVE decoded correctly less often"} <= set(
+        flagged["finding"]
+    )
     assert_cells_fit(FLAGGED_COLUMNS, flagged)
     everything = RunFindings(
         table=found.table.assign(flagged=True), stability=found.stability, splits=found.splits
@@ -374,11 +383,27 @@ def test_flagged_cells_fit_their_columns(found: RunFindings) -> None:
 
 
 def test_person_cells_fit_their_columns(found: RunFindings) -> None:
-    """Every test of every person and design: 26 measures each, "LOVE recall" naming its emotion."""
+    """Every test of every person and design: 26 measures each, in plain words that name the
+    emotion ("LOVE decoded correctly", "HAPPINESS decoded as SADNESS")."""
     table = person_table(found.table)
-    assert "LOVE recall" in set(table["measure"]) and set(table.columns) == set(PERSON_COLUMNS)
+    assert "LOVE decoded correctly" in set(table["measure"])
+    assert set(table.columns) == set(PERSON_COLUMNS)
     assert_cells_fit(PERSON_COLUMNS, table)
     assert _width(PERSON_COLUMNS) < 780  # in an expander
+
+
+def test_verdict_cells_fit_their_columns(found: RunFindings) -> None:
+    """The Overview's verdict table, with a person flagged for every finding at once."""
+    rows = found.table[(found.table["design"] == "loso") & (found.table["model"] == "cnn")]
+    everything = {
+        "subject": "05",
+        "status": "flagged",
+        "sentence": "…",
+        "flagged": rows[rows["subject"] == "05"].head(4).to_dict("records"),
+    }
+    table = verdict_table([everything, {**everything, "subject": "01", "flagged": []}])
+    assert len(table) == 2 and table["verdict"].eq("atypical decoding").all()
+    assert_cells_fit(VERDICT_COLUMNS, table)
 
 
 def test_scenes_cells_fit_their_columns() -> None:

@@ -18,7 +18,11 @@ What the test expects of the pages (Streamlit's own test ids and accessible name
   ("completed", "cancelled") once it has finished (in place, or after a reload); for a
   completed job "Run <id> completed. <design>: balanced accuracy ... (<split>, permutation
   chance ...)" and a button "Open run <id> on Overview" that makes it the sidebar's "Run". A
-  new visit still opens on the complete study (the sidebar "Run" starts with "study · ").
+  new visit still opens on the complete study (the sidebar "Run" reads "<date> · study · ...").
+* Every page about a person (/subject, /misclassified, /emotion-accuracy, /brain-viewer,
+  /report), opened first on a fresh server with ``?subject=05``, and the Overview, show the
+  person's verdict sentence (as the run holds it) in an alert box that lies whole on the first
+  screen, 1280 x 900 (screenshots verdict-<page>.png).
 * Report: an optional "Export / Build / Generate / Create ... report" button, then an
   ``st.download_button`` (test id ``stDownloadButton``) giving an HTML file that names the
   subject (sub-01 or sub-02) and says "chance".
@@ -337,8 +341,10 @@ def _pick_a_full_cell(page, home: Path) -> None:
 
     registry = Registry(demo_paths(home)["registry"])
     study = registry.list_runs(kind="study", status="completed")["id"][0]
-    held = RunResults(registry, study).predictions(chosen("Design"))
-    held = held[held["subject"].astype(str) == chosen("Subject").removeprefix("sub-")]
+    design = chosen("Design").split(" (")[0]  # "loso (primary analysis: the verdict)"
+    held = RunResults(registry, study).predictions(design)
+    person = page.get_by_role("combobox", name="Subject").first.input_value()  # the sidebar's
+    held = held[held["subject"].astype(str) == person.removeprefix("sub-")]
     wrong = held[held["true"] != held["pred"]]
     pairs = (wrong if len(wrong) else held).groupby(["true", "pred"]).size()
     true, pred = pairs.idxmax()
@@ -432,11 +438,11 @@ def test_retrain_runs_a_job_and_cancels_another(page, server: str, home: Path) -
     wait_for_app_run(page)
     assert_no_exception(page, "overview")
     picked = page.get_by_role("combobox", name="Run").first
-    assert picked.input_value().startswith("train · "), picked.input_value()
+    assert " · train · " in picked.input_value(), picked.input_value()
     # ... but a new visit still opens on the complete study, not on the newest, smaller run
     open_page(page, server, "overview")
     picked = page.get_by_role("combobox", name="Run").first
-    assert picked.input_value().startswith("study · "), picked.input_value()
+    assert " · study · " in picked.input_value(), picked.input_value()
 
     long = _start_from_page(page, server, registry, epochs=500)
     assert registry.get_run(long).config["train"]["epochs"] == 500
@@ -496,33 +502,49 @@ def test_report_exports_html_naming_subject_and_chance(page, server: str) -> Non
 
 
 # -- single-case findings ----------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def findings_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The dashboard on a home whose run holds findings: eight people, sub-05 planted (LOVE
-    mostly called SADNESS), through emocore's own evaluation (no training)."""
+def _findings_home(root: Path) -> Path:
+    """A home whose run holds findings and verdicts: eight people, sub-05 planted (LOVE mostly
+    called SADNESS), through emocore's own evaluation (no training)."""
     from emocore.data.prepare import prepare_cache
     from emocore.data.synthetic import SynthConfig, generate_cohort
     from emocore.demo import demo_paths
     from emocore.registry import Registry
     from tests.conftest import write_findings_run
 
-    root = tmp_path_factory.mktemp("emocore-findings")
     paths = demo_paths(root)
     generate_cohort(paths["cohort"], SynthConfig(n_subjects=2, grid_mm=12.0))
     cache = prepare_cache(paths["cohort"], paths["annotations"], paths["cache"])
     write_findings_run(Registry(paths["registry"]), cache_key=cache.key)
-    with serve(root, tmp_path_factory.mktemp("findings-server")) as url:
+    return root
+
+
+@pytest.fixture(scope="module")
+def findings_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _findings_home(tmp_path_factory.mktemp("emocore-findings"))
+
+
+@pytest.fixture(scope="module")
+def findings_server(findings_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The dashboard on the findings home."""
+    with serve(findings_home, tmp_path_factory.mktemp("findings-server")) as url:
         yield url
 
 
 def test_the_planted_person_is_named_where_a_clinician_looks(page, findings_server: str) -> None:
-    """Overview counts the flagged findings (their table is a canvas grid); the Misclassified
-    scenes page for sub-05 and LOVE states the finding in a sentence beside the chart of the
-    others' values."""
+    """Overview names the flagged person and their sentence first (the exploratory designs'
+    flags collapsed apart); the Misclassified scenes page for sub-05 and LOVE states the finding
+    in a sentence beside the chart of the others' values."""
     open_page(page, findings_server, "overview")
     text = _main_text(page)
-    assert re.search(r"\d+ findings? flagged at α = 0.05 in 1 person", text), text[-2000:]
+    assert "Verdicts of run" in text and "atypical decoding" in text, text[:2000]
+    assert re.search(r"Atypical decoding for sub-05 \(leave-one-subject-out CNN", text), text[:2000]
+    assert "Exploratory flags in other designs" in text
     page.screenshot(path=str(SHOTS / "findings-overview.png"), full_page=True)
+    expander = page.locator('[data-testid="stExpander"]').filter(
+        has_text=re.compile(r"Exploratory flags in other designs")
+    )
+    expander.locator("summary").first.click()  # collapsed: open it to check its table too
+    expander.locator('[data-testid="stDataFrame"]').first.wait_for(state="visible")
     assert_tables_fit(page, "findings-overview")
     open_page(page, findings_server, "misclassified")
     page.get_by_role("combobox", name=re.compile("Subject")).click()
@@ -536,6 +558,107 @@ def test_the_planted_person_is_named_where_a_clinician_looks(page, findings_serv
     assert page.locator('[data-testid="stPlotlyChart"]').count() >= 1
     page.wait_for_timeout(1500)  # plotly draws after the script has finished
     page.screenshot(path=str(SHOTS / "findings-misclassified.png"), full_page=True)
+
+
+#: The first screen the issue names: 1280 x 900, nothing scrolled.
+FIRST_SCREEN = {"width": 1280, "height": 900}
+#: Pages about one person, each of which must lead with the person's verdict.
+PERSON_PAGES = (
+    "overview",
+    "subject",
+    "misclassified",
+    "emotion-accuracy",
+    "brain-viewer",
+    "report",
+)
+
+
+def _normalised(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _on_first_screen(page, sentence: str) -> dict:
+    """The alert box (st.warning / st.info) that holds ``sentence`` whole, and its box; fails
+    unless it lies entirely inside the first screen."""
+    alerts = page.locator('[data-testid="stAlert"]')
+    want = _normalised(sentence)
+    for i in range(alerts.count()):
+        alert = alerts.nth(i)
+        if want in _normalised(alert.inner_text()):
+            box = alert.bounding_box()
+            assert box is not None, "the verdict's box is not drawn"
+            assert box["y"] >= 0 and box["y"] + box["height"] <= FIRST_SCREEN["height"], (
+                f"the verdict's box spans y = {box['y']:.0f} to {box['y'] + box['height']:.0f} px: "
+                f"not all of it on the first {FIRST_SCREEN['height']} px"
+            )
+            return box
+    shown = [_normalised(alerts.nth(i).inner_text())[:120] for i in range(alerts.count())]
+    pytest.fail(f"no box holds the verdict sentence {want[:120]!r}…; boxes: {shown}")
+
+
+@pytest.mark.parametrize("name", PERSON_PAGES)
+def test_every_page_about_sub_05_leads_with_its_verdict_on_a_cold_server(
+    browser, findings_home: Path, tmp_path_factory: pytest.TempPathFactory, name: str
+) -> None:
+    """A fresh server, a first visit to /<page>?subject=05 (the Overview: /): the sentence of
+    sub-05's verdict, as the run holds it, is on the first screen (1280 x 900, not scrolled),
+    the same on every page. The screenshots (verdict-<page>.png) are for a person to look at."""
+    import shutil
+
+    from emocore.demo import demo_paths
+    from emocore.registry import Registry
+    from emocore.results import RunResults
+
+    home = Path(shutil.copytree(findings_home, tmp_path_factory.mktemp("cold") / "home"))
+    registry = Registry(demo_paths(home)["registry"])
+    verdict = RunResults(registry, registry.list_runs()["id"][0]).verdict("05")
+    assert verdict is not None and verdict["status"] == "flagged"
+    context = browser.new_context(viewport=FIRST_SCREEN)
+    pg = context.new_page()
+    pg.set_default_timeout(RUN_TIMEOUT_MS)
+    try:
+        with serve(home, tmp_path_factory.mktemp("cold-server")) as cold:
+            pg.goto(f"{cold}/{PAGES[name]}?subject=05", wait_until="domcontentloaded")
+            wait_for_app_run(pg)
+            assert_no_exception(pg, name)
+            pg.wait_for_timeout(1000)  # the last deltas and fonts
+            SHOTS.mkdir(parents=True, exist_ok=True)
+            pg.screenshot(path=str(SHOTS / f"verdict-{name}.png"))
+            _on_first_screen(pg, verdict["sentence"])
+            if name != "overview":
+                heading = pg.get_by_text("Verdict on sub-05", exact=True)
+                assert heading.count() and heading.first.is_visible()
+    finally:
+        context.close()
+
+
+def test_the_first_click_on_a_cold_deep_link_counts(
+    browser, findings_home: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A fresh server, a shared link (/report?subject=05), one click on "Build report": the
+    report is built. (The page's first run goes through Streamlit's automatic navigation,
+    whose widget ids differ from app.py's: without ensure_app_frame's one rerun the first
+    click was lost and needed a second.)"""
+    import shutil
+
+    home = Path(shutil.copytree(findings_home, tmp_path_factory.mktemp("click") / "home"))
+    context = browser.new_context(viewport=FIRST_SCREEN)
+    pg = context.new_page()
+    pg.set_default_timeout(RUN_TIMEOUT_MS)
+    try:
+        with serve(home, tmp_path_factory.mktemp("click-server")) as cold:
+            pg.goto(f"{cold}/{PAGES['report']}?subject=05", wait_until="domcontentloaded")
+            wait_for_app_run(pg)
+            build = button(pg, r"^build report")
+            assert build.count() == 1
+            build.first.click()
+            wait_for_app_run(pg)
+            assert_no_exception(pg, "report")
+            download = pg.locator('[data-testid="stDownloadButton"] button')
+            download.first.wait_for(state="visible", timeout=30_000)
+            assert "sub-05" in (download.first.text_content() or "")
+    finally:
+        context.close()
 
 
 # -- brain viewer ------------------------------------------------------------------------------
