@@ -150,7 +150,10 @@ def _planted_cohort(rng, n_others, observed):
     return _table(rng, people, shared=SHARED)
 
 
-@pytest.mark.parametrize("n_others", [9, 19])
+@pytest.mark.parametrize(
+    "n_others",
+    [9, pytest.param(19, marks=pytest.mark.sweep)],  # 20-person cohorts: 35 s, in the sweep
+)
 def test_power_at_a_realistic_effect_is_what_readme_states(rng, n_others):
     n_sim, hits = 90, 0
     planted = f"{n_others + 1:02d}"
@@ -269,7 +272,7 @@ def test_a_newcomer_is_compared_with_the_cohorts_unflagged_people(rng):
     """A cohort holds one atypical person (LOVE->SADNESS 60 %). Left in the reference, they
     hide a newcomer with the same decoding; left out (the study's verdicts flagged them), the
     newcomer is found, and a typical newcomer is still flagged at most at alpha."""
-    n_sim = 60
+    n_sim = 45
     typical_flagged = planted_found = planted_found_inflated = 0
     for _ in range(n_sim):
         people = [_person(rng, TYPICAL) for _ in range(10)]
