@@ -24,6 +24,7 @@ permutation, slower).
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
@@ -47,6 +48,8 @@ __all__ = [
     "circular_shift_null",
     "permutation_test",
     "block_bootstrap_ci",
+    "two_way_bootstrap_ci",
+    "expanded_level",
 ]
 
 logger = logging.getLogger(__name__)
@@ -299,17 +302,57 @@ def _group_layout(groups: np.ndarray) -> _GroupLayout:
 
 
 def _draw_offsets(
-    layout: _GroupLayout, n_draws: int, min_shift: int, rng: np.random.Generator
+    layout: _GroupLayout,
+    n_draws: int,
+    min_shift: int,
+    rng: np.random.Generator,
+    shared: np.ndarray | None = None,
 ) -> np.ndarray:
     """(n_draws x n_groups) offsets, uniform over the allowed rotations of each group.
 
     ``m = min(min_shift, L // 2)``; with ``m = 0`` every rotation ``0 .. L - 1`` (identity
-    included, once), otherwise ``m .. L - m``.
+    included, once), otherwise ``m .. L - m``. With ``shared`` (one code per group, see
+    :func:`_shared_codes`) the groups of one code take one offset, drawn for the longest of them;
+    a shorter group takes it modulo its own length.
     """
-    lengths = layout.group_lengths
+    if shared is None:
+        lengths = layout.group_lengths
+    else:
+        n_shared = int(shared.max()) + 1
+        lengths = np.zeros(n_shared, dtype=np.int64)
+        np.maximum.at(lengths, shared, layout.group_lengths)
     effective = np.minimum(min_shift, lengths // 2)
     high = np.maximum(lengths - np.maximum(effective, 1), effective)
-    return rng.integers(effective, high, size=(n_draws, layout.n_groups), endpoint=True)
+    offsets = rng.integers(effective, high, size=(n_draws, len(lengths)), endpoint=True)
+    if shared is None:
+        return offsets
+    return offsets[:, shared] % np.maximum(layout.group_lengths, 1)
+
+
+def _shared_codes(
+    layout: _GroupLayout, groups: np.ndarray, shared: Labels | None
+) -> np.ndarray | None:
+    """One code per group of ``layout`` from ``shared`` (one label per row), or None.
+
+    Every row of a group must carry the same ``shared`` label (e.g. the run of a subject x run
+    group); a group split over two labels would be rotated by two offsets at once.
+    """
+    if shared is None:
+        return None
+    values = _as_array(shared, "shared")
+    if len(values) != len(groups):
+        raise ConfigError(
+            f"'shared' has {len(values)} entries but there are {len(groups)} volumes; pass one "
+            "label per volume naming the stretch of stimulus it belongs to (e.g. the run)"
+        )
+    codes, _ = pd.factorize(values[layout.order])
+    first = codes[layout.starts == np.arange(len(codes))]
+    if np.any(codes != first[layout.group_of_row]):
+        raise ConfigError(
+            "'shared' must be constant within each group: the rows of one subject x run must "
+            "all name the same run"
+        )
+    return first
 
 
 def _shifted_sources(layout: _GroupLayout, offsets: np.ndarray) -> np.ndarray:
@@ -343,7 +386,12 @@ def _prepare_groups(groups: Labels, n_rows: int) -> np.ndarray:
 
 
 def circular_shift_labels(
-    labels: Labels, groups: Labels, *, rng: Seed = None, min_shift: int = 0
+    labels: Labels,
+    groups: Labels,
+    *,
+    rng: Seed = None,
+    min_shift: int = 0,
+    shared: Labels | None = None,
 ) -> np.ndarray:
     """One circular shift of ``labels`` within each group, as the null uses it.
 
@@ -352,6 +400,8 @@ def circular_shift_labels(
     position ``(i + s) mod L``, ``L`` being the group's length. ``s`` is uniform over all
     rotations ``0 .. L - 1`` when ``min_shift`` is 0, else over ``m .. L - m`` with
     ``m = min(min_shift, L // 2)``. Label counts and circular run lengths of every group are kept.
+    With ``shared`` (one label per row, e.g. the run), groups with the same label are rotated by
+    one common offset, as :func:`circular_shift_null` explains.
     """
     values = _as_array(labels, "labels")
     group_array = _prepare_groups(groups, len(values))
@@ -359,7 +409,8 @@ def circular_shift_labels(
     if len(values) == 0:
         return values.copy()
     layout = _group_layout(group_array)
-    offsets = _draw_offsets(layout, 1, min_shift, _rng(rng))
+    common = _shared_codes(layout, group_array, shared)
+    offsets = _draw_offsets(layout, 1, min_shift, _rng(rng), common)
     sources = _shifted_sources(layout, offsets)[0]
     shifted = np.empty_like(values)
     shifted[layout.order] = values[layout.order][sources]
@@ -375,6 +426,7 @@ def circular_shift_null(
     rng: Seed = None,
     *,
     min_shift: int = 0,
+    shared: Labels | None = None,
 ) -> np.ndarray:
     """Null distribution of ``metric`` with the true labels circularly shifted within groups.
 
@@ -401,6 +453,16 @@ def circular_shift_null(
         150 or 450 volumes, episodes of 8-20 volumes, independent predictions) ``min_shift=10``
         gave 7.5-8.5 % false positives at alpha = 0.05, ``min_shift=0`` 4.7-5.2 %. Groups shorter
         than ``2 * min_shift + 1`` are shifted by at most half their length (a warning is logged).
+    shared
+        Optional, one label per volume (e.g. the run): groups with the same label are rotated by
+        one common offset. Use it when people share the timeline. Everybody hears the same movie,
+        so their labels are one sequence and their predictions share a stimulus-driven part
+        (inter-subject correlation, Hasson et al. 2004); shifting each person by an independent
+        offset averages that shared part away and gives a null far narrower than the data's.
+        In simulations with 10 people whose predictions were 90 % one shared sequence, shifts
+        independent per person flagged 26 % of null cohorts at alpha = 0.05 and one shift per
+        run common to all people 4-6 %. A group shorter than the longest of its label takes the
+        offset modulo its own length.
 
     Returns
     -------
@@ -420,6 +482,7 @@ def circular_shift_null(
         return np.full(n_permutations, np.nan)
 
     layout = _group_layout(group_array)
+    common = _shared_codes(layout, group_array, shared)
     _warn_short_groups(layout, min_shift)
     true_sorted, pred_sorted = true[layout.order], pred[layout.order]
     null = np.empty(n_permutations)
@@ -428,7 +491,9 @@ def circular_shift_null(
     if callable(metric):
         for start in range(0, n_permutations, chunk):
             n_draws = min(chunk, n_permutations - start)
-            sources = _shifted_sources(layout, _draw_offsets(layout, n_draws, min_shift, generator))
+            sources = _shifted_sources(
+                layout, _draw_offsets(layout, n_draws, min_shift, generator, common)
+            )
             for i in range(n_draws):
                 shifted = np.empty_like(true)
                 shifted[layout.order] = true_sorted[sources[i]]
@@ -441,7 +506,9 @@ def circular_shift_null(
     true_codes, pred_codes = codes[: len(true)], codes[len(true) :]
     for start in range(0, n_permutations, chunk):
         n_draws = min(chunk, n_permutations - start)
-        sources = _shifted_sources(layout, _draw_offsets(layout, n_draws, min_shift, generator))
+        sources = _shifted_sources(
+            layout, _draw_offsets(layout, n_draws, min_shift, generator, common)
+        )
         null[start : start + n_draws] = _batch_scores(
             true_codes[sources], pred_codes, n_codes, metric
         )
@@ -478,6 +545,7 @@ def permutation_test(
     *,
     min_shift: int = 0,
     chance_min_shift: int | None = None,
+    shared: Labels | None = None,
 ) -> PermutationResult:
     """Score ``y_pred`` and test it against the circular-shift null of :func:`circular_shift_null`.
 
@@ -490,19 +558,27 @@ def permutation_test(
     the null mean of a good predictor above chance (with 125-volume runs and a 76 %-correct
     predictor: 0.25 instead of 0.21 for 5 classes). Give ``chance_min_shift`` (e.g. 10 volumes)
     to compute ``null_mean`` / ``null_low`` / ``null_high`` from a second null that leaves those
-    rotations out; by default both come from the same null.
+    rotations out; by default both come from the same null. ``shared`` rotates the groups with
+    one label by one common offset (see :func:`circular_shift_null`), in both nulls.
     """
     true, pred = _pair(y_true, y_pred)
     metric = _check_metric(metric)
     generator = _rng(rng)
     null = circular_shift_null(
-        true, pred, groups, metric, n_permutations, generator, min_shift=min_shift
+        true, pred, groups, metric, n_permutations, generator, min_shift=min_shift, shared=shared
     )
     if chance_min_shift is None or chance_min_shift == min_shift:
         chance_null = null
     else:
         chance_null = circular_shift_null(
-            true, pred, groups, metric, n_permutations, generator, min_shift=chance_min_shift
+            true,
+            pred,
+            groups,
+            metric,
+            n_permutations,
+            generator,
+            min_shift=chance_min_shift,
+            shared=shared,
         )
     n = len(null)
     nan = float("nan")
@@ -533,6 +609,66 @@ def permutation_test(
 # ---------------------------------------------------------------------------------------------
 
 
+def _check_level(level: float) -> float:
+    if not 0.0 < float(level) < 1.0:
+        raise ConfigError(
+            f"'level' must lie strictly between 0 and 1 (e.g. 0.95); {level!r} was provided"
+        )
+    return float(level)
+
+
+def _weighted_block_scores(
+    true: np.ndarray,
+    pred: np.ndarray,
+    block_codes: np.ndarray,
+    weights: np.ndarray,
+    metric: Metric,
+) -> np.ndarray:
+    """``metric`` of each resample, a resample being (n_blocks,) integer block weights (B x n).
+
+    Named metrics use each block's correct and total volumes per class (sufficient statistics);
+    a callable sees the volumes of each block repeated as often as the block was drawn.
+    """
+    n_blocks = weights.shape[1]
+    if callable(metric):
+        members = [np.flatnonzero(block_codes == b) for b in range(n_blocks)]
+        scores = np.empty(len(weights))
+        for i, row in enumerate(weights):
+            rows = np.concatenate([np.tile(members[b], int(w)) for b, w in enumerate(row) if w])
+            scores[i] = float(metric(true[rows], pred[rows]))
+        return scores
+    codes, _ = pd.factorize(np.concatenate([true, pred]))
+    n_codes = int(codes.max()) + 1
+    t, p = codes[: len(true)], codes[len(true) :]
+    hit = (t == p).astype(float)
+    totals = np.zeros((n_blocks, n_codes))
+    correct = np.zeros((n_blocks, n_codes))
+    np.add.at(totals, (block_codes, t), 1.0)
+    np.add.at(correct, (block_codes, t), hit)
+    boot_totals = weights @ totals
+    boot_correct = weights @ correct
+    if metric == "accuracy":
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return boot_correct.sum(axis=1) / boot_totals.sum(axis=1)
+    return _balanced_from_counts(boot_correct, boot_totals)
+
+
+def _draw_counts(generator: np.random.Generator, n_boot: int, n: int) -> np.ndarray:
+    """(n_boot x n) counts of ``n`` draws with replacement from ``n`` items."""
+    draws = generator.integers(0, n, size=(n_boot, n))
+    flat = (draws + n * np.arange(n_boot)[:, None]).ravel()
+    return np.bincount(flat, minlength=n_boot * n).reshape(n_boot, n)
+
+
+def _percentiles(scores: np.ndarray, level: float) -> tuple[float, float]:
+    finite = scores[np.isfinite(scores)]
+    if len(finite) == 0:
+        return float("nan"), float("nan")
+    tail = (1.0 - level) / 2.0 * 100.0
+    low, high = np.percentile(finite, [tail, 100.0 - tail])
+    return float(low), float(high)
+
+
 def block_bootstrap_ci(
     y_true: Labels,
     y_pred: Labels,
@@ -548,14 +684,14 @@ def block_bootstrap_ci(
     emotion episodes) with replacement and pools their volumes, so the autocorrelation inside a
     block is kept. With few blocks the interval is coarse, which is honest: there are few
     independent pieces of evidence. Returns ``(nan, nan)`` for empty input.
+
+    Blocks are treated as independent. Where they are crossed (people x runs of one movie, the
+    runs being stimuli everyone heard), use :func:`two_way_bootstrap_ci`.
     """
     true, pred = _pair(y_true, y_pred)
     metric = _check_metric(metric)
     n_boot = _check_count(n_boot, "n_boot", 1)
-    if not 0.0 < float(level) < 1.0:
-        raise ConfigError(
-            f"'level' must lie strictly between 0 and 1 (e.g. 0.95); {level!r} was provided"
-        )
+    level = _check_level(level)
     block_array = _as_array(blocks, "blocks")
     if len(block_array) != len(true):
         raise ConfigError(
@@ -565,39 +701,84 @@ def block_bootstrap_ci(
     generator = _rng(rng)
     if len(true) == 0:
         return float("nan"), float("nan")
-
     block_codes, _ = pd.factorize(block_array)
     n_blocks = int(block_codes.max()) + 1
-    draws = generator.integers(0, n_blocks, size=(n_boot, n_blocks))
+    weights = _draw_counts(generator, n_boot, n_blocks)
+    return _percentiles(_weighted_block_scores(true, pred, block_codes, weights, metric), level)
 
-    if callable(metric):
-        members = [np.flatnonzero(block_codes == b) for b in range(n_blocks)]
-        scores = np.empty(n_boot)
-        for i, chosen in enumerate(draws):
-            rows = np.concatenate([members[b] for b in chosen])
-            scores[i] = float(metric(true[rows], pred[rows]))
-    else:
-        codes, _ = pd.factorize(np.concatenate([true, pred]))
-        n_codes = int(codes.max()) + 1
-        t, p = codes[: len(true)], codes[len(true) :]
-        hit = (t == p).astype(float)
-        # Sufficient statistics per block: true volumes and correct volumes per class.
-        totals = np.zeros((n_blocks, n_codes))
-        correct = np.zeros((n_blocks, n_codes))
-        np.add.at(totals, (block_codes, t), 1.0)
-        np.add.at(correct, (block_codes, t), hit)
-        flat = (draws + n_blocks * np.arange(n_boot)[:, None]).ravel()
-        weights = np.bincount(flat, minlength=n_boot * n_blocks).reshape(n_boot, n_blocks)
-        boot_totals = weights @ totals
-        boot_correct = weights @ correct
-        if metric == "accuracy":
-            scores = boot_correct.sum(axis=1) / boot_totals.sum(axis=1)
-        else:
-            scores = _balanced_from_counts(boot_correct, boot_totals)
 
-    finite = scores[np.isfinite(scores)]
-    if len(finite) == 0:
+def expanded_level(level: float, n: int) -> float:
+    """The percentile level that widens a bootstrap interval from ``n`` units to a t-interval's.
+
+    A percentile interval from few units (8 runs of one person) is too narrow: the bootstrap
+    variance lacks the factor ``n / (n - 1)`` and the normal quantile is used where a t quantile
+    with ``n - 1`` degrees of freedom belongs. The expanded percentile interval (Hesterberg 2015,
+    "What teachers should know about the bootstrap", The American Statistician 69:371) takes the
+    percentiles at ``alpha'`` with ``z(alpha'/2) = sqrt(n / (n - 1)) * t(alpha/2, n - 1)``.
+    ``n`` below 2 returns ``level`` unchanged.
+    """
+    if n < 2:
+        return float(level)
+    from scipy import stats  # scipy is a dependency; imported here to keep import time small
+
+    tail = (1.0 - float(level)) / 2.0
+    z = math.sqrt(n / (n - 1)) * float(stats.t.isf(tail, n - 1))
+    return float(1.0 - 2.0 * stats.norm.sf(z))
+
+
+def two_way_bootstrap_ci(
+    y_true: Labels,
+    y_pred: Labels,
+    people: Labels,
+    runs: Labels,
+    metric: Metric,
+    n_boot: int = 1000,
+    rng: Seed = None,
+    level: float = 0.95,
+) -> tuple[float, float]:
+    """Interval of ``metric`` that lets both people and runs vary: the pigeonhole bootstrap.
+
+    Every person hears the same runs, so a run that is hard (or easy) to decode is hard for
+    everybody: people x run blocks are not independent, and resampling them as if they were
+    (:func:`block_bootstrap_ci`) misses the runs' share of the uncertainty. Here each resample
+    draws people with replacement and, independently, runs with replacement, and keeps every
+    (person, run) block of the two draws, weighted by the product of their counts (Owen 2007,
+    "The pigeonhole bootstrap", Annals of Applied Statistics 1:386).
+
+    * With at least two people and two runs: the percentile interval of these resamples. Owen's
+      bootstrap counts the person x run interaction about three times, so it is conservative when
+      people and runs hardly differ; where they do differ (the case that matters) its coverage
+      was 94-96 % in simulations of 10 people x 8 runs (README, "Intervals").
+    * With one person (or one run): the runs (people) are the units, and the percentile level is
+      widened for their small number by :func:`expanded_level`.
+
+    ``people`` and ``runs`` give one label per volume; runs are matched by label across people
+    (run 3 of one person is the same stretch of movie as run 3 of another). Returns
+    ``(nan, nan)`` for empty input.
+    """
+    true, pred = _pair(y_true, y_pred)
+    metric = _check_metric(metric)
+    n_boot = _check_count(n_boot, "n_boot", 1)
+    level = _check_level(level)
+    person_array = _as_array(people, "people")
+    run_array = _as_array(runs, "runs")
+    for name, values in (("people", person_array), ("runs", run_array)):
+        if len(values) != len(true):
+            raise ConfigError(
+                f"'{name}' has {len(values)} entries but there are {len(true)} volumes; pass one "
+                "label per volume"
+            )
+    generator = _rng(rng)
+    if len(true) == 0:
         return float("nan"), float("nan")
-    tail = (1.0 - float(level)) / 2.0 * 100.0
-    low, high = np.percentile(finite, [tail, 100.0 - tail])
-    return float(low), float(high)
+    person_codes, _ = pd.factorize(person_array)
+    run_codes, _ = pd.factorize(run_array)
+    n_people, n_runs = int(person_codes.max()) + 1, int(run_codes.max()) + 1
+    block_codes = person_codes * n_runs + run_codes
+    person_weights = _draw_counts(generator, n_boot, n_people)
+    run_weights = _draw_counts(generator, n_boot, n_runs)
+    weights = (person_weights[:, :, None] * run_weights[:, None, :]).reshape(n_boot, -1)
+    scores = _weighted_block_scores(true, pred, block_codes, weights, metric)
+    if n_people == 1 or n_runs == 1:
+        level = expanded_level(level, max(n_people, n_runs))
+    return _percentiles(scores, level)

@@ -230,6 +230,13 @@ def _headline(design: str, ev: dict[str, Any]) -> dict[str, Any]:
         "p_value": s["p_value"]["balanced_accuracy"],
         "ci95": s["ci95"]["balanced_accuracy"],
         "per_class_accuracy": s["per_class_accuracy"],
+        # How chance, p and the interval were obtained (older studies lack these keys).
+        "permutation": {
+            "scheme": s["permutation"]["scheme"],
+            "shifts": s["permutation"].get("shifts"),
+            "null95": s["permutation"]["null95"]["balanced_accuracy"],
+        },
+        "bootstrap": s["bootstrap"]["block"],
     }
 
 

@@ -17,8 +17,10 @@ The prediction table (a ``pandas.DataFrame``) has one row per predicted volume w
 ===================  ========================================================================
 
 Each function needs only some of the columns and names the missing ones if they are absent.
-Chance levels come from circularly shifting the true labels within subject x run (see
-:mod:`emocore.metrics`), intervals from resampling whole subject x run blocks.
+Chance levels come from circularly shifting the true labels within each run (see
+:mod:`emocore.metrics`); where the table holds several people, each run is shifted by one offset
+common to all of them, because everybody heard the same movie. Intervals resample people and runs
+(the pigeonhole bootstrap), or one person's runs.
 """
 
 from __future__ import annotations
@@ -47,7 +49,10 @@ __all__ = [
     "cell_volumes_table",
     "tuning_table",
     "PERMUTATION_SCHEME",
+    "PERMUTATION_SCHEME_ONE",
+    "PERMUTATION_SCHEME_OLD",
     "BOOTSTRAP_BLOCK",
+    "BOOTSTRAP_BLOCK_ONE",
     "SUMMARY_KEYS",
     "summarize_predictions",
     "per_subject_metrics",
@@ -62,8 +67,14 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-PERMUTATION_SCHEME = "circular shift within subject x run"
-BOOTSTRAP_BLOCK = "subject x run"
+#: ``permutation.scheme`` of a table with several people: they share the movie's timeline.
+PERMUTATION_SCHEME = "one circular shift per run, common to all people"
+#: ``permutation.scheme`` of one person's table.
+PERMUTATION_SCHEME_ONE = "circular shift within run (one person)"
+#: The scheme of runs written before the shared-timeline null (still read, never written).
+PERMUTATION_SCHEME_OLD = "circular shift within subject x run"
+BOOTSTRAP_BLOCK = "people x runs (pigeonhole)"
+BOOTSTRAP_BLOCK_ONE = "runs of one person (expanded percentile)"
 #: Top-level keys of :func:`summarize_predictions`, in order.
 SUMMARY_KEYS: tuple[str, ...] = (
     "n_volumes",
@@ -217,14 +228,20 @@ def summarize_predictions(
         and test (e.g. a random split of single volumes); recorded so no one reads such numbers
         as generalisation.
     n_permutations, min_shift, chance_min_shift
-        Circular-shift permutations within subject x run. The p-values use rotations of at least
+        Circular-shift permutations of the true labels within each run. With several people in
+        the table, each run is rotated by one offset common to all of them: everybody heard the
+        same movie, so their labels are one sequence and their predictions share the movie's
+        response; independent offsets per person would average that shared part away and give a
+        null too narrow (see :func:`emocore.metrics.circular_shift_null`). The p-values use
+        rotations of at least
         ``min_shift`` volumes (0 = every rotation: an exact test; a positive value makes them
         liberal, see :func:`emocore.metrics.circular_shift_null`). The permutation chance levels
         and ``null95`` use a second null of rotations of at least ``chance_min_shift`` volumes
         (default 10 = 20 s), so near-aligned rotations, which keep part of a real signal, do not
         raise the chance level of a good predictor.
     n_boot
-        Block-bootstrap resamples of whole subject x run blocks.
+        Bootstrap resamples: people and runs drawn independently (the pigeonhole bootstrap,
+        :func:`emocore.metrics.two_way_bootstrap_ci`), or one person's runs.
     seed
         Seed of the permutations and the bootstrap.
 
@@ -242,12 +259,13 @@ def summarize_predictions(
       (null mean), ``accuracy_majority`` (most frequent true class), ``accuracy_permutation``
       (null mean)
     * ``p_value``: ``balanced_accuracy``, ``accuracy`` — ``(1 + #null >= observed) / (1 + n)``
-    * ``ci95``: ``balanced_accuracy``, ``accuracy`` — ``[low, high]`` block-bootstrap percentiles
-    * ``permutation``: ``n``, ``scheme`` (``"circular shift within subject x run"``),
-      ``min_shift`` (volumes, null of the p-values), ``chance_min_shift`` (volumes, null of the
-      chance levels and ``null95``), ``null95`` (``{balanced_accuracy: [low, high], accuracy:
-      [low, high]}``, central 95 % of the chance null)
-    * ``bootstrap``: ``n``, ``block`` (``"subject x run"``)
+    * ``ci95``: ``balanced_accuracy``, ``accuracy`` — ``[low, high]`` bootstrap percentiles
+    * ``permutation``: ``n``, ``scheme`` (:data:`PERMUTATION_SCHEME` or
+      :data:`PERMUTATION_SCHEME_ONE`), ``min_shift`` (volumes, null of the p-values),
+      ``chance_min_shift`` (volumes, null of the chance levels and ``null95``), ``shifts`` (which
+      rotations each null leaves out, and why, in words), ``null95`` (``{balanced_accuracy:
+      [low, high], accuracy: [low, high]}``, central 95 % of the chance null)
+    * ``bootstrap``: ``n``, ``block`` (:data:`BOOTSTRAP_BLOCK` or :data:`BOOTSTRAP_BLOCK_ONE`)
     """
     _check_table(table, ("subject", "run", "volume", "true", "pred"), "summarize_predictions")
     class_list = _resolve_classes(table, classes)
@@ -261,6 +279,8 @@ def summarize_predictions(
     y_true = ordered["true"].to_numpy()
     y_pred = ordered["pred"].to_numpy()
     groups = _subject_run_groups(ordered)
+    runs = ordered["run"].astype(str).to_numpy()
+    several = ordered["subject"].astype(str).nunique() > 1
     rng = np.random.default_rng(seed)
 
     per_class = metrics.per_class_accuracy(y_true, y_pred, class_list)
@@ -275,11 +295,13 @@ def summarize_predictions(
             rng,
             min_shift=min_shift,
             chance_min_shift=chance_min_shift,
+            shared=runs if several else None,
         )
         for name in ("balanced_accuracy", "accuracy")
     }
+    people = ordered["subject"].astype(str).to_numpy()
     intervals = {
-        name: metrics.block_bootstrap_ci(y_true, y_pred, groups, name, n_boot, rng)
+        name: metrics.two_way_bootstrap_ci(y_true, y_pred, people, runs, name, n_boot, rng)
         for name in ("balanced_accuracy", "accuracy")
     }
     return {
@@ -304,16 +326,35 @@ def summarize_predictions(
         "ci95": {name: [_json_float(v) for v in intervals[name]] for name in intervals},
         "permutation": {
             "n": int(n_permutations),
-            "scheme": PERMUTATION_SCHEME,
+            "scheme": PERMUTATION_SCHEME if several else PERMUTATION_SCHEME_ONE,
             "min_shift": int(min_shift),
             "chance_min_shift": int(chance_min_shift),
+            "shifts": _shifts_text(min_shift, chance_min_shift),
             "null95": {
                 name: [_json_float(tests[name].null_low), _json_float(tests[name].null_high)]
                 for name in tests
             },
         },
-        "bootstrap": {"n": int(n_boot), "block": BOOTSTRAP_BLOCK},
+        "bootstrap": {
+            "n": int(n_boot),
+            "block": BOOTSTRAP_BLOCK if several else BOOTSTRAP_BLOCK_ONE,
+        },
     }
+
+
+def _shifts_text(min_shift: int, chance_min_shift: int) -> str:
+    """Which rotations the p-value's null and the chance level's null leave out, and why."""
+
+    def rotations(m: int) -> str:
+        return "every rotation" if m == 0 else f"rotations of at least {m} volumes ({2 * m} s)"
+
+    if min_shift == chance_min_shift:
+        return f"p-value, chance level and null95 use {rotations(min_shift)}"
+    return (
+        f"the p-value uses {rotations(min_shift)}, so the test is exact; the chance level and "
+        f"null95 use {rotations(chance_min_shift)}, because a near-aligned rotation keeps part "
+        "of a real signal and would raise the chance level of a good model"
+    )
 
 
 # ---------------------------------------------------------------------------------------------

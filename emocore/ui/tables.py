@@ -37,14 +37,18 @@ RESULTS_COLUMNS: dict[str, Any] = {
     "model": _Text("model", width=56),
     "balanced accuracy": _Text("bal. acc.", width=74, help="Balanced accuracy, held out"),
     "95 % interval": _Text(
-        "95 % CI", width=86, help="Block-bootstrap 95 % interval of the balanced accuracy, in %"
+        "95 % CI",
+        width=86,
+        help="95 % interval of the balanced accuracy, in %: people and runs resampled "
+        "(one person: their runs)",
     ),
     "p": _Text("p", width=64, help="Permutation test of balanced accuracy"),
     "chance": _Text(
         "chance",
         width=138,
-        help="Permutation chance (balanced accuracy with the labels shifted in time), then the "
-        "theoretical chance 1/K for K emotions",
+        help="Permutation chance (balanced accuracy with the labels shifted in time, each run by "
+        "one shift common to everybody, who all heard the same movie), then the theoretical "
+        "chance 1/K for K emotions",
     ),
     "recall per emotion": _Text(
         "correct per emotion",

@@ -95,9 +95,10 @@ def test_summary_keys_are_stable_and_json_safe(rng: np.random.Generator) -> None
         "accuracy_permutation",
     }
     assert set(summary["p_value"]) == set(summary["ci95"]) == {"balanced_accuracy", "accuracy"}
-    assert summary["permutation"]["scheme"] == "circular shift within subject x run"
+    assert summary["permutation"]["scheme"] == summaries.PERMUTATION_SCHEME
+    assert "exact" in summary["permutation"]["shifts"]
     assert summary["permutation"]["n"] == 200
-    assert summary["bootstrap"] == {"n": 1000, "block": "subject x run"}
+    assert summary["bootstrap"] == {"n": 1000, "block": summaries.BOOTSTRAP_BLOCK}
     assert (summary["split"], summary["design"], summary["leaky"]) == (
         "test",
         "leave-one-subject-out",
