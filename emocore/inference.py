@@ -2,7 +2,12 @@
 
 The dashboard and ``emocore predict`` call :func:`subject_predictions`: it returns the stored
 table when there is one and otherwise runs the model over the person's volumes (on the GPU when
-there is one) and stores the result under ``<run>/inference/<design>/<model>/sub-XX.tsv``.
+there is one) and stores the result under ``<run>/inference/<design>/<model>/sub-XX.tsv``, with
+``sub-XX.json`` beside it recording the cache content it was made from: the key of the person's
+data and labels (:meth:`VolumeCache.key_for`) and their array's fingerprint
+(:func:`emocore.data.cache.array_fingerprint`). A stored table is reused only while both are
+unchanged (a rebuilt, relabelled or overwritten cache makes it compute again), and a damaged array
+is a CacheError naming the file and the fix, never an old answer.
 
 Inference runs on emocore's fast path (:class:`emocore.engine.InferenceEngine`): volumes stream
 from the memory-mapped cache through read-ahead threads, batch norm is folded, and on CUDA bf16,
@@ -13,24 +18,28 @@ preparation and compilation once.
 
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from emocore._io import atomic_write_text
+from emocore._io import atomic_write_json, atomic_write_text
 from emocore.constants import CLASSES
 from emocore.data.cache import VolumeCache
 from emocore.data.dataset import VolumeSource, select
 from emocore.designs import prediction_table
 from emocore.engine import FastOptions, InferenceEngine
-from emocore.errors import ConfigError
+from emocore.errors import CacheError, ConfigError
 from emocore.progress import Progress
 from emocore.results import VOLUME_SETS, RunResults, read_table, seen_in_training
 from emocore.train import load_checkpoint
 
 __all__ = [
     "load_engine",
+    "prediction_source",
     "subject_predictions",
     "seen_in_training",
     "VOLUME_SETS",
@@ -50,6 +59,33 @@ def load_engine(
     net, state = load_checkpoint(results.model_path(model), grid_shape=grid_shape)
     engine = InferenceEngine(net, device=device, options=options, batch_size=batch_size)
     return engine, state
+
+
+def prediction_source(cache: VolumeCache, subject: str) -> dict[str, Any]:
+    """What a stored prediction of ``subject`` records of the cache content it was made from:
+    ``data_key``, the key of the person's data and the label table (the cache's whole key for a
+    cache without source fingerprints), and ``array_fingerprint``. Checks the array on the way:
+    a CacheError names a damaged one and the fix."""
+    fingerprint = cache.check_array(subject)
+    try:
+        data_key = cache.key_for([subject])
+    except CacheError:  # a cache laid out by create_cache: no per-person key
+        data_key = cache.key
+    return {"data_key": data_key, "array_fingerprint": fingerprint}
+
+
+def _record_path(table: Path) -> Path:
+    return table.with_suffix(
+        ".json"
+    )  # sub-01.tsv -> sub-01.json, sub-01.all.tsv -> sub-01.all.json
+
+
+def _recorded_source(table: Path) -> dict[str, Any] | None:
+    try:
+        record = json.loads(_record_path(table).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return record.get("source") if isinstance(record, dict) else None
 
 
 def subject_predictions(
@@ -72,12 +108,19 @@ def subject_predictions(
 
     The table has the prediction-table columns plus ``seen`` (the model was trained on this
     person) and ``seconds``, ``volumes_per_s`` and ``engine`` (what the fast path did) in
-    ``attrs``. Returns None when nothing is stored and ``compute`` is False. ``engine`` is the
+    ``attrs``. A stored table is returned only when the record beside it matches
+    :func:`prediction_source` now (tables stored before the record existed are computed again);
+    returns None when no such table is stored and ``compute`` is False. ``engine`` is the
     pair :func:`load_engine` returns, for callers that keep it between people; without it the
     model is loaded here (``device`` and ``batch_size`` apply only then).
     """
     path = results.inference_path(model, subject, volumes=volumes)
-    if path.exists():
+    if subject not in cache.subjects:
+        raise ConfigError(
+            f"subject '{subject}' is not in the cache at {cache.path}; it holds {', '.join(cache.subjects)}"
+        )
+    made_from = prediction_source(cache, subject)  # a damaged array stops here, named
+    if path.exists() and _recorded_source(path) == made_from:
         return read_table(path)
     if not compute:
         return None
@@ -91,10 +134,6 @@ def subject_predictions(
         )
     runner, state = engine  # an engine on another grid refuses the volumes with the fix
     classes = list(state["extra"].get("classes", CLASSES[1:]))
-    if subject not in cache.subjects:
-        raise ConfigError(
-            f"subject '{subject}' is not in the cache at {cache.path}; it holds {', '.join(cache.subjects)}"
-        )
     meta = select(cache, subjects=[subject], classes=classes if volumes == "labelled" else CLASSES)
     if progress is not None:
         progress(0.05, f"loading {len(meta)} volumes of sub-{subject}")
@@ -119,6 +158,7 @@ def subject_predictions(
     )
     table["true"] = meta["label"].to_numpy()  # NONE stays NONE, not classes[0]
     atomic_write_text(path, table.to_csv(sep="\t", index=False))
+    atomic_write_json(_record_path(path), {"table": path.name, "source": made_from})
     table.attrs.update(
         seconds=seconds,
         volumes_per_s=len(meta) / seconds if seconds > 0 else None,

@@ -175,6 +175,14 @@ def find_annotation_files(path: str | Path) -> AnnotationFiles:
             ) from exc
         if observers:
             scenes = [p / "movie_scenes.csv" for p in (folder.parent, folder)]
+            for p in scenes:  # a folder or a dangling link there would drop the scenes silently
+                if (p.exists() or p.is_symlink()) and not p.is_file():
+                    kind = "a folder" if p.is_dir() else "not a file"
+                    raise AnnotationError(
+                        f"the scene list {p} is {kind}; it must be the CSV file movie_scenes.csv "
+                        "(rows 'start,place,DAY,INT', from labs2015-emotionannotation/data): "
+                        "put the file in its place, or remove it to build labels without scenes"
+                    )
             scenes = [p for p in scenes if p.is_file()]
             return AnnotationFiles(folder, observers, scenes[0] if scenes else None)
     raise AnnotationError(f"annotation folder {root} holds no observer CSV files; {expected}")
@@ -349,7 +357,61 @@ def _observer_tables(
             f"observer set {observers!r}; add the files or choose another set"
         )
     _check_usable(annotations, ids, observers)
+    _check_distinct(annotations, ids)
     return [annotations.observers[o] for o in ids], threshold
+
+
+#: Observer files alike in this many rows or more are refused (fewer: a warning). Independent
+#: observers of the whole movie never write the same hundreds of rows (the real files hold
+#: 221-751 rows each, no two alike); a file copied over another does. A hand-made set of a few
+#: episodes (a pilot, a test) may agree row for row by design, so it is only warned about.
+DUPLICATE_ROWS_REFUSED = 20
+
+
+def _check_distinct(annotations: Annotations, ids: Sequence[str]) -> None:
+    """Refuse observer files that hold the same annotations (all nine columns of every row
+    alike once read) when they hold :data:`DUPLICATE_ROWS_REFUSED` rows or more: one observer
+    would vote twice or more and the labels would change without a word. Smaller identical
+    files are a warning naming them."""
+    groups: dict[tuple[int, int], list[str]] = {}
+    for o in ids:
+        table = annotations.observers[o]
+        if len(table):  # empty files give no vote; _check_usable speaks of them
+            key = (len(table), int(pd.util.hash_pandas_object(table, index=False).sum()))
+            groups.setdefault(key, []).append(o)
+    same = []
+    for group in groups.values():
+        while len(group) > 1:  # the hash groups candidates; equality decides
+            first = annotations.observers[group[0]]
+            alike = [o for o in group if annotations.observers[o].equals(first)]
+            if len(alike) > 1:
+                same.append(alike)
+            group = [o for o in group if o not in alike]
+    paths = annotations.files.observers
+    refused, votes = [], 0
+    for group in same:
+        n_rows = len(annotations.observers[group[0]])
+        files = ", ".join(str(paths[o]) for o in group)
+        if n_rows >= DUPLICATE_ROWS_REFUSED:
+            refused.append(f"{files} hold the same {n_rows} annotation rows")
+            votes = max(votes, len(group))
+        else:
+            logger.warning(
+                "%s hold the same %d annotation row(s): counted as %d observers who agree "
+                "exactly; if one file was copied over another, restore the original",
+                files,
+                n_rows,
+                len(group),
+            )
+    if refused:
+        raise AnnotationError(
+            f"{'; '.join(refused)}. Each file is one observer's annotations, and independent "
+            "observers do not write the same rows, so a file was copied over another: that "
+            f"observer would vote {votes} times and the labels would change. "
+            "Restore the original files (data/raw of github.com/psychoinformatics-de/"
+            "studyforrest-paper-emotionannotation), or remove the copies and choose an observer "
+            "set (--observers) without them"
+        )
 
 
 def _check_usable(annotations: Annotations, ids: Sequence[str], observers: str | None) -> None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -67,13 +67,31 @@ def _read_toml(path: Path) -> dict[str, Path]:
     return out
 
 
-def _manifest_annotations(cache: Path) -> Path | None:
+def _manifest_annotations(cache: Path) -> tuple[Path | None, str | None]:
+    """The annotation folder the cache's manifest records, and a note when it cannot be found.
+
+    Manifests record absolute paths; older ones hold the folder relative to where ``prepare``
+    ran, which is looked up among the absolute folders the cache's dataset_description.json
+    lists (:func:`emocore.data.cache.recorded_path`)."""
     try:
         manifest = json.loads((cache / "manifest.json").read_text())
         value = manifest.get("source", {}).get("annotations")
     except (OSError, ValueError, AttributeError):
-        return None
-    return Path(value) if value else None
+        return None, None
+    if not isinstance(value, str) or not value:
+        return None, None
+    from emocore.data.cache import recorded_path  # here: settings stays light to import
+
+    found = recorded_path(cache, value)
+    if found is not None:
+        return found, None
+    return Path(value), (
+        f"the cache's manifest ({cache / 'manifest.json'}) records the annotation folder as "
+        f"'{value}', relative to the folder `emocore prepare` ran in, and it is not found from "
+        f"here ({Path.cwd()}); set EMOCORE_ANNOTATIONS to the folder holding av1o01.csv ... "
+        "(labs2015-emotionannotation/data/raw), or re-run `emocore prepare` with the cache's "
+        "--bids, --annotations and --cache: it records absolute paths"
+    )
 
 
 @dataclass(frozen=True)
@@ -84,6 +102,8 @@ class Settings:
     cache: Path
     registry: Path
     annotations: Path
+    #: Why the annotation folder the cache's manifest records cannot be found, if it cannot.
+    annotations_note: str | None = field(default=None, compare=False)
 
     @classmethod
     def from_env(
@@ -100,12 +120,15 @@ class Settings:
         home = given.get("home", folder / "emocore-data")
         cache = given.get("cache", home / "cache")
         registry = given.get("registry", home / "registry")
-        annotations = given.get("annotations") or _manifest_annotations(cache)
+        annotations, note = given.get("annotations"), None
+        if annotations is None:
+            annotations, note = _manifest_annotations(cache)
         return cls(
             home=home,
             cache=cache,
             registry=registry,
             annotations=annotations or home / "cohort" / "annotations" / "raw",
+            annotations_note=note,
         )
 
     @property
@@ -153,7 +176,8 @@ class Settings:
             )
         if not self.annotations.is_dir():
             problems.append(
-                f"no annotation folder at {self.annotations}; set EMOCORE_ANNOTATIONS to the "
+                self.annotations_note
+                or f"no annotation folder at {self.annotations}; set EMOCORE_ANNOTATIONS to the "
                 "folder holding av1o01.csv ... (labs2015-emotionannotation/data/raw)"
             )
         return problems

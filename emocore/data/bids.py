@@ -17,6 +17,10 @@ over (so ``acq='dico'`` reads the raw runs of a dataset that also holds the alig
 When one run of one person is still found more than once, the error lists the entities that tell
 the copies apart and the option that chooses among them.
 
+Every run's header must give the labels' TR (2 s) and the movie run's volume count; a
+symbolic link below the folder that leads outside it is refused (nothing outside the folder
+given is read, as the dashboard promises for its data root).
+
 Only headers are read here (nibabel loads them lazily), so discovering a 20-person dataset takes
 well under a second. The voxel data are read, and checked for truncation and non-finite values,
 when the cache is built.
@@ -121,13 +125,16 @@ class Dataset:
 
 # -- finding files -------------------------------------------------------------------------------
 def _check_readable(root: Path) -> None:
-    """Refuse a dataset with folders that cannot be listed: the file search would skip them
-    silently and report fewer runs, or none ("no BOLD runs found")."""
+    """Refuse a dataset with folders that cannot be listed (the file search would skip them
+    silently and report fewer runs, or none: "no BOLD runs found"), or with symbolic links that
+    lead outside it (see :func:`_outside`)."""
     denied: list[Path] = []
-    # Each folder is listed once, by its (device, inode): links to folders are followed (a
-    # sub-XX folder may be a link into other storage, and the file search follows them too), but
-    # a link back up the tree (`ln -s . func/loop`, `ln -s ../func func/loop2`) would otherwise
-    # make the walk go round, and several such links make it exponential: a hang.
+    outside: list[tuple[Path, Path]] = []  # (link, where it leads)
+    top = _resolved(root)
+    # Each folder is listed once, by its (device, inode): links to folders inside the dataset
+    # are followed (the file search follows them too), but a link back up the tree (`ln -s .
+    # func/loop`, `ln -s ../func func/loop2`) would otherwise make the walk go round, and
+    # several such links make it exponential: a hang.
     seen: set[tuple[int, int]] = set()
 
     def walk(folder: Path, people_only: bool) -> None:
@@ -150,6 +157,8 @@ def _check_readable(root: Path) -> None:
             if entry.name.startswith(".") or (people_only and not entry.name.startswith("sub-")):
                 continue
             try:
+                if entry.is_symlink() and _outside(Path(entry.path), top, outside):
+                    continue
                 if entry.is_dir():
                     walk(Path(entry.path), False)
             except OSError:
@@ -158,6 +167,12 @@ def _check_readable(root: Path) -> None:
     for base in (root, root / DERIVATIVE_DIR):
         if denied:  # the top folder itself: nothing below can be looked at
             break
+        if base != root and any(  # derivatives/ or the aligned folder below it, as a link
+            _outside(part, top, outside)
+            for part in (root / DERIVATIVE_DIR.split("/")[0], base)
+            if part.is_symlink()
+        ):
+            continue
         try:
             present = base == root or base.is_dir()
         except PermissionError:
@@ -165,6 +180,15 @@ def _check_readable(root: Path) -> None:
             continue
         if present:
             walk(base, True)
+    if outside:
+        link, target = outside[0]
+        more = f" (and {len(outside) - 1} more such link(s))" if len(outside) > 1 else ""
+        raise DataError(
+            f"{link} is a symbolic link to {target}, outside the dataset folder {root}{more}; "
+            "emocore reads nothing outside the folder it is given (the dashboard promises its "
+            "data root). Put the data below the folder (replace the link by a copy of what it "
+            "leads to, e.g. `cp -rL`), or give the folder that holds the data itself"
+        )
     if denied:
         shown = ", ".join(str(p) for p in dict.fromkeys(denied[:5]))
         more = f" and {len(denied) - 5} more" if len(denied) > 5 else ""
@@ -172,6 +196,26 @@ def _check_readable(root: Path) -> None:
             f"cannot read {shown}{more} (permission denied), so runs below would be missed; make "
             f"the dataset readable (e.g. chmod -R u+rX {root}) or point --bids at a copy you can read"
         )
+
+
+def _resolved(path: Path) -> Path:
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):  # a loop: the folder itself, as given
+        return path.absolute()
+
+
+def _outside(link: Path, top: Path, found: list[tuple[Path, Path]]) -> bool:
+    """Whether the symbolic link ``link`` leads outside the folder ``top`` (resolved); if so it
+    is added to ``found``. A link that leads nowhere (dangling, a loop) is not outside."""
+    try:
+        target = link.resolve(strict=True)
+    except (OSError, RuntimeError):
+        return False
+    if target == top or target.is_relative_to(top):
+        return False
+    found.append((link, target))
+    return True
 
 
 def _is_fmriprep(folder: Path, files: list[dict]) -> bool:
@@ -372,19 +416,72 @@ def _check_subject(
                 f"all runs of sub-{subject} must be aligned to the same space"
             )
     for r in runs:
-        if expected_volumes is not None and r.n_volumes != expected_volumes[r.run - 1]:
-            raise DataError(
-                f"{r.path} has {r.n_volumes} volumes; studyforrest run {r.run} has "
-                f"{expected_volumes[r.run - 1]}. The file may be cut short; re-download it"
-            )
         if not np.isclose(r.tr, TR_S, atol=1e-3):
-            msg = (
-                f"{r.path}: header TR is {r.tr:g} s, not {TR_S:g} s; using the header's value. "
-                "Check the file if the acquisition was at 2 s"
-            )
-            logger.warning(msg)
-            warnings.append(msg)
+            raise DataError(_tr_message(r))
+        if expected_volumes is not None and r.n_volumes != expected_volumes[r.run - 1]:
+            raise DataError(_length_message(r, expected_volumes[r.run - 1]))
     return warnings
+
+
+def _tr_message(run: BoldRun) -> str:
+    """Why a run whose header gives another TR than the labels' cannot be used."""
+    factor = run.tr / TR_S
+    hint = (
+        f" ({factor:g} times {TR_S:g} s: a TR written in milliseconds while the header's time "
+        "unit says seconds?)"
+        if np.isclose(factor, 1000.0, rtol=1e-3)
+        else ""
+    )
+    return (
+        f"{run.path}: its header gives a repetition time (TR, pixdim[4]) of {run.tr:g} s"
+        f"{hint}, but the labels are built for one volume every {TR_S:g} s, as studyforrest "
+        f"was acquired, so every volume after the first would get another moment's label. If "
+        f"the run was acquired at {TR_S:g} s, fix the header (nibabel: img.header.set_zooms("
+        f"img.header.get_zooms()[:3] + ({TR_S!r},)) and set_xyzt_units(t='sec'), then save); "
+        f"otherwise it is not a run of the studyforrest movie as acquired: replace it with one"
+    )
+
+
+def _volumes_on_disk(path: Path) -> int | None:
+    """How many volumes the data in the file hold, from its size (a ``.nii``) or the gzip
+    trailer's length (a ``.nii.gz`` whose data are surely under 4 GiB); None when unknown."""
+    try:
+        img = cast(nib.Nifti1Image, nib.load(path))
+        header = img.header
+        per_volume = int(np.prod(img.shape[:3])) * header.get_data_dtype().itemsize
+        offset = int(header.get_data_offset())
+        size = path.stat().st_size
+        if path.name.endswith(".gz"):
+            if size * 1032 >= 2**32:  # deflate packs at most ~1032:1; the trailer wraps at 4 GiB
+                return None
+            with open(path, "rb") as fh:
+                fh.seek(-4, os.SEEK_END)
+                size = int.from_bytes(fh.read(4), "little")
+    except (OSError, ValueError, TypeError):
+        return None
+    return max(size - offset, 0) // per_volume if per_volume else None
+
+
+def _length_message(run: BoldRun, expected: int) -> str:
+    """What is wrong when a run's header gives another volume count than the movie's run."""
+    on_disk = _volumes_on_disk(run.path)
+    data = (
+        f"; the data in the file hold {on_disk}"
+        if on_disk is not None and on_disk != run.n_volumes
+        else ""
+    )
+    if run.n_volumes > expected:
+        return (
+            f"{run.path}: its header says it holds {run.n_volumes} volumes (dim[4]), but "
+            f"studyforrest run {run.run} has {expected}{data}. The header is wrong, or the file "
+            f"is not run {run.run} of the movie: fix dim[4] in the header (nibabel) or re-export "
+            "the run"
+        )
+    return (
+        f"{run.path} has {run.n_volumes} volumes; studyforrest run {run.run} has {expected}"
+        f"{data}. The run is cut short (an interrupted download or export?): re-download or "
+        "re-export it"
+    )
 
 
 def discover_dataset(

@@ -17,9 +17,18 @@ MANIFEST KEYS: ``volume_key`` hashes what makes the voxel data (format, grid opt
 and each person's source fingerprints, see :func:`volume_key`), ``label_key`` what makes the label
 table; :attr:`VolumeCache.key` joins the two. ``subjects`` maps each person to their file, runs
 (with source fingerprints), mask size and ``mean_epi`` file (which no key covers: it changes
-nothing a model trains on). ``earlier_subjects`` lists the sets of people the cache
-held before people were added to it, so :meth:`VolumeCache.recognises` still knows the key a run
-recorded before an addition.
+nothing a model trains on) and ``array_fingerprint`` (see :func:`array_fingerprint`: what the
+array held when prepare wrote it). ``labels.sha256`` is the SHA-256 of the ``labels.tsv`` the
+manifest belongs to. ``earlier_subjects`` lists the sets of people the cache held before people
+were added to it, so :meth:`VolumeCache.recognises` still knows the key a run recorded before an
+addition. ``source`` records the folders read (absolute since this version; older caches hold
+them relative to where prepare ran: :meth:`VolumeCache.source_path` finds those).
+
+Opening a cache checks what is cheap to check: every array's header and size against the
+manifest (a truncated array, or one of another dtype or shape, is a CacheError naming it).
+Reading the label table checks it against ``labels.sha256`` (an interrupted relabel leaves a table
+that does not belong to its manifest), and the first read of a person's array checks its
+fingerprint (an array overwritten with other values).
 
 Only numpy and pandas are needed to read it (no nibabel), so GPU machines and training jobs
 stay light. Subject arrays are memory-mapped: a random volume costs one page-cache read.
@@ -28,8 +37,10 @@ stay light. Subject arrays are memory-mapped: a random volume costs one page-cac
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
+import os
 import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -37,6 +48,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlparse
 
 import numpy as np
 import pandas as pd
@@ -48,10 +60,14 @@ from emocore.errors import CacheError
 __all__ = [
     "CACHE_FORMAT",
     "VolumeCache",
+    "array_fingerprint",
+    "array_problems",
+    "labels_sha256",
     "mean_epi_file",
     "manifest_problem",
     "open_cache",
     "read_manifest",
+    "recorded_path",
     "create_cache",
     "volume_key",
 ]
@@ -69,6 +85,121 @@ def mean_epi_file(subject: str) -> str:
     read with numpy alone (no nibabel on training machines).
     """
     return f"sub-{subject}_mean-epi.npy"
+
+
+#: An array's fingerprint reads its size, its first 4 KiB (the .npy header) and this many more
+#: blocks of 4 KiB spread evenly up to its end: about 260 KiB whatever the size.
+_SAMPLED_BLOCKS = 64
+_BLOCK_BYTES = 4096
+_fingerprints: dict[tuple[str, int, int, int, int], str] = {}
+
+
+def array_fingerprint(path: str | Path) -> str:
+    """A cheap content fingerprint of an array file: SHA-256 of its size, its first 4 KiB and
+    64 blocks of 4 KiB spread evenly over the rest.
+
+    ``prepare`` records it per person (``array_fingerprint`` in the manifest) and stored
+    predictions record the fingerprint of the array they were made from. A truncated or
+    extended file, another dtype or shape (the header), or values written over the array
+    (random values, another person's data) change it; a handful of voxels changed between the
+    blocks may not. It reads about 260 KiB (1-3 ms from the page cache, 65 random reads from a
+    cold disk); a full SHA-256 of a native-grid person (8 GB) would take seconds. The result is
+    kept per (file, size, modification time) for the life of the process, so checking an
+    unchanged file again costs one ``stat``.
+    """
+    path = Path(path)
+    info = path.stat()
+    memo = (str(path.resolve()), info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+    known = _fingerprints.get(memo)
+    if known is not None:
+        return known
+    size = info.st_size
+    digest = hashlib.sha256(str(size).encode())
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        last = max(size - _BLOCK_BYTES, 0)  # where the last block starts
+        for k in range(_SAMPLED_BLOCKS + 1 if last else 1):  # block 0 holds the .npy header
+            digest.update(os.pread(fd, _BLOCK_BYTES, k * last // _SAMPLED_BLOCKS))
+    finally:
+        os.close(fd)
+    _fingerprints[memo] = digest.hexdigest()
+    return _fingerprints[memo]
+
+
+def labels_sha256(data: bytes) -> str:
+    """The SHA-256 a manifest records of its ``labels.tsv`` (``labels.sha256``)."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def _array_header(path: Path) -> tuple[tuple[int, ...], np.dtype, int]:
+    """(shape, dtype, bytes of header) of a .npy file, read without mapping the data."""
+    with open(path, "rb") as fh:
+        version = np.lib.format.read_magic(fh)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
+        else:
+            shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+        return tuple(shape), np.dtype(dtype), fh.tell()
+
+
+def _array_problem(path: Path, expected: tuple[int, ...]) -> str | None:
+    """What is wrong with the array file at ``path`` for float16 data of shape ``expected``
+    (missing, not a .npy array, another dtype or shape, cut short or too long), or None."""
+    try:
+        shape, dtype, header = _array_header(path)
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return "is missing"
+    except PermissionError as exc:
+        return f"cannot be read ({exc.strerror})"
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:  # numpy's header parser
+        return f"is not a .npy array ({exc})"
+    if shape != expected or dtype != np.float16:
+        return (
+            f"holds {dtype} {shape}, the manifest says float16 {expected}: it was replaced or "
+            "rewritten after the cache was made"
+        )
+    data = size - header
+    need = int(np.prod(expected)) * 2
+    if data != need:
+        what = "is cut short" if data < need else "is longer than its header says"
+        return f"{what}: its header promises {need:,} bytes of data, the file holds {data:,}"
+    return None
+
+
+def array_problems(
+    folder: str | Path, manifest: Mapping[str, Any], *, content: bool = True
+) -> dict[str, str]:
+    """Person -> what is wrong with their array in the cache ``folder`` (see :func:`_array_problem`),
+    and, with ``content``, whether it still has the :func:`array_fingerprint` the manifest
+    recorded (caches made before fingerprints were recorded are not checked for that).
+    Empty when every array is as the manifest says."""
+    folder = Path(folder)
+    shape = tuple(int(v) for v in manifest["grid"]["shape"])
+    out: dict[str, str] = {}
+    for subject, info in manifest["subjects"].items():
+        path = folder / info["file"]
+        problem = _array_problem(path, (int(info["n_volumes"]), *shape))
+        recorded = info.get("array_fingerprint")
+        if problem is None and content and isinstance(recorded, str):
+            try:
+                if array_fingerprint(path) != recorded:
+                    problem = (
+                        "no longer holds what prepare wrote: its content fingerprint differs "
+                        "from the one the manifest recorded (values were written over it)"
+                    )
+            except OSError as exc:
+                problem = f"cannot be read ({exc.strerror or exc})"
+        if problem is not None:
+            out[subject] = f"{path} {problem}"
+    return out
+
+
+def _rebuild_hint(cache: Path) -> str:
+    return (
+        f"re-run `emocore prepare` with the cache's --bids and --annotations and --cache {cache}: "
+        "it finds the damage and rebuilds the cache (or add --force to rebuild it from scratch)"
+    )
 
 
 def volume_key(
@@ -210,6 +341,13 @@ class VolumeCache:
                 f"`emocore prepare` with the same --bids/--annotations and --cache {self.path}"
             )
         self._arrays: dict[str, np.ndarray] = {}
+        damaged = array_problems(self.path, self.manifest, content=False)
+        if damaged:
+            more = f" ({len(damaged) - 1} more array(s) too)" if len(damaged) > 1 else ""
+            raise CacheError(
+                f"{next(iter(damaged.values()))}; the cache at {self.path} is damaged{more}: "
+                + _rebuild_hint(self.path)
+            )
 
     # -- what is in the cache ---------------------------------------------------------------
     @property
@@ -294,12 +432,28 @@ class VolumeCache:
 
     @cached_property
     def labels(self) -> pd.DataFrame:
-        """The per-volume label table of the movie (identical for every subject)."""
+        """The per-volume label table of the movie (identical for every subject).
+
+        A CacheError when it is not the table the manifest was written with (its SHA-256 is not
+        the manifest's ``labels.sha256``): a relabel killed between writing the two leaves the
+        labels of other options under the manifest. Caches made before the hash was recorded
+        are read as they are."""
         path = self.path / "labels.tsv"
         try:
-            return pd.read_csv(path, sep="\t", keep_default_na=False)
+            data = path.read_bytes()
+            table = pd.read_csv(io.BytesIO(data), sep="\t", keep_default_na=False)
         except (OSError, ValueError) as exc:  # missing, unreadable, empty, not a table
             raise self._file_error(path, exc) from exc
+        recorded = self.manifest["labels"].get("sha256")
+        if isinstance(recorded, str) and labels_sha256(data) != recorded:
+            raise CacheError(
+                f"{path} does not belong to the cache's manifest ({self.path / 'manifest.json'}):"
+                " its SHA-256 is not the one the manifest recorded, so it may hold the labels "
+                "of other options (lag, recipe, observers), e.g. after a relabel that was "
+                "interrupted. Re-run `emocore prepare` with the cache's --bids and --annotations, "
+                f"the label options you want and --cache {self.path}: it rewrites the label table"
+            )
+        return table
 
     def _file_error(self, path: Path, exc: BaseException) -> CacheError:
         """A CacheError for a cache file that cannot be read, with the fix its error calls for."""
@@ -332,18 +486,49 @@ class VolumeCache:
         if arr is None:
             info = self._subject_info(subject)
             path = self.path / info["file"]
+            self.check_array(subject)
             try:
                 arr = np.load(path, mmap_mode="r")
             except (OSError, ValueError) as exc:
                 raise self._file_error(path, exc) from exc
             expected = (info["n_volumes"], *self.grid_shape)
-            if arr.shape != expected or arr.dtype != np.float16:
+            if arr.shape != expected or arr.dtype != np.float16:  # changed since the check
                 raise CacheError(
                     f"{path} holds {arr.dtype} {arr.shape}, the manifest says float16 {expected}; "
-                    "rebuild the cache with `emocore prepare`"
+                    + _rebuild_hint(self.path)
                 )
             self._arrays[subject] = arr
         return arr
+
+    def check_array(self, subject: str) -> str:
+        """The :func:`array_fingerprint` of the person's array now, once its header, size and
+        fingerprint agree with the manifest; a CacheError naming the file and the fix otherwise.
+
+        Cheap (a few hundred KiB read, then one ``stat`` while the file is unchanged): done on
+        the first :meth:`array` of a person and before a stored prediction is reused."""
+        info = self._subject_info(subject)
+        manifest = {**self.manifest, "subjects": {subject: info}}
+        damaged = array_problems(self.path, manifest)
+        if damaged:
+            raise CacheError(
+                f"{damaged[subject]}; the cache at {self.path} is damaged: "
+                + _rebuild_hint(self.path)
+            )
+        try:
+            return array_fingerprint(self.path / info["file"])
+        except OSError as exc:
+            raise self._file_error(self.path / info["file"], exc) from exc
+
+    def source_path(self, what: str = "root") -> Path | None:
+        """A folder the manifest's ``source`` records (``root``, ``folder`` or ``annotations``),
+        as an absolute path; None when none is recorded or it cannot be found.
+
+        Caches made before prepare stored absolute paths hold them relative to where prepare
+        ran, which was not recorded: such a path is looked up among the absolute folders the
+        cache's ``dataset_description.json`` lists (its SourceDatasets), matched by their last
+        parts, and must exist."""
+        value = (self.manifest.get("source") or {}).get(what)
+        return recorded_path(self.path, value) if isinstance(value, str) and value else None
 
     def mean_epi(self, subject: str) -> np.ndarray | None:
         """The person's mean EPI, float32 (x, y, z) on the grid: the mean over their runs (blank
@@ -413,6 +598,31 @@ class VolumeCache:
         return pd.concat(frames, ignore_index=True)
 
 
+def recorded_path(cache: str | Path, value: str) -> Path | None:
+    """The absolute folder a cache's manifest means by ``value`` (see
+    :meth:`VolumeCache.source_path`): itself when absolute, else the one folder of the cache's
+    ``dataset_description.json`` (SourceDatasets, absolute ``file://`` URIs) that ends with its
+    parts and exists; None when there is none."""
+    path = Path(value)
+    if path.is_absolute():
+        return path
+    parts = [p for p in path.parts if p not in (".", "..")]
+    try:
+        description = json.loads((Path(cache) / "dataset_description.json").read_text())
+        uris = [str(d.get("URL", "")) for d in description.get("SourceDatasets", [])]
+    except (OSError, ValueError, AttributeError, TypeError):
+        return None
+    found = []
+    for uri in uris:
+        parsed = urlparse(uri)
+        if parsed.scheme != "file":
+            continue
+        candidate = Path(unquote(parsed.path))
+        if parts and list(candidate.parts[-len(parts) :]) == parts and candidate.is_dir():
+            found.append(candidate)
+    return found[0] if len(set(found)) == 1 else None
+
+
 def open_cache(path: str | Path) -> VolumeCache:
     """Open a cache folder; :class:`~emocore.errors.CacheError` says how to build a missing one."""
     return VolumeCache(path)
@@ -451,7 +661,8 @@ def create_cache(
     for run, count in labels.groupby("run", sort=False).size().items():
         runs.append({"run": int(run), "start": start, "n_volumes": int(count)})
         start += int(count)
-    labels.to_csv(path / "labels.tsv", sep="\t", index=False)
+    label_text = labels.to_csv(sep="\t", index=False).encode()
+    (path / "labels.tsv").write_bytes(label_text)
     np.save(path / "mask.npy", (np.ones(grid, bool) if mask is None else mask).astype(np.uint8))
     affine = np.eye(4) if affine is None else np.asarray(affine, dtype=float)
     arrays = {
@@ -473,7 +684,11 @@ def create_cache(
             "affine": affine.tolist(),
             "voxel_mm": [float(v) for v in np.sqrt((affine[:3, :3] ** 2).sum(axis=0))],
         },
-        "labels": {"file": "labels.tsv", "classes": list(CLASSES)},
+        "labels": {
+            "file": "labels.tsv",
+            "classes": list(CLASSES),
+            "sha256": labels_sha256(label_text),
+        },
         "warnings": [],
         "subjects": {
             str(s): {"file": f"sub-{s}.npy", "n_volumes": n, "runs": runs} for s in subjects

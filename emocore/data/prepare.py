@@ -13,6 +13,11 @@ Re-running with the same inputs and options does nothing; changing only the labe
 not hold yet are added next to the others (only their runs are read; the manifest that names them
 is replaced last), and people it holds are never dropped unless ``force`` rebuilds it with exactly
 the people asked for: see :func:`prepare`.
+
+A re-run also checks what the cache holds against its manifest: a ``labels.tsv`` that is not the
+one the manifest records (a relabel killed between its two writes) is rewritten, and arrays cut
+short, rewritten as another dtype or overwritten (their fingerprint changed) make it rebuild,
+where it would otherwise have called the cache up to date. The manifest records absolute paths.
 """
 
 from __future__ import annotations
@@ -38,14 +43,19 @@ import numpy as np
 from nibabel.arrayproxy import ArrayProxy
 
 from emocore import __version__
-from emocore._io import atomic_path, atomic_write_json, atomic_write_text, os_error_message
+from emocore._io import atomic_path, atomic_write_bytes, atomic_write_json, os_error_message
 from emocore.constants import CLASSES
 from emocore.data.bids import BoldRun, Dataset, SubjectRuns, discover_dataset
 from emocore.data.cache import (
     CACHE_FORMAT,
     VolumeCache,
+    array_fingerprint,
+    array_problems,
+    labels_sha256,
+    manifest_problem,
     mean_epi_file,
     read_manifest,
+    recorded_path,
     volume_key,
 )
 from emocore.data.clean import RunDesign, parse_confounds, run_design
@@ -93,20 +103,25 @@ class PrepareOptions:
     confounds: str | None = None
 
     def __post_init__(self) -> None:
+        # The messages name the options as `emocore prepare` spells them (--grid-mm), which is
+        # what a user of the CLI or the dashboard typed; the field names follow in brackets.
         if self.grid_mm is not None and not 0.5 <= self.grid_mm <= 20:
             raise ConfigError(
-                f"grid_mm must be between 0.5 and 20 mm (or None for the native grid); {self.grid_mm} was given"
+                f"--grid-mm (grid_mm) must be a voxel size from 0.5 to 20 mm, or left out to keep "
+                f"the data's own grid; {self.grid_mm} was given"
             )
         object.__setattr__(self, "lag_s", check_lag(self.lag_s))
         check_choice("nonfinite", self.nonfinite, ("error", "zero"))
         if self.high_pass is not None and not 0.0 < self.high_pass < 0.25:
             raise ConfigError(
-                f"high_pass must be a cut-off in Hz above 0 and below the Nyquist frequency of a "
-                f"2-s TR (0.25 Hz), or None for no high-pass; {self.high_pass} was given "
-                "(0.008 Hz, a 125-s period, is usual)"
+                f"--high-pass (high_pass) must be a cut-off in Hz above 0 and below the Nyquist "
+                f"frequency of a 2-s TR (0.25 Hz), or 0 (None) for no high-pass; "
+                f"{self.high_pass} was given (0.008 Hz, a 125-s period, is usual)"
             )
         if not isinstance(self.detrend, bool):
-            raise ConfigError(f"detrend must be True or False; {self.detrend!r} was given")
+            raise ConfigError(
+                f"--detrend/--no-detrend (detrend) must be True or False; {self.detrend!r} was given"
+            )
         confounds = parse_confounds(self.confounds)
         object.__setattr__(self, "confounds", ",".join(confounds) or None)
 
@@ -617,6 +632,73 @@ def _merge_warnings(*lists: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(w for ws in lists for w in ws))
 
 
+def _absolute(path: str | Path) -> str:
+    """``path`` as the absolute path the manifest records (links followed, ``~`` expanded)."""
+    return str(Path(path).expanduser().resolve())
+
+
+def _labels_belong(cache: Path, manifest: dict[str, Any], fresh: bytes) -> bool:
+    """Whether the cache's ``labels.tsv`` is the table its manifest was written with: the
+    SHA-256 the manifest records, or (a manifest from before the hash was recorded) the
+    table these label options make, byte for byte. False for a missing or unreadable file."""
+    try:
+        data = (cache / "labels.tsv").read_bytes()
+    except OSError:
+        return False
+    recorded = (manifest.get("labels") or {}).get("sha256")
+    if isinstance(recorded, str):
+        return labels_sha256(data) == recorded
+    return data == fresh
+
+
+def _with_array_fingerprints(cache: Path, manifest: dict[str, Any]) -> dict[str, Any]:
+    """``manifest`` with the :func:`~emocore.data.cache.array_fingerprint` of each array a cache
+    made before they were recorded lacks (sound arrays only: prepare has checked them)."""
+    lacking = [s for s, info in manifest["subjects"].items() if "array_fingerprint" not in info]
+    if not lacking:
+        return manifest
+    damaged = array_problems(cache, manifest, content=False)
+    subjects = dict(manifest["subjects"])
+    for subject in lacking:
+        if subject not in damaged:
+            path = cache / subjects[subject]["file"]
+            subjects[subject] = {**subjects[subject], "array_fingerprint": array_fingerprint(path)}
+    return {**manifest, "subjects": subjects}
+
+
+def _record_missing(
+    cache: Path, old: dict[str, Any], label_text: bytes, **source_paths: str
+) -> dict[str, Any]:
+    """The manifest of an up-to-date cache made by an older emocore, completed with what this
+    one records: the label table's hash, the arrays' fingerprints and absolute source paths
+    (the ones given now, where it recorded paths relative to where prepare ran). Written when
+    anything was added; a cache that cannot be written (read-only) stays as it was."""
+    manifest = _with_array_fingerprints(cache, old)
+    labels = dict(manifest.get("labels") or {})
+    if "sha256" not in labels:
+        labels["sha256"] = labels_sha256(label_text)  # _labels_belong found them equal
+        manifest = {**manifest, "labels": labels}
+    source = dict(manifest.get("source") or {})
+    for key, value in source_paths.items():  # root, annotations, folder: the ones read now
+        if isinstance(source.get(key), str) and not Path(source[key]).is_absolute():
+            source[key] = value
+    if source != (manifest.get("source") or {}):
+        manifest = {**manifest, "source": source}
+    if manifest == old:
+        return old
+    try:
+        atomic_write_json(cache / "manifest.json", manifest)
+    except OSError as exc:
+        logger.info("could not complete the manifest of %s (%s); left as it was", cache, exc)
+        return old
+    logger.info(
+        "recorded in the manifest of %s what this emocore checks (label-table hash, array "
+        "fingerprints, absolute source paths)",
+        cache,
+    )
+    return manifest
+
+
 def prepare(
     bids: str | Path,
     annotations: str | Path,
@@ -814,13 +896,17 @@ def _prepare(
     }
     label_key = _digest(label_inputs)
     sources = {s.subject: [_fingerprint(r.path) for r in s.runs] for s in dataset.subjects}
+    label_text = labels.to_csv(sep="\t", index=False).encode()
     labels_block = {
         "file": "labels.tsv",
         "classes": list(CLASSES),
         "counts": label_counts(labels),
         "annotation_sha256": annotation_sha,
         "report": getattr(ann, "report_summary", lambda: {})(),
+        "sha256": labels_sha256(label_text),  # the table this manifest belongs to
     }
+    # Absolute: a dashboard or a job started in another folder finds the data again.
+    bids_path, annotations_path = _absolute(bids), _absolute(annotations)
 
     label_warnings = [
         f"{files.folder / name} {why}; it gives no vote"
@@ -853,35 +939,70 @@ def _prepare(
                 f"--force to rebuild it from scratch with exactly the given subjects "
                 f"(it now holds {', '.join(held)})"
             )
-        if new and not changed:
+        # Arrays cut short, rewritten as another dtype or shape, or overwritten: rebuilt, as a
+        # changed source file is (the cache cannot be trusted for those people any more).
+        damaged = array_problems(cache, old) if manifest_problem(old) is None else {}
+        for problem in damaged.values():
+            logger.warning("%s; the cache will be rebuilt", problem)
+        labels_belong = _labels_belong(cache, old, label_text)
+        if new and not changed and not damaged:
             return _add_subjects(
-                cache, old, dataset, new, sources, opts, progress, bids, not_requested, t0
+                cache,
+                old,
+                dataset,
+                new,
+                sources,
+                opts,
+                progress,
+                bids_path,
+                not_requested,
+                t0,
+                labels=None if labels_belong else (label_text, labels_block),
             )
-        rebuild_why = [f"sub-{s}'s source files changed" for s in changed] + [
-            differ[k] for k in _VOLUME_OPTIONS if k in differ
-        ]
+        rebuild_why = (
+            [f"sub-{s}'s source files changed" for s in changed]
+            + [f"{problem}" for problem in damaged.values()]
+            + [differ[k] for k in _VOLUME_OPTIONS if k in differ]
+        )
         if not rebuild_why:
             before = old
             old = _store_missing_mean_epis(cache, old, dataset, progress)
             result = dict(kept=tuple(held), not_requested=not_requested)
-            if old.get("label_key") == label_key:
+            if old.get("label_key") == label_key and labels_belong:
                 if old is before:  # else _store_missing_mean_epis has said what it stored
                     logger.info("cache at %s is up to date; nothing to do", cache)
+                old = _record_missing(
+                    cache,
+                    old,
+                    label_text,
+                    root=bids_path,
+                    annotations=annotations_path,
+                    folder=_absolute(dataset.base or bids),
+                )
                 if not (
                     cache / "dataset_description.json"
                 ).is_file():  # made before prepare wrote one
                     _describe(cache, old)
                 return PrepareResult(VolumeCache(cache), "unchanged", **result)
-            logger.info("voxel data unchanged; rewriting the label table of %s", cache)
+            if old.get("label_key") == label_key:
+                logger.warning(
+                    "%s does not belong to the manifest of the cache at %s (a relabel was "
+                    "interrupted?): rewriting it",
+                    cache / "labels.tsv",
+                    cache,
+                )
+            else:
+                logger.info("voxel data unchanged; rewriting the label table of %s", cache)
             manifest = dict(old)
             manifest.update(
                 label_key=label_key,
                 options=asdict(opts),
                 labels=labels_block,
-                source={**old.get("source", {}), "annotations": str(Path(annotations))},
+                source={**old.get("source", {}), "annotations": annotations_path},
                 warnings=_merge_warnings(old.get("warnings", []), dataset.warnings, label_warnings),
             )
-            atomic_write_text(cache / "labels.tsv", labels.to_csv(sep="\t", index=False))
+            manifest = _with_array_fingerprints(cache, manifest)
+            atomic_write_bytes(cache / "labels.tsv", label_text)
             atomic_write_json(cache / "manifest.json", manifest)
             _describe(cache, manifest)
             return PrepareResult(VolumeCache(cache), "relabelled", **result)
@@ -924,11 +1045,11 @@ def _prepare(
         "options": asdict(opts),
         "cleaning": opts.cleaning,
         "source": {
-            "root": str(Path(bids)),
+            "root": bids_path,
             "layout": dataset.layout,
-            "folder": str(dataset.base or Path(bids)),
+            "folder": _absolute(dataset.base or bids),
             "entities": dict(dataset.entities),
-            "annotations": str(Path(annotations)),
+            "annotations": annotations_path,
         },
         "grid": {
             "shape": list(shape),
@@ -939,7 +1060,7 @@ def _prepare(
         "warnings": [*dataset.warnings, *label_warnings],
     }
     _check_only_cache_files(cache)
-    _check_space(cache.parent, dataset.subjects, shape, "build the cache")
+    _check_space(cache.parent, dataset.subjects, shape, "build the cache", labels=len(label_text))
     work = cache.parent / f"{cache.name}.partial-{os.getpid()}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
@@ -948,7 +1069,7 @@ def _prepare(
             work, dataset, shape, affine, opts, progress, sources
         )
         manifest["warnings"] = _merge_warnings(manifest["warnings"], blank)
-        labels.to_csv(work / "labels.tsv", sep="\t", index=False)
+        (work / "labels.tsv").write_bytes(label_text)
         manifest["prepare_seconds"] = round(time.perf_counter() - t0, 2)
         (work / "manifest.json").write_text(json.dumps(manifest, indent=1))
         _describe(work, manifest)
@@ -1086,11 +1207,17 @@ def _add_subjects(
     sources: dict[str, list[str]],
     opts: PrepareOptions,
     progress: Progress | None,
-    bids: str | Path,
+    bids: str,
     not_requested: tuple[str, ...],
     t0: float,
+    *,
+    labels: tuple[bytes, dict[str, Any]] | None = None,
 ) -> PrepareResult:
     """Write the arrays of ``new`` people next to the others', then replace the manifest.
+
+    ``labels`` (the label table's bytes and the manifest's ``labels`` block) rewrites a
+    ``labels.tsv`` that does not belong to the old manifest (an interrupted relabel), before
+    the new manifest names it.
 
     Nothing the old manifest names is written: the new arrays (and mean EPIs) go to
     ``sub-XX.npy.partial-<pid>`` (``sub-XX_mean-epi.npy.partial-<pid>``), are renamed once complete, and the manifest that lists them replaces the
@@ -1127,11 +1254,21 @@ def _add_subjects(
             progress(done / max(total_runs, 1), message)
 
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    root = str(Path(bids))
+    root = bids
+    recorded_root = (old.get("source") or {}).get("root")
+    if isinstance(recorded_root, str) and recorded_root:
+        recorded_root = str(recorded_path(cache, recorded_root) or recorded_root)
     staged: list[Path] = []
     entries: dict[str, Any] = {}
     blank: list[str] = []
-    _check_space(cache, people, shape, f"add {', '.join(f'sub-{s}' for s in new)}")
+    _check_space(
+        cache,
+        people,
+        shape,
+        f"add {', '.join(f'sub-{s}' for s in new)}",
+        labels=len(labels[0]) if labels is not None else 0,
+        mask=False,
+    )
     try:
         for subj in people:
             tmp = cache / f"sub-{subj.subject}.npy.partial-{os.getpid()}"
@@ -1158,15 +1295,24 @@ def _add_subjects(
                     100 * coverage,
                 )
             info.update(cache_mask_coverage=round(coverage, 4), added_at=now)
-            if root != (old.get("source") or {}).get("root"):
+            if root != recorded_root:
                 info["source_root"] = root
             entries[subj.subject] = info
         for tmp in list(staged):
             final = cache / tmp.name.rsplit(".partial-", 1)[0]
             os.replace(tmp, final)
             staged[staged.index(tmp)] = final
-        every = {**old["subjects"], **entries}
-        manifest = dict(old)
+        manifest = _with_array_fingerprints(cache, dict(old))
+        every = {**manifest["subjects"], **entries}
+        if labels is not None:
+            logger.warning(
+                "%s does not belong to the manifest of the cache at %s (a relabel was "
+                "interrupted?): rewriting it",
+                cache / "labels.tsv",
+                cache,
+            )
+            atomic_write_bytes(cache / "labels.tsv", labels[0])
+            manifest["labels"] = labels[1]
         manifest.update(
             subjects={s: every[s] for s in sorted(every)},
             volume_key=volume_key(
@@ -1316,6 +1462,7 @@ def _write_subject(
         "n_volumes": n_total,
         "runs": runs_info,
         "mask_voxels": int(mask.sum()),
+        "array_fingerprint": array_fingerprint(path),  # what a reader checks it still holds
     }
     return info, mask, messages, _mean_epi(run_means, shape)
 
@@ -1327,9 +1474,26 @@ def _blank(sd: np.ndarray, mean_img: np.ndarray) -> str | None:
     return "zero" if not np.any(mean_img) else "constant"
 
 
-def _check_space(folder: Path, people: Sequence[SubjectRuns], shape, doing: str) -> None:
-    """Refuse a cache the disk cannot hold before hours are spent writing it (float16 arrays)."""
-    need = sum(r.n_volumes for p in people for r in p.runs) * int(np.prod(shape)) * 2
+#: Room left for the manifest, dataset_description.json and each file's last part-filled block.
+_SMALL_FILES_BYTES = 256 * 2**10
+
+
+def _check_space(
+    folder: Path,
+    people: Sequence[SubjectRuns],
+    shape,
+    doing: str,
+    *,
+    labels: int = 0,
+    mask: bool = True,
+) -> None:
+    """Refuse a cache the disk cannot hold before hours are spent writing it: the float16
+    arrays, each person's float32 mean EPI, the mask (``mask``: a build writes one), the label
+    table (``labels`` bytes) and room for the small files."""
+    voxels = int(np.prod(shape))
+    arrays = sum(r.n_volumes for p in people for r in p.runs) * voxels * 2
+    rest = len(people) * voxels * 4 + (voxels if mask else 0) + labels + _SMALL_FILES_BYTES
+    need = arrays + rest
     probe = next((f for f in (folder, *folder.parents) if f.exists()), None)
     if probe is None:
         return
@@ -1339,10 +1503,11 @@ def _check_space(folder: Path, people: Sequence[SubjectRuns], shape, doing: str)
         return
     if need > free:
         raise CacheError(
-            f"cannot {doing}: its arrays need {_size(need)} ({len(people)} people on a "
-            f"{' x '.join(map(str, shape))} grid, float16) but {probe} has {_size(free)} free; "
-            "choose a coarser --grid-mm, fewer people (--subject), or another --cache on a "
-            "larger disk"
+            f"cannot {doing}: its arrays need {_size(arrays)} ({len(people)} people on a "
+            f"{' x '.join(map(str, shape))} grid, float16) and its other files {_size(rest)} "
+            f"(mean EPIs, {'mask, ' if mask else ''}label table, manifest), {_size(need)} in all, "
+            f"but {probe} has {_size(free)} free; choose a coarser --grid-mm, fewer people "
+            "(--subject), or another --cache on a larger disk"
         )
 
 

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import logging
 import shutil
 from pathlib import Path
 
@@ -42,19 +41,21 @@ def test_plain_bids_layout_with_task_filter(tmp_path):
     assert ds.layout == "bids" and ds.subject_labels == ["07"] and len(ds.get("07").runs) == 8
 
 
-def test_reads_a_real_nifti_header_that_nibabel_ships(tmp_path, caplog):
+def test_reads_a_real_nifti_header_that_nibabel_ships(tmp_path):
     # example4d.nii.gz is a real scanner export: 128x96x24, 2 volumes, and a TR stored as 2000 "sec".
     target = tmp_path / "bids/sub-01/func/sub-01_task-x_run-01_bold.nii.gz"
     target.parent.mkdir(parents=True)
     shutil.copy(Path(data_path) / "example4d.nii.gz", target)
-    with caplog.at_level(logging.WARNING):
-        ds = discover_dataset(tmp_path / "bids", expected_runs=(1,), expected_volumes=None)
+    with pytest.raises(DataError, match=r"run-01_bold.nii.gz: its header gives a repetition time"):
+        discover_dataset(tmp_path / "bids", expected_runs=(1,), expected_volumes=None)
+    img = nib.load(target)  # the header fixed as the message says: read as it is
+    img.header.set_zooms(img.header.get_zooms()[:3] + (2.0,))
+    nib.save(nib.Nifti1Image(np.asanyarray(img.dataobj), img.affine, img.header), target)
+    ds = discover_dataset(tmp_path / "bids", expected_runs=(1,), expected_volumes=None)
     run = ds.get("01").runs[0]
     assert run.shape == (128, 96, 24) and run.n_volumes == 2
     assert np.allclose(run.affine, nib.load(target).affine)
-    assert run.tr == pytest.approx(2000.0)
-    assert "sub-01_task-x_run-01_bold.nii.gz: header TR is 2000 s, not 2 s" in caplog.text
-    assert ds.warnings and "using the header" in ds.warnings[0]
+    assert run.tr == pytest.approx(2.0) and not ds.warnings
 
 
 def test_empty_folder_says_what_is_expected(tmp_path):
@@ -112,13 +113,12 @@ def test_short_run_is_reported(tiny_dataset):
         discover_dataset(root)
 
 
-def test_non_2s_tr_warns_and_uses_header(tiny_dataset, caplog):
+def test_non_2s_tr_is_refused_naming_the_header(tiny_dataset):
+    # the labels are built every 2 s: a run at 2.5 s would get the wrong moment's labels
     root, _ = tiny_dataset
     write_run(root / bold_filename("01", 1), RUN_N_VOLUMES[0], tr=2.5)
-    with caplog.at_level(logging.WARNING):
-        ds = discover_dataset(root)
-    assert ds.get("01").runs[0].tr == 2.5
-    assert "header TR is 2.5 s" in caplog.text
+    with pytest.raises(DataError, match=r"run-01_bold.nii.gz: its header gives .* of 2.5 s"):
+        discover_dataset(root)
 
 
 def test_unreadable_file_is_named(tiny_dataset):

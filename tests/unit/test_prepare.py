@@ -232,7 +232,7 @@ def test_option_errors_name_the_option():
         PrepareOptions(grid_mm=0.01)
     with pytest.raises(ConfigError, match="'nonfinite' must be one of"):
         PrepareOptions(nonfinite="drop")
-    with pytest.raises(ConfigError, match="high_pass must be a cut-off in Hz"):
+    with pytest.raises(ConfigError, match=r"--high-pass \(high_pass\) must be a cut-off in Hz"):
         PrepareOptions(high_pass=0.5)
     with pytest.raises(ConfigError, match="scrub.*drops volumes"):
         PrepareOptions(confounds="motion,scrub")
