@@ -21,21 +21,30 @@ The verdict (:func:`emocore.verdict.newcomer_verdict`) tests the person in the p
 analysis' fixed order and says what it could have detected. With ``exploratory`` the study's
 other testable designs are run too and reported apart (Holm-adjusted, never in the verdict).
 
-Everything is written below the cohort run's folder, ``assessments/sub-XX/``:
-``assessment.json`` (the verdict, the findings, per-design status and provenance),
+An assessment is a run of kind ``assess`` in the registry (its parent is the cohort run), so its
+progress, log and status are followed like any training job's, and it writes into its own run
+folder: ``assessment.json`` (the verdict, the findings, per-design status and provenance),
 ``predictions.tsv`` (the person's predictions; LOSO rows carry the ``model`` that made them) and
-``models/`` (the person's own single-subject model). The assessment is also a run of kind
-``assess`` in the registry (its parent is the cohort run), so its progress, log and status are
-followed like any training job's. A person already assessed against the run is not assessed
-again unless asked (``force``): the stored assessment is returned, marked ``reused``.
+``models/`` (the person's own single-subject model). When it completes, its ``assessment.json``
+and ``predictions.tsv`` are copied to the cohort run's ``assessments/sub-XX/``, where the
+dashboard and the report read the person's current assessment. A person already assessed against
+the run is not assessed again unless asked (``force``): the stored assessment is returned, marked
+``reused``. A forced assessment replaces the current one in ``assessments/sub-XX/`` only; the
+earlier run keeps its own files (a current assessment whose files are not all in its run's
+folder, e.g. one made before assessments had run folders, is moved to ``assessments/replaced/``). One person is assessed against one run by one process at a time:
+a second, concurrent assessment is refused, naming the process that holds it.
 """
 
 from __future__ import annotations
 
+import filecmp
 import logging
 import os
+import re
+import shutil
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -46,21 +55,154 @@ import pandas as pd
 from emocore import __version__
 from emocore._io import atomic_write_json, atomic_write_text
 from emocore.data.cache import VolumeCache
-from emocore.errors import ConfigError, RegistryError
+from emocore.errors import ConfigError, EmocoreError, RegistryError
 from emocore.progress import Progress
-from emocore.registry import Registry, recording_outcome
-from emocore.results import RunResults
+from emocore.registry import Registry, RunRecord, _host, recording_outcome
+from emocore.results import RunResults, read_json
 from emocore.single_case import FINDING_KEYS, atypical_findings, confusion_counts, fold_stability
 
 __all__ = [
+    "REFERENCE_KINDS",
     "assess_subject",
+    "check_reference_run",
+    "check_subject_label",
     "add_and_assess",
     "dataset_folders",
+    "holds_bold_runs",
     "new_people",
     "chosen_entities",
 ]
 
 logger = logging.getLogger(__name__)
+
+
+#: The kinds of run a person can be assessed against: those that hold a cohort and its models.
+REFERENCE_KINDS = ("study", "train")
+_LABEL = re.compile(r"[A-Za-z0-9]+")
+
+
+def check_subject_label(subject: object) -> str:
+    """``subject`` without ``sub-``, when it is a BIDS subject label (letters and digits only);
+    else a ConfigError. The label names the person's files and folders (``sub-XX``), so a label
+    such as ``../../x`` must never get as far as a path."""
+    label = str(subject).removeprefix("sub-")
+    if not _LABEL.fullmatch(label):
+        raise ConfigError(
+            f"--subject {str(subject)!r} is not a BIDS subject label: a label is letters and "
+            "digits only, as in the dataset's sub-<label>/ folders (e.g. --subject 09 for sub-09)"
+        )
+    return label
+
+
+def check_reference_run(registry: Registry, run_id: str) -> RunRecord:
+    """The run ``run_id`` when a person can be assessed against it: a completed study or train
+    run (:data:`REFERENCE_KINDS`); else a RegistryError saying what it is and which run to use."""
+    record = registry.get_run(run_id)
+    if record.kind not in REFERENCE_KINDS:
+        article = "an" if record.kind[:1] in "aeiou" else "a"
+        parent = ""
+        if record.parent:
+            try:
+                if registry.get_run(record.parent).kind in REFERENCE_KINDS:
+                    parent = (
+                        f"; this one was made from run {record.parent}: use --run {record.parent}"
+                    )
+            except EmocoreError:  # its parent is gone or unreadable: no suggestion
+                pass
+        raise RegistryError(
+            f"run {run_id} is {article} {record.kind} run, which holds no cohort to assess a "
+            "person against: an assessment needs a completed study or train run (`emocore runs "
+            f"--kind study` lists them){parent}"
+        )
+    if record.status != "completed":
+        raise RegistryError(
+            f"run {run_id} is {record.status}; assess a person against a completed study"
+        )
+    return record
+
+
+_LOCK_SUFFIX = ".lock"
+
+
+@contextmanager
+def _assessing(run: RunResults, subject: str) -> Iterator[None]:
+    """Hold the right to assess ``subject`` against ``run`` in this process, or refuse at once
+    with a RegistryError naming the process that holds it: two assessments of one person
+    against one run would each take the other's result for their own. The lock (an ``flock``
+    on ``assessments/.sub-XX.lock``) goes with the process, so a killed assessment frees it."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no flock; the reuse check alone remains
+        yield
+        return
+    folder = run.folder / "assessments"
+    folder.mkdir(exist_ok=True)
+    path = folder / f".sub-{subject}{_LOCK_SUFFIX}"
+    with open(path, "a+", encoding="utf-8") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise RegistryError(
+                f"sub-{subject} is being assessed against run {run.run_id} right now ({holder}); "
+                "a second assessment at the same time would write over the first. Wait for it "
+                "to finish (`emocore runs` shows it), then see its verdict by running the same "
+                "command again without --force"
+            ) from None
+        try:
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"process {os.getpid()} on {_host()}\n")
+            handle.flush()
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _publish(run: RunResults, subject: str, own: Path) -> Path:
+    """Copy the assessment in ``own`` (its run folder) to the cohort's ``assessments/sub-XX/``,
+    replacing the current one there without losing it; return the folder."""
+    target = run.assessment_dir(subject)
+    staging = target.with_name(f".sub-{subject}.new")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    for name in ("assessment.json", "predictions.tsv"):
+        if (own / name).is_file():
+            shutil.copy2(own / name, staging / name)
+    if target.exists():
+        _retire(run, subject, target)
+    staging.rename(target)
+    return target
+
+
+def _retire(run: RunResults, subject: str, current: Path) -> None:
+    """Take the current ``assessments/sub-XX/`` out of the way. It is deleted only when every
+    file in it is a byte-identical copy of one in the folder of the assessment run that made it;
+    otherwise (an assessment made before run folders held its files, a run folder deleted since,
+    a file added by hand) the folder is kept in ``assessments/replaced/``."""
+    try:
+        earlier = str(read_json(current / "assessment.json").get("assess_run_id") or "")
+    except EmocoreError:
+        earlier = ""
+    try:
+        source: Path | None = run.registry.run_dir(earlier) if earlier else None
+    except ConfigError:  # not a run id
+        source = None
+    files = [p for p in current.rglob("*") if p.is_file() or p.is_symlink()]
+    if source is not None and all(
+        (source / f.relative_to(current)).is_file()
+        and filecmp.cmp(f, source / f.relative_to(current), shallow=False)
+        for f in files
+    ):
+        shutil.rmtree(current)
+        return
+    keep = run.folder / "assessments" / "replaced" / f"sub-{subject}-{earlier or 'unknown'}"
+    while keep.exists():
+        keep = keep.with_name(keep.name + "-again")
+    keep.parent.mkdir(parents=True, exist_ok=True)
+    current.rename(keep)
+    logger.info("the earlier assessment of sub-%s is kept in %s", subject, keep)
 
 
 NOT_TESTED = {
@@ -70,27 +212,53 @@ NOT_TESTED = {
 }
 
 
+#: Where a dataset folder keeps BOLD runs, in the layouts prepare reads (see
+#: :mod:`emocore.data.bids`): raw BIDS or fMRIPrep, and ds000113's aligned derivative.
+_BOLD_PATTERNS = (
+    "sub-*/func/*_bold.nii*",
+    "sub-*/ses-*/func/*_bold.nii*",
+    "derivatives/*/sub-*/func/*_bold.nii*",
+    "derivatives/*/sub-*/ses-*/func/*_bold.nii*",
+)
+
+
+def holds_bold_runs(folder: str | Path) -> bool:
+    """Whether ``folder`` holds at least one BOLD run (``*_bold.nii[.gz]`` in a ``func`` folder
+    of a ``sub-*`` folder, or of one below ``derivatives/*/``): a dataset a person can be added
+    from. The first match ends the search, so a large dataset is not walked."""
+    folder = Path(folder)
+    return any(next(folder.glob(pattern), None) is not None for pattern in _BOLD_PATTERNS)
+
+
 def dataset_folders(root: str | Path, cache: VolumeCache | None = None) -> list[Path]:
     """Dataset folders a person can be added from, all inside ``root`` (the allowed data root).
 
-    The cache's own source dataset first (when it lies inside ``root``), then every folder at
-    most two levels below ``root`` that holds ``sub-*`` folders or a ``derivatives`` folder.
-    Nothing outside ``root`` is listed.
+    The cache's own source dataset first (when it lies inside ``root`` and still holds BOLD
+    runs), then every folder at most two levels below ``root`` that holds BOLD runs
+    (:func:`holds_bold_runs`). A volume cache (its ``sub-XX.npy`` arrays are no BOLD runs), a
+    run registry and folders without any BOLD run are left out; nothing outside ``root`` is
+    listed.
     """
     root = Path(root).resolve()
     found: list[Path] = []
+    cache_dir = Path(cache.path).resolve() if cache is not None else None
     if cache is not None:
-        source = cache.manifest.get("source", {}).get("root")
+        source = (cache.manifest.get("source") or {}).get("root")
         if source and Path(source).resolve().is_relative_to(root):
-            found.append(Path(source).resolve())
+            if holds_bold_runs(Path(source).resolve()):
+                found.append(Path(source).resolve())
     if root.is_dir():
         for depth in ("*", "*/*"):
             for folder in sorted(root.glob(depth)):
                 if not folder.is_dir() or folder.is_symlink():
                     continue
-                if (folder / "derivatives").is_dir() or any(folder.glob("sub-*")):
-                    if folder.resolve().is_relative_to(root) and folder.resolve() not in found:
-                        found.append(folder.resolve())
+                here = folder.resolve()
+                if here == cache_dir or here in found or not here.is_relative_to(root):
+                    continue
+                if (here / "registry.sqlite").exists() or (here / "manifest.json").is_file():
+                    continue  # a run registry or a volume cache, never a dataset
+                if holds_bold_runs(here):
+                    found.append(here)
     return found
 
 
@@ -209,7 +377,8 @@ def assess_subject(
 ) -> dict[str, Any]:
     """Assess ``subject`` (in the cache, not in run ``run_id``'s cohort) against the cohort.
 
-    Returns the assessment (also written to ``assessments/sub-XX/assessment.json``): ``run_id``,
+    Returns the assessment (written to the assess run's folder and copied to the cohort's
+    ``assessments/sub-XX/assessment.json``): ``run_id``,
     ``assess_run_id``, ``subject``, ``alpha``, ``primary`` (the study's), ``verdict`` (see
     :data:`emocore.verdict.VERDICT_KEYS`), ``designs`` (per design: ``role`` ``primary`` or
     ``exploratory``, ``status`` ``assessed`` or ``not tested`` with a ``reason``, ``models``,
@@ -218,20 +387,47 @@ def assess_subject(
     ``sentence``), ``stability``, ``seconds`` and ``reused`` (True when an earlier assessment
     was returned instead: pass ``force`` to replace it). ``assess_id`` fills in an existing
     queued ``assess`` run (a dashboard job). The cohort's models, predictions and metrics are
-    never changed.
+    never changed. A second assessment of the same person against the same run while this one
+    runs is refused (RegistryError).
     """
+    subject = check_subject_label(subject)
+    check_reference_run(registry, run_id)
+    run = RunResults(registry, run_id)
+    with _assessing(run, subject):
+        return _assess(
+            cache,
+            registry,
+            run,
+            subject,
+            alpha=alpha,
+            device=device,
+            progress=progress,
+            assess_id=assess_id,
+            force=force,
+            exploratory=exploratory,
+        )
+
+
+def _assess(
+    cache: VolumeCache,
+    registry: Registry,
+    run: RunResults,
+    subject: str,
+    *,
+    alpha: float | None,
+    device: str | None,
+    progress: Progress | None,
+    assess_id: str | None,
+    force: bool,
+    exploratory: bool,
+) -> dict[str, Any]:
+    """:func:`assess_subject` once the label, the run and the lock are settled."""
     from emocore.designs import run_design
     from emocore.metrics import balanced_accuracy
     from emocore.study import StudyConfig
     from emocore.verdict import newcomer_verdict
 
-    subject = str(subject).removeprefix("sub-")
-    record = registry.get_run(run_id)
-    if record.status != "completed":
-        raise RegistryError(
-            f"run {run_id} is {record.status}; assess a person against a completed study"
-        )
-    run = RunResults(registry, run_id)
+    run_id = run.run_id
     study = run.study
     if subject in study["subjects"]:
         raise ConfigError(
@@ -244,7 +440,12 @@ def assess_subject(
     if earlier is not None and not force:
         logger.info("sub-%s was already assessed against run %s", subject, run_id)
         if assess_id is not None:  # a dashboard job asked for it: it ends with the earlier one
-            registry.update(assess_id, message="already assessed: the earlier assessment stands")
+            registry.update(
+                assess_id,
+                status="running",
+                pid=os.getpid(),
+                message="already assessed: the earlier assessment stands",
+            )
             registry.set_status(assess_id, "completed")
         return {**earlier, "reused": True}
     if subject not in cache.subjects:
@@ -267,7 +468,6 @@ def assess_subject(
     classes = list(study["classes"])
     folder = run.folder
     cohort = run.predictions()
-    out = run.assessment_dir(subject)
 
     if assess_id is None:
         assess_id = registry.create_run(
@@ -279,6 +479,7 @@ def assess_subject(
             sources=[cache.path, folder],
         ).id
     registry.update(assess_id, status="running", pid=os.getpid(), error=None)
+    out = registry.check_run_folder(assess_id)  # this assessment's own files go here
     designs = [primary.design] + (
         [d for d in config.designs if d != primary.design] if exploratory else []
     )
@@ -409,8 +610,14 @@ def assess_subject(
             "reused": False,
         }
         atomic_write_json(out / "assessment.json", result)
+        registry.add_artifact(assess_id, "assessment", out / "assessment.json", "metrics")
+        if tables:
+            registry.add_artifact(assess_id, "predictions", out / "predictions.tsv", "predictions")
+        if (out / "models").is_dir():
+            registry.add_artifact(assess_id, "models", out / "models", "checkpoint")
+        current = _publish(run, subject, out)
         registry.add_artifact(
-            run_id, f"assessment/sub-{subject}", out / "assessment.json", "metrics"
+            run_id, f"assessment/sub-{subject}", current / "assessment.json", "metrics"
         )
         registry.update(
             assess_id,
@@ -447,33 +654,36 @@ def add_and_assess(
     from contextlib import nullcontext
 
     from emocore.data.cache import open_cache
-    from emocore.registry import recording_outcome
 
-    registry.get_run(run_id)  # an unknown run fails before any data is read
-    subject = str(subject).removeprefix("sub-")
-    if not force and RunResults(registry, run_id).assessment(subject) is not None:
-        bids = None  # the earlier assessment stands: nothing to add to the cache
-    if bids is not None:
-        from emocore.data.prepare import PrepareOptions, prepare
+    # what is asked is checked before any data is read or anything is written
+    subject = check_subject_label(subject)
+    if bids is not None and annotations is None:
+        raise ConfigError("--bids needs --annotations (the observer annotations the cache used)")
+    # a dashboard job's queued run records why it ended, whatever the step
+    with recording_outcome(registry, assess_id) if assess_id else nullcontext():
+        check_reference_run(registry, run_id)  # an unknown run fails before any data is read
+        registry.check_writable("record an assessment")
+        run = RunResults(registry, run_id)
+        with _assessing(run, subject):
+            if not force and run.assessment(subject) is not None:
+                bids = None  # the earlier assessment stands: nothing to add to the cache
+            if bids is not None:
+                from emocore.data.prepare import PrepareOptions, prepare
 
-        if annotations is None:
-            raise ConfigError(
-                "--bids needs --annotations (the observer annotations the cache used)"
+                if assess_id:
+                    registry.update(assess_id, status="running", message=f"adding sub-{subject}")
+                assert annotations is not None  # checked above, before anything was read
+                options = PrepareOptions.from_manifest(open_cache(cache).manifest["options"])
+                prepare(bids, annotations, cache, options=options, subjects=[subject])
+            return _assess(
+                open_cache(cache),
+                registry,
+                run,
+                subject,
+                alpha=alpha,
+                device=device,
+                progress=progress,
+                assess_id=assess_id,
+                force=force,
+                exploratory=exploratory,
             )
-        with recording_outcome(registry, assess_id) if assess_id else nullcontext():
-            if assess_id:
-                registry.update(assess_id, status="running", message=f"adding sub-{subject}")
-            options = PrepareOptions.from_manifest(open_cache(cache).manifest["options"])
-            prepare(bids, annotations, cache, options=options, subjects=[subject])
-    return assess_subject(
-        open_cache(cache),
-        registry,
-        run_id,
-        subject,
-        alpha=alpha,
-        device=device,
-        progress=progress,
-        assess_id=assess_id,
-        force=force,
-        exploratory=exploratory,
-    )

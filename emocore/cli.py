@@ -367,18 +367,23 @@ def _run_study(args: argparse.Namespace, designs: tuple[str, ...], kind: str) ->
     from emocore.study import resume_study, run_study
 
     rank, world, device = init_from_env()
-    registry = Registry(args.registry) if rank == 0 else NullRegistry()
     bar = ProgressBar(kind, _show_progress(args) and rank == 0)
     if getattr(args, "resume", None):
         if world > 1:
             raise ConfigError("--resume runs on one process; start it without torchrun")
+        registry = Registry(args.registry, create=False)  # the run to resume is in it
         check_resumable(registry.get_run(args.resume))  # before the cache: an assess run?
+        registry.check_writable("resume a run")
         done = resume_study(registry, args.resume, open_cache(args.cache), progress=bar)
     else:
+        # the options and the cache are checked before the registry is opened: a bad option
+        # or a mistyped --cache leaves no new registry folder behind
         config = _study_config(args, designs)
         if world > 1:
             config = replace(config, train=replace(config.train, device=device))
-        done = run_study(open_cache(args.cache), registry, config, kind=kind, progress=bar)
+        cache = open_cache(args.cache)
+        registry = Registry(args.registry) if rank == 0 else NullRegistry()
+        done = run_study(cache, registry, config, kind=kind, progress=bar)
     if world > 1:
         import torch.distributed as dist
 
@@ -483,8 +488,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from emocore.registry import Registry
     from emocore.study import evaluate_runs
 
+    if args.permutations < 1:  # before anything is opened (evaluate_runs says it too)
+        raise ConfigError(
+            f"--permutations must be at least 1 (chance levels and p-values need them); "
+            f"{args.permutations} was given"
+        )
+    registry = Registry(args.registry, create=False)  # the runs to evaluate are in it
+    registry.check_writable("record an evaluation (an evaluate run)")
     out = evaluate_runs(
-        Registry(args.registry),
+        registry,
         args.run,
         n_permutations=args.permutations,
         linear=args.linear,
@@ -517,7 +529,7 @@ def cmd_assess(args: argparse.Namespace) -> int:
 
     result = add_and_assess(
         args.cache,
-        Registry(args.registry),
+        Registry(args.registry, create=False),  # the study to assess against is in it
         args.run,
         args.subject,
         bids=args.bids,
@@ -574,7 +586,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from emocore.results import RunResults
     from emocore.summaries import summarize_predictions
 
-    run = RunResults(Registry(args.registry), args.run)
+    if args.permutations < 1:
+        raise ConfigError(
+            f"--permutations must be at least 1 (chance levels and p-values need them); "
+            f"{args.permutations} was given"
+        )
+    run = RunResults(Registry(args.registry, create=False), args.run)
     cache = open_cache(args.cache)
     out_path = check_writable(args.out, "--out") if args.out else None  # before the model runs
     bar = ProgressBar("predict", _show_progress(args))
@@ -656,22 +673,46 @@ def _predict_text(r: dict[str, Any], held_out: list[str]) -> str:
 def cmd_runs(args: argparse.Namespace) -> int:
     from emocore.registry import Registry
 
-    registry = Registry(args.registry)
+    chosen = [o for o, v in (("--show", args.show), ("--delete", args.delete)) if v]
+    chosen += ["--forget"] if args.forget else []
+    if len(chosen) > 1:
+        raise ConfigError(f"{' and '.join(chosen)} cannot be combined; give one of them")
+    registry = Registry(args.registry, create=False)  # a mistyped --registry creates nothing
     # A run whose process died (killed, out of memory, machine restarted) would show as running
     # forever: mark it failed, with the reason, before anything is shown.
     stale = registry.mark_stale()
     if args.show:
-        rec = registry.get_run(args.show)
+        rec = registry.get_run(args.show, strict=False)  # a damaged row: shown with its problem
         d = rec.to_dict()
+        d["database"] = str(registry.db)
+        d["folder"] = str(registry.run_dir(rec.id))
+        d["folder_problem"] = registry.folder_problem(rec.id)
         d["disk_bytes"] = registry.disk_usage(rec.id)
-        d["artifacts"] = registry.artifacts(rec.id)[["name", "kind", "bytes", "path"]].to_dict(
-            "records"
-        )
+        arts = registry.artifacts(rec.id)
+        arts["exists"] = [Path(a).exists() for a in arts["abspath"]]
+        d["artifacts"] = arts[["name", "kind", "bytes", "path", "exists"]].to_dict("records")
         _print(d, args.json, _run_text)
         return 0
     if args.delete:
         registry.delete_run(args.delete)
         _print({"deleted": args.delete}, args.json, lambda r: f"deleted run {r['deleted']}")
+        return 0
+    if args.forget:
+        gone = registry.folder_problem(args.forget) is not None
+        folder = registry.run_dir(args.forget)
+        registry.forget_run(args.forget)
+        _print(
+            {"forgotten": args.forget, "folder": str(folder), "folder_missing": gone},
+            args.json,
+            lambda r: (
+                f"removed run {r['forgotten']} from the registry at {registry.root}; "
+                + (
+                    f"its folder {folder} was already gone"
+                    if gone
+                    else f"its folder {folder} was kept (delete it by hand when it is not needed)"
+                )
+            ),
+        )
         return 0
     runs = registry.list_runs(kind=args.kind, status=args.status)
     usage = registry.disk_usage()
@@ -688,6 +729,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
             "subjects": r.subjects,
             "disk_bytes": registry.disk_usage(r.id)["total"],
             "error": r.error,
+            "unreadable": r.unreadable,
+            "folder_problem": registry.folder_problem(r.id),
         }
         for r in runs.itertuples()
     ]
@@ -696,12 +739,23 @@ def cmd_runs(args: argparse.Namespace) -> int:
         lines = [f"{'id':<22}{'kind':<9}{'design':<16}{'split':<24}{'status':<11}{'disk':>9}"]
         for r in rs:
             split = (r["split"] or "—") + (" LEAKY" if r["leaky"] else "")  # assess: no split
+            disk = "missing" if r["folder_problem"] else f"{r['disk_bytes'] / 2**20:>7.1f}MB"
+            status = "UNREADABLE" if r["unreadable"] else r["status"]
             lines.append(
-                f"{r['id']:<22}{r['kind']:<9}{str(r['design'] or 'all'):<16}{split:<24}{r['status']:<11}{r['disk_bytes'] / 2**20:>7.1f}MB"
+                f"{r['id']:<22}{str(r['kind']):<9}{str(r['design'] or 'all'):<16}{split:<24}{status:<11}{disk:>9}"
             )
         for r in rs:
             if r["id"] in stale:
                 lines.append(f"run {r['id']} was marked failed: {r['error']}")
+            if r["unreadable"]:
+                lines.append(
+                    f"run {r['id']} is unreadable: its row in {registry.db} is damaged "
+                    f"({r['unreadable']}); `emocore runs --show {r['id']}` shows what can be read"
+                )
+            if r["folder_problem"]:
+                lines.append(f"run {r['id']}: {r['folder_problem']}")
+        if registry.read_only:
+            lines.append(f"(the registry {registry.root} is read-only: shown as it is)")
         lines.append(
             f"{len(rs)} runs; models and files use {usage['total'] / 2**20:.1f} MB ({', '.join(f'{k} {v / 2**20:.1f} MB' for k, v in usage.items() if k != 'total') or 'nothing yet'})"
         )
@@ -729,12 +783,26 @@ def _run_text(d: dict[str, Any]) -> str:
     train = config.get("train") or {}
     on = lambda v: "on" if v else "off"  # noqa: E731
     state = f"{d['status']} ({100 * (d.get('progress') or 0):.0f} %)"
+    state += f" — {d['message']}" if d.get("message") else ""
+    gone = d.get("folder_problem")
+    if gone:
+        state += "; so recorded, but ITS FILES ARE GONE (see 'files' below)"
     lines = [
         f"run {d['id']}: {run_label(d)}",
-        f"  status      {state}" + (f" — {d['message']}" if d.get("message") else ""),
+        f"  status      {state}",
         f"  created     {d['created_at']} by {d.get('user') or '?'} on {d.get('host') or '?'}"
         + (f" (pid {d['pid']})" if d.get("pid") else ""),
         f"  updated     {d['updated_at']}",
+    ]
+    if d.get("unreadable"):
+        lines.append(
+            f"  DAMAGED     its row in the registry database {d.get('database')} cannot be read "
+            f"in full: {d['unreadable']}. Restore that file from a backup, or remove the run "
+            f"from the registry with `emocore runs --forget {d['id']}` (its folder is kept)"
+        )
+    if gone:
+        lines.append(f"  files       MISSING: {gone}")
+    lines += [
         f"  split       {d.get('split') or 'n/a'}" + (" (LEAKY)" if d.get("leaky") else ""),
         f"  people      {', '.join(f'sub-{p}' for p in d.get('subjects') or []) or 'n/a'}",
     ]
@@ -766,9 +834,13 @@ def _run_text(d: dict[str, Any]) -> str:
         )
     usage = d.get("disk_bytes") or {}
     parts = ", ".join(f"{k} {_mb(v)}" for k, v in usage.items() if k != "total")
-    lines.append(f"  disk        {_mb(usage.get('total'))}" + (f" ({parts})" if parts else ""))
+    if gone:
+        lines.append(f"  disk        nothing ({_mb(usage.get('total'))} recorded, now missing)")
+    else:
+        lines.append(f"  disk        {_mb(usage.get('total'))}" + (f" ({parts})" if parts else ""))
     for a in d.get("artifacts") or []:
-        lines.append(f"    {a['kind']:<12}{a['name']:<36}{_mb(a['bytes']):>10}  {a['path']}")
+        size = _mb(a["bytes"]) if a.get("exists", True) else "missing"
+        lines.append(f"    {a['kind']:<12}{a['name']:<36}{size:>10}  {a['path']}")
     lines.append("(--json prints everything, as JSON)")
     return "\n".join(lines)
 
@@ -1075,11 +1147,17 @@ def _add_model_commands(sub: Any) -> None:
         "analysis (by default its stored leave-one-subject-out models, none of which saw the "
         "person) and test the person against the cohort's held-out values in the verdict's "
         "fixed order; the verdict says what the test could have detected. The cohort's models "
-        "are never changed; the result is stored with the run (assessments/sub-XX/). A person "
-        "already assessed is shown, not assessed again, unless --force.",
+        "are never changed; the assessment is a run of its own (its folder holds its files), "
+        "copied to the study run's assessments/sub-XX/ as the person's current one. A person "
+        "already assessed is shown, not assessed again, unless --force (the earlier run keeps "
+        "its files). One assessment of a person against a run at a time.",
     )
-    p.add_argument("--run", required=True, help="the finished study run holding the cohort")
-    p.add_argument("--subject", required=True, help="the new person's label, e.g. 09")
+    p.add_argument(
+        "--run", required=True, help="the finished study (or train) run holding the cohort"
+    )
+    p.add_argument(
+        "--subject", required=True, help="the new person's BIDS label (letters, digits), e.g. 09"
+    )
     _add_store_options(p)
     p.add_argument(
         "--bids",
@@ -1099,8 +1177,9 @@ def _add_model_commands(sub: Any) -> None:
     p.add_argument(
         "--force",
         action="store_true",
-        help="assess again a person already assessed against the run, replacing the earlier "
-        "assessment (without it the earlier one is shown)",
+        help="assess again a person already assessed against the run; the new assessment "
+        "becomes the current one and the earlier run keeps its files (without it the earlier "
+        "one is shown)",
     )
     p.add_argument(
         "--exploratory",
@@ -1203,7 +1282,19 @@ def _add_model_commands(sub: Any) -> None:
         default=None,
         help="show one run in full, with its files and disk use (as text; as JSON with --json)",
     )
-    p.add_argument("--delete", metavar="RUN_ID", default=None, help="delete a run and its files")
+    p.add_argument(
+        "--delete",
+        metavar="RUN_ID",
+        default=None,
+        help="delete a run and its files (and the runs grouped under it)",
+    )
+    p.add_argument(
+        "--forget",
+        metavar="RUN_ID",
+        default=None,
+        help="remove a run from the registry only, deleting no file: for a run whose folder "
+        "was deleted or moved, or whose record is damaged",
+    )
     p.add_argument("--json", action="store_true", help="print as JSON")
     p.set_defaults(func=cmd_runs)
 

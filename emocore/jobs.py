@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from emocore.data.cache import open_cache
 from emocore.errors import ConfigError, EmocoreError, check_choice
-from emocore.registry import Registry, RunRecord, _host, _pid_alive
+from emocore.registry import Registry, RunRecord, _host, _pid_alive, _process_alive
 from emocore.summaries import percent as _pct
 
 if TYPE_CHECKING:
@@ -96,7 +96,15 @@ def _start_lock(registry: Registry) -> Iterator[None]:
     except ImportError:  # Windows: no flock; the busy check alone still catches most cases
         yield
         return
-    with open(registry.root / _LOCK_NAME, "a+b") as handle:
+    registry.check_writable("start a job")
+    path = registry.root / _LOCK_NAME
+    try:
+        handle = open(path, "a+b")
+    except OSError as exc:
+        from emocore._io import os_error_message
+
+        raise JobError(os_error_message(exc, "start a job", choose="another registry")) from exc
+    with handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
@@ -105,20 +113,26 @@ def _start_lock(registry: Registry) -> Iterator[None]:
 
 
 def _live_local(record: RunRecord) -> bool:
-    """Whether the run's process runs on this machine now (runs of other hosts cannot be told)."""
+    """Whether the run's process runs on this machine now (runs of other hosts cannot be told):
+    a process that now holds the recorded pid but started at another time is not the run's."""
     return (
         record.pid is not None
         and record.host in (None, _host())
         and record.status in _ACTIVE
-        and _pid_alive(record.pid)
+        and _process_alive(record.pid, record.pid_start)
     )
 
 
 def active_jobs(registry: Registry | str | Path) -> list[RunRecord]:
-    """Queued and running runs, newest first, after failing those whose process has died."""
+    """Queued and running runs, newest first, after failing those whose process has died (a
+    damaged row is listed as it could be read, not raised: it must not hide the others)."""
     reg = _registry(registry)
     reg.mark_stale()
-    records = [reg.get_run(run_id) for s in _ACTIVE for run_id in reg.list_runs(status=s)["id"]]
+    records = [
+        reg.get_run(run_id, strict=False)
+        for s in _ACTIVE
+        for run_id in reg.list_runs(status=s)["id"]
+    ]
     return sorted(records, key=lambda r: (r.created_at, r.id), reverse=True)
 
 
@@ -186,11 +200,11 @@ def start_assess_job(
     fills in; it is followed and cancelled like a training job, and refused while another job
     of this machine is active.
     """
+    from emocore.assess import check_reference_run, check_subject_label
+
     reg = _registry(registry)
-    subject = str(subject).removeprefix("sub-")
-    source = reg.get_run(run_id)
-    if source.status != "completed":
-        raise JobError(f"run {run_id} is {source.status}; assess against a completed study")
+    subject = check_subject_label(subject)
+    check_reference_run(reg, run_id)  # a completed study or train run
     if bids is not None and annotations is None:
         raise ConfigError("adding a person from a dataset needs the annotations folder too")
     with _start_lock(reg):
@@ -300,7 +314,8 @@ def cancel_job(
     'completed'. Cancelling a run that has already finished raises :class:`JobError`.
     """
     reg = _registry(registry)
-    record = reg.get_run(run_id)
+    record = reg.get_run(run_id, strict=False)  # a damaged row can still be stopped
+    reg.check_writable("cancel a job")
     if record.finished:
         raise JobError(
             f"run {run_id} is already {record.status}; only queued or running runs can be "
@@ -312,7 +327,12 @@ def cancel_job(
         )
     graces = _GRACE_S if grace_s is None else (grace_s,) * 3
     how = "before its process started" if record.pid is None else "after its process ended"
-    if record.pid is not None and _pid_alive(record.pid) and _runs_emocore(record.pid):
+    # never signal a process that merely reuses the recorded pid
+    if (
+        record.pid is not None
+        and _process_alive(record.pid, record.pid_start)
+        and _runs_emocore(record.pid)
+    ):
         for sig, grace in zip((signal.SIGINT, signal.SIGTERM, signal.SIGKILL), graces, strict=True):
             if sig != signal.SIGINT:
                 # SIGTERM and SIGKILL end the process without running its handlers: record the
@@ -334,7 +354,7 @@ def cancel_job(
 
 def _mark_cancelled(reg: Registry, run_id: str, reason: str) -> None:
     """'cancelled' with ``reason``, unless the run finished first (then it keeps its status)."""
-    current = reg.get_run(run_id)
+    current = reg.get_run(run_id, strict=False)
     if current.status == "cancelled":
         if not current.error:  # KeyboardInterrupt has no text of its own
             reg.update(run_id, error=reason)
@@ -345,7 +365,7 @@ def _mark_cancelled(reg: Registry, run_id: str, reason: str) -> None:
     try:
         reg.set_status(run_id, "cancelled", error=reason)
     except EmocoreError:  # it finished between the read and the write
-        if not reg.get_run(run_id).finished:
+        if not reg.get_run(run_id, strict=False).finished:
             raise
 
 

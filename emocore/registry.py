@@ -25,6 +25,17 @@ Status life cycle (:data:`TRANSITIONS`)::
     completed                             (final)
 
 Setting the status a run already has is allowed and changes nothing but the error text.
+
+Read-only registries (an archive, a read-only mount, a folder of another user): when the folder
+or ``registry.sqlite`` cannot be written, the registry is opened read-only (SQLite's ``mode=ro``,
+or ``immutable=1`` when no write-ahead log is there to read). Listing, showing and reading runs
+work; anything that writes raises a RegistryError naming the folder (:meth:`Registry.check_writable`).
+``Registry(root, create=False)`` opens an existing registry only: commands that read runs never
+create an empty registry where a mistyped ``--registry`` points.
+
+Process ids are recorded with the process's start time (``pid_start``: the boot id and the start
+tick of ``/proc/PID/stat``), so a run whose process died is told apart from an unrelated process
+that was later given the same id.
 """
 
 from __future__ import annotations
@@ -39,6 +50,7 @@ import secrets
 import shutil
 import socket
 import sqlite3
+import urllib.parse
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
@@ -50,7 +62,7 @@ import pandas as pd
 
 from emocore import __version__
 from emocore._io import check_path_name, json_safe
-from emocore.errors import ConfigError, EmocoreError, RegistryError, check_choice
+from emocore.errors import ConfigError, DataError, EmocoreError, RegistryError, check_choice
 
 __all__ = [
     "ARTIFACT_KINDS",
@@ -106,7 +118,10 @@ _RUN_CONTENTS = {
 }
 
 #: Bumped whenever the tables change; older registries are migrated on open, newer ones refused.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
+#: The oldest schema a read-only registry can be read in (it cannot be migrated); the columns
+#: added since are read as missing.
+_READ_ONLY_MIN_VERSION = 2
 _DB_NAME = "registry.sqlite"
 #: The files SQLite keeps next to the database (write-ahead log, shared memory, rollback journal).
 _DB_COMPANIONS = ("-wal", "-shm", "-journal")
@@ -144,6 +159,9 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
     # 3: held-out balanced accuracy per epoch (train.py's val_balanced_acc), so curves can be
     # drawn against chance 1/K; rows logged before it read as NaN.
     3: ("ALTER TABLE curves ADD COLUMN val_balanced_acc REAL",),
+    # 4: the start time of the recorded process, so a reused process id is not taken for the
+    # run's process (see _pid_start).
+    4: ("ALTER TABLE runs ADD COLUMN pid_start TEXT",),
 }
 
 _JSON_FIELDS = ("subjects", "config", "metrics")
@@ -202,6 +220,11 @@ class RunRecord:
     error: str | None
     parent: str | None
     notes: str | None
+    #: When the process ``pid`` started ("<boot id>:<start tick>"); None when not known.
+    pid_start: str | None = None
+    #: Why this row cannot be read in full (e.g. its ``config`` is not JSON), else None. Only
+    #: :meth:`Registry.list_runs` and ``get_run(..., strict=False)`` return such records.
+    unreadable: str | None = None
 
     @property
     def finished(self) -> bool:
@@ -213,7 +236,8 @@ class RunRecord:
         return asdict(self)
 
 
-_RUN_COLUMNS = [f.name for f in fields(RunRecord)]
+#: The columns of the ``runs`` table, in RunRecord's order.
+_RUN_COLUMNS = [f.name for f in fields(RunRecord) if f.name != "unreadable"]
 
 
 # -- small helpers ----------------------------------------------------------------------------
@@ -254,6 +278,39 @@ def _pid_alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except (OSError, IndexError):  # no /proc (macOS): trust kill()
         return True
+
+
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return "?"
+
+
+def _pid_start(pid: int | None) -> str | None:
+    """When process ``pid`` started, as "<boot id>:<start tick>" (field 22 of /proc/PID/stat,
+    in clock ticks since boot); None without /proc (macOS) or for no such process. Two processes
+    that were given the same id one after the other differ here."""
+    if pid is None:
+        return None
+    try:
+        after_name = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return f"{_boot_id()}:{int(after_name[19])}"  # field 22; fields 1 and 2 precede ")"
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _process_alive(pid: int, started: str | None) -> bool:
+    """Whether the process recorded as ``pid`` (started at ``started``, see :func:`_pid_start`)
+    still runs on this machine: a live process that now holds the id but started at another
+    time is another process, and the recorded one is dead. Without a recorded start (older
+    rows, no /proc) the id alone decides."""
+    if not _pid_alive(pid):
+        return False
+    if started is None:
+        return True
+    now = _pid_start(pid)
+    return now is None or now == started
 
 
 def _to_json(name: str, value: Any, *, mapping: bool) -> str:
@@ -305,13 +362,43 @@ def _encode(name: str, value: Any) -> Any:
     return None if value is None else str(value)
 
 
+def _decoded(name: str, text: Any, empty: dict | list) -> tuple[Any, str | None]:
+    """A JSON field of a row, or ``empty`` and what is wrong with it."""
+    if text is None or text == "":
+        return type(empty)(), None
+    try:
+        value = json.loads(text)
+    except (TypeError, ValueError) as exc:
+        return type(empty)(), f"its '{name}' is not JSON ({exc})"
+    if not isinstance(value, type(empty)):
+        wanted = "object" if isinstance(empty, dict) else "list"
+        return type(empty)(), f"its '{name}' holds {type(value).__name__}, not a JSON {wanted}"
+    return value, None
+
+
 def _record(row: sqlite3.Row) -> RunRecord:
-    d = {k: row[k] for k in _RUN_COLUMNS}
-    d["subjects"] = json.loads(d["subjects"]) if d["subjects"] else []
-    d["config"] = json.loads(d["config"]) if d["config"] else {}
-    d["metrics"] = json.loads(d["metrics"]) if d["metrics"] else {}
+    """The row as a RunRecord; what cannot be read is left empty and said in ``unreadable``."""
+    present = set(row.keys())
+    d: dict[str, Any] = {k: row[k] if k in present else None for k in _RUN_COLUMNS}
+    problems = []
+    for name, empty in (("subjects", []), ("config", {}), ("metrics", {})):
+        d[name], problem = _decoded(name, d[name], empty)
+        problems.append(problem)
+    try:
+        d["progress"] = float(d["progress"] or 0.0)
+    except (TypeError, ValueError):
+        problems.append(f"its 'progress' is {d['progress']!r}, not a number")
+        d["progress"] = 0.0
+    if d["status"] not in STATUSES:
+        problems.append(f"its 'status' is {d['status']!r}, not one of {', '.join(STATUSES)}")
+    if d["kind"] not in KINDS:
+        problems.append(f"its 'kind' is {d['kind']!r}, not one of {', '.join(KINDS)}")
+    if d["pid"] is not None and not isinstance(d["pid"], int):
+        problems.append(f"its 'pid' is {d['pid']!r}, not a process id")
+        d["pid"] = None
     d["leaky"] = bool(d["leaky"])
-    d["progress"] = float(d["progress"] or 0.0)
+    d["id"] = str(d["id"])
+    d["unreadable"] = "; ".join(p for p in problems if p) or None
     return RunRecord(**d)
 
 
@@ -385,8 +472,17 @@ def _size(path: Path) -> int:
     return path.stat().st_size
 
 
+def _writable(path: Path) -> bool:
+    """Whether this process may write ``path``, as its effective ids and capabilities decide
+    (a read-only mount says no even to root)."""
+    effective = os.access in os.supports_effective_ids
+    return os.access(path, os.W_OK, effective_ids=effective)
+
+
 class Registry:
-    """Runs, their curves and their files below ``root`` (created if missing).
+    """Runs, their curves and their files below ``root`` (created if missing, unless
+    ``create=False``). A registry whose folder or database cannot be written is opened
+    read-only (``read_only``): it is read as usual and refuses every write, naming the folder.
 
     >>> registry = Registry("registry")                                      # doctest: +SKIP
     >>> run = registry.create_run(kind="train", design="single-subject", subjects=["01"])
@@ -395,8 +491,9 @@ class Registry:
     >>> registry.set_status(run.id, "completed")
     """
 
-    def __init__(self, root: str | Path) -> None:
+    def __init__(self, root: str | Path, *, create: bool = True) -> None:
         self.root = Path(root).expanduser()
+        self.db = self.root / _DB_NAME
         if self.root.exists() and not self.root.is_dir():
             raise RegistryError(
                 f"the registry root {self.root} is a file, not a folder; choose another --registry"
@@ -407,13 +504,29 @@ class Registry:
                 f"{runs} is a file, not the folder of the registry's runs; move it aside (or "
                 "choose another --registry) and open the folder again"
             )
-        try:
-            runs.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
+        if not create and not (self.db.is_file() or self.db.is_symlink() or self.db.is_dir()):
             raise RegistryError(
-                f"cannot create the registry folder {self.root} ({exc}); choose a writable --registry"
-            ) from exc
-        self.db = self.root / _DB_NAME
+                f"no run registry at {self.root} ({_DB_NAME} is not there); check --registry: "
+                "it is the folder that `emocore train` or `emocore study` recorded runs in"
+            )
+        #: True when the folder or its database cannot be written: then only reading works.
+        self.read_only = self.root.is_dir() and not (
+            _writable(self.root) and (not self.db.is_file() or _writable(self.db))
+        )
+        if self.read_only and not self.db.is_file():
+            raise RegistryError(
+                f"the registry folder {self.root} is read-only and holds no {_DB_NAME}: there "
+                "are no runs to read, and none can be recorded; make it writable or choose "
+                "another --registry"
+            )
+        if not self.read_only:
+            try:
+                runs.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise RegistryError(
+                    f"cannot create the registry folder {self.root} ({exc}); choose a writable "
+                    "--registry"
+                ) from exc
         self._check_db_file()
         self._open()
 
@@ -438,8 +551,11 @@ class Registry:
             return
         if wal.is_file() and wal.stat().st_size > 0:
             return  # SQLite rebuilds the database from its write-ahead log
+        folder = self.root / "runs"
         runs = sorted(
-            p.name for p in (self.root / "runs").iterdir() if p.is_dir() and p.name[:1] != "."
+            p.name
+            for p in (folder.iterdir() if folder.is_dir() else ())
+            if p.is_dir() and p.name[:1] != "."
         )
         if runs:
             shown = ", ".join(runs[:3]) + (", ..." if len(runs) > 3 else "")
@@ -465,6 +581,11 @@ class Registry:
             )
         elif "not a database" in text or "malformed" in text:
             fix = "the file is damaged or not a registry; move it aside and open the folder again"
+        elif self.read_only:
+            fix = self._open_problem() or (
+                f"the registry is read-only and SQLite could not read it as it is; copy the "
+                f"folder {self.root} to a writable place and open the copy"
+            )
         elif "readonly" in text or "unable to open" in text:
             fix = self._open_problem() or (
                 "make the folder and the file writable, or choose another --registry"
@@ -489,11 +610,26 @@ class Registry:
                 )
         return None
 
+    def _read_only_uri(self) -> str:
+        """The URI that opens the database for reading only. With a write-ahead log beside it
+        (a copy taken while runs were recorded), ``mode=ro`` reads the log too; without one,
+        ``immutable=1`` tells SQLite not to create the ``-shm`` file it cannot write here."""
+        path = urllib.parse.quote(str(self.db.absolute()))
+        wal = self.db.with_name(self.db.name + "-wal")
+        shm = self.db.with_name(self.db.name + "-shm")
+        live = wal.is_file() and wal.stat().st_size > 0 and shm.is_file()
+        return f"file:{path}?mode=ro" + ("" if live else "&immutable=1")
+
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
         """A fresh autocommit connection: one per call, so threads and processes never share one."""
         try:
-            con = sqlite3.connect(self.db, timeout=_BUSY_TIMEOUT_S, isolation_level=None)
+            if self.read_only:
+                con = sqlite3.connect(
+                    self._read_only_uri(), timeout=_BUSY_TIMEOUT_S, isolation_level=None, uri=True
+                )
+            else:
+                con = sqlite3.connect(self.db, timeout=_BUSY_TIMEOUT_S, isolation_level=None)
         except sqlite3.Error as exc:
             raise self._fail(exc) from exc
         con.row_factory = sqlite3.Row
@@ -505,9 +641,20 @@ class Registry:
         finally:
             con.close()
 
+    def check_writable(self, doing: str = "record or change runs") -> None:
+        """A RegistryError naming the folder when the registry is read-only (see ``read_only``)."""
+        if self.read_only:
+            raise RegistryError(
+                f"the run registry {self.root} is read-only (an archive, a read-only mount or "
+                f"another user's folder), so emocore cannot {doing} there; listing and showing "
+                f"its runs work. Make {self.root} and its {_DB_NAME} writable, or copy the folder "
+                "to a writable place and use the copy (--registry)"
+            )
+
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """A write transaction that holds the write lock from its first statement."""
+        self.check_writable()
         with self._connect() as con:
             con.execute("BEGIN IMMEDIATE")
             try:
@@ -518,6 +665,21 @@ class Registry:
             con.execute("COMMIT")
 
     def _open(self) -> None:
+        if self.read_only:
+            with self._connect() as con:
+                version = con.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise RegistryError(
+                    f"{self.db} has schema version {version}, newer than this emocore's "
+                    f"{SCHEMA_VERSION} (emocore {__version__}); upgrade emocore to read it"
+                )
+            if version < _READ_ONLY_MIN_VERSION:
+                raise RegistryError(
+                    f"{self.db} was written by an early emocore (schema version {version}) and "
+                    f"is read-only, so it cannot be upgraded in place; copy the folder "
+                    f"{self.root} to a writable place and open the copy (it is upgraded there)"
+                )
+            return
         with self._connect() as con:
             mode = con.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if str(mode).lower() != "wal":
@@ -607,8 +769,8 @@ class Registry:
             con.execute(
                 "INSERT INTO runs (id, created_at, updated_at, user, host, kind, design, split, "
                 "leaky, subjects, status, progress, message, pid, config, data_hash, "
-                "emocore_version, metrics, error, parent, notes) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "emocore_version, metrics, error, parent, notes, pid_start) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     run_id,
                     now,
@@ -631,6 +793,7 @@ class Registry:
                     None,
                     parent,
                     notes,
+                    _pid_start(values["pid"]),
                 ),
             )
             # Inside the transaction: if the folder cannot be made, no row is left behind.
@@ -677,10 +840,48 @@ class Registry:
             )
             return None
 
-    def get_run(self, run_id: str) -> RunRecord:
-        """The run ``run_id``; an unknown id raises RegistryError naming the closest ids."""
+    def get_run(self, run_id: str, *, strict: bool = True) -> RunRecord:
+        """The run ``run_id``; an unknown id raises RegistryError naming the closest ids.
+
+        A row that cannot be read in full (a field that is not JSON) raises a RegistryError
+        saying what is wrong and that the database holds it; with ``strict=False`` it is returned
+        with the readable fields and the problem in ``unreadable`` (``emocore runs --show``)."""
         with self._connect() as con:
-            return _record(self._row(con, run_id))
+            record = _record(self._row(con, run_id))
+        if strict and record.unreadable:
+            raise self._unreadable(record)
+        return record
+
+    def _unreadable(self, record: RunRecord) -> RegistryError:
+        return RegistryError(
+            f"the row of run {record.id} in the registry database {self.db} is damaged: "
+            f"{record.unreadable}. Restore {_DB_NAME} from a backup, or remove the run from the "
+            f"registry with `emocore runs --forget {record.id}` (its folder "
+            f"{self.root / 'runs' / record.id} is kept)"
+        )
+
+    def folder_problem(self, run_id: str) -> str | None:
+        """What is wrong with the folder of run ``run_id`` (missing, not a folder), with what
+        to do; None when it is there."""
+        try:
+            folder = self.run_dir(run_id)
+        except ConfigError as exc:  # a damaged row's id
+            return f"its id cannot name a folder ({exc})"
+        if folder.is_dir():
+            return None
+        what = "is not a folder" if folder.exists() else "is missing"
+        return (
+            f"the folder of run {run_id}, {folder}, {what}: the run's files were deleted or "
+            "moved, though the registry still lists the run. Restore the folder from a backup, "
+            f"or remove the run from the registry with `emocore runs --forget {run_id}`"
+        )
+
+    def check_run_folder(self, run_id: str) -> Path:
+        """The run's folder; a DataError (:meth:`folder_problem`) when it is gone."""
+        problem = self.folder_problem(run_id)
+        if problem:
+            raise DataError(problem)
+        return self.run_dir(run_id)
 
     def list_runs(
         self,
@@ -692,7 +893,8 @@ class Registry:
     ) -> pd.DataFrame:
         """Runs, newest first: the RunRecord fields (JSON decoded) plus ``disk_bytes``.
 
-        Missing values are None (not NaN), so a row goes to strict JSON as it is.
+        Missing values are None (not NaN), so a row goes to strict JSON as it is. A row that
+        cannot be read in full is listed with what could be read and says why in ``unreadable``.
         """
         check_choice("kind", kind, KINDS, optional=True)
         check_choice("status", status, STATUSES, optional=True)
@@ -719,7 +921,9 @@ class Registry:
                 for r in con.execute(sql, args)
             ]
         # dtype=object keeps a missing design, pid or error as None, not NaN (which is not JSON).
-        frame = pd.DataFrame(rows, columns=[*_RUN_COLUMNS, "disk_bytes"], dtype=object)
+        frame = pd.DataFrame(
+            rows, columns=[*_RUN_COLUMNS, "unreadable", "disk_bytes"], dtype=object
+        )
         return frame.astype({"progress": float, "disk_bytes": "int64", "leaky": bool})
 
     def update(self, run_id: str, **fields: Any) -> None:
@@ -738,12 +942,16 @@ class Registry:
         values = {k: _encode(k, v) for k, v in fields.items()}
         if values.get("parent") == run_id:
             raise ConfigError(f"run '{run_id}' cannot be its own parent")
+        if "pid" in values:
+            values["pid_start"] = _pid_start(values["pid"])
         with self._write() as con:
             row = self._row(con, run_id)
             if values.get("parent") is not None:
                 self._row(con, values["parent"])
             new = values.get("status")
             if new is not None and new != row["status"]:
+                if row["status"] not in TRANSITIONS:
+                    raise self._unreadable(_record(row))
                 if new not in TRANSITIONS[row["status"]]:
                     allowed = sorted(TRANSITIONS[row["status"]]) or ["none: it is final"]
                     raise RegistryError(
@@ -786,6 +994,7 @@ class Registry:
 
         Returns the deleted ids. Refuses while any of them is queued or running in a live process.
         """
+        self.check_writable("delete runs")
         with self._connect() as con:
             doomed = [_record(self._row(con, run_id))]
             i = 0
@@ -798,7 +1007,7 @@ class Registry:
         here = _host()
         for rec in doomed:
             if rec.status in _ACTIVE and rec.pid is not None and rec.host in (None, here):
-                if _pid_alive(rec.pid):
+                if _process_alive(rec.pid, rec.pid_start):
                     raise RegistryError(
                         f"run '{rec.id}' is {rec.status} in process {rec.pid}; cancel it (or let "
                         f"it finish) before deleting {run_id}"
@@ -840,6 +1049,26 @@ class Registry:
         logger.info("deleted run(s) %s, freeing %d recorded bytes", ", ".join(ids), freed)
         return ids
 
+    def forget_run(self, run_id: str) -> RunRecord:
+        """Remove run ``run_id``'s rows (run, curves, artifacts) from the database and nothing
+        else: no file is deleted and the runs grouped under it stay. For a run whose folder is
+        gone, or whose row is damaged (its folder is kept for a later look). Refused while the
+        run is queued or running in a live process of this machine. Returns what was forgotten.
+        """
+        with self._connect() as con:
+            record = _record(self._row(con, run_id))
+        if record.status in _ACTIVE and record.pid is not None and record.host in (None, _host()):
+            if _process_alive(record.pid, record.pid_start):
+                raise RegistryError(
+                    f"run '{run_id}' is {record.status} in process {record.pid}; cancel it (or "
+                    "let it finish) before forgetting it"
+                )
+        with self._write() as con:
+            for table, column in (("curves", "run_id"), ("artifacts", "run_id"), ("runs", "id")):
+                con.execute(f"DELETE FROM {table} WHERE {column} = ?", (run_id,))
+        logger.info("forgot run %s (its folder, if any, was left as it is)", run_id)
+        return record
+
     def claim(self, run_id: str, pid: int | None = None) -> RunRecord:
         """Record ``pid`` (default: this process) as the process of run ``run_id``, unless another
         live process of this machine holds it: then a RegistryError says which and what to do.
@@ -854,8 +1083,9 @@ class Registry:
         with self._write() as con:
             row = self._row(con, run_id)
             held = row["pid"]
+            started = row["pid_start"] if "pid_start" in row.keys() else None
             if row["status"] in _ACTIVE and held is not None and held != pid:
-                if row["host"] in (None, here) and _pid_alive(int(held)):
+                if row["host"] in (None, here) and _process_alive(int(held), started):
                     last = f"; its last message was '{row['message']}'" if row["message"] else ""
                     raise RegistryError(
                         f"run '{run_id}' is {row['status']} in process {held} on this machine"
@@ -874,7 +1104,8 @@ class Registry:
                         here,
                     )
             con.execute(
-                "UPDATE runs SET pid = ?, updated_at = ? WHERE id = ?", (pid, _now(), run_id)
+                "UPDATE runs SET pid = ?, pid_start = ?, updated_at = ? WHERE id = ?",
+                (pid, _pid_start(pid), _now(), run_id),
             )
         return self.get_run(run_id)
 
@@ -884,18 +1115,22 @@ class Registry:
         Meant for dashboard start-up and ``emocore runs``. Runs started on another host are left
         alone (their process cannot be checked from here), as are runs without a pid. The update
         is conditional on the status and pid read, so a run that finishes meanwhile keeps its
-        'completed'. Process ids can be reused by the system: a dead run whose pid now belongs to
-        another process stays 'running' until that process ends.
+        'completed'. Process ids are reused by the system: a process that now holds the run's pid
+        but started at another time than the one recorded (``pid_start``) is not the run's, and
+        the run is failed. A read-only registry is left as it is (nothing is returned).
         """
+        if self.read_only:
+            return []
         here = _host()
         with self._connect() as con:
             rows = con.execute(
-                "SELECT id, pid, status, host, message, kind, config, subjects, parent FROM runs "
-                "WHERE status IN ('queued', 'running') AND pid IS NOT NULL"
+                "SELECT * FROM runs WHERE status IN ('queued', 'running') AND pid IS NOT NULL"
             ).fetchall()
         stale = []
         for row in rows:
-            if row["host"] not in (None, here) or _pid_alive(int(row["pid"])):
+            if not isinstance(row["pid"], int) or row["host"] not in (None, here):
+                continue
+            if _process_alive(row["pid"], row["pid_start"]):
                 continue
             last = f"; its last message was '{row['message']}'" if row["message"] else ""
             error = (
@@ -951,15 +1186,14 @@ class Registry:
         """Per-epoch rows of a run, in the order they were first logged."""
         with self._connect() as con:
             self._row(con, run_id)
+            # SELECT *: a read-only registry of an older schema lacks the newer columns
             rows = [
                 dict(r)
                 for r in con.execute(
-                    f"SELECT {', '.join(CURVE_COLUMNS)} FROM curves WHERE run_id = ? "
-                    "ORDER BY rowid",
-                    (run_id,),
+                    "SELECT * FROM curves WHERE run_id = ? ORDER BY rowid", (run_id,)
                 )
             ]
-        frame = pd.DataFrame(rows, columns=CURVE_COLUMNS)
+        frame = pd.DataFrame(rows).reindex(columns=CURVE_COLUMNS)
         return frame.astype({c: float for c in CURVE_COLUMNS[3:]} | {"epoch": "int64"})
 
     # -- artifacts -----------------------------------------------------------------------------

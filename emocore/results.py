@@ -104,7 +104,8 @@ class RunResults:
         self.registry = registry
         self.record: RunRecord = registry.get_run(run_id)  # RegistryError for an unknown id
         self.run_id = self.record.id
-        self.folder: Path = registry.run_dir(self.run_id)
+        # a run whose folder was deleted or moved is named as such, not as "still running"
+        self.folder: Path = registry.check_run_folder(self.run_id)
         self._tables: dict[str, pd.DataFrame] = {}
 
     def __repr__(self) -> str:

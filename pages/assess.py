@@ -22,7 +22,11 @@ in_cache = set(cache.subjects)
 with ui.guard():
     folders = assess.dataset_folders(s.home, cache)
 if not folders:
-    st.info(f"No dataset folder inside {s.home} (the data root). Put the person's dataset there.")
+    st.info(
+        f"No folder inside {s.home} (the data root) holds BOLD runs "
+        "(sub-XX/[ses-*/]func/*_bold.nii.gz, or the same below derivatives/*/). Put the "
+        "person's dataset there and reload this page."
+    )
     st.stop()
 with st.form("assess", enter_to_submit=False):
     folder = st.selectbox(

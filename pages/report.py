@@ -18,7 +18,16 @@ st.markdown(
     "what each emotion was taken for, misclassified scenes and the timeline. Opens offline and "
     "runs no script."
 )
-if st.button("Build report" if not path.exists() else "Rebuild report", type="primary"):
+if ctx.registry.read_only:
+    st.caption(
+        f"The registry {ctx.registry.root} is read-only, so no report can be saved with the run; "
+        "copy the registry to a writable folder to build one."
+    )
+if st.button(
+    "Build report" if not path.exists() else "Rebuild report",
+    type="primary",
+    disabled=ctx.registry.read_only,
+):
     cache, _ = ui.loaders.cache_or_none(s)
     with st.spinner("writing the report"), ui.guard():
         path = write_subject_report(ctx.registry, ctx.run_id, subject, cache)

@@ -88,7 +88,11 @@ if model:
         stored = ctx.results.stored_inference(model, subject, volumes="all")
         gpu = gpu_summary()
         if stored is None and st.button(
-            f"Run {model} on every volume of sub-{subject} ({'GPU' if gpu['available'] else 'CPU'})"
+            f"Run {model} on every volume of sub-{subject} ({'GPU' if gpu['available'] else 'CPU'})",
+            disabled=ctx.registry.read_only,
+            help="The registry is read-only: the predictions cannot be stored with the run."
+            if ctx.registry.read_only
+            else None,
         ):
             bar = st.progress(0.0, text="loading the model")
             vc = ui.loaders.cache(s)

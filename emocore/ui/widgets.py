@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -41,6 +42,8 @@ __all__ = [
     "job_monitor",
     "linked_subject",
     "open_run_button",
+    "person_labels",
+    "plain",
     "RunContext",
     "chance_caption",
     "completed_runs",
@@ -75,6 +78,23 @@ OVERVIEW = "pages/overview.py"
 
 
 pct = percent  # the one percent format of pages, report and job messages
+
+_LABEL = re.compile(r"[A-Za-z0-9]+")  # a BIDS label: what a person's label may be
+_MARKDOWN = re.compile(r"([\\`*_\[\]$|~#])")
+
+
+def plain(text: object) -> str:
+    """``text`` (from an address, the registry or a file) safe inside a Streamlit message: the
+    characters Markdown acts on are escaped and line breaks become spaces, so it reads as typed.
+    Streamlit already shows HTML tags as text."""
+    return _MARKDOWN.sub(r"\\\1", " ".join(str(text).split()))
+
+
+def person_labels(labels: Sequence[object]) -> tuple[list[str], list[str]]:
+    """``labels`` split into BIDS subject labels (letters and digits only) and the rest: a
+    person is only ever picked, linked or decoded by a valid label."""
+    good = [str(x) for x in labels if _LABEL.fullmatch(str(x))]
+    return good, [str(x) for x in labels if not _LABEL.fullmatch(str(x))]
 
 
 def research_notice(*, prominent: bool = False) -> None:
@@ -302,7 +322,7 @@ def linked_subject(options: Sequence[str], *, among: str) -> str | None:
         return None
     person = _person_in(wanted, options)
     if person is None:
-        asked = wanted if wanted.startswith("sub-") else f"sub-{wanted}"
+        asked = plain(wanted if wanted.startswith("sub-") else f"sub-{wanted}")
         st.warning(
             f"The link asks for {asked}, who is not {among}. People available: "
             f"{', '.join(f'sub-{p}' for p in options) or 'none'}. Pick one in the sidebar, or "
@@ -319,6 +339,16 @@ def subject_picker(ctx: RunContext, *, where: Any = None, assessed: bool = False
     options = list(ctx.study["subjects"])
     if assessed:
         options += [p for p in ctx.results.assessed if p not in options]
+    options, odd = person_labels(options)
+    if odd:  # a damaged or hand-edited study.json: never picked, linked or decoded
+        st.warning(
+            f"Run {ctx.run_id} lists {len(odd)} person label(s) that are not BIDS labels (letters "
+            f"and digits only), left out here: {', '.join(plain(repr(x)) for x in odd[:5])}. "
+            f"Check {ctx.results.folder / 'study.json'}."
+        )
+    if not options:
+        st.info(f"Run {ctx.run_id} holds no person to show.")
+        st.stop()
 
     def label(s: str) -> str:
         return f"sub-{s}" + ("" if s in ctx.study["subjects"] else " (assessed)")

@@ -464,4 +464,4 @@ def test_a_version_2_registry_gains_balanced_accuracy_and_keeps_its_curves(tmp_p
     curves = Registry(root).curves("20250101-000000-abcd")
     assert curves["val_balanced_acc"].tolist()[1] == 0.36 and len(curves) == 2
     with sqlite3.connect(root / "registry.sqlite") as con:
-        assert con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+        assert con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
