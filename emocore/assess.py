@@ -243,10 +243,10 @@ def dataset_folders(root: str | Path, cache: VolumeCache | None = None) -> list[
     found: list[Path] = []
     cache_dir = Path(cache.path).resolve() if cache is not None else None
     if cache is not None:
-        source = (cache.manifest.get("source") or {}).get("root")
-        if source and Path(source).resolve().is_relative_to(root):
-            if holds_bold_runs(Path(source).resolve()):
-                found.append(Path(source).resolve())
+        source = cache.source_path("root")  # older manifests stored it relative
+        if source is not None and source.resolve().is_relative_to(root):
+            if holds_bold_runs(source.resolve()):
+                found.append(source.resolve())
     if root.is_dir():
         for depth in ("*", "*/*"):
             for folder in sorted(root.glob(depth)):

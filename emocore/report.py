@@ -258,7 +258,8 @@ def _planted(cache: VolumeCache | None, subject: str) -> dict[str, str] | None:
 
     if cache is None:
         return None
-    planted = planted_subjects(cache.manifest.get("source", {}).get("root", ""))
+    root = cache.source_path("root")  # older manifests stored it relative
+    planted = planted_subjects(root) if root is not None else None
     note = planted_note(planted, subject)
     if planted is None or note is None:
         return None

@@ -205,9 +205,9 @@ class StudyConfig:
 
 def ground_truth_dir(cache: VolumeCache) -> Path | None:
     """The synthetic cohort's ground_truth/ folder, when the cache was made from one."""
-    root = Path(cache.manifest.get("source", {}).get("root", ""))
-    gt = root / "ground_truth" / "patterns"
-    return gt if gt.is_dir() else None
+    root = cache.source_path("root")  # older manifests stored it relative
+    gt = root / "ground_truth" / "patterns" if root is not None else None
+    return gt if gt is not None and gt.is_dir() else None
 
 
 #: The most integrated-gradients steps a study's maps may take to pass the completeness check

@@ -85,7 +85,10 @@ preferred = shown or ctx.results.preferred_model(subject)
 model = st.selectbox("Stored model", models, index=models.index(preferred)) if preferred else None
 if model:
     with ui.guard():
-        stored = ctx.results.stored_inference(model, subject, volumes="all")
+        vc = ui.loaders.cache(s)
+        # only while the cache still holds the data it was made from (a stored table of a
+        # relabelled or damaged cache is not shown)
+        stored = subject_predictions(ctx.results, model, vc, subject, volumes="all", compute=False)
         gpu = gpu_summary()
         if stored is None and st.button(
             f"Run {model} on every volume of sub-{subject} ({'GPU' if gpu['available'] else 'CPU'})",
@@ -95,7 +98,6 @@ if model:
             else None,
         ):
             bar = st.progress(0.0, text="loading the model")
-            vc = ui.loaders.cache(s)
             engine = ui.loaders.inference_engine(ctx.results, model, vc.grid_shape)
             progress = ui.progress_callback(bar)
             stored = subject_predictions(

@@ -54,7 +54,8 @@ def _planted(ctx: RunContext) -> list[str] | None:
     cache, _ = loaders.cache_or_none(ctx.settings)
     if cache is None:
         return None
-    return planted_subjects(cache.manifest.get("source", {}).get("root", ""))
+    root = cache.source_path("root")  # older manifests stored it relative
+    return planted_subjects(root) if root is not None else None
 
 
 def verdict_banner(ctx: RunContext, subject: str) -> dict[str, Any] | None:
