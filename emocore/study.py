@@ -122,8 +122,8 @@ class StudyConfig:
         check_split(self.split)
         if self.n_permutations < 1:
             raise ConfigError(
-                f"n_permutations must be >= 1 (chance levels and p-values need them); "
-                f"{self.n_permutations} was given"
+                f"--permutations (n_permutations) must be at least 1 (chance levels and p-values "
+                f"need them); {self.n_permutations} was given"
             )
         if isinstance(self.refit, (list, tuple)):
             object.__setattr__(self, "refit", tuple(self.refit))

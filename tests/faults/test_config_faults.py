@@ -32,7 +32,7 @@ BAD_OPTIONS = [
     (["--epochs", "0"], r"epochs must be at least 1; 0 was given"),
     (["--batch-size", "0"], r"batch_size must be at least 1; 0 was given"),
     (["--lr", "0"], r"lr must be in \(0, 1\); 0.0 was given"),
-    (["--permutations", "0"], r"n_permutations must be >= 1"),
+    (["--permutations", "0"], r"--permutations \(n_permutations\) must be at least 1"),
     (["--subject", "99"], r"subject\(s\) 99 not in the cache"),
     (["--design", "loso", "--fold", "sub-77"], r"no fold named sub-77 in the loso design"),
 ]
