@@ -339,12 +339,12 @@ def _shared_codes(
     """
     if shared is None:
         return None
-    values = _as_array(shared, "shared")
-    if len(values) != len(groups):
-        raise ConfigError(
-            f"'shared' has {len(values)} entries but there are {len(groups)} volumes; pass one "
-            "label per volume naming the stretch of stimulus it belongs to (e.g. the run)"
-        )
+    values = _per_volume(
+        shared,
+        "shared",
+        len(groups),
+        "pass one label per volume naming the stretch of stimulus it belongs to (e.g. the run)",
+    )
     codes, _ = pd.factorize(values[layout.order])
     first = codes[layout.starts == np.arange(len(codes))]
     if np.any(codes != first[layout.group_of_row]):
@@ -376,13 +376,19 @@ def _warn_short_groups(layout: _GroupLayout, min_shift: int) -> None:
 
 
 def _prepare_groups(groups: Labels, n_rows: int) -> np.ndarray:
-    group_array = _as_array(groups, "groups")
-    if len(group_array) != n_rows:
+    return _per_volume(
+        groups, "groups", n_rows, "pass one group label (e.g. subject x run) per volume"
+    )
+
+
+def _per_volume(values: Labels, name: str, n_rows: int, fix: str) -> np.ndarray:
+    """``values`` as an array that must hold one entry per volume; ``fix`` says what to pass."""
+    array = _as_array(values, name)
+    if len(array) != n_rows:
         raise ConfigError(
-            f"'groups' has {len(group_array)} entries but there are {n_rows} volumes; "
-            "pass one group label (e.g. subject x run) per volume"
+            f"'{name}' has {len(array)} entries but there are {n_rows} volumes; {fix}"
         )
-    return group_array
+    return array
 
 
 def circular_shift_labels(
@@ -692,12 +698,9 @@ def block_bootstrap_ci(
     metric = _check_metric(metric)
     n_boot = _check_count(n_boot, "n_boot", 1)
     level = _check_level(level)
-    block_array = _as_array(blocks, "blocks")
-    if len(block_array) != len(true):
-        raise ConfigError(
-            f"'blocks' has {len(block_array)} entries but there are {len(true)} volumes; "
-            "pass one block label (e.g. subject x run) per volume"
-        )
+    block_array = _per_volume(
+        blocks, "blocks", len(true), "pass one block label (e.g. subject x run) per volume"
+    )
     generator = _rng(rng)
     if len(true) == 0:
         return float("nan"), float("nan")
@@ -760,14 +763,8 @@ def two_way_bootstrap_ci(
     metric = _check_metric(metric)
     n_boot = _check_count(n_boot, "n_boot", 1)
     level = _check_level(level)
-    person_array = _as_array(people, "people")
-    run_array = _as_array(runs, "runs")
-    for name, values in (("people", person_array), ("runs", run_array)):
-        if len(values) != len(true):
-            raise ConfigError(
-                f"'{name}' has {len(values)} entries but there are {len(true)} volumes; pass one "
-                "label per volume"
-            )
+    person_array = _per_volume(people, "people", len(true), "pass one label per volume")
+    run_array = _per_volume(runs, "runs", len(true), "pass one label per volume")
     generator = _rng(rng)
     if len(true) == 0:
         return float("nan"), float("nan")
