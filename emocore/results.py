@@ -353,13 +353,6 @@ class RunResults:
         suffix = "" if volumes == "labelled" else f".{volumes}"
         return folder / f"sub-{subject}{suffix}.tsv"
 
-    def stored_inference(
-        self, model: str, subject: str, *, volumes: str = "labelled"
-    ) -> pd.DataFrame | None:
-        """The stored predictions of ``model`` for ``subject``, or None when none are stored."""
-        path = self.inference_path(model, subject, volumes=volumes)
-        return read_table(path) if path.exists() else None
-
     def saliency_path(self, design: str, name: str, emotion: str) -> Path | None:
         """The saliency map of one model for one emotion that study.json records; None if none."""
         from emocore.derivatives import saliency_map_path
