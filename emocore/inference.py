@@ -75,9 +75,8 @@ def prediction_source(cache: VolumeCache, subject: str) -> dict[str, Any]:
 
 
 def _record_path(table: Path) -> Path:
-    return table.with_suffix(
-        ".json"
-    )  # sub-01.tsv -> sub-01.json, sub-01.all.tsv -> sub-01.all.json
+    """sub-01.tsv -> sub-01.json, sub-01.all.tsv -> sub-01.all.json."""
+    return table.with_suffix(".json")
 
 
 def _recorded_source(table: Path) -> dict[str, Any] | None:
