@@ -315,6 +315,10 @@ class _Cache:
     def recognises(self, key: str | None) -> bool:
         return key == self.key or self._recognises
 
+    def source_path(self, what: str = "root") -> Path | None:
+        value = self.manifest["source"].get(what)
+        return Path(value) if value else None
+
 
 def _synthetic_root(tmp_path: Path, planted: list[str]) -> Path:
     root = tmp_path / "cohort"
