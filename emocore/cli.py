@@ -67,6 +67,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
             "layout": args.layout,
             "motion": args.motion,
             "drift": args.drift,
+            "shared": args.shared,
+            "shared_emotion": args.shared_emotion,
         }.items()
         if v is not None
     }
@@ -1370,6 +1372,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="scale of each run's slow scanner drift (default 1: about 1 %% signal SD over a run, "
         "times --noise; real drift is often several times larger); 1 gives the data of cohorts "
         "made before this option existed",
+    )
+    p.add_argument(
+        "--shared",
+        type=float,
+        default=None,
+        metavar="PCT",
+        help="the response to the movie that everybody shares (the same soundtrack envelope, "
+        "HRF-convolved, in the auditory cortex and a weaker language network): its SD in %% "
+        "signal at the auditory peak (default 0.8: an inter-subject correlation of about 0.5 "
+        "in the auditory cortex, as in real listening studies; 0 = none, the data of cohorts "
+        "made before this option existed)",
+    )
+    p.add_argument(
+        "--shared-emotion",
+        type=float,
+        default=None,
+        metavar="FRACTION",
+        help="share (0-1) of the shared response's variance that follows the emotions (a "
+        "louder soundtrack in angry and fearful scenes, quieter in sad and tender ones), so a "
+        "model can decode them from the shared response alone (default 0; needs --shared > 0; "
+        "--signal 0 turns it off)",
     )
     p.add_argument(
         "--subjects",

@@ -30,7 +30,7 @@ import logging
 from pathlib import Path
 
 from emocore.data.prepare import PrepareOptions, prepare_cache
-from emocore.data.synthetic import SynthConfig, generate_cohort
+from emocore.data.synthetic import OtherCohortError, SynthConfig, generate_cohort
 from emocore.progress import Progress, monotone, part
 
 __all__ = ["DEMO_COHORT", "build_demo", "demo_paths", "demo_study_config", "demo_synth_config"]
@@ -92,11 +92,18 @@ def build_demo(
     progress = monotone(progress)  # the study's own steps overlap (see progress.monotone)
 
     share = 0.25 if train else 0.5
-    generate_cohort(
-        paths["cohort"],
-        demo_synth_config(seed),
-        progress=part(progress, 0.0, share, "synthetic cohort"),
-    )
+    try:
+        generate_cohort(
+            paths["cohort"],
+            demo_synth_config(seed),
+            progress=part(progress, 0.0, share, "synthetic cohort"),
+        )
+    except OtherCohortError as exc:  # e.g. a demo built before the shared response existed
+        raise OtherCohortError(
+            f"{paths['cohort']} holds a demo cohort made with other options (another --seed, or "
+            f"an earlier emocore version); delete the demo folder {root} and build it again, or "
+            "pass another --out"
+        ) from exc
     cache = prepare_cache(
         paths["cohort"],
         paths["annotations"],

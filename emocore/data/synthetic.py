@@ -9,6 +9,9 @@ layout (raw: add ``--acq dico``, as for the real ds000113)::
     annotations/movie_scenes.csv                      start, location, DAY|NIGHT, INT|EXT
     ground_truth/patterns/<EMOTION>.nii.gz            cohort pattern of each emotion (peak 1)
     ground_truth/patterns/sub-XX_<EMOTION>.nii.gz     each person's pattern (shift, gain, atypical)
+    ground_truth/shared/map.nii.gz                    the shared response's map (peak 1)
+    ground_truth/shared/sub-XX_map.nii.gz             each person's map (shift, gain)
+    ground_truth/shared/envelope.tsv                  its time course (not written at shared=0)
     ground_truth/episodes.tsv, brain_mask.nii.gz
     ground_truth/cohort.json        config, layout, bold_file (path template), people
     dataset_description.json, README
@@ -38,7 +41,8 @@ global_signal, high_pass, scrub)::
 
 Signal model, per person and volume (acquired at movie time ``start_k + 2 i``)::
 
-    bold = baseline * (1 + 0.01 * (signal * amplitude * sum_e pattern_e * hrf_e(t) + noise * n(t)))
+    bold = baseline * (1 + 0.01 * (signal * amplitude * sum_e pattern_e * hrf_e(t)
+                                   + shared * map(x) * envelope(t) + noise * n(t)))
 
 * baseline: nilearn's MNI152 template (shipped, no download), resampled to the grid.
 * pattern_e: Gaussian blobs at plausible MNI coordinates per emotion, shifted and scaled per
@@ -46,6 +50,19 @@ Signal model, per person and volume (acquired at movie time ``start_k + 2 i``)::
   their SADNESS pattern (like subject 18 of the poster).
 * hrf_e: the true episodes (boxcars) convolved with nilearn's Glover HRF, 1 on a long block. The
   16-s run overlaps repeat the same movie time, hence the same stimulus.
+* shared response (``shared`` > 0, default 0.8): everybody hears the same movie, so real BOLD
+  carries a strong stimulus-driven response common to all people (inter-subject correlation,
+  Hasson et al. 2004). envelope(t) is the soundtrack's loudness (smoothed Gaussian noise on
+  time scales of 2 and 20 s) convolved with the Glover HRF, scaled to sd 1 over the movie; it is
+  drawn from the cohort's own stream (the seed alone), on movie time, so it is the same time
+  course in everyone and the 16-s run overlaps repeat it. map(x) peaks at 1 on the auditory
+  cortex (bilateral Heschl's gyri and lateral superior temporal gyri) and reaches 0.35 on a
+  wider language network (posterior STS, anterior STG, inferior frontal gyri); each person's map
+  is shifted (sd 2 mm per axis) and scaled (log-gain sd 0.2), both times ``variability``.
+  ``shared`` is thus the response's sd in % signal at the auditory peak. ``shared_emotion`` f
+  makes about f of the envelope's variance a mix of the emotion regressors (louder in ANGER and
+  FEAR, quieter in SADNESS and LOVE); ``signal=0`` turns that part off. The map and envelope are
+  in ``ground_truth/shared/``.
 * n(t): voxelwise AR(1) noise (rho 0.5, mildly smoothed in space), a global fluctuation shared by
   all voxels, slow cosine drift (times ``drift``) and an offset per run. ``signal=0`` leaves only
   these; the noise does not depend on ``signal``, so cohorts that differ only in ``signal`` share
@@ -60,8 +77,11 @@ Signal model, per person and volume (acquired at movie time ``start_k + 2 i``)::
   ``motion=0`` changes nothing else; the fmriprep layout writes them to the confounds table.
 
 Random streams are seeded from ``(seed, subject, run)`` (the motion traces from
-``(seed, subject, 100 + run)``), so one person's files do not depend on how many others are made. Runs are computed in blocks of volumes, so a full-size run never needs
-more than its int16 output plus a few blocks in memory.
+``(seed, subject, 100 + run)``, each person's shared map from ``(seed, subject, 200)``, the
+soundtrack from ``(seed, 0, 300)``), so one person's files do not depend on how many others are
+made, and ``motion=0``, ``shared=0`` give the data of cohorts made before those options existed.
+Runs are computed in blocks of volumes, so a full-size run never needs more than its int16
+output plus a few blocks in memory.
 
 Synthetic observers annotate the true episodes with jittered boundaries, several rows per episode
 (different characters), rows without emotion and false alarms. Calibrated so that the poster's
@@ -101,6 +121,7 @@ from emocore.labels import COLUMNS as OBSERVER_COLUMNS  # the columns labels.py 
 from emocore.progress import Progress
 
 __all__ = [
+    "OtherCohortError",
     "SynthConfig",
     "LAYOUTS",
     "generate_cohort",
@@ -111,6 +132,10 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+
+class OtherCohortError(DataError):
+    """The output folder already holds a synthetic cohort made with other options."""
 
 
 #: Field of view in MNI mm (x, y, z): the brain in x and y, a slab in z covering the amygdala,
@@ -128,7 +153,13 @@ LAYOUTS: tuple[str, ...] = ("derivative", "raw", "fmriprep")
 _FUNC_DIR = "sub-{s}/ses-forrestgump/func/sub-{s}_ses-forrestgump_task-forrestgump"
 _SPACE = "MNI152NLin2009cAsym"  # the fMRIPrep name of the space the template is in
 # Options added after cohorts were first written, with the value that reproduces those cohorts.
-_ADDED_OPTIONS = {"layout": "derivative", "motion": 0.0, "drift": 1.0}
+_ADDED_OPTIONS = {
+    "layout": "derivative",
+    "motion": 0.0,
+    "drift": 1.0,
+    "shared": 0.0,
+    "shared_emotion": 0.0,
+}
 # Head motion: fMRIPrep's parameter names, units and the typical sd of each trace.
 _MOTION_NAMES = ("trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z")
 _MOTION_SD = np.array([0.15, 0.15, 0.15, 0.002, 0.002, 0.002])  # mm, rad
@@ -143,6 +174,32 @@ _CENTRES: dict[str, tuple[tuple[float, float, float], ...]] = {
     "ANGER": ((-52, -24, 6), (52, -24, 6), (40, 34, -12)),  # posterior insula/STG, lateral OFC
 }
 _SIGMA_MM = 7.0
+# The response to the movie shared by everyone (see the module docstring): its map (MNI mm) is the
+# auditory cortex at full weight plus a weaker language/narrative network, each blob a Gaussian.
+_AUDITORY_CENTRES = (
+    (-44, -22, 8),  # left Heschl's gyrus (primary auditory cortex)
+    (46, -18, 8),  # right Heschl's gyrus
+    (-58, -24, 4),  # left lateral superior temporal gyrus
+    (60, -22, 2),  # right lateral superior temporal gyrus
+)
+_NETWORK_CENTRES = (
+    (-54, -44, 8),  # posterior superior temporal sulcus
+    (54, -40, 6),
+    (-54, 6, -16),  # anterior superior temporal gyrus / sulcus
+    (54, 8, -16),
+    (-48, 24, 4),  # inferior frontal gyrus (pars triangularis)
+    (48, 26, 4),
+)
+_NETWORK_WEIGHT = 0.35  # the network's peak relative to the auditory cortex's
+_SHARED_SHIFT_SD_MM = 2.0  # per-person shift of the whole map (sd per axis, times variability)
+_SHARED_GAIN_SD = 0.2  # per-person log-gain sd of the map (times variability)
+_SHARED_STREAM = 300  # the cohort's random stream of the soundtrack (``_rng(cfg, 0, 300)``)
+_SHARED_MAP_STREAM = 200  # each person's stream of their map's shift and gain
+_SOUND_DT_S = 0.5  # time step of the soundtrack's loudness
+_SOUND_SCALES_S = (2.0, 20.0)  # its two time scales (words and phrases, scenes), equal variance
+# Loudness of the soundtrack per emotion (``shared_emotion`` > 0): arousal-like, louder in angry
+# and fearful scenes, quieter in sad and tender ones, so the shared response tells them apart.
+_SOUND_BY_EMOTION = {"HAPPINESS": 0.4, "FEAR": 0.8, "SADNESS": -0.8, "LOVE": -0.4, "ANGER": 1.0}
 # Per-person variability: pattern shift (sd per axis, mm) and log-gain sd per emotion.
 _SHIFT_SD_MM = {"HAPPINESS": 3.0, "FEAR": 1.0, "SADNESS": 3.0, "LOVE": 8.0, "ANGER": 3.0}
 _GAIN_SD = {"HAPPINESS": 0.2, "FEAR": 0.08, "SADNESS": 0.2, "LOVE": 0.45, "ANGER": 0.2}
@@ -182,8 +239,24 @@ class SynthConfig:
     ``motion`` is the head-motion noise (% signal RMS over the brain at 1; 0 = none); ``None``
     means 1.0 for the fmriprep layout, whose confounds table holds the motion traces, and 0.0
     otherwise. ``drift`` scales the slow cosine drift of each run (1 = as before; real scanner
-    drift is far larger). ``motion=0`` and ``drift=1`` give the BOLD data of earlier versions.
-    :meth:`replace` resolves a defaulted ``motion`` again for a new ``layout``.
+    drift is far larger). ``motion=0``, ``drift=1`` and ``shared=0`` give the BOLD data of
+    earlier versions. :meth:`replace` resolves a defaulted ``motion`` again for a new ``layout``.
+
+    ``shared`` is the response to the movie that every person shares (see the module docstring),
+    as its standard deviation in % signal change at the auditory peak of a typical person's map
+    (the units of ``amplitude`` and ``noise``; 0 = none). Real data: during naturalistic listening
+    the auditory cortex's inter-subject correlation (ISC) is high, roughly 0.3-0.6 (Hasson et al.
+    2004; Lerner et al. 2011; the region-averaged, leave-one-out ISC in early auditory cortex of
+    the Narratives stories, Nastase et al. 2021), lower in language and default-mode areas and
+    near 0 where nothing follows the stimulus. The default 0.8 assumes a typical listener:
+    measured on default cohorts (4 people, 7.2 mm, noise 1, high-pass 1/128 Hz) it gives a
+    region-averaged leave-one-out ISC of about 0.55 over the auditory blobs (a voxel's pairwise
+    ISC about 0.15-0.2 there), about 0.3 on the network and about 0.05 elsewhere (from the
+    emotion responses, which the movie's timeline also shares); with ``shared=0`` the auditory
+    value is about 0.13. ``shared_emotion`` (0-1, default 0: the soundtrack ignores the
+    emotions) is the share of the shared response's variance that follows the emotion
+    regressors, so a model can learn the emotions from the shared response alone, with no
+    person's own patterns; it needs ``shared`` > 0 and has no effect at ``signal=0``.
     """
 
     n_subjects: int = 4
@@ -198,6 +271,8 @@ class SynthConfig:
     layout: str = "derivative"
     motion: float | None = None
     drift: float = 1.0
+    shared: float = 0.8
+    shared_emotion: float = 0.0
     _motion_defaulted: bool = field(default=False, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -225,6 +300,15 @@ class SynthConfig:
         check(0.0 <= m <= 100.0, "motion", "between 0 and 100 (% signal; 0 = none)", m)
         d = self.drift
         check(0.0 <= d <= 100.0, "drift", "between 0 and 100 (1 = default drift)", d)
+        c = self.shared
+        check(0.0 <= c <= 100.0, "shared", "between 0 and 100 (% signal SD; 0 = none)", c)
+        f = self.shared_emotion
+        check(0.0 <= f <= 1.0, "shared_emotion", "between 0 and 1 (a share of variance)", f)
+        if f > 0 and c == 0:
+            raise ConfigError(
+                f"'shared_emotion' {f!r} has no effect with 'shared' 0 (no shared response); "
+                "set 'shared' (--shared) above 0 or leave 'shared_emotion' at 0"
+            )
         if self.atypical is not None:
             object.__setattr__(self, "atypical", tuple(str(s) for s in self.atypical))
             allowed = {f"{i:02d}" for i in range(1, n + 1)}
@@ -323,7 +407,67 @@ def _subject_patterns(cfg, world, mask, si: int, atypical: bool):
     return pats, info
 
 
+def _shared_map(world, mask, shift: np.ndarray) -> np.ndarray:
+    """The shared response's map (peak 1): the auditory cortex plus the weaker network."""
+    core = _pattern(world, mask, np.asarray(_AUDITORY_CENTRES, float) + shift)
+    network = _pattern(world, mask, np.asarray(_NETWORK_CENTRES, float) + shift)
+    out = np.maximum(core, _NETWORK_WEIGHT * network)  # the network never adds to the core
+    return out / max(float(out.max()), 1e-6)
+
+
+def _subject_shared_map(cfg, world, mask, si: int) -> tuple[np.ndarray, dict[str, Any]]:
+    """One person's map of the shared response (shifted, times a gain) and how it was made; from
+    its own stream, so the emotion patterns and the noise are those of ``shared=0``."""
+    rng = _rng(cfg, si, _SHARED_MAP_STREAM)
+    shift = rng.normal(0.0, _SHARED_SHIFT_SD_MM, 3) * cfg.variability
+    gain = float(np.exp(rng.normal(0.0, _SHARED_GAIN_SD) * cfg.variability))
+    info = {"shift_mm": np.round(shift, 2).tolist(), "gain": round(gain, 3)}
+    return (gain * _shared_map(world, mask, shift)).astype(np.float32), info
+
+
 # -- timeline ------------------------------------------------------------------------------------
+def _volume_times() -> np.ndarray:
+    """Movie time (s) of every volume, the runs one after another (the overlaps repeat times)."""
+    return np.concatenate(
+        [s + TR_S * np.arange(n) for s, n in zip(RUN_STARTS_S, RUN_N_VOLUMES, strict=True)]
+    )
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    x = x - x.mean()
+    return x / max(float(x.std()), 1e-12)
+
+
+def _shared_envelope(cfg: SynthConfig, regressors: np.ndarray) -> dict[str, np.ndarray]:
+    """The shared response's time course at every volume (movie time, so the same in everyone
+    and at the run overlaps): ``envelope`` (mean 0, sd 1), its ``sound`` part and the emotion
+    ``mix`` (both mean 0, sd 1).
+
+    The soundtrack's loudness is smoothed Gaussian noise on two time scales
+    (``_SOUND_SCALES_S``), drawn from the cohort's own stream (seed only: neither the person nor
+    any other option), convolved with nilearn's Glover HRF. With ``shared_emotion`` f > 0 (and
+    ``signal`` > 0) the envelope is ``sqrt(1 - f) * sound + sqrt(f) * mix``, rescaled to sd 1,
+    where ``mix`` weights the emotion regressors by ``_SOUND_BY_EMOTION``: about f of its
+    variance then follows the emotions.
+    """
+    from nilearn.glm.first_level import glover_hrf
+
+    rng = _rng(cfg, 0, _SHARED_STREAM)
+    fine = np.arange(0.0, _MOVIE_END_S + TR_S, _SOUND_DT_S)
+    loudness = sum(
+        _unit(gaussian_filter1d(rng.standard_normal(fine.size), scale / _SOUND_DT_S))
+        for scale in _SOUND_SCALES_S
+    )
+    hrf = glover_hrf(TR_S, oversampling=round(TR_S / _SOUND_DT_S))  # sampled every 0.5 s
+    response = np.convolve(np.asarray(loudness), hrf)[: fine.size]
+    sound = _unit(np.interp(_volume_times(), fine, response))
+    weights = np.array([_SOUND_BY_EMOTION[e] for e in EMOTIONS])
+    mix = _unit(weights @ regressors.astype(np.float64))
+    f = cfg.shared_emotion if cfg.signal > 0 else 0.0  # signal 0: no emotion anywhere
+    envelope = sound if f == 0 else _unit(np.sqrt(1 - f) * sound + np.sqrt(f) * mix)
+    return {"envelope": envelope, "sound": sound, "mix": mix}
+
+
 def _episodes(rng: np.random.Generator) -> pd.DataFrame:
     """Non-overlapping episodes; each class gets about its real share of the movie."""
     labels, durations = [], []
@@ -348,9 +492,7 @@ def _regressors(episodes: pd.DataFrame) -> np.ndarray:
     """(emotion, volume) HRF-convolved time courses at each volume's acquisition time."""
     from nilearn.glm.first_level import compute_regressor
 
-    times = np.concatenate(
-        [s + TR_S * np.arange(n) for s, n in zip(RUN_STARTS_S, RUN_N_VOLUMES, strict=True)]
-    )
+    times = _volume_times()
     grid = np.arange(0.0, _MOVIE_END_S + TR_S, TR_S)  # the runs' times all lie on this grid
 
     def convolve(onset, duration) -> np.ndarray:
@@ -437,11 +579,14 @@ def _run_bold(
     patterns: np.ndarray,
     regressors: np.ndarray,
     motion: tuple[np.ndarray, np.ndarray] | None = None,
+    shared: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
     """One run as int16 (x, y, z, t); ``patterns`` is (emotion, x, y, z), ``regressors`` (e, t).
 
     ``motion`` is ``(maps, traces)`` from :func:`_motion_maps` and :func:`_motion_traces`, added
-    times ``cfg.motion`` when that is > 0 (nothing else depends on it).
+    times ``cfg.motion`` when that is > 0 (nothing else depends on it). ``shared`` is
+    ``(map, envelope)``: the person's map of the shared response and the run's part of the
+    envelope, added times ``cfg.shared`` (it draws nothing from ``rng``).
     """
     n = regressors.shape[1]
     out = np.empty((*baseline.shape, n), np.int16)
@@ -449,7 +594,7 @@ def _run_bold(
     t = np.arange(n) / max(n - 1, 1)
     # Scaled after drawing, so the random stream (and drift=1) is as before.
     drift = cfg.drift * sum(rng.normal(0, 0.8) * np.cos(np.pi * k * t) for k in (1, 2, 3))
-    shared = lfilter([1.0], [1, -0.8], rng.normal(0, 0.25, n)) + drift + rng.normal(0, 0.5)
+    glob = lfilter([1.0], [1, -0.8], rng.normal(0, 0.25, n)) + drift + rng.normal(0, 0.5)
     state, block = None, int(np.clip(_BLOCK_VALUES // baseline.size, 8, 64))
     for t0 in range(0, n, block):
         t1 = min(n, t0 + block)
@@ -461,7 +606,10 @@ def _run_bold(
         if state is None:  # start in the stationary distribution
             state = _RHO * rng.standard_normal((*baseline.shape, 1), dtype=np.float32)
         ar, state = lfilter([np.sqrt(1 - _RHO**2)], [1, -_RHO], white, axis=-1, zi=state)
-        pct += cfg.noise * (1.2 * ar + shared[t0:t1].astype(np.float32))
+        pct += cfg.noise * (1.2 * ar + glob[t0:t1].astype(np.float32))
+        if shared is not None and cfg.shared > 0:
+            smap, envelope = shared
+            pct += (cfg.shared * smap)[..., None] * envelope[t0:t1].astype(np.float32)
         if motion is not None and cfg.motion > 0:
             maps, traces = motion
             pct += np.tensordot(maps, (cfg.motion * traces[:, t0:t1]).astype(np.float32), (0, 0))
@@ -629,7 +777,8 @@ def generate_cohort(
         if old is None or not overwrite:  # never delete a folder that is not a cohort
             what = "a cohort made with another config" if old else "other files"
             fix = "pass --overwrite (overwrite=True) to replace it, or " if old else ""
-            raise DataError(f"{out} already holds {what}; {fix}choose another --out folder")
+            error = OtherCohortError if old else DataError
+            raise error(f"{out} already holds {what}; {fix}choose another --out folder")
         foreign = _not_written_by_synth(out)
         if foreign:  # a cache or an fMRIPrep run kept in the cohort would go with it
             raise DataError(
@@ -730,6 +879,7 @@ def _write(root: Path, cfg: SynthConfig, progress: Progress | None) -> None:
     rng = _rng(cfg, 0, 0)
     episodes = _episodes(rng)
     regressors = _regressors(episodes)
+    timeline = _shared_envelope(cfg, regressors) if cfg.shared > 0 else None
     raw = root / "annotations" / "raw"
     raw.mkdir(parents=True)
     observers = [f"av1o{i:02d}" for i in range(1, 10)] + [f"ao1o{i:02d}" for i in range(1, 4)]
@@ -743,9 +893,16 @@ def _write(root: Path, cfg: SynthConfig, progress: Progress | None) -> None:
         _save(cohort_pattern, affine, gt / "patterns" / f"{e}.nii.gz")
     _save(mask.astype(np.uint8), affine, gt / "brain_mask.nii.gz")
     episodes.to_csv(gt / "episodes.tsv", sep="\t", index=False)
+    bounds = np.cumsum([0, *RUN_N_VOLUMES])
+    if timeline is not None:
+        _save(_shared_map(world, mask, np.zeros(3)), affine, gt / "shared" / "map.nii.gz")
+        run = np.repeat(np.arange(1, len(RUN_N_VOLUMES) + 1), RUN_N_VOLUMES)
+        volume = np.arange(bounds[-1]) - bounds[:-1][run - 1]
+        table = {"run": run, "volume": volume, "movie_time_s": _volume_times()}
+        table |= {k: np.round(v, 6) for k, v in timeline.items()}
+        pd.DataFrame(table).to_csv(gt / "shared" / "envelope.tsv", sep="\t", index=False)
     if progress is not None:
         progress(1 / total, "annotations and ground truth")
-    bounds = np.cumsum([0, *RUN_N_VOLUMES])
     people, jobs, done = {}, [], 1
     with ThreadPoolExecutor(max_workers=1) as pool:  # gzip one run while the next is computed
         for si, subject in enumerate(cfg.subjects, start=1):
@@ -754,13 +911,21 @@ def _write(root: Path, cfg: SynthConfig, progress: Progress | None) -> None:
             for e, p in pats.items():
                 _save(p, affine, gt / "patterns" / f"sub-{subject}_{e}.nii.gz")
             people[subject] = {"atypical": atypical, "patterns": info}
+            smap = None
+            if timeline is not None:
+                smap, people[subject]["shared"] = _subject_shared_map(cfg, world, mask, si)
+                _save(smap, affine, gt / "shared" / f"sub-{subject}_map.nii.gz")
             stack = np.stack([pats[e] for e in EMOTIONS])
             for k in range(len(RUN_N_VOLUMES)):
                 regs = regressors[:, bounds[k] : bounds[k + 1]]
                 # Own stream, so the motion traces change nothing else (motion=0: as before).
                 traces = _motion_traces(_rng(cfg, si, 101 + k), regs.shape[1])
                 motion = None if maps is None else (maps, traces)
-                data = _run_bold(_rng(cfg, si, k + 1), cfg, baseline, stack, regs, motion)
+                shared = None
+                if timeline is not None and smap is not None:
+                    shared = (smap, timeline["envelope"][bounds[k] : bounds[k + 1]])
+                rng = _rng(cfg, si, k + 1)
+                data = _run_bold(rng, cfg, baseline, stack, regs, motion, shared)
                 extra = (mask, regions, traces)
                 name = _bold_template(cfg.layout).format(s=subject, run=k + 1).split("/")[-1]
                 job = pool.submit(_write_run, root, cfg, subject, k + 1, data, affine, extra)
@@ -779,7 +944,9 @@ def _write(root: Path, cfg: SynthConfig, progress: Progress | None) -> None:
         "generated_by": f"emocore {__version__}",
         "config": cfg.to_dict(),
         "grid": {"shape": list(shape), "affine": affine.tolist(), "fov_low_mm": FOV_LOW_MM},
-        "units": "patterns peak at 1 (times gain); bold % change = signal * amplitude * pattern",
+        "units": "patterns peak at 1 (times gain); bold % change = signal * amplitude * pattern"
+        " + shared * shared map * envelope",
+        "shared_response": _shared_meta(cfg, timeline),
         "atypical": cfg.atypical_subjects,
         "subjects": people,
         "n_episodes": len(episodes),
@@ -808,6 +975,25 @@ def _write(root: Path, cfg: SynthConfig, progress: Progress | None) -> None:
         "patterns are in ground_truth/; the observer annotations in annotations/.\n"
     )
     (gt / "cohort.json").write_text(json.dumps(meta, indent=1))  # written last
+
+
+def _shared_meta(cfg: SynthConfig, timeline: dict[str, np.ndarray] | None) -> dict[str, Any]:
+    """What cohort.json says about the shared response (its files, its make-up)."""
+    if timeline is None:
+        return {"strength_pct": 0.0, "note": "no shared response (shared = 0)"}
+    return {
+        "strength_pct": cfg.shared,
+        "emotion_share": cfg.shared_emotion if cfg.signal > 0 else 0.0,
+        "map": "ground_truth/shared/map.nii.gz (each person's: sub-XX_map.nii.gz)",
+        "envelope": "ground_truth/shared/envelope.tsv (column envelope: mean 0, sd 1)",
+        "auditory_centres_mm": [list(c) for c in _AUDITORY_CENTRES],
+        "network_centres_mm": [list(c) for c in _NETWORK_CENTRES],
+        "network_weight": _NETWORK_WEIGHT,
+        "sound_by_emotion": _SOUND_BY_EMOTION,
+        "envelope_vs_emotion_mix_r": round(
+            float(np.corrcoef(timeline["envelope"], timeline["mix"])[0, 1]), 3
+        ),
+    }
 
 
 def planted_subjects(root: str | Path) -> list[str] | None:

@@ -76,3 +76,20 @@ def test_monotone_keeps_the_highest_fraction_and_the_newest_message() -> None:
     for fraction, message in ((0.2, "a"), (0.5, "b"), (0.4, "c"), (1.3, "d"), (-1, "e")):
         progress(fraction, message)
     assert said == [(0.2, "a"), (0.5, "b"), (0.5, "c"), (1.0, "d"), (1.0, "e")]
+
+
+def test_a_demo_built_with_other_options_is_refused_with_what_to_do(tmp_path):
+    """A demo folder left by an earlier version (e.g. before the shared response, whose cohort
+    reads as --shared 0) is not silently reused or replaced: the error names it and the fix."""
+    from emocore.data.synthetic import OtherCohortError, SynthConfig, generate_cohort
+    from emocore.demo import build_demo, demo_paths
+
+    old = demo_paths(tmp_path)["cohort"]
+    generate_cohort(old, SynthConfig(n_subjects=1, grid_mm=12.0, shared=0.0))
+    before = sorted(p.relative_to(old) for p in old.rglob("*"))
+    with pytest.raises(OtherCohortError) as caught:
+        build_demo(tmp_path)
+    assert str(old) in str(caught.value)
+    assert f"delete the demo folder {tmp_path}" in str(caught.value)
+    assert sorted(p.relative_to(old) for p in old.rglob("*")) == before  # nothing touched
+    assert not demo_paths(tmp_path)["cache"].exists()

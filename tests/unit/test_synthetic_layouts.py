@@ -40,7 +40,7 @@ def made(tmp_path_factory) -> dict[str, Path]:
     """The cohorts the tests compare; about 1 s each on 2 cores."""
     root = tmp_path_factory.mktemp("layouts")
     configs = {
-        "default": TINY,  # derivative, motion 0, drift 1: the data of earlier versions
+        "default": TINY,  # derivative, motion 0, drift 1 (with shared 0: earlier versions' data)
         "derivative": TINY.replace(motion=1.0),
         "raw": TINY.replace(layout="raw", motion=1.0),
         "fmriprep": TINY.replace(layout="fmriprep"),  # motion 1 by default
@@ -65,6 +65,7 @@ def shared_files() -> set[str]:
     out |= {f"annotations/raw/{o}.csv" for o in observers}
     out |= {f"ground_truth/{n}" for n in ("episodes.tsv", "cohort.json", "brain_mask.nii.gz")}
     out |= {f"ground_truth/patterns/{e}.nii.gz" for e in EMOTIONS}
+    out |= {f"ground_truth/shared/{n}" for n in ("map.nii.gz", "sub-01_map.nii.gz", "envelope.tsv")}
     return out | {f"ground_truth/patterns/sub-01_{e}.nii.gz" for e in EMOTIONS}
 
 
