@@ -1051,8 +1051,9 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
         "--saliency-volumes",
         type=int,
         default=16,
-        help="volumes per emotion each saliency map averages over (default 16); each map is "
-        "checked for completeness and against a weight-randomised model",
+        help="volumes per emotion each saliency map (SmoothGrad) averages over (default 16); "
+        "each map is checked against weight-randomised copies of the model and, on synthetic "
+        "data, against the planted pattern",
     )
     p.add_argument(
         "--json", action="store_true", help="print the results as JSON (metric names: see README)"

@@ -49,12 +49,19 @@ from emocore.derivatives import (
 from emocore.designs import DESIGNS, DesignResult, plan_design, run_design
 from emocore.errors import ConfigError, EmocoreError, RegistryError, listed
 from emocore.evaluate import evaluate_predictions
-from emocore.patterns import linear_patterns, save_linear_patterns, spatial_correlation
+from emocore.patterns import correlation_against_randomised, linear_patterns, save_linear_patterns
 from emocore.progress import Progress, part
 from emocore.registry import Registry, RunRecord, check_resumable, recording_outcome
 from emocore.results import RunResults
-from emocore.saliency import IG_STEPS, describe_method, embeddings, saliency_auc, save_nifti
-from emocore.saliency_checks import saliency_checks
+from emocore.saliency import (
+    DEFAULT_METHOD,
+    IG_STEPS,
+    describe_method,
+    embeddings,
+    saliency_auc,
+    save_nifti,
+)
+from emocore.saliency_checks import check_sentences, saliency_checks
 from emocore.single_case import ALPHA, FINDING_KEYS, FOCUS
 from emocore.train import TrainConfig, load_checkpoint
 from emocore.verdict import Primary, cohort_verdicts, default_primary
@@ -248,7 +255,7 @@ def _saliency(
     device: str,
     *,
     run_id: str,
-    method: str = "integrated-gradients",
+    method: str = DEFAULT_METHOD,
     max_per_class: int = 16,
     linear_C: float = FIXED_C,
     seed: int = 0,
@@ -266,12 +273,18 @@ def _saliency(
     :func:`emocore.derivatives.saliency_filename`). Each map has a JSON sidecar saying which
     model, method and volumes made it and what its numbers are.
 
-    Each map is checked (:func:`emocore.saliency_checks.saliency_checks`): integrated gradients
-    raise their steps until the attributions add up to the score change (completeness), and the
-    same map from a copy of the model with re-drawn weights must look different (Adebayo et al.
-    2018). Next to it, ``..._desc-<emotion>_linearpattern.nii.gz`` is the Haufe et al. (2014)
-    activation pattern of a linear decoder fitted on the same people's volumes (the field's
-    usual information map), with its spatial correlation to the CNN's map.
+    Each map (SmoothGrad by default, :data:`emocore.saliency.DEFAULT_METHOD`) is checked
+    (:func:`emocore.saliency_checks.saliency_checks`): the same map from a copy of the model with
+    re-drawn weights, all at once and block by block from the output down, must look different
+    (Adebayo et al. 2018); on a synthetic cohort the trained map must find the planted pattern
+    better than the randomised one (bootstrap over the map's volumes), with the input alone's
+    AUC beside it; integrated gradients also raise their steps until the attributions add up to
+    the score change (completeness). The sidecar says each check in words
+    (``SanityChecksInWords``). Next to it, ``..._desc-<emotion>_linearpattern.nii.gz`` is the
+    Haufe et al. (2014) activation pattern of a linear decoder fitted on the same people's
+    volumes (the field's usual information map), with its spatial correlation to the CNN's map
+    and, as that correlation's null, the randomised CNN's (:func:`emocore.patterns.
+    correlation_against_randomised`).
     """
     gt = ground_truth_dir(cache)
     write_dataset_description(
@@ -305,6 +318,7 @@ def _saliency(
             seed=seed,
             randomisation_seed=seed + 1,  # not the seed the model itself started from
             max_steps=STUDY_IG_MAX_STEPS,
+            keep_volumes=with_patterns,  # the pattern correlation's null resamples them
         )
         # the linear decoder's patterns on the volumes the CNN model learnt from (a study
         # without the linear baseline has no linear decoder, and skips them)
@@ -332,6 +346,7 @@ def _saliency(
         for emotion, volume in checked.maps.items():
             check = checked.records[emotion]
             how = describe_method(method, steps=check.get("ig_steps") or IG_STEPS)
+            words = check_sentences(check)
             relpath = saliency_relpath(subject, emotion)
             if relpath in written:  # two models of one design on the same people's volumes
                 raise EmocoreError(
@@ -366,16 +381,28 @@ def _saliency(
                     "AUCvsTruth": auc,
                     "Truth": truth_path.name if truth_path else None,
                     "SanityChecks": check,
+                    "SanityChecksInWords": [
+                        {
+                            "Check": w["check"],
+                            "Passed": w["passed"],
+                            "Sentence": w["sentence"],
+                            "Details": w["details"],
+                        }
+                        for w in words
+                    ],
                 },
                 indent=2,
             )
             pattern = patterns.get(emotion)
             linear = None
-            if pattern is not None:
+            if pattern is not None and checked.volumes and checked.randomised_volumes:
                 linear = {
                     "file": _below(pattern_files[emotion], out),
-                    "correlation_with_saliency": spatial_correlation(
-                        volume, np.abs(pattern), cache.mask
+                    **correlation_against_randomised(
+                        checked.volumes[emotion],
+                        checked.randomised_volumes[emotion],
+                        pattern[cache.mask],
+                        seed=seed,
                     ),
                     "auc_vs_truth": (
                         saliency_auc(np.abs(pattern), truth, cache.mask)
@@ -385,6 +412,7 @@ def _saliency(
                 }
             scores[name][emotion] = {
                 "file": relpath,
+                "method": method,
                 "auc_vs_truth": auc,
                 "truth": truth_path.name if truth_path else None,
                 "checks": _check_entry(check),
@@ -415,19 +443,17 @@ def _truths(
 
 
 def _check_entry(record: dict[str, Any]) -> dict[str, Any]:
-    """A map's sanity checks as ``saliency_checks`` reports them: ``completeness_delta`` is the
+    """A map's sanity checks as ``saliency_checks`` reports them: the record of
+    :func:`emocore.saliency_checks.check_record`, except that ``completeness_delta`` is the
     mean gap |sum of attributions - (f(x) - f(baseline))| / |f(x) - f(baseline)| over the
-    map's volumes (``completeness_delta_max`` the worst), None for Grad-CAM."""
+    map's volumes (``completeness_delta_max`` the worst), None except for integrated gradients."""
     delta = record.get("completeness_delta")
     entry = {
+        "method": record.get("method"),
         "completeness_delta": delta["mean"] if isinstance(delta, dict) else delta,
         "completeness_delta_max": delta["max"] if isinstance(delta, dict) else None,
-        "ig_steps": record.get("ig_steps"),
-        "randomisation_rank_correlation": record.get("randomisation_rank_correlation"),
     }
-    for key in ("auc", "auc_randomised"):
-        if key in record:
-            entry[key] = record[key]
+    entry.update({k: v for k, v in record.items() if k not in entry})
     return entry
 
 

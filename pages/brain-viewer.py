@@ -49,6 +49,8 @@ with ui.guard():
     }
 if maps:
     st.plotly_chart(figures.saliency_mips(maps))
+    method = brain.method_words(ctx.results.map_entry(design, name, next(iter(maps))).get("method"))
     st.caption(
-        "Maximum-intensity projections of mean |attribution| over the model's volumes of each emotion (a glass-brain view)."
+        f"Maximum-intensity projections of the mean absolute map ({method}) over the model's "
+        "volumes of each emotion (a glass-brain view)."
     )

@@ -27,11 +27,11 @@ from emocore import figures
 from emocore.anatomy import AXES, WorldImage, robust_max
 from emocore.constants import movie_clock
 from emocore.data.cache import VolumeCache
-from emocore.saliency_checks import auc_words, linear_pattern_sentence, saliency_checks_sentence
+from emocore.saliency_checks import check_sentences, linear_pattern_sentence
 from emocore.ui import loaders
 from emocore.ui.widgets import RunContext, guard
 
-__all__ = ["VolumePick", "default_volume", "saliency_viewer", "volume_section"]
+__all__ = ["VolumePick", "default_volume", "method_words", "saliency_viewer", "volume_section"]
 
 KEY = "brain"  # prefix of this page's session_state keys
 TEMPLATE = "MNI152 template"
@@ -298,11 +298,6 @@ def saliency_viewer(
     )
     _interactive(underlay, overlay, point=point, threshold=threshold, vmax=vmax, opacity=opacity)
     entry = ctx.results.map_entry(design, name, emotion)
-    if overlay is not None and entry.get("auc_vs_truth") is not None:
-        st.caption(
-            f"Synthetic cohort: this map {auc_words(entry['auc_vs_truth'])} the planted "
-            f"{emotion} pattern (AUC {entry['auc_vs_truth']:.2f}; 0.5 = chance)."
-        )
     if overlay is not None:
         _checks(entry.get("checks"))
         _linear_beside(
@@ -343,12 +338,35 @@ def _underlay_choice(where: Any, subject: str, *, has_mean_epi: bool) -> str:
     return str(choice)
 
 
+#: How the brain viewer names each attribution method (emocore.saliency.METHODS).
+_METHOD_WORDS = {
+    "smoothgrad": "SmoothGrad (the model's gradient, averaged over noisy copies)",
+    "grad-cam": "Grad-CAM (the last convolution block's gradient-weighted features)",
+    "integrated-gradients": "integrated gradients (gradient times input, from an all-zero volume)",
+    "gradient": "the model's gradient",
+}
+_MARK = {True: "✅ passed", False: "⚠️ not passed", None: "ℹ️ no verdict"}
+
+
+def method_words(method: str | None) -> str:
+    """The attribution method in words; runs that did not record it made integrated gradients
+    (the maps before SmoothGrad became the default)."""
+    return _METHOD_WORDS.get(method or "integrated-gradients", str(method))
+
+
 def _checks(checks: dict | None) -> None:
-    """The map's sanity checks in words (see emocore.saliency_checks)."""
+    """The map's sanity checks (see emocore.saliency_checks): one sentence per check, marked
+    passed / not passed, with its numbers in a details line below it."""
     if not checks:
         st.caption("This run predates saliency sanity checks: re-run the study to get them.")
         return
-    st.markdown(f"**Sanity checks of this map.** {saliency_checks_sentence(checks)}")
+    st.markdown(f"**Sanity checks of this map** ({method_words(checks.get('method'))})")
+    found = check_sentences(checks)
+    if not found:
+        st.caption("No sanity checks were recorded for this map.")
+    for check in found:
+        st.markdown(f"{_MARK[check['passed']]} · **{check['check']}**: {check['sentence']}")
+        st.caption(check["details"])
 
 
 def _linear_beside(
@@ -381,7 +399,7 @@ def _linear_beside(
         threshold=threshold,
         vmax=vmax,
         opacity=opacity,
-        title=f"CNN {design}/{name}: mean |attribution|",
+        title=f"CNN {design}/{name}: mean |{(entry.get('method') or 'attribution')}|",
         key=f"{KEY}_side_cnn",
     )
     _slices(

@@ -80,9 +80,15 @@ def test_brain_viewer_shows_checks_and_the_linear_pattern_beside(
     _widget(at, "selectbox", "Saliency for").set_value("LOVE").run()
     no_exception(at, "brain-viewer")
     page = texts(at, "markdown")
-    # the map's sanity checks, in words, with their numbers
-    assert "Sanity checks of this map." in page and "integrated-gradients steps" in page
-    assert "rank correlation" in page and "re-drawn" in page
+    # the map's sanity checks: the method, then one sentence per check marked passed or not,
+    # each with its numbers in a details line below it
+    assert "Sanity checks of this map** (SmoothGrad" in page
+    assert "**model randomisation**: " in page and "**planted pattern**: " in page
+    said = [line for line in at.markdown if "**model randomisation**" in line.value][0].value
+    assert said.startswith(("✅ passed", "⚠️ not passed")) and "weights" in said
+    details = texts(at, "caption")
+    assert "rank correlation" in details and "re-drawn" in details
+    assert "bootstrap interval" in details and "mean |x|" in details
     # the linear decoder's pattern beside the CNN's map, at the same crosshair, with r
     assert any("beside the linear decoder's pattern (LOVE)" in h.value for h in at.subheader)
     specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]

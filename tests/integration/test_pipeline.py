@@ -89,7 +89,10 @@ def test_synth_prepare_study_evaluate_predict(home, capsys):
             assert set(maps) == set(EMOTIONS), (design, model)
             for record in maps.values():
                 assert {"completeness_delta", "randomisation_rank_correlation"} <= set(record)
-                assert record["ig_steps"] in (8, 16, 32) and record["completeness_delta"] >= 0
+                assert record["method"] == "smoothgrad" and record["ig_steps"] is None
+                assert (
+                    0 <= record["auc_input_only"] <= 1 and len(record["auc_difference_ci95"]) == 2
+                )
                 assert -1 <= record["randomisation_rank_correlation"] <= 1
                 assert 0 <= record["auc"] <= 1 and 0 <= record["auc_randomised"] <= 1
     # and what each outer fold used, fixed here
@@ -207,8 +210,8 @@ SIDECAR_KEYS = {
     "ExplainedSubjects",
     "NumberOfVolumes",
     "Method",
-    "Steps",
-    "Baseline",
+    "Samples",
+    "NoiseLevel",
     "Target",
     "Units",
     "Run",
@@ -270,13 +273,17 @@ def test_study_outputs_are_bids_derivatives(home):
                     design,
                     model,
                 )
-                assert sidecar["Method"] == "integrated-gradients" and sidecar["Steps"] > 0
+                assert sidecar["Method"] == "smoothgrad" and sidecar["Samples"] > 0
                 assert "logit" in sidecar["Units"] and sidecar["NumberOfVolumes"] > 0
                 assert sidecar["Run"] == run_id and sidecar["Cache"]["URL"] == cache_uri
                 assert sidecar["Cache"]["Key"] == study["cache"]["key"]
                 assert (bundle / sidecar["Checkpoint"]).is_file()
                 assert sidecar["HeldOut"] == (model if design == "loso" else None)
-                assert sidecar["SanityChecks"]["ig_steps"] == sidecar["Steps"]
+                assert sidecar["SanityChecks"]["method"] == sidecar["Method"]
+                assert {w["Check"] for w in sidecar["SanityChecksInWords"]} >= {
+                    "model randomisation",
+                    "planted pattern",
+                }
                 found.add(path)
                 # the linear decoder's activation pattern beside it, signed, on the same grid
                 pattern = folder / entry["linear_pattern"]["file"]
@@ -284,6 +291,7 @@ def test_study_outputs_are_bids_derivatives(home):
                 assert load_img(pattern).shape == grid
                 assert json.loads(sidecar_path(pattern).read_text())["Model"] == model
                 assert -1 <= entry["linear_pattern"]["correlation_with_saliency"] <= 1
+                assert -1 <= entry["linear_pattern"]["correlation_with_randomised_saliency"] <= 1
                 found.add(pattern)
     # every map on disk is one study.json lists: no file under an old or unknown name
     assert set((bundle / "saliency").rglob("*.nii.gz")) == found

@@ -148,3 +148,32 @@ def test_spatial_correlation_within_the_mask(rng):
     assert np.isnan(spatial_correlation(a, np.ones(SHAPE), mask))
     with pytest.raises(ConfigError, match="different grids"):
         spatial_correlation(a, a[:-1])
+
+
+def test_pattern_correlation_is_read_against_the_randomised_models_maps(rng):
+    """The CNN-map vs pattern correlation gets a null: the same correlation for the map of the
+    CNN with re-drawn weights, and a bootstrap interval of the difference over volumes."""
+    from emocore.patterns import correlation_against_randomised
+
+    pattern = rng.normal(size=300) * (rng.random(300) < 0.3)
+    trained = np.abs(pattern) + rng.normal(0, 0.5, size=(10, 300))  # each volume shows it
+    randomised = np.abs(rng.normal(size=(10, 300)))  # learnt nothing
+    out = correlation_against_randomised(trained, randomised, pattern, n_boot=200, seed=1)
+    assert set(out) == {
+        "correlation_with_saliency",
+        "correlation_with_randomised_saliency",
+        "correlation_difference_ci95",
+        "correlation_beyond_randomised",
+    }
+    assert out["correlation_with_saliency"] == pytest.approx(
+        spatial_correlation(trained.mean(0), np.abs(pattern))
+    )
+    low, high = out["correlation_difference_ci95"]
+    gap = out["correlation_with_saliency"] - out["correlation_with_randomised_saliency"]
+    assert 0 < low <= gap <= high and out["correlation_beyond_randomised"] is True
+    # a map that the randomised network makes just as well: no agreement beyond the null
+    same = correlation_against_randomised(trained, trained, pattern, n_boot=50)
+    assert same["correlation_difference_ci95"] == [0.0, 0.0]
+    assert same["correlation_beyond_randomised"] is False
+    with pytest.raises(ConfigError, match="300 voxels of the pattern"):
+        correlation_against_randomised(trained[:, :10], randomised[:, :10], pattern)

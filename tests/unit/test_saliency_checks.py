@@ -1,4 +1,5 @@
-"""Integrated-gradients completeness, step doubling and the model-randomisation check."""
+"""Integrated-gradients completeness, step doubling, the model-randomisation check (all at once
+and cascading), the bootstrap of (trained - randomised AUC) and the checks in words."""
 
 from __future__ import annotations
 
@@ -115,7 +116,9 @@ def test_checked_maps_with_fixed_steps_equal_emotion_saliency():
     cache, meta = planted_volumes(6, 3)
     source = VolumeSource(cache, meta)
     model = SeedCNN(SHAPE, 3, widths=(2, 2, 2), hidden=4)
-    plain = emotion_saliency(model, source, CLASSES, device="cpu", max_per_class=4)
+    plain = emotion_saliency(
+        model, source, CLASSES, method="integrated-gradients", device="cpu", max_per_class=4
+    )
     maps, checks = emotion_saliency_checked(
         model, source, CLASSES, device="cpu", max_per_class=4, tolerance=None
     )
@@ -124,7 +127,8 @@ def test_checked_maps_with_fixed_steps_equal_emotion_saliency():
         np.testing.assert_allclose(maps[name], plain[name], rtol=1e-5, atol=1e-7)
         assert checks[name].steps == 8 and checks[name].n_volumes == 4
         assert checks[name].converged
-    assert describe_method(steps=32)["Steps"] == 32 and describe_method()["Steps"] == 8
+    ig = "integrated-gradients"
+    assert describe_method(ig, steps=32)["Steps"] == 32 and describe_method(ig)["Steps"] == 8
 
 
 def test_map_stopping_rule_mean_or_worst_volume():
@@ -198,17 +202,32 @@ def test_randomised_model_map_correlates_weakly_with_the_trained_one():
     mask = np.zeros(SHAPE, bool)
     mask[1:-1, 1:-1, 1:-1] = True
     out = saliency_checks(
-        model, source, CLASSES, mask=mask, truths=blobs, device="cpu", max_per_class=8
+        model,
+        source,
+        CLASSES,
+        mask=mask,
+        truths=blobs,
+        method="integrated-gradients",
+        device="cpu",
+        max_per_class=8,
     )
     assert out.maps.keys() == out.randomised.keys() == out.records.keys() == set(CLASSES)
     for name, record in out.records.items():
         assert list(record) == [
+            "method",
             "completeness_delta",
             "ig_steps",
             "randomisation_rank_correlation",
+            "cascade",
+            "cascade_volumes",
             "auc",
             "auc_randomised",
+            "auc_input_only",
+            "auc_difference_ci95",
+            "finds_planted_pattern",
         ]
+        assert record["method"] == "integrated-gradients"
+        assert [s["layers"] for s in record["cascade"]] == ["1"]  # one layer: one step
         assert record["ig_steps"] == 8  # exact for a linear model: no doubling needed
         assert record["completeness_delta"]["max"] < 1e-3
         assert record["completeness_delta"]["mean"] <= record["completeness_delta"]["max"]
@@ -227,23 +246,28 @@ def test_records_without_truth_and_for_grad_cam():
         model, source, CLASSES, mask=None, method="grad-cam", device="cpu", max_per_class=2
     )
     for record in out.records.values():
-        assert set(record) == {"completeness_delta", "ig_steps", "randomisation_rank_correlation"}
+        assert set(record) == {
+            "method",
+            "completeness_delta",
+            "ig_steps",
+            "randomisation_rank_correlation",
+            "cascade",
+            "cascade_volumes",
+        }
         assert record["completeness_delta"] is None and record["ig_steps"] is None
+        assert record["method"] == "grad-cam"
+        assert [s["layers"] for s in record["cascade"]] == [
+            "fc2",
+            "fc1",
+            "block3",
+            "block2",
+            "block1",
+        ]
+        # the last step re-draws every layer: with all the map's volumes (2 here, fewer than
+        # the cascade's 4) it is the fully randomised model's map
+        assert record["cascade_volumes"] == 2
+        assert record["cascade"][-1]["rank_correlation"] == pytest.approx(
+            record["randomisation_rank_correlation"], nan_ok=True
+        )
     with pytest.raises(ConfigError, match="'method'"):
         saliency_checks(model, source, CLASSES, mask=None, method="lime")
-
-
-def test_the_words_follow_the_auc_numbers() -> None:
-    """A map below AUC 0.6 is not said to "find" the pattern, and a randomised copy that scores as
-    well is called out (the walk-through saw "finds ... with AUC 0.44")."""
-    from emocore.saliency_checks import auc_words, saliency_checks_sentence
-
-    assert [auc_words(a) for a in (0.44, 0.62, 0.9)] == [
-        "does not find",
-        "finds only weakly",
-        "finds",
-    ]
-    worse = saliency_checks_sentence({"auc": 0.56, "auc_randomised": 0.60})
-    assert "the randomised copy does as well or better" in worse
-    better = saliency_checks_sentence({"auc": 0.97, "auc_randomised": 0.75})
-    assert "the trained model's map is the better one" in better
