@@ -37,7 +37,6 @@ __all__ = [
     "cooccurrence_heatmap",
     "confusion_figure",
     "embedding_scatter",
-    "interactive_viewer_html",
     "label_counts_figure",
     "label_timeline",
     "misclassification_pie",
@@ -46,7 +45,6 @@ __all__ = [
     "saliency_mips",
     "saliency_title",
     "single_case_dots",
-    "static_viewer_png",
     "subject_vs_cohort",
     "others_label",
     "others_recall",
@@ -951,12 +949,46 @@ def _white_to(colour: str) -> list[list]:
     return [[0.0, "#FFFFFF"], [1.0, colour]]
 
 
+#: The glass-brain panels: the plane and where it is seen from (the order of _PLANES).
+_MIP_VIEWS = (
+    ("axial", "from above (max over z)"),
+    ("coronal", "from behind (max over y)"),
+    ("sagittal", "from the right (max over x)"),
+)
+
+
+def _mark_sides(fig: go.Figure, subplot: int, *, plane: int) -> None:
+    """The side each edge of a projection panel points to (L/R, P/A, I/S), inside its edges."""
+    _, _, h, v = _PLANES[plane]
+    (left, right), (bottom, top) = ENDS[AXES[h]], ENDS[AXES[v]]
+    ref = "" if subplot == 1 else str(subplot)
+    for text, x, y, xa, ya in (
+        (left, 0.0, 0.5, "left", "middle"),
+        (right, 1.0, 0.5, "right", "middle"),
+        (top, 0.5, 1.0, "center", "top"),
+        (bottom, 0.5, 0.0, "center", "bottom"),
+    ):
+        fig.add_annotation(
+            x=x,
+            y=y,
+            xref=f"x{ref} domain",
+            yref=f"y{ref} domain",
+            text=f"<b>{text}</b>",
+            showarrow=False,
+            xanchor=xa,
+            yanchor=ya,
+            font={"color": "#444444", "size": 11},
+        )
+
+
 def saliency_mips(
     maps: Mapping[str, np.ndarray],
     *,
     title: str = "Mean saliency per emotion (maximum-intensity projections)",
 ) -> go.Figure:
-    """One row per emotion: the max over z (top view), y (front) and x (side) of its mean map.
+    """One row per emotion: the max over z (seen from above), y (from behind) and x (from the
+    right) of its mean map, each panel with its sides marked (L/R, A/P, S/I; the person's left on
+    the left, as on the slices).
 
     All emotions share one colour scale, 0 (white) to the largest value of any map, so rows
     compare: a paler row is a weaker map. Each row keeps its emotion's colour and has its own
@@ -967,7 +999,7 @@ def saliency_mips(
         cols=3,
         horizontal_spacing=0.03,
         vertical_spacing=0.03,
-        column_titles=["top (max over z)", "front (max over y)", "side (max over x)"],
+        column_titles=[f"{name}: {view}" for name, view in _MIP_VIEWS],
         row_titles=emotions,
     )
     arrays = {e: np.asarray(maps[e], dtype=float) for e in emotions}
@@ -997,12 +1029,13 @@ def saliency_mips(
                 row=r,
                 col=c,
             )
+            _mark_sides(fig, (r - 1) * 3 + c, plane=c - 1)
     fig.update_xaxes(showticklabels=False)
     fig.update_yaxes(showticklabels=False)
     _layout(
         fig,
         title + f"<br><sup>one colour scale for all emotions: white = 0 to {top:.3g} "
-        "(the largest mean saliency of any emotion)</sup>",
+        "(the largest mean saliency of any emotion); the person's left on the left</sup>",
         150 * len(emotions) + 100,
     )
     fig.update_layout(margin={"r": 110, "t": 80})
@@ -1139,98 +1172,3 @@ def _nifti(image: WorldImage):
     import nibabel as nib
 
     return nib.Nifti1Image(np.asarray(image.data, dtype=np.float32), image.affine)
-
-
-def _saliency_cmap():
-    from matplotlib.colors import LinearSegmentedColormap
-
-    return LinearSegmentedColormap.from_list("saliency", SALIENCY_SCALE)
-
-
-def interactive_viewer_html(
-    underlay: WorldImage,
-    overlay: WorldImage | None = None,
-    *,
-    point_mm: Sequence[float],
-    threshold: float = 0.0,
-    vmax: float | None = None,
-    opacity: float = 0.7,
-    title: str = "",
-) -> str:
-    """nilearn's interactive slice viewer (``view_img``: self-contained HTML, its scripts inline,
-    works offline), opened at ``point_mm``, the overlay in the colours and range of
-    :func:`orthogonal_slices` (0 to ``vmax``, values below ``threshold`` left out).
-
-    Its own colour bar is left out: nilearn cuts its labels ("0." for 0.001), and the slices'
-    colour bar beside it holds the same scale. Its cross is drawn only on grids of 4 mm or finer:
-    nilearn draws it one voxel wide, so on a coarse grid (the demo's 12 mm) it covers the very
-    row of the map it points at."""
-    from nilearn.plotting import view_img
-
-    if overlay is not None and vmax is None:
-        vmax = robust_max(overlay.data)
-    stat = (
-        overlay
-        if overlay is not None
-        else WorldImage(np.zeros((2, 2, 2), np.float32), underlay.affine)
-    )
-    view = view_img(
-        _nifti(stat),
-        bg_img=_nifti(underlay),
-        cut_coords=[float(c) for c in point_mm],
-        threshold=threshold,
-        vmin=0.0,
-        vmax=float(vmax or 1.0),
-        symmetric_cmap=False,
-        cmap=_saliency_cmap(),
-        opacity=opacity,
-        black_bg=False,
-        draw_cross=float(max(stat.voxel_mm)) <= 4.0,
-        colorbar=False,
-        title=title or None,
-        resampling_interpolation="nearest",
-    )
-    return view.get_standalone()
-
-
-def static_viewer_png(
-    underlay: WorldImage,
-    overlay: WorldImage | None = None,
-    *,
-    point_mm: Sequence[float],
-    threshold: float = 0.0,
-    vmax: float | None = None,
-) -> bytes:
-    """nilearn's static orthogonal view as PNG bytes (the fallback when the interactive one fails)."""
-    import io
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from nilearn.plotting import plot_stat_map
-
-    if overlay is not None and vmax is None:
-        vmax = robust_max(overlay.data)
-    stat = (
-        overlay
-        if overlay is not None
-        else WorldImage(np.zeros((2, 2, 2), np.float32), underlay.affine)
-    )
-    fig = plt.figure(figsize=(8, 3))
-    plot_stat_map(
-        _nifti(stat),
-        bg_img=_nifti(underlay),
-        cut_coords=list(point_mm),
-        threshold=threshold,
-        vmax=float(vmax or 1.0),
-        cmap=_saliency_cmap(),
-        symmetric_cbar=False,
-        figure=fig,
-        black_bg=False,
-        draw_cross=True,
-    )
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    return buf.getvalue()

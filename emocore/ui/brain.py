@@ -1,16 +1,15 @@
 """The brain viewer's widgets: a volume picker and the saliency viewer, each an ``st.fragment``.
 
 One crosshair state: the x/y/z sliders (mm, on the data grid) are session_state keys, and the
-three slices and the interactive viewer are drawn from them, so they move together. Moving a
-slider reruns the viewer fragment only (one chart), moving the volume reruns the volume section
-only, not the page. Every choice is a keyed widget, so picking an emotion survives moving the
-volume.
+interactive viewer, its readout and the three static slices are drawn from them, so they move
+together. Moving a slider reruns the viewer fragment only, moving the volume reruns the volume
+section only, not the page. Every choice is a keyed widget, so picking an emotion survives moving
+the volume.
 
-Interactive viewer: nilearn's ``view_img`` (a brainsprite page, scripts and images inline), not
-NiiVue: niivue-streamlit is not installed here and the machines running the dashboard may have no
-internet, while ``view_img`` ships with nilearn (already a dependency) and needs no network.
-Streamlit runs its scripts in ``st.iframe`` (which replaces ``components.v1.html``). It is one-way:
-a click inside it moves its own cross, not the sliders (an iframe cannot set session_state).
+Interactive viewer: NiiVue, through the ``niivue-streamlit`` component (a dependency; its wheel
+ships the built frontend, so it needs no network), in :mod:`emocore.ui.niivue_view`. It goes both
+ways: a click in NiiVue moves the sliders (and so the static slices and the readout), and the
+sliders move NiiVue. The static slices stay: they are the figures of the report and its PDF.
 """
 
 from __future__ import annotations
@@ -28,7 +27,7 @@ from emocore.anatomy import AXES, WorldImage, robust_max
 from emocore.constants import movie_clock
 from emocore.data.cache import VolumeCache
 from emocore.saliency_checks import check_sentences, linear_pattern_sentence
-from emocore.ui import loaders
+from emocore.ui import loaders, niivue_view
 from emocore.ui.widgets import RunContext, guard
 
 __all__ = ["VolumePick", "default_volume", "method_words", "saliency_viewer", "volume_section"]
@@ -190,6 +189,10 @@ def _crosshair(grid: WorldImage, start: Sequence[float]) -> tuple[float, float, 
     return tuple(point)  # type: ignore[return-value]
 
 
+_SLIDERS = tuple(f"{KEY}_{axis}_mm" for axis in AXES)  # the crosshair's session_state keys
+_NIIVUE = f"{KEY}_niivue"  # prefix of the interactive viewer's keys
+
+
 def _go_to(point: Sequence[float]) -> None:
     for axis, v in enumerate(point):
         st.session_state[f"{KEY}_{AXES[axis]}_mm"] = round(float(v), 1)
@@ -207,8 +210,9 @@ def saliency_viewer(
     emotion: str | None = None,
 ) -> None:
     """The saliency map of the chosen emotion (until the user chooses: ``emotion``, the
-    verdict's, else the volume's prediction) on an anatomical underlay: three slices in mm and
-    nilearn's interactive viewer, at one crosshair; the colour bar is fixed per map."""
+    verdict's, else the volume's prediction) on an anatomical underlay: NiiVue (with the linear
+    decoder's pattern as a second overlay) and three static slices in mm, at one crosshair; the
+    colour bar is fixed per map."""
     options = ([PREDICTED] if pick.predicted else []) + ctx.classes
     no_maps = not ctx.study.get("saliency")  # the map controls would do nothing
     c1, c2, c3, c4 = st.columns([3, 3, 2, 2])
@@ -236,6 +240,19 @@ def saliency_viewer(
         disabled=no_maps,
     )
     opacity = c4.slider("Opacity", 0.0, 1.0, 0.8, 0.05, key=f"{KEY}_opacity", disabled=no_maps)
+    views, colours = st.columns([5, 3])
+    settings = niivue_view.view_controls(views, key=_NIIVUE)
+    with colours.popover("Overlays of the interactive viewer", width="stretch"):
+        colormap = st.selectbox(
+            "Colormap (saliency)",
+            niivue_view.COLORMAPS,
+            key=f"{_NIIVUE}_saliency_colormap",
+            disabled=no_maps,
+            help="The saliency map's threshold and opacity are the sliders above.",
+        )
+        pattern_style = niivue_view.overlay_controls(
+            st, "linear pattern", key=f"{_NIIVUE}_pattern", colormap="winter", disabled=no_maps
+        )
     with guard():
         raw = loaders.saliency_map(ctx.results, design, name, emotion)
         grid = loaders.world_image(
@@ -253,6 +270,7 @@ def saliency_viewer(
             underlay_label = f"BOLD of sub-{subject} run {pick.run} volume {pick.volume} (z)"
     overlay = grid if raw is not None else None
     vmax = robust_max(grid.data)  # once per map: the same bar on every slice and threshold
+    niivue_view.follow_click(_SLIDERS, key=_NIIVUE)  # a click in NiiVue, before the sliders
     point = _crosshair(grid, grid.peak_mm() if overlay is not None else grid.snap((0, 0, 0)))
     model = f"{design}/{name}"
     if overlay is None:
@@ -269,6 +287,20 @@ def saliency_viewer(
         key=f"{KEY}_peak",
     )
     threshold = share * vmax
+    overlays = []
+    if overlay is not None:
+        style = niivue_view.OverlayStyle(colormap=colormap, share=share, opacity=opacity)
+        overlays.append(niivue_view.Overlay("saliency", overlay, vmax, style))
+        with guard():
+            pattern = loaders.linear_pattern(ctx.results, design, name, emotion)
+        if pattern is not None:
+            magnitude = loaders.world_image(np.abs(pattern).astype(np.float32), cache.affine)
+            pmax = robust_max(magnitude.data)
+            overlays.append(niivue_view.Overlay("linear pattern", magnitude, pmax, pattern_style))
+    niivue_view.viewer(
+        underlay, overlays, point_mm=point, grid=grid, settings=settings, key=_NIIVUE
+    )
+    st.markdown("**Static slices** at the crosshair (the report's figures)")
     _slices(
         underlay,
         point,
@@ -296,7 +328,6 @@ def saliency_viewer(
         + f"Colour bar: 0 to the map's robust maximum ({vmax:.3g}, its 99.5th percentile), "
         "fixed for this map."
     )
-    _interactive(underlay, overlay, point=point, threshold=threshold, vmax=vmax, opacity=opacity)
     entry = ctx.results.map_entry(design, name, emotion)
     if overlay is not None:
         _checks(entry.get("checks"))
@@ -442,33 +473,3 @@ def _slices(
         overlay_label=overlay_label,
     )
     st.plotly_chart(figure, key=key)
-
-
-def _interactive(
-    underlay: WorldImage,
-    overlay: WorldImage | None,
-    *,
-    point,
-    threshold: float,
-    vmax: float,
-    opacity: float,
-) -> None:
-    st.markdown(
-        "**Interactive viewer** (nilearn): opens at the sliders' crosshair, shown at the nearest "
-        "point of the grid nilearn resamples to (its x, y, z may differ from the sliders' by up "
-        "to half a voxel); click inside to look around"
-    )
-    try:
-        html = figures.interactive_viewer_html(
-            underlay, overlay, point_mm=point, threshold=threshold, vmax=vmax, opacity=opacity
-        )
-        st.iframe(html, height="content", alt="Interactive brain viewer (nilearn view_img)")
-    except Exception as exc:  # the static view is the fallback for any viewer failure
-        st.caption(
-            f"The interactive viewer failed ({exc.__class__.__name__}); showing nilearn's static view."
-        )
-        st.image(
-            figures.static_viewer_png(
-                underlay, overlay, point_mm=point, threshold=threshold, vmax=vmax
-            )
-        )

@@ -122,29 +122,3 @@ def test_the_colour_bar_is_fixed_per_map_and_kept_on_blank_slices() -> None:
     assert len(maps) == 3 and all(np.isnan(np.asarray(t.z, float)).all() for t in maps)
     holders = [t for t in far_away.data if t.type == "scatter" and t.marker.coloraxis]
     assert len(holders) == 1 and list(holders[0].marker.color) == [0.0]
-
-
-def test_interactive_viewer_is_self_contained_html() -> None:
-    underlay = _underlay()
-    data = np.zeros(SHAPE, np.float32)
-    data[3, 4, 4] = 1.0
-    html = figures.interactive_viewer_html(
-        underlay, WorldImage(data, _affine()), point_mm=(-36.0, -52.0, 8.0), threshold=0.5
-    )
-    assert "<script" in html and 'src="http' not in html  # scripts inline: works offline
-
-
-def test_interactive_viewer_draws_its_cross_only_on_fine_grids() -> None:
-    """nilearn draws the cross one voxel wide: on the demo's 12 mm grid it would cover the row of
-    the map it points at, so it is left out there and drawn on a real 3 mm grid."""
-    import re
-
-    rng = np.random.default_rng(0)
-    crosses = {}
-    for voxel in (12.0, 3.0):
-        affine = np.diag([voxel, voxel, voxel, 1.0])
-        affine[:3, 3] = -20.0
-        image = WorldImage(rng.random((6, 7, 5)).astype(np.float32), affine)
-        html = figures.interactive_viewer_html(image, image, point_mm=(0.0, 0.0, 0.0))
-        crosses[voxel] = re.findall(r'"crosshair": (\w+)', html)[0]
-    assert crosses == {12.0: "false", 3.0: "true"}
