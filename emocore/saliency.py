@@ -678,11 +678,20 @@ def embeddings(
     batch_size: int = 64,
     device: str | torch.device = "auto",
 ) -> np.ndarray:
-    """Output of the first dense layer (n, hidden) for every row of ``source``."""
+    """Output of the first dense layer (n, hidden) for every row of ``source``.
+
+    Computed on a copy with batch norm folded into the convolutions and channels-last memory,
+    as the fast inference path does (:mod:`emocore.engine`): the same features up to float
+    rounding, in about two thirds of the time on CPU."""
+    from emocore.engine import fold_batchnorm
+
     dev = choose_device(device)
-    model = model.to(dev).eval()
+    # nn.Module.to takes memory_format at runtime; torch's overloads for it leave it out
+    net = fold_batchnorm(model).to(dev).to(memory_format=torch.channels_last_3d)  # type: ignore[call-overload]
     out = [
-        model.features(x.to(dev).float().unsqueeze(1)).cpu()
+        net.features(
+            x.to(dev).float().unsqueeze(1).contiguous(memory_format=torch.channels_last_3d)
+        ).cpu()
         for x, _, _ in source.batches(batch_size)
     ]
     return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)

@@ -465,6 +465,10 @@ def _below(path: Path, root: Path) -> str:
         return path.name
 
 
+#: Volumes the representation's silhouette scores are computed on at most (seeded sample).
+SILHOUETTE_SAMPLE = 4000
+
+
 def _embeddings(
     cache: VolumeCache, ckpt: Path, classes: list[str], device: str
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
@@ -478,10 +482,14 @@ def _embeddings(
     table = meta[["subject", "run", "volume", "movie_time", "label"]].copy()
     table["pc1"], table["pc2"] = pcs[:, 0], pcs[:, 1]
     quality: dict[str, Any] = {"n": len(emb)}
+    # the silhouette costs n^2 distances: above SILHOUETTE_SAMPLE volumes it is the score of a
+    # seeded random sample of them (scikit-learn's sample_size), recorded as silhouette_sample
+    sample = SILHOUETTE_SAMPLE if len(emb) > SILHOUETTE_SAMPLE else None
+    quality["silhouette_sample"] = sample
     for by in ("label", "subject"):
         labels = meta[by].to_numpy()
         quality[f"silhouette_by_{'emotion' if by == 'label' else 'subject'}"] = (
-            float(silhouette_score(emb, labels))
+            float(silhouette_score(emb, labels, sample_size=sample, random_state=0))
             if len(set(labels)) > 1 and len(emb) > len(set(labels))
             else None
         )

@@ -232,3 +232,24 @@ def test_the_pattern_correlation_is_said_against_the_randomised_maps():
     assert "does not show that the two decoders use the same voxels" in null
     old = linear_pattern_sentence({"correlation_with_saliency": 0.4}, "LOVE")
     assert "no null for it" in old
+
+
+def test_embeddings_are_the_trained_models_hidden_layer():
+    """The Representations page's features: the first dense layer of the model as trained (batch
+    norm with its running statistics), though computed on a folded, channels-last copy."""
+    from emocore.saliency import embeddings
+
+    cache, meta = planted_volumes(5, 3)
+    source = VolumeSource(cache, meta)
+    torch.manual_seed(0)
+    model = SeedCNN(SHAPE, 3, widths=(2, 2, 2), hidden=4)
+    model.train()
+    for x, _, _ in source.batches(8):  # running statistics that are not the identity
+        model(x.float().unsqueeze(1))
+    model.eval()
+    with torch.no_grad():
+        want = torch.cat([model.features(x.float().unsqueeze(1)) for x, _, _ in source.batches(8)])
+    got = embeddings(model, source, batch_size=3, device="cpu")
+    assert got.shape == (len(meta), 4)
+    np.testing.assert_allclose(got, want.numpy(), rtol=1e-4, atol=1e-5)
+    assert next(model.parameters()).is_contiguous()  # the model itself is left as it was
