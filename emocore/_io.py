@@ -42,6 +42,7 @@ __all__ = [
     "write_target",
     "os_error_message",
     "json_safe",
+    "records",
     "atomic_write_bytes",
     "atomic_write_json",
     "atomic_write_text",
@@ -289,6 +290,14 @@ def json_safe(obj: Any) -> Any:
     if obj is not None and type(obj).__name__ in ("NAType", "NaTType"):  # pandas' missing values
         return None
     return obj
+
+
+def records(frame: Any) -> list[dict[str, Any]]:
+    """A pandas DataFrame's rows as JSON-safe dicts (NaN -> None)."""
+    return [
+        {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
+        for row in frame.to_dict("records")
+    ]
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:

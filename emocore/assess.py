@@ -53,11 +53,11 @@ import numpy as np
 import pandas as pd
 
 from emocore import __version__
-from emocore._io import atomic_write_json, atomic_write_text
+from emocore._io import atomic_write_json, atomic_write_text, records
 from emocore.data.cache import VolumeCache
 from emocore.errors import ConfigError, EmocoreError, RegistryError
 from emocore.progress import Progress
-from emocore.registry import Registry, RunRecord, _host, recording_outcome
+from emocore.registry import Registry, RunRecord, host_name, recording_outcome
 from emocore.results import RunResults, read_json
 from emocore.single_case import FINDING_KEYS, atypical_findings, confusion_counts, fold_stability
 
@@ -153,7 +153,7 @@ def _assessing(run: RunResults, subject: str) -> Iterator[None]:
         try:
             handle.seek(0)
             handle.truncate()
-            handle.write(f"process {os.getpid()} on {_host()}\n")
+            handle.write(f"process {os.getpid()} on {host_name()}\n")
             handle.flush()
             yield
         finally:
@@ -303,7 +303,6 @@ def _findings_for(
     alpha: float,
 ) -> list[dict[str, Any]]:
     """The single-case tests of ``subject`` (counts given) against the cohort's table."""
-    from emocore.evaluate import records
 
     out = atypical_findings(
         cohort, classes, design=design, alpha=alpha, extra=(subject, person_counts)
@@ -316,7 +315,6 @@ def _findings_for(
 
 def _entries(rows: pd.DataFrame) -> list[dict[str, Any]]:
     """Test rows as JSON-safe dicts with the finding keys first."""
-    from emocore.evaluate import records
 
     return [
         {key: row[key] for key in (*FINDING_KEYS, *row.keys() - set(FINDING_KEYS))}

@@ -19,11 +19,19 @@ import pandas as pd
 
 from emocore.data.cache import VolumeCache
 from emocore.data.splits import make_splits
-from emocore.designs import _models_of, prediction_table
+from emocore.designs import models_of, prediction_table
 from emocore.errors import ConfigError
 from emocore.tuning import INNER_FOLDS, inner_cv, inner_folds, inner_group
 
-__all__ = ["C_GRID", "FIXED_C", "LinearResult", "fit_linear", "linear_baseline"]
+__all__ = [
+    "C_GRID",
+    "FIXED_C",
+    "LinearResult",
+    "fit_linear",
+    "linear_baseline",
+    "linear_pipeline",
+    "masked_rows",
+]
 
 #: the poster-style setting, kept available as "fixed"
 FIXED_C = 0.01
@@ -48,7 +56,8 @@ class LinearResult:
     inner_folds: dict[str, dict[str, list[str]]] = field(default_factory=dict)
 
 
-def _masked(cache: VolumeCache, rows: pd.DataFrame) -> np.ndarray:
+def masked_rows(cache: VolumeCache, rows: pd.DataFrame) -> np.ndarray:
+    """The in-mask voxels of the cache's volumes named by ``rows``, (n rows, voxels) float32."""
     mask = cache.mask.reshape(-1)
     out = np.empty((len(rows), int(mask.sum())), dtype=np.float32)
     subj = rows["subject"].to_numpy()
@@ -59,7 +68,9 @@ def _masked(cache: VolumeCache, rows: pd.DataFrame) -> np.ndarray:
     return out
 
 
-def _pipeline(C: float):
+def linear_pipeline(C: float):
+    """The linear decoder: z-scored voxels into an L2-penalised logistic regression (inverse
+    penalty ``C``)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -95,7 +106,7 @@ def _tuned(
 
     folds = inner_folds(rows, group=group, n_folds=n_inner, seed=seed)
     search = GridSearchCV(
-        _pipeline(FIXED_C),
+        linear_pipeline(FIXED_C),
         {"logisticregression__C": sorted(float(c) for c in grid)},
         scoring="balanced_accuracy",
         cv=inner_cv(folds),
@@ -152,12 +163,12 @@ def fit_linear(
     tuning: dict[str, dict[str, dict[str, float]]] = {}
     scores: dict[str, dict[str, dict[float, float]]] = {}
     used_inner: dict[str, dict[str, list[str]]] = {}
-    for name, rows, s in _models_of(design, meta, split):
+    for name, rows, s in models_of(design, meta, split):
         plan = make_splits(
             rows, s, n_folds=n_folds if s != "leave-one-subject-out" else None, seed=seed
         )
         group = inner_group(plan.split)
-        X = _masked(cache, rows)
+        X = masked_rows(cache, rows)
         y = rows["y"].to_numpy()
         for fi, fold in enumerate(plan.folds):
             if folds and fold.name not in folds:
@@ -177,7 +188,7 @@ def fit_linear(
                 used_inner.setdefault(name, {})[fold.name] = inner_names
             else:
                 chosen = float(C)  # type: ignore[arg-type]
-                model = _pipeline(chosen).fit(X[fold.train], y[fold.train])
+                model = linear_pipeline(chosen).fit(X[fold.train], y[fold.train])
             tuning.setdefault(name, {})[fold.name] = {"C": chosen}
             probs = np.zeros((len(fold.test), len(classes)), dtype=np.float32)
             probs[:, model.classes_] = model.predict_proba(X[fold.test])

@@ -34,6 +34,7 @@ from emocore.tuning import choose_epochs, inner_group
 __all__ = [
     "DESIGNS",
     "DesignResult",
+    "models_of",
     "plan_design",
     "run_design",
     "prediction_table",
@@ -95,7 +96,7 @@ def prediction_table(
     return out
 
 
-def _models_of(design: str, meta: pd.DataFrame, split: str) -> list[tuple[str, pd.DataFrame, str]]:
+def models_of(design: str, meta: pd.DataFrame, split: str) -> list[tuple[str, pd.DataFrame, str]]:
     """(model name, rows it is cross-validated on, split) for each model of a design."""
     if design == "single-subject":
         return [
@@ -145,7 +146,7 @@ def plan_design(
                 seed=seed,
             ),
         )
-        for name, rows, s in _models_of(design, meta, split)
+        for name, rows, s in models_of(design, meta, split)
     ]
     if folds:
         names = [f.name for _, _, p in plans for f in p.folds]

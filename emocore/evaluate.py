@@ -9,12 +9,12 @@ across folds.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
 
+from emocore._io import records
 from emocore.single_case import ALPHA, FOCUS, atypical_findings, fold_stability
 from emocore.summaries import (
     misclassification_summary,
@@ -23,17 +23,7 @@ from emocore.summaries import (
     summarize_predictions,
 )
 
-__all__ = ["evaluate_predictions", "records"]
-
-
-def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """DataFrame rows as JSON-safe dicts (NaN -> None)."""
-    out = []
-    for row in frame.to_dict("records"):
-        out.append(
-            {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
-        )
-    return out
+__all__ = ["evaluate_predictions"]
 
 
 def evaluate_predictions(

@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from emocore.evaluate import records
+from emocore._io import records
 from emocore.single_case import ALPHA, FINDING_KEYS, MIN_OTHERS, TEST_NAME
 
 __all__ = [

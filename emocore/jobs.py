@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from emocore.data.cache import open_cache
 from emocore.errors import ConfigError, EmocoreError, check_choice
-from emocore.registry import Registry, RunRecord, _host, _pid_alive, _process_alive
+from emocore.registry import Registry, RunRecord, host_name, pid_alive, process_alive
 from emocore.summaries import percent as _pct
 
 if TYPE_CHECKING:
@@ -117,9 +117,9 @@ def _live_local(record: RunRecord) -> bool:
     a process that now holds the recorded pid but started at another time is not the run's."""
     return (
         record.pid is not None
-        and record.host in (None, _host())
+        and record.host in (None, host_name())
         and record.status in _ACTIVE
-        and _process_alive(record.pid, record.pid_start)
+        and process_alive(record.pid, record.pid_start)
     )
 
 
@@ -297,7 +297,7 @@ def _runs_emocore(pid: int) -> bool:
 
 def _wait_gone(pid: int, seconds: float) -> bool:
     deadline = time.monotonic() + seconds
-    while _pid_alive(pid):
+    while pid_alive(pid):
         if time.monotonic() >= deadline:
             return False
         time.sleep(0.1)
@@ -321,16 +321,16 @@ def cancel_job(
             f"run {run_id} is already {record.status}; only queued or running runs can be "
             "cancelled (delete it instead to remove it)"
         )
-    if record.host not in (None, _host()) and record.pid is not None:
+    if record.host not in (None, host_name()) and record.pid is not None:
         raise JobError(
-            f"run {run_id} runs on {record.host}, not on this machine ({_host()}); cancel it there"
+            f"run {run_id} runs on {record.host}, not on this machine ({host_name()}); cancel it there"
         )
     graces = _GRACE_S if grace_s is None else (grace_s,) * 3
     how = "before its process started" if record.pid is None else "after its process ended"
     # never signal a process that merely reuses the recorded pid
     if (
         record.pid is not None
-        and _process_alive(record.pid, record.pid_start)
+        and process_alive(record.pid, record.pid_start)
         and _runs_emocore(record.pid)
     ):
         for sig, grace in zip((signal.SIGINT, signal.SIGTERM, signal.SIGKILL), graces, strict=True):

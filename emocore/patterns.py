@@ -40,6 +40,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+# the baseline's own reader and model, so the patterns' preprocessing cannot drift from it
+from emocore.baseline import linear_pipeline, masked_rows
 from emocore.data.cache import VolumeCache
 from emocore.errors import ConfigError
 
@@ -108,9 +110,6 @@ def linear_patterns(
     (the second class's); the first class's pattern is its negative. Emotions absent from
     ``rows`` get no pattern. Returns ``{emotion: (x, y, z) float32 volume}``.
     """
-    # the baseline's own reader and model, so the preprocessing cannot drift from it
-    from emocore.baseline import _masked, _pipeline
-
     if not 0 < C < np.inf:
         raise ConfigError(f"'C' must be a positive number; {C!r} was provided")
     y = rows["y"].to_numpy()
@@ -121,8 +120,8 @@ def linear_patterns(
         )
     if present.min() < 0 or present.max() >= len(classes):
         raise ConfigError(f"'y' must index 'classes' ({len(classes)} of them); got {present}")
-    voxels = _masked(cache, rows)
-    model = _pipeline(C).fit(voxels, y)
+    voxels = masked_rows(cache, rows)
+    model = linear_pipeline(C).fit(voxels, y)
     scaler, clf = model[0], model[-1]
     X = scaler.transform(voxels)
     W = clf.coef_.T  # (voxels, 1) for two classes, else (voxels, classes)

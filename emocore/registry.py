@@ -73,7 +73,10 @@ __all__ = [
     "TRANSITIONS",
     "Registry",
     "RunRecord",
+    "host_name",
     "most_complete_first",
+    "pid_alive",
+    "process_alive",
     "recording_outcome",
     "run_label",
     "run_short_label",
@@ -164,7 +167,6 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
     4: ("ALTER TABLE runs ADD COLUMN pid_start TEXT",),
 }
 
-_JSON_FIELDS = ("subjects", "config", "metrics")
 _UPDATABLE = (
     "status",
     "progress",
@@ -257,14 +259,15 @@ def _user() -> str:
         return "unknown"
 
 
-def _host() -> str:
+def host_name() -> str:
+    """This machine's name as runs record it (``unknown`` when it has none)."""
     try:
         return socket.gethostname() or "unknown"
     except OSError:
         return "unknown"
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     """Whether process ``pid`` exists on this machine; a zombie (ended, unreaped) counts as dead."""
     try:
         os.kill(pid, 0)
@@ -300,12 +303,12 @@ def _pid_start(pid: int | None) -> str | None:
         return None
 
 
-def _process_alive(pid: int, started: str | None) -> bool:
+def process_alive(pid: int, started: str | None) -> bool:
     """Whether the process recorded as ``pid`` (started at ``started``, see :func:`_pid_start`)
     still runs on this machine: a live process that now holds the id but started at another
     time is another process, and the recorded one is dead. Without a recorded start (older
     rows, no /proc) the id alone decides."""
-    if not _pid_alive(pid):
+    if not pid_alive(pid):
         return False
     if started is None:
         return True
@@ -776,7 +779,7 @@ class Registry:
                     now,
                     now,
                     _user(),
-                    _host(),
+                    host_name(),
                     kind,
                     values["design"],
                     values["split"],
@@ -1004,10 +1007,10 @@ class Registry:
                     for r in con.execute("SELECT * FROM runs WHERE parent = ?", (doomed[i].id,))
                 ]
                 i += 1
-        here = _host()
+        here = host_name()
         for rec in doomed:
             if rec.status in _ACTIVE and rec.pid is not None and rec.host in (None, here):
-                if _process_alive(rec.pid, rec.pid_start):
+                if process_alive(rec.pid, rec.pid_start):
                     raise RegistryError(
                         f"run '{rec.id}' is {rec.status} in process {rec.pid}; cancel it (or let "
                         f"it finish) before deleting {run_id}"
@@ -1057,8 +1060,12 @@ class Registry:
         """
         with self._connect() as con:
             record = _record(self._row(con, run_id))
-        if record.status in _ACTIVE and record.pid is not None and record.host in (None, _host()):
-            if _process_alive(record.pid, record.pid_start):
+        if (
+            record.status in _ACTIVE
+            and record.pid is not None
+            and record.host in (None, host_name())
+        ):
+            if process_alive(record.pid, record.pid_start):
                 raise RegistryError(
                     f"run '{run_id}' is {record.status} in process {record.pid}; cancel it (or "
                     "let it finish) before forgetting it"
@@ -1079,13 +1086,13 @@ class Registry:
         job resumed on another node after its own died is the usual reason).
         """
         pid = os.getpid() if pid is None else pid
-        here = _host()
+        here = host_name()
         with self._write() as con:
             row = self._row(con, run_id)
             held = row["pid"]
             started = row["pid_start"] if "pid_start" in row.keys() else None
             if row["status"] in _ACTIVE and held is not None and held != pid:
-                if row["host"] in (None, here) and _process_alive(int(held), started):
+                if row["host"] in (None, here) and process_alive(int(held), started):
                     last = f"; its last message was '{row['message']}'" if row["message"] else ""
                     raise RegistryError(
                         f"run '{run_id}' is {row['status']} in process {held} on this machine"
@@ -1121,7 +1128,7 @@ class Registry:
         """
         if self.read_only:
             return []
-        here = _host()
+        here = host_name()
         with self._connect() as con:
             rows = con.execute(
                 "SELECT * FROM runs WHERE status IN ('queued', 'running') AND pid IS NOT NULL"
@@ -1130,7 +1137,7 @@ class Registry:
         for row in rows:
             if not isinstance(row["pid"], int) or row["host"] not in (None, here):
                 continue
-            if _process_alive(row["pid"], row["pid_start"]):
+            if process_alive(row["pid"], row["pid_start"]):
                 continue
             last = f"; its last message was '{row['message']}'" if row["message"] else ""
             error = (

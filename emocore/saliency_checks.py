@@ -86,8 +86,6 @@ from emocore.saliency import (
 )
 
 __all__ = [
-    "RECORD_KEYS",
-    "TRUTH_KEYS",
     "RANDOMISATION_PASS",
     "N_BOOTSTRAP",
     "CASCADE_VOLUMES",
@@ -105,16 +103,6 @@ __all__ = [
     "saliency_checks_sentence",
 ]
 
-#: Keys of every record.
-RECORD_KEYS = ("method", "completeness_delta", "ig_steps", "randomisation_rank_correlation")
-#: Keys added when the emotion has a planted pattern.
-TRUTH_KEYS = (
-    "auc",
-    "auc_randomised",
-    "auc_input_only",
-    "auc_difference_ci95",
-    "finds_planted_pattern",
-)
 #: A map passes the randomisation check when its rank correlation with the randomised model's
 #: map is at most this. Adebayo et al. (2018) give no threshold; 0.2 is issue 21's bar, below the
 #: 0.21-0.36 that integrated gradients keep on the same volumes.

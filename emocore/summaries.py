@@ -37,6 +37,7 @@ import pandas as pd
 from emocore import metrics
 from emocore.constants import CLASSES, movie_clock
 from emocore.errors import ConfigError
+from emocore.findings import p_text
 
 __all__ = [
     "percent",
@@ -681,7 +682,6 @@ def results_table(
     Cells are short enough for :data:`emocore.ui.tables.RESULTS_COLUMNS`' widths: the interval
     without its unit ("72.8–77.2"), chance as "15.8 % perm. · 1/5" (permutation chance, then the
     theoretical 1/K)."""
-    from emocore.findings import p_text  # findings -> evaluate -> summaries: import when used
 
     rows = []
     for r in results:

@@ -36,7 +36,6 @@ __all__ = [
     "run_results",
     "saliency_map",
     "settings",
-    "subject_volume",
     "volume_labels",
     "world_image",
 ]
@@ -174,10 +173,6 @@ def new_people(folder: Path, cohort: list[str], cache: VolumeCache | None = None
 
     entities = tuple(sorted(chosen_entities(cache).items()))
     return _new_people(str(folder), changed, tuple(cohort), entities)
-
-
-def subject_volume(s: Settings, subject: str, run: int, volume: int) -> np.ndarray:
-    return np.asarray(cache(s).volume(subject, run, volume), dtype=np.float32)
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
