@@ -61,6 +61,21 @@ def listed(names: Iterable[Any], *, limit: int = 10) -> str:
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
+def check_known_keys(record: Any, known: Iterable[str], what: str) -> None:
+    """Refuse a recorded configuration (``what``, e.g. "a study's config") holding keys its
+    class does not have: a key of a newer emocore, or one mistyped by hand, would otherwise be
+    dropped without a word and the run re-created with other settings than it recorded."""
+    if not isinstance(record, dict):
+        raise ConfigError(f"{what} must be a JSON object; {type(record).__name__} was found")
+    unknown = sorted(set(record) - set(known))
+    if unknown:
+        raise ConfigError(
+            f"{what} holds keys this emocore does not know: {listed(unknown)} (known: "
+            f"{listed(sorted(known), limit=50)}); it was written by a newer emocore or edited by "
+            "hand: use the emocore that wrote it, or remove those keys"
+        )
+
+
 def check_choice(
     name: str,
     value: Any,

@@ -47,7 +47,7 @@ from emocore.derivatives import (
     write_dataset_description,
 )
 from emocore.designs import DESIGNS, DesignResult, plan_design, run_design
-from emocore.errors import ConfigError, EmocoreError, RegistryError, listed
+from emocore.errors import ConfigError, EmocoreError, RegistryError, check_known_keys, listed
 from emocore.evaluate import evaluate_predictions
 from emocore.patterns import correlation_against_randomised, linear_patterns, save_linear_patterns
 from emocore.progress import Progress, part
@@ -188,7 +188,10 @@ class StudyConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> StudyConfig:
-        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        """A study's recorded config; keys this version does not have are refused, naming them
+        (no field has been removed since the first version, so an old study.json loads)."""
+        check_known_keys(d, cls.__dataclass_fields__, "a study's config")
+        known = dict(d)
         known["train"] = TrainConfig.from_dict(known.get("train", {}))
         known["designs"] = tuple(known.get("designs", DESIGNS))
         for key in ("subjects", "folds", "focus"):

@@ -33,7 +33,7 @@ from emocore.engine import (
     maybe_compile,
     peak_gpu_gib,
 )
-from emocore.errors import CheckpointError, ConfigError, check_choice
+from emocore.errors import CheckpointError, ConfigError, check_choice, check_known_keys
 from emocore.models.cnn3d import SeedCNN
 from emocore.progress import EpochHook, Progress
 
@@ -107,7 +107,10 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        """A recorded training config (a checkpoint's, a study's ``train``); keys this version
+        does not have are refused, naming them (none has been removed since the first version)."""
+        check_known_keys(d, cls.__dataclass_fields__, "a training config")
+        known = dict(d)
         if "widths" in known:
             known["widths"] = tuple(known["widths"])
         return cls(**known)

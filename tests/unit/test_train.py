@@ -155,6 +155,22 @@ def test_epoch_selection_round_trips_and_old_configs_load_as_fixed():
     assert loaded.epoch_selection == "fixed" and loaded == TrainConfig()
 
 
+def test_recorded_configs_with_unknown_keys_are_refused_naming_them():
+    """A key this version lacks (a newer emocore's, or a typo made by hand) is not dropped
+    silently: the run would be re-created with other settings than it recorded."""
+    from emocore.study import StudyConfig
+
+    typo = {**TrainConfig().to_dict(), "learning_rate": 0.1}
+    with pytest.raises(ConfigError, match="a training config holds keys .*: learning_rate"):
+        TrainConfig.from_dict(typo)
+    study = StudyConfig().to_dict()
+    assert StudyConfig.from_dict(study) == StudyConfig()
+    with pytest.raises(ConfigError, match="a study's config holds keys .*: n_fold, zz"):
+        StudyConfig.from_dict({**study, "zz": 1, "n_fold": 3})
+    with pytest.raises(ConfigError, match="a training config holds keys .*: dropuot"):
+        StudyConfig.from_dict({**study, "train": {**study["train"], "dropuot": 0.2}})
+
+
 class _Oracle(torch.nn.Module):
     """Predicts the class written in each volume's first voxel (a known prediction per volume)."""
 
