@@ -869,6 +869,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         data=not args.no_data,
         model=not args.no_model,
         e2e=not args.no_e2e,
+        stats=not args.no_stats,
         folder=args.workdir,
     )
 
@@ -921,6 +922,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
             )
             lines.append(
                 f"  cache random single-volume reads: {d['cache_random_reads_per_s']:,.0f} volumes/s"
+            )
+        if "stats" in r:
+            t = r["stats"]
+            lines.append(
+                f"permutation test ({t['permutations']:,} circular shifts, {t['volumes']:,} "
+                f"volumes): baseline {t['permutation_baseline_seconds']} s (np.roll + "
+                f"scikit-learn per shift), emocore {t['permutation_test_seconds']} s "
+                f"(x{t['permutation_ratio']})"
             )
         return "\n".join(lines)
 
@@ -1267,6 +1276,9 @@ def _add_model_commands(sub: Any) -> None:
     p.add_argument("--no-model", action="store_true", help="skip the model-only figures")
     p.add_argument(
         "--no-e2e", action="store_true", help="skip the end-to-end figures from a warm cache"
+    )
+    p.add_argument(
+        "--no-stats", action="store_true", help="skip the permutation-test figures (CPU)"
     )
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
     p.set_defaults(func=cmd_bench)

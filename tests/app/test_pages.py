@@ -82,14 +82,6 @@ def test_overview_shows_source_models_and_notice(demo_home: Path, emocore_env) -
     assert len(table.columns) <= 8, "the headline table must fit a 1280-px window"
 
 
-def test_brain_viewer_moves_the_crosshair(demo_home: Path, emocore_env) -> None:
-    emocore_env(demo_home)
-    at = open_page("brain-viewer")
-    x = next(s for s in at.select_slider if s.label == "x (mm)")
-    x.set_value(float(x.options[0].removesuffix(" mm"))).run()
-    no_exception(at, "brain-viewer")
-
-
 def _as_before_bids_names(home: Path) -> None:
     """Rename the run's saliency maps to the names runs had before BIDS derivatives
     (``saliency/<design>/<model>_<EMOTION>.nii.gz``, no sidecars) and record those names."""

@@ -7,7 +7,6 @@ import gzip
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -93,7 +92,6 @@ def test_symlink_loops_in_the_dataset_do_not_hang_prepare(tiny_dataset, tmp_path
     (func / "loop").symlink_to(".")
     (func / "loop2").symlink_to(Path("..") / "func")
     (func.parent / "up").symlink_to("..")
-    started = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-m", "emocore.cli", "-q"]
         + _prepare_args(root, ann, tmp_path / "cache", "01", "02"),
@@ -103,7 +101,6 @@ def test_symlink_loops_in_the_dataset_do_not_hang_prepare(tiny_dataset, tmp_path
         timeout=60,  # the walk of the readability check went round the loops for > 300 s
     )
     assert done.returncode == 0, done.stderr
-    assert time.perf_counter() - started < 60
     assert open_cache(tmp_path / "cache").subjects == ["01", "02"]
 
 
@@ -159,9 +156,8 @@ def test_a_repeated_subject_is_prepared_once(tiny_dataset, tmp_path: Path, capsy
     assert main(_prepare_args(root, ann, tmp_path / "cache", "02", "01", "02", "01")) == 0
     assert "built: added sub-01, sub-02; kept none" in capsys.readouterr().out
     assert open_cache(tmp_path / "cache").subjects == ["01", "02"]
-    started = time.perf_counter()
     result = prepare(root, ann, tmp_path / "cache", subjects=["01"] * 5000)
-    assert result.action == "unchanged" and time.perf_counter() - started < 30
+    assert result.action == "unchanged"
 
 
 def test_many_unknown_subjects_give_a_short_message(tiny_dataset) -> None:
@@ -186,11 +182,9 @@ def test_a_study_of_a_subject_given_5000_times_trains_on_it_once(
 
     monkeypatch.setattr(study_module, "run_design", untrained_design)  # bookkeeping only
     registry = Registry(tmp_path / "registry")
-    started = time.perf_counter()
     done = study_module.run_study(
         tiny_cache, registry, tiny_study(subjects=("01",) * 5000), kind="train"
     )
-    assert time.perf_counter() - started < 120
     assert registry.get_run(done.run_id).config["subjects"] == ["01"]
     table = done.predictions()
     assert not table.duplicated(["subject", "run", "volume"]).any()

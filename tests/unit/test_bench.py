@@ -43,6 +43,27 @@ def test_bench_cli_reports_ratios_against_its_baseline_and_agreement(tmp_path, c
     assert e2e["volumes"] == 256 and e2e["infer_agreement"] == 1.0  # fp32 on the CPU: exact
     assert e2e["infer_fast_path"]["batchnorm_folded"] and not e2e["infer_fast_path"]["bf16"]
     assert list(tmp_path.iterdir()) == []  # the temporary cache is gone
+    stats = out["stats"]
+    assert stats["volumes"] == 10_240 and stats["permutations"] == 1000
+    base, fast = stats["permutation_baseline_seconds"], stats["permutation_test_seconds"]
+    assert base > 0 and fast > 0
+    assert stats["permutation_ratio"] == pytest.approx(base / fast, rel=0.05, abs=0.01)
+
+
+def test_bench_stats_and_its_baseline_compute_the_same_null():
+    """The baseline is the plain way of computing emocore's null, not another null: over every
+    rotation of one group, np.roll and scikit-learn give the scores emocore's test draws from."""
+    from sklearn.metrics import balanced_accuracy_score
+
+    from emocore import metrics
+
+    rng = np.random.default_rng(3)
+    y = np.repeat(rng.integers(0, 5, 8), 6)  # 48 volumes in episodes of 6
+    pred = np.where(rng.random(y.shape) < 0.5, y, rng.integers(0, 5, y.shape))
+    by_hand = {round(balanced_accuracy_score(np.roll(y, k), pred), 9) for k in range(len(y))}
+    test = metrics.permutation_test(y, pred, np.zeros(len(y)), "balanced_accuracy", 400, 0)
+    assert {round(float(v), 9) for v in test.null} <= by_hand
+    assert test.observed == pytest.approx(balanced_accuracy_score(y, pred))
 
 
 def test_bench_cli_refuses_a_bad_grid(capsys):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 
 import numpy as np
 import pandas as pd
@@ -153,16 +152,6 @@ def test_summary_is_reproducible_and_records_leaky(rng: np.random.Generator) -> 
     second = summaries.summarize_predictions(table.sample(frac=1.0, random_state=1), **kwargs)
     assert first == second  # row order does not matter; the seed fixes the draws
     assert first["leaky"] is True
-
-
-def test_summary_timing_for_a_cohort_sized_table(rng: np.random.Generator) -> None:
-    table = make_table(
-        rng, subjects=tuple(f"{i:02d}" for i in range(1, 11)), n_runs=8, n_volumes=125
-    )
-    assert len(table) == 10_000
-    start = time.perf_counter()
-    summaries.summarize_predictions(table, classes=CLASSES, split="test", design="d")
-    assert time.perf_counter() - start < 10.0
 
 
 def test_summary_rejects_bad_tables() -> None:
