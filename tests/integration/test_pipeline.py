@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 from pathlib import Path
 
@@ -33,55 +35,61 @@ def _json(capsys, argv: list[str]) -> dict:
     return json.loads(capsys.readouterr().out)
 
 
+def _quiet_json(argv: list[str]) -> dict:
+    """``emocore <argv> --json`` in this process, its printed JSON (for module fixtures, which
+    cannot use capsys)."""
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert main(argv) == 0, argv
+    return json.loads(printed.getvalue())
+
+
 @pytest.fixture(scope="module")
-def home(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("home")
-
-
-def test_synth_prepare_study_evaluate_predict(home, capsys):
+def built(tmp_path_factory) -> dict:
+    """A synthetic cohort, its cache and a study of it, through the CLI: what every test of this
+    module starts from, made once (any test can run alone)."""
+    home = tmp_path_factory.mktemp("home")
     cohort, cache, reg = home / "cohort", home / "cache", home / "registry"
-    out = _json(
-        capsys, ["synth", "--out", str(cohort), "--subjects", "3", "--grid-mm", "12", "--json"]
-    )
+    synth = ["synth", "--out", str(cohort), "--subjects", "3", "--grid-mm", "12", "--json"]
+    prepare = [
+        "prepare",
+        "--bids",
+        str(cohort),
+        "--annotations",
+        str(cohort / "annotations" / "raw"),
+    ]
+    study = ["study", "--cache", str(cache), "--registry", str(reg), "--epochs", "1"]
+    study += ["--n-folds", "2", "--permutations", "100", "--saliency-volumes", "4", "--json"]
+    out = {
+        "home": home,
+        "synth": _quiet_json(synth),
+        "prepare": _quiet_json([*prepare, "--cache", str(cache), "--json"]),
+        "study": _quiet_json(study),
+    }
+    run_id = out["study"]["run_id"]
+    evaluate = ["evaluate", "--run", run_id, "--registry", str(reg), "--permutations", "50"]
+    out["evaluate"] = _quiet_json([*evaluate, "--json"])
+    return out
+
+
+@pytest.fixture(scope="module")
+def home(built: dict) -> Path:
+    return built["home"]
+
+
+def test_synth_prepare_study_evaluate_predict(built, capsys):
+    home = built["home"]
+    cohort, cache, reg = home / "cohort", home / "cache", home / "registry"
+    out = built["synth"]
     assert Path(out["out"]) == cohort
-    prep = _json(
-        capsys,
-        [
-            "prepare",
-            "--bids",
-            str(cohort),
-            "--annotations",
-            str(cohort / "annotations" / "raw"),
-            "--cache",
-            str(cache),
-            "--json",
-        ],
-    )
+    prep = built["prepare"]
     assert prep["subjects"] == ["01", "02", "03"] and prep["grid"] == [13, 18, 5]
     assert (
         set(prep["label_counts"]) == {"NONE", *EMOTIONS}
         and sum(prep["label_counts"].values()) == 3599
     )
 
-    study = _json(
-        capsys,
-        [
-            "study",
-            "--cache",
-            str(cache),
-            "--registry",
-            str(reg),
-            "--epochs",
-            "1",
-            "--n-folds",
-            "2",
-            "--permutations",
-            "100",
-            "--saliency-volumes",
-            "4",
-            "--json",
-        ],
-    )
+    study = built["study"]
     results = study["results"]
     # every saliency map carries its sanity checks, under the keys outside checks read
     for design, models in study["saliency_checks"].items():
@@ -139,12 +147,12 @@ def test_synth_prepare_study_evaluate_predict(home, capsys):
     assert len(registry.curves(run.id)) > 0
 
     runs = _json(capsys, ["runs", "--registry", str(reg), "--json"])
-    assert [r["id"] for r in runs["runs"]] == [run.id]
+    assert sorted((r["kind"], r["id"] == run.id) for r in runs["runs"]) == [
+        ("evaluate", False),
+        ("study", True),
+    ]
 
-    ev = _json(
-        capsys,
-        ["evaluate", "--run", run.id, "--registry", str(reg), "--permutations", "50", "--json"],
-    )
+    ev = built["evaluate"]  # `emocore evaluate --run <the study>`
     assert set(ev["designs"]) == {"single-subject", "cross-subject", "loso"}
     loso = ev["designs"]["loso"]
     assert loso["summary"]["split"] == "leave-one-subject-out"
@@ -229,7 +237,7 @@ def test_study_outputs_are_bids_derivatives(home):
 
     registry = Registry(home / "registry")
     studies = registry.list_runs(kind="study")
-    assert len(studies), "run test_synth_prepare_study_evaluate_predict first: it makes the study"
+    assert len(studies) == 1  # the study of the fixture `built`
     run_id = studies["id"].iloc[0]
     bundle = registry.run_dir(run_id)
     cache_uri = (home / "cache").resolve().as_uri()
@@ -242,7 +250,7 @@ def test_study_outputs_are_bids_derivatives(home):
         "Description": description["GeneratedBy"][0]["Description"],
     }
     assert description["SourceDatasets"] == [{"URL": cache_uri}]
-    # the evaluate run of the test above read the study's folder, and says so
+    # the fixture's evaluate run read the study's folder, and says so
     (evaluated,) = registry.list_runs(kind="evaluate")["id"]
     ev_description = json.loads(
         (registry.run_dir(evaluated) / "dataset_description.json").read_text()
