@@ -406,7 +406,7 @@ def assess_subject(
         )
 
 
-def _assess(
+def _assess(  # noqa: C901, PLR0915
     cache: VolumeCache,
     registry: Registry,
     run: RunResults,

@@ -106,7 +106,7 @@ def _ratio(fast: float, base: float) -> float | None:
 
 
 # -- model only ------------------------------------------------------------------------------
-def bench_model(
+def bench_model(  # noqa: PLR0915
     grid: Sequence[int] = (22, 29, 8),
     *,
     device: str = "auto",
@@ -250,7 +250,7 @@ class _SingleVolumes(torch.utils.data.Dataset):
         return torch.from_numpy(self.array[self.rows[i]].astype(np.float32)), int(self.y[i])
 
 
-def bench_end_to_end(
+def bench_end_to_end(  # noqa: PLR0915
     grid: Sequence[int] = (22, 29, 8),
     *,
     device: str = "auto",

@@ -1086,7 +1086,7 @@ def _add_alpha_option(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_model_commands(sub: Any) -> None:
+def _add_model_commands(sub: Any) -> None:  # noqa: PLR0915
     from emocore.designs import DESIGNS
 
     p = sub.add_parser(
@@ -1336,7 +1336,7 @@ def _add_label_options(p: argparse.ArgumentParser) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915
     parser = argparse.ArgumentParser(
         prog="emocore",
         description="Decode portrayed emotion from single fMRI volumes (studyforrest 7T audio movie) and inspect the errors honestly.",

@@ -159,7 +159,7 @@ def plan_design(
     return plans
 
 
-def run_design(
+def run_design(  # noqa: C901, PLR0915
     cache: VolumeCache,
     design: str,
     train_config: TrainConfig,

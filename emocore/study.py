@@ -620,7 +620,7 @@ def resume_study(
     return run_study(cache, registry, config, kind=record.kind, progress=progress, run_id=run_id)
 
 
-def run_study(
+def run_study(  # noqa: C901, PLR0915
     cache: VolumeCache,
     registry: Registry,
     config: StudyConfig,

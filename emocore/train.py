@@ -283,7 +283,7 @@ def train_model(
         return attempt("off", resume or checkpoint is not None)
 
 
-def _train(
+def _train(  # noqa: C901, PLR0915
     train: VolumeSource,
     val: VolumeSource | None,
     config: TrainConfig,

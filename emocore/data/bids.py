@@ -124,7 +124,7 @@ class Dataset:
 
 
 # -- finding files -------------------------------------------------------------------------------
-def _check_readable(root: Path) -> None:
+def _check_readable(root: Path) -> None:  # noqa: C901
     """Refuse a dataset with folders that cannot be listed (the file search would skip them
     silently and report fewer runs, or none: "no BOLD runs found"), or with symbolic links that
     lead outside it (see :func:`_outside`)."""
@@ -484,7 +484,7 @@ def _length_message(run: BoldRun, expected: int) -> str:
     )
 
 
-def discover_dataset(
+def discover_dataset(  # noqa: C901
     root: str | Path,
     *,
     task: str | None = None,

@@ -855,7 +855,7 @@ def _real_cache_path(cache: Path) -> Path:
         ) from exc
 
 
-def _prepare(
+def _prepare(  # noqa: C901, PLR0915
     bids: str | Path,
     annotations: str | Path,
     cache: Path,
@@ -1199,7 +1199,7 @@ def _check_lengths(dataset: Dataset, labels) -> None:
             )
 
 
-def _add_subjects(
+def _add_subjects(  # noqa: PLR0915
     cache: Path,
     old: dict[str, Any],
     dataset: Dataset,

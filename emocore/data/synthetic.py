@@ -867,7 +867,7 @@ def _write_run(root: Path, cfg: SynthConfig, subject: str, run: int, data, affin
         tsv.with_suffix(".json").write_text(json.dumps(docs, indent=1))
 
 
-def _write(root: Path, cfg: SynthConfig, progress: Progress | None) -> None:
+def _write(root: Path, cfg: SynthConfig, progress: Progress | None) -> None:  # noqa: PLR0915
     total = 1 + cfg.n_subjects * len(RUN_N_VOLUMES)
     shape, affine = grid_for(cfg.grid_mm)
     baseline, mask = _template(shape, affine)

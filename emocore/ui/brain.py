@@ -199,7 +199,7 @@ def _go_to(point: Sequence[float]) -> None:
 
 
 @st.fragment
-def saliency_viewer(
+def saliency_viewer(  # noqa: PLR0915
     ctx: RunContext,
     cache: VolumeCache,
     *,
