@@ -48,6 +48,12 @@ def _counts_text(counts: dict[str, int]) -> str:
 
 
 # -- data commands ---------------------------------------------------------------------------
+#: SynthConfig's fields whose option is not the field's name with dashes.
+_SYNTH_OPTIONS = {
+    "n_subjects": "--subjects",
+}
+
+
 def cmd_synth(args: argparse.Namespace) -> int:
     from emocore.data.synthetic import SynthConfig, generate_cohort
 
@@ -72,7 +78,14 @@ def cmd_synth(args: argparse.Namespace) -> int:
         }.items()
         if v is not None
     }
-    cfg = base.replace(**overrides) if overrides else base
+    try:
+        cfg = base.replace(**overrides) if overrides else base
+    except ConfigError as exc:  # SynthConfig names its fields; the user typed options
+        message = str(exc)
+        for field in overrides:
+            option = _SYNTH_OPTIONS.get(field, "--" + field.replace("_", "-"))
+            message = message.replace(f"'{field}'", option)
+        raise ConfigError(message) from exc
     bar = ProgressBar("synth", _show_progress(args))
     out = generate_cohort(args.out, cfg, progress=bar, overwrite=args.overwrite)
     _print(

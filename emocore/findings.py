@@ -84,8 +84,9 @@ ROLE_CAPTION = {
         "anything is at most α"
     ),
     "exploratory": (
-        "Exploratory: Holm-adjusted over the person's 26 tests in this design and model family "
-        "only; not part of the verdict, and flags here are not controlled across designs"
+        "Exploratory: Holm-adjusted over the person's tests in this design and model family "
+        "only (balanced accuracy, every emotion's recall and every confusion: 26 with five "
+        "emotions); not part of the verdict, and flags here are not controlled across designs"
     ),
 }
 #: How an exploratory design's results are labelled wherever they appear.

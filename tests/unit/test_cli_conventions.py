@@ -100,3 +100,18 @@ def test_jobs_run_through_their_own_entry_point(tmp_path: Path) -> None:
     )
     assert done.returncode == EXIT_CODES["registry"], done.stderr
     assert "no run 'nope'" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["--grid-mm", "0.1"], "--grid-mm must be between 1.0 and 20.0 (mm); 0.1 was given"),
+        (["--subjects", "0"], "--subjects must be an integer in 1..99; 0 was given"),
+        (["--noise", "-1"], "--noise must be between 0 and 100; -1.0 was given"),
+    ],
+)
+def test_synth_names_the_option_the_user_typed(tmp_path: Path, capsys, argv, said) -> None:
+    assert main(["synth", "--out", str(tmp_path / "c"), *argv]) == EXIT_CODES["config"]
+    err = capsys.readouterr().err
+    assert said in err and "grid_mm" not in err and "n_subjects" not in err
+    assert not (tmp_path / "c").exists()
