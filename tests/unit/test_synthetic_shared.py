@@ -210,5 +210,5 @@ def test_options_are_recorded_and_the_cli_sets_them(made, tmp_path, capsys):
     assert (printed["shared"], printed["shared_emotion"]) == (1.5, 0.25)
     assert written == printed
     assert main(["synth", "--out", str(tmp_path / "bad"), "--shared", "-1"]) != 0
-    assert "'shared' must be between 0 and 100" in capsys.readouterr().err
+    assert "--shared must be between 0 and 100" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
