@@ -346,6 +346,7 @@ def _study_config(args: argparse.Namespace, designs: tuple[str, ...]):
         linear_C=args.linear_C,
         saliency=not args.no_saliency,
         saliency_volumes=args.saliency_volumes,
+        saliency_method=args.saliency_method,
         n_permutations=args.permutations,
         alpha=args.alpha,
         primary=args.primary,
@@ -1076,6 +1077,15 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
         help="volumes per emotion each saliency map (SmoothGrad) averages over (default 16); "
         "each map is checked against weight-randomised copies of the model and, on synthetic "
         "data, against the planted pattern",
+    )
+    p.add_argument(
+        "--saliency-method",
+        # emocore.saliency.METHODS, written out: the parser must not import torch
+        choices=["smoothgrad", "grad-cam", "integrated-gradients", "gradient"],
+        default="smoothgrad",
+        help="how the saliency maps are made (default smoothgrad: the gradient averaged over "
+        "noisy copies of each volume, which a weight-randomised model cannot reproduce; "
+        "integrated gradients multiply by the input and fail that check; see README)",
     )
     p.add_argument(
         "--json", action="store_true", help="print the results as JSON (metric names: see README)"

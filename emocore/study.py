@@ -47,7 +47,14 @@ from emocore.derivatives import (
     write_dataset_description,
 )
 from emocore.designs import DESIGNS, DesignResult, plan_design, run_design
-from emocore.errors import ConfigError, EmocoreError, RegistryError, check_known_keys, listed
+from emocore.errors import (
+    ConfigError,
+    EmocoreError,
+    RegistryError,
+    check_choice,
+    check_known_keys,
+    listed,
+)
 from emocore.evaluate import evaluate_predictions
 from emocore.patterns import correlation_against_randomised, linear_patterns, save_linear_patterns
 from emocore.progress import Progress, part
@@ -56,6 +63,7 @@ from emocore.results import RunResults
 from emocore.saliency import (
     DEFAULT_METHOD,
     IG_STEPS,
+    METHODS,
     describe_method,
     embeddings,
     saliency_auc,
@@ -96,6 +104,9 @@ class StudyConfig:
     linear_C: float | str = FIXED_C  # the linear baseline's C; "auto": chosen on inner folds
     saliency: bool = True
     saliency_volumes: int = 16  # volumes per emotion each saliency map averages over
+    #: the attribution method of the maps (emocore.saliency.METHODS); configs recorded before
+    #: this field existed made integrated gradients, and read so (from_dict)
+    saliency_method: str = DEFAULT_METHOD
     n_permutations: int = 1000
     alpha: float = 0.05  # level of every verdict (and of the exploratory, Holm-adjusted tests)
     #: the primary analysis, "DESIGN:MODEL" (e.g. "loso:cnn"); None: the documented default
@@ -157,6 +168,7 @@ class StudyConfig:
                 "saliency_volumes (volumes per emotion a saliency map averages) must be a whole "
                 f"number >= 1; {self.saliency_volumes!r} was given"
             )
+        check_choice("saliency_method", self.saliency_method, METHODS)
         if self.linear_C != "auto" and not (
             isinstance(self.linear_C, (int, float))
             and not isinstance(self.linear_C, bool)
@@ -192,6 +204,7 @@ class StudyConfig:
         (no field has been removed since the first version, so an old study.json loads)."""
         check_known_keys(d, cls.__dataclass_fields__, "a study's config")
         known = dict(d)
+        known.setdefault("saliency_method", "integrated-gradients")  # what older studies made
         known["train"] = TrainConfig.from_dict(known.get("train", {}))
         known["designs"] = tuple(known.get("designs", DESIGNS))
         for key in ("subjects", "folds", "focus"):
@@ -769,6 +782,7 @@ def run_study(  # noqa: C901, PLR0915
                     classes,
                     config.train.device,
                     run_id=run_id,
+                    method=config.saliency_method,
                     max_per_class=config.saliency_volumes,
                     linear_C=_pattern_C(config.linear_C, extras["tuning"][design].get("linear")),
                     seed=config.train.seed,

@@ -216,3 +216,21 @@ def test_epoch_records_carry_val_balanced_acc():
         assert 0.0 <= record["val_balanced_acc"] <= 1.0 and record["val_acc"] is not None
     alone = train_model(train, None, CFG, n_classes=3)
     assert alone.history[0]["val_balanced_acc"] is None
+
+
+def test_the_saliency_method_is_chosen_recorded_and_read_back():
+    """SmoothGrad unless --saliency-method says otherwise; a study recorded before the option
+    made integrated gradients and reads back as such (a resume or re-run makes the same maps)."""
+    from emocore.cli import _study_config, build_parser
+    from emocore.study import StudyConfig
+
+    args = build_parser().parse_args(["study", "--saliency-method", "integrated-gradients"])
+    assert _study_config(args, ("loso",)).saliency_method == "integrated-gradients"
+    default = build_parser().parse_args(["study"])
+    assert _study_config(default, ("loso",)).saliency_method == "smoothgrad"
+    recorded = StudyConfig().to_dict()
+    assert StudyConfig.from_dict(recorded).saliency_method == "smoothgrad"
+    del recorded["saliency_method"]  # a study.json written before the option
+    assert StudyConfig.from_dict(recorded).saliency_method == "integrated-gradients"
+    with pytest.raises(ConfigError, match="'saliency_method' must be one of"):
+        StudyConfig(saliency_method="ig")
