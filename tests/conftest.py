@@ -24,6 +24,33 @@ def shared_data_dir() -> Path | None:
     return path if path.is_dir() else None
 
 
+#: Test folders whose every test is slow (trains, drives the dashboard or a browser).
+SLOW_KINDS = {"app", "integration", "e2e"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Each test is marked with its kind, the folder it is in (unit, faults, app, integration,
+    e2e), and the kinds of SLOW_KINDS also as slow: `-m "not slow"` is the fast tier. Sweeps
+    run only when the -m expression names them (`-m sweep`), whatever else it says."""
+    tests = Path(__file__).resolve().parent
+    if "sweep" not in (config.getoption("markexpr") or ""):
+        sweeps = [item for item in items if item.get_closest_marker("sweep")]
+        if sweeps:
+            config.hook.pytest_deselected(items=sweeps)
+            items[:] = [item for item in items if not item.get_closest_marker("sweep")]
+    for item in items:
+        try:
+            parts = item.path.resolve().relative_to(tests).parts
+        except ValueError:
+            continue
+        if len(parts) < 2:  # a test module directly in tests/ has no kind
+            continue
+        kind = parts[0]
+        item.add_marker(getattr(pytest.mark, kind))
+        if kind in SLOW_KINDS:
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)

@@ -45,6 +45,7 @@ def _both(root: Path, ann: Path, cache: Path, first: str, second: str) -> list[d
     return [json.loads(out) for out, _ in outs]
 
 
+@pytest.mark.slow
 def test_two_additions_at_once_keep_both_people(three_people, tmp_path: Path) -> None:
     root, ann = three_people
     cache = tmp_path / "cache"
@@ -60,6 +61,7 @@ def test_two_additions_at_once_keep_both_people(three_people, tmp_path: Path) ->
     assert not list(cache.glob(".*lock*")) and not list(cache.glob("*.partial-*"))
 
 
+@pytest.mark.slow
 def test_two_first_builds_at_once_keep_both_people(three_people, tmp_path: Path) -> None:
     root, ann = three_people
     cache = tmp_path / "new" / "cache"  # neither the cache nor its folder exists yet

@@ -39,6 +39,7 @@ def _worker(rank: int, world: int, store: str, ckpt: str) -> None:
 
 
 @pytest.mark.skipif(not dist.is_available(), reason="torch.distributed is not available")
+@pytest.mark.slow
 def test_two_gloo_processes_match_one(tmp_path):
     ckpt = tmp_path / "ddp.pt"
     mp.spawn(_worker, args=(2, str(tmp_path / "store"), str(ckpt)), nprocs=2, join=True)

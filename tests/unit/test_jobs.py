@@ -89,6 +89,7 @@ def _start_and_forget(registry_root: Path, cache: Path) -> str:
     return start_job(Registry(registry_root), cache, tiny_config(), env=ONE_THREAD)
 
 
+@pytest.mark.slow
 def test_job_completes_after_its_starter_is_garbage_collected(
     registry: Registry, tiny_cache: Path
 ) -> None:
@@ -111,6 +112,7 @@ def test_job_completes_after_its_starter_is_garbage_collected(
     assert active_jobs(registry) == []
 
 
+@pytest.mark.slow
 def test_cancel_stops_a_long_job_and_a_second_job_is_refused_meanwhile(
     registry: Registry, tiny_cache: Path
 ) -> None:
@@ -133,6 +135,7 @@ def test_cancel_stops_a_long_job_and_a_second_job_is_refused_meanwhile(
         cancel_job(registry, run_id)
 
 
+@pytest.mark.slow
 def test_cancel_escalates_when_the_job_ignores_sigint(
     registry: Registry, tiny_cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -173,6 +176,7 @@ def test_cancel_a_queued_run_without_a_process(registry: Registry) -> None:
     assert "before its process started" in record.error
 
 
+@pytest.mark.slow
 def test_a_queued_run_without_a_live_process_does_not_block(
     registry: Registry, tiny_cache: Path
 ) -> None:

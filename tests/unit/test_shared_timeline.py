@@ -85,6 +85,7 @@ def false_positive_rate(shared: float, *, cohorts: int, common_shift: bool, seed
     return hits / cohorts
 
 
+@pytest.mark.slow
 def test_a_cohorts_p_value_keeps_its_false_positive_rate_when_people_share_the_movie() -> None:
     # 150 null cohorts, 90 % of each person's predictions one shared sequence. With a common
     # shift per run the rate stays near 5 % (binomial SD 1.8 %); with a shift per person it was
@@ -202,6 +203,7 @@ def coverage(
     return covered / reps
 
 
+@pytest.mark.slow
 def test_cohort_intervals_cover_when_people_and_runs_differ() -> None:
     # 10 people x 8 runs; people and runs differ in difficulty (logit SD 0.5 each, 0.3 for the
     # person x run cells). Subject x run blocks resampled as independent covered 64 % here.

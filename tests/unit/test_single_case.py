@@ -131,6 +131,7 @@ def test_design_effect_grows_with_runs_of_alike_predictions(rng):
 # ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_null_people_are_flagged_at_most_at_alpha(rng):
     """Thousands of null people (rates near 0 and 1, spread between people, runs of alike
     predictions, 5 to 9 others): the share flagged on any of their 26 measures is <= alpha, and
@@ -155,6 +156,7 @@ def test_null_people_are_flagged_at_most_at_alpha(rng):
         assert np.mean(hits) <= 0.05 + 2 * np.sqrt(0.05 * 0.95 / len(hits)), name
 
 
+@pytest.mark.slow
 def test_a_planted_confusion_is_found(rng):
     """Others take LOVE for SADNESS in about 8 % of volumes, one person in 55 % of them: with 9
     others that person is flagged in most cohorts (77 % when this was written: the price of

@@ -120,6 +120,7 @@ def _own_rate(observed):
 # ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_null_people_get_a_flagged_verdict_at_most_alpha_of_the_time(rng):
     """Over more than 1,000 null people (the simulated cohorts above), the share whose verdict
     flags anything at all is at most alpha."""
@@ -154,6 +155,7 @@ def _planted_cohort(rng, n_others, observed):
     "n_others",
     [9, pytest.param(19, marks=pytest.mark.sweep)],  # 20-person cohorts: 35 s, in the sweep
 )
+@pytest.mark.slow
 def test_power_at_a_realistic_effect_is_what_readme_states(rng, n_others):
     n_sim, hits = 90, 0
     planted = f"{n_others + 1:02d}"
@@ -165,6 +167,7 @@ def test_power_at_a_realistic_effect_is_what_readme_states(rng, n_others):
     assert abs(power - stated) <= 3 * np.sqrt(stated * (1 - stated) / n_sim) + 0.01, power
 
 
+@pytest.mark.slow
 def test_a_typical_rate_is_not_called_specific(rng):
     """The person's LOVE->SADNESS rate is typical (the others' ~10 %), but their other emotions
     are hardly ever taken for SADNESS, so relative to them LOVE->SADNESS stands out: the
@@ -184,6 +187,7 @@ def test_a_typical_rate_is_not_called_specific(rng):
     assert flagged / n_sim <= 0.05
 
 
+@pytest.mark.slow
 def test_worse_overall_is_not_an_emotion_specific_finding(rng):
     """A person decoded worse on every emotion (errors spread as in the others): any flag is
     balanced accuracy, not one emotion, in at least 95 % of cohorts."""
@@ -205,6 +209,7 @@ def test_worse_overall_is_not_an_emotion_specific_finding(rng):
 # ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_the_detectable_rate_is_flagged_with_80_percent_probability(rng):
     """The rate a verdict reports for LOVE->SADNESS, planted in a person drawn the test's own
     way (scenes of alike volumes) against these others, is flagged about 80 % of the time."""
@@ -268,6 +273,7 @@ def test_a_newcomer_is_tested_against_the_whole_cohort(rng):
     assert typical["status"] == "no evidence" and typical["detectable_effect"]
 
 
+@pytest.mark.slow
 def test_a_newcomer_is_compared_with_the_cohorts_unflagged_people(rng):
     """A cohort holds one atypical person (LOVE->SADNESS 60 %). Left in the reference, they
     hide a newcomer with the same decoding; left out (the study's verdicts flagged them), the
