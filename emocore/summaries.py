@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 import math
 import string
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -786,16 +786,26 @@ def cell_volumes_table(
 _CELL_COLUMNS = ["where", "volume", "scene", "agreement", "P(predicted)", "P(true)", "fold"]
 
 
-def runs_table(runs: pd.DataFrame) -> pd.DataFrame:
+def runs_table(
+    runs: pd.DataFrame, *, folder_problem: Callable[[str], str | None] | None = None
+) -> pd.DataFrame:
     """The registry's runs (:meth:`emocore.registry.Registry.list_runs`) for display, newest
     first: id, kind, status (with its progress in whole % while a job is under way), what it
     covers ("single-subject · leave-1-run-out", :func:`split_label`, or a study's designs), when
     it was made, in UTC to the minute ("2026-11-30 05:20"), and a note (the error of a failed
-    run, else the job's last message; nothing for a completed run, whose message only says so)."""
+    run, else the job's last message; nothing for a completed run, whose message only says so).
+
+    A row the registry cannot read in full (its ``unreadable`` column) has the status
+    ``UNREADABLE`` and the reason as its note; with ``folder_problem``
+    (:meth:`emocore.registry.Registry.folder_problem`), a run whose folder is gone has the status
+    ``files missing`` and what to do as its note, before anyone picks it."""
     rows = []
     for record in runs.to_dict("records"):
         r = {k: v for k, v in record.items() if _given(v)}  # None or NaN: not recorded
         status = str(r.get("status", "?"))
+        problem = r.get("unreadable") or (
+            folder_problem(str(r["id"])) if folder_problem and r.get("id") else None
+        )
         if status in ("queued", "running") and _finite(r.get("progress")):
             status = f"{status} · {100 * float(r['progress']):.0f} %"
         config: dict[str, Any] = r["config"] if isinstance(r.get("config"), dict) else {}
@@ -808,6 +818,9 @@ def runs_table(runs: pd.DataFrame) -> pd.DataFrame:
         if r.get("leaky"):
             covers += " (leaky)"
         note = r.get("error") or ("" if r.get("status") == "completed" else r.get("message"))
+        if problem:
+            status = "UNREADABLE" if r.get("unreadable") else "files missing"
+            note = str(problem)
         rows.append(
             {
                 "run": r.get("id"),

@@ -118,7 +118,7 @@ else:
             st.markdown(f"Run {run_id}, {sentence}")
     if ctx is not None:
         ui.exploratory_flags(ctx)
-    runs = runs_table(reg.list_runs())
+    runs = runs_table(reg.list_runs(), folder_problem=reg.folder_problem)
     with st.expander(f"All runs ({len(runs)})"):
         st.dataframe(runs, hide_index=True, column_config=RUNS_COLUMNS)
         st.caption("Newest first; `emocore runs --show <run id>` prints all of a run's fields.")

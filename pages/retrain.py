@@ -45,4 +45,8 @@ if reg is None:
     st.stop()
 ui.job_monitor(reg, followed_key="emocore_job", kind="train")  # survives a reload
 st.subheader("Recent runs")
-st.dataframe(runs_table(reg.list_runs().head(10)), hide_index=True, column_config=RUNS_COLUMNS)
+st.dataframe(
+    runs_table(reg.list_runs().head(10), folder_problem=reg.folder_problem),
+    hide_index=True,
+    column_config=RUNS_COLUMNS,
+)

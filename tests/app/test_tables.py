@@ -242,6 +242,28 @@ def test_runs_table_merges_status_progress_and_notes() -> None:
     assert runs_table(runs.iloc[:0]).empty
 
 
+def test_runs_table_marks_unreadable_rows_and_missing_folders(tmp_path) -> None:
+    """Before anyone picks a run: a registry row that cannot be read, and a run whose folder
+    was deleted by hand, say so in the table with what to do."""
+    import shutil
+
+    from emocore.registry import Registry
+
+    registry = Registry(tmp_path / "registry")
+    kept = registry.create_run(kind="train", subjects=["01"], status="completed").id
+    gone = registry.create_run(kind="train", subjects=["01"], status="completed").id
+    shutil.rmtree(registry.run_dir(gone))
+    runs = registry.list_runs()
+    runs.loc[runs["id"] == kept, "unreadable"] = "'config' is not JSON"
+    table = runs_table(runs, folder_problem=registry.folder_problem).set_index("run")
+    assert table.loc[kept, "status"] == "UNREADABLE"
+    assert table.loc[kept, "note"] == "'config' is not JSON"
+    assert table.loc[gone, "status"] == "files missing"
+    assert f"emocore runs --forget {gone}" in table.loc[gone, "note"]
+    # without the registry's check, a missing folder is not guessed at
+    assert runs_table(runs).set_index("run").loc[gone, "status"] != "files missing"
+
+
 def test_cell_volumes_table_keeps_one_cell_in_time_order() -> None:
     rows = [
         # subject, run, volume, movie_time, true, pred, prob of FEAR, prob of SADNESS
