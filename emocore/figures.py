@@ -8,6 +8,7 @@ streamlit here; the inputs are tables and arrays that emocore writes (see :mod:`
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -867,25 +868,15 @@ def orthogonal_slices(
             col=col,
         )
         ref = "" if col == 1 else str(col)
-        (left, right), (bottom, top) = ENDS[AXES[h]], ENDS[AXES[v]]
-        for text, x, y, xa, ya in (
-            (left, x0, (y0 + y1) / 2, "left", "middle"),
-            (right, x1, (y0 + y1) / 2, "right", "middle"),
-            (top, (x0 + x1) / 2, y1, "center", "top"),
-            (bottom, (x0 + x1) / 2, y0, "center", "bottom"),
-        ):
-            fig.add_annotation(
-                x=x,
-                y=y,
-                xref=f"x{ref}",
-                yref=f"y{ref}",
-                text=f"<b>{text}</b>",
-                showarrow=False,
-                xanchor=xa,
-                yanchor=ya,
-                font={"color": "#FFFFFF", "size": 13},
-                bgcolor="rgba(0,0,0,0.45)",
-            )
+        _mark_sides(
+            fig,
+            ref,
+            h,
+            v,
+            box=(x0, x1, y0, y1),
+            font={"color": "#FFFFFF", "size": 13},
+            bgcolor="rgba(0,0,0,0.45)",
+        )
         fig.update_xaxes(
             title_text=_axis_title(h),
             range=[x0, x1],
@@ -957,27 +948,38 @@ _MIP_VIEWS = (
 )
 
 
-def _mark_sides(fig: go.Figure, subplot: int, *, plane: int) -> None:
-    """The side each edge of a projection panel points to (L/R, P/A, I/S), inside its edges."""
-    _, _, h, v = _PLANES[plane]
+def _mark_sides(
+    fig: go.Figure,
+    ref: str,
+    h: int,
+    v: int,
+    *,
+    box: tuple[float, float, float, float] | None = None,
+    **style: Any,
+) -> None:
+    """The side each edge of a panel points to (L/R, P/A, I/S) for its horizontal axis ``h`` and
+    vertical axis ``v``, inside its edges: at ``box`` (x0, x1, y0, y1, in data units) or, without
+    one, at the edges of the panel's domain. ``ref`` names the subplot's axes ("" for the first);
+    ``style`` goes to every annotation (font, background)."""
     (left, right), (bottom, top) = ENDS[AXES[h]], ENDS[AXES[v]]
-    ref = "" if subplot == 1 else str(subplot)
+    x0, x1, y0, y1 = box if box is not None else (0.0, 1.0, 0.0, 1.0)
+    domain = "" if box is not None else " domain"
     for text, x, y, xa, ya in (
-        (left, 0.0, 0.5, "left", "middle"),
-        (right, 1.0, 0.5, "right", "middle"),
-        (top, 0.5, 1.0, "center", "top"),
-        (bottom, 0.5, 0.0, "center", "bottom"),
+        (left, x0, (y0 + y1) / 2, "left", "middle"),
+        (right, x1, (y0 + y1) / 2, "right", "middle"),
+        (top, (x0 + x1) / 2, y1, "center", "top"),
+        (bottom, (x0 + x1) / 2, y0, "center", "bottom"),
     ):
         fig.add_annotation(
             x=x,
             y=y,
-            xref=f"x{ref} domain",
-            yref=f"y{ref} domain",
+            xref=f"x{ref}{domain}",
+            yref=f"y{ref}{domain}",
             text=f"<b>{text}</b>",
             showarrow=False,
             xanchor=xa,
             yanchor=ya,
-            font={"color": "#444444", "size": 11},
+            **style,
         )
 
 
@@ -1029,7 +1031,15 @@ def saliency_mips(
                 row=r,
                 col=c,
             )
-            _mark_sides(fig, (r - 1) * 3 + c, plane=c - 1)
+            subplot = (r - 1) * 3 + c
+            _, _, h, v = _PLANES[c - 1]
+            _mark_sides(
+                fig,
+                "" if subplot == 1 else str(subplot),
+                h,
+                v,
+                font={"color": "#444444", "size": 11},
+            )
     fig.update_xaxes(showticklabels=False)
     fig.update_yaxes(showticklabels=False)
     _layout(
@@ -1166,9 +1176,3 @@ def category_map_table() -> pd.DataFrame:
     return pd.DataFrame(
         sorted(CATEGORY_MAP.items(), key=lambda kv: (kv[1], kv[0])), columns=["category", "class"]
     )
-
-
-def _nifti(image: WorldImage):
-    import nibabel as nib
-
-    return nib.Nifti1Image(np.asarray(image.data, dtype=np.float32), image.affine)
