@@ -44,6 +44,7 @@ import pandas as pd
 from emocore.baseline import linear_pipeline, masked_rows
 from emocore.data.cache import VolumeCache
 from emocore.errors import ConfigError
+from emocore.saliency_checks import N_BOOTSTRAP, paired_bootstrap
 
 __all__ = [
     "haufe_patterns",
@@ -212,7 +213,7 @@ def correlation_against_randomised(
     randomised_volumes: np.ndarray,
     pattern: np.ndarray,
     *,
-    n_boot: int | None = None,
+    n_boot: int = N_BOOTSTRAP,
     seed: int = 0,
 ) -> dict[str, Any]:
     """The CNN-map vs linear-pattern correlation beside its null, the randomised model's map.
@@ -229,13 +230,11 @@ def correlation_against_randomised(
     ``correlation_difference_ci95``
         ``[low, high]``, the 95 % bootstrap interval of their difference, resampling the
         volumes (the same draw for both; :func:`emocore.saliency_checks.paired_bootstrap`,
-        ``n_boot`` draws, its default when None);
+        ``n_boot`` draws);
     ``correlation_beyond_randomised``
         whether ``low`` > 0: the trained CNN agrees with the linear decoder more than the
         untrained network on the same input does.
     """
-    from emocore.saliency_checks import N_BOOTSTRAP, paired_bootstrap
-
     target = np.abs(np.asarray(pattern, dtype=np.float64)).reshape(-1)
     t = np.asarray(trained_volumes, dtype=np.float64)
     r = np.asarray(randomised_volumes, dtype=np.float64)
@@ -253,9 +252,7 @@ def correlation_against_randomised(
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(norms > 0, rows @ centred / norms, np.nan)
 
-    low, high = paired_bootstrap(
-        t, r, pearson, n_boot=N_BOOTSTRAP if n_boot is None else n_boot, seed=seed
-    )
+    low, high = paired_bootstrap(t, r, pearson, n_boot=n_boot, seed=seed)
     return {
         "correlation_with_saliency": spatial_correlation(t.mean(0), target),
         "correlation_with_randomised_saliency": spatial_correlation(r.mean(0), target),

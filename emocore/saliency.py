@@ -50,6 +50,7 @@ from torch import nn
 
 from emocore.data.dataset import VolumeSource
 from emocore.device import choose_device
+from emocore.engine import fold_batchnorm
 from emocore.errors import ConfigError, check_choice
 from emocore.models.cnn3d import SeedCNN
 
@@ -78,6 +79,7 @@ __all__ = [
     "IG_STEPS",
     "GRAD_CAM_LAYER",
     "saliency_auc",
+    "planted_voxels",
     "input_magnitude",
     "embeddings",
     "save_nifti",
@@ -663,11 +665,20 @@ def saliency_auc(
             f"saliency {saliency.shape} and ground truth {truth.shape} are on different grids"
         )
     keep = np.ones(truth.shape, bool) if mask is None else mask.astype(bool)
-    t = np.abs(truth[keep])
-    positive = t > threshold * t.max() if t.max() > 0 else np.zeros_like(t, bool)
+    positive = planted_voxels(truth, mask, threshold=threshold)
     if positive.all() or not positive.any():
         return float("nan")
     return float(roc_auc_score(positive, np.abs(saliency[keep])))
+
+
+def planted_voxels(
+    truth: np.ndarray, mask: np.ndarray | None = None, *, threshold: float = 0.5
+) -> np.ndarray:
+    """The voxels of ``mask`` (all without one; flattened, in mask order) where |truth| exceeds
+    ``threshold`` x its maximum: the positives :func:`saliency_auc` scores a map against."""
+    keep = np.ones(truth.shape, bool) if mask is None else mask.astype(bool)
+    t = np.abs(truth[keep])
+    return t > threshold * t.max() if t.max() > 0 else np.zeros_like(t, bool)
 
 
 @torch.no_grad()
@@ -683,8 +694,6 @@ def embeddings(
     Computed on a copy with batch norm folded into the convolutions and channels-last memory,
     as the fast inference path does (:mod:`emocore.engine`): the same features up to float
     rounding, in about two thirds of the time on CPU."""
-    from emocore.engine import fold_batchnorm
-
     dev = choose_device(device)
     # nn.Module.to takes memory_format at runtime; torch's overloads for it leave it out
     net = fold_batchnorm(model).to(dev).to(memory_format=torch.channels_last_3d)  # type: ignore[call-overload]

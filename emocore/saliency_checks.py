@@ -80,6 +80,7 @@ from emocore.saliency import (
     METHODS,
     MapCheck,
     input_magnitude,
+    planted_voxels,
     saliency_auc,
     spread,
     volume_saliency,
@@ -261,19 +262,13 @@ def paired_bootstrap(
     return float(low), float(high)
 
 
-def _positives(truth: np.ndarray, mask: np.ndarray | None, threshold: float = 0.5) -> np.ndarray:
-    """The planted voxels as :func:`emocore.saliency.saliency_auc` counts them, within ``mask``."""
-    keep = np.ones(truth.shape, bool) if mask is None else mask.astype(bool)
-    t = np.abs(truth[keep])
-    return t > threshold * t.max() if t.max() > 0 else np.zeros_like(t, bool)
-
-
 def _row_auc(scores: np.ndarray, positive: np.ndarray) -> np.ndarray:
     """ROC AUC of each row of ``scores`` (draws, voxels) against ``positive``: the share of
     (positive, negative) voxel pairs that the row orders correctly, ties counting a half (the
     Mann-Whitney U statistic, as scikit-learn's ``roc_auc_score``). Each row's negatives are
     sorted once and the positives placed among them by binary search, all rows in one call
-    (each row shifted above the previous one)."""
+    (each row shifted above the previous one). Not ``roc_auc_score`` itself: the bootstrap
+    scores 1,000 resampled maps per emotion, here in one vectorised call instead of 1,000."""
     scores = np.abs(np.asarray(scores, dtype=np.float64))
     rows = scores.shape[0]
     shift = (np.arange(rows) * (scores.max() + 1.0))[:, None]
@@ -302,7 +297,7 @@ def auc_difference_interval(
     means the two AUCs score (:func:`paired_bootstrap`). NaN when the truth marks no voxel or
     every voxel.
     """
-    positive = _positives(truth, mask)
+    positive = planted_voxels(truth, mask)
     if positive.all() or not positive.any():
         return float("nan"), float("nan")
     return paired_bootstrap(
@@ -450,10 +445,12 @@ def saliency_checks(
     if cascade:
         # the trained map over the cascade's volumes, from the kept per-volume maps
         sub: dict[str, np.ndarray] = {}
+        picks: dict[str, np.ndarray] = {}  # the randomised copy's map uses the same volumes
         for name, m in trained.items():
             assert m.volumes is not None
             pick = spread(len(m.volumes), cascade_volumes or len(m.volumes))
             sub[name], used[name] = m.volumes[pick].mean(0), len(pick)
+            picks[name] = pick
         blocks = cascade_steps(model)
         layers: list[str] = []
         for block, names in blocks[:-1]:
@@ -470,8 +467,7 @@ def saliency_checks(
         if blocks:  # the last step re-draws every layer: the fully randomised copy
             for name, m in randomised.items():
                 assert m.volumes is not None
-                pick = spread(len(m.volumes), cascade_volumes or len(m.volumes))
-                rho = rank_correlation(sub[name], m.volumes[pick].mean(0), None)
+                rho = rank_correlation(sub[name], m.volumes[picks[name]].mean(0), None)
                 cascade_rho[name].append((blocks[-1][0], rho))
     inputs = (
         input_magnitude(source, classes, max_per_class=max_per_class, seed=seed) if truths else {}
