@@ -596,6 +596,9 @@ def _run_bold(
     drift = cfg.drift * sum(rng.normal(0, 0.8) * np.cos(np.pi * k * t) for k in (1, 2, 3))
     glob = lfilter([1.0], [1, -0.8], rng.normal(0, 0.25, n)) + drift + rng.normal(0, 0.5)
     state, block = None, int(np.clip(_BLOCK_VALUES // baseline.size, 8, 64))
+    response = None  # the shared response's map (scaled, once per run) and time course
+    if shared is not None and cfg.shared > 0:
+        response = ((cfg.shared * shared[0])[..., None], shared[1].astype(np.float32))
     for t0 in range(0, n, block):
         t1 = min(n, t0 + block)
         pct = np.tensordot(patterns, (cfg.signal * cfg.amplitude) * regressors[:, t0:t1], (0, 0))
@@ -607,9 +610,8 @@ def _run_bold(
             state = _RHO * rng.standard_normal((*baseline.shape, 1), dtype=np.float32)
         ar, state = lfilter([np.sqrt(1 - _RHO**2)], [1, -_RHO], white, axis=-1, zi=state)
         pct += cfg.noise * (1.2 * ar + glob[t0:t1].astype(np.float32))
-        if shared is not None and cfg.shared > 0:
-            smap, envelope = shared
-            pct += (cfg.shared * smap)[..., None] * envelope[t0:t1].astype(np.float32)
+        if response is not None:
+            pct += response[0] * response[1][t0:t1]
         if motion is not None and cfg.motion > 0:
             maps, traces = motion
             pct += np.tensordot(maps, (cfg.motion * traces[:, t0:t1]).astype(np.float32), (0, 0))
