@@ -32,9 +32,15 @@ import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from emocore.errors import ConfigError, EmocoreError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
+    "read_table",
     "atomic_path",
     "check_path_name",
     "check_writable",
@@ -64,8 +70,6 @@ def check_path_name(
     value, ``what`` it should be ("a run id") and what is allowed (``example`` shows a good one,
     ``hint`` is appended).
     """
-    from emocore.errors import ConfigError  # here: emocore.errors never needs this module
-
     if isinstance(value, str) and _PATH_NAME.fullmatch(value):
         return value
     raise ConfigError(
@@ -128,8 +132,6 @@ def check_writable(path: str | Path, option: str) -> Path:
     the work whose result goes there, so an unwritable ``--out`` fails in a second, not after
     the whole computation; nothing is left behind. A ConfigError names the option, the file and
     the fix."""
-    from emocore.errors import ConfigError  # here: emocore.errors never needs this module
-
     target = Path(path)
     try:
         if target.is_dir():
@@ -176,8 +178,6 @@ def write_target(path: str | Path, *, choose: str = "another file name", what: s
     at a place nobody named. The look and the rename are not one step; a file swapped in between
     by another process is not guarded against (the usual window of any check-then-write).
     """
-    from emocore.errors import ConfigError  # here: emocore.errors never needs this module
-
     target = Path(path)
     try:
         info = os.lstat(target)
@@ -340,3 +340,21 @@ def atomic_write_json(path: str | Path, obj: Any, *, indent: int | None = 1) -> 
             "with None first"
         ) from exc
     return atomic_write_text(path, text + "\n")
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """A TSV table written by emocore: ``subject`` kept as text, only empty cells missing."""
+    import pandas as pd  # here: pandas costs 0.3 s, and `emocore --help` imports this module
+
+    path = Path(path)
+    if not path.is_file():
+        raise EmocoreError(f"{path} is missing; the run may have failed or still be running")
+    try:
+        return pd.read_csv(
+            path, sep="\t", keep_default_na=False, na_values=[""], dtype={"subject": str}
+        )
+    except (OSError, ValueError) as exc:  # empty, not UTF-8, not a table (ParserError too)
+        raise EmocoreError(
+            f"{path} is damaged ({exc.__class__.__name__}: {exc}); restore it from a backup or "
+            "re-run the study"
+        ) from exc

@@ -97,8 +97,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def _prepare_options(args: argparse.Namespace):
+    from emocore.data.labels import check_lag
     from emocore.data.prepare import PrepareOptions
-    from emocore.labels import check_lag
 
     check_lag(args.lag, "--lag")  # the option's own name in the message
     return PrepareOptions(
@@ -227,7 +227,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from emocore.demo import build_demo
+    from emocore.workflows.demo import build_demo
 
     bar = ProgressBar("demo", _show_progress(args))
     paths = build_demo(args.out, train=args.train, seed=args.seed, progress=bar)
@@ -240,7 +240,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_labels(args: argparse.Namespace) -> int:
-    from emocore.labels import (
+    from emocore.data.labels import (
         build_volume_labels,
         check_lag,
         label_counts,
@@ -320,8 +320,8 @@ def _tuning_text(tuning: dict[str, Any]) -> str:
 
 
 def _study_config(args: argparse.Namespace, designs: tuple[str, ...]):
-    from emocore.study import StudyConfig
-    from emocore.train import TrainConfig
+    from emocore.training.train import TrainConfig
+    from emocore.workflows.study import StudyConfig
 
     auto = args.epochs == "auto"
     train = TrainConfig(
@@ -378,9 +378,9 @@ def _run_study(args: argparse.Namespace, designs: tuple[str, ...], kind: str) ->
     from dataclasses import replace
 
     from emocore.data.cache import open_cache
-    from emocore.distributed import NullRegistry, init_from_env
-    from emocore.registry import Registry, check_resumable
-    from emocore.study import resume_study, run_study
+    from emocore.runs.registry import Registry, check_resumable
+    from emocore.training.distributed import init_from_env, scratch_folder
+    from emocore.workflows.study import resume_study, run_study
 
     rank, world, device = init_from_env()
     bar = ProgressBar(kind, _show_progress(args) and rank == 0)
@@ -398,7 +398,7 @@ def _run_study(args: argparse.Namespace, designs: tuple[str, ...], kind: str) ->
         if world > 1:
             config = replace(config, train=replace(config.train, device=device))
         cache = open_cache(args.cache)
-        registry = Registry(args.registry) if rank == 0 else NullRegistry()
+        registry = Registry(args.registry if rank == 0 else scratch_folder())
         done = run_study(cache, registry, config, kind=kind, progress=bar)
     if world > 1:
         import torch.distributed as dist
@@ -449,7 +449,7 @@ def _verdicts_text(verdicts: list[dict[str, Any]], primary: dict[str, Any] | Non
     """Each person's verdict, flagged people first: what the study answers."""
     if not primary:
         return ""
-    from emocore.verdict import Primary
+    from emocore.stats.verdict import Primary
 
     label = (Primary.from_dict(primary) or Primary("loso")).label
     if not verdicts:
@@ -501,8 +501,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from emocore.registry import Registry
-    from emocore.study import evaluate_runs
+    from emocore.runs.registry import Registry
+    from emocore.workflows.study import evaluate_runs
 
     if args.permutations < 1:  # before anything is opened (evaluate_runs says it too)
         raise ConfigError(
@@ -540,8 +540,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_assess(args: argparse.Namespace) -> int:
-    from emocore.assess import add_and_assess
-    from emocore.registry import Registry
+    from emocore.runs.registry import Registry
+    from emocore.workflows.assess import add_and_assess
 
     result = add_and_assess(
         args.cache,
@@ -596,11 +596,11 @@ def cmd_assess(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from emocore.data.cache import open_cache
-    from emocore.inference import seen_in_training, subject_predictions
-    from emocore.jobs import headline_sentences
-    from emocore.registry import Registry
-    from emocore.results import RunResults
-    from emocore.summaries import summarize_predictions
+    from emocore.runs.registry import Registry
+    from emocore.runs.results import RunResults
+    from emocore.stats.summaries import summarize_predictions
+    from emocore.workflows.inference import seen_in_training, subject_predictions
+    from emocore.workflows.jobs import headline_sentences
 
     if args.permutations < 1:
         raise ConfigError(
@@ -687,7 +687,7 @@ def _predict_text(r: dict[str, Any], held_out: list[str]) -> str:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    from emocore.registry import Registry
+    from emocore.runs.registry import Registry
 
     chosen = [o for o, v in (("--show", args.show), ("--delete", args.delete)) if v]
     chosen += ["--forget"] if args.forget else []
@@ -792,8 +792,8 @@ def _mb(n: Any) -> str:
 def _run_text(d: dict[str, Any]) -> str:
     """One run (``runs --show``) for a reader: what it is, its state, settings, headline
     accuracy with split and chance, and its files."""
-    from emocore.jobs import headline_sentences
-    from emocore.registry import run_label
+    from emocore.runs.registry import run_label
+    from emocore.workflows.jobs import headline_sentences
 
     config = d.get("config") or {}
     train = config.get("train") or {}
@@ -862,8 +862,8 @@ def _run_text(d: dict[str, Any]) -> str:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from emocore.bench import run_bench
-    from emocore.engine import describe_path
+    from emocore.models.engine import describe_path
+    from emocore.workflows.bench import run_bench
 
     try:
         grid = tuple(int(v) for v in args.grid.split(","))
@@ -952,7 +952,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _add_compile_option(p: argparse.ArgumentParser, what: str) -> None:
-    # the values of emocore.engine.COMPILE_CHOICES, written out: the parser must not import torch
+    # the values of emocore.models.engine.COMPILE_CHOICES, written out: the parser must not import torch
     p.add_argument(
         "--compile",
         default="auto",
@@ -1080,7 +1080,7 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--saliency-method",
-        # emocore.saliency.METHODS, written out: the parser must not import torch
+        # emocore.interpret.saliency.METHODS, written out: the parser must not import torch
         choices=["smoothgrad", "grad-cam", "integrated-gradients", "gradient"],
         default="smoothgrad",
         help="how the saliency maps are made (default smoothgrad: the gradient averaged over "
@@ -1110,7 +1110,7 @@ def _add_alpha_option(p: argparse.ArgumentParser) -> None:
 
 
 def _add_model_commands(sub: Any) -> None:  # noqa: PLR0915
-    from emocore.designs import DESIGNS
+    from emocore.training.designs import DESIGNS
 
     p = sub.add_parser(
         "study",

@@ -2,8 +2,9 @@
 
 import streamlit as st
 
-from emocore import figures, ui
-from emocore.labels import OBSERVER_SETS, RECIPES, label_counts
+from emocore import ui
+from emocore.data.labels import OBSERVER_SETS, RECIPES, label_counts
+from emocore.reporting import figures
 
 s = ui.page("Annotations")
 st.caption(f"Raw observer annotations from `{s.annotations}`")

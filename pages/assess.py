@@ -3,7 +3,8 @@ its primary analysis; the person's verdict first, as on every page about a perso
 
 import streamlit as st
 
-from emocore import assess, jobs, ui
+from emocore import ui
+from emocore.workflows import assess, jobs
 
 s = ui.page("Assess a new person")
 ctx = ui.require_run(s)

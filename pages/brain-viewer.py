@@ -4,7 +4,8 @@ in the primary analysis (for leave-one-subject-out: the model that held the pers
 
 import streamlit as st
 
-from emocore import figures, ui
+from emocore import ui
+from emocore.reporting import figures
 from emocore.ui import brain
 
 s = ui.page("Brain viewer")

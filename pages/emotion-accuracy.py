@@ -4,9 +4,11 @@ analysis first, the others exploratory), confusion, training curves, CNN vs line
 import pandas as pd
 import streamlit as st
 
-from emocore import figures, summaries, ui
-from emocore.findings import p_is
-from emocore.model_checks import largest_confusion
+from emocore import ui
+from emocore.reporting import figures
+from emocore.stats import summaries
+from emocore.stats.findings import p_is
+from emocore.stats.model_checks import largest_confusion
 from emocore.ui.tables import CELL_COLUMNS
 
 s = ui.page("Emotion accuracy")

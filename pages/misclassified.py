@@ -3,8 +3,9 @@ taken for, and whether that is unusual against the other people (single-case tes
 
 import streamlit as st
 
-from emocore import figures, ui
-from emocore.summaries import misclassified_scenes, scenes_table
+from emocore import ui
+from emocore.reporting import figures
+from emocore.stats.summaries import misclassified_scenes, scenes_table
 
 s = ui.page("Misclassified scenes")
 ctx = ui.require_run(s)

@@ -9,7 +9,7 @@ from emocore import ui
 from emocore.data.prepare import cleaning_sentence
 from emocore.device import gpu_summary
 from emocore.errors import EmocoreError
-from emocore.summaries import family_comparison, results_table, runs_table
+from emocore.stats.summaries import family_comparison, results_table, runs_table
 from emocore.ui.tables import RUNS_COLUMNS
 
 s = ui.page("emocore — Overview", prominent_notice=True)
@@ -38,8 +38,8 @@ if not s.has_cache:
     with st.expander("What is missing (for whoever sets emocore up)"):
         st.markdown("\n".join(f"- {problem}" for problem in s.check()))
     if empty and st.button("Build the demo cohort, cache and model", type="primary"):
-        from emocore import jobs
-        from emocore.demo import build_demo, demo_study_config
+        from emocore.workflows import jobs
+        from emocore.workflows.demo import build_demo, demo_study_config
 
         bar = st.progress(0.0, text="starting")
         with ui.guard():
@@ -83,7 +83,7 @@ with st.expander("Where the data is: folders and cache key"):
 
 st.subheader("Models in the registry")
 if reg is not None:
-    from emocore import jobs
+    from emocore.workflows import jobs
 
     for job in jobs.active_jobs(reg.root):
         st.progress(

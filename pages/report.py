@@ -3,7 +3,7 @@
 import streamlit as st
 
 from emocore import ui
-from emocore.report import chromium_path, render_pdf, write_subject_report
+from emocore.reporting.report import chromium_path, render_pdf, write_subject_report
 
 s = ui.page("Report")
 ctx = ui.require_run(s)

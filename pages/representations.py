@@ -2,7 +2,8 @@
 
 import streamlit as st
 
-from emocore import figures, ui
+from emocore import ui
+from emocore.reporting import figures
 
 s = ui.page("Representations")
 ctx = ui.require_run(s)

@@ -2,12 +2,13 @@
 
 import streamlit as st
 
-from emocore import jobs, ui
+from emocore import ui
 from emocore.errors import EmocoreError
-from emocore.registry import run_label
-from emocore.summaries import runs_table
+from emocore.runs.registry import run_label
+from emocore.stats.summaries import runs_table
 from emocore.ui.forms import retrain_form
 from emocore.ui.tables import RUNS_COLUMNS
+from emocore.workflows import jobs
 
 s = ui.page("Retrain")
 cache, problem = ui.loaders.cache_or_none(s)

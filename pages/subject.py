@@ -3,11 +3,12 @@ the others, and the single-case tests behind the verdict (other designs: explora
 
 import streamlit as st
 
-from emocore import figures, ui
+from emocore import ui
 from emocore.device import gpu_summary
-from emocore.findings import p_is, person_summary, person_table
-from emocore.inference import seen_in_training, subject_predictions
+from emocore.reporting import figures
+from emocore.stats.findings import p_is, person_summary, person_table
 from emocore.ui.tables import PERSON_COLUMNS
+from emocore.workflows.inference import seen_in_training, subject_predictions
 
 s = ui.page("Subject")
 ctx = ui.require_run(s)

@@ -152,10 +152,10 @@ def build_tiny_home(root: Path) -> Path:
     """cohort/, cache/ and registry/ with one finished tiny study, in the layout `emocore demo` makes."""
     from emocore.data.prepare import prepare_cache
     from emocore.data.synthetic import SynthConfig, generate_cohort
-    from emocore.demo import demo_paths
-    from emocore.registry import Registry
-    from emocore.study import StudyConfig, run_study
-    from emocore.train import TrainConfig
+    from emocore.runs.registry import Registry
+    from emocore.training.train import TrainConfig
+    from emocore.workflows.demo import demo_paths
+    from emocore.workflows.study import StudyConfig, run_study
 
     paths = demo_paths(root)
     generate_cohort(paths["cohort"], SynthConfig(n_subjects=2, grid_mm=12.0))
@@ -189,7 +189,7 @@ def findings_predictions(
     import pandas as pd
 
     from emocore.constants import EMOTIONS
-    from emocore.designs import prediction_table
+    from emocore.training.designs import prediction_table
 
     rng = np.random.default_rng(seed)
     classes = list(EMOTIONS)
@@ -239,7 +239,7 @@ def write_findings_run(registry, *, cache_key: str = "synthetic-findings") -> st
     """A finished study of eight people in two designs whose bundle holds single-case findings.
 
     No training: synthetic held-out predictions (sub-05 takes LOVE for SADNESS) go through the
-    real evaluation (:func:`emocore.evaluate.evaluate_predictions`) and the real study.json
+    real evaluation (:func:`emocore.stats.evaluate.evaluate_predictions`) and the real study.json
     entries (``atypical_entries``, ``stability_entries``); returns the run id.
     """
     import json
@@ -248,8 +248,8 @@ def write_findings_run(registry, *, cache_key: str = "synthetic-findings") -> st
 
     from emocore import __version__
     from emocore.constants import EMOTIONS
-    from emocore.evaluate import evaluate_predictions
-    from emocore.study import (
+    from emocore.stats.evaluate import evaluate_predictions
+    from emocore.workflows.study import (
         StudyConfig,
         _headline,
         atypical_entries,

@@ -59,15 +59,15 @@ from emocore.data.cache import (
     volume_key,
 )
 from emocore.data.clean import RunDesign, parse_confounds, run_design
-from emocore.derivatives import write_dataset_description
-from emocore.errors import CacheError, ConfigError, DataError, check_choice
-from emocore.labels import (
+from emocore.data.derivatives import write_dataset_description
+from emocore.data.labels import (
     build_volume_labels,
     check_lag,
     find_annotation_files,
     label_counts,
     load_annotations,
 )
+from emocore.errors import CacheError, ConfigError, DataError, check_choice
 from emocore.progress import Progress
 
 __all__ = ["PrepareOptions", "PrepareResult", "cleaning_sentence", "prepare", "prepare_cache"]

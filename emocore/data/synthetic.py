@@ -116,8 +116,8 @@ from emocore.constants import (
     TR_S,
     bold_filename,
 )
+from emocore.data.labels import COLUMNS as OBSERVER_COLUMNS  # the columns labels.py reads
 from emocore.errors import ConfigError, DataError, check_choice
-from emocore.labels import COLUMNS as OBSERVER_COLUMNS  # the columns labels.py reads
 from emocore.progress import Progress
 
 __all__ = [

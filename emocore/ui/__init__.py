@@ -1,7 +1,7 @@
 """The dashboard's shared widgets and cached loaders: the only emocore code that imports streamlit.
 
 Pages stay short: ``s = ui.page("Title")``, ``ctx = ui.require_run(s)``, then emocore calls
-through the loaders in :mod:`emocore.ui.loaders` and figures from :mod:`emocore.figures`.
+through the loaders in :mod:`emocore.ui.loaders` and figures from :mod:`emocore.reporting.figures`.
 """
 
 from __future__ import annotations

@@ -22,11 +22,11 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from emocore import figures
-from emocore.anatomy import AXES, WorldImage, robust_max
 from emocore.constants import movie_clock
 from emocore.data.cache import VolumeCache
-from emocore.saliency_checks import check_sentences, linear_pattern_sentence
+from emocore.interpret.saliency_checks import check_sentences, linear_pattern_sentence
+from emocore.reporting import figures
+from emocore.reporting.anatomy import AXES, WorldImage, robust_max
 from emocore.ui import loaders, niivue_view
 from emocore.ui.widgets import RunContext, guard
 
@@ -369,7 +369,7 @@ def _underlay_choice(where: Any, subject: str, *, has_mean_epi: bool) -> str:
     return str(choice)
 
 
-#: How the brain viewer names each attribution method (emocore.saliency.METHODS).
+#: How the brain viewer names each attribution method (emocore.interpret.saliency.METHODS).
 _METHOD_WORDS = {
     "smoothgrad": "SmoothGrad (the model's gradient, averaged over noisy copies)",
     "grad-cam": "Grad-CAM (the last convolution block's gradient-weighted features)",
@@ -386,7 +386,7 @@ def method_words(method: str | None) -> str:
 
 
 def _checks(checks: dict | None) -> None:
-    """The map's sanity checks (see emocore.saliency_checks): one sentence per check, marked
+    """The map's sanity checks (see emocore.interpret.saliency_checks): one sentence per check, marked
     passed / not passed, with its numbers in a details line below it."""
     if not checks:
         st.caption("This run predates saliency sanity checks: re-run the study to get them.")

@@ -1,7 +1,7 @@
 """The dashboard's logo, favicon and research-use notice, read from the top-level ``assets/``.
 
 ``assets/`` sits beside ``app.py`` (the design card's layout). When emocore runs from an install
-without it, the notice falls back to :data:`emocore.report.RESEARCH_NOTICE` and the logo is left
+without it, the notice falls back to :data:`emocore.reporting.report.RESEARCH_NOTICE` and the logo is left
 out, so no page fails for want of a picture.
 """
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from emocore.report import RESEARCH_NOTICE
+from emocore.reporting.report import RESEARCH_NOTICE
 
 __all__ = ["ASSETS", "FAVICON", "LOGO", "NOTICE", "favicon", "notice_text", "show_logo"]
 

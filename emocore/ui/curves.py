@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from emocore import figures
+from emocore.reporting import figures
 
 __all__ = ["training_curves_block"]
 

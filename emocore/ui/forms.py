@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING
 
 import streamlit as st
 
-from emocore import jobs
-from emocore.registry import DESIGNS
+from emocore.runs.registry import DESIGNS
+from emocore.workflows import jobs
 
 if TYPE_CHECKING:
-    from emocore.study import StudyConfig
+    from emocore.workflows.study import StudyConfig
 
 __all__ = ["retrain_form"]
 
@@ -30,7 +30,7 @@ def _on(flag: bool) -> str:
 
 
 def retrain_form(base: StudyConfig, subjects: Sequence[str], *, source: str) -> StudyConfig | None:
-    """The form, every widget defaulting to ``base`` (see :func:`emocore.jobs.retrain_defaults`);
+    """The form, every widget defaulting to ``base`` (see :func:`emocore.workflows.jobs.retrain_defaults`);
     the config to train once submitted (``base`` with what the user changed), else None.
 
     ``source`` says where the defaults come from, e.g. "run 2026...: study · ... · 10 people".

@@ -18,9 +18,9 @@ import streamlit as st
 from emocore.constants import CLASSES
 from emocore.data.cache import VolumeCache, mean_epi_file
 from emocore.errors import CacheError, EmocoreError
-from emocore.registry import Registry
-from emocore.results import TABLES, RunResults
-from emocore.settings import Settings
+from emocore.runs.registry import Registry
+from emocore.runs.results import TABLES, RunResults
+from emocore.ui.settings import Settings
 
 __all__ = [
     "annotations",
@@ -78,7 +78,7 @@ def cache(s: Settings) -> VolumeCache:
 
 @st.cache_resource(show_spinner=False)
 def _annotations(path: str, mtime: int) -> Any:
-    from emocore.labels import load_annotations
+    from emocore.data.labels import load_annotations
 
     return load_annotations(path)
 
@@ -89,8 +89,8 @@ def annotations(s: Settings) -> Any:
 
 @st.cache_resource(show_spinner=False, max_entries=2)
 def _engine(registry_root: str, run_id: str, model: str, grid: tuple[int, ...], mtime: int):
-    from emocore.engine import FastOptions
-    from emocore.inference import load_engine
+    from emocore.models.engine import FastOptions
+    from emocore.workflows.inference import load_engine
 
     # Streamlit calls from a different thread on each rerun, and torch.compile's CUDA graphs
     # are recorded per thread: compile without them here
@@ -122,7 +122,7 @@ def _run_results(root: str, run_id: str, stamp: tuple[int, ...]) -> RunResults:
 
 
 def run_results(reg: Registry, run_id: str) -> RunResults:
-    """The run's :class:`~emocore.results.RunResults`, shared by every page and session and
+    """The run's :class:`~emocore.runs.results.RunResults`, shared by every page and session and
     opened again only when one of its files changes (each file is read once, when first asked)."""
     folder = reg.run_dir(run_id)
     stamp = tuple(_mtime(folder / name) for name in _RESULT_FILES)
@@ -142,7 +142,7 @@ def _nifti(path: str, mtime: int) -> np.ndarray:
 
 def saliency_map(results: RunResults, design: str, name: str, emotion: str) -> np.ndarray | None:
     """Mean |attribution| of one model for one emotion; None when the run saved none (the file
-    study.json records: see :meth:`~emocore.results.RunResults.saliency_path`)."""
+    study.json records: see :meth:`~emocore.runs.results.RunResults.saliency_path`)."""
     path = results.saliency_path(design, name, emotion)
     return _nifti(str(path), _mtime(path)) if path is not None else None
 
@@ -157,7 +157,7 @@ def linear_pattern(results: RunResults, design: str, name: str, emotion: str) ->
 def _new_people(
     folder: str, mtime: int, cohort: tuple[str, ...], entities: tuple[tuple[str, str], ...]
 ) -> list[str]:
-    from emocore.assess import new_people as find
+    from emocore.workflows.assess import new_people as find
 
     return find(folder, cohort, dict(entities))
 
@@ -169,7 +169,7 @@ def new_people(folder: Path, cohort: list[str], cache: VolumeCache | None = None
     from emocore.constants import DERIVATIVE_DIR
 
     changed = max(_mtime(folder), _mtime(folder / DERIVATIVE_DIR))
-    from emocore.assess import chosen_entities
+    from emocore.workflows.assess import chosen_entities
 
     entities = tuple(sorted(chosen_entities(cache).items()))
     return _new_people(str(folder), changed, tuple(cohort), entities)
@@ -177,13 +177,13 @@ def new_people(folder: Path, cohort: list[str], cache: VolumeCache | None = None
 
 @st.cache_data(show_spinner=False, max_entries=4)
 def _mni_underlay(shape: tuple[int, ...], affine: tuple[tuple[float, ...], ...]):
-    from emocore.anatomy import mni_underlay as build
+    from emocore.reporting.anatomy import mni_underlay as build
 
     return build(shape, np.asarray(affine))
 
 
 def mni_underlay(shape: tuple[int, ...], affine: np.ndarray):
-    """The MNI152 template over a grid's field of view (:func:`emocore.anatomy.mni_underlay`),
+    """The MNI152 template over a grid's field of view (:func:`emocore.reporting.anatomy.mni_underlay`),
     resampled once per grid (shape and affine) and server, not on every rerun."""
     key = tuple(tuple(round(float(v), 4) for v in row) for row in np.asarray(affine))
     return _mni_underlay(tuple(int(n) for n in shape), key)
@@ -191,7 +191,7 @@ def mni_underlay(shape: tuple[int, ...], affine: np.ndarray):
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def _mean_epi(path: str, subject: str, mtime: int, file_mtime: int):
-    from emocore.anatomy import to_world
+    from emocore.reporting.anatomy import to_world
 
     cache = _cache(path, mtime)
     image = cache.mean_epi(subject)
@@ -211,13 +211,13 @@ def mean_epi_underlay(c: VolumeCache, subject: str):
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def _world_image(data: np.ndarray, affine: np.ndarray):
-    from emocore.anatomy import to_world
+    from emocore.reporting.anatomy import to_world
 
     return to_world(data, affine)
 
 
 def world_image(data: np.ndarray, affine: np.ndarray):
-    """``data`` on a RAS+ grid in mm (:func:`emocore.anatomy.to_world`); an oblique grid is
+    """``data`` on a RAS+ grid in mm (:func:`emocore.reporting.anatomy.to_world`); an oblique grid is
     resampled once per array, not on every rerun."""
     return _world_image(np.asarray(data, dtype=np.float32), np.asarray(affine, dtype=np.float64))
 
@@ -227,7 +227,7 @@ def world_image(data: np.ndarray, affine: np.ndarray):
 def _volume_labels(
     path: str, mtime: int, lag: float, recipe: str, observers: str | None
 ) -> pd.DataFrame:
-    from emocore.labels import build_volume_labels
+    from emocore.data.labels import build_volume_labels
 
     return build_volume_labels(
         _annotations(path, mtime), lag_s=lag, recipe=recipe, observers=observers
@@ -240,7 +240,7 @@ def volume_labels(s: Settings, *, lag: float, recipe: str, observers: str | None
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def _raw_counts(path: str, mtime: int, observers: str | None) -> pd.DataFrame:
-    from emocore.labels import raw_category_counts as counts
+    from emocore.data.labels import raw_category_counts as counts
 
     return counts(_annotations(path, mtime), observers)
 
@@ -251,7 +251,7 @@ def raw_category_counts(s: Settings, observers: str | None) -> pd.DataFrame:
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def _cooccurrence(path: str, mtime: int, observers: str | None) -> pd.DataFrame:
-    from emocore.labels import category_cooccurrence as cooc
+    from emocore.data.labels import category_cooccurrence as cooc
 
     return cooc(_annotations(path, mtime), observers)
 
@@ -264,7 +264,7 @@ def label_count_grid(
     s: Settings, *, lags: tuple[float, ...] = (0, 2, 4, 6), observers: str | None = None
 ) -> pd.DataFrame:
     """Volumes per class (columns) for each recipe x lag (rows like 'poster, lag 4 s')."""
-    from emocore.labels import RECIPES, label_counts
+    from emocore.data.labels import RECIPES, label_counts
 
     rows = {
         f"{recipe}, lag {lag:g} s": label_counts(

@@ -1,7 +1,7 @@
 """The Brain viewer's interactive viewer: NiiVue (the ``niivue-streamlit`` component), with the
 app's crosshair going both ways.
 
-* **What it shows.** An underlay (any :class:`~emocore.anatomy.WorldImage`: the MNI152 template,
+* **What it shows.** An underlay (any :class:`~emocore.reporting.anatomy.WorldImage`: the MNI152 template,
   the person's mean EPI or a volume) and overlays (the saliency map, the linear decoder's
   pattern), each with its colormap, threshold and opacity, in the multiplanar or 3-D view, in the
   neurological or radiological convention. NiiVue writes an L or R at the left edge of every
@@ -38,7 +38,7 @@ import numpy as np
 import streamlit as st
 from niivue_component import niivue_viewer
 
-from emocore.anatomy import WorldImage
+from emocore.reporting.anatomy import WorldImage
 
 __all__ = [
     "COLORMAPS",

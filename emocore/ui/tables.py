@@ -8,7 +8,7 @@ from typing import Any
 
 import streamlit as st
 
-from emocore.summaries import tuning_table
+from emocore.stats.summaries import tuning_table
 
 __all__ = [
     "CELL_COLUMNS",
@@ -23,7 +23,7 @@ __all__ = [
 
 _Text = st.column_config.TextColumn
 
-#: :func:`emocore.summaries.results_table` (Overview, Emotion accuracy): fixed widths, < 800 px
+#: :func:`emocore.stats.summaries.results_table` (Overview, Emotion accuracy): fixed widths, < 800 px
 #: in all, each wide enough for its longest realistic cell and its header
 #: (tests/app/test_tables.py estimates both).
 RESULTS_COLUMNS: dict[str, Any] = {
@@ -57,7 +57,7 @@ RESULTS_COLUMNS: dict[str, Any] = {
     ),
 }
 
-#: :func:`emocore.findings.flagged_table` (Overview's exploratory flags): the finding in words
+#: :func:`emocore.stats.findings.flagged_table` (Overview's exploratory flags): the finding in words
 #: ("LOVE decoded as SADNESS") with its numbers; the whole sentence is too long for a cell, so
 #: it is hidden here and printed on the Subject and Misclassified scenes pages. Fixed widths,
 #: < 800 px in all.
@@ -86,7 +86,7 @@ FLAGGED_COLUMNS: dict[str, Any] = {
     "sentence": None,  # too long for a cell: the Subject and Misclassified pages print it
 }
 
-#: :func:`emocore.findings.verdict_table` (Overview, first thing under the title): who is
+#: :func:`emocore.stats.findings.verdict_table` (Overview, first thing under the title): who is
 #: flagged and for what; the sentence is printed under the table, the subject is in the person.
 VERDICT_COLUMNS: dict[str, Any] = {
     "person": _Text("person", width=64),
@@ -106,7 +106,7 @@ VERDICT_COLUMNS: dict[str, Any] = {
     "subject": None,  # the person column names them
 }
 
-#: :func:`emocore.findings.person_table` (Subject's "All tests", in an expander): fixed
+#: :func:`emocore.stats.findings.person_table` (Subject's "All tests", in an expander): fixed
 #: widths, < 780 px in all.
 PERSON_COLUMNS: dict[str, Any] = {
     "emotion": None,  # the measure names it ("LOVE decoded correctly", "LOVE decoded as SADNESS")
@@ -132,7 +132,7 @@ PERSON_COLUMNS: dict[str, Any] = {
     "flagged": _Text("flagged", width=64, help="Atypical at the run's α (adjusted p below it)"),
 }
 
-#: :func:`emocore.summaries.scenes_table` (Misclassified scenes), in the page's right column
+#: :func:`emocore.stats.summaries.scenes_table` (Misclassified scenes), in the page's right column
 #: (3/5 of ~820 px, about 480 px): fixed widths, < 480 px in all.
 SCENES_COLUMNS: dict[str, Any] = {
     "where": _Text(
@@ -149,7 +149,7 @@ SCENES_COLUMNS: dict[str, Any] = {
 }
 
 
-#: :func:`emocore.summaries.runs_table` (Overview's "All runs"): fixed widths, < 780 px in all
+#: :func:`emocore.stats.summaries.runs_table` (Overview's "All runs"): fixed widths, < 780 px in all
 #: (an expander's padding leaves a table 784 px at 1280).
 RUNS_COLUMNS: dict[str, Any] = {
     "run": _Text("run", width=159, help="The run's id (`emocore runs`)"),
@@ -160,7 +160,7 @@ RUNS_COLUMNS: dict[str, Any] = {
     "note": _Text("note", width=66, help="A failed run's error, else the job's last message"),
 }
 
-#: :func:`emocore.summaries.cell_volumes_table` (Emotion accuracy, "The volumes behind a cell"):
+#: :func:`emocore.stats.summaries.cell_volumes_table` (Emotion accuracy, "The volumes behind a cell"):
 #: fixed widths, < 800 px in all.
 CELL_COLUMNS: dict[str, Any] = {
     "where": _Text("run · movie time", width=126),

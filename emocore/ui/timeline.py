@@ -6,11 +6,11 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from emocore import figures
 from emocore.errors import EmocoreError
-from emocore.settings import Settings
-from emocore.summaries import WHOLE_MOVIE, every_volume_summary, timeline_windows
+from emocore.reporting import figures
+from emocore.stats.summaries import WHOLE_MOVIE, every_volume_summary, timeline_windows
 from emocore.ui import loaders
+from emocore.ui.settings import Settings
 from emocore.ui.widgets import chance_caption, pct
 
 __all__ = ["every_volume_block", "movie_windows", "timeline_view"]

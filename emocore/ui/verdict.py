@@ -1,4 +1,4 @@
-"""The verdict on one person, as every page shows it first (see :mod:`emocore.verdict`)."""
+"""The verdict on one person, as every page shows it first (see :mod:`emocore.stats.verdict`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 import streamlit as st
 
 from emocore.errors import EmocoreError
-from emocore.findings import (
+from emocore.stats.findings import (
     EXPLORATORY,
     ROLE_CAPTION,
     TEST_CAPTION,
@@ -20,10 +20,10 @@ from emocore.findings import (
     verdict_table,
     with_assessment,
 )
+from emocore.stats.verdict import Primary, planted_note, verdict_details
 from emocore.ui import loaders
 from emocore.ui.tables import FLAGGED_COLUMNS, VERDICT_COLUMNS
 from emocore.ui.widgets import RunContext, finding_block, guard, run_findings
-from emocore.verdict import Primary, planted_note, verdict_details
 
 __all__ = [
     "verdict_banner",

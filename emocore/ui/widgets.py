@@ -12,10 +12,12 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from emocore import figures
-from emocore.engine import describe_path
 from emocore.errors import EmocoreError
-from emocore.findings import (
+from emocore.models.engine import describe_path
+from emocore.reporting import figures
+from emocore.runs.registry import Registry, most_complete_first, run_label, run_short_label
+from emocore.runs.results import RunResults
+from emocore.stats.findings import (
     EXPLORATORY,
     ROLE_CAPTION,
     TEST_CAPTION,
@@ -27,14 +29,12 @@ from emocore.findings import (
     predates_message,
     stability_sentence,
 )
-from emocore.model_checks import collapse, collapse_sentence
-from emocore.registry import Registry, most_complete_first, run_label, run_short_label
-from emocore.results import RunResults
-from emocore.settings import Settings
-from emocore.summaries import percent
+from emocore.stats.model_checks import collapse, collapse_sentence
+from emocore.stats.summaries import percent
 from emocore.ui import loaders
 from emocore.ui.brand import notice_text
 from emocore.ui.navigation import ensure_app_frame
+from emocore.ui.settings import Settings
 
 __all__ = [
     "collapse_warning",
@@ -155,7 +155,7 @@ def page(title: str, *, prominent_notice: bool = False) -> Settings:
 
 def collapse_warning(predictions: pd.DataFrame, *, design: str, subject: str | None = None) -> None:
     """Warn when the design's CNN (on ``subject``'s volumes, when given) gives one answer for
-    nearly every held-out volume (:mod:`emocore.model_checks`)."""
+    nearly every held-out volume (:mod:`emocore.stats.model_checks`)."""
     found = collapse(predictions, subject=subject)
     if found is None:
         return
@@ -498,7 +498,7 @@ def job_monitor(reg: Registry, *, followed_key: str, kind: str | None = None) ->
     """The running jobs with progress, log and a cancel button (refreshed every 2 s while one
     runs), then the outcome of the job this page started (``st.session_state[followed_key]``;
     with ``kind``, after a reload, the newest background job of that kind in the registry)."""
-    from emocore import jobs
+    from emocore.workflows import jobs
 
     with guard():
         was_active = bool(jobs.active_jobs(reg))
@@ -547,7 +547,7 @@ def job_monitor(reg: Registry, *, followed_key: str, kind: str | None = None) ->
 def open_run_button(run_id: str, *, what: str = "") -> None:
     """A button that makes ``run_id`` the picked run and shows it on the page the user came
     from (if it shows runs), else on the Overview, which says so at its top (``what`` describes
-    the run there, e.g. :func:`emocore.registry.run_label`)."""
+    the run there, e.g. :func:`emocore.runs.registry.run_label`)."""
     here = st.session_state.get(_PAGE_KEY) or {}
     came = st.session_state.get(_FROM_KEY) or {}
     shows_runs = st.session_state.get(_RUN_PAGES_KEY, set())

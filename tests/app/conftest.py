@@ -43,8 +43,8 @@ def findings_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for SADNESS), with a tiny cache so the Overview page opens; no training (seconds)."""
     from emocore.data.prepare import prepare_cache
     from emocore.data.synthetic import SynthConfig, generate_cohort
-    from emocore.demo import demo_paths
-    from emocore.registry import Registry
+    from emocore.runs.registry import Registry
+    from emocore.workflows.demo import demo_paths
     from tests.conftest import write_findings_run
 
     root = tmp_path_factory.mktemp("emocore-findings-home")
@@ -58,7 +58,7 @@ def findings_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def old_run_home(findings_home: Path, tmp_path: Path) -> Path:
     """The findings home with its run made to look like one from before single-case findings."""
-    from emocore.registry import Registry
+    from emocore.runs.registry import Registry
     from tests.conftest import strip_findings
 
     home = Path(shutil.copytree(findings_home, tmp_path / "home"))

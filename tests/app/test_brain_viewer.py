@@ -123,7 +123,7 @@ def test_brain_viewer_offers_the_persons_mean_epi_as_underlay(
 # -- opening on the verdict ------------------------------------------------------------------
 def _flag(home: Path, subject: str, emotion: str, predicted_as: str) -> None:
     """Make ``subject``'s recorded verdict flag ``emotion`` decoded as ``predicted_as``."""
-    from emocore.registry import Registry
+    from emocore.runs.registry import Registry
 
     registry = Registry(home / "registry")
     path = registry.run_dir(registry.list_runs()["id"][0]) / "study.json"

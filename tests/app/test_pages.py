@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from emocore.registry import Registry
+from emocore.runs.registry import Registry
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = {
@@ -126,7 +126,7 @@ def test_report_page_builds_and_offers_the_html(home_copy: Path, emocore_env) ->
     html = (reg.run_dir(run_id) / "reports" / "sub-01.html").read_text()
     assert "sub-01" in html and "chance" in html
     assert at.get("download_button"), "no download button after building the report"
-    from emocore.report import chromium_path
+    from emocore.reporting.report import chromium_path
 
     if chromium_path() is not None:  # the PDF is printed with the report
         assert (reg.run_dir(run_id) / "reports" / "sub-01.pdf").read_bytes()[:4] == b"%PDF"
@@ -137,9 +137,9 @@ def test_report_page_builds_and_offers_the_html(home_copy: Path, emocore_env) ->
 def test_report_page_says_when_pdf_is_unavailable(
     home_copy: Path, emocore_env, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import emocore.report
+    import emocore.reporting.report
 
-    monkeypatch.setattr(emocore.report, "CHROMIUM", Path("/nonexistent/chromium"))
+    monkeypatch.setattr(emocore.reporting.report, "CHROMIUM", Path("/nonexistent/chromium"))
     monkeypatch.setenv("PATH", "/nonexistent")
     emocore_env(home_copy)
     at = open_page("report")
@@ -230,7 +230,7 @@ def choose(at: AppTest, label: str, value: str) -> AppTest:
 
 def verdict_sentence(home: Path, subject: str) -> str:
     """The verdict sentence the run holds for ``subject`` (what every page must show first)."""
-    from emocore.results import RunResults
+    from emocore.runs.results import RunResults
 
     registry = Registry(home / "registry")
     verdict = RunResults(registry, registry.list_runs()["id"][0]).verdict(subject)
@@ -437,9 +437,9 @@ def newcomer_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny finished study of sub-01 and sub-02; sub-03 is in the dataset, not in the cache."""
     from emocore.data.prepare import prepare_cache
     from emocore.data.synthetic import SynthConfig, generate_cohort
-    from emocore.demo import demo_paths
-    from emocore.study import StudyConfig, run_study
-    from emocore.train import TrainConfig
+    from emocore.training.train import TrainConfig
+    from emocore.workflows.demo import demo_paths
+    from emocore.workflows.study import StudyConfig, run_study
 
     root = tmp_path_factory.mktemp("emocore-newcomer")
     paths = demo_paths(root)
@@ -460,7 +460,7 @@ def newcomer_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_assess_page_adds_and_assesses_a_new_person(newcomer_home: Path, emocore_env) -> None:
-    from emocore import jobs
+    from emocore.workflows import jobs
 
     emocore_env(newcomer_home)
     at = open_page("assess")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from emocore.registry import Registry
+from emocore.runs.registry import Registry
 from tests.app.test_pages import PAGES, ROOT, no_exception, texts
 from tests.faults.conftest import checksums, read_only
 

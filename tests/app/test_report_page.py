@@ -9,7 +9,7 @@ from pathlib import Path
 
 from emocore.data.cache import VolumeCache
 from emocore.data.synthetic import planted_subjects
-from emocore.registry import Registry
+from emocore.runs.registry import Registry
 from tests.app.test_pages import no_exception, open_page, texts
 
 

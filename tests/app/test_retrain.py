@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from emocore.registry import Registry
-from emocore.results import RunResults
-from emocore.study import StudyConfig
-from emocore.train import TrainConfig
+from emocore.runs.registry import Registry
+from emocore.runs.results import RunResults
+from emocore.training.train import TrainConfig
+from emocore.workflows.study import StudyConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 RETRAIN = "pages/retrain.py"
@@ -79,7 +79,7 @@ def recorded_home(home_copy: Path) -> Path:
 def test_the_form_shows_the_retrained_study_settings_and_passes_them_all(
     recorded_home: Path, emocore_env, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from emocore import jobs
+    from emocore.workflows import jobs
 
     emocore_env(recorded_home)
     started: list[StudyConfig] = []
@@ -133,7 +133,7 @@ def retrained_home(
     import torch
 
     from emocore.data.cache import open_cache
-    from emocore.study import run_study
+    from emocore.workflows.study import run_study
 
     home = Path(shutil.copytree(demo_home, tmp_path_factory.mktemp("retrained") / "home"))
     reg = Registry(home / "registry")
@@ -211,7 +211,7 @@ def test_a_finished_retrain_survives_a_reload_and_the_overview_says_the_run_chan
 ) -> None:
     """The headline and "Open run" lived in session state only, lost on a reload; the Overview
     then showed another run without a word."""
-    from emocore.jobs import LOG_NAME
+    from emocore.workflows.jobs import LOG_NAME
 
     home, study, retrain, _ = retrained_home
     home = Path(shutil.copytree(home, tmp_path / "home"))

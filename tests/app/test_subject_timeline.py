@@ -11,8 +11,8 @@ import numpy as np
 from streamlit.testing.v1 import AppTest
 
 from emocore.data.cache import open_cache
-from emocore.figures import TIMELINE_LEGEND
-from emocore.results import read_table
+from emocore.reporting.figures import TIMELINE_LEGEND
+from emocore.runs.results import read_table
 from tests.app.test_pages import no_exception, open_page, texts
 
 

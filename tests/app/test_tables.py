@@ -1,4 +1,4 @@
-"""The pages' display tables (emocore.summaries): few merged columns that fit 1280 px, numbers
+"""The pages' display tables (emocore.stats.summaries): few merged columns that fit 1280 px, numbers
 formatted as the pages format them, and the per-fold tuning table. Pure functions: no AppTest."""
 
 from __future__ import annotations
@@ -8,15 +8,15 @@ import json
 import pandas as pd
 import pytest
 
-from emocore.findings import (
+from emocore.runs.registry import Registry
+from emocore.stats.findings import (
     RunFindings,
     flagged_table,
     person_table,
     run_findings,
     verdict_table,
 )
-from emocore.registry import Registry
-from emocore.summaries import (
+from emocore.stats.summaries import (
     cell_volumes_table,
     recall_order,
     results_table,
@@ -247,7 +247,7 @@ def test_runs_table_marks_unreadable_rows_and_missing_folders(tmp_path) -> None:
     was deleted by hand, say so in the table with what to do."""
     import shutil
 
-    from emocore.registry import Registry
+    from emocore.runs.registry import Registry
 
     registry = Registry(tmp_path / "registry")
     kept = registry.create_run(kind="train", subjects=["01"], status="completed").id

@@ -13,7 +13,7 @@ What the test expects of the pages (Streamlit's own test ids and accessible name
 * Retrain: number inputs labelled "...Epochs..." and (optional) "...Folds...", multiselects
   "Designs" and "Subjects" defaulting to the retrained study's, a button named
   "Start ..." / "Train ..." / "Launch ..." / "Run ..." that starts one job through
-  ``emocore.jobs.start_job`` with the study's other settings, a button "Cancel <run id>" (or
+  ``emocore.workflows.jobs.start_job`` with the study's other settings, a button "Cancel <run id>" (or
   just "Cancel ..." / "Stop ...") while it runs, and a line naming the run id and its status
   ("completed", "cancelled") once it has finished (in place, or after a reload); for a
   completed job "Run <id> completed. <design>: balanced accuracy ... (<split>, permutation
@@ -125,8 +125,8 @@ def server(home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
 @contextmanager
 def serve(home: Path, log_dir: Path) -> Iterator[str]:
     """Run the dashboard on ``home`` on a free local port; yield its URL; stop it and its jobs."""
-    from emocore.demo import demo_paths
-    from emocore.jobs import active_jobs, cancel_job
+    from emocore.workflows.demo import demo_paths
+    from emocore.workflows.jobs import active_jobs, cancel_job
 
     port = _free_port()
     log_path = log_dir / "streamlit.log"
@@ -330,9 +330,9 @@ def _open_all_runs(page) -> None:
 def _pick_a_full_cell(page, home: Path) -> None:
     """Choose, under "The volumes behind a cell", the true and predicted emotion that the shown
     design and person have most volumes of (a wrong one if there is any), so the table has rows."""
-    from emocore.demo import demo_paths
-    from emocore.registry import Registry
-    from emocore.results import RunResults
+    from emocore.runs.registry import Registry
+    from emocore.runs.results import RunResults
+    from emocore.workflows.demo import demo_paths
 
     main = page.locator('[data-testid="stMain"], [data-testid="stAppViewContainer"]').first
 
@@ -408,8 +408,8 @@ def _start_from_page(page, url: str, registry, *, epochs: int, smaller: bool = F
 
 
 def test_retrain_runs_a_job_and_cancels_another(page, server: str, home: Path) -> None:
-    from emocore.demo import demo_paths
-    from emocore.registry import Registry
+    from emocore.runs.registry import Registry
+    from emocore.workflows.demo import demo_paths
 
     registry = Registry(demo_paths(home)["registry"])
     study = registry.list_runs(kind="study", status="completed")["id"][0]
@@ -488,7 +488,7 @@ def test_report_exports_html_naming_subject_and_chance(page, server: str) -> Non
         "the report names no subject"
     )
     assert "chance" in html.lower()
-    from emocore.report import chromium_path
+    from emocore.reporting.report import chromium_path
 
     if chromium_path() is not None:  # the same chromium prints the report to PDF
         pdf_button = page.get_by_role("button", name=re.compile(r"^Download sub-0[12]\.pdf"))
@@ -507,8 +507,8 @@ def _findings_home(root: Path) -> Path:
     called SADNESS), through emocore's own evaluation (no training)."""
     from emocore.data.prepare import prepare_cache
     from emocore.data.synthetic import SynthConfig, generate_cohort
-    from emocore.demo import demo_paths
-    from emocore.registry import Registry
+    from emocore.runs.registry import Registry
+    from emocore.workflows.demo import demo_paths
     from tests.conftest import write_findings_run
 
     paths = demo_paths(root)
@@ -605,9 +605,9 @@ def test_every_page_about_sub_05_leads_with_its_verdict_on_a_cold_server(
     the same on every page. The screenshots (verdict-<page>.png) are for a person to look at."""
     import shutil
 
-    from emocore.demo import demo_paths
-    from emocore.registry import Registry
-    from emocore.results import RunResults
+    from emocore.runs.registry import Registry
+    from emocore.runs.results import RunResults
+    from emocore.workflows.demo import demo_paths
 
     home = Path(shutil.copytree(findings_home, tmp_path_factory.mktemp("cold") / "home"))
     registry = Registry(demo_paths(home)["registry"])

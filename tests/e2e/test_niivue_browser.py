@@ -115,10 +115,10 @@ def _choose(page, label: str, option: str) -> None:
 
 
 def test_niivue_draws_answers_a_click_and_stays_on_the_local_server(webgl_page) -> None:
-    from emocore.anatomy import WorldImage, mni_underlay
     from emocore.data.cache import VolumeCache
-    from emocore.demo import demo_paths
+    from emocore.reporting.anatomy import WorldImage, mni_underlay
     from emocore.ui.niivue_view import centred
+    from emocore.workflows.demo import demo_paths
 
     page, url, home, requests = webgl_page
     page.goto(f"{url}/brain-viewer", wait_until="domcontentloaded")

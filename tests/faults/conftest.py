@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from emocore.registry import Registry
+from emocore.runs.registry import Registry
 
 
 def checksums(root: Path) -> dict[str, str]:
@@ -35,8 +35,8 @@ def tiny_cache(tmp_path_factory: pytest.TempPathFactory):
 
 def tiny_study(**options):
     """A study config that trains in seconds on the CPU."""
-    from emocore.study import StudyConfig
-    from emocore.train import TrainConfig
+    from emocore.training.train import TrainConfig
+    from emocore.workflows.study import StudyConfig
 
     defaults = dict(
         designs=("single-subject",),
@@ -148,7 +148,7 @@ def untrained_design(cache, design, train_config, *, subjects=None, classes=(), 
     import numpy as np
 
     from emocore.data.dataset import select
-    from emocore.designs import DesignResult, prediction_table
+    from emocore.training.designs import DesignResult, prediction_table
 
     meta = select(cache, subjects=subjects, classes=classes)
     probs = np.random.default_rng(0).dirichlet(np.ones(len(classes)), len(meta))
@@ -170,7 +170,7 @@ def untrained_design(cache, design, train_config, *, subjects=None, classes=(), 
 def finished_run(tiny_cache, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """A registry holding one finished study, its bundle written by run_study itself (models
     replaced by random predictions: a trained one costs half a minute here)."""
-    from emocore import study as study_module
+    from emocore.workflows import study as study_module
 
     root = tmp_path_factory.mktemp("finished-run") / "registry"
     with pytest.MonkeyPatch.context() as patch:

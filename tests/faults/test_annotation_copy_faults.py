@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from emocore.cli import main
+from emocore.data.labels import OBSERVER_SETS, build_volume_labels, load_annotations
 from emocore.errors import EXIT_CODES, AnnotationError
-from emocore.labels import OBSERVER_SETS, build_volume_labels, load_annotations
 from tests.conftest import shared_data_dir, write_annotations
 
 AV8 = OBSERVER_SETS["av8"][0]
@@ -69,7 +69,7 @@ def test_prepare_refuses_a_copied_observer_before_reading_any_run(
 def test_a_few_identical_rows_are_a_warning_not_an_error(tmp_path: Path, caplog) -> None:
     """Hand-made sets of a few episodes (a pilot, a test) agree row for row by design."""
     raw = write_annotations(tmp_path / "ann")  # nine observers, the same five rows each
-    with caplog.at_level(logging.WARNING, logger="emocore.labels"):
+    with caplog.at_level(logging.WARNING, logger="emocore.data.labels"):
         table = build_volume_labels(load_annotations(raw))
     assert len(table) == 3599 and (table["label"] == "FEAR").any()
     assert f"{raw / 'av1o01.csv'}, {raw / 'av1o02.csv'}" in caplog.text

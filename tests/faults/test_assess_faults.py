@@ -14,7 +14,7 @@ import pytest
 
 from emocore.cli import main
 from emocore.errors import EXIT_CODES
-from emocore.registry import Registry
+from emocore.runs.registry import Registry
 from tests.faults.conftest import checksums, tiny_study, untrained_design
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,7 +40,7 @@ def _seeded_design(seed: int):
 def cohort(tiny_cache, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """A finished train run of sub-01 alone (random predictions, no training) on the shared
     tiny cache, which also holds sub-02: the newcomer."""
-    from emocore import study as study_module
+    from emocore.workflows import study as study_module
 
     root = tmp_path_factory.mktemp("assess-faults")
     with pytest.MonkeyPatch.context() as patch:
@@ -55,7 +55,7 @@ def cohort(tiny_cache, tmp_path_factory: pytest.TempPathFactory) -> dict:
 def home(cohort, tmp_path: Path, monkeypatch) -> dict:
     """A private copy of the registry (the cache is shared: these tests never add to it), with
     the newcomer's single-subject "training" replaced by seeded random predictions."""
-    from emocore import designs
+    from emocore.training import designs
 
     seeds = iter(range(1, 100))
     monkeypatch.setattr(
@@ -108,7 +108,7 @@ def test_an_assess_run_cannot_be_the_reference(home, capsys) -> None:
 
 def test_a_dashboard_job_checks_the_label_and_the_run_before_it_is_queued(home) -> None:
     from emocore.errors import ConfigError, RegistryError
-    from emocore.jobs import start_assess_job
+    from emocore.workflows.jobs import start_assess_job
 
     with pytest.raises(ConfigError, match="is not a BIDS subject label"):
         start_assess_job(home["registry"], home["cache"], home["run"], "../../x")
@@ -172,7 +172,7 @@ def test_a_second_assessment_while_one_runs_is_refused(home, capsys) -> None:
             sys.executable,
             "-c",
             "import sys, time\n"
-            "from emocore import designs\n"
+            "from emocore.training import designs\n"
             "from emocore.cli import main\n"
             "def training(*args, **kwargs):\n"
             "    print('training', flush=True)\n"
@@ -202,7 +202,7 @@ def test_a_second_assessment_while_one_runs_is_refused(home, capsys) -> None:
 
 # -- dataset folders ---------------------------------------------------------------------------
 def test_only_folders_with_bold_runs_are_offered_as_datasets(tiny_cache, tmp_path: Path) -> None:
-    from emocore.assess import dataset_folders
+    from emocore.workflows.assess import dataset_folders
 
     root = tiny_cache.path.parent  # cohort/ (the dataset) and cache/ (sub-XX.npy arrays)
     assert dataset_folders(root, tiny_cache) == [(root / "cohort").resolve()]
@@ -210,6 +210,6 @@ def test_only_folders_with_bold_runs_are_offered_as_datasets(tiny_cache, tmp_pat
     (tmp_path / "empty" / "derivatives").mkdir(parents=True)
     assert dataset_folders(tmp_path) == []
 
-    from emocore.assess import holds_bold_runs
+    from emocore.workflows.assess import holds_bold_runs
 
     assert not holds_bold_runs(tiny_cache.path) and holds_bold_runs(root / "cohort")

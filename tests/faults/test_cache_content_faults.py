@@ -17,9 +17,9 @@ import pytest
 from emocore.cli import main
 from emocore.data import prepare as prepare_module
 from emocore.data.cache import open_cache
+from emocore.data.labels import build_volume_labels, load_annotations
 from emocore.data.prepare import PrepareOptions, prepare
 from emocore.errors import EXIT_CODES, CacheError
-from emocore.labels import build_volume_labels, load_annotations
 
 
 @pytest.fixture
@@ -167,11 +167,11 @@ def test_a_damaged_array_is_named_and_rebuilt_by_prepare(
 def stored_once(tiny_cache, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """A folder with a copy of the cache and a registry holding one completed run (a
     single-subject model), whose predictions of sub-01 are stored; made once (3-4 s)."""
-    from emocore.inference import subject_predictions
     from emocore.models.cnn3d import SeedCNN
-    from emocore.registry import Registry
-    from emocore.results import RunResults
-    from emocore.train import TrainConfig, save_checkpoint
+    from emocore.runs.registry import Registry
+    from emocore.runs.results import RunResults
+    from emocore.training.train import TrainConfig, save_checkpoint
+    from emocore.workflows.inference import subject_predictions
 
     home = tmp_path_factory.mktemp("stored")
     cache = Path(shutil.copytree(tiny_cache.path, home / "cache"))
@@ -196,8 +196,8 @@ def stored_once(tiny_cache, tmp_path_factory: pytest.TempPathFactory) -> tuple[P
 @pytest.fixture
 def stored_run(stored_once, tmp_path: Path):
     """A copy of ``stored_once``: (registry, run id, its results, the stored table, the cache)."""
-    from emocore.registry import Registry
-    from emocore.results import RunResults, read_table
+    from emocore.runs.registry import Registry
+    from emocore.runs.results import RunResults, read_table
 
     home = Path(shutil.copytree(stored_once[0], tmp_path / "home"))
     registry = Registry(home / "registry")
@@ -220,7 +220,7 @@ def _predict_argv(registry, run_id: str, cache: Path) -> list[str]:
 
 
 def test_an_unchanged_cache_reuses_the_stored_prediction(stored_run) -> None:
-    from emocore.inference import subject_predictions
+    from emocore.workflows.inference import subject_predictions
 
     _, _, results, first, cache_copy = stored_run
     path = results.inference_path("single-subject/sub-01", "01")
@@ -248,7 +248,7 @@ def test_predict_refuses_a_damaged_array_instead_of_the_stored_result(
 
 def test_a_relabelled_cache_is_predicted_again(tiny_cache, stored_run) -> None:
     """A stored table holds the labels of its day: after a relabel it is not returned."""
-    from emocore.inference import subject_predictions
+    from emocore.workflows.inference import subject_predictions
 
     _, _, results, _, cache_copy = stored_run
     prepare(*_inputs(tiny_cache), cache_copy, options=PrepareOptions(lag_s=0.0))

@@ -19,7 +19,7 @@ from emocore.data.cache import open_cache
 from emocore.data.dataset import select
 from emocore.data.prepare import PrepareOptions, prepare, prepare_cache
 from emocore.errors import EXIT_CODES, CacheError, DataError
-from emocore.registry import Registry
+from emocore.runs.registry import Registry
 from tests.conftest import write_run
 from tests.faults.conftest import DAMAGE, SAID, checksums, damage, read_only
 

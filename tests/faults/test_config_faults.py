@@ -9,8 +9,8 @@ import pytest
 
 from emocore.cli import main
 from emocore.errors import EXIT_CODES, ConfigError
-from emocore.registry import Registry
-from emocore.study import StudyConfig
+from emocore.runs.registry import Registry
+from emocore.workflows.study import StudyConfig
 
 
 @pytest.mark.parametrize(
@@ -57,7 +57,7 @@ def test_train_with_a_bad_option_creates_no_run(
 def test_a_queued_run_with_a_bad_split_is_failed_not_left_queued(
     tiny_cache, tmp_path: Path
 ) -> None:
-    from emocore.study import run_study
+    from emocore.workflows.study import run_study
     from tests.faults.conftest import tiny_study
 
     registry = Registry(tmp_path / "registry")

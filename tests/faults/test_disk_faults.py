@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from emocore._io import atomic_path, atomic_write_json, atomic_write_text
+from emocore.data.labels import write_label_table
 from emocore.errors import EXIT_CODES
-from emocore.labels import write_label_table
 from tests.faults.conftest import checksums, read_only
 
 
@@ -89,8 +89,8 @@ def test_predict_out_in_a_read_only_folder_fails_before_the_model_runs(
 ) -> None:
     from emocore.cli import main
     from emocore.models.cnn3d import SeedCNN
-    from emocore.registry import Registry
-    from emocore.train import TrainConfig, save_checkpoint
+    from emocore.runs.registry import Registry
+    from emocore.training.train import TrainConfig, save_checkpoint
 
     registry = Registry(tmp_path / "registry")
     run = registry.create_run(kind="train", status="completed")

@@ -11,7 +11,7 @@ import pytest
 
 from emocore.cli import main
 from emocore.errors import EXIT_CODES
-from emocore.registry import Registry
+from emocore.runs.registry import Registry
 from tests.faults.conftest import checksums
 
 

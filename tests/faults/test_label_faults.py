@@ -10,9 +10,9 @@ import pytest
 
 from emocore.cli import main
 from emocore.constants import MAX_LAG_S
+from emocore.data.labels import build_volume_labels, label_counts, load_annotations
 from emocore.data.prepare import PrepareOptions
 from emocore.errors import EXIT_CODES, AnnotationError, ConfigError
-from emocore.labels import build_volume_labels, label_counts, load_annotations
 from tests.faults.conftest import checksums
 
 HEADER = "start,end,character,arousal,valence,direction,emotion,oncue,offcue\n"
@@ -79,7 +79,7 @@ def test_every_file_header_only_is_an_error_naming_them(tmp_path: Path, capsys) 
 
 def test_one_header_only_observer_is_a_warning_naming_the_file(tmp_path: Path, caplog) -> None:
     raw = write_observers(tmp_path / "ann", {"av1o03": ""})
-    with caplog.at_level(logging.WARNING, logger="emocore.labels"):
+    with caplog.at_level(logging.WARNING, logger="emocore.data.labels"):
         ann = load_annotations(raw)
         counts = label_counts(build_volume_labels(ann))
     assert counts["FEAR"] > 0  # the seven others still agree

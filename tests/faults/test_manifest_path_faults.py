@@ -14,7 +14,7 @@ import pytest
 
 from emocore.data.cache import open_cache
 from emocore.data.prepare import prepare
-from emocore.settings import Settings
+from emocore.ui.settings import Settings
 
 
 @pytest.fixture(scope="module")

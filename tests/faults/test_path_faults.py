@@ -8,8 +8,8 @@ import pytest
 
 from emocore.cli import main
 from emocore.errors import EXIT_CODES, ConfigError
-from emocore.registry import Registry
-from emocore.results import RunResults
+from emocore.runs.registry import Registry
+from emocore.runs.results import RunResults
 from tests.faults.conftest import checksums
 
 BAD_NAMES = [

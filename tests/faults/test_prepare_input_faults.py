@@ -17,7 +17,7 @@ from emocore.data.bids import discover_dataset
 from emocore.data.cache import open_cache
 from emocore.data.prepare import prepare
 from emocore.errors import EXIT_CODES, DataError
-from emocore.registry import Registry
+from emocore.runs.registry import Registry
 from tests.faults.conftest import tiny_study, untrained_design
 
 REPO = Path(__file__).resolve().parents[2]
@@ -178,7 +178,7 @@ def test_study_config_keeps_each_subject_once_in_order() -> None:
 def test_a_study_of_a_subject_given_5000_times_trains_on_it_once(
     tiny_cache, tmp_path: Path, monkeypatch
 ) -> None:
-    from emocore import study as study_module
+    from emocore.workflows import study as study_module
 
     monkeypatch.setattr(study_module, "run_design", untrained_design)  # bookkeeping only
     registry = Registry(tmp_path / "registry")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from emocore.errors import EXIT_CODES, RegistryError
-from emocore.registry import Registry
+from emocore.runs.registry import Registry
 from tests.faults.conftest import checksums
 
 

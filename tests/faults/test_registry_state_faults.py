@@ -16,7 +16,7 @@ import pytest
 
 from emocore.cli import main
 from emocore.errors import EXIT_CODES, DataError, RegistryError
-from emocore.registry import Registry
+from emocore.runs.registry import Registry
 from tests.faults.conftest import checksums, read_only
 
 
@@ -105,7 +105,7 @@ def test_forget_keeps_the_folder_of_a_run_it_forgets(registry, capsys) -> None:
 
 
 def test_results_of_a_run_without_its_folder_raise_a_data_error(registry) -> None:
-    from emocore.results import RunResults
+    from emocore.runs.results import RunResults
 
     root, run_id = registry
     shutil.rmtree(root / "runs" / run_id)
@@ -273,7 +273,7 @@ def test_the_start_time_of_a_runs_process_is_recorded(tmp_path: Path, other_proc
 def test_a_run_whose_pid_now_belongs_to_another_process_is_failed(
     tmp_path: Path, other_process
 ) -> None:
-    from emocore import jobs
+    from emocore.workflows import jobs
 
     root = tmp_path / "registry"
     reused = _running_with(root, other_process.pid, started="an-earlier-boot:12345")
@@ -288,7 +288,7 @@ def test_a_run_whose_pid_now_belongs_to_another_process_is_failed(
 def test_a_reused_pid_does_not_block_a_new_dashboard_job(
     tmp_path: Path, tiny_cache, other_process, monkeypatch
 ) -> None:
-    from emocore import jobs
+    from emocore.workflows import jobs
     from tests.faults.conftest import tiny_study
 
     root = tmp_path / "registry"
@@ -307,7 +307,7 @@ def test_a_reused_pid_does_not_block_a_new_dashboard_job(
 def test_cancel_never_signals_a_process_that_reused_the_pid(
     tmp_path: Path, other_process, monkeypatch
 ) -> None:
-    from emocore import jobs
+    from emocore.workflows import jobs
 
     root = tmp_path / "registry"
     registry = Registry(root)

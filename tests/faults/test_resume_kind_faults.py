@@ -10,8 +10,8 @@ import pytest
 
 from emocore.cli import main
 from emocore.errors import EXIT_CODES, RegistryError
-from emocore.registry import Registry, redo_hint
-from emocore.study import resume_study
+from emocore.runs.registry import Registry, redo_hint
+from emocore.workflows.study import resume_study
 from tests.faults.conftest import checksums
 from tests.faults.test_runs_faults import _dead_pid
 

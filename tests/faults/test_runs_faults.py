@@ -13,7 +13,7 @@ import pytest
 
 from emocore.cli import main
 from emocore.errors import EXIT_CODES
-from emocore.registry import Registry
+from emocore.runs.registry import Registry
 from tests.faults.conftest import checksums
 
 
@@ -146,6 +146,6 @@ def test_a_run_of_another_host_is_taken_over_with_a_warning(tmp_path: Path, capl
     run_id = _running_run(root, 424242)
     with sqlite3.connect(root / "registry.sqlite") as con:
         con.execute("UPDATE runs SET host = 'node-7' WHERE id = ?", (run_id,))
-    with caplog.at_level("WARNING", logger="emocore.registry"):
+    with caplog.at_level("WARNING", logger="emocore.runs.registry"):
         assert Registry(root).claim(run_id).pid == os.getpid()
     assert "on node-7, which cannot be checked" in caplog.text

@@ -11,8 +11,8 @@ import torch
 
 from emocore.errors import EXIT_CODES, CheckpointError
 from emocore.models.cnn3d import SeedCNN
-from emocore.registry import Registry
-from emocore.train import TrainConfig, save_checkpoint
+from emocore.runs.registry import Registry
+from emocore.training.train import TrainConfig, save_checkpoint
 from tests.faults.conftest import checksums, tiny_study
 
 CONFIG = TrainConfig(epochs=1, widths=(4, 8, 8), hidden=16, device="cpu", compile="off")
@@ -64,7 +64,7 @@ def test_other_write_failure_is_a_checkpoint_error(tmp_path: Path, monkeypatch) 
 
 
 def test_full_disk_during_training_fails_the_run(tiny_cache, tmp_path: Path, monkeypatch) -> None:
-    from emocore.study import run_study
+    from emocore.workflows.study import run_study
 
     registry = Registry(tmp_path / "registry")
     old = registry.create_run(kind="train", design="single-subject", status="completed")
@@ -157,7 +157,7 @@ BAD_CHECKPOINTS = {
 
 @pytest.mark.parametrize("case", list(BAD_CHECKPOINTS))
 def test_damaged_checkpoint_is_a_checkpoint_error(tmp_path: Path, case: str) -> None:
-    from emocore.train import load_checkpoint
+    from emocore.training.train import load_checkpoint
 
     path = save_checkpoint(tmp_path / "a.pt", _net(), config=CONFIG, classes_n=3, epoch=1)
     change, said = BAD_CHECKPOINTS[case]
@@ -170,7 +170,7 @@ def test_damaged_checkpoint_is_a_checkpoint_error(tmp_path: Path, case: str) -> 
 
 
 def test_checkpoint_whose_weights_do_not_fit_is_a_checkpoint_error(tmp_path: Path) -> None:
-    from emocore.train import load_checkpoint
+    from emocore.training.train import load_checkpoint
 
     path = save_checkpoint(tmp_path / "a.pt", _net(), config=CONFIG, classes_n=3, epoch=1)
     torch.save(_config(hidden=-5)(_state(path)), path)

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from emocore.cli import main
-from emocore.registry import Registry
-from emocore.single_case import FINDING_KEYS
+from emocore.runs.registry import Registry
+from emocore.stats.single_case import FINDING_KEYS
 
 
 def _json(capsys, argv: list[str]) -> dict:
@@ -148,7 +148,7 @@ def test_a_person_added_after_training_is_assessed_without_touching_the_cohort(c
     assert record.kind == "assess" and record.status == "completed"
     assert record.parent == run_id
     # the person's report says they were assessed, and opens with their verdict
-    from emocore.report import subject_report_html
+    from emocore.reporting.report import subject_report_html
 
     html = subject_report_html(c["reg"], run_id, "09")
     assert "sub-09 was not in run" in html

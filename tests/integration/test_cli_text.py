@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from emocore.cli import main
-from emocore.registry import Registry
+from emocore.runs.registry import Registry
 
 
 @pytest.fixture(scope="module")
@@ -18,9 +18,9 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 
     from emocore.data.prepare import prepare_cache
     from emocore.data.synthetic import SynthConfig, generate_cohort
-    from emocore.demo import demo_paths
-    from emocore.study import StudyConfig, run_study
-    from emocore.train import TrainConfig
+    from emocore.training.train import TrainConfig
+    from emocore.workflows.demo import demo_paths
+    from emocore.workflows.study import StudyConfig, run_study
 
     root = tmp_path_factory.mktemp("cli-text")
     paths = demo_paths(root)

@@ -13,9 +13,9 @@ import pytest
 
 from emocore.data.prepare import PrepareOptions, prepare_cache
 from emocore.data.synthetic import SynthConfig, generate_cohort
-from emocore.designs import run_design
-from emocore.evaluate import evaluate_predictions
-from emocore.train import TrainConfig
+from emocore.stats.evaluate import evaluate_predictions
+from emocore.training.designs import run_design
+from emocore.training.train import TrainConfig
 
 TRAIN = TrainConfig(epochs=3, class_weights=True, seed=0)
 CLEANINGS = {

@@ -19,14 +19,14 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from emocore.baseline import linear_baseline
 from emocore.data.dataset import select
 from emocore.data.prepare import prepare_cache
 from emocore.data.synthetic import generate_cohort
-from emocore.demo import DEMO_PLANTED, build_demo, demo_study_config, demo_synth_config
-from emocore.designs import run_design
-from emocore.evaluate import evaluate_predictions
-from emocore.single_case import ALPHA
+from emocore.stats.evaluate import evaluate_predictions
+from emocore.stats.single_case import ALPHA
+from emocore.training.baseline import linear_baseline
+from emocore.training.designs import run_design
+from emocore.workflows.demo import DEMO_PLANTED, build_demo, demo_study_config, demo_synth_config
 
 pytestmark = pytest.mark.slow
 

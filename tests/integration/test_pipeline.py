@@ -12,7 +12,7 @@ import pytest
 from emocore.cli import main
 from emocore.constants import EMOTIONS
 from emocore.errors import EXIT_CODES
-from emocore.registry import Registry
+from emocore.runs.registry import Registry
 
 SUMMARY_KEYS = {
     "design",
@@ -206,7 +206,7 @@ def test_synth_prepare_study_evaluate_predict(built, capsys):
     assert insample["in_sample"] is True
 
 
-#: What every saliency map's JSON sidecar says (see emocore.study._saliency).
+#: What every saliency map's JSON sidecar says (see emocore.workflows.study._saliency).
 SIDECAR_KEYS = {
     "Description",
     "Emotion",
@@ -233,7 +233,7 @@ def test_study_outputs_are_bids_derivatives(home):
     from nilearn.image import load_img
 
     import emocore
-    from emocore.derivatives import saliency_map_path, sidecar_path
+    from emocore.data.derivatives import saliency_map_path, sidecar_path
 
     registry = Registry(home / "registry")
     studies = registry.list_runs(kind="study")
@@ -336,7 +336,7 @@ def test_cli_errors_are_one_clear_line(home, capsys):
 
 
 def test_resume_finishes_an_interrupted_run(home, capsys, monkeypatch):
-    import emocore.designs as study_mod
+    import emocore.training.designs as study_mod
 
     reg, cache = home / "registry", home / "cache"
     calls = {"n": 0}

@@ -14,9 +14,9 @@ import pytest
 
 from emocore.data.prepare import prepare_cache
 from emocore.data.synthetic import SynthConfig, generate_cohort
-from emocore.designs import run_design
-from emocore.evaluate import evaluate_predictions
-from emocore.train import TrainConfig
+from emocore.stats.evaluate import evaluate_predictions
+from emocore.training.designs import run_design
+from emocore.training.train import TrainConfig
 
 pytestmark = pytest.mark.slow
 

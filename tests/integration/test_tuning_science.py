@@ -3,14 +3,14 @@
 The measurement behind README.md's "Fixed vs tuned settings" table (``OMP_NUM_THREADS=1 python -m
 pytest -m sweep tests/integration/test_tuning_science.py -s``, 18 minutes on 2 shared cores; not
 in CI). Two cohorts from the demo's generator
-(:func:`emocore.demo.demo_synth_config`, seed 0): the demo cohort itself (4 % signal at the
+(:func:`emocore.workflows.demo.demo_synth_config`, seed 0): the demo cohort itself (4 % signal at the
 patterns' peaks) and the same cohort with 3.5 %. Each is generated like the demo (11 people) and
 cached with the default cleaning for ``PEOPLE`` (six of the demo's ten cohort people, to fit about
 25 minutes on 2 shared cores with ``OMP_NUM_THREADS=1``), then run with the demo study's designs,
 split and seed (single-subject and cross-subject, run-wise 2-fold, no final refit): once with
 the fixed settings (the demo's 2 epochs, C = 0.01) and once tuned on inner folds of each outer
 fold's training rows (epochs by early stopping on one inner run fold, at most ``MAX_EPOCHS``;
-C from :data:`emocore.baseline.C_GRID` on three inner run folds). Fixed and tuned use the same outer
+C from :data:`emocore.training.baseline.C_GRID` on three inner run folds). Fixed and tuned use the same outer
 folds; every balanced accuracy is printed beside its permutation chance and p-value, with what
 the folds chose.
 
@@ -27,13 +27,13 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from emocore.baseline import C_GRID, FIXED_C, fit_linear
 from emocore.data.dataset import select
 from emocore.data.prepare import PrepareOptions, prepare_cache
 from emocore.data.synthetic import generate_cohort
-from emocore.demo import DEMO_COHORT, demo_study_config, demo_synth_config
-from emocore.designs import run_design
-from emocore.evaluate import evaluate_predictions
+from emocore.stats.evaluate import evaluate_predictions
+from emocore.training.baseline import C_GRID, FIXED_C, fit_linear
+from emocore.training.designs import run_design
+from emocore.workflows.demo import DEMO_COHORT, demo_study_config, demo_synth_config
 
 #: the most epochs an outer fold may choose (the demo trains 2)
 MAX_EPOCHS = 6

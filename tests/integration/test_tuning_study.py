@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from emocore.baseline import C_GRID, FIXED_C
 from emocore.cli import main
-from emocore.registry import Registry
-from emocore.study import StudyConfig, run_study
-from emocore.train import TrainConfig
+from emocore.runs.registry import Registry
+from emocore.training.baseline import C_GRID, FIXED_C
+from emocore.training.train import TrainConfig
+from emocore.workflows.study import StudyConfig, run_study
 
 TINY = dict(widths=(4, 8, 8), hidden=16, device="cpu", compile="off")
 

@@ -7,8 +7,8 @@ from functools import cache
 import numpy as np
 import pytest
 
-from emocore import figures
-from emocore.anatomy import WorldImage, mni_underlay, robust_max, to_world
+from emocore.reporting import figures
+from emocore.reporting.anatomy import WorldImage, mni_underlay, robust_max, to_world
 
 SHAPE = (7, 8, 9)  # unequal sides, so axis mix-ups fail
 

@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from emocore.bench import planted_cache
 from emocore.cli import main
 from emocore.data.dataset import select
+from emocore.workflows.bench import planted_cache
 
 
 def test_planted_cache_is_a_readable_one_person_cache(tmp_path):
@@ -55,7 +55,7 @@ def test_bench_stats_and_its_baseline_compute_the_same_null():
     rotation of one group, np.roll and scikit-learn give the scores emocore's test draws from."""
     from sklearn.metrics import balanced_accuracy_score
 
-    from emocore import metrics
+    from emocore.stats import metrics
 
     rng = np.random.default_rng(3)
     y = np.repeat(rng.integers(0, 5, 8), 6)  # 48 volumes in episodes of 6

@@ -21,7 +21,7 @@ from emocore.errors import (
     check_choice,
     exit_code,
 )
-from emocore.registry import Registry
+from emocore.runs.registry import Registry
 
 
 def test_each_kind_of_error_has_its_own_exit_code() -> None:
@@ -87,16 +87,19 @@ def test_check_choice_suggests_the_closest_value() -> None:
 
 
 def test_jobs_run_through_their_own_entry_point(tmp_path: Path) -> None:
-    """A job process is `python -m emocore.jobs`, not the CLI; an unknown run is a registry
+    """A job process is `python -m emocore.workflows.jobs`, not the CLI; an unknown run is a registry
     error with its exit code, named on stderr (the job's log)."""
-    from emocore.jobs import _job_command
+    from emocore.workflows.jobs import _job_command
 
     reg = Registry(tmp_path / "registry")
     command = _job_command("RUN", tmp_path / "cache", reg)
-    assert command[1:3] == ["-m", "emocore.jobs"] and "emocore.cli" not in command
+    assert command[1:3] == ["-m", "emocore.workflows.jobs"] and "emocore.cli" not in command
     argv = ["nope", "--cache", str(tmp_path), "--registry", str(reg.root)]
     done = subprocess.run(
-        [sys.executable, "-m", "emocore.jobs", *argv], capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "emocore.workflows.jobs", *argv],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == EXIT_CODES["registry"], done.stderr
     assert "no run 'nope'" in done.stderr

@@ -8,8 +8,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from emocore import demo
 from emocore.progress import monotone, part
+from emocore.workflows import demo
 
 
 def study_reports(n_designs: int) -> list[tuple[float, str]]:
@@ -27,7 +27,7 @@ def study_reports(n_designs: int) -> list[tuple[float, str]]:
 @pytest.fixture
 def shown(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[tuple[float, str]]:
     """build_demo's cohort, cache and study replaced by stand-ins that only report progress."""
-    import emocore.study
+    import emocore.workflows.study
 
     def cohort(root, config, *, progress):
         for f in (0.0, 0.5, 1.0):
@@ -43,7 +43,7 @@ def shown(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[tuple[float, 
 
     monkeypatch.setattr(demo, "generate_cohort", cohort)
     monkeypatch.setattr(demo, "prepare_cache", cache)
-    monkeypatch.setattr(emocore.study, "run_study", study)
+    monkeypatch.setattr(emocore.workflows.study, "run_study", study)
     return []
 
 
@@ -82,7 +82,7 @@ def test_a_demo_built_with_other_options_is_refused_with_what_to_do(tmp_path):
     """A demo folder left by an earlier version (e.g. before the shared response, whose cohort
     reads as --shared 0) is not silently reused or replaced: the error names it and the fix."""
     from emocore.data.synthetic import OtherCohortError, SynthConfig, generate_cohort
-    from emocore.demo import build_demo, demo_paths
+    from emocore.workflows.demo import build_demo, demo_paths
 
     old = demo_paths(tmp_path)["cohort"]
     generate_cohort(old, SynthConfig(n_subjects=1, grid_mm=12.0, shared=0.0))

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import emocore
-from emocore.derivatives import (
+from emocore.data.derivatives import (
     BIDS_VERSION,
     file_uri,
     saliency_filename,
@@ -134,8 +134,8 @@ def test_saliency_map_path_never_leaves_the_design_folder(tmp_path: Path) -> Non
 def test_a_run_folder_gets_a_description_and_a_failed_write_is_logged(
     tmp_path: Path, monkeypatch, caplog
 ) -> None:
-    from emocore import derivatives
-    from emocore.registry import Registry
+    from emocore.data import derivatives
+    from emocore.runs.registry import Registry
 
     reg = Registry(tmp_path / "registry")
     run = reg.create_run(kind="study", sources=[tmp_path / "cache"])
@@ -147,7 +147,7 @@ def test_a_run_folder_gets_a_description_and_a_failed_write_is_logged(
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(derivatives, "atomic_write_json", full_disk)
-    with caplog.at_level("WARNING", logger="emocore.registry"):
+    with caplog.at_level("WARNING", logger="emocore.runs.registry"):
         other = reg.create_run(kind="evaluate", parent=run.id)  # the run is still recorded
     assert reg.get_run(other.id).kind == "evaluate"
     assert not (reg.run_dir(other.id) / "dataset_description.json").exists()
@@ -155,7 +155,7 @@ def test_a_run_folder_gets_a_description_and_a_failed_write_is_logged(
 
 
 def test_saliency_methods_say_what_their_numbers_are() -> None:
-    from emocore.saliency import IG_STEPS, describe_method
+    from emocore.interpret.saliency import IG_STEPS, describe_method
 
     ig = describe_method("integrated-gradients")
     assert ig["Steps"] == IG_STEPS and "zero" in ig["Baseline"] and "logit" in ig["Units"]

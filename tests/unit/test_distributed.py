@@ -11,7 +11,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from emocore.data.dataset import VolumeSource
-from emocore.train import TrainConfig, load_checkpoint, predict_proba, train_model
+from emocore.training.train import TrainConfig, load_checkpoint, predict_proba, train_model
 from tests.conftest import planted_volumes
 
 CFG = TrainConfig(epochs=2, batch_size=16, widths=(4, 8, 8), hidden=16, device="cpu", seed=5)

@@ -13,16 +13,16 @@ import torch
 from emocore.data.cache import create_cache, open_cache
 from emocore.data.dataset import VolumeSource, select
 from emocore.data.stream import stream_batches
-from emocore.engine import (
+from emocore.errors import CacheError, ConfigError
+from emocore.models.cnn3d import SeedCNN
+from emocore.models.engine import (
     FastOptions,
     InferenceEngine,
     default_inference_batch,
     describe_path,
     fold_batchnorm,
 )
-from emocore.errors import CacheError, ConfigError
-from emocore.models.cnn3d import SeedCNN
-from emocore.train import TrainConfig, predict_proba, train_model
+from emocore.training.train import TrainConfig, predict_proba, train_model
 from tests.conftest import SHAPE, planted_volumes
 
 CPU = torch.device("cpu")
@@ -174,7 +174,7 @@ def test_a_failing_compile_falls_back_to_eager_with_a_warning(monkeypatch, caplo
     model = _model_with_running_stats()
     fast = InferenceEngine(model, device="cpu", options=FastOptions(compile="on"))
     assert fast.compiled
-    with caplog.at_level(logging.WARNING, logger="emocore.engine"):
+    with caplog.at_level(logging.WARNING, logger="emocore.models.engine"):
         probs = fast.predict_proba(source)
     assert not fast.compiled
     assert "no working C++ compiler" in fast.describe()["compile_fallback"]
@@ -223,7 +223,7 @@ def test_training_out_of_memory_names_the_batch_option(monkeypatch):
     def oom(*args, **kwargs):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory")
 
-    monkeypatch.setattr("emocore.train._run_epoch", oom)
+    monkeypatch.setattr("emocore.training.train._run_epoch", oom)
     cfg = TrainConfig(epochs=1, batch_size=8, widths=(2, 2, 2), hidden=4, device="cpu")
     with pytest.raises(ConfigError, match="--batch-size"):
         train_model(VolumeSource(cache, meta), None, cfg, n_classes=3)
@@ -339,7 +339,7 @@ def test_training_restarts_eagerly_when_the_compiled_backward_fails(monkeypatch,
     monkeypatch.setattr(torch, "compile", fake_compile)
     cache, meta = planted_volumes(10, 3)
     cfg = TrainConfig(epochs=1, batch_size=8, widths=(2, 3, 3), hidden=4, device="cpu", seed=4)
-    with caplog.at_level(logging.WARNING, logger="emocore.train"):
+    with caplog.at_level(logging.WARNING, logger="emocore.training.train"):
         res = train_model(
             VolumeSource(cache, meta),
             None,

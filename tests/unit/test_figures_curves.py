@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from emocore import figures
 from emocore.errors import ConfigError
+from emocore.reporting import figures
 
 
 def _curves(balanced: bool) -> pd.DataFrame:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from emocore import figures
 from emocore.constants import EMOTION_COLORS, EMOTIONS
+from emocore.reporting import figures
 
 _COHORT = pd.DataFrame(
     {
@@ -191,7 +191,7 @@ def test_saliency_projections_share_one_scale_with_a_colour_bar_per_row() -> Non
 
 
 def test_the_pie_writes_shares_with_one_decimal_as_the_sentence_does():
-    from emocore.figures import misclassification_pie
+    from emocore.reporting.figures import misclassification_pie
 
     fig = misclassification_pie(
         {"SADNESS": 40, "LOVE": 6, "FEAR": 1, "HAPPINESS": 1}, subject="05", emotion="LOVE"

@@ -6,7 +6,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from emocore import figures
+from emocore.reporting import figures
 
 
 def _strip(values: list[float], chance: float | None = 0.2) -> go.Figure:

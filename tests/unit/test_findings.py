@@ -1,4 +1,4 @@
-"""emocore.findings (what the pages and the report say about single-case findings) and its chart."""
+"""emocore.stats.findings (what the pages and the report say about single-case findings) and its chart."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ from dataclasses import replace
 
 import pytest
 
-from emocore import figures
 from emocore.constants import EMOTIONS
-from emocore.evaluate import evaluate_predictions
-from emocore.findings import (
+from emocore.reporting import figures
+from emocore.runs.registry import Registry
+from emocore.stats.evaluate import evaluate_predictions
+from emocore.stats.findings import (
     RunFindings,
     flagged_elsewhere,
     flagged_table,
@@ -24,7 +25,6 @@ from emocore.findings import (
     run_summary,
     stability_sentence,
 )
-from emocore.registry import Registry
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +41,7 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, dict]:
 
 @pytest.fixture(scope="module")
 def found(bundle) -> RunFindings:
-    from emocore.verdict import Primary
+    from emocore.stats.verdict import Primary
 
     return run_findings(*bundle, primary=Primary("loso"))
 
@@ -221,7 +221,7 @@ def test_plain_words_name_the_measures(found: RunFindings) -> None:
 def test_verdict_table_and_the_no_evidence_line() -> None:
     """The Overview's first lines: who is flagged for what, then the others in one line with
     what the test could have found (never "typical")."""
-    from emocore.findings import no_evidence_line, verdict_emotion, verdict_table
+    from emocore.stats.findings import no_evidence_line, verdict_emotion, verdict_table
 
     def detectable(emotion: str, rate: float | None) -> dict:
         return {"measure": "recall", "emotion": emotion, "direction": "below", "rate": rate,

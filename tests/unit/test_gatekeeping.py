@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from emocore.errors import ConfigError
-from emocore.gatekeeping import Graph, adjusted_p, rejected
-from emocore.single_case import holm, verdict_graph
+from emocore.stats.gatekeeping import Graph, adjusted_p, rejected
+from emocore.stats.single_case import holm, verdict_graph
 
 CLASSES = ["HAPPINESS", "FEAR", "SADNESS", "LOVE", "ANGER"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from emocore import figures
+from emocore.reporting import figures
 
 SHAPE = (7, 8, 9)  # unequal sides, so axis mix-ups fail
 

@@ -7,7 +7,13 @@ import pytest
 import torch
 
 from emocore.data.dataset import VolumeSource
-from emocore.train import TrainConfig, load_checkpoint, predict_proba, save_checkpoint, train_model
+from emocore.training.train import (
+    TrainConfig,
+    load_checkpoint,
+    predict_proba,
+    save_checkpoint,
+    train_model,
+)
 from tests.conftest import planted_volumes
 
 pytestmark = [
@@ -45,7 +51,7 @@ def test_full_grid_model_fits_and_runs_on_the_gpu():
 def test_fast_path_on_the_gpu_compiles_and_agrees_with_fp32():
     """bf16 + channels_last + folded batch norm + torch.compile/CUDA graphs vs the eager fp32 model."""
     from emocore.data.stream import stream_batches
-    from emocore.engine import FastOptions, InferenceEngine
+    from emocore.models.engine import FastOptions, InferenceEngine
 
     cache, meta = planted_volumes(120, 3)
     train, test = (
@@ -71,7 +77,7 @@ def test_fast_path_on_the_gpu_compiles_and_agrees_with_fp32():
 
 
 def test_bench_end_to_end_on_the_gpu(tmp_path):
-    from emocore.bench import bench_end_to_end
+    from emocore.workflows.bench import bench_end_to_end
 
     out = bench_end_to_end((22, 29, 8), device="cuda", volumes=512, epochs=2, folder=tmp_path)
     assert out["infer_agreement"] >= 0.995

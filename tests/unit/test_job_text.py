@@ -1,5 +1,5 @@
 """What the Retrain page starts and says: retrain settings from a recorded study, a job's status
-line while it starts, its outcome with split and chance (emocore.jobs, no processes)."""
+line while it starts, its outcome with split and chance (emocore.workflows.jobs, no processes)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from emocore.errors import ConfigError
-from emocore.jobs import (
+from emocore.runs.registry import Registry
+from emocore.training.train import TrainConfig
+from emocore.workflows.jobs import (
     headline_sentences,
     job_outcome,
     job_status,
@@ -19,9 +21,7 @@ from emocore.jobs import (
     retrain_config,
     retrain_defaults,
 )
-from emocore.registry import Registry
-from emocore.study import StudyConfig
-from emocore.train import TrainConfig
+from emocore.workflows.study import StudyConfig
 
 DEMO_LIKE = StudyConfig(
     designs=("single-subject", "cross-subject"),

@@ -11,9 +11,11 @@ import pytest
 
 from emocore.data.prepare import prepare_cache
 from emocore.data.synthetic import SynthConfig, generate_cohort
-from emocore.demo import demo_paths
 from emocore.errors import ConfigError, RegistryError
-from emocore.jobs import (
+from emocore.runs.registry import Registry
+from emocore.training.train import TrainConfig
+from emocore.workflows.demo import demo_paths
+from emocore.workflows.jobs import (
     JobBusyError,
     JobError,
     active_jobs,
@@ -22,9 +24,7 @@ from emocore.jobs import (
     start_job,
     wait_job,
 )
-from emocore.registry import Registry
-from emocore.study import StudyConfig
-from emocore.train import TrainConfig
+from emocore.workflows.study import StudyConfig
 
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}  # the suite shares 2 cores
 
@@ -141,7 +141,7 @@ def test_cancel_escalates_when_the_job_ignores_sigint(
 ) -> None:
     import signal as signal_module
 
-    import emocore.jobs as jobs
+    import emocore.workflows.jobs as jobs
 
     run_id = start_job(registry, tiny_cache, tiny_config(epochs=500), env=ONE_THREAD)
     wait_training(registry, run_id)

@@ -1,4 +1,4 @@
-"""Tests of emocore.labels.
+"""Tests of emocore.data.labels.
 
 The real studyforrest annotations (shared data folder) must reproduce the published counts
 exactly; tiny hand-made CSVs check each rule and every error message.
@@ -23,8 +23,7 @@ from emocore.constants import (
     RUN_N_VOLUMES,
     RUN_STARTS_S,
 )
-from emocore.errors import AnnotationError, ConfigError
-from emocore.labels import (
+from emocore.data.labels import (
     COLUMNS,
     LABEL_COLUMNS,
     Annotations,
@@ -38,6 +37,7 @@ from emocore.labels import (
     read_observer_csv,
     write_label_table,
 )
+from emocore.errors import AnnotationError, ConfigError
 
 HEADER = ",".join(COLUMNS)
 AV8 = ("av1o01", "av1o02", "av1o03", "av1o05", "av1o06", "av1o07", "av1o08", "av1o09")
@@ -328,7 +328,7 @@ def test_layouts_and_missing_scenes(tiny: Path, tmp_path: Path) -> None:
 def test_unknown_emotion_word_is_counted_and_dropped(
     tiny: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="emocore.labels"):
+    with caplog.at_level(logging.WARNING, logger="emocore.data.labels"):
         ann = load_annotations(tiny)
     assert "av1o04.csv" in caplog.text and "'JOY'" in caplog.text and "1 row" in caplog.text
     assert ann.report.unknown_words["av1o04.csv"] == {"JOY": 1}

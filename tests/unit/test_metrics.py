@@ -1,4 +1,4 @@
-"""Tests of emocore.metrics: hand-computed metrics and time-respecting resampling."""
+"""Tests of emocore.stats.metrics: hand-computed metrics and time-respecting resampling."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import balanced_accuracy_score
 
-from emocore import metrics
 from emocore.errors import ConfigError
+from emocore.stats import metrics
 
 # Unequal class counts (4, 2, 1, 0) so that mixing up axes or averages fails.
 CLASSES = ["A", "B", "C", "D"]

@@ -1,4 +1,4 @@
-"""A collapsed model is named before its errors are read as a person's (emocore.model_checks)."""
+"""A collapsed model is named before its errors are read as a person's (emocore.stats.model_checks)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,12 @@ import numpy as np
 import pandas as pd
 
 from emocore.constants import EMOTIONS
-from emocore.model_checks import COLLAPSE_SHARE, collapse, collapse_sentence, largest_confusion
+from emocore.stats.model_checks import (
+    COLLAPSE_SHARE,
+    collapse,
+    collapse_sentence,
+    largest_confusion,
+)
 
 CLASSES = list(EMOTIONS)
 

@@ -8,7 +8,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from emocore.anatomy import WorldImage
+from emocore.reporting.anatomy import WorldImage
 from emocore.ui import niivue_view as nv
 
 SHAPE = (7, 8, 9)  # unequal sides, so axis mix-ups fail

@@ -10,9 +10,9 @@ import pytest
 
 from emocore.data.cache import create_cache, open_cache
 from emocore.data.dataset import select
-from emocore.derivatives import linear_pattern_relpath, sidecar_path
+from emocore.data.derivatives import linear_pattern_relpath, sidecar_path
 from emocore.errors import ConfigError
-from emocore.patterns import (
+from emocore.interpret.patterns import (
     haufe_patterns,
     linear_patterns,
     save_linear_patterns,
@@ -153,7 +153,7 @@ def test_spatial_correlation_within_the_mask(rng):
 def test_pattern_correlation_is_read_against_the_randomised_models_maps(rng):
     """The CNN-map vs pattern correlation gets a null: the same correlation for the map of the
     CNN with re-drawn weights, and a bootstrap interval of the difference over volumes."""
-    from emocore.patterns import correlation_against_randomised
+    from emocore.interpret.patterns import correlation_against_randomised
 
     pattern = rng.normal(size=300) * (rng.random(300) < 0.3)
     trained = np.abs(pattern) + rng.normal(0, 0.5, size=(10, 300))  # each volume shows it

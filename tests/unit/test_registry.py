@@ -16,7 +16,7 @@ import pytest
 
 from emocore import __version__
 from emocore.errors import ConfigError, RegistryError
-from emocore.registry import SCHEMA_VERSION, Registry
+from emocore.runs.registry import SCHEMA_VERSION, Registry
 
 
 @pytest.fixture
@@ -354,7 +354,7 @@ def test_schema_version_wal_and_a_newer_registry_is_refused(reg: Registry) -> No
 
 
 def test_a_version_1_registry_is_migrated(tmp_path: Path) -> None:
-    from emocore.registry import _SCHEMA_V1
+    from emocore.runs.registry import _SCHEMA_V1
 
     root = tmp_path / "old"
     root.mkdir()
@@ -386,7 +386,7 @@ def test_a_damaged_database_is_reported_with_a_fix(tmp_path: Path) -> None:
 
 
 def test_the_most_complete_study_comes_first_and_runs_say_what_they_are(tmp_path):
-    from emocore.registry import most_complete_first, run_label
+    from emocore.runs.registry import most_complete_first, run_label
 
     reg = Registry(tmp_path / "reg")
     full = reg.create_run(
@@ -413,7 +413,7 @@ def test_the_most_complete_study_comes_first_and_runs_say_what_they_are(tmp_path
 def test_the_pickers_run_label_is_short_and_says_when_kind_and_design() -> None:
     """The sidebar cut "study · single-subject + cross-sub…" off at 1280 px (about 190 px of
     text: some 32 characters)."""
-    from emocore.registry import run_short_label
+    from emocore.runs.registry import run_short_label
 
     made = "2026-11-29T20:48:12.123456Z"
     study = {"kind": "study", "created_at": made, "subjects": ["01", "02"]}
@@ -439,7 +439,7 @@ def test_the_pickers_run_label_is_short_and_says_when_kind_and_design() -> None:
 
 def test_a_version_2_registry_gains_balanced_accuracy_and_keeps_its_curves(tmp_path: Path) -> None:
     """A registry written before val_balanced_acc still opens and reads; new epochs log it."""
-    from emocore.registry import _MIGRATIONS, _SCHEMA_V1, CURVE_COLUMNS
+    from emocore.runs.registry import _MIGRATIONS, _SCHEMA_V1, CURVE_COLUMNS
 
     root = tmp_path / "v2"
     root.mkdir()

@@ -14,10 +14,10 @@ from markupsafe import escape
 from emocore import __version__
 from emocore.constants import EMOTIONS
 from emocore.errors import ConfigError, EmocoreError
-from emocore.registry import Registry
-from emocore.report import CSP, subject_report_html, write_subject_report
-from emocore.results import read_table
-from emocore.verdict import EXPLORATORY
+from emocore.reporting.report import CSP, subject_report_html, write_subject_report
+from emocore.runs.registry import Registry
+from emocore.runs.results import read_table
+from emocore.stats.verdict import EXPLORATORY
 
 SUBJECTS = ["01", "02", "03"]
 
@@ -201,7 +201,7 @@ def test_report_lists_the_findings_per_design_primary_first(findings_bundle) -> 
     assert lines[0][2].startswith("leave-one-subject-out, CNN: the verdict&#39;s 26 tests against")
     assert "others (7)" in lines[0][2] and "3 flagged (page 1)" in lines[0][2]
     assert all(label == EXPLORATORY for role, label, _ in lines if role == "exploratory")
-    # the exploratory families in findings' own words (emocore.findings.person_summary)
+    # the exploratory families in findings' own words (emocore.stats.findings.person_summary)
     for where in ("in single-subject, CNN", "in single-subject, linear", "in loso, linear"):
         assert sum(where in line for _, _, line in lines[1:]) == 1, where
     # the exploratory flags as sentences; the primary analysis' are the verdict's (page 1)
@@ -281,7 +281,7 @@ def test_report_prints_on_a4_and_its_scenes_read_like_the_dashboard(bundle) -> N
 
 
 def test_settings_rows_reads_like_a_form() -> None:
-    from emocore.report import settings_rows
+    from emocore.reporting.report import settings_rows
 
     rows = settings_rows({"class_weights": True, "seed": None, "model": {"depth": 3}, "runs": []})
     assert rows == [
@@ -402,8 +402,8 @@ def test_provenance_is_the_runs_recorded_cache_key(findings_bundle) -> None:
 
 
 def test_every_comparison_is_with_the_others_without_the_person(findings_bundle) -> None:
-    from emocore.results import RunResults
-    from emocore.summaries import per_subject_metrics
+    from emocore.runs.results import RunResults
+    from emocore.stats.summaries import per_subject_metrics
 
     registry, run_id = findings_bundle
     html = subject_report_html(registry, run_id, "05")
@@ -499,7 +499,7 @@ def test_the_pdf_printer_runs_no_script_of_the_page(tmp_path: Path) -> None:
     """A page printed by render_pdf runs none of its scripts, report or not (chromium prints a
     copy that carries the report's policy): a script that would add 200 paragraphs (so pages)
     and an image whose onerror would do the same leave one page."""
-    from emocore.report import _with_csp, chromium_path, render_pdf
+    from emocore.reporting.report import _with_csp, chromium_path, render_pdf
 
     grow = "for(let i=0;i<200;i++){document.body.append(document.createElement('p'),'FORGED')}"
     page = (
@@ -522,7 +522,7 @@ def test_the_pdf_printer_runs_no_script_of_the_page(tmp_path: Path) -> None:
 
 # -- PDF -----------------------------------------------------------------------------------------
 def test_render_pdf_prints_the_report(bundle, tmp_path: Path) -> None:
-    from emocore.report import chromium_path, render_pdf
+    from emocore.reporting.report import chromium_path, render_pdf
 
     if chromium_path() is None:
         pytest.skip("no chromium on this machine (apt-get install chromium)")
@@ -536,7 +536,7 @@ def test_render_pdf_prints_the_report(bundle, tmp_path: Path) -> None:
 
 
 def test_render_pdf_without_chromium_is_none(bundle, monkeypatch) -> None:
-    import emocore.report as report
+    import emocore.reporting.report as report
 
     monkeypatch.setattr(report, "CHROMIUM", Path("/nonexistent/chromium"))
     monkeypatch.setenv("PATH", "/nonexistent")
@@ -545,7 +545,7 @@ def test_render_pdf_without_chromium_is_none(bundle, monkeypatch) -> None:
 
 
 def test_render_pdf_of_a_missing_report_is_named(tmp_path: Path) -> None:
-    from emocore.report import render_pdf
+    from emocore.reporting.report import render_pdf
 
     with pytest.raises(ConfigError, match="no report at .*missing.html"):
         render_pdf(tmp_path / "missing.html")

@@ -10,8 +10,7 @@ from torch import nn
 
 from emocore.data.dataset import VolumeSource
 from emocore.errors import ConfigError
-from emocore.models.cnn3d import SeedCNN
-from emocore.saliency import (
+from emocore.interpret.saliency import (
     describe_method,
     emotion_saliency,
     emotion_saliency_checked,
@@ -19,13 +18,14 @@ from emocore.saliency import (
     integrated_gradients,
     integrated_gradients_converged,
 )
-from emocore.saliency_checks import (
+from emocore.interpret.saliency_checks import (
     cascade_order,
     check_record,
     randomise_model,
     rank_correlation,
     saliency_checks,
 )
+from emocore.models.cnn3d import SeedCNN
 from tests.conftest import SHAPE, planted_volumes
 
 N_VOXELS = int(np.prod(SHAPE))

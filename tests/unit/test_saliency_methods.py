@@ -12,8 +12,7 @@ from torch import nn
 
 from emocore.data.dataset import VolumeSource
 from emocore.errors import ConfigError
-from emocore.models.cnn3d import SeedCNN
-from emocore.saliency import (
+from emocore.interpret.saliency import (
     DEFAULT_METHOD,
     METHODS,
     describe_method,
@@ -24,7 +23,7 @@ from emocore.saliency import (
     smoothgrad,
     volume_saliency,
 )
-from emocore.saliency_checks import (
+from emocore.interpret.saliency_checks import (
     RANDOMISATION_PASS,
     auc_difference_interval,
     cascade_order,
@@ -33,6 +32,7 @@ from emocore.saliency_checks import (
     paired_bootstrap,
     randomise_model,
 )
+from emocore.models.cnn3d import SeedCNN
 from tests.conftest import SHAPE, planted_volumes
 
 CLASSES = ["FEAR", "LOVE", "SADNESS"]
@@ -133,7 +133,7 @@ def test_row_auc_bootstrap_agrees_with_scikit_learn_and_finds_a_real_difference(
     same = auc_difference_interval(trained, trained, truth, None)
     assert same == (0.0, 0.0)
     # the row AUC is scikit-learn's (ties count a half)
-    from emocore.saliency_checks import _row_auc
+    from emocore.interpret.saliency_checks import _row_auc
 
     rows = np.round(trained[:3], 1)
     for row, auc in zip(rows, _row_auc(rows, positive), strict=True):
@@ -237,7 +237,7 @@ def test_the_pattern_correlation_is_said_against_the_randomised_maps():
 def test_embeddings_are_the_trained_models_hidden_layer():
     """The Representations page's features: the first dense layer of the model as trained (batch
     norm with its running statistics), though computed on a folded, channels-last copy."""
-    from emocore.saliency import embeddings
+    from emocore.interpret.saliency import embeddings
 
     cache, meta = planted_volumes(5, 3)
     source = VolumeSource(cache, meta)

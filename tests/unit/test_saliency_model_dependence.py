@@ -21,9 +21,9 @@ import pytest
 import torch
 
 from emocore.data.dataset import VolumeSource
+from emocore.interpret.saliency import DEFAULT_METHOD
+from emocore.interpret.saliency_checks import RANDOMISATION_PASS, saliency_checks
 from emocore.models.cnn3d import SeedCNN
-from emocore.saliency import DEFAULT_METHOD
-from emocore.saliency_checks import RANDOMISATION_PASS, saliency_checks
 from tests.conftest import ArrayCache
 
 CLASSES = ["FEAR", "LOVE", "SADNESS"]
@@ -176,7 +176,7 @@ def test_sweep_demo_cohort_maps_find_the_planted_patterns(tmp_path):
     lower bound of (trained - randomised AUC) is above 0, with the input alone's AUC beside it."""
     import json
 
-    from emocore.demo import build_demo
+    from emocore.workflows.demo import build_demo
 
     paths = build_demo(tmp_path, train=True)
     study = json.loads((paths["run"] / "study.json").read_text())

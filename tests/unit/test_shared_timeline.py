@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from scipy.special import expit
 
-from emocore import metrics, summaries
+from emocore.stats import metrics, summaries
 
 CLASSES = ["HAPPINESS", "FEAR", "SADNESS", "LOVE", "ANGER"]
 K = len(CLASSES)
@@ -63,7 +63,7 @@ def null_cohort(
 def false_positive_rate(shared: float, *, cohorts: int, common_shift: bool, seed: int) -> float:
     """Share of null cohorts whose balanced accuracy has p <= 0.05 (99 permutations each).
 
-    ``common_shift`` is the scheme :func:`emocore.summaries.summarize_predictions` uses for a
+    ``common_shift`` is the scheme :func:`emocore.stats.summaries.summarize_predictions` uses for a
     table of several people (checked in the null-width test below); without it every person is
     shifted by an offset of their own, as before.
     """

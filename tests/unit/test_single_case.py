@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from emocore.errors import ConfigError
-from emocore.single_case import (
+from emocore.stats.single_case import (
     ALPHA,
     FINDING_KEYS,
     anscombe_arcsine,

@@ -1,4 +1,4 @@
-"""Tests of emocore.summaries on small synthetic prediction tables."""
+"""Tests of emocore.stats.summaries on small synthetic prediction tables."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from emocore import summaries
 from emocore.constants import EMOTIONS
 from emocore.errors import ConfigError
+from emocore.stats import summaries
 
 CLASSES = list(EMOTIONS)
 

@@ -19,9 +19,9 @@ from emocore.constants import (
     bold_filename,
 )
 from emocore.data.bids import discover_dataset
+from emocore.data.labels import COLUMNS, build_volume_labels, label_counts, load_annotations
 from emocore.data.synthetic import SynthConfig, _regressors, generate_cohort, grid_for
 from emocore.errors import ConfigError, DataError
-from emocore.labels import COLUMNS, build_volume_labels, label_counts, load_annotations
 
 TINY = SynthConfig(n_subjects=3, grid_mm=12.0)  # 13 x 18 x 5 voxels
 REAL_COUNTS = {"HAPPINESS": 218, "FEAR": 170, "SADNESS": 243, "LOVE": 105, "ANGER": 80}

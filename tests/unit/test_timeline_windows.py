@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from emocore.errors import ConfigError
-from emocore.figures import timeline
-from emocore.summaries import every_volume_summary, timeline_windows
+from emocore.reporting.figures import timeline
+from emocore.stats.summaries import every_volume_summary, timeline_windows
 
 CLASSES = ["HAPPINESS", "FEAR"]
 

@@ -9,7 +9,13 @@ import torch
 
 from emocore.data.dataset import VolumeSource
 from emocore.errors import CheckpointError, ConfigError
-from emocore.train import TrainConfig, load_checkpoint, predict_proba, save_checkpoint, train_model
+from emocore.training.train import (
+    TrainConfig,
+    load_checkpoint,
+    predict_proba,
+    save_checkpoint,
+    train_model,
+)
 from tests.conftest import planted_volumes
 
 CFG = TrainConfig(epochs=2, batch_size=16, widths=(4, 8, 8), hidden=16, device="cpu", seed=1)
@@ -158,7 +164,7 @@ def test_epoch_selection_round_trips_and_old_configs_load_as_fixed():
 def test_recorded_configs_with_unknown_keys_are_refused_naming_them():
     """A key this version lacks (a newer emocore's, or a typo made by hand) is not dropped
     silently: the run would be re-created with other settings than it recorded."""
-    from emocore.study import StudyConfig
+    from emocore.workflows.study import StudyConfig
 
     typo = {**TrainConfig().to_dict(), "learning_rate": 0.1}
     with pytest.raises(ConfigError, match="a training config holds keys .*: learning_rate"):
@@ -186,7 +192,7 @@ class _Oracle(torch.nn.Module):
 def test_val_balanced_acc_matches_sklearn_on_a_known_case():
     from sklearn.metrics import balanced_accuracy_score
 
-    from emocore.train import _run_epoch
+    from emocore.training.train import _run_epoch
     from tests.conftest import ArrayCache
 
     # imbalanced truth, class 3 only ever predicted (never true), 11 volumes over 3 batches
@@ -222,7 +228,7 @@ def test_the_saliency_method_is_chosen_recorded_and_read_back():
     """SmoothGrad unless --saliency-method says otherwise; a study recorded before the option
     made integrated gradients and reads back as such (a resume or re-run makes the same maps)."""
     from emocore.cli import _study_config, build_parser
-    from emocore.study import StudyConfig
+    from emocore.workflows.study import StudyConfig
 
     args = build_parser().parse_args(["study", "--saliency-method", "integrated-gradients"])
     assert _study_config(args, ("loso",)).saliency_method == "integrated-gradients"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from emocore import figures
+from emocore.reporting import figures
 
 
 def _curves() -> pd.DataFrame:

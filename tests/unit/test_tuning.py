@@ -7,13 +7,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import emocore.baseline as baseline
-import emocore.tuning as tuning
-from emocore.baseline import FIXED_C, fit_linear, linear_baseline
+import emocore.training.baseline as baseline
+import emocore.training.tuning as tuning
 from emocore.data.splits import make_splits
 from emocore.errors import ConfigError
-from emocore.train import TrainConfig
-from emocore.tuning import best_epoch, choose_epochs, inner_folds, inner_group
+from emocore.training.baseline import FIXED_C, fit_linear, linear_baseline
+from emocore.training.train import TrainConfig
+from emocore.training.tuning import best_epoch, choose_epochs, inner_folds, inner_group
 from tests.conftest import ArrayCache, planted_volumes
 
 SMALL_GRID = (1e-3, 1e-1, 10.0)

@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 
 from emocore.errors import ConfigError
-from emocore.single_case import ALPHA, atypical_findings, confusion_counts, design_effect
-from emocore.verdict import (
+from emocore.stats.single_case import ALPHA, atypical_findings, confusion_counts, design_effect
+from emocore.stats.verdict import (
     VERDICT_KEYS,
     Primary,
     cohort_verdicts,

@@ -34,19 +34,16 @@ import pandas as pd
 
 from emocore import __version__
 from emocore._io import atomic_write_json, atomic_write_text
-from emocore.baseline import C_GRID, FIXED_C, LinearResult, fit_linear
-from emocore.bundle import table_rows
 from emocore.constants import CLASSES, EMOTIONS
 from emocore.data.cache import VolumeCache
 from emocore.data.dataset import VolumeSource, select
-from emocore.data.splits import check_split
-from emocore.derivatives import (
+from emocore.data.derivatives import (
     file_uri,
     saliency_relpath,
     sidecar_path,
     write_dataset_description,
 )
-from emocore.designs import DESIGNS, DesignResult, plan_design, run_design
+from emocore.data.splits import check_split
 from emocore.errors import (
     ConfigError,
     EmocoreError,
@@ -55,12 +52,12 @@ from emocore.errors import (
     check_known_keys,
     listed,
 )
-from emocore.evaluate import evaluate_predictions
-from emocore.patterns import correlation_against_randomised, linear_patterns, save_linear_patterns
-from emocore.progress import Progress, part
-from emocore.registry import Registry, RunRecord, check_resumable, recording_outcome
-from emocore.results import RunResults
-from emocore.saliency import (
+from emocore.interpret.patterns import (
+    correlation_against_randomised,
+    linear_patterns,
+    save_linear_patterns,
+)
+from emocore.interpret.saliency import (
     DEFAULT_METHOD,
     IG_STEPS,
     METHODS,
@@ -69,10 +66,17 @@ from emocore.saliency import (
     saliency_auc,
     save_nifti,
 )
-from emocore.saliency_checks import check_sentences, saliency_checks
-from emocore.single_case import ALPHA, FINDING_KEYS, FOCUS
-from emocore.train import TrainConfig, load_checkpoint
-from emocore.verdict import Primary, cohort_verdicts, default_primary
+from emocore.interpret.saliency_checks import check_sentences, saliency_checks
+from emocore.progress import Progress, part
+from emocore.runs.bundle import table_rows
+from emocore.runs.registry import Registry, RunRecord, check_resumable, recording_outcome
+from emocore.runs.results import RunResults
+from emocore.stats.evaluate import evaluate_predictions
+from emocore.stats.single_case import ALPHA, FINDING_KEYS, FOCUS
+from emocore.stats.verdict import Primary, cohort_verdicts, default_primary
+from emocore.training.baseline import C_GRID, FIXED_C, LinearResult, fit_linear
+from emocore.training.designs import DESIGNS, DesignResult, plan_design, run_design
+from emocore.training.train import TrainConfig, load_checkpoint
 
 __all__ = [
     "StudyConfig",
@@ -104,13 +108,13 @@ class StudyConfig:
     linear_C: float | str = FIXED_C  # the linear baseline's C; "auto": chosen on inner folds
     saliency: bool = True
     saliency_volumes: int = 16  # volumes per emotion each saliency map averages over
-    #: the attribution method of the maps (emocore.saliency.METHODS); configs recorded before
+    #: the attribution method of the maps (emocore.interpret.saliency.METHODS); configs recorded before
     #: this field existed made integrated gradients, and read so (from_dict)
     saliency_method: str = DEFAULT_METHOD
     n_permutations: int = 1000
     alpha: float = 0.05  # level of every verdict (and of the exploratory, Holm-adjusted tests)
     #: the primary analysis, "DESIGN:MODEL" (e.g. "loso:cnn"); None: the documented default
-    #: (emocore.verdict.default_primary): the only design and model whose tests make verdicts
+    #: (emocore.stats.verdict.default_primary): the only design and model whose tests make verdicts
     primary: str | None = None
     #: the emotions of the clinical question: the verdict's order gives them most of alpha
     focus: tuple[str, ...] = FOCUS
@@ -181,7 +185,7 @@ class StudyConfig:
 
     def primary_analysis(self) -> Primary:
         """The study's primary analysis: ``primary`` when given, else the documented default
-        for its designs (:func:`emocore.verdict.default_primary`)."""
+        for its designs (:func:`emocore.stats.verdict.default_primary`)."""
         chosen = Primary.parse(self.primary) if self.primary else default_primary(self.designs)
         chosen.check(self.designs, baseline=self.baseline)
         return chosen
@@ -286,11 +290,11 @@ def _saliency(
     entities. One person's map is ``sub-XX/sub-XX_desc-<emotion>_saliency.nii.gz`` (the
     single-subject model of XX, or the LOSO model that held XX out); a map over several people's
     volumes (the cross-subject model) has no ``sub`` entity and sits at the folder's root (see
-    :func:`emocore.derivatives.saliency_filename`). Each map has a JSON sidecar saying which
+    :func:`emocore.data.derivatives.saliency_filename`). Each map has a JSON sidecar saying which
     model, method and volumes made it and what its numbers are.
 
-    Each map (SmoothGrad by default, :data:`emocore.saliency.DEFAULT_METHOD`) is checked
-    (:func:`emocore.saliency_checks.saliency_checks`): the same map from a copy of the model with
+    Each map (SmoothGrad by default, :data:`emocore.interpret.saliency.DEFAULT_METHOD`) is checked
+    (:func:`emocore.interpret.saliency_checks.saliency_checks`): the same map from a copy of the model with
     re-drawn weights, all at once and block by block from the output down, must look different
     (Adebayo et al. 2018); on a synthetic cohort the trained map must find the planted pattern
     better than the randomised one (bootstrap over the map's volumes), with the input alone's
@@ -299,7 +303,7 @@ def _saliency(
     (``SanityChecksInWords``). Next to it, ``..._desc-<emotion>_linearpattern.nii.gz`` is the
     Haufe et al. (2014) activation pattern of a linear decoder fitted on the same people's
     volumes (the field's usual information map), with its spatial correlation to the CNN's map
-    and, as that correlation's null, the randomised CNN's (:func:`emocore.patterns.
+    and, as that correlation's null, the randomised CNN's (:func:`emocore.interpret.patterns.
     correlation_against_randomised`).
     """
     gt = ground_truth_dir(cache)
@@ -460,7 +464,7 @@ def _truths(
 
 def _check_entry(record: dict[str, Any]) -> dict[str, Any]:
     """A map's sanity checks as ``saliency_checks`` reports them: the record of
-    :func:`emocore.saliency_checks.check_record`, except that ``completeness_delta`` is the
+    :func:`emocore.interpret.saliency_checks.check_record`, except that ``completeness_delta`` is the
     mean gap |sum of attributions - (f(x) - f(baseline))| / |f(x) - f(baseline)| over the
     map's volumes (``completeness_delta_max`` the worst), None except for integrated gradients."""
     delta = record.get("completeness_delta")
@@ -643,7 +647,7 @@ def run_study(  # noqa: C901, PLR0915
     run_id: str | None = None,
 ) -> RunResults:
     """Run every design of ``config`` on ``cache``, write the bundle, record the run; return the
-    finished run's :class:`~emocore.results.RunResults`.
+    finished run's :class:`~emocore.runs.results.RunResults`.
 
     With ``run_id`` an existing queued run (e.g. created by the dashboard) is filled in.
     """
@@ -858,7 +862,7 @@ def run_study(  # noqa: C901, PLR0915
 
 def atypical_entries(metrics: dict[str, Any]) -> list[dict[str, Any]]:
     """Every single-case test of a study, one entry per design, model family, subject, emotion
-    and measure, with exactly the keys of :data:`emocore.single_case.FINDING_KEYS` plus the
+    and measure, with exactly the keys of :data:`emocore.stats.single_case.FINDING_KEYS` plus the
     finding's ``sentence`` (what ``--json`` prints as ``atypical``)."""
     return [
         {key: finding.get(key) for key in (*FINDING_KEYS, "sentence")}
@@ -951,7 +955,7 @@ def evaluate_runs(
     one design (``--folds``, one job per fold) are merged first (:func:`merge_fold_runs`) and
     scored as one cross-validation. With ``linear`` the linear baseline's predictions are scored.
     Returns ``run_id``, ``source_run``, ``source_runs``, ``classes`` and ``designs`` (per design the
-    evaluation of :func:`~emocore.evaluate.evaluate_predictions` plus its ``folds``).
+    evaluation of :func:`~emocore.stats.evaluate.evaluate_predictions` plus its ``folds``).
     """
     if n_permutations < 1:  # checked before a run is recorded
         raise ConfigError(

@@ -11,7 +11,7 @@ way the outer split groups them, and a setting is scored on those inner folds on
   (scikit-learn's :class:`~sklearn.model_selection.GroupKFold` on the subject column).
 * ``group="random"`` (the poster's leaky split): inner folds are random volume folds, leaky too.
 
-The linear baseline tunes ``C`` on all inner folds (:mod:`emocore.baseline`); the CNN chooses its
+The linear baseline tunes ``C`` on all inner folds (:mod:`emocore.training.baseline`); the CNN chooses its
 epoch count on one inner fold (:func:`choose_epochs`), because each inner fit is a full training.
 """
 
@@ -28,7 +28,7 @@ from emocore.data.dataset import VolumeSource
 from emocore.data.splits import Fold, check_split, make_splits
 from emocore.errors import ConfigError, check_choice
 from emocore.progress import Progress
-from emocore.train import TrainConfig, train_model
+from emocore.training.train import TrainConfig, train_model
 
 __all__ = [
     "INNER_GROUPS",

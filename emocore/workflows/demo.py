@@ -3,7 +3,7 @@
 The demo answers the clinician's question on a cohort where the answer is known: ten people,
 one of them (sub-10) **planted** as atypical, whose LOVE response is mostly their SADNESS
 response (like the poster's subject 18). The study's primary analysis (leave-one-subject-out
-CNN, :mod:`emocore.verdict`) must flag sub-10 for LOVE and few of the nine typical people
+CNN, :mod:`emocore.stats.verdict`) must flag sub-10 for LOVE and few of the nine typical people
 (measured over five generator seeds: see README.md).
 
 Sized for a 2-core laptop (about 3 minutes):
@@ -68,8 +68,8 @@ def demo_synth_config(seed: int = 0) -> SynthConfig:
 
 
 def demo_study_config():
-    from emocore.study import StudyConfig
-    from emocore.train import TrainConfig
+    from emocore.training.train import TrainConfig
+    from emocore.workflows.study import StudyConfig
 
     return StudyConfig(
         designs=("loso", "cross-subject"),
@@ -113,8 +113,8 @@ def build_demo(
         progress=part(progress, share, 2 * share, "cache"),
     )
     if train:
-        from emocore.registry import Registry
-        from emocore.study import run_study
+        from emocore.runs.registry import Registry
+        from emocore.workflows.study import run_study
 
         registry = Registry(paths["registry"])
         config = demo_study_config()

@@ -9,8 +9,8 @@ Three groups, each optional:
 * ``e2e`` (end to end from a warm cache): a cache of one person's worth of volumes with a
   planted class signal is written at the grid, read once to warm the page cache, then
   training epochs and whole-subject inference are timed. Baseline: a plain ``DataLoader`` over
-  single memory-mapped volumes into the eager fp32 model. emocore: :func:`emocore.train.train_model`
-  and :class:`emocore.engine.InferenceEngine`. The agreement of the two inference paths (the share
+  single memory-mapped volumes into the eager fp32 model. emocore: :func:`emocore.training.train.train_model`
+  and :class:`emocore.models.engine.InferenceEngine`. The agreement of the two inference paths (the share
   of volumes with the same predicted class, on the trained model) is reported beside the speed.
 * ``data``: ``emocore synth`` + ``emocore prepare`` of a demo-sized cohort, the peak resident
   memory of prepare (in a child process), and random single-volume reads from the cache.
@@ -41,14 +41,14 @@ from torch import nn
 
 from emocore.constants import EMOTIONS
 from emocore.device import choose_device, gpu_summary
-from emocore.engine import (
+from emocore.models.cnn3d import SeedCNN
+from emocore.models.engine import (
     FastOptions,
     InferenceEngine,
     cudnn_benchmark,
     maybe_compile,
     peak_gpu_gib,
 )
-from emocore.models.cnn3d import SeedCNN
 
 __all__ = [
     "bench_model",
@@ -262,7 +262,7 @@ def bench_end_to_end(  # noqa: PLR0915
 ) -> dict[str, Any]:
     """Training and whole-subject inference from a warm cache: plain DataLoader vs emocore."""
     from emocore.data.dataset import VolumeSource, select
-    from emocore.train import TrainConfig, train_model
+    from emocore.training.train import TrainConfig, train_model
 
     dev = choose_device(device)
     grid = tuple(int(g) for g in grid)
@@ -414,14 +414,14 @@ def bench_data(
 def bench_stats(
     *, people: int = 64, volumes: int = 160, permutations: int = 1000, seed: int = 0
 ) -> dict[str, Any]:
-    """The permutation test behind every p emocore reports (:func:`emocore.metrics.
+    """The permutation test behind every p emocore reports (:func:`emocore.stats.metrics.
     permutation_test`: circular shifts within each person x run, balanced accuracy), on
     ``people`` x ``volumes`` predictions with emotion episodes of 8-20 volumes, against the same
     null computed the plain way: one ``np.roll`` per group and scikit-learn's
     ``balanced_accuracy_score`` per shift (timed on 50 shifts, scaled to ``permutations``)."""
     from sklearn.metrics import balanced_accuracy_score
 
-    from emocore import metrics
+    from emocore.stats import metrics
 
     rng = np.random.default_rng(seed)
     truth = []

@@ -89,7 +89,7 @@ logger = logging.getLogger(__name__)
 
 KINDS = ("study", "train", "evaluate", "predict", "bench", "assess")
 STATUSES = ("queued", "running", "completed", "failed", "cancelled")
-#: Same values as ``emocore.designs.DESIGNS``; repeated here so the registry never imports torch.
+#: Same values as ``emocore.training.designs.DESIGNS``; repeated here so the registry never imports torch.
 DESIGNS = ("single-subject", "cross-subject", "loso")
 ARTIFACT_KINDS = (
     "checkpoint",
@@ -822,7 +822,7 @@ class Registry:
         returned. Without ``kind`` the run is looked up (an unknown ``run_id`` raises
         RegistryError); :meth:`create_run` passes it.
         """
-        from emocore.derivatives import DESCRIPTION_FILE, write_dataset_description
+        from emocore.data.derivatives import DESCRIPTION_FILE, write_dataset_description
 
         if kind is None:
             kind = self.get_run(run_id).kind

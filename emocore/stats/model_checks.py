@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 import pandas as pd
 
-from emocore.summaries import subject_rows
+from emocore.stats.summaries import subject_rows
 
 __all__ = ["COLLAPSE_SHARE", "Collapse", "collapse", "collapse_sentence", "largest_confusion"]
 

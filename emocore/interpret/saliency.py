@@ -50,9 +50,9 @@ from torch import nn
 
 from emocore.data.dataset import VolumeSource
 from emocore.device import choose_device
-from emocore.engine import fold_batchnorm
 from emocore.errors import ConfigError, check_choice
 from emocore.models.cnn3d import SeedCNN
+from emocore.models.engine import fold_batchnorm
 
 __all__ = [
     "DEFAULT_METHOD",
@@ -383,7 +383,7 @@ def volume_saliency(
     and the *whole* map is recomputed until the gap ``rule`` names (``"mean"`` over the map's
     volumes, since the map is their mean, or the worst volume's, ``"max"``) is within it.
     ``keep_volumes`` keeps each volume's absolute map at the voxels of ``mask`` (for the
-    bootstrap of :mod:`emocore.saliency_checks`). ``only`` explains just that many of each
+    bootstrap of :mod:`emocore.interpret.saliency_checks`). ``only`` explains just that many of each
     emotion's volumes, evenly spaced through them (:func:`spread`; the cheaper maps of the
     cascading randomisation), each with the noise it has in the full map.
     """
@@ -692,7 +692,7 @@ def embeddings(
     """Output of the first dense layer (n, hidden) for every row of ``source``.
 
     Computed on a copy with batch norm folded into the convolutions and channels-last memory,
-    as the fast inference path does (:mod:`emocore.engine`): the same features up to float
+    as the fast inference path does (:mod:`emocore.models.engine`): the same features up to float
     rounding, in about two thirds of the time on CPU."""
     dev = choose_device(device)
     # nn.Module.to takes memory_format at runtime; torch's overloads for it leave it out

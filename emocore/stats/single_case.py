@@ -48,7 +48,7 @@ arise:
 * **Multiplicity.** ``procedure="holm"``: Holm's correction over one person's tests in one design
   and model family (5 recalls, 20 confusion rates, balanced accuracy = 26 tests with 5
   emotions), used for exploratory designs. ``procedure="verdict"``: the primary analysis's
-  order fixed in advance (:func:`verdict_graph`, tested with :mod:`emocore.gatekeeping`): overall
+  order fixed in advance (:func:`verdict_graph`, tested with :mod:`emocore.stats.gatekeeping`): overall
   balanced accuracy; where the volumes of the clinical question's emotions (LOVE, FEAR) went,
   and how often they were decoded correctly; then the other emotions. Either way the chance that a person is flagged for anything is
   at most ``alpha``. With fewer than :data:`MIN_OTHERS` other people the test has too little
@@ -73,8 +73,8 @@ import pandas as pd
 from scipy import special, stats
 from scipy.spatial.distance import jensenshannon
 
-from emocore import gatekeeping, metrics
 from emocore.errors import ConfigError, check_choice
+from emocore.stats import gatekeeping, metrics
 
 __all__ = [
     "ALPHA",

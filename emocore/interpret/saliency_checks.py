@@ -34,11 +34,11 @@ The record of one map has these keys (``auc`` ... ``finds_planted_pattern`` only
 truth is given; ``cascade`` only when the cascade was run):
 
 ``method``
-    the attribution method of the map (:data:`emocore.saliency.METHODS`).
+    the attribution method of the map (:data:`emocore.interpret.saliency.METHODS`).
 ``completeness_delta``
     ``{"mean": float, "max": float}`` over the volumes the map averages: the relative gap
     between the sum of the integrated-gradients attributions and the change of the class logit
-    from the all-zero baseline (:func:`emocore.saliency.ig_completeness`); None for the other
+    from the all-zero baseline (:func:`emocore.interpret.saliency.ig_completeness`); None for the other
     methods.
 ``ig_steps``
     the midpoint steps the trained map used after step doubling; None for the other methods.
@@ -49,7 +49,7 @@ truth is given; ``cascade`` only when the cascade was run):
     from the output down (cumulatively), rho between that model's map and the trained map, both
     over the ``cascade_volumes`` (a number) of the map's volumes the cascade explains.
 ``auc``, ``auc_randomised``, ``auc_input_only``
-    :func:`emocore.saliency.saliency_auc` against the planted pattern of the trained model's
+    :func:`emocore.interpret.saliency.saliency_auc` against the planted pattern of the trained model's
     map, of the randomised model's map, and of mean |x| over the same volumes (no model).
 ``auc_difference_ci95``
     ``[low, high]``: the bootstrap interval of (``auc`` - ``auc_randomised``).
@@ -73,7 +73,7 @@ from torch import nn
 
 from emocore.data.dataset import VolumeSource
 from emocore.errors import ConfigError, check_choice
-from emocore.saliency import (
+from emocore.interpret.saliency import (
     DEFAULT_METHOD,
     IG_MAX_STEPS,
     IG_TOLERANCE,
@@ -321,7 +321,7 @@ def check_record(
 ) -> dict[str, Any]:
     """The record of one map (keys in the module docstring) from the two maps and their check.
 
-    ``check`` is the trained map's :class:`~emocore.saliency.MapCheck` (None except for
+    ``check`` is the trained map's :class:`~emocore.interpret.saliency.MapCheck` (None except for
     integrated gradients); ``truth`` the planted pattern on the same grid, if there is one, and
     ``input_only`` the mean |x| map of the same volumes; ``volumes`` the per-volume maps
     (trained, randomised) for the bootstrap interval (without them the interval is NaN);
@@ -393,7 +393,7 @@ def saliency_checks(
 ) -> CheckedMaps:
     """Maps of ``model`` per emotion and their sanity checks, in one call.
 
-    The trained model's maps are those of :func:`emocore.saliency.emotion_saliency` on the
+    The trained model's maps are those of :func:`emocore.interpret.saliency.emotion_saliency` on the
     same volumes (same ``seed``, ``max_per_class`` and ``target``), except that integrated
     gradients double their steps until the completeness gap is within ``tolerance``. The model
     is then copied and *all* its layers re-initialised at once (:func:`randomise_model` with
@@ -401,7 +401,7 @@ def saliency_checks(
     trained maps used and the same SmoothGrad noise. With ``cascade``, the blocks of
     :func:`cascade_steps` are re-initialised one more at a time from the output down and each
     step's map is compared with the trained one, both over ``cascade_volumes`` of the map's
-    volumes (evenly spaced, :func:`emocore.saliency.spread`; all of them with None), to keep
+    volumes (evenly spaced, :func:`emocore.interpret.saliency.spread`; all of them with None), to keep
     the cascade's cost to a fraction of the maps' (the last step is the fully randomised copy,
     not computed twice). ``truths`` maps an emotion to its planted pattern (synthetic cohorts);
     emotions without one get no AUC keys. ``keep_volumes`` keeps each volume's map (within

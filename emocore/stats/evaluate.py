@@ -1,9 +1,9 @@
 """Everything the dashboard and the report show about one design's held-out predictions.
 
-:func:`evaluate_predictions` wraps :mod:`emocore.summaries` into one JSON-ready dict: the
+:func:`evaluate_predictions` wraps :mod:`emocore.stats.summaries` into one JSON-ready dict: the
 headline numbers with their split and chance level, per-subject results, seen vs unseen
 subjects, misclassification summaries for every subject and emotion, single-case tests of every
-subject against the others (:mod:`emocore.single_case`) and how stable each subject's decoding is
+subject against the others (:mod:`emocore.stats.single_case`) and how stable each subject's decoding is
 across folds.
 """
 
@@ -15,8 +15,8 @@ from typing import Any
 import pandas as pd
 
 from emocore._io import records
-from emocore.single_case import ALPHA, FOCUS, atypical_findings, fold_stability
-from emocore.summaries import (
+from emocore.stats.single_case import ALPHA, FOCUS, atypical_findings, fold_stability
+from emocore.stats.summaries import (
     misclassification_summary,
     per_subject_metrics,
     seen_vs_unseen,
@@ -45,7 +45,7 @@ def evaluate_predictions(
     ``findings`` holds every single-case test of every subject (``design``, ``model``,
     ``subject``, ``emotion``, ``measure``, ``value``, ``others_*``, ``statistic``, ``df``,
     ``p``, ``p_adjusted``, ``flagged``, ``js_distance``, ``sentence``; see
-    :func:`emocore.single_case.atypical_findings`), ``stability`` each subject's fold-to-fold
+    :func:`emocore.stats.single_case.atypical_findings`), ``stability`` each subject's fold-to-fold
     spread of balanced accuracy, and ``alpha`` the level the findings were flagged at.
     ``procedure`` is ``verdict`` for the study's primary analysis (its findings are the
     verdict's tests, in their fixed order; ``role`` ``primary``) and ``holm`` for the rest

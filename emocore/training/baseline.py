@@ -1,10 +1,10 @@
 """A linear decoder on exactly the CNN's folds, to show what the CNN adds (or does not).
 
 Logistic regression on the masked, per-fold standardised voxels (scikit-learn), with the same
-split plans, classes and prediction table as :mod:`emocore.designs`. Its regularisation ``C`` is
+split plans, classes and prediction table as :mod:`emocore.training.designs`. Its regularisation ``C`` is
 either fixed (the poster-style setting, ``C = 0.01``, named ``"fixed"``) or chosen per outer fold
 by nested cross-validation (``C="auto"``): a grid search on inner folds built from that outer
-fold's training rows only, grouped like the outer split (:mod:`emocore.tuning`), scored by
+fold's training rows only, grouped like the outer split (:mod:`emocore.training.tuning`), scored by
 balanced accuracy, with the scaler fitted inside every inner fold.
 """
 
@@ -19,9 +19,9 @@ import pandas as pd
 
 from emocore.data.cache import VolumeCache
 from emocore.data.splits import make_splits
-from emocore.designs import models_of, prediction_table
 from emocore.errors import ConfigError
-from emocore.tuning import INNER_FOLDS, inner_cv, inner_folds, inner_group
+from emocore.training.designs import models_of, prediction_table
+from emocore.training.tuning import INNER_FOLDS, inner_cv, inner_folds, inner_group
 
 __all__ = [
     "C_GRID",
@@ -44,7 +44,7 @@ class LinearResult:
     """Held-out predictions of the linear baseline and the setting each outer fold used.
 
     ``tuning[model][fold] = {"C": value}`` for every outer fold that was fitted (model names as in
-    :mod:`emocore.designs`: ``sub-01``, ``all``, ``loso``). ``setting`` is ``"fixed"`` or
+    :mod:`emocore.training.designs`: ``sub-01``, ``all``, ``loso``). ``setting`` is ``"fixed"`` or
     ``"tuned"``. With tuning, ``inner_scores[model][fold]`` maps each C of the grid to its mean
     inner balanced accuracy, and ``inner_folds[model][fold]`` names the inner folds used.
     """

@@ -18,7 +18,7 @@ The prediction table (a ``pandas.DataFrame``) has one row per predicted volume w
 
 Each function needs only some of the columns and names the missing ones if they are absent.
 Chance levels come from circularly shifting the true labels within each run (see
-:mod:`emocore.metrics`); where the table holds several people, each run is shifted by one offset
+:mod:`emocore.stats.metrics`); where the table holds several people, each run is shifted by one offset
 common to all of them, because everybody heard the same movie. Intervals resample people and runs
 (the pigeonhole bootstrap), or one person's runs.
 """
@@ -34,10 +34,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from emocore import metrics
 from emocore.constants import CLASSES, movie_clock
 from emocore.errors import ConfigError
-from emocore.findings import p_text
+from emocore.stats import metrics
+from emocore.stats.findings import p_text
 
 __all__ = [
     "percent",
@@ -233,16 +233,16 @@ def summarize_predictions(
         the table, each run is rotated by one offset common to all of them: everybody heard the
         same movie, so their labels are one sequence and their predictions share the movie's
         response; independent offsets per person would average that shared part away and give a
-        null too narrow (see :func:`emocore.metrics.circular_shift_null`). The p-values use
+        null too narrow (see :func:`emocore.stats.metrics.circular_shift_null`). The p-values use
         rotations of at least
         ``min_shift`` volumes (0 = every rotation: an exact test; a positive value makes them
-        liberal, see :func:`emocore.metrics.circular_shift_null`). The permutation chance levels
+        liberal, see :func:`emocore.stats.metrics.circular_shift_null`). The permutation chance levels
         and ``null95`` use a second null of rotations of at least ``chance_min_shift`` volumes
         (default 10 = 20 s), so near-aligned rotations, which keep part of a real signal, do not
         raise the chance level of a good predictor.
     n_boot
         Bootstrap resamples: people and runs drawn independently (the pigeonhole bootstrap,
-        :func:`emocore.metrics.two_way_bootstrap_ci`), or one person's runs.
+        :func:`emocore.stats.metrics.two_way_bootstrap_ci`), or one person's runs.
     seed
         Seed of the permutations and the bootstrap.
 
@@ -789,7 +789,7 @@ _CELL_COLUMNS = ["where", "volume", "scene", "agreement", "P(predicted)", "P(tru
 def runs_table(
     runs: pd.DataFrame, *, folder_problem: Callable[[str], str | None] | None = None
 ) -> pd.DataFrame:
-    """The registry's runs (:meth:`emocore.registry.Registry.list_runs`) for display, newest
+    """The registry's runs (:meth:`emocore.runs.registry.Registry.list_runs`) for display, newest
     first: id, kind, status (with its progress in whole % while a job is under way), what it
     covers ("single-subject · leave-1-run-out", :func:`split_label`, or a study's designs), when
     it was made, in UTC to the minute ("2026-11-30 05:20"), and a note (the error of a failed
@@ -797,7 +797,7 @@ def runs_table(
 
     A row the registry cannot read in full (its ``unreadable`` column) has the status
     ``UNREADABLE`` and the reason as its note; with ``folder_problem``
-    (:meth:`emocore.registry.Registry.folder_problem`), a run whose folder is gone has the status
+    (:meth:`emocore.runs.registry.Registry.folder_problem`), a run whose folder is gone has the status
     ``files missing`` and what to do as its note, before anyone picks it."""
     rows = []
     for record in runs.to_dict("records"):

@@ -16,7 +16,7 @@ claims, and different pages would lead with different answers. So every study na
 Everything else is **exploratory**: shown one click away, labelled, never part of a verdict.
 
 A person's verdict (:func:`person_verdict`) comes from one family of tests in the primary
-analysis, tested in an order fixed in advance (:func:`emocore.single_case.verdict_graph`):
+analysis, tested in an order fixed in advance (:func:`emocore.stats.single_case.verdict_graph`):
 overall balanced accuracy; the emotions of the clinical question (LOVE, FEAR): where their
 volumes went, and how often they were decoded correctly; then the other emotions. The chance
 that a person is flagged for anything at all is at most ``alpha``. A recall or confusion is flagged only when the person's
@@ -39,10 +39,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from emocore import gatekeeping
 from emocore._io import json_safe
 from emocore.errors import ConfigError
-from emocore.single_case import (
+from emocore.stats import gatekeeping
+from emocore.stats.single_case import (
     ALPHA,
     FINDING_KEYS,
     FOCUS,
@@ -199,7 +199,7 @@ def primary_findings(
     only: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """Every person's tests in the primary analysis (its held-out ``table``), in the verdict's
-    fixed order (:func:`emocore.single_case.atypical_findings` with ``procedure="verdict"``);
+    fixed order (:func:`emocore.stats.single_case.atypical_findings` with ``procedure="verdict"``);
     ``only`` these people's when given."""
     return atypical_findings(
         table,
@@ -282,7 +282,7 @@ def detectable_effects(
 
     ``others`` (O, K, K) are the others' confusion counts, ``n_volumes`` (K,) the person's
     volumes per emotion, ``deff`` the design effect of the predictions' runs
-    (:func:`emocore.single_case.design_effect`). For each measure of the order's ``steps`` a
+    (:func:`emocore.stats.single_case.design_effect`). For each measure of the order's ``steps`` a
     person like the typical other (their mean rates) is given one effect (a lower balanced
     accuracy, a lower recall, a higher E->F rate), simulated ``n_sim`` times, and run through
     the same tests and the same order; the effect is found by bisection. Each entry:

@@ -14,13 +14,13 @@ which show how each latent score is expressed in the voxels; a suppressor voxel 
 * :func:`haufe_patterns` computes ``A`` from data and weights, never forming the voxel x voxel
   covariance (``Cov(X) W = X_c^T (X_c W) / (n - 1)``, with ``X_c`` the centred data).
 * :func:`linear_patterns` fits the linear baseline's logistic regression (the preprocessing of
-  :mod:`emocore.baseline`: masked voxels, ``StandardScaler``, L2 ``LogisticRegression``) on rows
+  :mod:`emocore.training.baseline`: masked voxels, ``StandardScaler``, L2 ``LogisticRegression``) on rows
   of a cache and returns one pattern volume per emotion.
 * :func:`save_linear_patterns` writes them as BIDS-derivative NIfTI files with JSON sidecars.
 * :func:`spatial_correlation` compares two maps (Pearson within the mask), e.g. a pattern with
   a CNN saliency map or with a planted truth.
 * :func:`correlation_against_randomised` gives the CNN-map vs pattern correlation its null: the
-  same correlation with the map of the CNN with re-drawn weights (:mod:`emocore.saliency_checks`)
+  same correlation with the map of the CNN with re-drawn weights (:mod:`emocore.interpret.saliency_checks`)
   and a bootstrap interval of the difference.
 
 Why that null and not smooth surrogate maps: both maps are smooth and both follow the input
@@ -40,11 +40,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-# the baseline's own reader and model, so the patterns' preprocessing cannot drift from it
-from emocore.baseline import linear_pipeline, masked_rows
 from emocore.data.cache import VolumeCache
 from emocore.errors import ConfigError
-from emocore.saliency_checks import N_BOOTSTRAP, paired_bootstrap
+from emocore.interpret.saliency_checks import N_BOOTSTRAP, paired_bootstrap
+
+# the baseline's own reader and model, so the patterns' preprocessing cannot drift from it
+from emocore.training.baseline import linear_pipeline, masked_rows
 
 __all__ = [
     "haufe_patterns",
@@ -98,7 +99,7 @@ def linear_patterns(
 ) -> dict[str, np.ndarray]:
     """Haufe activation pattern of each emotion's linear-decoder score, as full-grid volumes.
 
-    Fits the linear baseline's model (:mod:`emocore.baseline`'s own pipeline) on ``rows``
+    Fits the linear baseline's model (:mod:`emocore.training.baseline`'s own pipeline) on ``rows``
     (needs ``subject``, ``row`` and ``y``, the class index into ``classes``, as
     :func:`emocore.data.dataset.select` gives): the voxels in the cache's mask, standardised
     per voxel (``StandardScaler``), then an L2 ``LogisticRegression(C=C)``. The patterns are those of the standardised voxels (the data
@@ -148,14 +149,14 @@ def save_linear_patterns(
 ) -> dict[str, Path]:
     """Write each emotion's pattern as NIfTI with ``affine`` and a JSON sidecar; return the paths.
 
-    Files follow :func:`emocore.derivatives.linear_pattern_relpath` below ``folder`` (a design's
+    Files follow :func:`emocore.data.derivatives.linear_pattern_relpath` below ``folder`` (a design's
     saliency folder, next to the CNN maps): ``sub-XX/sub-XX_desc-<emotion>_linearpattern.nii.gz``
     for one person, ``desc-<emotion>_linearpattern.nii.gz`` for several. The sidecar says what
     the numbers are; ``sidecar`` adds keys (model, volumes, C, ...) to it.
     """
     from emocore._io import atomic_write_json
-    from emocore.derivatives import linear_pattern_relpath, sidecar_path
-    from emocore.saliency import save_nifti
+    from emocore.data.derivatives import linear_pattern_relpath, sidecar_path
+    from emocore.interpret.saliency import save_nifti
 
     written: dict[str, Path] = {}
     for emotion, volume in patterns.items():
@@ -220,7 +221,7 @@ def correlation_against_randomised(
 
     ``trained_volumes`` and ``randomised_volumes`` are each explained volume's |map| of the
     trained and of the weight-randomised CNN within the brain mask (volumes, voxels), as
-    :func:`emocore.saliency_checks.saliency_checks` keeps them; ``pattern`` the same voxels of
+    :func:`emocore.interpret.saliency_checks.saliency_checks` keeps them; ``pattern`` the same voxels of
     the pattern (its absolute value is compared, as the CNN maps are absolute). Returns
 
     ``correlation_with_saliency``
@@ -229,7 +230,7 @@ def correlation_against_randomised(
         the same r for the randomised CNN's mean map on the same volumes;
     ``correlation_difference_ci95``
         ``[low, high]``, the 95 % bootstrap interval of their difference, resampling the
-        volumes (the same draw for both; :func:`emocore.saliency_checks.paired_bootstrap`,
+        volumes (the same draw for both; :func:`emocore.interpret.saliency_checks.paired_bootstrap`,
         ``n_boot`` draws);
     ``correlation_beyond_randomised``
         whether ``low`` > 0: the trained CNN agrees with the linear decoder more than the

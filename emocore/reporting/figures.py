@@ -2,7 +2,7 @@
 
 Every figure colours classes with :data:`emocore.constants.EMOTION_COLORS`, labels its colour
 scales and, where it shows accuracy, names the split and the chance level in its title. No
-streamlit here; the inputs are tables and arrays that emocore writes (see :mod:`emocore.study`).
+streamlit here; the inputs are tables and arrays that emocore writes (see :mod:`emocore.workflows.study`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from emocore.anatomy import AXES, ENDS, WorldImage, robust_max
 from emocore.constants import (
     CATEGORY_MAP,
     CLASSES,
@@ -25,6 +24,7 @@ from emocore.constants import (
     movie_clock,
 )
 from emocore.errors import ConfigError, check_choice
+from emocore.reporting.anatomy import AXES, ENDS, WorldImage, robust_max
 
 __all__ = [
     "accuracy_heatmap",
@@ -152,7 +152,7 @@ def timeline(
     """True vs predicted class over movie time, scene changes, confidence of the prediction.
 
     ``x_range`` (movie seconds, e.g. one run of
-    :func:`emocore.summaries.timeline_windows`) zooms the x axis; volumes outside it are left
+    :func:`emocore.stats.summaries.timeline_windows`) zooms the x axis; volumes outside it are left
     out. NONE rows of ``true`` (no emotion labelled) are drawn grey and are neither correct nor
     misclassified. :data:`TIMELINE_LEGEND` says in words what the marks mean.
     """
@@ -518,7 +518,7 @@ def others_recall(
     """The other people's mean and sample SD of each emotion's recall, and how many they are.
 
     ``cohort`` has one row per person (``accuracy_<EMOTION>`` columns, as
-    :func:`emocore.summaries.per_subject_metrics` writes them); the row of ``subject`` (column
+    :func:`emocore.stats.summaries.per_subject_metrics` writes them); the row of ``subject`` (column
     ``subject``) is left out, so a person is never compared with a mean that includes them. A
     table without a ``subject`` column is taken to hold the others only. SD 0 with one other.
     """

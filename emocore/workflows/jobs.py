@@ -2,7 +2,7 @@
 
 A job is one registry run executed by a separate process (:func:`run_job`)::
 
-    python -m emocore.jobs <run id> --cache <cache> --registry <registry>
+    python -m emocore.workflows.jobs <run id> --cache <cache> --registry <registry>
 
 started in its own session (so its own process group), with stdout and stderr going to
 ``runs/<run id>/job.log``. It is not a thread of the page that started it: reloading the page,
@@ -12,7 +12,7 @@ dashboard needs to follow it (status, progress, message, curves, pid) is in the 
 One heavy job per machine: :func:`start_job` refuses while another run of this host is queued or
 running in a live process, because two trainings would share one GPU (or the two CPU cores of a
 laptop) and both crawl. :func:`cancel_job` sends SIGINT to the job's process group, which Python
-turns into ``KeyboardInterrupt``, and :func:`emocore.study.run_study` marks the run
+turns into ``KeyboardInterrupt``, and :func:`emocore.workflows.study.run_study` marks the run
 'cancelled'; a job that does not stop is sent SIGTERM, then SIGKILL, and marked 'cancelled' here.
 """
 
@@ -34,11 +34,11 @@ from typing import TYPE_CHECKING, Any
 
 from emocore.data.cache import open_cache
 from emocore.errors import ConfigError, EmocoreError, check_choice
-from emocore.registry import Registry, RunRecord, host_name, pid_alive, process_alive
-from emocore.summaries import percent as _pct
+from emocore.runs.registry import Registry, RunRecord, host_name, pid_alive, process_alive
+from emocore.stats.summaries import percent as _pct
 
 if TYPE_CHECKING:
-    from emocore.study import StudyConfig
+    from emocore.workflows.study import StudyConfig
 
 __all__ = [
     "JOB_KINDS",
@@ -140,7 +140,7 @@ def _busy_error(record: RunRecord) -> JobBusyError:
     return JobBusyError(
         f"run {record.id} is already {record.status} on this machine (process {record.pid}); "
         "only one training job runs at a time. Wait for it to finish or cancel it (the Retrain "
-        f"page's Cancel button, or emocore.jobs.cancel_job(registry, '{record.id}'))"
+        f"page's Cancel button, or emocore.workflows.jobs.cancel_job(registry, '{record.id}'))"
     )
 
 
@@ -171,7 +171,7 @@ def start_job(
         busy = next((r for r in active_jobs(reg) if _live_local(r)), None)
         if busy is not None:
             raise _busy_error(busy)
-        from emocore.study import record_run
+        from emocore.workflows.study import record_run
 
         run = record_run(reg, volumes, config, kind=kind)
         command = _job_command(run.id, cache, reg)
@@ -196,11 +196,11 @@ def start_assess_job(
     With ``bids`` (and ``annotations``) the person is first added to the cache from that
     dataset. A person already assessed against the run keeps the earlier assessment unless
     ``force`` (which replaces it); ``exploratory`` also tests the run's other designs (see
-    :func:`emocore.assess.assess_subject`). Returns the id of the queued ``assess`` run the job
+    :func:`emocore.workflows.assess.assess_subject`). Returns the id of the queued ``assess`` run the job
     fills in; it is followed and cancelled like a training job, and refused while another job
     of this machine is active.
     """
-    from emocore.assess import check_reference_run, check_subject_label
+    from emocore.workflows.assess import check_reference_run, check_subject_label
 
     reg = _registry(registry)
     subject = check_subject_label(subject)
@@ -235,7 +235,7 @@ def _job_command(run_id: str, cache: str | Path, reg: Registry) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "emocore.jobs",
+        "emocore.workflows.jobs",
         run_id,
         "--cache",
         str(Path(cache).resolve()),
@@ -470,7 +470,7 @@ def job_status(record: RunRecord, *, now: datetime | None = None) -> str:
 def headline_sentences(results: Sequence[Mapping[str, Any]], *, model: str = "cnn") -> list[str]:
     """A run's headline per design in words, with its split and chance, e.g. "single-subject:
     balanced accuracy 64.0 % (run-wise 2-fold, permutation chance 20.0 %, p = 0.012)"."""
-    from emocore.findings import p_text
+    from emocore.stats.findings import p_text
 
     lines = []
     for r in results:
@@ -499,7 +499,7 @@ def job_outcome(registry: Registry | str | Path, run_id: str) -> str:
 def retrain_defaults(study: Mapping[str, Any] | None) -> StudyConfig:
     """The settings a retrain of ``study`` (a run's study.json) starts from: its recorded config,
     on the people it was run on and with every fold; emocore's defaults without a study."""
-    from emocore.study import StudyConfig
+    from emocore.workflows.study import StudyConfig
 
     if not study:
         return StudyConfig()
@@ -527,7 +527,7 @@ def retrain_config(base: StudyConfig, **changes: Any) -> StudyConfig:
     """``base`` with ``changes`` applied, study and training options alike (``epochs=2,
     n_permutations=100``); a ConfigError names an unknown option. ``refit`` may be the designs
     to refit: none is False, all of the study's designs True."""
-    from emocore.train import TrainConfig
+    from emocore.training.train import TrainConfig
 
     study_keys = {f.name for f in fields(base)} - {"train"}
     train_keys = {f.name for f in fields(TrainConfig)}
@@ -555,7 +555,7 @@ def retrain_config(base: StudyConfig, **changes: Any) -> StudyConfig:
 # -- the job process --------------------------------------------------------------------------
 def run_job(registry: Registry | str | Path, run_id: str, cache: str | Path) -> None:
     """Execute the queued run ``run_id`` in this process: a ``train`` or ``study`` run with the
-    config it recorded (:func:`emocore.study.resume_study`), or an ``assess`` run (adding
+    config it recorded (:func:`emocore.workflows.study.resume_study`), or an ``assess`` run (adding
     the person from a dataset first when it names one). Progress goes to stderr (the job's log)
     and to the registry, where the dashboard follows it."""
     from emocore.progress import ProgressBar
@@ -565,7 +565,7 @@ def run_job(registry: Registry | str | Path, run_id: str, cache: str | Path) -> 
     note_job_step(reg, run_id, "the job process started: loading PyTorch")
     bar = ProgressBar(record.kind)
     if record.kind == "assess":
-        from emocore.assess import add_and_assess
+        from emocore.workflows.assess import add_and_assess
 
         config = record.config
         add_and_assess(
@@ -582,20 +582,22 @@ def run_job(registry: Registry | str | Path, run_id: str, cache: str | Path) -> 
         )
         return
     from emocore.data.cache import open_cache
-    from emocore.study import resume_study
+    from emocore.workflows.study import resume_study
 
     note_job_step(reg, run_id, f"opening the cache at {cache}")
     resume_study(reg, run_id, open_cache(cache), progress=bar)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m emocore.jobs RUN_ID --cache CACHE --registry REGISTRY``: what a job process
+    """``python -m emocore.workflows.jobs RUN_ID --cache CACHE --registry REGISTRY``: what a job process
     runs (the dashboard starts it; a person does not need to)."""
     import argparse
 
     from emocore.errors import exit_code
 
-    parser = argparse.ArgumentParser(prog="python -m emocore.jobs", description=main.__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m emocore.workflows.jobs", description=main.__doc__
+    )
     parser.add_argument("run_id")
     parser.add_argument("--cache", required=True)
     parser.add_argument("--registry", required=True)

@@ -25,7 +25,9 @@ from torch import nn
 from emocore.data.dataset import VolumeSource
 from emocore.data.stream import stream_batches
 from emocore.device import choose_device
-from emocore.engine import (
+from emocore.errors import CheckpointError, ConfigError, check_choice, check_known_keys
+from emocore.models.cnn3d import SeedCNN
+from emocore.models.engine import (
     FastOptions,
     InferenceEngine,
     check_compile_option,
@@ -33,8 +35,6 @@ from emocore.engine import (
     maybe_compile,
     peak_gpu_gib,
 )
-from emocore.errors import CheckpointError, ConfigError, check_choice, check_known_keys
-from emocore.models.cnn3d import SeedCNN
 from emocore.progress import EpochHook, Progress
 
 __all__ = [
@@ -63,7 +63,7 @@ class TrainConfig:
     ``epoch_selection`` says how many epochs a fold trains: ``"fixed"`` trains exactly ``epochs``
     (the poster's setting); ``"inner"`` treats ``epochs`` as a maximum and lets the caller choose
     the count per outer fold by early stopping on an inner fold of that fold's training data
-    (:func:`emocore.tuning.choose_epochs`). :func:`train_model` itself always trains ``epochs``.
+    (:func:`emocore.training.tuning.choose_epochs`). :func:`train_model` itself always trains ``epochs``.
     Configs saved before the option existed load as ``"fixed"``.
     """
 
@@ -433,7 +433,7 @@ def predict_proba(
 ) -> np.ndarray:
     """Class probabilities (n, K) for every row of ``source``, in order, on emocore's fast path.
 
-    A thin wrapper around :class:`~emocore.engine.InferenceEngine` for a single use; keep an
+    A thin wrapper around :class:`~emocore.models.engine.InferenceEngine` for a single use; keep an
     engine when the same model predicts several sources. ``amp=False`` keeps CUDA in fp32.
     """
     opts = options or FastOptions()

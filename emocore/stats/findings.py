@@ -1,13 +1,13 @@
 """A finished run's single-case findings, as the dashboard pages and the report show them.
 
 Every evaluation holds ``findings`` (one single-case test per subject x measure, see
-:func:`emocore.single_case.atypical_findings`), ``stability`` (each subject's fold-to-fold spread
+:func:`emocore.stats.single_case.atypical_findings`), ``stability`` (each subject's fold-to-fold spread
 of balanced accuracy) and ``alpha`` (``metrics.json`` -> design -> model family). Runs made before
 the tests existed lack them: :func:`run_findings` then returns a :class:`RunFindings` that is not
 ``available``, and :func:`predates_message` says how to get them.
 
 Everything here is pure (dicts in, tables and sentences out): the pages read the files through
-:mod:`emocore.ui.loaders`, the report through :func:`emocore.report.read_json`.
+:mod:`emocore.ui.loaders`, the report through :func:`emocore.reporting.report.read_json`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 
 from emocore._io import records
-from emocore.single_case import ALPHA, FINDING_KEYS, MIN_OTHERS, TEST_NAME
+from emocore.stats.single_case import ALPHA, FINDING_KEYS, MIN_OTHERS, TEST_NAME
 
 __all__ = [
     "COLUMNS",
@@ -47,7 +47,7 @@ __all__ = [
 ]
 
 #: Columns of :attr:`RunFindings.table` (metrics.json has them all; study.json ``atypical`` has
-#: :data:`~emocore.single_case.FINDING_KEYS` and ``sentence``, the rest are then missing).
+#: :data:`~emocore.stats.single_case.FINDING_KEYS` and ``sentence``, the rest are then missing).
 COLUMNS: tuple[str, ...] = (
     *FINDING_KEYS,
     "predicted_as",
@@ -651,7 +651,7 @@ def verdict_emotion(verdict: dict[str, Any] | None, classes: list[str]) -> str |
     for f in verdict.get("flagged") or []:
         if f.get("emotion") in classes:
             return str(f["emotion"])
-    from emocore.single_case import FOCUS
+    from emocore.stats.single_case import FOCUS
 
     return next((e for e in FOCUS if e in classes), classes[0] if classes else None)
 

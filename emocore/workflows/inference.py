@@ -9,7 +9,7 @@ data and labels (:meth:`VolumeCache.key_for`) and their array's fingerprint
 unchanged (a rebuilt, relabelled or overwritten cache makes it compute again), and a damaged array
 is a CacheError naming the file and the fix, never an old answer.
 
-Inference runs on emocore's fast path (:class:`emocore.engine.InferenceEngine`): volumes stream
+Inference runs on emocore's fast path (:class:`emocore.models.engine.InferenceEngine`): volumes stream
 from the memory-mapped cache through read-ahead threads, batch norm is folded, and on CUDA bf16,
 channels_last_3d and torch.compile with CUDA graphs apply. :func:`load_engine` prepares a stored
 model once, so a caller predicting several people (the dashboard keeps engines cached) pays the
@@ -30,12 +30,12 @@ from emocore._io import atomic_write_json, atomic_write_text
 from emocore.constants import CLASSES
 from emocore.data.cache import VolumeCache
 from emocore.data.dataset import VolumeSource, select
-from emocore.designs import prediction_table
-from emocore.engine import FastOptions, InferenceEngine
 from emocore.errors import CacheError, ConfigError
+from emocore.models.engine import FastOptions, InferenceEngine
 from emocore.progress import Progress
-from emocore.results import VOLUME_SETS, RunResults, read_table, seen_in_training
-from emocore.train import load_checkpoint
+from emocore.runs.results import VOLUME_SETS, RunResults, read_table, seen_in_training
+from emocore.training.designs import prediction_table
+from emocore.training.train import load_checkpoint
 
 __all__ = [
     "load_engine",
@@ -103,7 +103,7 @@ def subject_predictions(
     """Every labelled volume of ``subject`` predicted by ``model`` of the run, or with
     ``volumes="all"`` every volume, NONE included (its ``true`` is ``"NONE"``: a volume no
     emotion was labelled in, which has no correct answer; see
-    :func:`emocore.summaries.every_volume_summary`).
+    :func:`emocore.stats.summaries.every_volume_summary`).
 
     The table has the prediction-table columns plus ``seen`` (the model was trained on this
     person) and ``seconds``, ``volumes_per_s`` and ``engine`` (what the fast path did) in

@@ -1,7 +1,7 @@
 """The per-subject HTML report of one person in one finished run.
 
 :func:`subject_report_html` builds one self-contained page that opens offline. Its first page
-is the person's **verdict** (:mod:`emocore.verdict`): the sentence, the primary analysis named
+is the person's **verdict** (:mod:`emocore.stats.verdict`): the sentence, the primary analysis named
 before the results, what the test could have found (the detectable effect), and, on a synthetic
 cohort, who was planted. Then the person's findings per design and model family (every one but
 the primary analysis labelled "exploratory: not part of the verdict"), the model version,
@@ -14,7 +14,7 @@ prints it. No streamlit here.
 
 **No script runs in a report.** Every value from a cache, registry, study.json, assessment or
 annotation is escaped by the templates (jinja2, autoescape on); the charts are static SVG
-images (:mod:`emocore.report_figures`), so the page needs no script, and its
+images (:mod:`emocore.reporting.report_figures`), so the page needs no script, and its
 Content-Security-Policy (:data:`CSP`, the first element of ``<head>``) forbids every one: a
 value that still smuggled markup in could neither run a script nor load anything, in a browser
 or in the PDF printer.
@@ -40,8 +40,11 @@ from emocore import __version__
 from emocore._io import atomic_write_text
 from emocore.data.cache import VolumeCache
 from emocore.errors import ConfigError, EmocoreError, RegistryError
-from emocore.figures import others_label
-from emocore.findings import (
+from emocore.reporting.figures import others_label
+from emocore.reporting.report_figures import subject_vs_others_svg, svg_data_uri, timeline_svg
+from emocore.runs.registry import Registry
+from emocore.runs.results import RunResults, read_table
+from emocore.stats.findings import (
     ROLE_CAPTION,
     TEST_CAPTION,
     RunFindings,
@@ -53,17 +56,14 @@ from emocore.findings import (
     stability_sentence,
     with_assessment,
 )
-from emocore.registry import Registry
-from emocore.report_figures import subject_vs_others_svg, svg_data_uri, timeline_svg
-from emocore.results import RunResults, read_table
-from emocore.summaries import (
+from emocore.stats.summaries import (
     misclassification_summary,
     misclassified_scenes,
     per_subject_metrics,
     scenes_table,
 )
-from emocore.summaries import percent as _pct
-from emocore.verdict import DESIGN_WORDS, EXPLORATORY, Primary, planted_note
+from emocore.stats.summaries import percent as _pct
+from emocore.stats.verdict import DESIGN_WORDS, EXPLORATORY, Primary, planted_note
 
 __all__ = [
     "CSP",
@@ -337,7 +337,7 @@ def _findings_view(
 ) -> dict[str, Any]:
     """The person's findings per design and model family, the primary analysis first; a run
     made before single-case findings (whose primary analysis' tests were computed from its
-    predictions, :attr:`emocore.results.RunResults.findings`) says which designs have none."""
+    predictions, :attr:`emocore.runs.results.RunResults.findings`) says which designs have none."""
     if not found.available:
         return {"available": False, "message": predates_message(run_id)}
     mine = found.table[found.table["subject"] == subject]

@@ -3,7 +3,7 @@
 :func:`assess_subject` takes a finished study run and a person who is in the cache but was not in
 the run's cohort (added afterwards with ``emocore prepare``), and answers "is this person's
 decoding unusual compared with the cohort's?" with the study's **primary analysis**
-(:mod:`emocore.verdict`), without touching the cohort's models:
+(:mod:`emocore.stats.verdict`), without touching the cohort's models:
 
 * **leave-one-subject-out** (the default primary analysis): every stored LOSO model of the run
   (each trained on the cohort minus one person, so none saw the new person) decodes the new
@@ -17,7 +17,7 @@ decoding unusual compared with the cohort's?" with the study's **primary analysi
   trained on other runs of the same people, so a new person would be compared with people the
   model knew.
 
-The verdict (:func:`emocore.verdict.newcomer_verdict`) tests the person in the primary
+The verdict (:func:`emocore.stats.verdict.newcomer_verdict`) tests the person in the primary
 analysis' fixed order and says what it could have detected. With ``exploratory`` the study's
 other testable designs are run too and reported apart (Holm-adjusted, never in the verdict).
 
@@ -57,9 +57,14 @@ from emocore._io import atomic_write_json, atomic_write_text, records
 from emocore.data.cache import VolumeCache
 from emocore.errors import ConfigError, EmocoreError, RegistryError
 from emocore.progress import Progress
-from emocore.registry import Registry, RunRecord, host_name, recording_outcome
-from emocore.results import RunResults, read_json
-from emocore.single_case import FINDING_KEYS, atypical_findings, confusion_counts, fold_stability
+from emocore.runs.registry import Registry, RunRecord, host_name, recording_outcome
+from emocore.runs.results import RunResults, read_json
+from emocore.stats.single_case import (
+    FINDING_KEYS,
+    atypical_findings,
+    confusion_counts,
+    fold_stability,
+)
 
 __all__ = [
     "REFERENCE_KINDS",
@@ -330,7 +335,7 @@ def _loso_predictions(
     device: str,
     progress: Progress,
 ) -> pd.DataFrame:
-    from emocore.inference import subject_predictions
+    from emocore.workflows.inference import subject_predictions
 
     models = [m for m in run.models if m.startswith("loso/")]
     tables = []
@@ -378,10 +383,10 @@ def assess_subject(
     Returns the assessment (written to the assess run's folder and copied to the cohort's
     ``assessments/sub-XX/assessment.json``): ``run_id``,
     ``assess_run_id``, ``subject``, ``alpha``, ``primary`` (the study's), ``verdict`` (see
-    :data:`emocore.verdict.VERDICT_KEYS`), ``designs`` (per design: ``role`` ``primary`` or
+    :data:`emocore.stats.verdict.VERDICT_KEYS`), ``designs`` (per design: ``role`` ``primary`` or
     ``exploratory``, ``status`` ``assessed`` or ``not tested`` with a ``reason``, ``models``,
     ``n_volumes``, ``balanced_accuracy``), ``atypical`` (one entry per design, model family,
-    emotion and measure, with the keys of :data:`emocore.single_case.FINDING_KEYS` and
+    emotion and measure, with the keys of :data:`emocore.stats.single_case.FINDING_KEYS` and
     ``sentence``), ``stability``, ``seconds`` and ``reused`` (True when an earlier assessment
     was returned instead: pass ``force`` to replace it). ``assess_id`` fills in an existing
     queued ``assess`` run (a dashboard job). The cohort's models, predictions and metrics are
@@ -420,10 +425,10 @@ def _assess(  # noqa: C901, PLR0915
     exploratory: bool,
 ) -> dict[str, Any]:
     """:func:`assess_subject` once the label, the run and the lock are settled."""
-    from emocore.designs import run_design
-    from emocore.metrics import balanced_accuracy
-    from emocore.study import StudyConfig
-    from emocore.verdict import newcomer_verdict
+    from emocore.stats.metrics import balanced_accuracy
+    from emocore.stats.verdict import newcomer_verdict
+    from emocore.training.designs import run_design
+    from emocore.workflows.study import StudyConfig
 
     run_id = run.run_id
     study = run.study

@@ -1,7 +1,7 @@
 """Running under ``torchrun``: one process per GPU (or CPU worker), rank 0 writes.
 
 ``torchrun --nproc_per_node=N -m emocore.cli train ...`` starts N copies of the command. Each
-trains the same folds in lockstep with DistributedDataParallel (see :func:`emocore.train.train_model`):
+trains the same folds in lockstep with DistributedDataParallel (see :func:`emocore.training.train.train_model`):
 NCCL on GPUs, gloo on the CPU. Only rank 0 records the run and writes the bundle; the other ranks
 write into a throw-away folder. The same command on one process needs no torchrun at all.
 """
@@ -13,9 +13,7 @@ import tempfile
 
 import torch
 
-from emocore.registry import Registry
-
-__all__ = ["init_from_env", "NullRegistry"]
+__all__ = ["init_from_env", "scratch_folder"]
 
 
 def init_from_env() -> tuple[int, int, str]:
@@ -34,9 +32,7 @@ def init_from_env() -> tuple[int, int, str]:
     return dist.get_rank(), dist.get_world_size(), f"cuda:{local}" if cuda else "cpu"
 
 
-class NullRegistry(Registry):
-    """What ranks other than 0 record to: a real registry in a throw-away folder, so they run
-    the same code as rank 0 while nothing reaches the user's registry."""
-
-    def __init__(self) -> None:
-        super().__init__(tempfile.mkdtemp(prefix=f"emocore-rank{os.environ.get('RANK', '')}-"))
+def scratch_folder() -> str:
+    """A throw-away registry folder for ranks other than 0: they run the same code as rank 0
+    while nothing reaches the user's registry."""
+    return tempfile.mkdtemp(prefix=f"emocore-rank{os.environ.get('RANK', '')}-")

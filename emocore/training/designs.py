@@ -19,17 +19,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from emocore._io import atomic_write_text
+from emocore._io import atomic_write_text, read_table
 from emocore.constants import EMOTIONS
 from emocore.data.cache import VolumeCache
 from emocore.data.dataset import VolumeSource, select
 from emocore.data.splits import SplitPlan, make_splits
-from emocore.engine import FastOptions
 from emocore.errors import ConfigError, check_choice
+from emocore.models.engine import FastOptions
 from emocore.progress import EpochHook, Progress
-from emocore.results import read_table
-from emocore.train import TrainConfig, predict_proba, save_checkpoint, train_model
-from emocore.tuning import choose_epochs, inner_group
+from emocore.training.train import TrainConfig, predict_proba, save_checkpoint, train_model
+from emocore.training.tuning import choose_epochs, inner_group
 
 __all__ = [
     "DESIGNS",

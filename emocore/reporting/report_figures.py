@@ -6,11 +6,11 @@ script smuggled into the report through a value from the data (a subject label, 
 the report's two charts are drawn here with matplotlib (already installed with nilearn's
 plotting) into SVG, embedded as ``<img src="data:image/svg+xml;base64,...">``: an image never runs
 a script, even an SVG one, and its text never reaches the page's HTML. The report can then
-forbid every script (Content-Security-Policy ``default-src 'none'``, see :mod:`emocore.report`)
+forbid every script (Content-Security-Policy ``default-src 'none'``, see :mod:`emocore.reporting.report`)
 and still print its charts.
 
-The figures say what the dashboard's say (:func:`emocore.figures.subject_vs_cohort`,
-:func:`emocore.figures.timeline`) with the same colours, the same "others (n)" comparison and
+The figures say what the dashboard's say (:func:`emocore.reporting.figures.subject_vs_cohort`,
+:func:`emocore.reporting.figures.timeline`) with the same colours, the same "others (n)" comparison and
 the same clock-time axis; dense marks are rasterised inside the SVG to keep the file small,
 axes and text stay vector for print. No pyplot: no global state, no GUI backend.
 """
@@ -30,7 +30,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from emocore.constants import CLASSES, EMOTION_COLORS
-from emocore.figures import (
+from emocore.reporting.figures import (
     TIMELINE_ROWS,
     _classes_of,
     _clock_ticks,
@@ -79,7 +79,7 @@ def subject_vs_others_svg(
     chance: float,
 ) -> bytes:
     """Per-emotion recall of one person beside the others' mean ± SD ("others (n)", the person
-    left out: :func:`emocore.figures.others_recall`), chance dashed and named right of the bars."""
+    left out: :func:`emocore.reporting.figures.others_recall`), chance dashed and named right of the bars."""
     classes = [str(c) for c in classes]
     mean, sd, n = others_recall(cohort, classes, subject=subject)
     mine = np.array([float(subject_row[f"accuracy_{c}"]) for c in classes])

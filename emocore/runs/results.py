@@ -14,7 +14,7 @@ A run folder holds::
     curves.tsv          training curves; embeddings.tsv
     models/<design>/<name>.pt           final models (recorded in the registry as checkpoints)
     inference/<design>/<name>/sub-XX.tsv  stored predictions of a model for one person
-    saliency/<design>/...               saliency maps (see emocore.derivatives)
+    saliency/<design>/...               saliency maps (see emocore.data.derivatives)
     assessments/sub-XX/assessment.json  a new person assessed against the cohort
 """
 
@@ -27,10 +27,10 @@ from typing import Any
 
 import pandas as pd
 
-from emocore._io import check_path_name
-from emocore.bundle import check_rows, expected_rows
+from emocore._io import check_path_name, read_table
 from emocore.errors import ConfigError, EmocoreError, RegistryError
-from emocore.registry import DESIGNS, Registry, RunRecord
+from emocore.runs.bundle import check_rows, expected_rows
+from emocore.runs.registry import DESIGNS, Registry, RunRecord
 
 __all__ = [
     "RunResults",
@@ -64,22 +64,6 @@ def read_json(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise EmocoreError(f"{path} holds {type(data).__name__}, not an object; re-run the study")
     return data
-
-
-def read_table(path: str | Path) -> pd.DataFrame:
-    """A TSV table written by emocore: ``subject`` kept as text, only empty cells missing."""
-    path = Path(path)
-    if not path.is_file():
-        raise EmocoreError(f"{path} is missing; the run may have failed or still be running")
-    try:
-        return pd.read_csv(
-            path, sep="\t", keep_default_na=False, na_values=[""], dtype={"subject": str}
-        )
-    except (OSError, ValueError) as exc:  # empty, not UTF-8, not a table (ParserError too)
-        raise EmocoreError(
-            f"{path} is damaged ({exc.__class__.__name__}: {exc}); restore it from a backup or "
-            "re-run the study"
-        ) from exc
 
 
 def _study_problem(study: dict[str, Any]) -> str | None:
@@ -183,7 +167,7 @@ class RunResults:
             frame = pd.DataFrame(rows)
             frame["subject"] = frame["subject"].astype(str)
             return frame
-        from emocore.summaries import per_subject_metrics
+        from emocore.stats.summaries import per_subject_metrics
 
         return per_subject_metrics(
             self.predictions(design, baseline=family == "linear"), classes=self.classes
@@ -195,15 +179,15 @@ class RunResults:
         for entry in self.evaluation(design).get("misclassification", []):
             if str(entry.get("subject")) == str(subject) and entry.get("emotion") == emotion:
                 return entry
-        from emocore.summaries import misclassification_summary
+        from emocore.stats.summaries import misclassification_summary
 
         return misclassification_summary(self.predictions(design), subject, emotion)
 
     @cached_property
     def primary(self) -> Any:
-        """The run's primary analysis (:class:`~emocore.verdict.Primary`): as recorded, or for a
+        """The run's primary analysis (:class:`~emocore.stats.verdict.Primary`): as recorded, or for a
         run from before primary analyses the default for its designs (``how``: ``older run``)."""
-        from emocore.verdict import Primary, default_primary
+        from emocore.stats.verdict import Primary, default_primary
 
         recorded = Primary.from_dict(self.study.get("primary"))
         if recorded is not None:
@@ -215,8 +199,8 @@ class RunResults:
     def _verdicts(self) -> tuple[list[dict[str, Any]], Any]:
         """(verdicts, the primary analysis' findings as a table): as the run recorded them, or
         computed from its held-out predictions for a run that predates verdicts."""
-        from emocore.single_case import FOCUS
-        from emocore.verdict import cohort_verdicts, primary_findings
+        from emocore.stats.single_case import FOCUS
+        from emocore.stats.verdict import cohort_verdicts, primary_findings
 
         primary = self.primary
         if "verdicts" in self.study:
@@ -237,12 +221,12 @@ class RunResults:
 
     @property
     def verdicts(self) -> list[dict[str, Any]]:
-        """One verdict per person of the primary analysis (see :mod:`emocore.verdict`)."""
+        """One verdict per person of the primary analysis (see :mod:`emocore.stats.verdict`)."""
         return self._verdicts[0]
 
     def verdict(self, subject: str) -> dict[str, Any] | None:
         """The verdict on ``subject``: a cohort member's, or an assessed newcomer's."""
-        from emocore.verdict import verdict_of
+        from emocore.stats.verdict import verdict_of
 
         found = verdict_of(self.verdicts, subject)
         if found is None and str(subject) in self.assessed:
@@ -251,8 +235,8 @@ class RunResults:
 
     @cached_property
     def findings(self) -> Any:
-        """The run's single-case findings and fold stability (:class:`~emocore.findings.RunFindings`)."""
-        from emocore.findings import run_findings, with_primary_rows
+        """The run's single-case findings and fold stability (:class:`~emocore.stats.findings.RunFindings`)."""
+        from emocore.stats.findings import run_findings, with_primary_rows
 
         found = run_findings(self.study, self.metrics, primary=self.primary)
         recomputed = self._verdicts[1]
@@ -355,7 +339,7 @@ class RunResults:
 
     def saliency_path(self, design: str, name: str, emotion: str) -> Path | None:
         """The saliency map of one model for one emotion that study.json records; None if none."""
-        from emocore.derivatives import saliency_map_path
+        from emocore.data.derivatives import saliency_map_path
 
         entries = self.study.get("saliency") if (self.folder / "study.json").is_file() else None
         entry = ((entries or {}).get(design) or {}).get(name, {}).get(emotion)

@@ -1,0 +1,1 @@
+"""Reporting: figures, anatomy labels and the HTML report."""
