@@ -80,9 +80,9 @@ def test_runs_json_is_strict_with_null_for_missing_values(tmp_path: Path, capsys
 def test_print_json_turns_nan_into_null(capsys) -> None:
     import numpy as np
 
-    from emocore.cli import _print
+    from emocore.cli.common import print_result
 
-    _print({"a": float("nan"), "b": [np.float32("inf"), np.int64(3)], "c": None}, True)
+    print_result({"a": float("nan"), "b": [np.float32("inf"), np.int64(3)], "c": None}, True)
     assert json.loads(capsys.readouterr().out) == {"a": None, "b": [None, 3], "c": None}
 
 
