@@ -54,6 +54,7 @@ import numpy as np
 import pandas as pd
 
 from emocore import __version__
+from emocore._io import os_error_message
 from emocore.constants import CLASSES
 from emocore.errors import CacheError
 
@@ -457,8 +458,6 @@ class VolumeCache:
 
     def _file_error(self, path: Path, exc: BaseException) -> CacheError:
         """A CacheError for a cache file that cannot be read, with the fix its error calls for."""
-        from emocore._io import os_error_message  # here: emocore._io imports nothing of ours
-
         if isinstance(exc, PermissionError):
             return CacheError(os_error_message(exc, f"read {path}", choose="another --cache"))
         return CacheError(

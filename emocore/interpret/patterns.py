@@ -40,8 +40,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from emocore._io import atomic_write_json
 from emocore.data.cache import VolumeCache
+from emocore.data.derivatives import linear_pattern_relpath, sidecar_path
 from emocore.errors import ConfigError
+from emocore.interpret.saliency import save_nifti
 from emocore.interpret.saliency_checks import N_BOOTSTRAP, paired_bootstrap
 
 # the baseline's own reader and model, so the patterns' preprocessing cannot drift from it
@@ -154,10 +157,6 @@ def save_linear_patterns(
     for one person, ``desc-<emotion>_linearpattern.nii.gz`` for several. The sidecar says what
     the numbers are; ``sidecar`` adds keys (model, volumes, C, ...) to it.
     """
-    from emocore._io import atomic_write_json
-    from emocore.data.derivatives import linear_pattern_relpath, sidecar_path
-    from emocore.interpret.saliency import save_nifti
-
     written: dict[str, Path] = {}
     for emotion, volume in patterns.items():
         path = save_nifti(volume, affine, Path(folder) / linear_pattern_relpath(subject, emotion))

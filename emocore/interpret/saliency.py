@@ -38,6 +38,7 @@ Only torch and numpy are needed here; NIfTI writing imports nibabel when called.
 
 from __future__ import annotations
 
+import gzip
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +49,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from emocore._io import atomic_write_bytes
 from emocore.data.dataset import VolumeSource
 from emocore.device import choose_device
 from emocore.errors import ConfigError, check_choice
@@ -658,7 +660,9 @@ def saliency_auc(
     threshold: float = 0.5,
 ) -> float:
     """ROC AUC of |saliency| for telling apart voxels where ``truth`` exceeds ``threshold`` x its max."""
-    from sklearn.metrics import roc_auc_score
+    from sklearn.metrics import (
+        roc_auc_score,  # here: scikit-learn loads in 0.5 s; only AUCs need it
+    )
 
     if saliency.shape != truth.shape:
         raise ConfigError(
@@ -708,9 +712,7 @@ def embeddings(
 
 def save_nifti(volume: np.ndarray, affine: np.ndarray, path: str | Path) -> Path:
     """Write a 3-D map as NIfTI (float32) atomically."""
-    import nibabel as nib
-
-    from emocore._io import atomic_write_bytes
+    import nibabel as nib  # here: the GPU machine has no nibabel; only writing a map needs it
 
     img = nib.Nifti1Image(np.asarray(volume, dtype=np.float32), np.asarray(affine))
     path = Path(path)
@@ -719,6 +721,4 @@ def save_nifti(volume: np.ndarray, affine: np.ndarray, path: str | Path) -> Path
 
 
 def _gz(img) -> bytes:
-    import gzip
-
     return gzip.compress(img.to_bytes(), compresslevel=1)

@@ -39,6 +39,7 @@ from markupsafe import Markup
 from emocore import __version__
 from emocore._io import atomic_write_text
 from emocore.data.cache import VolumeCache
+from emocore.data.synthetic import planted_subjects
 from emocore.errors import ConfigError, EmocoreError, RegistryError
 from emocore.reporting.figures import others_label
 from emocore.reporting.report_figures import subject_vs_others_svg, svg_data_uri, timeline_svg
@@ -82,6 +83,7 @@ RESEARCH_NOTICE = (
     "treatment decisions. Accuracies are estimates on held-out data of a small cohort; read each "
     "next to its split and chance level."
 )
+
 #: How every design and model family other than the primary analysis is labelled.
 #: The report's Content-Security-Policy: no script, no plugin, no request of any kind; images
 #: only from ``data:`` URIs (its charts), styles only its own inline ones. A meta policy must
@@ -254,8 +256,6 @@ def _primary_line(primary: Primary) -> str:
 
 def _planted(cache: VolumeCache | None, subject: str) -> dict[str, str] | None:
     """Who a synthetic cohort planted (None on real data or without a cache)."""
-    from emocore.data.synthetic import planted_subjects
-
     if cache is None:
         return None
     root = cache.source_path("root")  # older manifests stored it relative

@@ -28,9 +28,20 @@ from typing import Any
 import pandas as pd
 
 from emocore._io import check_path_name, read_table
-from emocore.errors import ConfigError, EmocoreError, RegistryError
+from emocore.data.derivatives import saliency_map_path
+from emocore.errors import ConfigError, EmocoreError, RegistryError, check_choice
 from emocore.runs.bundle import check_rows, expected_rows
 from emocore.runs.registry import DESIGNS, Registry, RunRecord
+from emocore.stats.findings import run_findings, with_primary_rows
+from emocore.stats.single_case import FOCUS
+from emocore.stats.summaries import misclassification_summary, per_subject_metrics
+from emocore.stats.verdict import (
+    Primary,
+    cohort_verdicts,
+    default_primary,
+    primary_findings,
+    verdict_of,
+)
 
 __all__ = [
     "RunResults",
@@ -167,8 +178,6 @@ class RunResults:
             frame = pd.DataFrame(rows)
             frame["subject"] = frame["subject"].astype(str)
             return frame
-        from emocore.stats.summaries import per_subject_metrics
-
         return per_subject_metrics(
             self.predictions(design, baseline=family == "linear"), classes=self.classes
         )
@@ -179,16 +188,12 @@ class RunResults:
         for entry in self.evaluation(design).get("misclassification", []):
             if str(entry.get("subject")) == str(subject) and entry.get("emotion") == emotion:
                 return entry
-        from emocore.stats.summaries import misclassification_summary
-
         return misclassification_summary(self.predictions(design), subject, emotion)
 
     @cached_property
     def primary(self) -> Any:
         """The run's primary analysis (:class:`~emocore.stats.verdict.Primary`): as recorded, or for a
         run from before primary analyses the default for its designs (``how``: ``older run``)."""
-        from emocore.stats.verdict import Primary, default_primary
-
         recorded = Primary.from_dict(self.study.get("primary"))
         if recorded is not None:
             return recorded
@@ -199,9 +204,6 @@ class RunResults:
     def _verdicts(self) -> tuple[list[dict[str, Any]], Any]:
         """(verdicts, the primary analysis' findings as a table): as the run recorded them, or
         computed from its held-out predictions for a run that predates verdicts."""
-        from emocore.stats.single_case import FOCUS
-        from emocore.stats.verdict import cohort_verdicts, primary_findings
-
         primary = self.primary
         if "verdicts" in self.study:
             return list(self.study["verdicts"] or []), None
@@ -226,8 +228,6 @@ class RunResults:
 
     def verdict(self, subject: str) -> dict[str, Any] | None:
         """The verdict on ``subject``: a cohort member's, or an assessed newcomer's."""
-        from emocore.stats.verdict import verdict_of
-
         found = verdict_of(self.verdicts, subject)
         if found is None and str(subject) in self.assessed:
             found = (self.assessment(str(subject)) or {}).get("verdict")
@@ -236,8 +236,6 @@ class RunResults:
     @cached_property
     def findings(self) -> Any:
         """The run's single-case findings and fold stability (:class:`~emocore.stats.findings.RunFindings`)."""
-        from emocore.stats.findings import run_findings, with_primary_rows
-
         found = run_findings(self.study, self.metrics, primary=self.primary)
         recomputed = self._verdicts[1]
         return found if recomputed is None else with_primary_rows(found, recomputed)
@@ -247,8 +245,6 @@ class RunResults:
         """One of :data:`TABLES`. Prediction tables are checked against the rows the run wrote,
         so a cut-off file is an error naming it, not fewer scores. Do not modify the result."""
         if name not in TABLES:
-            from emocore.errors import check_choice
-
             check_choice("table", name, TABLES)
         if name not in self._tables:
             path = self.folder / f"{name}.tsv"
@@ -324,8 +320,6 @@ class RunResults:
     def inference_path(self, model: str, subject: str, *, volumes: str = "labelled") -> Path:
         """Where the predictions of ``model`` for ``subject`` are kept: ``sub-XX.tsv`` for the
         labelled volumes, ``sub-XX.all.tsv`` for every volume."""
-        from emocore.errors import check_choice
-
         check_choice("volumes", volumes, VOLUME_SETS)
         design, name = self._model_name(model)
         folder = self.folder / "inference" / design / name
@@ -339,8 +333,6 @@ class RunResults:
 
     def saliency_path(self, design: str, name: str, emotion: str) -> Path | None:
         """The saliency map of one model for one emotion that study.json records; None if none."""
-        from emocore.data.derivatives import saliency_map_path
-
         entries = self.study.get("saliency") if (self.folder / "study.json").is_file() else None
         entry = ((entries or {}).get(design) or {}).get(name, {}).get(emotion)
         return saliency_map_path(self.folder / "saliency" / design, name, emotion, entry)

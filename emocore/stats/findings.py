@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 
 from emocore._io import records
-from emocore.stats.single_case import ALPHA, FINDING_KEYS, MIN_OTHERS, TEST_NAME
+from emocore.stats.single_case import ALPHA, FINDING_KEYS, FOCUS, MIN_OTHERS, TEST_NAME
 
 __all__ = [
     "COLUMNS",
@@ -651,8 +651,6 @@ def verdict_emotion(verdict: dict[str, Any] | None, classes: list[str]) -> str |
     for f in verdict.get("flagged") or []:
         if f.get("emotion") in classes:
             return str(f["emotion"])
-    from emocore.stats.single_case import FOCUS
-
     return next((e for e in FOCUS if e in classes), classes[0] if classes else None)
 
 

@@ -21,7 +21,7 @@ def init_from_env() -> tuple[int, int, str]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return 0, 1, "auto"
-    import torch.distributed as dist
+    import torch.distributed as dist  # here: only runs under torchrun need it
 
     cuda = torch.cuda.is_available()
     local = int(os.environ.get("LOCAL_RANK", "0"))

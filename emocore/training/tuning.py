@@ -87,7 +87,7 @@ def inner_folds(
             )
         return make_splits(rows, "leave-one-run-out", n_folds=min(n_folds, n_runs)).folds
     if group == "subject":
-        from sklearn.model_selection import GroupKFold
+        from sklearn.model_selection import GroupKFold  # here: only inner folds by group need it
 
         subjects = rows["subject"].astype(str).to_numpy()
         n_subjects = len(np.unique(subjects))

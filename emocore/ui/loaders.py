@@ -11,16 +11,22 @@ without restarting the server. Everything is read below the configured roots (:c
 from pathlib import Path
 from typing import Any, cast
 
+import nibabel as nib
 import numpy as np
 import pandas as pd
 import streamlit as st
 
-from emocore.constants import CLASSES
+from emocore.constants import CLASSES, DERIVATIVE_DIR
+from emocore.data import labels
 from emocore.data.cache import VolumeCache, mean_epi_file
+from emocore.data.labels import RECIPES
 from emocore.errors import CacheError, EmocoreError
+from emocore.models.engine import FastOptions
+from emocore.reporting import anatomy
 from emocore.runs.registry import Registry
 from emocore.runs.results import TABLES, RunResults
 from emocore.ui.settings import Settings
+from emocore.workflows import assess, inference
 
 __all__ = [
     "annotations",
@@ -78,9 +84,7 @@ def cache(s: Settings) -> VolumeCache:
 
 @st.cache_resource(show_spinner=False)
 def _annotations(path: str, mtime: int) -> Any:
-    from emocore.data.labels import load_annotations
-
-    return load_annotations(path)
+    return labels.load_annotations(path)
 
 
 def annotations(s: Settings) -> Any:
@@ -89,12 +93,9 @@ def annotations(s: Settings) -> Any:
 
 @st.cache_resource(show_spinner=False, max_entries=2)
 def _engine(registry_root: str, run_id: str, model: str, grid: tuple[int, ...], mtime: int):
-    from emocore.models.engine import FastOptions
-    from emocore.workflows.inference import load_engine
-
     # Streamlit calls from a different thread on each rerun, and torch.compile's CUDA graphs
     # are recorded per thread: compile without them here
-    return load_engine(
+    return inference.load_engine(
         RunResults(_registry(registry_root), run_id),
         model,
         grid_shape=grid,
@@ -131,8 +132,6 @@ def run_results(reg: Registry, run_id: str) -> RunResults:
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def _nifti(path: str, mtime: int) -> np.ndarray:
-    import nibabel as nib
-
     try:
         image = cast(nib.Nifti1Image, nib.load(path))  # load() is typed FileBasedImage
         return np.asarray(image.dataobj, dtype=np.float32)
@@ -157,29 +156,21 @@ def linear_pattern(results: RunResults, design: str, name: str, emotion: str) ->
 def _new_people(
     folder: str, mtime: int, cohort: tuple[str, ...], entities: tuple[tuple[str, str], ...]
 ) -> list[str]:
-    from emocore.workflows.assess import new_people as find
-
-    return find(folder, cohort, dict(entities))
+    return assess.new_people(folder, cohort, dict(entities))
 
 
 def new_people(folder: Path, cohort: list[str], cache: VolumeCache | None = None) -> list[str]:
     """People of a dataset folder outside ``cohort``; the headers are read once per change of
     the folders that hold ``sub-XX`` (a new person changes their modification time), not on
     every rerun."""
-    from emocore.constants import DERIVATIVE_DIR
-
     changed = max(_mtime(folder), _mtime(folder / DERIVATIVE_DIR))
-    from emocore.workflows.assess import chosen_entities
-
-    entities = tuple(sorted(chosen_entities(cache).items()))
+    entities = tuple(sorted(assess.chosen_entities(cache).items()))
     return _new_people(str(folder), changed, tuple(cohort), entities)
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
 def _mni_underlay(shape: tuple[int, ...], affine: tuple[tuple[float, ...], ...]):
-    from emocore.reporting.anatomy import mni_underlay as build
-
-    return build(shape, np.asarray(affine))
+    return anatomy.mni_underlay(shape, np.asarray(affine))
 
 
 def mni_underlay(shape: tuple[int, ...], affine: np.ndarray):
@@ -191,11 +182,9 @@ def mni_underlay(shape: tuple[int, ...], affine: np.ndarray):
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def _mean_epi(path: str, subject: str, mtime: int, file_mtime: int):
-    from emocore.reporting.anatomy import to_world
-
     cache = _cache(path, mtime)
     image = cache.mean_epi(subject)
-    return None if image is None else to_world(image, cache.affine)
+    return None if image is None else anatomy.to_world(image, cache.affine)
 
 
 def mean_epi_underlay(c: VolumeCache, subject: str):
@@ -211,9 +200,7 @@ def mean_epi_underlay(c: VolumeCache, subject: str):
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def _world_image(data: np.ndarray, affine: np.ndarray):
-    from emocore.reporting.anatomy import to_world
-
-    return to_world(data, affine)
+    return anatomy.to_world(data, affine)
 
 
 def world_image(data: np.ndarray, affine: np.ndarray):
@@ -227,9 +214,7 @@ def world_image(data: np.ndarray, affine: np.ndarray):
 def _volume_labels(
     path: str, mtime: int, lag: float, recipe: str, observers: str | None
 ) -> pd.DataFrame:
-    from emocore.data.labels import build_volume_labels
-
-    return build_volume_labels(
+    return labels.build_volume_labels(
         _annotations(path, mtime), lag_s=lag, recipe=recipe, observers=observers
     )
 
@@ -240,9 +225,7 @@ def volume_labels(s: Settings, *, lag: float, recipe: str, observers: str | None
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def _raw_counts(path: str, mtime: int, observers: str | None) -> pd.DataFrame:
-    from emocore.data.labels import raw_category_counts as counts
-
-    return counts(_annotations(path, mtime), observers)
+    return labels.raw_category_counts(_annotations(path, mtime), observers)
 
 
 def raw_category_counts(s: Settings, observers: str | None) -> pd.DataFrame:
@@ -251,9 +234,7 @@ def raw_category_counts(s: Settings, observers: str | None) -> pd.DataFrame:
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def _cooccurrence(path: str, mtime: int, observers: str | None) -> pd.DataFrame:
-    from emocore.data.labels import category_cooccurrence as cooc
-
-    return cooc(_annotations(path, mtime), observers)
+    return labels.category_cooccurrence(_annotations(path, mtime), observers)
 
 
 def category_cooccurrence(s: Settings, observers: str | None) -> pd.DataFrame:
@@ -264,10 +245,8 @@ def label_count_grid(
     s: Settings, *, lags: tuple[float, ...] = (0, 2, 4, 6), observers: str | None = None
 ) -> pd.DataFrame:
     """Volumes per class (columns) for each recipe x lag (rows like 'poster, lag 4 s')."""
-    from emocore.data.labels import RECIPES, label_counts
-
     rows = {
-        f"{recipe}, lag {lag:g} s": label_counts(
+        f"{recipe}, lag {lag:g} s": labels.label_counts(
             volume_labels(s, lag=lag, recipe=recipe, observers=observers)
         )
         for recipe in RECIPES

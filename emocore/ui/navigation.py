@@ -78,7 +78,7 @@ def app_frame() -> StreamlitPage:
 def ensure_app_frame() -> None:
     """Draw app.py's frame if Streamlit ran this page alone, through its automatic navigation."""
     try:
-        from streamlit.runtime.pages_manager import PagesManager
+        from streamlit.runtime.pages_manager import PagesManager  # here: private, may vanish
     except ImportError:  # a Streamlit without the flag has no automatic navigation
         return
     if getattr(PagesManager, "uses_pages_directory", False):
@@ -94,6 +94,6 @@ def ensure_app_frame() -> None:
 
 
 def _app_testing() -> bool:
-    from streamlit import config
+    from streamlit import config  # here: streamlit.config is not re-exported by streamlit
 
     return bool(config.get_option("global.appTest"))

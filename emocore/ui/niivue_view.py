@@ -34,9 +34,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import nibabel as nib
 import numpy as np
 import streamlit as st
 from niivue_component import niivue_viewer
+from streamlit.errors import StreamlitAPIException
 
 from emocore.reporting.anatomy import WorldImage
 
@@ -135,8 +137,6 @@ def nifti_gz(
     transparent in an overlay). ``as_uint8`` rescales the 0.5th..99.5th percentiles to 0..255,
     a quarter of the bytes, for an underlay whose values are never read back.
     """
-    import nibabel as nib
-
     data = np.asarray(image.data, dtype=np.float32)
     if as_uint8:
         finite = data[np.isfinite(data)]
@@ -200,7 +200,7 @@ def click_mm(value: Any) -> tuple[float, float, float] | None:
 @functools.lru_cache(maxsize=1)
 def _named_points() -> tuple[np.ndarray, tuple[str, ...]]:
     """Dosenbach et al. (2010)'s 160 named points in MNI space; nilearn ships them (no download)."""
-    from nilearn.datasets import fetch_coords_dosenbach_2010
+    from nilearn.datasets import fetch_coords_dosenbach_2010  # here: nilearn takes 1.4 s to import
 
     atlas = fetch_coords_dosenbach_2010()
     xyz = np.asarray(atlas.rois[["x", "y", "z"]], dtype=float)
@@ -266,8 +266,6 @@ def _overlay_bytes(
 def _rerun() -> None:
     """Rerun the fragment being rerun, or the page during a full run (where a fragment-scoped
     rerun is refused)."""
-    from streamlit.errors import StreamlitAPIException
-
     try:
         st.rerun(scope="fragment")
     except StreamlitAPIException:

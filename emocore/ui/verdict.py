@@ -6,6 +6,7 @@ from typing import Any
 
 import streamlit as st
 
+from emocore.data.synthetic import planted_subjects
 from emocore.errors import EmocoreError
 from emocore.stats.findings import (
     EXPLORATORY,
@@ -49,8 +50,6 @@ def primary_caption(primary: Primary) -> str:
 
 
 def _planted(ctx: RunContext) -> list[str] | None:
-    from emocore.data.synthetic import planted_subjects
-
     cache, _ = loaders.cache_or_none(ctx.settings)
     if cache is None:
         return None

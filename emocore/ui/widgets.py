@@ -35,6 +35,7 @@ from emocore.ui import loaders
 from emocore.ui.brand import notice_text
 from emocore.ui.navigation import ensure_app_frame
 from emocore.ui.settings import Settings
+from emocore.workflows import jobs
 
 __all__ = [
     "collapse_warning",
@@ -124,7 +125,7 @@ def _current_script() -> str | None:
     that ever changes (then "the page the user came from" falls back to the Overview).
     """
     try:
-        from streamlit.runtime.scriptrunner import get_script_run_ctx
+        from streamlit.runtime.scriptrunner import get_script_run_ctx  # here: private API
 
         ctx = get_script_run_ctx()
         info = ctx.pages_manager.get_pages().get(ctx.page_script_hash) if ctx else None
@@ -498,8 +499,6 @@ def job_monitor(reg: Registry, *, followed_key: str, kind: str | None = None) ->
     """The running jobs with progress, log and a cancel button (refreshed every 2 s while one
     runs), then the outcome of the job this page started (``st.session_state[followed_key]``;
     with ``kind``, after a reload, the newest background job of that kind in the registry)."""
-    from emocore.workflows import jobs
-
     with guard():
         was_active = bool(jobs.active_jobs(reg))
 

@@ -27,11 +27,15 @@ Sized for a 2-core laptop (about 3 minutes):
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 from emocore.data.prepare import PrepareOptions, prepare_cache
 from emocore.data.synthetic import OtherCohortError, SynthConfig, generate_cohort
 from emocore.progress import Progress, monotone, part
+from emocore.runs.registry import Registry
+from emocore.training.train import TrainConfig
+from emocore.workflows.study import StudyConfig, run_study
 
 __all__ = ["DEMO_COHORT", "build_demo", "demo_paths", "demo_study_config", "demo_synth_config"]
 
@@ -68,9 +72,6 @@ def demo_synth_config(seed: int = 0) -> SynthConfig:
 
 
 def demo_study_config():
-    from emocore.training.train import TrainConfig
-    from emocore.workflows.study import StudyConfig
-
     return StudyConfig(
         designs=("loso", "cross-subject"),
         n_folds=2,
@@ -113,14 +114,9 @@ def build_demo(
         progress=part(progress, share, 2 * share, "cache"),
     )
     if train:
-        from emocore.runs.registry import Registry
-        from emocore.workflows.study import run_study
-
         registry = Registry(paths["registry"])
         config = demo_study_config()
         if seed:
-            from dataclasses import replace
-
             config = replace(config, train=replace(config.train, seed=seed))
         done = run_study(cache, registry, config, progress=part(progress, 0.5, 1.0))
         paths["run"] = done.folder

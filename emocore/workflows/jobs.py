@@ -18,6 +18,7 @@ turns into ``KeyboardInterrupt``, and :func:`emocore.workflows.study.run_study` 
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import signal
@@ -30,15 +31,18 @@ from contextlib import contextmanager
 from dataclasses import fields, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from emocore._io import os_error_message
 from emocore.data.cache import open_cache
-from emocore.errors import ConfigError, EmocoreError, check_choice
+from emocore.errors import ConfigError, EmocoreError, check_choice, exit_code
+from emocore.progress import ProgressBar
 from emocore.runs.registry import Registry, RunRecord, host_name, pid_alive, process_alive
+from emocore.stats.findings import p_text
 from emocore.stats.summaries import percent as _pct
-
-if TYPE_CHECKING:
-    from emocore.workflows.study import StudyConfig
+from emocore.training.train import TrainConfig
+from emocore.workflows.assess import add_and_assess, check_reference_run, check_subject_label
+from emocore.workflows.study import StudyConfig, record_run, resume_study
 
 __all__ = [
     "JOB_KINDS",
@@ -92,7 +96,7 @@ def _registry(registry: Registry | str | Path) -> Registry:
 def _start_lock(registry: Registry) -> Iterator[None]:
     """Serialise check-then-start between processes, so two clicks cannot start two jobs."""
     try:
-        import fcntl
+        import fcntl  # here: POSIX only
     except ImportError:  # Windows: no flock; the busy check alone still catches most cases
         yield
         return
@@ -101,8 +105,6 @@ def _start_lock(registry: Registry) -> Iterator[None]:
     try:
         handle = open(path, "a+b")
     except OSError as exc:
-        from emocore._io import os_error_message
-
         raise JobError(os_error_message(exc, "start a job", choose="another registry")) from exc
     with handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
@@ -171,8 +173,6 @@ def start_job(
         busy = next((r for r in active_jobs(reg) if _live_local(r)), None)
         if busy is not None:
             raise _busy_error(busy)
-        from emocore.workflows.study import record_run
-
         run = record_run(reg, volumes, config, kind=kind)
         command = _job_command(run.id, cache, reg)
         _spawn(reg, run.id, command, env)
@@ -200,8 +200,6 @@ def start_assess_job(
     fills in; it is followed and cancelled like a training job, and refused while another job
     of this machine is active.
     """
-    from emocore.workflows.assess import check_reference_run, check_subject_label
-
     reg = _registry(registry)
     subject = check_subject_label(subject)
     check_reference_run(reg, run_id)  # a completed study or train run
@@ -470,8 +468,6 @@ def job_status(record: RunRecord, *, now: datetime | None = None) -> str:
 def headline_sentences(results: Sequence[Mapping[str, Any]], *, model: str = "cnn") -> list[str]:
     """A run's headline per design in words, with its split and chance, e.g. "single-subject:
     balanced accuracy 64.0 % (run-wise 2-fold, permutation chance 20.0 %, p = 0.012)"."""
-    from emocore.stats.findings import p_text
-
     lines = []
     for r in results:
         if r.get("model", "cnn") != model:
@@ -499,8 +495,6 @@ def job_outcome(registry: Registry | str | Path, run_id: str) -> str:
 def retrain_defaults(study: Mapping[str, Any] | None) -> StudyConfig:
     """The settings a retrain of ``study`` (a run's study.json) starts from: its recorded config,
     on the people it was run on and with every fold; emocore's defaults without a study."""
-    from emocore.workflows.study import StudyConfig
-
     if not study:
         return StudyConfig()
     config = StudyConfig.from_dict(dict(study.get("config") or {}))
@@ -527,8 +521,6 @@ def retrain_config(base: StudyConfig, **changes: Any) -> StudyConfig:
     """``base`` with ``changes`` applied, study and training options alike (``epochs=2,
     n_permutations=100``); a ConfigError names an unknown option. ``refit`` may be the designs
     to refit: none is False, all of the study's designs True."""
-    from emocore.training.train import TrainConfig
-
     study_keys = {f.name for f in fields(base)} - {"train"}
     train_keys = {f.name for f in fields(TrainConfig)}
     unknown = sorted(set(changes) - study_keys - train_keys)
@@ -558,15 +550,11 @@ def run_job(registry: Registry | str | Path, run_id: str, cache: str | Path) -> 
     config it recorded (:func:`emocore.workflows.study.resume_study`), or an ``assess`` run (adding
     the person from a dataset first when it names one). Progress goes to stderr (the job's log)
     and to the registry, where the dashboard follows it."""
-    from emocore.progress import ProgressBar
-
     reg = _registry(registry)
     record = reg.get_run(run_id)
     note_job_step(reg, run_id, "the job process started: loading PyTorch")
     bar = ProgressBar(record.kind)
     if record.kind == "assess":
-        from emocore.workflows.assess import add_and_assess
-
         config = record.config
         add_and_assess(
             cache,
@@ -581,9 +569,6 @@ def run_job(registry: Registry | str | Path, run_id: str, cache: str | Path) -> 
             exploratory=bool(config.get("exploratory")),
         )
         return
-    from emocore.data.cache import open_cache
-    from emocore.workflows.study import resume_study
-
     note_job_step(reg, run_id, f"opening the cache at {cache}")
     resume_study(reg, run_id, open_cache(cache), progress=bar)
 
@@ -591,10 +576,6 @@ def run_job(registry: Registry | str | Path, run_id: str, cache: str | Path) -> 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m emocore.workflows.jobs RUN_ID --cache CACHE --registry REGISTRY``: what a job process
     runs (the dashboard starts it; a person does not need to)."""
-    import argparse
-
-    from emocore.errors import exit_code
-
     parser = argparse.ArgumentParser(
         prog="python -m emocore.workflows.jobs", description=main.__doc__
     )

@@ -27,8 +27,6 @@ def study_reports(n_designs: int) -> list[tuple[float, str]]:
 @pytest.fixture
 def shown(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[tuple[float, str]]:
     """build_demo's cohort, cache and study replaced by stand-ins that only report progress."""
-    import emocore.workflows.study
-
     def cohort(root, config, *, progress):
         for f in (0.0, 0.5, 1.0):
             progress(f, "writing people")
@@ -43,7 +41,7 @@ def shown(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[tuple[float, 
 
     monkeypatch.setattr(demo, "generate_cohort", cohort)
     monkeypatch.setattr(demo, "prepare_cache", cache)
-    monkeypatch.setattr(emocore.workflows.study, "run_study", study)
+    monkeypatch.setattr(demo, "run_study", study)
     return []
 
 
