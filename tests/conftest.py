@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -105,15 +106,25 @@ def write_annotations(folder: Path) -> Path:
     return raw
 
 
-@pytest.fixture
-def tiny_dataset(tmp_path: Path) -> tuple[Path, Path]:
-    """Two subjects x 8 runs of real length on a 7x8x9 grid, and matching annotations."""
-    root = tmp_path / "ds"
+@pytest.fixture(scope="session")
+def tiny_dataset_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two subjects x 8 runs of real length on a 7x8x9 grid, and matching annotations, written
+    once per session (about 3 s on 2 cores); tests get a copy through :func:`tiny_dataset`."""
+    folder = tmp_path_factory.mktemp("tiny-dataset")
     for s, subject in enumerate(("01", "02")):
         for run, n in enumerate(RUN_N_VOLUMES, start=1):
-            write_run(root / bold_filename(subject, run), n, seed=10 * s + run)
-    ann = write_annotations(tmp_path / "annotations")
-    return root, ann
+            write_run(folder / "ds" / bold_filename(subject, run), n, seed=10 * s + run)
+    write_annotations(folder / "annotations")
+    return folder
+
+
+@pytest.fixture
+def tiny_dataset(tmp_path: Path, tiny_dataset_source: Path) -> tuple[Path, Path]:
+    """A fresh copy of :func:`tiny_dataset_source` (dataset, annotations/raw) for one test,
+    which may change or break its files."""
+    shutil.copytree(tiny_dataset_source / "ds", tmp_path / "ds")
+    shutil.copytree(tiny_dataset_source / "annotations", tmp_path / "annotations")
+    return tmp_path / "ds", tmp_path / "annotations" / "raw"
 
 
 class ArrayCache:
