@@ -21,23 +21,44 @@ Chance levels come from circularly shifting the true labels within each run (see
 :mod:`emocore.stats.metrics`); where the table holds several people, each run is shifted by one offset
 common to all of them, because everybody heard the same movie. Intervals resample people and runs
 (the pigeonhole bootstrap), or one person's runs.
+
+The checks shared by these functions are :mod:`emocore.stats.prediction_table`; the display
+tables and texts (percent, split labels, the results, runs, scenes and tuning tables) are
+:mod:`emocore.stats.display`, and importable from here as before.
 """
 
 from __future__ import annotations
 
 import logging
-import math
-import string
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from emocore.constants import CLASSES, movie_clock
+from emocore.constants import CLASSES
 from emocore.errors import ConfigError
 from emocore.stats import metrics
-from emocore.stats.findings import p_text
+from emocore.stats.display import (
+    cell_volumes_table,
+    percent,
+    recall_order,
+    results_table,
+    runs_table,
+    scenes_table,
+    split_label,
+    tuning_table,
+)
+from emocore.stats.prediction_table import (
+    check_table,
+    json_float,
+    resolve_classes,
+    select_subject,
+    sort_in_time,
+    subject_label,
+    subject_rows,
+    subject_run_groups,
+)
 
 __all__ = [
     "percent",
@@ -118,82 +139,6 @@ _SCENE_TABLE_COLUMNS = [
 
 
 # ---------------------------------------------------------------------------------------------
-# Helpers
-# ---------------------------------------------------------------------------------------------
-
-
-def _check_table(table: pd.DataFrame, required: Sequence[str], what: str) -> None:
-    if not isinstance(table, pd.DataFrame):
-        raise ConfigError(
-            f"{what} needs a prediction table as a pandas DataFrame; got {type(table).__name__}"
-        )
-    if len(table) == 0:
-        raise ConfigError(
-            f"{what}: the prediction table is empty; predict at least one volume first "
-            "(check that the split's test set is not empty)"
-        )
-    missing = [c for c in required if c not in table.columns]
-    if missing:
-        raise ConfigError(
-            f"{what}: the prediction table lacks the column(s) {missing}; it has "
-            f"{list(table.columns)}. Write tables with emocore's prediction step or add them"
-        )
-
-
-def _resolve_classes(table: pd.DataFrame, classes: Sequence[str] | None) -> list[str]:
-    """``classes`` if given, else the ``prob_<CLASS>`` columns, else the known classes seen."""
-    if classes is not None:
-        class_list = list(classes)
-        if not class_list:
-            raise ConfigError("'classes' is empty; pass e.g. emocore.constants.EMOTIONS")
-        return class_list
-    from_probs = [c[len("prob_") :] for c in table.columns if str(c).startswith("prob_")]
-    if from_probs:
-        return from_probs
-    present = set(table["true"]).union(table["pred"])
-    known = [c for c in CLASSES if c in present]
-    return known + sorted(str(c) for c in present - set(CLASSES))
-
-
-def _subject_label(subject: str | int) -> str:
-    text = str(subject)
-    return text[len("sub-") :] if text.startswith("sub-") else text
-
-
-def subject_rows(table: pd.DataFrame, subject: str | int) -> pd.DataFrame:
-    """The rows of one person ("01" or "sub-01"); none when the table has no such person."""
-    return table[table["subject"].astype(str) == _subject_label(subject)]
-
-
-def _select_subject(table: pd.DataFrame, subject: str | int) -> pd.DataFrame:
-    rows = subject_rows(table, subject)
-    if rows.empty:
-        available = sorted(table["subject"].astype(str).unique())
-        raise ConfigError(
-            f"subject {_subject_label(subject)!r} has no rows in the prediction table; subjects "
-            f"present: {available}"
-        )
-    return rows
-
-
-def _json_float(value: Any) -> float | None:
-    """Plain float for JSON; ``NaN`` and infinities become ``None``."""
-    if value is None:
-        return None
-    number = float(value)
-    return number if math.isfinite(number) else None
-
-
-def _sort_in_time(table: pd.DataFrame) -> pd.DataFrame:
-    keys = [c for c in ("subject", "run", "volume") if c in table.columns]
-    return table.sort_values(keys, kind="stable").reset_index(drop=True)
-
-
-def _subject_run_groups(table: pd.DataFrame) -> np.ndarray:
-    return (table["subject"].astype(str) + "/" + table["run"].astype(str)).to_numpy()
-
-
-# ---------------------------------------------------------------------------------------------
 # Whole-table summary
 # ---------------------------------------------------------------------------------------------
 
@@ -268,29 +213,80 @@ def summarize_predictions(
       [low, high], accuracy: [low, high]}``, central 95 % of the chance null)
     * ``bootstrap``: ``n``, ``block`` (:data:`BOOTSTRAP_BLOCK` or :data:`BOOTSTRAP_BLOCK_ONE`)
     """
-    _check_table(table, ("subject", "run", "volume", "true", "pred"), "summarize_predictions")
-    class_list = _resolve_classes(table, classes)
+    ordered, class_list = _one_prediction_per_volume(table, classes)
+    several = ordered["subject"].astype(str).nunique() > 1
+    tests, intervals = _nulls_and_intervals(
+        ordered,
+        n_permutations=n_permutations,
+        n_boot=n_boot,
+        min_shift=min_shift,
+        chance_min_shift=chance_min_shift,
+        rng=np.random.default_rng(seed),
+    )
+    return {
+        "n_volumes": len(ordered),
+        "classes": [str(c) for c in class_list],
+        "split": str(split),
+        "design": str(design),
+        "leaky": bool(leaky),
+        **_scores(ordered, class_list),
+        "chance": _chance_levels(ordered, class_list, tests),
+        "p_value": {name: json_float(tests[name].p_value) for name in tests},
+        "ci95": {name: [json_float(v) for v in intervals[name]] for name in intervals},
+        "permutation": _permutation_record(
+            tests, n_permutations, min_shift, chance_min_shift, several=several
+        ),
+        "bootstrap": {
+            "n": int(n_boot),
+            "block": BOOTSTRAP_BLOCK if several else BOOTSTRAP_BLOCK_ONE,
+        },
+    }
+
+
+#: The scores :func:`summarize_predictions` tests against chance and gives intervals for.
+_SUMMARY_SCORES = ("balanced_accuracy", "accuracy")
+
+
+def _one_prediction_per_volume(
+    table: pd.DataFrame, classes: Sequence[str] | None
+) -> tuple[pd.DataFrame, list[str]]:
+    """The table checked (columns, one row per subject, run and volume) and in time order, with
+    its classes."""
+    check_table(table, ("subject", "run", "volume", "true", "pred"), "summarize_predictions")
+    class_list = resolve_classes(table, classes)
     duplicated = table.duplicated(["subject", "run", "volume"])
     if duplicated.any():
         raise ConfigError(
             f"summarize_predictions: {int(duplicated.sum())} (subject, run, volume) rows appear "
             "more than once; summarise one prediction per volume (e.g. select one fold or seed)"
         )
-    ordered = _sort_in_time(table)
+    return sort_in_time(table), class_list
+
+
+def _nulls_and_intervals(
+    ordered: pd.DataFrame,
+    *,
+    n_permutations: int,
+    n_boot: int,
+    min_shift: int,
+    chance_min_shift: int,
+    rng: np.random.Generator,
+) -> tuple[dict[str, metrics.PermutationResult], dict[str, Any]]:
+    """Each summary score's circular-shift test and its bootstrap interval.
+
+    With several people in the table each run is rotated by one offset common to all of them
+    (``shared``); the bootstrap resamples people and runs. The permutations draw from ``rng``
+    before the bootstrap: this order fixes the numbers of a seed.
+    """
     y_true = ordered["true"].to_numpy()
     y_pred = ordered["pred"].to_numpy()
-    groups = _subject_run_groups(ordered)
     runs = ordered["run"].astype(str).to_numpy()
     several = ordered["subject"].astype(str).nunique() > 1
-    rng = np.random.default_rng(seed)
-
-    per_class = metrics.per_class_accuracy(y_true, y_pred, class_list)
-    confusion = metrics.confusion_matrix(y_true, y_pred, class_list)
     tests = {
         name: metrics.permutation_test(
             y_true,
             y_pred,
-            groups,
+            subject_run_groups(ordered),
             name,
             n_permutations,
             rng,
@@ -298,47 +294,63 @@ def summarize_predictions(
             chance_min_shift=chance_min_shift,
             shared=runs if several else None,
         )
-        for name in ("balanced_accuracy", "accuracy")
+        for name in _SUMMARY_SCORES
     }
     people = ordered["subject"].astype(str).to_numpy()
     intervals = {
         name: metrics.two_way_bootstrap_ci(y_true, y_pred, people, runs, name, n_boot, rng)
-        for name in ("balanced_accuracy", "accuracy")
+        for name in _SUMMARY_SCORES
     }
+    return tests, intervals
+
+
+def _scores(ordered: pd.DataFrame, class_list: list[str]) -> dict[str, Any]:
+    """Accuracy, balanced accuracy, per-class recall and the confusion counts, as JSON."""
+    y_true = ordered["true"].to_numpy()
+    y_pred = ordered["pred"].to_numpy()
+    per_class = metrics.per_class_accuracy(y_true, y_pred, class_list)
+    confusion = metrics.confusion_matrix(y_true, y_pred, class_list)
     return {
-        "n_volumes": len(ordered),
-        "classes": [str(c) for c in class_list],
-        "split": str(split),
-        "design": str(design),
-        "leaky": bool(leaky),
-        "accuracy": _json_float(metrics.accuracy(y_true, y_pred, class_list)),
-        "balanced_accuracy": _json_float(metrics.balanced_accuracy(y_true, y_pred, class_list)),
+        "accuracy": json_float(metrics.accuracy(y_true, y_pred, class_list)),
+        "balanced_accuracy": json_float(metrics.balanced_accuracy(y_true, y_pred, class_list)),
         "per_class_accuracy": {
-            str(c): _json_float(v) for c, v in zip(class_list, per_class, strict=True)
+            str(c): json_float(v) for c, v in zip(class_list, per_class, strict=True)
         },
         "confusion": [[int(v) for v in row] for row in confusion],
-        "chance": {
-            "balanced_accuracy_theoretical": _json_float(metrics.theoretical_chance(class_list)),
-            "balanced_accuracy_permutation": _json_float(tests["balanced_accuracy"].null_mean),
-            "accuracy_majority": _json_float(metrics.majority_chance(y_true)),
-            "accuracy_permutation": _json_float(tests["accuracy"].null_mean),
-        },
-        "p_value": {name: _json_float(tests[name].p_value) for name in tests},
-        "ci95": {name: [_json_float(v) for v in intervals[name]] for name in intervals},
-        "permutation": {
-            "n": int(n_permutations),
-            "scheme": PERMUTATION_SCHEME if several else PERMUTATION_SCHEME_ONE,
-            "min_shift": int(min_shift),
-            "chance_min_shift": int(chance_min_shift),
-            "shifts": _shifts_text(min_shift, chance_min_shift),
-            "null95": {
-                name: [_json_float(tests[name].null_low), _json_float(tests[name].null_high)]
-                for name in tests
-            },
-        },
-        "bootstrap": {
-            "n": int(n_boot),
-            "block": BOOTSTRAP_BLOCK if several else BOOTSTRAP_BLOCK_ONE,
+    }
+
+
+def _chance_levels(
+    ordered: pd.DataFrame, class_list: list[str], tests: dict[str, metrics.PermutationResult]
+) -> dict[str, float | None]:
+    """Both scores' chance levels: in theory (1/K, the majority class) and as null means."""
+    y_true = ordered["true"].to_numpy()
+    return {
+        "balanced_accuracy_theoretical": json_float(metrics.theoretical_chance(class_list)),
+        "balanced_accuracy_permutation": json_float(tests["balanced_accuracy"].null_mean),
+        "accuracy_majority": json_float(metrics.majority_chance(y_true)),
+        "accuracy_permutation": json_float(tests["accuracy"].null_mean),
+    }
+
+
+def _permutation_record(
+    tests: dict[str, metrics.PermutationResult],
+    n_permutations: int,
+    min_shift: int,
+    chance_min_shift: int,
+    *,
+    several: bool,
+) -> dict[str, Any]:
+    """How the nulls were drawn (scheme, shifts, in words too) and the central 95 % of each."""
+    return {
+        "n": int(n_permutations),
+        "scheme": PERMUTATION_SCHEME if several else PERMUTATION_SCHEME_ONE,
+        "min_shift": int(min_shift),
+        "chance_min_shift": int(chance_min_shift),
+        "shifts": _shifts_text(min_shift, chance_min_shift),
+        "null95": {
+            name: [json_float(tests[name].null_low), json_float(tests[name].null_high)]
+            for name in tests
         },
     }
 
@@ -373,8 +385,8 @@ def per_subject_metrics(
 
     ``classes`` defaults to the table's ``prob_<CLASS>`` columns, else the known classes present.
     """
-    _check_table(table, _LABEL_COLUMNS, "per_subject_metrics")
-    class_list = _resolve_classes(table, classes)
+    check_table(table, _LABEL_COLUMNS, "per_subject_metrics")
+    class_list = resolve_classes(table, classes)
     has_seen = "seen" in table.columns
     rows = []
     for subject, rows_of_subject in table.groupby(table["subject"].astype(str), sort=True):
@@ -400,13 +412,13 @@ def seen_vs_unseen(table: pd.DataFrame, *, classes: Sequence[str] | None = None)
     ``n_volumes``, ``accuracy`` and ``balanced_accuracy`` pooled over the volumes, and
     ``mean_subject_balanced_accuracy`` (each subject weighted equally).
     """
-    _check_table(table, _LABEL_COLUMNS, "seen_vs_unseen")
+    check_table(table, _LABEL_COLUMNS, "seen_vs_unseen")
     if "seen" not in table.columns:
         raise ConfigError(
             "seen_vs_unseen: the prediction table has no 'seen' column; add a boolean 'seen' "
             "(subject was in the model's training set) or use per_subject_metrics instead"
         )
-    class_list = _resolve_classes(table, classes)
+    class_list = resolve_classes(table, classes)
     seen = table["seen"].astype(bool)
     subject_scores = per_subject_metrics(table.drop(columns="seen"), classes=class_list)
     subject_scores = subject_scores.set_index("subject")["balanced_accuracy"]
@@ -451,9 +463,9 @@ def misclassification_summary(
     ``"LOVE volumes of sub-18 (n=19): SADNESS 42.1 %, LOVE 31.6 %, HAPPINESS 26.3 %"``.
     A subject without volumes of ``emotion`` gives ``n = 0``, empty dicts and a sentence saying so.
     """
-    _check_table(table, _LABEL_COLUMNS, "misclassification_summary")
-    rows = _select_subject(table, subject)
-    label = _subject_label(subject)
+    check_table(table, _LABEL_COLUMNS, "misclassification_summary")
+    rows = select_subject(table, subject)
+    label = subject_label(subject)
     predicted = rows.loc[rows["true"] == emotion, "pred"].astype(str)
     n = len(predicted)
     if n == 0:
@@ -492,11 +504,11 @@ def misclassified_scenes(
     class, ties by name) and ``most_common_fraction`` (its share of the span). Empty (with these
     columns) when nothing was mispredicted.
     """
-    _check_table(table, _SCENE_COLUMNS, "misclassified_scenes")
+    check_table(table, _SCENE_COLUMNS, "misclassified_scenes")
     max_gap = int(max_gap)
     if max_gap < 1:
         raise ConfigError(f"'max_gap' must be an integer >= 1 volume; {max_gap!r} was provided")
-    rows = _select_subject(table, subject)
+    rows = select_subject(table, subject)
     wrong = rows[(rows["true"] == emotion) & (rows["pred"] != emotion)]
     if len(wrong) == 0:
         return pd.DataFrame(columns=_SCENE_TABLE_COLUMNS)
@@ -582,7 +594,7 @@ def timeline_windows(volumes: pd.DataFrame) -> dict[str, tuple[float, float]]:
     """
     if isinstance(volumes, pd.DataFrame) and volumes.empty:
         return {}
-    _check_table(volumes, ("run", "movie_time"), "timeline windows")
+    check_table(volumes, ("run", "movie_time"), "timeline windows")
     times = volumes["movie_time"].astype(float)
     out = {WHOLE_MOVIE: (float(times.min()), float(times.max()))}
     for run, part in volumes.groupby("run", sort=True):
@@ -609,7 +621,7 @@ def every_volume_summary(table: pd.DataFrame, *, classes: Sequence[str]) -> dict
     ``classes`` (a ``pandas.Series``). Keys: ``n_volumes``, ``n_labelled``, ``n_none``,
     ``accuracy``, ``balanced_accuracy``, ``chance``, ``none_predictions``.
     """
-    _check_table(table, ("true", "pred"), "every-volume summary")
+    check_table(table, ("true", "pred"), "every-volume summary")
     classes = list(classes)
     none = table["true"].astype(str) == CLASSES[0]
     labelled = table[~none]
@@ -625,259 +637,3 @@ def every_volume_summary(table: pd.DataFrame, *, classes: Sequence[str]) -> dict
         .reindex(classes, fill_value=0)
         .astype(int),
     }
-
-
-def percent(x: Any) -> str:
-    """A fraction as '64.0 %'; 'n/a' for None, NaN or anything that is not a number."""
-    try:
-        value = float(x)
-    except (TypeError, ValueError):
-        return "n/a"
-    return "n/a" if value != value else f"{100 * value:.1f} %"
-
-
-# ---------------------------------------------------------------------------------------------
-# Display tables: few, merged columns that fit a 1280-px window
-# ---------------------------------------------------------------------------------------------
-
-
-def _interval(ci: Any) -> str:
-    """A 95 % interval in % without the unit, which the accuracy beside it shows: '72.8–77.2';
-    'n/a' without one."""
-    if not isinstance(ci, (list, tuple)) or len(ci) != 2 or None in ci:
-        return "n/a"
-    low, high = percent(ci[0]), percent(ci[1])
-    if "n/a" in (low, high):
-        return "n/a"
-    return f"{low.removesuffix(' %')}–{high.removesuffix(' %')}"
-
-
-def split_label(split: Any) -> str:
-    """A split's name for a table cell: "leave-one-run-out" and "leave-one-subject-out" as
-    "leave-1-run-out" and "leave-1-subject-out" (the same words, narrower); others as named
-    ("run-wise 2-fold", "random")."""
-    return str(split).replace("leave-one-", "leave-1-")
-
-
-def _place(location: Any) -> str:
-    """A scene location in capitals as words ("COLLEGE STADIUM" -> "College Stadium"), which
-    take less width in a table cell; other spellings as they are."""
-    text = str(location)
-    return string.capwords(text) if text.isupper() else text
-
-
-def results_table(
-    results: Sequence[dict[str, Any]],
-    *,
-    n_classes: int,
-    run_id: str | None = None,
-    recall: bool = False,
-) -> pd.DataFrame:
-    """A study's headline ``results`` for display: one row per design and model family with its
-    split (:func:`split_label`), balanced accuracy, 95 % interval, p and both chance levels in
-    few columns (a leaky split is marked in the design cell), ``run`` first when ``run_id`` is
-    given, and with ``recall`` one cell of per-emotion recall in the classes' order
-    ("77/79/74/68/75 %").
-
-    Cells are short enough for :data:`emocore.ui.tables.RESULTS_COLUMNS`' widths: the interval
-    without its unit ("72.8–77.2"), chance as "15.8 % perm. · 1/5" (permutation chance, then the
-    theoretical 1/K)."""
-
-    rows = []
-    for r in results:
-        design = f"{r.get('design')} · {split_label(r.get('split'))}" + (
-            " (leaky)" if r.get("leaky") else ""
-        )
-        row: dict[str, Any] = {} if run_id is None else {"run": run_id}
-        row |= {
-            "design · split": design,
-            "model": r.get("model"),
-            "balanced accuracy": percent(r.get("balanced_accuracy")),
-            "95 % interval": _interval(r.get("ci95")),
-            "p": p_text(r.get("p_value")),
-            "chance": (
-                f"{percent(r.get('chance_balanced_accuracy'))} perm. · "
-                + (f"1/{n_classes}" if n_classes else "1/K n/a")
-            ),
-        }
-        if recall:
-            per_class = r.get("per_class_accuracy") or {}
-            values = [f"{100 * v:.0f}" if _finite(v) else "n/a" for v in per_class.values()]
-            row["recall per emotion"] = "/".join(values) + " %" if values else "n/a"
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def _finite(x: Any) -> bool:
-    try:
-        return math.isfinite(float(x))
-    except (TypeError, ValueError):
-        return False
-
-
-def recall_order(results: Sequence[dict[str, Any]]) -> str:
-    """The emotions of :func:`results_table`'s recall cell, in its order ("HAPPINESS · FEAR ...")."""
-    for r in results:
-        if r.get("per_class_accuracy"):
-            return " · ".join(r["per_class_accuracy"])
-    return ""
-
-
-def scenes_table(scenes: pd.DataFrame) -> pd.DataFrame:
-    """:func:`misclassified_scenes` for display: the run and the movie time of the span's first
-    volume in one cell ("run 2 · 15:38"; a span is consecutive volumes, so its volumes say how
-    long it lasts), the scene with its location ("44 (College Stadium)"), volumes, and
-    "predicted as" with its share: short enough for the page's right column
-    (:data:`emocore.ui.tables.SCENES_COLUMNS`), late in the movie too ("run 8 · 119:50")."""
-    rows = [
-        {
-            "where": f"run {r.run} · {movie_clock(r.start_movie_time)}",
-            "scene": f"{r.scene} ({_place(r.scene_location)})",
-            "volumes": int(r.n_volumes),
-            "predicted as": f"{r.most_common_prediction} ({100 * r.most_common_fraction:.0f} %)",
-        }
-        for r in scenes.itertuples()
-    ]
-    return pd.DataFrame(rows, columns=["where", "scene", "volumes", "predicted as"])
-
-
-def cell_volumes_table(
-    predictions: pd.DataFrame, *, subject: str, true: str, pred: str
-) -> pd.DataFrame:
-    """The volumes of one cell of the confusion matrix (one person's ``true`` volumes predicted as
-    ``pred``), in time order, for display: where in the movie ("run 2 · 15:38"), the volume
-    number (what the Brain viewer opens), the scene with its location, the observers' agreement
-    on the label, the model's probability of the predicted and of the true emotion (%) and the
-    fold that predicted it. Empty, with these columns, when no volume is in the cell."""
-    _check_table(predictions, ("subject", "true", "pred"), "the volumes behind a cell")
-    person = subject_rows(predictions, subject)
-    cell = person[(person["true"] == true) & (person["pred"] == pred)]
-    cell = cell.sort_values([c for c in ("run", "volume") if c in cell], kind="stable")
-
-    def column(name: str) -> list[Any]:
-        return cell[name].tolist() if name in cell else [None] * len(cell)
-
-    rows = [
-        {
-            "where": f"run {run} · {movie_clock(time)}",
-            "volume": volume,
-            "scene": f"{scene} ({_place(place)})" if _given(place) and place != "" else str(scene),
-            "agreement": percent(agreement),
-            "P(predicted)": percent(p_pred),
-            "P(true)": percent(p_true),
-            "fold": fold if _given(fold) else "?",
-        }
-        for run, time, volume, scene, place, agreement, p_pred, p_true, fold in zip(
-            column("run"),
-            column("movie_time"),
-            column("volume"),
-            column("scene"),
-            column("scene_location"),
-            column("agreement"),
-            column(f"prob_{pred}"),
-            column(f"prob_{true}"),
-            column("fold_name"),
-            strict=True,
-        )
-    ]
-    return pd.DataFrame(rows, columns=_CELL_COLUMNS)
-
-
-_CELL_COLUMNS = ["where", "volume", "scene", "agreement", "P(predicted)", "P(true)", "fold"]
-
-
-def runs_table(
-    runs: pd.DataFrame, *, folder_problem: Callable[[str], str | None] | None = None
-) -> pd.DataFrame:
-    """The registry's runs (:meth:`emocore.runs.registry.Registry.list_runs`) for display, newest
-    first: id, kind, status (with its progress in whole % while a job is under way), what it
-    covers ("single-subject · leave-1-run-out", :func:`split_label`, or a study's designs), when
-    it was made, in UTC to the minute ("2026-11-30 05:20"), and a note (the error of a failed
-    run, else the job's last message; nothing for a completed run, whose message only says so).
-
-    A row the registry cannot read in full (its ``unreadable`` column) has the status
-    ``UNREADABLE`` and the reason as its note; with ``folder_problem``
-    (:meth:`emocore.runs.registry.Registry.folder_problem`), a run whose folder is gone has the status
-    ``files missing`` and what to do as its note, before anyone picks it."""
-    rows = []
-    for record in runs.to_dict("records"):
-        r = {k: v for k, v in record.items() if _given(v)}  # None or NaN: not recorded
-        status = str(r.get("status", "?"))
-        problem = r.get("unreadable") or (
-            folder_problem(str(r["id"])) if folder_problem and r.get("id") else None
-        )
-        if status in ("queued", "running") and _finite(r.get("progress")):
-            status = f"{status} · {100 * float(r['progress']):.0f} %"
-        config: dict[str, Any] = r["config"] if isinstance(r.get("config"), dict) else {}
-        if r.get("design"):
-            covers = f"{r['design']} · {split_label(r.get('split', '?'))}"
-        elif config.get("designs"):
-            covers = ", ".join(str(d) for d in config["designs"])
-        else:
-            covers = "—"
-        if r.get("leaky"):
-            covers += " (leaky)"
-        note = r.get("error") or ("" if r.get("status") == "completed" else r.get("message"))
-        if problem:
-            status = "UNREADABLE" if r.get("unreadable") else "files missing"
-            note = str(problem)
-        rows.append(
-            {
-                "run": r.get("id"),
-                "kind": r.get("kind"),
-                "status": status,
-                "design · split": covers,
-                "created": _timestamp(r.get("created_at")),
-                "note": note or "",
-            }
-        )
-    return pd.DataFrame(rows, columns=_RUNS_COLUMNS)
-
-
-def _given(value: Any) -> bool:
-    """False for None and a float NaN (a missing cell), True for anything else (lists too)."""
-    return value is not None and not (isinstance(value, float) and math.isnan(value))
-
-
-_RUNS_COLUMNS = ["run", "kind", "status", "design · split", "created", "note"]
-
-
-def _timestamp(text: Any) -> str:
-    """The registry's ISO time ("2026-11-30T05:20:02.438188Z") in UTC to the minute."""
-    try:
-        stamp = pd.Timestamp(str(text))
-    except ValueError:
-        return str(text) if text else "?"
-    if pd.isna(stamp):
-        return "?"
-    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-    return stamp.strftime("%Y-%m-%d %H:%M")
-
-
-def tuning_table(study: dict[str, Any], design: str) -> pd.DataFrame:
-    """What each outer fold of ``design`` used per model family, from study.json's ``tuning``:
-    one row per model and fold, one cell per family ("12 epochs · inner fold", "C = 0.01 ·
-    fixed (poster setting)"). Empty for a study recorded before tuning was."""
-    families = (study.get("tuning") or {}).get(design) or {}
-    cells: dict[str, dict[str, str]] = {}
-    for family, folds in families.items():
-        for key, chosen in (folds or {}).items():
-            how = str(chosen.get("how", "?"))
-            how = "fixed (poster setting)" if how == "fixed" else how
-            if "epochs" in chosen:
-                n = chosen["epochs"]
-                value = f"{n} epoch{'' if n == 1 else 's'}"
-            elif "C" in chosen:
-                value = f"C = {float(chosen['C']):g}"
-            else:
-                value = "?"
-            cells.setdefault(str(key), {})[_FAMILY_NAMES.get(family, family)] = f"{value} · {how}"
-    rows = []
-    for key, by_family in cells.items():
-        model, _, fold = key.partition(" ")
-        rows.append({"model": model, "fold": fold or "?", **by_family})
-    columns = ["model", "fold", *dict.fromkeys(_FAMILY_NAMES.get(f, f) for f in families)]
-    return pd.DataFrame(rows, columns=columns).fillna("—")
-
-
-_FAMILY_NAMES = {"cnn": "CNN", "linear": "linear"}

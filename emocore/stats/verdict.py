@@ -48,13 +48,13 @@ from emocore.stats.single_case import (
     FOCUS,
     MIN_OTHERS,
     Measure,
-    _scores,
     atypical_findings,
     case_tests,
     confusion_counts,
     design_effect,
     finding_what,
     measure_list,
+    measure_scores,
     reference,
     verdict_graph,
 )
@@ -300,7 +300,7 @@ def detectable_effects(
     n_others = len(others)
     if n_others < MIN_OTHERS:
         return []
-    ref = reference(_scores(others, deff))
+    ref = reference(measure_scores(others, deff))
     base = _typical(others)
     chosen = [j for j in range(len(measures)) if order[j] in steps]
 
@@ -313,7 +313,7 @@ def detectable_effects(
             ]
         )
         flagged = gatekeeping.rejected(
-            case_tests(_scores(counts, deff), ref, measures, p_only=True)["p"], graph, alpha
+            case_tests(measure_scores(counts, deff), ref, measures, p_only=True)["p"], graph, alpha
         )
         return np.array(
             [flagged[i * n_sim : (i + 1) * n_sim, j].mean() for i, j in enumerate(chosen)]

@@ -354,7 +354,7 @@ def test_schema_version_wal_and_a_newer_registry_is_refused(reg: Registry) -> No
 
 
 def test_a_version_1_registry_is_migrated(tmp_path: Path) -> None:
-    from emocore.runs.registry import _SCHEMA_V1
+    from emocore.runs.database import SCHEMA_V1 as _SCHEMA_V1
 
     root = tmp_path / "old"
     root.mkdir()
@@ -439,7 +439,9 @@ def test_the_pickers_run_label_is_short_and_says_when_kind_and_design() -> None:
 
 def test_a_version_2_registry_gains_balanced_accuracy_and_keeps_its_curves(tmp_path: Path) -> None:
     """A registry written before val_balanced_acc still opens and reads; new epochs log it."""
-    from emocore.runs.registry import _MIGRATIONS, _SCHEMA_V1, CURVE_COLUMNS
+    from emocore.runs.database import CURVE_COLUMNS
+    from emocore.runs.database import MIGRATIONS as _MIGRATIONS
+    from emocore.runs.database import SCHEMA_V1 as _SCHEMA_V1
 
     root = tmp_path / "v2"
     root.mkdir()
