@@ -27,6 +27,7 @@ def study_reports(n_designs: int) -> list[tuple[float, str]]:
 @pytest.fixture
 def shown(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[tuple[float, str]]:
     """build_demo's cohort, cache and study replaced by stand-ins that only report progress."""
+
     def cohort(root, config, *, progress):
         for f in (0.0, 0.5, 1.0):
             progress(f, "writing people")
