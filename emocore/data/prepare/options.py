@@ -1,4 +1,5 @@
-"""What a prepare call is asked for (:class:`PrepareOptions`) and what it did (:class:`PrepareResult`).
+"""What a prepare call is asked for (:class:`PrepareOptions`) and what it did
+(:class:`PrepareResult`).
 
 The options are checked when they are made, with messages that name them as ``emocore prepare``
 spells them; a cache's manifest records them, and :func:`cleaning_sentence` says in words what
