@@ -124,51 +124,16 @@ class Dataset:
 
 
 # -- finding files -------------------------------------------------------------------------------
-def _check_readable(root: Path) -> None:  # noqa: C901
+def _check_readable(root: Path) -> None:
     """Refuse a dataset with folders that cannot be listed (the file search would skip them
     silently and report fewer runs, or none: "no BOLD runs found"), or with symbolic links that
     lead outside it (see :func:`_outside`)."""
-    denied: list[Path] = []
-    outside: list[tuple[Path, Path]] = []  # (link, where it leads)
-    top = _resolved(root)
-    # Each folder is listed once, by its (device, inode): links to folders inside the dataset
-    # are followed (the file search follows them too), but a link back up the tree (`ln -s .
-    # func/loop`, `ln -s ../func func/loop2`) would otherwise make the walk go round, and
-    # several such links make it exponential: a hang.
-    seen: set[tuple[int, int]] = set()
-
-    def walk(folder: Path, people_only: bool) -> None:
-        try:
-            info = folder.stat()
-        except OSError:  # scandir says why, just below
-            pass
-        else:
-            if (info.st_dev, info.st_ino) in seen:
-                return
-            seen.add((info.st_dev, info.st_ino))
-        try:
-            entries = list(os.scandir(folder))
-        except PermissionError:
-            denied.append(folder)
-            return
-        except OSError:
-            return
-        for entry in entries:
-            if entry.name.startswith(".") or (people_only and not entry.name.startswith("sub-")):
-                continue
-            try:
-                if entry.is_symlink() and _outside(Path(entry.path), top, outside):
-                    continue
-                if entry.is_dir():
-                    walk(Path(entry.path), False)
-            except OSError:
-                continue
-
+    walk = _Walk(top=_resolved(root))
     for base in (root, root / DERIVATIVE_DIR):
-        if denied:  # the top folder itself: nothing below can be looked at
+        if walk.denied:  # the top folder itself: nothing below can be looked at
             break
         if base != root and any(  # derivatives/ or the aligned folder below it, as a link
-            _outside(part, top, outside)
+            _outside(part, walk.top, walk.outside)
             for part in (root / DERIVATIVE_DIR.split("/")[0], base)
             if part.is_symlink()
         ):
@@ -176,26 +141,70 @@ def _check_readable(root: Path) -> None:  # noqa: C901
         try:
             present = base == root or base.is_dir()
         except PermissionError:
-            denied.append(base.parent)
+            walk.denied.append(base.parent)
             continue
         if present:
-            walk(base, True)
-    if outside:
-        link, target = outside[0]
-        more = f" (and {len(outside) - 1} more such link(s))" if len(outside) > 1 else ""
+            walk.folder(base, True)
+    if walk.outside:
+        link, target = walk.outside[0]
+        n = len(walk.outside)
+        more = f" (and {n - 1} more such link(s))" if n > 1 else ""
         raise DataError(
             f"{link} is a symbolic link to {target}, outside the dataset folder {root}{more}; "
             "emocore reads nothing outside the folder it is given (the dashboard promises its "
             "data root). Put the data below the folder (replace the link by a copy of what it "
             "leads to, e.g. `cp -rL`), or give the folder that holds the data itself"
         )
-    if denied:
-        shown = ", ".join(str(p) for p in dict.fromkeys(denied[:5]))
-        more = f" and {len(denied) - 5} more" if len(denied) > 5 else ""
+    if walk.denied:
+        shown = ", ".join(str(p) for p in dict.fromkeys(walk.denied[:5]))
+        more = f" and {len(walk.denied) - 5} more" if len(walk.denied) > 5 else ""
         raise DataError(
             f"cannot read {shown}{more} (permission denied), so runs below would be missed; make "
             f"the dataset readable (e.g. chmod -R u+rX {root}) or point --bids at a copy you can read"
         )
+
+
+@dataclass
+class _Walk:
+    """A walk through the dataset's folders below ``top`` (resolved), and what it found: folders
+    it could not list (``denied``) and links that lead outside ``top`` (``outside``)."""
+
+    top: Path
+    denied: list[Path] = field(default_factory=list)
+    outside: list[tuple[Path, Path]] = field(default_factory=list)  # (link, where it leads)
+    # Each folder is listed once, by its (device, inode): links to folders inside the dataset
+    # are followed (the file search follows them too), but a link back up the tree (`ln -s .
+    # func/loop`, `ln -s ../func func/loop2`) would otherwise make the walk go round, and
+    # several such links make it exponential: a hang.
+    seen: set[tuple[int, int]] = field(default_factory=set)
+
+    def folder(self, folder: Path, people_only: bool) -> None:
+        """Walk ``folder`` and the folders below it (only its ``sub-*`` ones if ``people_only``)."""
+        try:
+            info = folder.stat()
+        except OSError:  # scandir says why, just below
+            pass
+        else:
+            if (info.st_dev, info.st_ino) in self.seen:
+                return
+            self.seen.add((info.st_dev, info.st_ino))
+        try:
+            entries = list(os.scandir(folder))
+        except PermissionError:
+            self.denied.append(folder)
+            return
+        except OSError:
+            return
+        for entry in entries:
+            if entry.name.startswith(".") or (people_only and not entry.name.startswith("sub-")):
+                continue
+            try:
+                if entry.is_symlink() and _outside(Path(entry.path), self.top, self.outside):
+                    continue
+                if entry.is_dir():
+                    self.folder(Path(entry.path), False)
+            except OSError:
+                continue
 
 
 def _resolved(path: Path) -> Path:
@@ -484,7 +493,7 @@ def _length_message(run: BoldRun, expected: int) -> str:
     )
 
 
-def discover_dataset(  # noqa: C901
+def discover_dataset(
     root: str | Path,
     *,
     task: str | None = None,
@@ -514,24 +523,9 @@ def discover_dataset(  # noqa: C901
         ``expected_volumes=None`` skips the length check).
     """
     root = Path(root)
-    try:
-        is_dir = root.is_dir()
-    except PermissionError:
-        is_dir = True  # a folder above cannot be looked into: said by _check_readable
-    if not is_dir:
-        raise DataError(
-            f"{root} is not a folder; give the dataset's top folder (holding sub-XX/ or derivatives/)"
-        )
+    _check_is_folder(root)
     if subjects is not None:  # in the order given, each once: a repeat reads nobody twice
-        subjects = list(dict.fromkeys(subjects))
-        bad = [s for s in subjects if not isinstance(s, str) or not _LABEL_RE.match(s)]
-        if bad:
-            prefixed = any(isinstance(s, str) and s.startswith("sub-") for s in bad)
-            raise DataError(
-                f"--subject {listed(repr(s) for s in bad)}: a subject is a BIDS label, letters "
-                "and digits only"
-                + ("; give it without 'sub-' (e.g. --subject 01)" if prefixed else " (e.g. 01)")
-            )
+        subjects = _subject_labels(subjects)
     _check_readable(root)
     for name, value in (("task", task), ("acq", acq), ("desc", desc)):
         if value is not None and not _LABEL_RE.match(value):
@@ -543,12 +537,74 @@ def discover_dataset(  # noqa: C901
     wanted |= _wanted(space)
     layout, base, files, every = _find_files(root, wanted)
     if task is None:
-        tasks = sorted({f["entities"]["task"] for f in files if "task" in f["entities"]})
-        if len(tasks) > 1:
+        _check_one_task(base, files)
+    by_subject = _read_runs(base, files, subjects)
+    if subjects is not None:
+        unknown = [s for s in subjects if s not in by_subject]
+        if unknown:
+            found = sorted({f["entities"]["sub"] for f in files if "sub" in f["entities"]})
             raise DataError(
-                f"{base} holds BOLD runs of several tasks ({', '.join(tasks)}); "
-                "choose one with --task (studyforrest's audio movie is 'forrestgump')"
+                f"subject(s) {listed(unknown)} not found below {root}; it holds "
+                f"{listed(found) or 'nobody'}"
             )
+    warnings: list[str] = []
+    result = []
+    for subject in sorted(by_subject):
+        runs = sorted(by_subject[subject], key=lambda r: r.run)
+        warnings += _check_subject(subject, runs, list(expected_runs), expected_volumes)
+        result.append(SubjectRuns(subject=subject, runs=tuple(runs)))
+    return Dataset(
+        root=root,
+        layout=layout,
+        subjects=tuple(result),
+        warnings=tuple(warnings),
+        base=base,
+        entities=_shared_entities(result),
+    )
+
+
+def _check_is_folder(root: Path) -> None:
+    try:
+        is_dir = root.is_dir()
+    except PermissionError:
+        is_dir = True  # a folder above cannot be looked into: said by _check_readable
+    if not is_dir:
+        raise DataError(
+            f"{root} is not a folder; give the dataset's top folder (holding sub-XX/ or derivatives/)"
+        )
+
+
+def _subject_labels(subjects: Sequence[str]) -> list[str]:
+    """``subjects`` in the order given, each once; a DataError names any that is not a BIDS
+    label (and says to leave out ``sub-`` where it was given)."""
+    subjects = list(dict.fromkeys(subjects))
+    bad = [s for s in subjects if not isinstance(s, str) or not _LABEL_RE.match(s)]
+    if bad:
+        prefixed = any(isinstance(s, str) and s.startswith("sub-") for s in bad)
+        raise DataError(
+            f"--subject {listed(repr(s) for s in bad)}: a subject is a BIDS label, letters "
+            "and digits only"
+            + ("; give it without 'sub-' (e.g. --subject 01)" if prefixed else " (e.g. 01)")
+        )
+    return subjects
+
+
+def _check_one_task(base: Path, files: list[dict]) -> None:
+    """Without --task, the BOLD runs found must all be of one task."""
+    tasks = sorted({f["entities"]["task"] for f in files if "task" in f["entities"]})
+    if len(tasks) > 1:
+        raise DataError(
+            f"{base} holds BOLD runs of several tasks ({', '.join(tasks)}); "
+            "choose one with --task (studyforrest's audio movie is 'forrestgump')"
+        )
+
+
+def _read_runs(
+    base: Path, files: list[dict], subjects: Sequence[str] | None
+) -> dict[str, list[BoldRun]]:
+    """The runs of ``files`` (of the people in ``subjects``, when given) by person, their headers
+    read; files without a person or run number are skipped with a warning, and a run found more
+    than once is a DataError (see :func:`_copies_message`)."""
     by_run: dict[tuple[str, int], list[dict]] = {}
     for f in files:
         entities = f["entities"]
@@ -569,30 +625,13 @@ def discover_dataset(  # noqa: C901
         by_subject.setdefault(subject, []).append(
             _read_header(f["path"], subject, run, f["entities"])
         )
-    if subjects is not None:
-        unknown = [s for s in subjects if s not in by_subject]
-        if unknown:
-            found = sorted({f["entities"]["sub"] for f in files if "sub" in f["entities"]})
-            raise DataError(
-                f"subject(s) {listed(unknown)} not found below {root}; it holds "
-                f"{listed(found) or 'nobody'}"
-            )
-    warnings: list[str] = []
-    result = []
-    for subject in sorted(by_subject):
-        runs = sorted(by_subject[subject], key=lambda r: r.run)
-        warnings += _check_subject(subject, runs, list(expected_runs), expected_volumes)
-        result.append(SubjectRuns(subject=subject, runs=tuple(runs)))
-    shared = {
+    return by_subject
+
+
+def _shared_entities(result: Sequence[SubjectRuns]) -> dict[str, str]:
+    """The BIDS entities (but sub and run) that every run found has, with the same value."""
+    return {
         k: v
         for k, v in (result[0].runs[0].entities.items() if result else ())
         if k not in ("sub", "run") and all(r.entities.get(k) == v for s in result for r in s.runs)
     }
-    return Dataset(
-        root=root,
-        layout=layout,
-        subjects=tuple(result),
-        warnings=tuple(warnings),
-        base=base,
-        entities=shared,
-    )

@@ -15,10 +15,10 @@ import pandas as pd
 import pytest
 
 from emocore.cli import main
-from emocore.data import prepare as prepare_module
 from emocore.data.cache import open_cache
 from emocore.data.labels import build_volume_labels, load_annotations
 from emocore.data.prepare import PrepareOptions, prepare
+from emocore.data.prepare import update as prepare_update
 from emocore.errors import EXIT_CODES, CacheError
 
 
@@ -37,17 +37,17 @@ def _relabel_killed_before_the_manifest(
 ) -> None:
     """prepare --lag 0 on a lag-4 cache, killed after labels.tsv is written and before
     manifest.json is (the moment a kill leaves the two apart)."""
-    real = prepare_module.atomic_write_json
+    real = prepare_update.atomic_write_json
 
     def killed(path, *args, **kwargs):
         if Path(path).name == "manifest.json":
             raise KeyboardInterrupt  # the job dies here
         return real(path, *args, **kwargs)
 
-    monkeypatch.setattr(prepare_module, "atomic_write_json", killed)
+    monkeypatch.setattr(prepare_update, "atomic_write_json", killed)
     with pytest.raises(KeyboardInterrupt):
         prepare(cohort, ann, cache, options=PrepareOptions(lag_s=0.0), subjects=subjects)
-    monkeypatch.setattr(prepare_module, "atomic_write_json", real)
+    monkeypatch.setattr(prepare_update, "atomic_write_json", real)
 
 
 def _table(ann: Path, lag: float) -> pd.DataFrame:

@@ -14,10 +14,13 @@ import pytest
 
 from emocore.cli import main
 from emocore.constants import CLASSES, RUN_N_VOLUMES, bold_filename
-from emocore.data import prepare as prepare_module
 from emocore.data.cache import open_cache
 from emocore.data.dataset import select
 from emocore.data.prepare import PrepareOptions, prepare, prepare_cache
+from emocore.data.prepare import build as prepare_build
+from emocore.data.prepare import folder as prepare_folder
+from emocore.data.prepare import mask as prepare_mask
+from emocore.data.prepare import volumes as prepare_volumes
 from emocore.errors import EXIT_CODES, CacheError, DataError
 from emocore.runs.registry import Registry
 from tests.conftest import write_run
@@ -49,7 +52,7 @@ def test_blank_first_run_is_named_and_the_mask_comes_from_the_others(
     root, ann = tiny_dataset
     (ann / "av1o05.csv").write_text((ann / "av1o05.csv").read_text().splitlines()[0] + "\n")
     second = nib.load(root / bold_filename("01", 2))
-    expected = prepare_module._brain_mask(second.get_fdata().mean(axis=-1), second.affine)
+    expected = prepare_mask.brain_mask(second.get_fdata().mean(axis=-1), second.affine)
     blank = blank_run(root / bold_filename("01", 1))
     with caplog.at_level(logging.WARNING, logger="emocore.data.prepare"):
         cache = prepare_cache(root, ann, tmp_path / "cache", subjects=["01"])
@@ -105,13 +108,13 @@ def test_chunks_are_sized_on_the_finer_target_grid(tiny_dataset, tmp_path: Path,
         chunks.append(chunk)
         raise _Stop  # the size is all this test needs; nothing is resampled
 
-    monkeypatch.setattr(prepare_module, "_read_chunks", first_chunk)
+    monkeypatch.setattr(prepare_volumes, "_read_chunks", first_chunk)
     with pytest.raises(_Stop):
         prepare_cache(
             root, ann, tmp_path / "cache", subjects=["01"], options=PrepareOptions(grid_mm=0.5)
         )
     target = 42 * 48 * 54  # 21 x 24 x 27 mm at 0.5 mm; the source is 7 x 8 x 9
-    assert chunks and chunks[0] * 4 * target <= prepare_module._CHUNK_BYTES
+    assert chunks and chunks[0] * 4 * target <= prepare_volumes._CHUNK_BYTES
     assert not (tmp_path / "cache").exists() and partials(tmp_path) == []
 
 
@@ -120,7 +123,7 @@ def test_a_cache_the_disk_cannot_hold_is_refused_before_writing(
 ) -> None:
     root, ann = tiny_dataset
     usage = namedtuple("usage", "total used free")
-    monkeypatch.setattr(prepare_module.shutil, "disk_usage", lambda p: usage(2**30, 0, 2**20))
+    monkeypatch.setattr(prepare_folder.shutil, "disk_usage", lambda p: usage(2**30, 0, 2**20))
     with pytest.raises(CacheError, match=r"need 6\.9 MiB \(2 people on a 7 x 8 x 9 grid") as info:
         prepare(root, ann, tmp_path / "cache")
     assert "has 1.0 MiB free; choose a coarser --grid-mm" in str(info.value)
@@ -150,7 +153,7 @@ def test_cache_as_a_broken_symlink_fails_before_any_run_is_read(
     root, ann = tiny_dataset
     link = tmp_path / "cache"
     link.symlink_to(link if kind == "loop" else tmp_path / "gone")
-    monkeypatch.setattr(prepare_module, "_write_subjects", pytest.fail)
+    monkeypatch.setattr(prepare_build, "_write_subjects", pytest.fail)
     assert main(prepare_argv(root, ann, link, "--subject", "01")) == EXIT_CODES["data"]
     err = capsys.readouterr().err
     assert f"--cache {link} is a symbolic link that leads nowhere" in err, err

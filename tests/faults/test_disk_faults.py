@@ -50,7 +50,8 @@ def test_atomic_writers_keep_the_umask(tmp_path: Path, umask, mask: int, expecte
 def test_synthetic_cohort_folder_keeps_the_umask(tmp_path: Path, umask, monkeypatch) -> None:
     from emocore.data import synthetic
 
-    monkeypatch.setattr(synthetic, "_write", lambda root, cfg, progress: None)  # the folder only
+    # the folder only
+    monkeypatch.setattr(synthetic.cohort, "_write", lambda root, cfg, progress: None)
     umask(0o022)
     out = synthetic.generate_cohort(tmp_path / "cohort", synthetic.SynthConfig(n_subjects=1))
     assert oct(_mode(out)) == oct(0o755)
@@ -123,11 +124,11 @@ def test_synth_overwrite_keeps_what_it_did_not_write(tmp_path: Path, monkeypatch
     def write(root, cfg, progress):  # the folders of a cohort, not its data
         (root / "ground_truth").mkdir(parents=True)
         (root / "ground_truth" / "cohort.json").write_text(
-            json.dumps({"format": synthetic._FORMAT, "config": cfg.to_dict()})
+            json.dumps({"format": synthetic.config.FORMAT, "config": cfg.to_dict()})
         )
-        (root / synthetic.DERIVATIVE_DIR).mkdir(parents=True)
+        (root / synthetic.cohort.DERIVATIVE_DIR).mkdir(parents=True)
 
-    monkeypatch.setattr(synthetic, "_write", write)
+    monkeypatch.setattr(synthetic.cohort, "_write", write)
     out = synthetic.generate_cohort(tmp_path / "cohort", synthetic.SynthConfig(n_subjects=1))
     (out / kept).mkdir(parents=True)
     (out / kept / "manifest.json").write_text("{}")

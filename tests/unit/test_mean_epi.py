@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from nilearn.image import resample_img
 
-import emocore.data.prepare as prep
 from emocore.constants import RUN_N_VOLUMES, bold_filename
 from emocore.data.cache import open_cache, volume_key
 from emocore.data.prepare import PrepareOptions, prepare, prepare_cache
+from emocore.data.prepare.request import fingerprint
 from tests.conftest import SHAPE
 
 
@@ -48,7 +48,7 @@ def test_mean_epi_is_the_mean_of_the_raw_runs_and_an_old_cache_has_none(tiny_dat
     entry = cache.manifest["subjects"]["01"]
     assert entry["mean_epi"] == "sub-01_mean-epi.npy"
     # the key covers only what models train on: computed from the sources as before
-    fingerprints = [prep._fingerprint(root / bold_filename("01", r)) for r in range(1, 9)]
+    fingerprints = [fingerprint(root / bold_filename("01", r)) for r in range(1, 9)]
     expected_key = volume_key(
         grid_mm=None,
         nonfinite="error",

@@ -18,6 +18,7 @@ from emocore.cli import main
 from emocore.constants import RUN_N_VOLUMES, bold_filename
 from emocore.data.cache import CACHE_FORMAT, open_cache
 from emocore.data.prepare import PrepareOptions, prepare, prepare_cache
+from emocore.data.prepare import volumes as prep_volumes
 from emocore.errors import CacheError, ConfigError, DataError
 from tests.conftest import SHAPE, write_run
 
@@ -244,10 +245,10 @@ def test_killed_prepare_leaves_no_half_cache_and_rerun_recovers(tiny_dataset, tm
     root, ann = tiny_dataset
     cache_dir = tmp_path / "cache"
     code = (
-        "import sys, time; import emocore.data.prepare as p\n"
-        "orig = p._normalise_run\n"
+        "import sys, time; import emocore.data.prepare as p, emocore.data.prepare.volumes as v\n"
+        "orig = v._normalise_run\n"
         "def slow(*a, **k):\n    time.sleep(0.3); return orig(*a, **k)\n"
-        "p._normalise_run = slow\n"
+        "v._normalise_run = slow\n"
         f"p.prepare_cache({str(root)!r}, {str(ann)!r}, {str(cache_dir)!r})\n"
     )
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2])
@@ -306,13 +307,13 @@ def test_adding_a_person_streams_only_them_and_leaves_the_others_byte_identical(
     before = _snapshot(cache.path, "01")
     inode = (cache.path / "sub-01.npy").stat().st_ino
     read = []
-    real_read = prep._read_chunks
+    real_read = prep_volumes._read_chunks
 
     def spy(run, chunk):
         read.append(run.subject)
         return real_read(run, chunk)
 
-    monkeypatch.setattr(prep, "_read_chunks", spy)
+    monkeypatch.setattr(prep_volumes, "_read_chunks", spy)
     result = prepare(root, ann, cache.path)
     assert result.action == "added" and result.added == ("02",) and result.kept == ("01",)
     assert set(read) == {"02"}
@@ -323,7 +324,7 @@ def test_adding_a_person_streams_only_them_and_leaves_the_others_byte_identical(
     assert grown.array("02").shape == (sum(RUN_N_VOLUMES), *SHAPE)
     assert len(grown.table()) == 2 * sum(RUN_N_VOLUMES)
     # the same person and key as a build of both from scratch
-    monkeypatch.setattr(prep, "_read_chunks", real_read)
+    monkeypatch.setattr(prep_volumes, "_read_chunks", real_read)
     fresh = prepare_cache(root, ann, tmp_path / "fresh")
     assert np.array_equal(grown.array("02"), fresh.array("02"))
     assert grown.key == fresh.key
@@ -429,7 +430,7 @@ def test_added_person_is_resampled_to_the_cache_grid(tiny_dataset, tmp_path):
     assert 0 < grown.manifest["subjects"]["02"]["cache_mask_coverage"] <= 1
 
 
-@pytest.mark.parametrize("step", ["_normalise_run", "atomic_write_json"])
+@pytest.mark.parametrize("step", ["volumes._normalise_run", "extend.atomic_write_json"])
 def test_a_crash_while_adding_leaves_the_old_cache_intact(one_person, monkeypatch, step):
     root, ann, cache = one_person
     files = {p.name: _sha(p) for p in cache.path.iterdir()}
@@ -437,7 +438,7 @@ def test_a_crash_while_adding_leaves_the_old_cache_intact(one_person, monkeypatc
     def crash(*args, **kwargs):
         raise RuntimeError("simulated crash")
 
-    monkeypatch.setattr(prep, step, crash)
+    monkeypatch.setattr(f"emocore.data.prepare.{step}", crash)
     with pytest.raises(RuntimeError, match="simulated crash"):
         prepare_cache(root, ann, cache.path)
     assert {p.name: _sha(p) for p in cache.path.iterdir()} == files

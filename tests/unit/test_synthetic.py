@@ -20,7 +20,8 @@ from emocore.constants import (
 )
 from emocore.data.bids import discover_dataset
 from emocore.data.labels import COLUMNS, build_volume_labels, label_counts, load_annotations
-from emocore.data.synthetic import SynthConfig, _regressors, generate_cohort, grid_for
+from emocore.data.synthetic import SynthConfig, generate_cohort, grid_for
+from emocore.data.synthetic.movie import emotion_regressors as _regressors
 from emocore.errors import ConfigError, DataError
 
 TINY = SynthConfig(n_subjects=3, grid_mm=12.0)  # 13 x 18 x 5 voxels

@@ -13,7 +13,8 @@ import pytest
 
 from emocore.cli import main
 from emocore.constants import EMOTIONS, RUN_N_VOLUMES, bold_filename
-from emocore.data.synthetic import SynthConfig, _motion_traces, generate_cohort, grid_for
+from emocore.data.synthetic import SynthConfig, generate_cohort, grid_for
+from emocore.data.synthetic.signal import motion_traces as _motion_traces
 from emocore.errors import ConfigError
 
 TINY = SynthConfig(n_subjects=1, grid_mm=12.0)  # 13 x 18 x 5 voxels, 8 runs

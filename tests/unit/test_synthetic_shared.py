@@ -15,7 +15,8 @@ from nilearn.signal import clean
 
 from emocore.cli import main
 from emocore.constants import EMOTIONS, RUN_N_VOLUMES, TR_S, bold_filename
-from emocore.data.synthetic import SynthConfig, _regressors, generate_cohort
+from emocore.data.synthetic import SynthConfig, generate_cohort
+from emocore.data.synthetic.movie import emotion_regressors as _regressors
 from emocore.errors import ConfigError, DataError
 
 # 13 x 18 x 5 voxels; signal 0, so the emotion responses (shared by the timeline too) stay out
