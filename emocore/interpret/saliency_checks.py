@@ -78,6 +78,7 @@ from emocore.interpret.saliency import (
     IG_MAX_STEPS,
     IG_TOLERANCE,
     METHODS,
+    EmotionMap,
     MapCheck,
     input_magnitude,
     planted_voxels,
@@ -370,6 +371,124 @@ class CheckedMaps:
     randomised_volumes: dict[str, np.ndarray] | None = None
 
 
+def _trained_and_randomised(
+    model: nn.Module,
+    source: VolumeSource,
+    classes: Sequence[str],
+    *,
+    common: Mapping[str, Any],
+    tolerance: float,
+    rule: str,
+    keep: bool,
+    randomisation_seed: int,
+) -> tuple[dict[str, EmotionMap], dict[str, EmotionMap], dict[str, Any]]:
+    """The trained model's maps (integrated gradients doubling their steps until within
+    ``tolerance``) and the maps of its copy with every layer re-drawn, on the same volumes with
+    the same steps and noise; and the options that fixed the copy's steps (none for the methods
+    without steps)."""
+    ig = common["method"] == "integrated-gradients"
+    trained = volume_saliency(
+        model,
+        source,
+        classes,
+        tolerance=tolerance if ig else None,
+        rule=rule,
+        keep_volumes=keep,
+        **common,
+    )
+    steps = {name: m.check.steps for name, m in trained.items() if m.check is not None}
+    fixed: dict[str, Any] = {"steps": steps} if steps else {}
+    randomised = volume_saliency(
+        randomise_model(model, seed=randomisation_seed),
+        source,
+        classes,
+        keep_volumes=keep,
+        **fixed,
+        **common,
+    )
+    return trained, randomised, fixed
+
+
+def _records(
+    trained: Mapping[str, EmotionMap],
+    randomised: Mapping[str, EmotionMap],
+    mask: np.ndarray | None,
+    *,
+    method: str,
+    truths: Mapping[str, np.ndarray],
+    inputs: Mapping[str, np.ndarray],
+    cascade_rho: Mapping[str, list[tuple[str, float]]] | None,
+    used: Mapping[str, int],
+    seed: int,
+) -> dict[str, dict[str, Any]]:
+    """The record (:func:`check_record`) of each emotion's pair of maps; ``cascade_rho`` is
+    None when the cascade was not run."""
+    records = {}
+    for name, m in trained.items():
+        r = randomised[name]
+        pair = (m.volumes, r.volumes) if m.volumes is not None and r.volumes is not None else None
+        records[name] = check_record(
+            m.mean,
+            r.mean,
+            mask,
+            method=method,
+            check=m.check,
+            truth=truths.get(name),
+            input_only=inputs.get(name),
+            volumes=pair,
+            cascade=cascade_rho[name] if cascade_rho is not None else None,
+            cascade_volumes=used.get(name),
+            seed=seed,
+        )
+    return records
+
+
+def _cascade(
+    model: nn.Module,
+    source: VolumeSource,
+    classes: Sequence[str],
+    trained: Mapping[str, EmotionMap],
+    randomised: Mapping[str, EmotionMap],
+    *,
+    cascade_volumes: int | None,
+    randomisation_seed: int,
+    fixed: Mapping[str, Any],
+    common: Mapping[str, Any],
+) -> tuple[dict[str, list[tuple[str, float]]], dict[str, int]]:
+    """The cascading randomisation of :func:`saliency_checks`: per emotion, rho between the
+    trained map and the map after each further block of :func:`cascade_steps` is re-drawn (the
+    last step is the fully randomised copy's map, ``randomised``, not computed again), both
+    over ``cascade_volumes`` of the trained map's volumes; and how many volumes that was.
+    ``fixed`` and ``common`` are the options the randomised copy's maps were made with."""
+    cascade_rho: dict[str, list[tuple[str, float]]] = {name: [] for name in trained}
+    used: dict[str, int] = {}
+    # the trained map over the cascade's volumes, from the kept per-volume maps
+    sub: dict[str, np.ndarray] = {}
+    picks: dict[str, np.ndarray] = {}  # the randomised copy's map uses the same volumes
+    for name, m in trained.items():
+        assert m.volumes is not None
+        pick = spread(len(m.volumes), cascade_volumes or len(m.volumes))
+        sub[name], used[name] = m.volumes[pick].mean(0), len(pick)
+        picks[name] = pick
+    blocks = cascade_steps(model)
+    layers: list[str] = []
+    for block, names in blocks[:-1]:
+        layers += names
+        partial = randomise_model(model, seed=randomisation_seed, layers=layers)
+        found = volume_saliency(
+            partial, source, classes, only=cascade_volumes, keep_volumes=True, **fixed, **common
+        )
+        for name, m in found.items():
+            assert m.volumes is not None
+            cascade_rho[name].append((block, rank_correlation(sub[name], m.volumes.mean(0), None)))
+    if blocks:  # the last step re-draws every layer: the fully randomised copy
+        for name, m in randomised.items():
+            assert m.volumes is not None
+            rho = rank_correlation(sub[name], m.volumes[picks[name]].mean(0), None)
+            cascade_rho[name].append((blocks[-1][0], rho))
+    return cascade_rho, used
+
+
 def saliency_checks(
     model: nn.Module,
     source: VolumeSource,
@@ -420,75 +539,44 @@ def saliency_checks(
         "max_steps": max_steps,
         "mask": mask,
     }
-    ig = method == "integrated-gradients"
-    trained = volume_saliency(
+    trained, randomised, fixed = _trained_and_randomised(
         model,
         source,
         classes,
-        tolerance=tolerance if ig else None,
+        common=common,
+        tolerance=tolerance,
         rule=rule,
-        keep_volumes=keep,
-        **common,
-    )
-    steps = {name: m.check.steps for name, m in trained.items() if m.check is not None}
-    fixed: dict[str, Any] = {"steps": steps} if steps else {}
-    randomised = volume_saliency(
-        randomise_model(model, seed=randomisation_seed),
-        source,
-        classes,
-        keep_volumes=keep,
-        **fixed,
-        **common,
+        keep=keep,
+        randomisation_seed=randomisation_seed,
     )
     cascade_rho: dict[str, list[tuple[str, float]]] = {name: [] for name in trained}
     used: dict[str, int] = {}
     if cascade:
-        # the trained map over the cascade's volumes, from the kept per-volume maps
-        sub: dict[str, np.ndarray] = {}
-        picks: dict[str, np.ndarray] = {}  # the randomised copy's map uses the same volumes
-        for name, m in trained.items():
-            assert m.volumes is not None
-            pick = spread(len(m.volumes), cascade_volumes or len(m.volumes))
-            sub[name], used[name] = m.volumes[pick].mean(0), len(pick)
-            picks[name] = pick
-        blocks = cascade_steps(model)
-        layers: list[str] = []
-        for block, names in blocks[:-1]:
-            layers += names
-            partial = randomise_model(model, seed=randomisation_seed, layers=layers)
-            found = volume_saliency(
-                partial, source, classes, only=cascade_volumes, keep_volumes=True, **fixed, **common
-            )
-            for name, m in found.items():
-                assert m.volumes is not None
-                cascade_rho[name].append(
-                    (block, rank_correlation(sub[name], m.volumes.mean(0), None))
-                )
-        if blocks:  # the last step re-draws every layer: the fully randomised copy
-            for name, m in randomised.items():
-                assert m.volumes is not None
-                rho = rank_correlation(sub[name], m.volumes[picks[name]].mean(0), None)
-                cascade_rho[name].append((blocks[-1][0], rho))
+        cascade_rho, used = _cascade(
+            model,
+            source,
+            classes,
+            trained,
+            randomised,
+            cascade_volumes=cascade_volumes,
+            randomisation_seed=randomisation_seed,
+            fixed=fixed,
+            common=common,
+        )
     inputs = (
         input_magnitude(source, classes, max_per_class=max_per_class, seed=seed) if truths else {}
     )
-    records = {}
-    for name, m in trained.items():
-        r = randomised[name]
-        pair = (m.volumes, r.volumes) if m.volumes is not None and r.volumes is not None else None
-        records[name] = check_record(
-            m.mean,
-            r.mean,
-            mask,
-            method=method,
-            check=m.check,
-            truth=truths.get(name),
-            input_only=inputs.get(name),
-            volumes=pair,
-            cascade=cascade_rho[name] if cascade else None,
-            cascade_volumes=used.get(name),
-            seed=seed,
-        )
+    records = _records(
+        trained,
+        randomised,
+        mask,
+        method=method,
+        truths=truths,
+        inputs=inputs,
+        cascade_rho=cascade_rho if cascade else None,
+        used=used,
+        seed=seed,
+    )
     return CheckedMaps(
         maps={name: m.mean for name, m in trained.items()},
         randomised={name: m.mean for name, m in randomised.items()},
@@ -512,6 +600,129 @@ def _sentence(check: str, passed: bool | None, sentence: str, details: str) -> d
     return {"check": check, "passed": passed, "sentence": sentence, "details": details}
 
 
+def _completeness_sentence(checks: Mapping[str, Any], tolerance: float) -> dict[str, Any] | None:
+    """Integrated gradients' completeness: do the attributions add up to the change of the
+    class score? None for the other methods."""
+    gap: Any = checks.get("completeness_delta")
+    gap = gap.get("mean") if isinstance(gap, Mapping) else gap  # a record's, or study.json's
+    delta, steps = _fmt(gap, ".1%"), checks.get("ig_steps")
+    if delta is None or not steps:
+        return None
+    met = float(gap) <= tolerance
+    return _sentence(
+        "completeness",
+        met,
+        "The attributions add up to the model's score change, as integrated gradients should."
+        if met
+        else "The attributions do not add up to the model's score change even at the "
+        "step cap: read this map with care.",
+        f"Mean relative completeness gap {delta} after {steps} integrated-gradients "
+        f"steps (tolerance {tolerance:.0%}; Sundararajan et al. 2017).",
+    )
+
+
+def _randomisation_sentence(checks: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The model-randomisation check: how much of the map survives re-drawing every weight."""
+    rho = _fmt(checks.get("randomisation_rank_correlation"))
+    if rho is None:
+        return None
+    value = float(checks["randomisation_rank_correlation"])
+    passed = value <= RANDOMISATION_PASS
+    return _sentence(
+        "model randomisation",
+        passed,
+        "Scrambling the model's weights changes this map: it reflects what the model learned."
+        if passed
+        else "This map also appears with scrambled weights: it shows the input more than the model."
+        if value >= 0.5
+        else "Part of this map survives scrambling the model's weights: it shows the "
+        "input as well as what the model learned.",
+        f"Spearman rank correlation with the map of a copy whose weights were re-drawn: "
+        f"{rho} within the brain mask (passes at {RANDOMISATION_PASS:g} or below; "
+        "Adebayo et al. 2018).",
+    )
+
+
+def _cascade_sentence(checks: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The cascading randomisation: after which block, from the output down, the map stops
+    looking like the trained one."""
+    steps_done = [
+        (str(s.get("layers")), _fmt(s.get("rank_correlation"))) for s in checks.get("cascade") or []
+    ]
+    if not steps_done:
+        return None
+    first = next(
+        (block for block, r in steps_done if r is not None and float(r) <= RANDOMISATION_PASS),
+        None,
+    )
+    return _sentence(
+        "cascading randomisation",
+        first is not None,
+        (
+            "Scrambling the layers from the output down, the map stops looking like "
+            f"the trained one once {first} is scrambled."
+            if first is not None
+            else "Even with every layer scrambled, the map still looks like the trained one."
+        ),
+        "Rank correlation with the trained map after scrambling each further block, "
+        "from the output down: "
+        + ", ".join(f"{block} {r if r is not None else 'n/a'}" for block, r in steps_done)
+        + ".",
+    )
+
+
+def _planted_sentence(checks: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The planted pattern: does the trained model's map find it better than the randomised
+    model's map does?"""
+    auc, auc_r = _fmt(checks.get("auc")), _fmt(checks.get("auc_randomised"))
+    if auc is None or auc_r is None:
+        return None
+    ci = checks.get("auc_difference_ci95") or [None, None]
+    low, high = _fmt(ci[0]), _fmt(ci[1])
+    found = checks.get("finds_planted_pattern")
+    if low is None:
+        found = None
+    return _sentence(
+        "planted pattern",
+        found,
+        "This map finds the planted pattern better than the scrambled model's map "
+        "does: the model learned where it is."
+        if found
+        else "This map finds the planted pattern no better than the scrambled model's "
+        "map: it does not show that the model learned where it is."
+        if found is False
+        else "This run has no bootstrap interval for the planted pattern: re-run the "
+        "study to tell whether the map finds it.",
+        f"AUC against the planted pattern: {auc} for the trained model, {auc_r} for the "
+        "scrambled copy (0.5 = chance)"
+        + (
+            f"; difference 95 % bootstrap interval {low} to {high} over the map's "
+            "volumes (finds it when the interval's lower end is above 0)."
+            if low is not None and high is not None
+            else "."
+        ),
+    )
+
+
+def _input_only_sentence(checks: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The input alone: how well mean |x| over the same volumes finds the planted pattern (context,
+    never passed or failed)."""
+    only = _fmt(checks.get("auc_input_only"))
+    if only is None:
+        return None
+    strong = float(checks["auc_input_only"]) >= 0.7
+    return _sentence(
+        "the input alone",
+        None,
+        "The planted pattern also shows in the volumes themselves, without any model: "
+        "a high AUC alone does not show that the model learned it."
+        if strong
+        else "The volumes alone barely show the planted pattern, so what a map finds of "
+        "it comes from the model.",
+        f"AUC of mean |x| over the same volumes (no model): {only}.",
+    )
+
+
 def check_sentences(
     checks: Mapping[str, Any], *, tolerance: float = IG_TOLERANCE
 ) -> list[dict[str, Any]]:
@@ -522,116 +733,14 @@ def check_sentences(
     input alone. ``passed`` is True or False, or None for a number that only gives context (the
     input alone) or a check the record cannot decide; ``details`` holds the numbers.
     """
-    out = []
-    gap: Any = checks.get("completeness_delta")
-    gap = gap.get("mean") if isinstance(gap, Mapping) else gap  # a record's, or study.json's
-    delta, steps = _fmt(gap, ".1%"), checks.get("ig_steps")
-    if delta is not None and steps:
-        met = float(gap) <= tolerance
-        out.append(
-            _sentence(
-                "completeness",
-                met,
-                "The attributions add up to the model's score change, as integrated gradients "
-                "should."
-                if met
-                else "The attributions do not add up to the model's score change even at the "
-                "step cap: read this map with care.",
-                f"Mean relative completeness gap {delta} after {steps} integrated-gradients "
-                f"steps (tolerance {tolerance:.0%}; Sundararajan et al. 2017).",
-            )
-        )
-    rho = _fmt(checks.get("randomisation_rank_correlation"))
-    if rho is not None:
-        value = float(checks["randomisation_rank_correlation"])
-        passed = value <= RANDOMISATION_PASS
-        out.append(
-            _sentence(
-                "model randomisation",
-                passed,
-                "Scrambling the model's weights changes this map: it reflects what the model "
-                "learned."
-                if passed
-                else "This map also appears with scrambled weights: it shows the input more "
-                "than the model."
-                if value >= 0.5
-                else "Part of this map survives scrambling the model's weights: it shows the "
-                "input as well as what the model learned.",
-                f"Spearman rank correlation with the map of a copy whose weights were re-drawn: "
-                f"{rho} within the brain mask (passes at {RANDOMISATION_PASS:g} or below; "
-                "Adebayo et al. 2018).",
-            )
-        )
-    steps_done = [
-        (str(s.get("layers")), _fmt(s.get("rank_correlation"))) for s in checks.get("cascade") or []
-    ]
-    if steps_done:
-        first = next(
-            (block for block, r in steps_done if r is not None and float(r) <= RANDOMISATION_PASS),
-            None,
-        )
-        out.append(
-            _sentence(
-                "cascading randomisation",
-                first is not None,
-                (
-                    "Scrambling the layers from the output down, the map stops looking like "
-                    f"the trained one once {first} is scrambled."
-                    if first is not None
-                    else "Even with every layer scrambled, the map still looks like the trained "
-                    "one."
-                ),
-                "Rank correlation with the trained map after scrambling each further block, "
-                "from the output down: "
-                + ", ".join(f"{block} {r if r is not None else 'n/a'}" for block, r in steps_done)
-                + ".",
-            )
-        )
-    auc, auc_r = _fmt(checks.get("auc")), _fmt(checks.get("auc_randomised"))
-    if auc is not None and auc_r is not None:
-        ci = checks.get("auc_difference_ci95") or [None, None]
-        low, high = _fmt(ci[0]), _fmt(ci[1])
-        found = checks.get("finds_planted_pattern")
-        if low is None:
-            found = None
-        out.append(
-            _sentence(
-                "planted pattern",
-                found,
-                "This map finds the planted pattern better than the scrambled model's map "
-                "does: the model learned where it is."
-                if found
-                else "This map finds the planted pattern no better than the scrambled model's "
-                "map: it does not show that the model learned where it is."
-                if found is False
-                else "This run has no bootstrap interval for the planted pattern: re-run the "
-                "study to tell whether the map finds it.",
-                f"AUC against the planted pattern: {auc} for the trained model, {auc_r} for the "
-                "scrambled copy (0.5 = chance)"
-                + (
-                    f"; difference 95 % bootstrap interval {low} to {high} over the map's "
-                    "volumes (finds it when the interval's lower end is above 0)."
-                    if low is not None and high is not None
-                    else "."
-                ),
-            )
-        )
-    only = _fmt(checks.get("auc_input_only"))
-    if only is not None:
-        strong = float(checks["auc_input_only"]) >= 0.7
-        out.append(
-            _sentence(
-                "the input alone",
-                None,
-                "The planted pattern also shows in the volumes themselves, without any model: "
-                "a high AUC alone does not show that the model learned it."
-                if strong
-                else "The volumes alone barely show the planted pattern, so what a map finds of "
-                "it comes from the model.",
-                f"AUC of mean |x| over the same volumes (no model): {only}.",
-            )
-        )
-    return out
+    found = (
+        _completeness_sentence(checks, tolerance),
+        _randomisation_sentence(checks),
+        _cascade_sentence(checks),
+        _planted_sentence(checks),
+        _input_only_sentence(checks),
+    )
+    return [sentence for sentence in found if sentence is not None]
 
 
 def saliency_checks_sentence(checks: Mapping[str, Any], *, tolerance: float = IG_TOLERANCE) -> str:

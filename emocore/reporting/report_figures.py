@@ -30,16 +30,9 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from emocore.constants import CLASSES, EMOTION_COLORS
-from emocore.reporting.figures import (
-    TIMELINE_ROWS,
-    _classes_of,
-    _clock_ticks,
-    _confidence,
-    _in_legend_order,
-    _pct,
-    others_label,
-    others_recall,
-)
+from emocore.reporting.figures import TIMELINE_ROWS, others_label, others_recall
+from emocore.reporting.figures.style import clock_ticks, in_legend_order, pct
+from emocore.reporting.figures.timeline import classes_of, confidence
 
 __all__ = ["subject_vs_others_svg", "svg_data_uri", "timeline_svg"]
 
@@ -100,7 +93,7 @@ def subject_vs_others_svg(
         ax.bar(x + 0.2, mine, 0.4, color="#33415C", label=_plain(f"sub-{subject}"))
         ax.axhline(chance, color="#555555", linestyle="--", linewidth=1)
         ax.annotate(
-            f"chance\n{_pct(chance)}",
+            f"chance\n{pct(chance)}",
             xy=(1, chance),
             xycoords=("axes fraction", "data"),
             xytext=(4, 0),
@@ -122,13 +115,13 @@ def timeline_svg(table: pd.DataFrame) -> bytes:
     changes as faint lines; movie time as clock time."""
     t = table.sort_values("movie_time")
     time = t["movie_time"].to_numpy(dtype=float)
-    conf = _confidence(t)
+    conf = confidence(t)
     with rc_context(_RC):
         fig = Figure(figsize=(7.2, 3.4), layout="constrained")
         top, low = fig.subplots(2, 1, sharex=True, height_ratios=[0.62, 0.38])
         shown: list[str] = []
         for row, col in enumerate(("true", "pred")):  # TIMELINE_ROWS, bottom to top
-            for cls in _in_legend_order(set(t[col])):
+            for cls in in_legend_order(set(t[col])):
                 keep = (t[col] == cls).to_numpy()
                 top.scatter(
                     time[keep],
@@ -145,7 +138,7 @@ def timeline_svg(table: pd.DataFrame) -> bytes:
         top.set_ylim(-0.6, len(TIMELINE_ROWS) - 0.4)
         top.spines["left"].set_visible(False)
         top.tick_params(axis="y", length=0)
-        no_answer = (t["true"] == CLASSES[0]).to_numpy() & (CLASSES[0] not in _classes_of(t))
+        no_answer = (t["true"] == CLASSES[0]).to_numpy() & (CLASSES[0] not in classes_of(t))
         wrong = (t["true"] != t["pred"]).to_numpy()
         marks = (
             ("correct", ~no_answer & ~wrong, "#333333"),
@@ -170,7 +163,7 @@ def timeline_svg(table: pd.DataFrame) -> bytes:
                     rasterized=True,
                 )
         if len(t):
-            ticks = _clock_ticks(float(time.min()), float(time.max()))
+            ticks = clock_ticks(float(time.min()), float(time.max()))
             low.set_xticks(ticks["tickvals"], ticks["ticktext"])
             low.set_xlabel(ticks["title_text"])
         handles = [

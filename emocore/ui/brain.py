@@ -199,7 +199,7 @@ def _go_to(point: Sequence[float]) -> None:
 
 
 @st.fragment
-def saliency_viewer(  # noqa: PLR0915
+def saliency_viewer(
     ctx: RunContext,
     cache: VolumeCache,
     *,
@@ -213,8 +213,98 @@ def saliency_viewer(  # noqa: PLR0915
     verdict's, else the volume's prediction) on an anatomical underlay: NiiVue (with the linear
     decoder's pattern as a second overlay) and three static slices in mm, at one crosshair; the
     colour bar is fixed per map."""
-    options = ([PREDICTED] if pick.predicted else []) + ctx.classes
     no_maps = not ctx.study.get("saliency")  # the map controls would do nothing
+    chosen = _map_controls(
+        cache, ctx.classes, subject=subject, pick=pick, emotion=emotion, no_maps=no_maps
+    )
+    emotion, share, opacity = chosen.emotion, chosen.share, chosen.opacity
+    settings, colormap, pattern_style = _viewer_controls(no_maps)
+    with guard():
+        raw = loaders.saliency_map(ctx.results, design, name, emotion)
+        grid = loaders.world_image(
+            raw if raw is not None else np.zeros(cache.grid_shape, np.float32), cache.affine
+        )
+        underlay, underlay_label = _underlay(cache, subject, pick, chosen)
+    overlay = grid if raw is not None else None
+    vmax = robust_max(grid.data)  # once per map: the same bar on every slice and threshold
+    niivue_view.follow_click(_SLIDERS, key=_NIIVUE)  # a click in NiiVue, before the sliders
+    point = _crosshair(grid, grid.peak_mm() if overlay is not None else grid.snap((0, 0, 0)))
+    title = _announce_map(f"{design}/{name}", emotion, underlay_label, has_map=overlay is not None)
+    st.button(
+        "Crosshair to the map's peak",
+        on_click=_go_to,
+        args=(grid.peak_mm(),),
+        disabled=overlay is None,
+        key=f"{KEY}_peak",
+    )
+    threshold = share * vmax
+    overlays = []
+    if overlay is not None:
+        style = niivue_view.OverlayStyle(colormap=colormap, share=share, opacity=opacity)
+        overlays = _niivue_overlays(
+            ctx,
+            cache,
+            design=design,
+            name=name,
+            emotion=emotion,
+            saliency=(overlay, vmax, style),
+            pattern_style=pattern_style,
+        )
+    niivue_view.viewer(
+        underlay, overlays, point_mm=point, grid=grid, settings=settings, key=_NIIVUE
+    )
+    st.markdown("**Static slices** at the crosshair (the report's figures)")
+    _slices(
+        underlay,
+        point,
+        overlay,
+        threshold=threshold,
+        vmax=vmax,
+        opacity=opacity,
+        title=title,
+        underlay_label=underlay_label,
+        key=f"{KEY}_slices",
+    )
+    _slices_caption(chosen.underlay_name, vmax)
+    entry = ctx.results.map_entry(design, name, emotion)
+    if overlay is not None:
+        _checks(entry.get("checks"))
+        _linear_beside(
+            ctx,
+            cache,
+            underlay,
+            design=design,
+            name=name,
+            emotion=emotion,
+            point=point,
+            saliency=(overlay, threshold, vmax, opacity),
+            entry=entry,
+        )
+
+
+@dataclass(frozen=True)
+class _MapChoice:
+    """What the row of controls above the viewer chose."""
+
+    emotion: str
+    underlay_name: str
+    mean_epi: WorldImage | None  # the person's mean EPI, None when the cache holds none
+    share: float  # the threshold, as a share of the map's robust maximum
+    opacity: float
+
+
+def _map_controls(
+    cache: VolumeCache,
+    classes: list[str],
+    *,
+    subject: str,
+    pick: VolumePick,
+    emotion: str | None,
+    no_maps: bool,
+) -> _MapChoice:
+    """The row above the viewer: which emotion's map (or the volume's prediction), the
+    underlay, the threshold and the opacity."""
+    options = ([PREDICTED] if pick.predicted else []) + classes
     c1, c2, c3, c4 = st.columns([3, 3, 2, 2])
     choice = _remembered(
         c1,
@@ -240,6 +330,14 @@ def saliency_viewer(  # noqa: PLR0915
         disabled=no_maps,
     )
     opacity = c4.slider("Opacity", 0.0, 1.0, 0.8, 0.05, key=f"{KEY}_opacity", disabled=no_maps)
+    return _MapChoice(emotion, underlay_name, mean_epi, share, opacity)
+
+
+def _viewer_controls(
+    no_maps: bool,
+) -> tuple[niivue_view.ViewSettings, str, niivue_view.OverlayStyle]:
+    """The interactive viewer's controls: its view, and in a popover the saliency map's
+    colormap and the linear pattern's style."""
     views, colours = st.columns([5, 3])
     settings = niivue_view.view_controls(views, key=_NIIVUE)
     with colours.popover("Overlays of the interactive viewer", width="stretch"):
@@ -253,65 +351,59 @@ def saliency_viewer(  # noqa: PLR0915
         pattern_style = niivue_view.overlay_controls(
             st, "linear pattern", key=f"{_NIIVUE}_pattern", colormap="winter", disabled=no_maps
         )
-    with guard():
-        raw = loaders.saliency_map(ctx.results, design, name, emotion)
-        grid = loaders.world_image(
-            raw if raw is not None else np.zeros(cache.grid_shape, np.float32), cache.affine
-        )
-        if underlay_name == TEMPLATE:
-            underlay = loaders.mni_underlay(cache.grid_shape, cache.affine)
-            underlay_label = TEMPLATE
-        elif underlay_name == MEAN_EPI and mean_epi is not None:
-            underlay = mean_epi
-            underlay_label = f"mean EPI of sub-{subject}"
-        else:
-            volume = cache.volume(subject, pick.run, pick.volume).astype(np.float32)
-            underlay = loaders.world_image(volume, cache.affine)
-            underlay_label = f"BOLD of sub-{subject} run {pick.run} volume {pick.volume} (z)"
-    overlay = grid if raw is not None else None
-    vmax = robust_max(grid.data)  # once per map: the same bar on every slice and threshold
-    niivue_view.follow_click(_SLIDERS, key=_NIIVUE)  # a click in NiiVue, before the sliders
-    point = _crosshair(grid, grid.peak_mm() if overlay is not None else grid.snap((0, 0, 0)))
-    model = f"{design}/{name}"
-    if overlay is None:
+    return settings, colormap, pattern_style
+
+
+def _underlay(
+    cache: VolumeCache, subject: str, pick: VolumePick, chosen: _MapChoice
+) -> tuple[WorldImage, str]:
+    """The chosen underlay and its name in the title: the template, the person's mean EPI, or
+    the volume itself (also when the mean EPI was chosen but is gone)."""
+    if chosen.underlay_name == TEMPLATE:
+        return loaders.mni_underlay(cache.grid_shape, cache.affine), TEMPLATE
+    if chosen.underlay_name == MEAN_EPI and chosen.mean_epi is not None:
+        return chosen.mean_epi, f"mean EPI of sub-{subject}"
+    volume = cache.volume(subject, pick.run, pick.volume).astype(np.float32)
+    underlay = loaders.world_image(volume, cache.affine)
+    return underlay, f"BOLD of sub-{subject} run {pick.run} volume {pick.volume} (z)"
+
+
+def _announce_map(model: str, emotion: str, underlay_label: str, *, has_map: bool) -> str:
+    """Say above the viewer which map it shows (or that there is none); the static slices'
+    title."""
+    if not has_map:
         st.info(f"No saliency map for {model} and {emotion} in this run; the underlay alone.")
-        title = f"{underlay_label} (no saliency map for {emotion})"
-    else:
-        st.subheader(figures.saliency_title(emotion))
-        title = f"Model {model}: mean over {emotion} volumes · underlay: {underlay_label}"
-    st.button(
-        "Crosshair to the map's peak",
-        on_click=_go_to,
-        args=(grid.peak_mm(),),
-        disabled=overlay is None,
-        key=f"{KEY}_peak",
-    )
-    threshold = share * vmax
-    overlays = []
-    if overlay is not None:
-        style = niivue_view.OverlayStyle(colormap=colormap, share=share, opacity=opacity)
-        overlays.append(niivue_view.Overlay("saliency", overlay, vmax, style))
-        with guard():
-            pattern = loaders.linear_pattern(ctx.results, design, name, emotion)
-        if pattern is not None:
-            magnitude = loaders.world_image(np.abs(pattern).astype(np.float32), cache.affine)
-            pmax = robust_max(magnitude.data)
-            overlays.append(niivue_view.Overlay("linear pattern", magnitude, pmax, pattern_style))
-    niivue_view.viewer(
-        underlay, overlays, point_mm=point, grid=grid, settings=settings, key=_NIIVUE
-    )
-    st.markdown("**Static slices** at the crosshair (the report's figures)")
-    _slices(
-        underlay,
-        point,
-        overlay,
-        threshold=threshold,
-        vmax=vmax,
-        opacity=opacity,
-        title=title,
-        underlay_label=underlay_label,
-        key=f"{KEY}_slices",
-    )
+        return f"{underlay_label} (no saliency map for {emotion})"
+    st.subheader(figures.saliency_title(emotion))
+    return f"Model {model}: mean over {emotion} volumes · underlay: {underlay_label}"
+
+
+def _niivue_overlays(
+    ctx: RunContext,
+    cache: VolumeCache,
+    *,
+    design: str,
+    name: str,
+    emotion: str,
+    saliency: tuple[WorldImage, float, niivue_view.OverlayStyle],
+    pattern_style: niivue_view.OverlayStyle,
+) -> list[niivue_view.Overlay]:
+    """The interactive viewer's overlays: the saliency map (``saliency``: the map, its colour
+    bar's top and its style) and, when the run has one, the linear decoder's |pattern|."""
+    overlay, vmax, style = saliency
+    overlays = [niivue_view.Overlay("saliency", overlay, vmax, style)]
+    with guard():
+        pattern = loaders.linear_pattern(ctx.results, design, name, emotion)
+    if pattern is not None:
+        magnitude = loaders.world_image(np.abs(pattern).astype(np.float32), cache.affine)
+        pmax = robust_max(magnitude.data)
+        overlays.append(niivue_view.Overlay("linear pattern", magnitude, pmax, pattern_style))
+    return overlays
+
+
+def _slices_caption(underlay_name: str, vmax: float) -> None:
+    """What the static slices show: their convention, the underlay's provenance, the colour
+    bar's range."""
     st.caption(
         "Slices in world coordinates (mm), the subject's left on the left (neurological "
         "convention). "
@@ -328,20 +420,6 @@ def saliency_viewer(  # noqa: PLR0915
         + f"Colour bar: 0 to the map's robust maximum ({vmax:.3g}, its 99.5th percentile), "
         "fixed for this map."
     )
-    entry = ctx.results.map_entry(design, name, emotion)
-    if overlay is not None:
-        _checks(entry.get("checks"))
-        _linear_beside(
-            ctx,
-            cache,
-            underlay,
-            design=design,
-            name=name,
-            emotion=emotion,
-            point=point,
-            saliency=(overlay, threshold, vmax, opacity),
-            entry=entry,
-        )
 
 
 def _underlay_choice(where: Any, subject: str, *, has_mean_epi: bool) -> str:
