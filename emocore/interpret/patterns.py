@@ -44,7 +44,7 @@ from emocore._io import atomic_write_json
 from emocore.data.cache import VolumeCache
 from emocore.data.derivatives import linear_pattern_relpath, sidecar_path
 from emocore.errors import ConfigError
-from emocore.interpret.saliency import save_nifti
+from emocore.interpret.saliency import pool_volumes, save_nifti
 from emocore.interpret.saliency_checks import N_BOOTSTRAP, paired_bootstrap
 
 # the baseline's own reader and model, so the patterns' preprocessing cannot drift from it
@@ -218,10 +218,11 @@ def correlation_against_randomised(
 ) -> dict[str, Any]:
     """The CNN-map vs linear-pattern correlation beside its null, the randomised model's map.
 
-    ``trained_volumes`` and ``randomised_volumes`` are each explained volume's |map| of the
+    ``trained_volumes`` and ``randomised_volumes`` are each explained volume's map of the
     trained and of the weight-randomised CNN within the brain mask (volumes, voxels), as
-    :func:`emocore.interpret.saliency_checks.saliency_checks` keeps them; ``pattern`` the same voxels of
-    the pattern (its absolute value is compared, as the CNN maps are absolute). Returns
+    :func:`emocore.interpret.saliency_checks.saliency_checks` keeps them (a set of them pools
+    into a map by :func:`emocore.interpret.saliency.pool_volumes`); ``pattern`` the same voxels
+    of the pattern (its absolute value is compared, as the CNN maps are absolute). Returns
 
     ``correlation_with_saliency``
         Pearson r of the trained CNN's mean map with |pattern|;
@@ -247,6 +248,7 @@ def correlation_against_randomised(
     scale = np.sqrt((centred**2).sum())
 
     def pearson(rows: np.ndarray) -> np.ndarray:
+        rows = np.abs(rows)  # each row is a resampled mean of the volumes: pool_volumes' size
         rows = rows - rows.mean(1, keepdims=True)
         norms = np.sqrt((rows**2).sum(1)) * scale
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -254,8 +256,8 @@ def correlation_against_randomised(
 
     low, high = paired_bootstrap(t, r, pearson, n_boot=n_boot, seed=seed)
     return {
-        "correlation_with_saliency": spatial_correlation(t.mean(0), target),
-        "correlation_with_randomised_saliency": spatial_correlation(r.mean(0), target),
+        "correlation_with_saliency": spatial_correlation(pool_volumes(t), target),
+        "correlation_with_randomised_saliency": spatial_correlation(pool_volumes(r), target),
         "correlation_difference_ci95": [low, high],
         "correlation_beyond_randomised": bool(low > 0),
     }

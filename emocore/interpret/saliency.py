@@ -27,6 +27,18 @@ their map follows the volume itself; with re-drawn weights it still finds a plan
 Gradient-based maps without that product change when the weights change (Adebayo et al. 2018).
 README.md ("Explanations, checked") gives the numbers the choice rests on.
 
+How an emotion's map pools its volumes: for the gradient family (SmoothGrad and the plain
+gradient) it is the absolute value of the *signed* mean over the emotion's volumes, so a voxel
+scores high when it pushes the emotion's score the same way in the emotion's volumes; for
+integrated gradients and Grad-CAM it is the mean of the absolute values. Averaging absolute
+gradients keeps the network's architecture in the map (edge voxels reach fewer units, whatever
+the weights): on 10 x 12 x 8 grids, the median Spearman correlation between the maps of a
+trained and a weight-randomised copy was 0.20 that way and 0.06 with the signed mean (24 maps,
+8 seeded cohorts of sparse patterns). On two cohorts of planted blobs, the trained maps'
+AUCs moved from 0.57-0.92 to 0.54-0.89 and the randomised copies' from 0.51-0.64 to 0.49-0.59,
+so the mean trained-minus-randomised AUC stayed at 0.24. A voxel whose gradient changes sign
+between volumes cancels out; the map does not show it.
+
 The methods are written here with ``torch.autograd`` (a few lines each) rather than taken from
 Captum: the maps need what Captum does not provide (per-emotion averaging over seeded volumes,
 per-map step doubling on the completeness gap, noise drawn on the CPU so that a trained and a
@@ -58,6 +70,8 @@ from emocore.models.engine import fold_batchnorm
 
 __all__ = [
     "DEFAULT_METHOD",
+    "SIGNED_MEAN_METHODS",
+    "pool_volumes",
     "METHODS",
     "SMOOTHGRAD_NOISE",
     "SMOOTHGRAD_SAMPLES",
@@ -100,6 +114,9 @@ SMOOTHGRAD_SAMPLES = 4
 #: Standard deviation of SmoothGrad's noise as a share of each volume's range (max - min);
 #: Smilkov et al. (2017) found 10-20 % best.
 SMOOTHGRAD_NOISE = 0.15
+#: Methods whose emotion map is the absolute value of the signed mean over volumes (see the
+#: module docstring); the others average absolute values.
+SIGNED_MEAN_METHODS = ("smoothgrad", "gradient")
 #: Riemann steps (midpoint rule) of :func:`integrated_gradients` when none are given.
 IG_STEPS = 8
 #: Largest relative completeness gap :func:`integrated_gradients_converged` accepts by default.
@@ -331,15 +348,25 @@ class MapCheck:
 class EmotionMap:
     """One emotion's map from :func:`volume_saliency`.
 
-    ``mean`` (x, y, z): the mean absolute attribution over the explained volumes;
-    ``volumes`` (n, voxels): each volume's absolute attribution at the voxels of the ``mask``
-    given (all voxels, flattened, without one), or None when they were not asked for;
+    ``mean`` (x, y, z): the map, :func:`pool_volumes` of the explained volumes' attributions;
+    ``volumes`` (n, voxels): each volume's attribution at the voxels of the ``mask`` given (all
+    voxels, flattened, without one), signed for :data:`SIGNED_MEAN_METHODS` and absolute for
+    the others, so that ``pool_volumes(volumes)`` of any subset is that subset's map; None when
+    they were not asked for;
     ``check``: steps and completeness for integrated gradients, None for the other methods.
     """
 
     mean: np.ndarray
     volumes: np.ndarray | None
     check: MapCheck | None
+
+
+def pool_volumes(volumes: np.ndarray) -> np.ndarray:
+    """The map of a set of per-volume attributions (volumes first, as
+    :attr:`EmotionMap.volumes` keeps them): the absolute value of their mean. For the signed
+    attributions of :data:`SIGNED_MEAN_METHODS` that is the signed mean's size; for absolute
+    ones it is their mean."""
+    return np.abs(np.asarray(volumes).mean(0))
 
 
 def _noise_generators(seed: int, positions: np.ndarray) -> list[torch.Generator]:
@@ -384,7 +411,7 @@ def volume_saliency(
     measure their completeness gap; with a ``tolerance`` the steps double, up to ``max_steps``,
     and the *whole* map is recomputed until the gap ``rule`` names (``"mean"`` over the map's
     volumes, since the map is their mean, or the worst volume's, ``"max"``) is within it.
-    ``keep_volumes`` keeps each volume's absolute map at the voxels of ``mask`` (for the
+    ``keep_volumes`` keeps each volume's map at the voxels of ``mask`` (for the
     bootstrap of :mod:`emocore.interpret.saliency_checks`). ``only`` explains just that many of each
     emotion's volumes, evenly spaced through them (:func:`spread`; the cheaper maps of the
     cascading randomisation), each with the noise it has in the full map.
@@ -420,7 +447,7 @@ def volume_saliency(
                 )
                 if method == "integrated-gradients":
                     deltas.append(ig_completeness(model, x, t, sal))
-                size = sal.abs()
+                size = sal if method in SIGNED_MEAN_METHODS else sal.abs()
                 acc += size.sum(0)
                 if keep_volumes:
                     flat = size.flatten(1).cpu()
@@ -441,7 +468,7 @@ def volume_saliency(
                     continue
             break
         out[name] = EmotionMap(
-            mean=(acc / len(idx)).cpu().numpy(),
+            mean=(acc / len(idx)).abs().cpu().numpy(),
             volumes=np.concatenate(kept) if keep_volumes else None,
             check=check,
         )
@@ -463,7 +490,8 @@ def emotion_saliency(
     samples: int = SMOOTHGRAD_SAMPLES,
     noise: float = SMOOTHGRAD_NOISE,
 ) -> dict[str, np.ndarray]:
-    """Mean absolute saliency per class over (up to ``max_per_class``) volumes of that class.
+    """Each class's map over (up to ``max_per_class``) volumes of that class: the size of the
+    signed mean for SmoothGrad and the gradient, the mean size for the others (module docstring).
 
     ``target="true"`` explains the true class of each volume; ``"pred"`` the predicted one.
     ``steps`` are the integrated-gradients midpoint steps; ``samples`` and ``noise`` are
@@ -598,10 +626,10 @@ def describe_method(
             "NoiseLevel": noise,
             "Target": explained,
             "Units": (
-                "logit per unit of z-scored signal: per voxel, the mean over the explained "
-                "volumes of the absolute SmoothGrad gradient of the class logit (the model's "
-                f"pre-softmax class score), itself the mean gradient over {samples} copies of "
-                f"the volume with Gaussian noise of {noise:.0%} of its range added; "
+                "logit per unit of z-scored signal: per voxel, the absolute value of the mean "
+                "over the explained volumes of the SmoothGrad gradient of the class logit (the "
+                f"model's pre-softmax class score), itself the mean gradient over {samples} "
+                f"copies of the volume with Gaussian noise of {noise:.0%} of its range added; "
                 "non-negative, not normalised"
             ),
         }
@@ -610,9 +638,9 @@ def describe_method(
             "Method": method,
             "Target": explained,
             "Units": (
-                "logit per unit of z-scored signal: per voxel, the mean over the explained "
-                "volumes of the absolute gradient of the class logit (the model's pre-softmax "
-                "class score); non-negative, not normalised"
+                "logit per unit of z-scored signal: per voxel, the absolute value of the mean "
+                "over the explained volumes of the gradient of the class logit (the model's "
+                "pre-softmax class score); non-negative, not normalised"
             ),
         }
     if method == "integrated-gradients":

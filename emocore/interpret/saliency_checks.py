@@ -82,6 +82,7 @@ from emocore.interpret.saliency import (
     MapCheck,
     input_magnitude,
     planted_voxels,
+    pool_volumes,
     saliency_auc,
     spread,
     volume_saliency,
@@ -295,8 +296,9 @@ def auc_difference_interval(
     """95 % bootstrap interval of (trained AUC - randomised AUC) against the planted ``truth``.
 
     ``trained`` and ``randomised`` are the per-volume maps (volumes, voxels in ``mask``) whose
-    means the two AUCs score (:func:`paired_bootstrap`). NaN when the truth marks no voxel or
-    every voxel.
+    pooled maps the two AUCs score (:func:`paired_bootstrap` averages a draw's volumes, and the
+    AUC ranks the size of that mean: :func:`emocore.interpret.saliency.pool_volumes`). NaN when
+    the truth marks no voxel or every voxel.
     """
     positive = planted_voxels(truth, mask)
     if positive.all() or not positive.any():
@@ -468,7 +470,7 @@ def _cascade(
     for name, m in trained.items():
         assert m.volumes is not None
         pick = spread(len(m.volumes), cascade_volumes or len(m.volumes))
-        sub[name], used[name] = m.volumes[pick].mean(0), len(pick)
+        sub[name], used[name] = pool_volumes(m.volumes[pick]), len(pick)
         picks[name] = pick
     blocks = cascade_steps(model)
     layers: list[str] = []
@@ -480,11 +482,13 @@ def _cascade(
         )
         for name, m in found.items():
             assert m.volumes is not None
-            cascade_rho[name].append((block, rank_correlation(sub[name], m.volumes.mean(0), None)))
+            cascade_rho[name].append(
+                (block, rank_correlation(sub[name], pool_volumes(m.volumes), None))
+            )
     if blocks:  # the last step re-draws every layer: the fully randomised copy
         for name, m in randomised.items():
             assert m.volumes is not None
-            rho = rank_correlation(sub[name], m.volumes[picks[name]].mean(0), None)
+            rho = rank_correlation(sub[name], pool_volumes(m.volumes[picks[name]]), None)
             cascade_rho[name].append((blocks[-1][0], rho))
     return cascade_rho, used
 

@@ -166,7 +166,7 @@ def test_pattern_correlation_is_read_against_the_randomised_models_maps(rng):
         "correlation_beyond_randomised",
     }
     assert out["correlation_with_saliency"] == pytest.approx(
-        spatial_correlation(trained.mean(0), np.abs(pattern))
+        spatial_correlation(np.abs(trained.mean(0)), np.abs(pattern))
     )
     low, high = out["correlation_difference_ci95"]
     gap = out["correlation_with_saliency"] - out["correlation_with_randomised_saliency"]

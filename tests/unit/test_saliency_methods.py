@@ -19,6 +19,7 @@ from emocore.interpret.saliency import (
     emotion_saliency,
     gradient,
     input_magnitude,
+    pool_volumes,
     saliency_auc,
     smoothgrad,
     volume_saliency,
@@ -98,11 +99,28 @@ def test_volume_maps_average_to_the_emotion_map_within_the_mask():
     for name, m in found.items():
         assert m.volumes is not None and m.volumes.shape == (4, int(mask.sum()))
         assert m.check is None  # completeness is integrated gradients' only
-        np.testing.assert_allclose(m.volumes.mean(0), m.mean[mask], rtol=1e-5)
+        # the map pools the kept volumes: the size of their signed mean (SmoothGrad)
+        np.testing.assert_allclose(pool_volumes(m.volumes), m.mean[mask], rtol=1e-5, atol=1e-9)
+        assert (m.volumes < 0).any()  # kept signed, so a voxel that flips sign cancels out
+        assert (pool_volumes(m.volumes) <= np.abs(m.volumes).mean(0) + 1e-9).all()
         # the same seed draws the same volumes and the same noise
         np.testing.assert_allclose(m.mean, means[name], rtol=1e-6)
     inputs = input_magnitude(source, CLASSES, max_per_class=4)
     assert set(inputs) == set(CLASSES) and all(v.shape == SHAPE for v in inputs.values())
+    # integrated gradients keep each volume's absolute map: their map is the plain mean of sizes
+    ig = volume_saliency(
+        model,
+        source,
+        CLASSES,
+        method="integrated-gradients",
+        device="cpu",
+        max_per_class=4,
+        keep_volumes=True,
+        mask=mask,
+    )
+    for m in ig.values():
+        assert m.volumes is not None and (m.volumes >= 0).all()
+        np.testing.assert_allclose(m.volumes.mean(0), m.mean[mask], rtol=1e-5, atol=1e-9)
 
 
 def test_cascade_steps_reuse_the_full_randomisation_draws():
