@@ -7,7 +7,7 @@ the tests existed lack them: :func:`run_findings` then returns a :class:`RunFind
 ``available``, and :func:`predates_message` says how to get them.
 
 Everything here is pure (dicts in, tables and sentences out): the pages read the files through
-:mod:`emocore.ui.loaders`, the report through :func:`emocore.reporting.report.read_json`.
+:mod:`emocore.ui.loaders`, the report through :class:`emocore.runs.results.RunResults`.
 """
 
 from __future__ import annotations
