@@ -240,6 +240,7 @@ def _is_fmriprep(folder: Path, files: list[dict]) -> bool:
 
 def _bold_files(folder: Path) -> list[dict]:
     """Every ``*_bold.nii[.gz]`` in a func folder below ``folder``, parsed into BIDS entities."""
+    # here: nilearn takes about a second to import, and the GPU machine has none
     from nilearn.interfaces.bids import get_bids_files, parse_bids_filename
 
     paths = get_bids_files(folder, file_tag="bold", file_type="nii*", modality_folder="func")

@@ -108,9 +108,8 @@ class RunDesign:
 
 
 def _cosine_drifts(n: int, tr: float, high_pass: float) -> np.ndarray:
-    from nilearn.glm.first_level import (
-        make_first_level_design_matrix,  # here: the GPU machine has no nilearn; only prepare needs it
-    )
+    # here: the GPU machine has no nilearn, and only prepare needs it
+    from nilearn.glm.first_level import make_first_level_design_matrix
 
     frame_times = np.arange(n) * tr
     with warnings.catch_warnings():
@@ -123,9 +122,8 @@ def _confounds(
     path: Path, n: int, strategy: tuple[str, ...]
 ) -> tuple[np.ndarray, list[str], str, list[int]]:
     """fMRIPrep confounds of the run at ``path``, through nilearn's load_confounds."""
-    from nilearn.interfaces.fmriprep import (
-        load_confounds,  # here: the GPU machine has no nilearn; only prepare needs it
-    )
+    # here: the GPU machine has no nilearn, and only prepare needs it
+    from nilearn.interfaces.fmriprep import load_confounds
 
     try:
         with warnings.catch_warnings():
@@ -140,9 +138,8 @@ def _confounds(
             f"({exc}). fMRIPrep writes them as {path.parent / expected}; check that file is there "
             "and has the columns of that strategy, or choose another --confounds (or none)"
         ) from exc
-    from nilearn.interfaces.fmriprep.load_confounds_utils import (
-        get_confounds_file,  # here: the GPU machine has no nilearn; only prepare needs it
-    )
+    # here: the GPU machine has no nilearn, and only prepare needs it
+    from nilearn.interfaces.fmriprep.load_confounds_utils import get_confounds_file
 
     tsv = str(get_confounds_file(str(path), flag_full_aroma=False, flag_tedana=False))
     values = np.asarray(table, dtype=np.float64) if table is not None else np.zeros((n, 0))

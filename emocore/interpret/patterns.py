@@ -39,6 +39,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.linalg import pinvh
+from scipy.stats import pearsonr
 
 from emocore._io import atomic_write_json
 from emocore.data.cache import VolumeCache
@@ -71,8 +73,6 @@ def haufe_patterns(X: np.ndarray, W: np.ndarray) -> np.ndarray:
     component) gives a 1-D ``A``, ``Cov(X) w / Var(s)``. Scaling ``W`` by ``c`` scales ``A``
     by ``1/c``: a pattern is the data change per unit of score.
     """
-    from scipy.linalg import pinvh
-
     X = np.asarray(X, dtype=np.float64)
     W = np.asarray(W, dtype=np.float64)
     one = W.ndim == 1
@@ -190,8 +190,6 @@ def spatial_correlation(
 
     NaN when either map is constant there.
     """
-    from scipy.stats import pearsonr
-
     a, b = np.asarray(map_a, dtype=np.float64), np.asarray(map_b, dtype=np.float64)
     if a.shape != b.shape:
         raise ConfigError(f"the two maps are on different grids: {a.shape} and {b.shape}")

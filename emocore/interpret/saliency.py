@@ -688,9 +688,8 @@ def saliency_auc(
     threshold: float = 0.5,
 ) -> float:
     """ROC AUC of |saliency| for telling apart voxels where ``truth`` exceeds ``threshold`` x its max."""
-    from sklearn.metrics import (
-        roc_auc_score,  # here: scikit-learn loads in 0.5 s; only AUCs need it
-    )
+    # here: scikit-learn loads in 0.5 s, and only the AUC needs it
+    from sklearn.metrics import roc_auc_score
 
     if saliency.shape != truth.shape:
         raise ConfigError(

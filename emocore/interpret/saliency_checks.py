@@ -69,6 +69,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
+from scipy.stats import spearmanr
 from torch import nn
 
 from emocore.data.dataset import VolumeSource
@@ -214,8 +215,6 @@ def rank_correlation(map_a: np.ndarray, map_b: np.ndarray, mask: np.ndarray | No
 
     NaN when either map is constant within the mask (no ranking to compare).
     """
-    from scipy.stats import spearmanr
-
     a, b = _masked_pair(np.asarray(map_a), np.asarray(map_b), mask)
     if a.size < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
         return float("nan")

@@ -44,7 +44,7 @@ def cache_lock(cache: Path) -> Iterator[None]:
     goes on unlocked.
     """
     try:
-        import fcntl
+        import fcntl  # here: POSIX only
     except ImportError:  # Windows: no flock; prepares there are not serialised
         yield
         return
