@@ -23,11 +23,17 @@ from emocore._io import atomic_write_text, read_table
 from emocore.constants import EMOTIONS
 from emocore.data.cache import VolumeCache
 from emocore.data.dataset import VolumeSource, select
-from emocore.data.splits import SplitPlan, make_splits
+from emocore.data.splits import Fold, SplitPlan, make_splits
 from emocore.errors import ConfigError, check_choice
 from emocore.models.engine import FastOptions
 from emocore.progress import EpochHook, Progress
-from emocore.training.train import TrainConfig, predict_proba, save_checkpoint, train_model
+from emocore.training.train import (
+    TrainConfig,
+    TrainResult,
+    predict_proba,
+    save_checkpoint,
+    train_model,
+)
 from emocore.training.tuning import choose_epochs, inner_group
 
 __all__ = [
@@ -158,7 +164,211 @@ def plan_design(
     return plans
 
 
-def run_design(  # noqa: C901, PLR0915
+@dataclass
+class _DesignRun:
+    """One call of :func:`run_design` while it trains: what it was asked for, how many trainings
+    it has done (for the progress bar), and what the finished folds and models gave so far."""
+
+    cache: VolumeCache
+    design: str
+    train_config: TrainConfig
+    classes: list[str]
+    loso: bool  # LOSO proper (not the leaky random split): each fold's model is a final model
+    jobs: int  # trainings in all: the folds run, plus the refits
+    progress: Progress | None
+    on_epoch: EpochHook | None
+    ckpt_dir: Path | None
+    work: Path | None
+    done: int = 0
+    tables: list[pd.DataFrame] = field(default_factory=list)
+    speeds: list[float] = field(default_factory=list)
+    peaks: list[float] = field(default_factory=list)
+    total_seconds: float = 0.0
+    result_plans: dict[str, dict[str, Any]] = field(default_factory=dict)
+    checkpoints: dict[str, Path] = field(default_factory=dict)
+    tuning: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+
+    @property
+    def inner(self) -> bool:
+        """Whether each outer fold chooses its epoch count on an inner fold."""
+        return self.train_config.epoch_selection == "inner"
+
+    def step(self, message: str) -> Progress:
+        """Progress of the current training, as a share of the whole design."""
+
+        def inner(frac: float, msg: str) -> None:
+            if self.progress is not None:
+                self.progress((self.done + frac) / self.jobs, f"{self.design} {message}: {msg}")
+
+        return inner
+
+    def hook(self, model_name: str, fold: str) -> Callable[[dict[str, Any]], None]:
+        """The epoch hook of one training: its records say which design, model and fold."""
+
+        def inner(record: dict[str, Any]) -> None:
+            if self.on_epoch is not None:
+                self.on_epoch({"design": self.design, "model": model_name, "fold": fold, **record})
+
+        return inner
+
+    def final_checkpoint(
+        self, path: Path, res: Any, trained_on: list[str], config: TrainConfig, **info: Any
+    ) -> Path:
+        """Save a model the design keeps, with what it was trained on."""
+        extra = {
+            "classes": self.classes,
+            "design": self.design,
+            "trained_on": trained_on,
+            "cache_key": self.cache.key,
+            **info,
+        }
+        return save_checkpoint(
+            path,
+            res.model,
+            config=config,
+            classes_n=len(self.classes),
+            epoch=config.epochs,
+            history=res.history,
+            extra=extra,
+        )
+
+    def fold_config(
+        self, label: str, tr: pd.DataFrame, plan: SplitPlan, choice_file: Path | None
+    ) -> tuple[TrainConfig, dict[str, Any]]:
+        """The training config of one outer fold and how its epochs were set: the fixed count,
+        or the count an inner fold of the outer training rows chose (kept in ``choice_file``
+        so a resumed run trains the same count without choosing again)."""
+        train_config = self.train_config
+        if not self.inner:
+            return train_config, {"epochs": train_config.epochs, "how": "fixed"}
+        if choice_file is not None and choice_file.exists():
+            chosen = json.loads(choice_file.read_text(encoding="utf-8"))
+        else:
+            self.step(label)(
+                0.0, f"choosing the epochs (at most {train_config.epochs}) on an inner fold"
+            )
+            choice = choose_epochs(
+                self.cache,
+                tr,
+                train_config,
+                group=inner_group(plan.split),
+                n_classes=len(self.classes),
+            )
+            chosen = {"epochs": choice.epochs, "how": "inner fold", **choice.to_dict()}
+            if choice_file is not None:
+                atomic_write_text(choice_file, json.dumps(chosen))
+        return replace(train_config, epochs=int(chosen["epochs"])), chosen
+
+    def run_fold(self, name: str, rows: pd.DataFrame, plan: SplitPlan, fi: int, fold: Fold) -> None:
+        """Cross-validate one fold of model ``name``: train on its training rows, predict its
+        held-out rows (a fold a resumed run already finished is read back instead)."""
+        work, ckpt_dir, classes = self.work, self.ckpt_dir, self.classes
+        label = f"{name} {fold.name} (fold {fi + 1}/{len(plan.folds)})"
+        tr, te = rows.iloc[fold.train], rows.iloc[fold.test]
+        done_file = work / f"{name}__{fi}.tsv" if work is not None else None
+        final = ckpt_dir / f"{fold.name}.pt" if self.loso and ckpt_dir is not None else None
+        choice_file = work / f"{name}__{fi}.epochs.json" if work is not None else None
+        if done_file is not None and done_file.exists() and (final is None or final.exists()):
+            self.tables.append(read_table(done_file))
+            self.tuning[name][fold.name] = self.fold_config(label, tr, plan, choice_file)[1]
+            self.done += 1
+            return
+        fold_ckpt = work / f"{name}__{fi}.pt" if work is not None else None
+        config, self.tuning[name][fold.name] = self.fold_config(label, tr, plan, choice_file)
+        self.step(label)(0.0, f"loading its volumes, then {_epochs(config.epochs)}")
+        train_src, test_src = VolumeSource(self.cache, tr), VolumeSource(self.cache, te)
+        res = train_model(
+            train_src,
+            test_src,
+            config,
+            n_classes=len(classes),
+            progress=self.step(label),
+            on_epoch=self.hook(name, fold.name),
+            checkpoint=fold_ckpt,
+            resume=fold_ckpt is not None,
+        )
+        self.count(res)
+        # held-out sets are small: compiling for them costs more than it saves, unless asked
+        probs = predict_proba(
+            res.model,
+            test_src,
+            device=self.train_config.device,
+            amp=self.train_config.amp,
+            options=FastOptions(compile="on" if self.train_config.compile == "on" else "off"),
+        )
+        held = fold.name.removeprefix("sub-")
+        seen = (te["subject"] != held).to_numpy() if self.loso else np.ones(len(te), bool)
+        table = prediction_table(
+            te, probs, classes, fold=fi, fold_name=fold.name, seen=seen, model=name
+        )
+        self.tables.append(table)
+        if final is not None:
+            self.checkpoints[fold.name] = self.final_checkpoint(
+                final, res, sorted(tr["subject"].unique().tolist()), config, held_out=fold.name
+            )
+        if done_file is not None:
+            atomic_write_text(done_file, table.to_csv(sep="\t", index=False))
+            fold_ckpt.unlink(missing_ok=True)  # type: ignore[union-attr]
+        self.done += 1
+
+    def count(self, res: TrainResult) -> None:
+        """Add a fold's training speed, peak GPU memory and time to the design's."""
+        self.speeds.append(res.volumes_per_s)
+        if res.peak_gpu_memory_gib is not None:
+            self.peaks.append(res.peak_gpu_memory_gib)
+        self.total_seconds += res.seconds
+
+    def refit(self, name: str, rows: pd.DataFrame) -> None:
+        """Train model ``name``'s final model on all of its rows and keep it."""
+        config = self.train_config
+        if self.inner:  # the median of the folds' choices: no fold is left to choose on
+            chosen = [t["epochs"] for t in self.tuning[name].values()]
+            config = replace(config, epochs=max(1, round(float(np.median(chosen)))))
+        self.tuning[name]["final"] = {
+            "epochs": config.epochs,
+            "how": "median of the folds' choices" if self.inner else "fixed",
+        }
+        self.step(f"{name} final model")(0.0, f"loading its volumes, then {_epochs(config.epochs)}")
+        res = train_model(
+            VolumeSource(self.cache, rows),
+            None,
+            config,
+            n_classes=len(self.classes),
+            progress=self.step(f"{name} final model"),
+            on_epoch=self.hook(name, "final"),
+        )
+        if self.ckpt_dir is not None:
+            self.checkpoints[name] = self.final_checkpoint(
+                self.ckpt_dir / f"{name}.pt",
+                res,
+                sorted(rows["subject"].unique().tolist()),
+                config,
+            )
+        self.done += 1
+
+    def result(self, plans: list[tuple[str, pd.DataFrame, SplitPlan]]) -> DesignResult:
+        """The design's pooled held-out predictions and what its trainings recorded."""
+        predictions = pd.concat(self.tables, ignore_index=True)
+        predictions.insert(0, "design", self.design)
+        leaky = any(p.leaky for _, _, p in plans)
+        split_name = plans[0][2].split
+        predictions["split"] = split_name
+        return DesignResult(
+            design=self.design,
+            split=split_name,
+            leaky=leaky,
+            classes=self.classes,
+            predictions=predictions,
+            plans=self.result_plans,
+            checkpoints=self.checkpoints,
+            train_volumes_per_s=float(np.mean(self.speeds)) if self.speeds else 0.0,
+            peak_gpu_memory_gib=max(self.peaks) if self.peaks else None,
+            seconds=self.total_seconds,
+            tuning=self.tuning,
+        )
+
+
+def run_design(
     cache: VolumeCache,
     design: str,
     train_config: TrainConfig,
@@ -198,169 +408,28 @@ def run_design(  # noqa: C901, PLR0915
     loso = design == "loso" and split != "random"
     if folds:
         refit = False
-    jobs = sum(
-        sum(1 for f in p.folds if not folds or f.name in folds) + (refit and not loso)
-        for _, _, p in plans
+    run = _DesignRun(
+        cache=cache,
+        design=design,
+        train_config=train_config,
+        classes=classes,
+        loso=loso,
+        jobs=sum(
+            sum(1 for f in p.folds if not folds or f.name in folds) + (refit and not loso)
+            for _, _, p in plans
+        ),
+        progress=progress,
+        on_epoch=on_epoch,
+        ckpt_dir=Path(checkpoint_dir) if checkpoint_dir is not None else None,
+        work=Path(work_dir) if work_dir is not None else None,
     )
-    done = 0
-    tables, speeds, total_seconds = [], [], 0.0
-    peaks: list[float] = []
-    result_plans, checkpoints = {}, {}
-    ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
-
-    def step(message: str) -> Progress:
-        def inner(frac: float, msg: str) -> None:
-            if progress is not None:
-                progress((done + frac) / jobs, f"{design} {message}: {msg}")
-
-        return inner
-
-    def hook(model_name: str, fold: str) -> Callable[[dict[str, Any]], None]:
-        def inner(record: dict[str, Any]) -> None:
-            if on_epoch is not None:
-                on_epoch({"design": design, "model": model_name, "fold": fold, **record})
-
-        return inner
-
-    work = Path(work_dir) if work_dir is not None else None
-
-    def final_checkpoint(
-        path: Path, res: Any, trained_on: list[str], config: TrainConfig, **info: Any
-    ) -> Path:
-        extra = {
-            "classes": classes,
-            "design": design,
-            "trained_on": trained_on,
-            "cache_key": cache.key,
-            **info,
-        }
-        return save_checkpoint(
-            path,
-            res.model,
-            config=config,
-            classes_n=len(classes),
-            epoch=config.epochs,
-            history=res.history,
-            extra=extra,
-        )
-
-    inner = train_config.epoch_selection == "inner"
-    tuning: dict[str, dict[str, dict[str, Any]]] = {}
-
-    def fold_config(label: str, tr: pd.DataFrame, plan: SplitPlan, choice_file: Path | None):
-        """The training config of one outer fold and how its epochs were set: the fixed count,
-        or the count an inner fold of the outer training rows chose (kept in ``choice_file``
-        so a resumed run trains the same count without choosing again)."""
-        if not inner:
-            return train_config, {"epochs": train_config.epochs, "how": "fixed"}
-        if choice_file is not None and choice_file.exists():
-            chosen = json.loads(choice_file.read_text(encoding="utf-8"))
-        else:
-            step(label)(
-                0.0, f"choosing the epochs (at most {train_config.epochs}) on an inner fold"
-            )
-            choice = choose_epochs(
-                cache, tr, train_config, group=inner_group(plan.split), n_classes=len(classes)
-            )
-            chosen = {"epochs": choice.epochs, "how": "inner fold", **choice.to_dict()}
-            if choice_file is not None:
-                atomic_write_text(choice_file, json.dumps(chosen))
-        return replace(train_config, epochs=int(chosen["epochs"])), chosen
-
     for name, rows, plan in plans:
-        result_plans[name] = plan.describe()
-        tuning[name] = {}
+        run.result_plans[name] = plan.describe()
+        run.tuning[name] = {}
         for fi, fold in enumerate(plan.folds):
             if folds and fold.name not in folds:
                 continue
-            label = f"{name} {fold.name} (fold {fi + 1}/{len(plan.folds)})"
-            tr, te = rows.iloc[fold.train], rows.iloc[fold.test]
-            done_file = work / f"{name}__{fi}.tsv" if work is not None else None
-            final = ckpt_dir / f"{fold.name}.pt" if loso and ckpt_dir is not None else None
-            choice_file = work / f"{name}__{fi}.epochs.json" if work is not None else None
-            if done_file is not None and done_file.exists() and (final is None or final.exists()):
-                tables.append(read_table(done_file))
-                tuning[name][fold.name] = fold_config(label, tr, plan, choice_file)[1]
-                done += 1
-                continue
-            fold_ckpt = work / f"{name}__{fi}.pt" if work is not None else None
-            config, tuning[name][fold.name] = fold_config(label, tr, plan, choice_file)
-            step(label)(0.0, f"loading its volumes, then {_epochs(config.epochs)}")
-            train_src, test_src = VolumeSource(cache, tr), VolumeSource(cache, te)
-            res = train_model(
-                train_src,
-                test_src,
-                config,
-                n_classes=len(classes),
-                progress=step(label),
-                on_epoch=hook(name, fold.name),
-                checkpoint=fold_ckpt,
-                resume=fold_ckpt is not None,
-            )
-            speeds.append(res.volumes_per_s)
-            if res.peak_gpu_memory_gib is not None:
-                peaks.append(res.peak_gpu_memory_gib)
-            total_seconds += res.seconds
-            # held-out sets are small: compiling for them costs more than it saves, unless asked
-            probs = predict_proba(
-                res.model,
-                test_src,
-                device=train_config.device,
-                amp=train_config.amp,
-                options=FastOptions(compile="on" if train_config.compile == "on" else "off"),
-            )
-            held = fold.name.removeprefix("sub-")
-            seen = (te["subject"] != held).to_numpy() if loso else np.ones(len(te), bool)
-            table = prediction_table(
-                te, probs, classes, fold=fi, fold_name=fold.name, seen=seen, model=name
-            )
-            tables.append(table)
-            if final is not None:
-                checkpoints[fold.name] = final_checkpoint(
-                    final, res, sorted(tr["subject"].unique().tolist()), config, held_out=fold.name
-                )
-            if done_file is not None:
-                atomic_write_text(done_file, table.to_csv(sep="\t", index=False))
-                fold_ckpt.unlink(missing_ok=True)  # type: ignore[union-attr]
-            done += 1
+            run.run_fold(name, rows, plan, fi, fold)
         if refit and not loso:
-            config = train_config
-            if inner:  # the median of the folds' choices: no fold is left to choose on
-                chosen = [t["epochs"] for t in tuning[name].values()]
-                config = replace(train_config, epochs=max(1, round(float(np.median(chosen)))))
-            tuning[name]["final"] = {
-                "epochs": config.epochs,
-                "how": "median of the folds' choices" if inner else "fixed",
-            }
-            step(f"{name} final model")(0.0, f"loading its volumes, then {_epochs(config.epochs)}")
-            res = train_model(
-                VolumeSource(cache, rows),
-                None,
-                config,
-                n_classes=len(classes),
-                progress=step(f"{name} final model"),
-                on_epoch=hook(name, "final"),
-            )
-            if ckpt_dir is not None:
-                checkpoints[name] = final_checkpoint(
-                    ckpt_dir / f"{name}.pt", res, sorted(rows["subject"].unique().tolist()), config
-                )
-            done += 1
-    predictions = pd.concat(tables, ignore_index=True)
-    predictions.insert(0, "design", design)
-    leaky = any(p.leaky for _, _, p in plans)
-    split_name = plans[0][2].split
-    predictions["split"] = split_name
-    return DesignResult(
-        design=design,
-        split=split_name,
-        leaky=leaky,
-        classes=classes,
-        predictions=predictions,
-        plans=result_plans,
-        checkpoints=checkpoints,
-        train_volumes_per_s=float(np.mean(speeds)) if speeds else 0.0,
-        peak_gpu_memory_gib=max(peaks) if peaks else None,
-        seconds=total_seconds,
-        tuning=tuning,
-    )
+            run.refit(name, rows)
+    return run.result(plans)

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -283,21 +283,39 @@ def train_model(
         return attempt("off", resume or checkpoint is not None)
 
 
-def _train(  # noqa: C901, PLR0915
-    train: VolumeSource,
-    val: VolumeSource | None,
-    config: TrainConfig,
-    *,
-    n_classes: int,
-    progress: Progress | None,
-    on_epoch: EpochHook | None,
-    checkpoint: str | Path | None,
-    resume: bool,
-    extra: dict[str, Any] | None,
-    compile_option: str,
-) -> TrainResult:
-    if len(train) == 0:
-        raise ConfigError("no training volumes; select more subjects, runs or classes")
+class _Forward(Protocol):
+    """The training network's forward pass as :func:`emocore.models.engine.maybe_compile` wraps it."""
+
+    @property
+    def is_compiled(self) -> bool: ...
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor: ...
+
+
+@dataclass
+class _Training:
+    """What one training run works with: the network (``model``; ``net`` is it, or its DDP
+    wrapper), its forward pass, the optimiser and loss, the generator that shuffles the batches,
+    the device and this process's rank."""
+
+    model: SeedCNN
+    net: nn.Module
+    forward: _Forward
+    optimizer: torch.optim.Optimizer
+    loss_fn: nn.Module
+    generator: torch.Generator
+    device: torch.device
+    rank: int
+
+
+def _set_up(
+    train: VolumeSource, config: TrainConfig, *, n_classes: int, compile_option: str
+) -> _Training:
+    """A fresh network seeded by ``config.seed``, on its device, with its optimiser and loss.
+
+    The random draws happen in a fixed order (the global seed, the shuffling generator, then the
+    network's initial weights), so a seed always gives the same run.
+    """
     device = choose_device(config.device)
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
@@ -324,100 +342,165 @@ def _train(  # noqa: C901, PLR0915
     )
     weight = _class_weights(train.y, n_classes).to(device) if config.class_weights else None
     loss_fn = nn.CrossEntropyLoss(weight=weight)
+    return _Training(
+        model=model,
+        net=net,
+        forward=forward,
+        optimizer=optimizer,
+        loss_fn=loss_fn,
+        generator=generator,
+        device=device,
+        rank=rank,
+    )
+
+
+def _resume_from(
+    checkpoint: Path, config: TrainConfig, in_shape: Sequence[int], run: _Training
+) -> tuple[list[dict[str, Any]], int]:
+    """Load an interrupted fold's checkpoint into ``run`` (weights, optimiser, the generator's
+    state); return its history and the number of epochs it finished."""
+    state = _read_checkpoint(checkpoint)
+    if not isinstance(state.get("generator"), torch.Tensor) or "epoch" not in state:
+        raise CheckpointError(
+            f"{checkpoint} lacks the random state or epoch a --resume needs (it is not a "
+            "fold checkpoint of an interrupted run); start a new run instead of --resume"
+        )
+    if TrainConfig.from_dict(state["config"]) != config or list(state["in_shape"]) != list(
+        in_shape
+    ):
+        raise CheckpointError(
+            f"{checkpoint} was written by a run with another config or grid; start a new run instead of --resume"
+        )
+    run.model.load_state_dict(state["model"])
+    if "optimizer" in state:
+        run.optimizer.load_state_dict(state["optimizer"])
+    run.generator.set_state(state["generator"])
+    history = list(state.get("history", []))
+    start_epoch = int(state["epoch"])
+    logger.info("resuming %s after epoch %d", checkpoint, start_epoch)
+    return history, start_epoch
+
+
+def _one_epoch(
+    run: _Training,
+    train: VolumeSource,
+    val: VolumeSource | None,
+    config: TrainConfig,
+    *,
+    epoch: int,
+    n_classes: int,
+) -> dict[str, Any]:
+    """Train one epoch, then score ``val`` if there is one; return the epoch's record."""
+    te = time.perf_counter()
+    oom = False
+    try:
+        train_loss, train_acc, _ = _run_epoch(
+            run.net,
+            run.forward,
+            train,
+            config,
+            run.device,
+            run.loss_fn,
+            run.optimizer,
+            run.generator,
+            n_classes=n_classes,
+        )
+    except torch.cuda.OutOfMemoryError:
+        oom = True
+    if oom:  # outside the except block, so the failed batch's tensors can be freed
+        torch.cuda.empty_cache()
+        raise gpu_oom_error(config.batch_size, run.device, "--batch-size")
+    record: dict[str, Any] = {
+        "epoch": epoch + 1,
+        "train_loss": train_loss,
+        "train_acc": train_acc,
+        "val_loss": None,
+        "val_acc": None,
+        "val_balanced_acc": None,
+    }
+    if val is not None and len(val):
+        record["val_loss"], record["val_acc"], record["val_balanced_acc"] = _run_epoch(
+            run.model, run.model, val, config, run.device, run.loss_fn, n_classes=n_classes
+        )
+    record["seconds"] = round(time.perf_counter() - te, 3)
+    return record
+
+
+def _plain_model(
+    model: SeedCNN,
+    in_shape: Sequence[int],
+    n_classes: int,
+    config: TrainConfig,
+    device: torch.device,
+) -> SeedCNN:
+    """``model`` with ordinary batch norm: a SyncBatchNorm network (distributed training on
+    GPUs) is copied into a plain one with the same weights and statistics."""
+    if not any(isinstance(m, nn.SyncBatchNorm) for m in model.modules()):
+        return model
+    plain = _make_model(in_shape, n_classes, config).to(device)
+    plain.load_state_dict(model.state_dict())
+    return plain
+
+
+def _train(
+    train: VolumeSource,
+    val: VolumeSource | None,
+    config: TrainConfig,
+    *,
+    n_classes: int,
+    progress: Progress | None,
+    on_epoch: EpochHook | None,
+    checkpoint: str | Path | None,
+    resume: bool,
+    extra: dict[str, Any] | None,
+    compile_option: str,
+) -> TrainResult:
+    """One attempt of :func:`train_model` with the given torch.compile option."""
+    if len(train) == 0:
+        raise ConfigError("no training volumes; select more subjects, runs or classes")
+    run = _set_up(train, config, n_classes=n_classes, compile_option=compile_option)
+    device = run.device
     history: list[dict[str, Any]] = []
     start_epoch = 0
     if resume and checkpoint is not None and Path(checkpoint).exists():
-        state = _read_checkpoint(Path(checkpoint))
-        if not isinstance(state.get("generator"), torch.Tensor) or "epoch" not in state:
-            raise CheckpointError(
-                f"{checkpoint} lacks the random state or epoch a --resume needs (it is not a "
-                "fold checkpoint of an interrupted run); start a new run instead of --resume"
-            )
-        if TrainConfig.from_dict(state["config"]) != config or list(state["in_shape"]) != list(
-            train.shape
-        ):
-            raise CheckpointError(
-                f"{checkpoint} was written by a run with another config or grid; start a new run instead of --resume"
-            )
-        model.load_state_dict(state["model"])
-        if "optimizer" in state:
-            optimizer.load_state_dict(state["optimizer"])
-        generator.set_state(state["generator"])
-        history = list(state.get("history", []))
-        start_epoch = int(state["epoch"])
-        logger.info("resuming %s after epoch %d", checkpoint, start_epoch)
+        history, start_epoch = _resume_from(Path(checkpoint), config, train.shape, run)
 
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     t0 = time.perf_counter()
     seen = 0
     for epoch in range(start_epoch, config.epochs):
-        te = time.perf_counter()
-        oom = False
-        try:
-            train_loss, train_acc, _ = _run_epoch(
-                net,
-                forward,
-                train,
-                config,
-                device,
-                loss_fn,
-                optimizer,
-                generator,
-                n_classes=n_classes,
-            )
-        except torch.cuda.OutOfMemoryError:
-            oom = True
-        if oom:  # outside the except block, so the failed batch's tensors can be freed
-            torch.cuda.empty_cache()
-            raise gpu_oom_error(config.batch_size, device, "--batch-size")
+        record = _one_epoch(run, train, val, config, epoch=epoch, n_classes=n_classes)
         seen += len(train)
-        record: dict[str, Any] = {
-            "epoch": epoch + 1,
-            "train_loss": train_loss,
-            "train_acc": train_acc,
-            "val_loss": None,
-            "val_acc": None,
-            "val_balanced_acc": None,
-        }
-        if val is not None and len(val):
-            record["val_loss"], record["val_acc"], record["val_balanced_acc"] = _run_epoch(
-                model, model, val, config, device, loss_fn, n_classes=n_classes
-            )
-        record["seconds"] = round(time.perf_counter() - te, 3)
         history.append(record)
         if on_epoch is not None:
             on_epoch(record)
-        if checkpoint is not None and rank == 0:
+        if checkpoint is not None and run.rank == 0:
             save_checkpoint(
                 checkpoint,
-                model,
+                run.model,
                 config=config,
                 classes_n=n_classes,
                 epoch=epoch + 1,
                 history=history,
-                optimizer=optimizer,
-                generator=generator,
+                optimizer=run.optimizer,
+                generator=run.generator,
                 extra=extra,
             )
         if progress is not None:
             progress(
                 (epoch + 1) / config.epochs,
-                f"epoch {epoch + 1}/{config.epochs}: train loss {train_loss:.3f}",
+                f"epoch {epoch + 1}/{config.epochs}: train loss {record['train_loss']:.3f}",
             )
     seconds = time.perf_counter() - t0
-    if any(isinstance(m, nn.SyncBatchNorm) for m in model.modules()):
-        # hand back the plain network: same weights and statistics, ordinary batch norm
-        plain = _make_model(train.shape, n_classes, config).to(device)
-        plain.load_state_dict(model.state_dict())
-        model = plain
+    model = _plain_model(run.model, train.shape, n_classes, config, device)
     model.eval()
     return TrainResult(
         model=model,
         history=history,
         seconds=seconds,
         volumes_per_s=seen / seconds if seconds > 0 else 0.0,
-        compiled=forward.is_compiled,
+        compiled=run.forward.is_compiled,
         peak_gpu_memory_gib=peak_gpu_gib(device),
     )
 

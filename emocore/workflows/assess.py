@@ -45,9 +45,9 @@ import shutil
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -59,12 +59,18 @@ from emocore.errors import ConfigError, EmocoreError, RegistryError
 from emocore.progress import Progress
 from emocore.runs.registry import Registry, RunRecord, host_name, recording_outcome
 from emocore.runs.results import RunResults, read_json
+from emocore.stats.metrics import balanced_accuracy
 from emocore.stats.single_case import (
     FINDING_KEYS,
     atypical_findings,
     confusion_counts,
     fold_stability,
 )
+from emocore.stats.verdict import Primary, newcomer_verdict
+
+if TYPE_CHECKING:  # both bring torch, which this module does not import at start (see _assess)
+    from emocore.training.train import TrainConfig
+    from emocore.workflows.study_config import StudyConfig
 
 __all__ = [
     "REFERENCE_KINDS",
@@ -411,7 +417,7 @@ def assess_subject(
         )
 
 
-def _assess(  # noqa: C901, PLR0915
+def _assess(
     cache: VolumeCache,
     registry: Registry,
     run: RunResults,
@@ -425,10 +431,9 @@ def _assess(  # noqa: C901, PLR0915
     exploratory: bool,
 ) -> dict[str, Any]:
     """:func:`assess_subject` once the label, the run and the lock are settled."""
-    from emocore.stats.metrics import balanced_accuracy
-    from emocore.stats.verdict import newcomer_verdict
-    from emocore.training.designs import run_design
-    from emocore.workflows.study import StudyConfig
+    # imported when an assessment runs: the study's config brings torch, and pages/assess.py
+    # imports this module without needing torch
+    from emocore.workflows.study_config import StudyConfig
 
     run_id = run.run_id
     study = run.study
@@ -441,37 +446,13 @@ def _assess(  # noqa: C901, PLR0915
     primary = _primary_for_newcomers(run)
     earlier = run.assessment(subject)
     if earlier is not None and not force:
-        logger.info("sub-%s was already assessed against run %s", subject, run_id)
-        if assess_id is not None:  # a dashboard job asked for it: it ends with the earlier one
-            registry.update(
-                assess_id,
-                status="running",
-                pid=os.getpid(),
-                message="already assessed: the earlier assessment stands",
-            )
-            registry.set_status(assess_id, "completed")
-        return {**earlier, "reused": True}
-    if subject not in cache.subjects:
-        raise ConfigError(
-            f"sub-{subject} is not in the cache at {cache.path}; add the person first with "
-            f"`emocore prepare --bids DATASET --annotations ANNOTATIONS --cache {cache.path} "
-            f"--subject {subject}` (the people already in the cache are kept)"
-        )
-    if not cache.recognises(study["cache"]["key"]):
-        raise ConfigError(
-            f"the cache at {cache.path} no longer holds the data run {run_id} was trained on "
-            f"(key {study['cache']['key']}); a cohort member or the labels changed. Use the cache "
-            "the run was trained on, with the person added by `emocore prepare`"
-        )
+        return _reuse(registry, run_id, subject, earlier, assess_id)
+    _check_cache(cache, run, subject)
     config = StudyConfig.from_dict(study["config"])
     alpha = config.alpha if alpha is None else float(alpha)
     if not 0 < alpha < 1:
         raise ConfigError(f"alpha must be in (0, 1); {alpha} was given")
-    train_config = replace(config.train, device=device) if device else config.train
-    classes = list(study["classes"])
-    folder = run.folder
     cohort = run.predictions()
-
     if assess_id is None:
         assess_id = registry.create_run(
             kind="assess",
@@ -479,161 +460,273 @@ def _assess(  # noqa: C901, PLR0915
             config={"run": run_id, "subject": subject, "alpha": alpha},
             data_hash=cache.key,
             parent=run_id,
-            sources=[cache.path, folder],
+            sources=[cache.path, run.folder],
         ).id
     registry.update(assess_id, status="running", pid=os.getpid(), error=None)
-    out = registry.check_run_folder(assess_id)  # this assessment's own files go here
-    designs = [primary.design] + (
-        [d for d in config.designs if d != primary.design] if exploratory else []
+    job = _Assessment(
+        cache=cache,
+        registry=registry,
+        run=run,
+        subject=subject,
+        config=config,
+        train_config=replace(config.train, device=device) if device else config.train,
+        classes=list(study["classes"]),
+        alpha=alpha,
+        primary=primary,
+        assess_id=assess_id,
+        out=registry.check_run_folder(assess_id),  # this assessment's own files go here
+        designs=[primary.design]
+        + ([d for d in config.designs if d != primary.design] if exploratory else []),
+        progress=progress,
     )
-    t0 = time.perf_counter()
+    with recording_outcome(registry, assess_id):
+        for i, design in enumerate(job.designs):
+            job.assess_design(i, design, cohort[cohort["design"] == design])
+        result = job.write()
+    return result
 
-    def report(i: int) -> Progress:
+
+def _reuse(
+    registry: Registry,
+    run_id: str,
+    subject: str,
+    earlier: dict[str, Any],
+    assess_id: str | None,
+) -> dict[str, Any]:
+    """The person's earlier assessment, marked ``reused`` (a queued dashboard job that asked
+    for it ends, completed, with it)."""
+    logger.info("sub-%s was already assessed against run %s", subject, run_id)
+    if assess_id is not None:  # a dashboard job asked for it: it ends with the earlier one
+        registry.update(
+            assess_id,
+            status="running",
+            pid=os.getpid(),
+            message="already assessed: the earlier assessment stands",
+        )
+        registry.set_status(assess_id, "completed")
+    return {**earlier, "reused": True}
+
+
+def _check_cache(cache: VolumeCache, run: RunResults, subject: str) -> None:
+    """A ConfigError unless the cache holds the person and still the data the run trained on."""
+    if subject not in cache.subjects:
+        raise ConfigError(
+            f"sub-{subject} is not in the cache at {cache.path}; add the person first with "
+            f"`emocore prepare --bids DATASET --annotations ANNOTATIONS --cache {cache.path} "
+            f"--subject {subject}` (the people already in the cache are kept)"
+        )
+    key = run.study["cache"]["key"]
+    if not cache.recognises(key):
+        raise ConfigError(
+            f"the cache at {cache.path} no longer holds the data run {run.run_id} was trained on "
+            f"(key {key}); a cohort member or the labels changed. Use the cache "
+            "the run was trained on, with the person added by `emocore prepare`"
+        )
+
+
+@dataclass
+class _Assessment:
+    """One assessment while it runs: the person, the cohort run and its settings, the run
+    this assessment is recorded as, and what the designs have given so far."""
+
+    cache: VolumeCache
+    registry: Registry
+    run: RunResults
+    subject: str
+    config: StudyConfig
+    train_config: TrainConfig
+    classes: list[str]
+    alpha: float
+    primary: Primary
+    assess_id: str
+    out: Path
+    designs: list[str]  # the primary analysis' design first, then the exploratory ones
+    progress: Progress | None
+    t0: float = field(default_factory=time.perf_counter)
+    summary: dict[str, Any] = field(default_factory=dict)
+    findings: list[dict[str, Any]] = field(default_factory=list)
+    stability: list[dict[str, Any]] = field(default_factory=list)
+    tables: list[pd.DataFrame] = field(default_factory=list)
+    verdict: dict[str, Any] | None = None
+
+    def report(self, i: int) -> Progress:
+        """Progress within design ``i``, recorded in the registry and passed on."""
+        n = len(self.designs)
+
         def inner(fraction: float, message: str) -> None:
-            registry.update(assess_id, progress=(i + fraction) / len(designs), message=message)
-            if progress is not None:
-                progress((i + fraction) / len(designs), message)
+            self.registry.update(self.assess_id, progress=(i + fraction) / n, message=message)
+            if self.progress is not None:
+                self.progress((i + fraction) / n, message)
 
         return inner
 
-    with recording_outcome(registry, assess_id):
-        summary: dict[str, Any] = {}
-        findings: list[dict[str, Any]] = []
-        stability: list[dict[str, Any]] = []
-        tables: list[pd.DataFrame] = []
-        verdict: dict[str, Any] | None = None
-        for i, design in enumerate(designs):
-            role = "primary" if design == primary.design else "exploratory"
-            rows = cohort[cohort["design"] == design]
-            if design in NOT_TESTED:
-                summary[design] = {
+    def assess_design(self, i: int, design: str, rows: pd.DataFrame) -> None:
+        """Decode the person with ``design`` and test the result against the cohort's ``rows``
+        (the verdict for the primary analysis, Holm-adjusted findings otherwise)."""
+        role = "primary" if design == self.primary.design else "exploratory"
+        if design in NOT_TESTED:
+            self.summary[design] = {
+                "role": role,
+                "status": "not tested",
+                "reason": NOT_TESTED[design],
+            }
+            return
+        if design == "single-subject":
+            table, person, models = self._own_model(i)
+        else:  # loso
+            table = _loso_predictions(
+                self.run,
+                self.cache,
+                self.subject,
+                device=self.train_config.device,
+                progress=self.report(i),
+            )
+            if table.empty:
+                if role == "primary":
+                    raise ConfigError(
+                        f"run {self.run.run_id} stored no leave-one-subject-out models, so its "
+                        "primary analysis cannot decode a new person; re-run the study "
+                        "with --designs loso"
+                    )
+                self.summary[design] = {
                     "role": role,
                     "status": "not tested",
-                    "reason": NOT_TESTED[design],
+                    "reason": "the run stored no leave-one-subject-out models",
                 }
-                continue
-            if design == "single-subject":
-                res = run_design(
-                    cache,
-                    "single-subject",
-                    train_config,
-                    subjects=[subject],
-                    split=config.split,
-                    n_folds=config.n_folds,
-                    classes=classes,
-                    refit=config.refits("single-subject"),
-                    checkpoint_dir=out / "models" / "single-subject",
-                    progress=report(i),
+                return
+            models = sorted(table["model"].unique())
+            person = np.mean(
+                [confusion_counts(t, self.classes)[1][0] for _, t in table.groupby("model")],
+                axis=0,
+            )
+        self.tables.append(table.assign(design=design))
+        self._test(design, role, rows, table, person, models)
+
+    def _own_model(self, i: int) -> tuple[pd.DataFrame, np.ndarray, list[str]]:
+        """The person's own single-subject model, cross-validated as the cohort's were: its
+        predictions, the person's confusion counts and the model's name."""
+        # imported when an assessment trains: it brings torch (see _assess); looked up at call
+        # time, so a test that replaces designs.run_design replaces it here too
+        from emocore.training.designs import run_design
+
+        config, subject, classes = self.config, self.subject, self.classes
+        res = run_design(
+            self.cache,
+            "single-subject",
+            self.train_config,
+            subjects=[subject],
+            split=config.split,
+            n_folds=config.n_folds,
+            classes=classes,
+            refit=config.refits("single-subject"),
+            checkpoint_dir=self.out / "models" / "single-subject",
+            progress=self.report(i),
+        )
+        table = res.predictions
+        person = confusion_counts(table, classes)[1][0]
+        self.stability += [
+            {"design": "single-subject", "model": "cnn", **r}
+            for r in fold_stability(table, classes).to_dict("records")
+        ]
+        return table, person, [f"single-subject/sub-{subject} (trained for this assessment)"]
+
+    def _test(
+        self,
+        design: str,
+        role: str,
+        rows: pd.DataFrame,
+        table: pd.DataFrame,
+        person: np.ndarray,
+        models: list[str],
+    ) -> None:
+        """Test the person's counts against the cohort's rows and record the design's summary."""
+        classes, subject = self.classes, self.subject
+        if role == "primary":
+            flagged_cohort = [v["subject"] for v in self.run.verdicts if v["status"] == "flagged"]
+            self.verdict, tested = newcomer_verdict(
+                rows,
+                person,
+                subject,
+                classes,
+                self.primary,
+                alpha=self.alpha,
+                focus=self.config.focus,
+                exclude=flagged_cohort,
+            )
+            found = _entries(tested)
+        else:
+            found = _findings_for(rows, person, subject, classes, design=design, alpha=self.alpha)
+        self.findings += found
+        verdict = self.verdict
+        self.summary[design] = {
+            "role": role,
+            "status": "assessed",
+            "models": models,
+            "n_volumes": int(len(table) // max(len(models), 1)),
+            "balanced_accuracy": float(
+                np.mean(
+                    [
+                        balanced_accuracy(t["true"], t["pred"], classes)
+                        for _, t in table.groupby("model")
+                    ]
                 )
-                table = res.predictions
-                person = confusion_counts(table, classes)[1][0]
-                models = [f"single-subject/sub-{subject} (trained for this assessment)"]
-                stability += [
-                    {"design": design, "model": "cnn", **r}
-                    for r in fold_stability(table, classes).to_dict("records")
-                ]
-            else:  # loso
-                table = _loso_predictions(
-                    run,
-                    cache,
-                    subject,
-                    device=train_config.device,
-                    progress=report(i),
-                )
-                if table.empty:
-                    if role == "primary":
-                        raise ConfigError(
-                            f"run {run_id} stored no leave-one-subject-out models, so its "
-                            "primary analysis cannot decode a new person; re-run the study "
-                            "with --designs loso"
-                        )
-                    summary[design] = {
-                        "role": role,
-                        "status": "not tested",
-                        "reason": "the run stored no leave-one-subject-out models",
-                    }
-                    continue
-                models = sorted(table["model"].unique())
-                person = np.mean(
-                    [confusion_counts(t, classes)[1][0] for _, t in table.groupby("model")],
-                    axis=0,
-                )
-            tables.append(table.assign(design=design))
-            if role == "primary":
-                flagged_cohort = [v["subject"] for v in run.verdicts if v["status"] == "flagged"]
-                verdict, tested = newcomer_verdict(
-                    rows,
-                    person,
-                    subject,
-                    classes,
-                    primary,
-                    alpha=alpha,
-                    focus=config.focus,
-                    exclude=flagged_cohort,
-                )
-                found = _entries(tested)
-            else:
-                found = _findings_for(rows, person, subject, classes, design=design, alpha=alpha)
-            findings += found
-            summary[design] = {
-                "role": role,
-                "status": "assessed",
-                "models": models,
-                "n_volumes": int(len(table) // max(len(models), 1)),
-                "balanced_accuracy": float(
-                    np.mean(
-                        [
-                            balanced_accuracy(t["true"], t["pred"], classes)
-                            for _, t in table.groupby("model")
-                        ]
-                    )
-                ),
-                "n_others": int(rows["subject"].nunique())
-                - (len(verdict["excluded"]) if role == "primary" and verdict else 0),
-            }
-        if tables:
+            ),
+            "n_others": int(rows["subject"].nunique())
+            - (len(verdict["excluded"]) if role == "primary" and verdict else 0),
+        }
+
+    def write(self) -> dict[str, Any]:
+        """Write assessment.json and predictions.tsv, publish them in the cohort run's folder
+        and mark the assessment completed; return the assessment."""
+        out, registry, assess_id, run_id = self.out, self.registry, self.assess_id, self.run.run_id
+        if self.tables:
             atomic_write_text(
                 out / "predictions.tsv",
-                pd.concat(tables, ignore_index=True).to_csv(sep="\t", index=False),
+                pd.concat(self.tables, ignore_index=True).to_csv(sep="\t", index=False),
             )
-        result = {
-            "run_id": run_id,
-            "assess_run_id": assess_id,
-            "subject": subject,
-            "alpha": alpha,
-            "classes": classes,
-            "primary": primary.to_dict(),
-            "verdict": verdict,
-            "designs": summary,
-            "atypical": findings,
-            "stability": stability,
-            "cache": {"path": str(cache.path), "key": cache.key},
-            "emocore_version": __version__,
-            "seconds": round(time.perf_counter() - t0, 1),
-            "reused": False,
-        }
+        result = self.result()
         atomic_write_json(out / "assessment.json", result)
         registry.add_artifact(assess_id, "assessment", out / "assessment.json", "metrics")
-        if tables:
+        if self.tables:
             registry.add_artifact(assess_id, "predictions", out / "predictions.tsv", "predictions")
         if (out / "models").is_dir():
             registry.add_artifact(assess_id, "models", out / "models", "checkpoint")
-        current = _publish(run, subject, out)
+        current = _publish(self.run, self.subject, out)
         registry.add_artifact(
-            run_id, f"assessment/sub-{subject}", current / "assessment.json", "metrics"
+            run_id, f"assessment/sub-{self.subject}", current / "assessment.json", "metrics"
         )
+        verdict = self.verdict
         registry.update(
             assess_id,
             metrics={
                 "verdict": verdict["status"] if verdict else None,
                 "flagged": len(verdict["flagged"]) if verdict else 0,
-                "designs": {d: v["status"] for d, v in summary.items()},
+                "designs": {d: v["status"] for d, v in self.summary.items()},
             },
             progress=1.0,
             message="done",
         )
         registry.set_status(assess_id, "completed")
-    return result
+        return result
+
+    def result(self) -> dict[str, Any]:
+        """The assessment as assessment.json holds it."""
+        return {
+            "run_id": self.run.run_id,
+            "assess_run_id": self.assess_id,
+            "subject": self.subject,
+            "alpha": self.alpha,
+            "classes": self.classes,
+            "primary": self.primary.to_dict(),
+            "verdict": self.verdict,
+            "designs": self.summary,
+            "atypical": self.findings,
+            "stability": self.stability,
+            "cache": {"path": str(self.cache.path), "key": self.cache.key},
+            "emocore_version": __version__,
+            "seconds": round(time.perf_counter() - self.t0, 1),
+            "reused": False,
+        }
 
 
 def add_and_assess(

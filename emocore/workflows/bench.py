@@ -40,6 +40,8 @@ import torch
 from torch import nn
 
 from emocore.constants import EMOTIONS
+from emocore.data.cache import VolumeCache
+from emocore.data.dataset import VolumeSource, select
 from emocore.device import choose_device, gpu_summary
 from emocore.models.cnn3d import SeedCNN
 from emocore.models.engine import (
@@ -49,6 +51,7 @@ from emocore.models.engine import (
     maybe_compile,
     peak_gpu_gib,
 )
+from emocore.training.train import TrainConfig, TrainResult, train_model
 
 __all__ = [
     "bench_model",
@@ -106,7 +109,7 @@ def _ratio(fast: float, base: float) -> float | None:
 
 
 # -- model only ------------------------------------------------------------------------------
-def bench_model(  # noqa: PLR0915
+def bench_model(
     grid: Sequence[int] = (22, 29, 8),
     *,
     device: str = "auto",
@@ -121,69 +124,21 @@ def bench_model(  # noqa: PLR0915
     """
     dev = choose_device(device)
     grid = tuple(int(g) for g in grid)
-    cuda = dev.type == "cuda"
-    loss_fn = nn.CrossEntropyLoss()
     out: dict[str, Any] = {"grid": list(grid), "batch_size": batch_size}
     out["parameters"] = sum(p.numel() for p in SeedCNN(grid, n_classes).parameters())
-
-    def train_phase(fast: bool) -> tuple[float, bool]:
-        torch.manual_seed(0)
-        x = torch.randn(batch_size, 1, *grid, device=dev)
-        y = torch.randint(0, n_classes, (batch_size,), device=dev)
-        model = SeedCNN(grid, n_classes).to(dev)
-        forward = maybe_compile(model, option="off", device=dev)
-        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-        if fast:  # emocore's training path
-            # nn.Module.to takes memory_format at runtime; torch's overloads for it leave it out
-            model = model.to(memory_format=torch.channels_last_3d)  # type: ignore[call-overload]
-            forward = maybe_compile(model, option=compile, device=dev, dynamic=None)
-            opt = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True if cuda else None)
-            x = x.to(torch.bfloat16 if cuda else torch.float32)
-            x = x.contiguous(memory_format=torch.channels_last_3d)
-
-        def step() -> None:
-            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=fast and cuda):
-                loss = loss_fn(forward(x).float(), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-
-        with cudnn_benchmark(dev, fast):
-            rate = _median_rate(step, batch_size, dev)
-        return rate, forward.is_compiled
-
-    def infer_phase(fast: bool) -> tuple[float, int, dict[str, Any] | None]:
-        torch.manual_seed(0)
-        model = SeedCNN(grid, n_classes).eval()
-        if not fast:
-            model = model.to(dev)
-            x = torch.randn(batch_size, 1, *grid, device=dev)
-
-            def step() -> None:
-                with torch.inference_mode():
-                    model(x)
-
-            return _median_rate(step, batch_size, dev), batch_size, None
-        engine = InferenceEngine(model, device=dev, options=FastOptions(compile=compile))  # a copy
-        xi = torch.randn(engine.batch_size, 1, *grid, device=dev).to(torch.float16)
-
-        def fast_step() -> None:
-            with torch.inference_mode():
-                engine.logits(xi)
-
-        with cudnn_benchmark(dev, True):
-            rate = _median_rate(fast_step, engine.batch_size, dev)
-        return rate, engine.batch_size, engine.describe()
-
     for what in ("train", "infer"):
         for kind in ("baseline", "fast"):
             _reset_peak(dev)
             extra: dict[str, Any]
             if what == "train":
-                rate, compiled = train_phase(kind == "fast")
+                rate, compiled = _train_phase(
+                    kind == "fast", grid, dev, batch_size, n_classes, compile
+                )
                 extra = {"train_fast_compiled": compiled}
             else:
-                rate, batch, path = infer_phase(kind == "fast")
+                rate, batch, path = _infer_phase(
+                    kind == "fast", grid, dev, batch_size, n_classes, compile
+                )
                 extra = {"infer_fast_batch_size": batch, "infer_fast_path": path}
             out[f"{what}_{kind}_volumes_per_s"] = round(rate, 1)
             out[f"{what}_{kind}_peak_gpu_gib"] = peak_gpu_gib(dev)
@@ -193,6 +148,77 @@ def bench_model(  # noqa: PLR0915
             out[f"{what}_fast_volumes_per_s"], out[f"{what}_baseline_volumes_per_s"]
         )
     return out
+
+
+def _train_phase(
+    fast: bool,
+    grid: tuple[int, ...],
+    dev: torch.device,
+    batch_size: int,
+    n_classes: int,
+    compile: str,
+) -> tuple[float, bool]:
+    """Training steps/s on one random batch: eager fp32 and plain Adam, or emocore's training
+    path (``fast``); with whether the network ran compiled."""
+    cuda = dev.type == "cuda"
+    loss_fn = nn.CrossEntropyLoss()
+    torch.manual_seed(0)
+    x = torch.randn(batch_size, 1, *grid, device=dev)
+    y = torch.randint(0, n_classes, (batch_size,), device=dev)
+    model = SeedCNN(grid, n_classes).to(dev)
+    forward = maybe_compile(model, option="off", device=dev)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    if fast:  # emocore's training path
+        # nn.Module.to takes memory_format at runtime; torch's overloads for it leave it out
+        model = model.to(memory_format=torch.channels_last_3d)  # type: ignore[call-overload]
+        forward = maybe_compile(model, option=compile, device=dev, dynamic=None)
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True if cuda else None)
+        x = x.to(torch.bfloat16 if cuda else torch.float32)
+        x = x.contiguous(memory_format=torch.channels_last_3d)
+
+    def step() -> None:
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=fast and cuda):
+            loss = loss_fn(forward(x).float(), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    with cudnn_benchmark(dev, fast):
+        rate = _median_rate(step, batch_size, dev)
+    return rate, forward.is_compiled
+
+
+def _infer_phase(
+    fast: bool,
+    grid: tuple[int, ...],
+    dev: torch.device,
+    batch_size: int,
+    n_classes: int,
+    compile: str,
+) -> tuple[float, int, dict[str, Any] | None]:
+    """Inference volumes/s: the eager model, or the engine's path (``fast``); with the batch
+    size it used and, for the engine, the path it took."""
+    torch.manual_seed(0)
+    model = SeedCNN(grid, n_classes).eval()
+    if not fast:
+        model = model.to(dev)
+        x = torch.randn(batch_size, 1, *grid, device=dev)
+
+        def step() -> None:
+            with torch.inference_mode():
+                model(x)
+
+        return _median_rate(step, batch_size, dev), batch_size, None
+    engine = InferenceEngine(model, device=dev, options=FastOptions(compile=compile))  # a copy
+    xi = torch.randn(engine.batch_size, 1, *grid, device=dev).to(torch.float16)
+
+    def fast_step() -> None:
+        with torch.inference_mode():
+            engine.logits(xi)
+
+    with cudnn_benchmark(dev, True):
+        rate = _median_rate(fast_step, engine.batch_size, dev)
+    return rate, engine.batch_size, engine.describe()
 
 
 # -- end to end from a warm cache -------------------------------------------------------------
@@ -250,7 +276,7 @@ class _SingleVolumes(torch.utils.data.Dataset):
         return torch.from_numpy(self.array[self.rows[i]].astype(np.float32)), int(self.y[i])
 
 
-def bench_end_to_end(  # noqa: PLR0915
+def bench_end_to_end(
     grid: Sequence[int] = (22, 29, 8),
     *,
     device: str = "auto",
@@ -261,9 +287,6 @@ def bench_end_to_end(  # noqa: PLR0915
     folder: str | Path | None = None,
 ) -> dict[str, Any]:
     """Training and whole-subject inference from a warm cache: plain DataLoader vs emocore."""
-    from emocore.data.dataset import VolumeSource, select
-    from emocore.training.train import TrainConfig, train_model
-
     dev = choose_device(device)
     grid = tuple(int(g) for g in grid)
     if volumes is None:
@@ -281,42 +304,12 @@ def bench_end_to_end(  # noqa: PLR0915
         float(np.asarray(array[:: max(1, volumes // 64)]).sum())  # touch the file once
         array.sum(dtype=np.float32)  # and warm the page cache
         meta = select(cache)
-        n = len(meta)
+        dataset = _SingleVolumes(array, meta["row"].to_numpy(), meta["y"].to_numpy())
 
         # training: plain DataLoader into eager fp32 vs train_model's fast path
-        torch.manual_seed(0)
-        base = SeedCNN(grid, len(EMOTIONS)).to(dev)
-        opt = torch.optim.Adam(base.parameters(), lr=1e-3)
-        loss_fn = nn.CrossEntropyLoss()
-        dataset = _SingleVolumes(array, meta["row"].to_numpy(), meta["y"].to_numpy())
-        loader = torch.utils.data.DataLoader(
-            dataset, batch_size=batch_size, shuffle=True, generator=torch.Generator().manual_seed(0)
-        )
-        _reset_peak(dev)
-        epoch_s = []
-        for _ in range(epochs):
-            te = time.perf_counter()
-            for xb, yb in loader:
-                loss = loss_fn(base(xb.to(dev).unsqueeze(1)), yb.to(dev))
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-            _sync(dev)
-            epoch_s.append(time.perf_counter() - te)
-        out["train_baseline_volumes_per_s"] = round(n / statistics.median(epoch_s[1:]), 1)
-        out["train_baseline_peak_gpu_gib"] = peak_gpu_gib(dev)
-        del opt, base, loss
-
-        _reset_peak(dev)
-        source = VolumeSource(cache, meta)
-        cfg = TrainConfig(epochs=epochs, batch_size=batch_size, device=str(dev), compile=compile)
-        res = train_model(source, None, cfg, n_classes=len(EMOTIONS))
-        fast_epochs = [h["seconds"] for h in res.history]
-        out["train_fast_volumes_per_s"] = round(n / statistics.median(fast_epochs[1:]), 1)
-        out["train_fast_first_epoch_seconds"] = round(fast_epochs[0], 2)
-        out["train_fast_peak_gpu_gib"] = peak_gpu_gib(dev)
-        out["train_fast_compiled"] = res.compiled
-        out["train_fast_source"] = "in memory" if source.preloaded else "memory-mapped"
+        out.update(_train_baseline(dataset, grid, dev, batch_size=batch_size, epochs=epochs))
+        fast_train, res = _train_fast(cache, meta, dev, batch_size, epochs, compile)
+        out.update(fast_train)
         out["train_ratio"] = _ratio(
             out["train_fast_volumes_per_s"], out["train_baseline_volumes_per_s"]
         )
@@ -324,45 +317,128 @@ def bench_end_to_end(  # noqa: PLR0915
 
         # inference of the trained model over the whole person
         model = res.model.cpu()  # each inference phase puts its own copy on the device
-        ref = SeedCNN(grid, len(EMOTIONS))
-        ref.load_state_dict(model.state_dict())
-        ref = ref.to(dev).eval()
-        seq = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False)
-        _reset_peak(dev)
-        te = time.perf_counter()
-        chunks = []
-        with torch.inference_mode():
-            for xb, _ in seq:
-                chunks.append(torch.softmax(ref(xb.to(dev).unsqueeze(1)), 1).cpu())
-        _sync(dev)
-        base_s = time.perf_counter() - te
-        base_probs = torch.cat(chunks).numpy()
-        out["infer_baseline_volumes_per_s"] = round(n / base_s, 1)
-        out["infer_baseline_peak_gpu_gib"] = peak_gpu_gib(dev)
-        del ref, chunks
-        _reset_peak(dev)
-
-        engine = InferenceEngine(model, device=dev, options=FastOptions(compile=compile))
-        streamed = VolumeSource(cache, meta, preload=False)
-        te = time.perf_counter()
-        engine.predict_proba(streamed)
-        out["infer_fast_first_call_seconds"] = round(time.perf_counter() - te, 2)
-        runs = []
-        for _ in range(3):
-            te = time.perf_counter()
-            probs = engine.predict_proba(streamed)
-            runs.append(time.perf_counter() - te)
-        out["infer_fast_volumes_per_s"] = round(n / statistics.median(runs), 1)
-        out["infer_fast_peak_gpu_gib"] = engine.stats.get("peak_gpu_memory_gib")
-        out["infer_fast_path"] = engine.describe()
+        base_probs, baseline = _infer_baseline(model, dataset, grid, dev, batch_size)
+        out.update(baseline)
+        probs, fast_infer = _infer_fast(model, cache, meta, dev, compile)
+        out.update(fast_infer)
         out["infer_ratio"] = _ratio(
             out["infer_fast_volumes_per_s"], out["infer_baseline_volumes_per_s"]
         )
         same = probs.argmax(1) == base_probs.argmax(1)
         out["infer_agreement"] = round(float(same.mean()), 5)
         out["infer_max_probability_difference"] = round(float(np.abs(probs - base_probs).max()), 5)
-        del cache, array, source, streamed
+        del cache, array, dataset
     return out
+
+
+def _train_baseline(
+    dataset: _SingleVolumes,
+    grid: tuple[int, ...],
+    dev: torch.device,
+    *,
+    batch_size: int,
+    epochs: int,
+) -> dict[str, Any]:
+    """The baseline's training: a shuffling ``DataLoader`` of single volumes into the eager fp32
+    network with plain Adam; volumes/s is the median epoch's after the first."""
+    torch.manual_seed(0)
+    base = SeedCNN(grid, len(EMOTIONS)).to(dev)
+    opt = torch.optim.Adam(base.parameters(), lr=1e-3)
+    loss_fn = nn.CrossEntropyLoss()
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=batch_size, shuffle=True, generator=torch.Generator().manual_seed(0)
+    )
+    _reset_peak(dev)
+    epoch_s = []
+    for _ in range(epochs):
+        te = time.perf_counter()
+        for xb, yb in loader:
+            loss = loss_fn(base(xb.to(dev).unsqueeze(1)), yb.to(dev))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        _sync(dev)
+        epoch_s.append(time.perf_counter() - te)
+    return {
+        "train_baseline_volumes_per_s": round(len(dataset) / statistics.median(epoch_s[1:]), 1),
+        "train_baseline_peak_gpu_gib": peak_gpu_gib(dev),
+    }
+
+
+def _train_fast(
+    cache: VolumeCache,
+    meta: pd.DataFrame,
+    dev: torch.device,
+    batch_size: int,
+    epochs: int,
+    compile: str,
+) -> tuple[dict[str, Any], TrainResult]:
+    """emocore's training (:func:`~emocore.training.train.train_model`) on the same volumes:
+    its speed numbers, and what it trained."""
+    _reset_peak(dev)
+    source = VolumeSource(cache, meta)
+    cfg = TrainConfig(epochs=epochs, batch_size=batch_size, device=str(dev), compile=compile)
+    res = train_model(source, None, cfg, n_classes=len(EMOTIONS))
+    fast_epochs = [h["seconds"] for h in res.history]
+    return {
+        "train_fast_volumes_per_s": round(len(meta) / statistics.median(fast_epochs[1:]), 1),
+        "train_fast_first_epoch_seconds": round(fast_epochs[0], 2),
+        "train_fast_peak_gpu_gib": peak_gpu_gib(dev),
+        "train_fast_compiled": res.compiled,
+        "train_fast_source": "in memory" if source.preloaded else "memory-mapped",
+    }, res
+
+
+def _infer_baseline(
+    model: nn.Module,
+    dataset: _SingleVolumes,
+    grid: tuple[int, ...],
+    dev: torch.device,
+    batch_size: int,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """The baseline's inference: a copy of ``model`` in eager fp32 over a ``DataLoader`` of
+    single volumes; its class probabilities and numbers."""
+    ref = SeedCNN(grid, len(EMOTIONS))
+    ref.load_state_dict(model.state_dict())
+    ref = ref.to(dev).eval()
+    seq = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False)
+    _reset_peak(dev)
+    te = time.perf_counter()
+    chunks = []
+    with torch.inference_mode():
+        for xb, _ in seq:
+            chunks.append(torch.softmax(ref(xb.to(dev).unsqueeze(1)), 1).cpu())
+    _sync(dev)
+    base_s = time.perf_counter() - te
+    return torch.cat(chunks).numpy(), {
+        "infer_baseline_volumes_per_s": round(len(dataset) / base_s, 1),
+        "infer_baseline_peak_gpu_gib": peak_gpu_gib(dev),
+    }
+
+
+def _infer_fast(
+    model: nn.Module, cache: VolumeCache, meta: pd.DataFrame, dev: torch.device, compile: str
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """emocore's inference (:class:`~emocore.models.engine.InferenceEngine`) streaming the
+    volumes from the cache: the first call, then the median of three; its class probabilities
+    and numbers."""
+    _reset_peak(dev)
+    engine = InferenceEngine(model, device=dev, options=FastOptions(compile=compile))
+    streamed = VolumeSource(cache, meta, preload=False)
+    te = time.perf_counter()
+    engine.predict_proba(streamed)
+    first = round(time.perf_counter() - te, 2)
+    runs = []
+    for _ in range(3):
+        te = time.perf_counter()
+        probs = engine.predict_proba(streamed)
+        runs.append(time.perf_counter() - te)
+    return probs, {
+        "infer_fast_first_call_seconds": first,
+        "infer_fast_volumes_per_s": round(len(meta) / statistics.median(runs), 1),
+        "infer_fast_peak_gpu_gib": engine.stats.get("peak_gpu_memory_gib"),
+        "infer_fast_path": engine.describe(),
+    }
 
 
 # -- data ------------------------------------------------------------------------------------

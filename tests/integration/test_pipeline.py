@@ -206,7 +206,7 @@ def test_synth_prepare_study_evaluate_predict(built, capsys):
     assert insample["in_sample"] is True
 
 
-#: What every saliency map's JSON sidecar says (see emocore.workflows.study._saliency).
+#: What every saliency map's JSON sidecar says (see emocore.workflows.study_saliency.design_saliency).
 SIDECAR_KEYS = {
     "Description",
     "Emotion",
