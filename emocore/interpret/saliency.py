@@ -72,6 +72,7 @@ __all__ = [
     "DEFAULT_METHOD",
     "SIGNED_MEAN_METHODS",
     "pool_volumes",
+    "pooling_words",
     "METHODS",
     "SMOOTHGRAD_NOISE",
     "SMOOTHGRAD_SAMPLES",
@@ -367,6 +368,13 @@ def pool_volumes(volumes: np.ndarray) -> np.ndarray:
     attributions of :data:`SIGNED_MEAN_METHODS` that is the signed mean's size; for absolute
     ones it is their mean."""
     return np.abs(np.asarray(volumes).mean(0))
+
+
+def pooling_words(method: str) -> str:
+    """How an emotion's ``method`` map pools its volumes, in words for descriptions."""
+    if method in SIGNED_MEAN_METHODS:
+        return f"the size of the mean signed {method}"
+    return f"mean absolute {method}"
 
 
 def _noise_generators(seed: int, positions: np.ndarray) -> list[torch.Generator]:

@@ -34,6 +34,7 @@ from emocore.interpret.saliency import (
     DEFAULT_METHOD,
     IG_STEPS,
     describe_method,
+    pooling_words,
     saliency_auc,
     save_nifti,
 )
@@ -157,7 +158,7 @@ def design_saliency(
         name=f"emocore saliency maps, {result.design} design, run {run_id}",
         source_datasets=[cache.path],
         description=(
-            f"mean absolute {method} saliency per emotion of the {result.design} design's final "
+            f"{pooling_words(method)} saliency per emotion of the {result.design} design's final "
             "models; a JSON sidecar next to each map says what it holds"
         ),
     )
@@ -272,7 +273,7 @@ def _sidecar(
     return {
         "Description": (
             f"Where the {job.design} model {maps.name} looks when it scores {emotion}: "
-            f"mean absolute {job.method} attribution over {n_volumes} of "
+            f"{pooling_words(job.method)} attribution over {n_volumes} of "
             f"{'sub-' + subject if subject else 'its people'}'s {emotion} volumes"
         ),
         "Emotion": emotion,
