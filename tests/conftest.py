@@ -262,8 +262,8 @@ def write_findings_run(registry, *, cache_key: str = "synthetic-findings") -> st
     from emocore.stats.evaluate import evaluate_predictions
     from emocore.workflows.study import (
         StudyConfig,
-        _headline,
         atypical_entries,
+        headline_row,
         stability_entries,
         study_verdicts,
     )
@@ -299,7 +299,7 @@ def write_findings_run(registry, *, cache_key: str = "synthetic-findings") -> st
                 procedure="verdict" if config.is_primary(design, family) else "holm",
             )
             metrics[design][family] = ev
-            results.append({"model": family, **_headline(design, ev)})
+            results.append({"model": family, **headline_row(design, ev)})
     pd.concat(cnn).to_csv(folder / "predictions.tsv", sep="\t", index=False)
     pd.concat(linear).to_csv(folder / "baseline.tsv", sep="\t", index=False)
     (folder / "metrics.json").write_text(json.dumps(metrics))

@@ -59,7 +59,8 @@ def _tuning_text(tuning: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _study_config(args: argparse.Namespace, designs: tuple[str, ...]):
+def study_config_from_args(args: argparse.Namespace, designs: tuple[str, ...]):
+    """The StudyConfig that `study`/`train` options describe, for ``designs``."""
     from emocore.training.train import TrainConfig
     from emocore.workflows.study import StudyConfig
 
@@ -134,7 +135,7 @@ def _run_study(args: argparse.Namespace, designs: tuple[str, ...], kind: str) ->
     else:
         # the options and the cache are checked before the registry is opened: a bad option
         # or a mistyped --cache leaves no new registry folder behind
-        config = _study_config(args, designs)
+        config = study_config_from_args(args, designs)
         if world > 1:
             config = replace(config, train=replace(config.train, device=device))
         cache = open_cache(args.cache)

@@ -44,17 +44,19 @@ import re
 import shutil
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from emocore import __version__
 from emocore._io import atomic_write_json, atomic_write_text, records
-from emocore.data.cache import VolumeCache
+from emocore.data.bids import discover_dataset
+from emocore.data.cache import VolumeCache, open_cache
+from emocore.data.prepare import PrepareOptions, prepare
 from emocore.errors import ConfigError, EmocoreError, RegistryError
 from emocore.progress import Progress
 from emocore.runs.registry import Registry, RunRecord, host_name, recording_outcome
@@ -67,10 +69,10 @@ from emocore.stats.single_case import (
     fold_stability,
 )
 from emocore.stats.verdict import Primary, newcomer_verdict
-
-if TYPE_CHECKING:  # both bring torch, which this module does not import at start (see _assess)
-    from emocore.training.train import TrainConfig
-    from emocore.workflows.study_config import StudyConfig
+from emocore.training import designs
+from emocore.training.train import TrainConfig
+from emocore.workflows.inference import subject_predictions
+from emocore.workflows.study_config import StudyConfig
 
 __all__ = [
     "REFERENCE_KINDS",
@@ -142,7 +144,7 @@ def _assessing(run: RunResults, subject: str) -> Iterator[None]:
     against one run would each take the other's result for their own. The lock (an ``flock``
     on ``assessments/.sub-XX.lock``) goes with the process, so a killed assessment frees it."""
     try:
-        import fcntl
+        import fcntl  # here: POSIX only
     except ImportError:  # Windows: no flock; the reuse check alone remains
         yield
         return
@@ -278,8 +280,6 @@ def chosen_entities(cache: VolumeCache | None) -> dict[str, str]:
     new person's files are chosen the same way; {} without a cache."""
     if cache is None:
         return {}
-    from emocore.data.prepare import PrepareOptions
-
     options = PrepareOptions.from_manifest(cache.manifest.get("options") or {})
     return {k: v for k, v in options.entities.items() if v is not None}
 
@@ -290,8 +290,6 @@ def new_people(
     """People of ``dataset`` who are not in ``cohort`` (labels without ``sub-``), sorted.
 
     ``entities`` (see :func:`chosen_entities`) choose among copies of a run, as prepare does."""
-    from emocore.data.bids import discover_dataset
-
     chosen = dict(entities or {})
     found = discover_dataset(
         dataset,
@@ -341,8 +339,6 @@ def _loso_predictions(
     device: str,
     progress: Progress,
 ) -> pd.DataFrame:
-    from emocore.workflows.inference import subject_predictions
-
     models = [m for m in run.models if m.startswith("loso/")]
     tables = []
     for i, model in enumerate(models):
@@ -431,10 +427,6 @@ def _assess(
     exploratory: bool,
 ) -> dict[str, Any]:
     """:func:`assess_subject` once the label, the run and the lock are settled."""
-    # imported when an assessment runs: the study's config brings torch, and pages/assess.py
-    # imports this module without needing torch
-    from emocore.workflows.study_config import StudyConfig
-
     run_id = run.run_id
     study = run.study
     if subject in study["subjects"]:
@@ -605,12 +597,9 @@ class _Assessment:
     def _own_model(self, i: int) -> tuple[pd.DataFrame, np.ndarray, list[str]]:
         """The person's own single-subject model, cross-validated as the cohort's were: its
         predictions, the person's confusion counts and the model's name."""
-        # imported when an assessment trains: it brings torch (see _assess); looked up at call
-        # time, so a test that replaces designs.run_design replaces it here too
-        from emocore.training.designs import run_design
-
+        # looked up at call time, so a test that replaces designs.run_design replaces it here too
         config, subject, classes = self.config, self.subject, self.classes
-        res = run_design(
+        res = designs.run_design(
             self.cache,
             "single-subject",
             self.train_config,
@@ -747,10 +736,6 @@ def add_and_assess(
     """Add ``subject`` to the cache from the dataset ``bids`` (with the cache's own options and
     the ``annotations`` it used), when one is given, then :func:`assess_subject` them. A
     person already assessed against the run is not added again (``force`` does both)."""
-    from contextlib import nullcontext
-
-    from emocore.data.cache import open_cache
-
     # what is asked is checked before any data is read or anything is written
     subject = check_subject_label(subject)
     if bids is not None and annotations is None:
@@ -764,8 +749,6 @@ def add_and_assess(
             if not force and run.assessment(subject) is not None:
                 bids = None  # the earlier assessment stands: nothing to add to the cache
             if bids is not None:
-                from emocore.data.prepare import PrepareOptions, prepare
-
                 if assess_id:
                     registry.update(assess_id, status="running", message=f"adding sub-{subject}")
                 assert annotations is not None  # checked above, before anything was read

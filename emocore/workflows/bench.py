@@ -40,7 +40,7 @@ import torch
 from torch import nn
 
 from emocore.constants import EMOTIONS
-from emocore.data.cache import VolumeCache
+from emocore.data.cache import VolumeCache, create_cache, open_cache
 from emocore.data.dataset import VolumeSource, select
 from emocore.device import choose_device, gpu_summary
 from emocore.models.cnn3d import SeedCNN
@@ -51,6 +51,7 @@ from emocore.models.engine import (
     maybe_compile,
     peak_gpu_gib,
 )
+from emocore.stats import metrics
 from emocore.training.train import TrainConfig, TrainResult, train_model
 
 __all__ = [
@@ -231,8 +232,6 @@ def planted_cache(
     minutes); labels cycle through the five emotions in blocks of 10 volumes (20 s, the length
     of a short scene) over 8 runs. Returns the opened :class:`~emocore.data.cache.VolumeCache`.
     """
-    from emocore.data.cache import create_cache, open_cache
-
     grid = tuple(int(g) for g in grid)
     y = (np.arange(volumes) // 10) % len(EMOTIONS)
     labels = pd.DataFrame(
@@ -458,8 +457,6 @@ def bench_data(
     *, subjects: int = 4, grid_mm: float = 7.2, reads: int = 4000, folder: str | Path | None = None
 ) -> dict[str, Any]:
     """synth + prepare of a demo-sized cohort, prepare's peak RSS, random reads from the cache."""
-    from emocore.data.cache import open_cache
-
     with tempfile.TemporaryDirectory(dir=folder) as tmp:
         root = Path(tmp)
         synth = f"from emocore.data.synthetic import SynthConfig, generate_cohort; generate_cohort({str(root / 'cohort')!r}, SynthConfig(n_subjects={subjects}, grid_mm={grid_mm}))"
@@ -495,9 +492,8 @@ def bench_stats(
     ``people`` x ``volumes`` predictions with emotion episodes of 8-20 volumes, against the same
     null computed the plain way: one ``np.roll`` per group and scikit-learn's
     ``balanced_accuracy_score`` per shift (timed on 50 shifts, scaled to ``permutations``)."""
+    # here: scikit-learn loads in 0.5 s, and only this baseline needs it
     from sklearn.metrics import balanced_accuracy_score
-
-    from emocore.stats import metrics
 
     rng = np.random.default_rng(seed)
     truth = []

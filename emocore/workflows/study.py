@@ -64,12 +64,16 @@ __all__ = [
     "atypical_entries",
     "stability_entries",
     "study_verdicts",
+    "headline_row",
 ]
 
 logger = logging.getLogger(__name__)
 
 
-def _headline(design: str, ev: dict[str, Any]) -> dict[str, Any]:
+def headline_row(design: str, ev: dict[str, Any]) -> dict[str, Any]:
+    """One row of study.json's ``results``: a design's accuracy for one model family (from
+    :func:`emocore.stats.evaluate.evaluate_predictions`) with its split, permutation chance, p
+    and interval, and how each was obtained."""
     s = ev["summary"]
     return {
         "design": design,
@@ -100,6 +104,7 @@ SILHOUETTE_SAMPLE = 4000
 def _embeddings(
     cache: VolumeCache, ckpt: Path, classes: list[str], device: str
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
+    # here: scikit-learn loads in 0.5 s, and only the embeddings need it
     from sklearn.decomposition import PCA
     from sklearn.metrics import silhouette_score
 
@@ -441,7 +446,7 @@ class _StudyRun:
         ev = _evaluate(res.predictions, res, config, "cnn")
         self.metrics[design] = {"cnn": ev, "plans": res.plans}
         self.extras["tuning"][design] = {"cnn": _fold_settings(res.tuning, config.train.epochs)}
-        self.headline.append({"model": "cnn", **_headline(design, ev)})
+        self.headline.append({"model": "cnn", **headline_row(design, ev)})
         return res
 
     def add_baseline(self, i: int, design: str, res: DesignResult) -> None:
@@ -466,7 +471,7 @@ class _StudyRun:
         self.extras["tuning"][design]["linear"] = _linear_settings(fitted)
         bev = _evaluate(base, res, config, "linear")
         self.metrics[design]["linear"] = bev
-        self.headline.append({"model": "linear", **_headline(design, bev)})
+        self.headline.append({"model": "linear", **headline_row(design, bev)})
 
     def add_saliency(self, i: int, design: str, res: DesignResult) -> None:
         """The saliency maps of the design's final models, and their checks."""

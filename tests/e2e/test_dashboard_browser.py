@@ -209,8 +209,29 @@ def wait_for_app_run(page, timeout_ms: int = RUN_TIMEOUT_MS) -> None:
     app = '[data-testid="stApp"]'
     page.wait_for_selector(f'{app}[data-test-connection-state="CONNECTED"]', timeout=timeout_ms)
     page.wait_for_selector(f'{app}[data-test-script-state="notRunning"]', timeout=timeout_ms)
-    page.wait_for_timeout(300)  # let the last deltas paint
+    # a run that ends by asking for another (st.rerun, a widget synced from session state) flips
+    # back to running within a frame or two: let the browser paint, then check once more
+    next_frames(page)
     page.wait_for_selector(f'{app}[data-test-script-state="notRunning"]', timeout=timeout_ms)
+
+
+def next_frames(page) -> None:
+    """Until the fonts are loaded and the browser has painted two more frames."""
+    page.evaluate(
+        "() => document.fonts.ready.then(() => new Promise(done =>"
+        " requestAnimationFrame(() => requestAnimationFrame(done))))"
+    )
+
+
+def settle(page, timeout_ms: int = 20_000) -> None:
+    """Until every plotly chart on the page has drawn its SVG (plotly draws after the script
+    run has ended) and the browser has painted: what a screenshot or a look at the charts needs."""
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('[data-testid=\"stPlotlyChart\"]')]"
+        ".every(chart => chart.querySelector('.main-svg'))",
+        timeout=timeout_ms,
+    )
+    next_frames(page)
 
 
 def open_page(page, url: str, name: str) -> None:
@@ -269,18 +290,18 @@ def wait_status(registry, run_id: str, want: set[str], timeout_s: float) -> str:
 def see_text(page, url: str, name: str, pattern: str, timeout_s: float = 30) -> None:
     """Until ``pattern`` shows: first in place (the page polls its jobs), then after reloads."""
     regex = re.compile(pattern, re.I)
-    deadline = time.monotonic() + timeout_s
-    while not page.get_by_text(regex).count():
-        if time.monotonic() > deadline:
-            break
-        page.wait_for_timeout(500)
-    else:
+    try:
+        sync_api.expect(page.get_by_text(regex).first).to_be_attached(timeout=timeout_s * 1000)
         return
+    except AssertionError:
+        pass
     for _ in range(3):  # a page that shows job status only on a fresh run
         open_page(page, url, name)
-        if page.get_by_text(regex).count():
+        try:
+            sync_api.expect(page.get_by_text(regex).first).to_be_attached(timeout=2000)
             return
-        page.wait_for_timeout(2000)
+        except AssertionError:
+            continue
     pytest.fail(f"page {name} never showed /{pattern}/:\n{_main_text(page)[-2000:]}")
 
 
@@ -309,7 +330,7 @@ def test_page_renders_without_exception(page, server: str, home: Path, name: str
     charts = page.locator('[data-testid="stPlotlyChart"]')
     if charts.count():  # plotly draws after the script run ends: wait for the first chart's SVG
         page.locator('[data-testid="stPlotlyChart"] .main-svg').first.wait_for(timeout=20_000)
-    page.wait_for_timeout(1000)
+    settle(page)
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"))
     if name == "overview":  # the runs table sits in a closed expander: open it to check it too
@@ -353,7 +374,8 @@ def _pick_a_full_cell(page, home: Path) -> None:
             continue
         box = main.get_by_role("combobox", name=label).first
         box.scroll_into_view_if_needed()  # a click that scrolls the page first opens no list
-        page.wait_for_timeout(300)
+        sync_api.expect(box).to_be_in_viewport()
+        next_frames(page)
         box.click()
         option = page.get_by_role("option", name=value, exact=True)
         try:
@@ -556,7 +578,7 @@ def test_the_planted_person_is_named_where_a_clinician_looks(page, findings_serv
     ]
     assert "atypical at α = 0.05" in text
     assert page.locator('[data-testid="stPlotlyChart"]').count() >= 1
-    page.wait_for_timeout(1500)  # plotly draws after the script has finished
+    settle(page)
     page.screenshot(path=str(SHOTS / "findings-misclassified.png"), full_page=True)
 
 
@@ -621,7 +643,7 @@ def test_every_page_about_sub_05_leads_with_its_verdict_on_a_cold_server(
             pg.goto(f"{cold}/{PAGES[name]}?subject=05", wait_until="domcontentloaded")
             wait_for_app_run(pg)
             assert_no_exception(pg, name)
-            pg.wait_for_timeout(1000)  # the last deltas and fonts
+            settle(pg)
             SHOTS.mkdir(parents=True, exist_ok=True)
             pg.screenshot(path=str(SHOTS / f"verdict-{name}.png"))
             _on_first_screen(pg, verdict["sentence"])
@@ -669,7 +691,7 @@ def test_brain_viewer_shows_anatomy_in_mm(
     NiiVue's canvas; the x slider (mm) moves the slices and the crosshair readout together. The screenshot is for a person to look at: anatomy under the map."""
     with serve(home, tmp_path_factory.mktemp("cold-server")) as cold:
         open_page(page, cold, "brain-viewer")
-        page.wait_for_timeout(1000)  # a dialog would come with the first run's last deltas
+        settle(page)  # a dialog would come with the first run's last deltas
         assert "Page not found" not in page.inner_text("body")
         assert page.locator("h1").first.inner_text().startswith("Brain viewer")
         links = page.locator('[data-testid="stSidebarNav"] a').all_inner_texts()
@@ -700,7 +722,7 @@ def _brain_viewer_checks(page) -> None:
     assert sagittal not in _svg_texts(chart, ".annotation-text"), "the slices did not move"
     assert _viewer_slices(page) != before, "the interactive viewer did not follow the slider"
     chart.scroll_into_view_if_needed()
-    page.wait_for_timeout(1000)  # plotly draws after the script has finished
+    settle(page)
     SHOTS.mkdir(exist_ok=True)
     page.screenshot(path=str(SHOTS / "brain-viewer-anatomy.png"))
     page.locator(VIEWER).screenshot(path=str(SHOTS / "brain-viewer-interactive.png"))
@@ -770,6 +792,6 @@ def test_emotion_accuracy_curves_and_tuning(page, server: str) -> None:
     assert "balanced accuracy" in svg and "chance 1/5 classes" in svg, svg
     assert "held out" in svg and "(" in svg, svg  # the legend names each design's split
     curves.first.scroll_into_view_if_needed()
-    page.wait_for_timeout(800)
+    settle(page)
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "emotion-accuracy-curves.png"), full_page=True)

@@ -31,6 +31,7 @@ from tests.e2e.test_dashboard_browser import (
     RUN_TIMEOUT_MS,
     SHOTS,
     assert_no_exception,
+    next_frames,
     serve,
     sync_api,
     wait_for_app_run,
@@ -99,11 +100,24 @@ def _canvas_png(page, name: str) -> np.ndarray:
 
     frame = page.locator(NIIVUE)
     frame.scroll_into_view_if_needed()
-    page.wait_for_timeout(1500)  # NiiVue draws after the component has its volumes
+    canvas = page.frame_locator(NIIVUE).locator("canvas").first
+
+    def shot() -> np.ndarray:
+        return np.asarray(Image.open(io.BytesIO(canvas.screenshot())).convert("RGB"))
+
+    # NiiVue draws after the component has its volumes: wait until the canvas shows more than
+    # one colour and two screenshots a few frames apart agree
+    deadline = time.monotonic() + 30
+    before = shot()
+    while time.monotonic() < deadline:
+        next_frames(page)
+        now = shot()
+        if np.array_equal(now, before) and len(np.unique(now.reshape(-1, 3), axis=0)) > 1:
+            break
+        before = now
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"niivue-{name}.png"))
-    canvas = page.frame_locator(NIIVUE).locator("canvas").first
-    return np.asarray(Image.open(io.BytesIO(canvas.screenshot())).convert("RGB"))
+    return before
 
 
 def _choose(page, label: str, option: str) -> None:

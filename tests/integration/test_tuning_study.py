@@ -80,16 +80,17 @@ def test_fixed_settings_are_named_fixed(tiny_cache, tmp_path: Path) -> None:
 
 
 def test_cli_epochs_auto_and_linear_C_reach_the_config(tmp_path: Path, capsys) -> None:
-    from emocore.cli import _study_config, build_parser
+    from emocore.cli import build_parser
+    from emocore.cli.models import study_config_from_args
 
     args = build_parser().parse_args(
         ["train", "--cache", "c", "--registry", "r", "--epochs", "auto", "--max-epochs", "7"]
         + ["--linear-C", "auto"]
     )
-    config = _study_config(args, ("loso",))
+    config = study_config_from_args(args, ("loso",))
     assert config.train.epoch_selection == "inner" and config.train.epochs == 7
     assert config.linear_C == "auto"
-    fixed = _study_config(
+    fixed = study_config_from_args(
         build_parser().parse_args(["train", "--cache", "c", "--registry", "r"]), ("loso",)
     )
     assert fixed.train.epoch_selection == "fixed" and fixed.train.epochs == 50

@@ -227,13 +227,14 @@ def test_epoch_records_carry_val_balanced_acc():
 def test_the_saliency_method_is_chosen_recorded_and_read_back():
     """SmoothGrad unless --saliency-method says otherwise; a study recorded before the option
     made integrated gradients and reads back as such (a resume or re-run makes the same maps)."""
-    from emocore.cli import _study_config, build_parser
+    from emocore.cli import build_parser
+    from emocore.cli.models import study_config_from_args
     from emocore.workflows.study import StudyConfig
 
     args = build_parser().parse_args(["study", "--saliency-method", "integrated-gradients"])
-    assert _study_config(args, ("loso",)).saliency_method == "integrated-gradients"
+    assert study_config_from_args(args, ("loso",)).saliency_method == "integrated-gradients"
     default = build_parser().parse_args(["study"])
-    assert _study_config(default, ("loso",)).saliency_method == "smoothgrad"
+    assert study_config_from_args(default, ("loso",)).saliency_method == "smoothgrad"
     recorded = StudyConfig().to_dict()
     assert StudyConfig.from_dict(recorded).saliency_method == "smoothgrad"
     del recorded["saliency_method"]  # a study.json written before the option
