@@ -209,9 +209,11 @@ def wait_for_app_run(page, timeout_ms: int = RUN_TIMEOUT_MS) -> None:
     app = '[data-testid="stApp"]'
     page.wait_for_selector(f'{app}[data-test-connection-state="CONNECTED"]', timeout=timeout_ms)
     page.wait_for_selector(f'{app}[data-test-script-state="notRunning"]', timeout=timeout_ms)
-    # a run that ends by asking for another (st.rerun, a widget synced from session state) flips
-    # back to running within a frame or two: let the browser paint, then check once more
-    next_frames(page)
+    # The one fixed wait left: the state reads notRunning both after a run and in the moment
+    # before the run a click or a page load asks for has begun, and the page offers no sign of
+    # the request in between. Two painted frames were too short (the report test then looked
+    # for its Build button before the page had run); 300 ms has held in every run so far.
+    page.wait_for_timeout(300)
     page.wait_for_selector(f'{app}[data-test-script-state="notRunning"]', timeout=timeout_ms)
 
 
