@@ -259,6 +259,7 @@ def write_findings_run(registry, *, cache_key: str = "synthetic-findings") -> st
 
     from emocore import __version__
     from emocore.constants import EMOTIONS
+    from emocore.runs.schema import STUDY_SCHEMA_VERSION
     from emocore.stats.evaluate import evaluate_predictions
     from emocore.workflows.study import (
         StudyConfig,
@@ -304,6 +305,7 @@ def write_findings_run(registry, *, cache_key: str = "synthetic-findings") -> st
     pd.concat(linear).to_csv(folder / "baseline.tsv", sep="\t", index=False)
     (folder / "metrics.json").write_text(json.dumps(metrics))
     study = {
+        "schema_version": STUDY_SCHEMA_VERSION,
         "run_id": run.id,
         "emocore_version": __version__,
         "cache": {
@@ -339,7 +341,7 @@ def strip_findings(registry, run_id: str) -> None:
 
     folder = registry.run_dir(run_id)
     study = json.loads((folder / "study.json").read_text())
-    for key in ("alpha", "atypical", "stability", "primary", "verdicts"):
+    for key in ("schema_version", "alpha", "atypical", "stability", "primary", "verdicts"):
         study.pop(key, None)
     (folder / "study.json").write_text(json.dumps(study))
     metrics = json.loads((folder / "metrics.json").read_text())

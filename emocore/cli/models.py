@@ -148,25 +148,25 @@ def _run_study(args: argparse.Namespace, designs: tuple[str, ...], kind: str) ->
         dist.destroy_process_group()
     if rank != 0:
         return 0
-    study = done.study
+    study = done.study_record
     result = {
         "run_id": done.run_id,
         "bundle": str(done.folder),
-        "results": study["results"],
-        "seconds": study["seconds"],
-        "train_volumes_per_s": study["train_volumes_per_s"],
-        "peak_gpu_memory_gib": study.get("peak_gpu_memory_gib", {}),
+        "results": study.results,
+        "seconds": study.seconds,
+        "train_volumes_per_s": study.train_volumes_per_s,
+        "peak_gpu_memory_gib": study.peak_gpu_memory_gib,
         "saliency_auc": {
             d: {m: {e: v["auc_vs_truth"] for e, v in maps.items()} for m, maps in models.items()}
-            for d, models in study["saliency"].items()
+            for d, models in study.saliency.items()
         },
-        "embeddings": study["embeddings"],
-        "alpha": study.get("alpha"),
-        "primary": study.get("primary"),
-        "verdicts": study.get("verdicts", []),
-        "atypical": study.get("atypical", []),
-        "tuning": study.get("tuning", {}),
-        "saliency_checks": study.get("saliency_checks", {}),
+        "embeddings": study.embeddings,
+        "alpha": study.alpha,
+        "primary": study.primary,
+        "verdicts": study.verdicts or [],
+        "atypical": study.atypical or [],
+        "tuning": study.tuning,
+        "saliency_checks": study.saliency_checks,
     }
     print_result(
         result,

@@ -7,7 +7,8 @@ cell is missing (a subject labelled "NA" stays "NA").
 
 A run folder holds::
 
-    study.json          config, classes, headline results, provenance
+    study.json          config, classes, headline results, provenance; read in the current
+                        format whatever emocore wrote it (emocore.runs.schema)
     metrics.json        per design and model family: summary, per-subject scores,
                         misclassifications, single-case findings, fold stability
     predictions.tsv     held-out CNN predictions (baseline.tsv: the linear decoder's)
@@ -32,6 +33,7 @@ from emocore.data.derivatives import saliency_map_path
 from emocore.errors import ConfigError, EmocoreError, RegistryError, check_choice
 from emocore.runs.bundle import check_rows, expected_rows
 from emocore.runs.registry import DESIGNS, Registry, RunRecord
+from emocore.runs.schema import StudyRecord, study_version, upgrade_study
 from emocore.stats.findings import run_findings, with_primary_rows
 from emocore.stats.single_case import FOCUS
 from emocore.stats.summaries import misclassification_summary, per_subject_metrics
@@ -109,8 +111,10 @@ class RunResults:
     # -- study.json and metrics.json ----------------------------------------------------------
     @cached_property
     def study(self) -> dict[str, Any]:
-        """study.json; EmocoreError naming the file when it is missing, damaged or lacks what
-        readers need (``classes``, ``config``)."""
+        """study.json in the current format (a file of an older emocore is read through
+        :func:`~emocore.runs.schema.upgrade_study`); EmocoreError naming the file when it is
+        missing, damaged, lacks what readers need (``classes``, ``config``) or was written by a
+        newer emocore."""
         path = self.folder / "study.json"
         if not path.exists():
             raise EmocoreError(
@@ -131,10 +135,18 @@ class RunResults:
             raise EmocoreError(
                 f"{path} is damaged: it holds {type(study).__name__}, not a JSON object; {fix}"
             )
+        study_version(study, path)  # a file of a newer emocore is refused, naming the fix
         problem = _study_problem(study)
         if problem:
             raise EmocoreError(f"{path} is damaged: {problem}; {fix}")
-        return study
+        return upgrade_study(study, path)
+
+    @cached_property
+    def study_record(self) -> StudyRecord:
+        """study.json as a :class:`~emocore.runs.schema.StudyRecord` (the same content as
+        :attr:`study`, in the current format); EmocoreError naming the file for keys the current
+        format does not have (a ConfigError)."""
+        return StudyRecord.from_dict(self.study, self.folder / "study.json")
 
     @property
     def classes(self) -> list[str]:
@@ -154,7 +166,7 @@ class RunResults:
             (
                 r
                 for r in self.study.get("results", [])
-                if r.get("design") == design and r.get("model", "cnn") == model
+                if r.get("design") == design and r.get("model") == model
             ),
             {},
         )
@@ -193,12 +205,12 @@ class RunResults:
     @cached_property
     def primary(self) -> Any:
         """The run's primary analysis (:class:`~emocore.stats.verdict.Primary`): as recorded, or for a
-        run from before primary analyses the default for its designs (``how``: ``older run``)."""
+        run from before primary analyses the default for its designs (``how``: ``older run``,
+        filled in by :func:`~emocore.runs.schema.upgrade_study`)."""
         recorded = Primary.from_dict(self.study.get("primary"))
-        if recorded is not None:
-            return recorded
-        fallback = default_primary(self.designs or [r["design"] for r in self.study["results"]])
-        return Primary(fallback.design, fallback.model, how="older run")
+        # upgrade_study gave a run from before primary analyses its default; a study.json with
+        # no design to fall back on has none: default_primary names the problem
+        return recorded if recorded is not None else default_primary(self.designs)
 
     @cached_property
     def _verdicts(self) -> tuple[list[dict[str, Any]], Any]:
@@ -213,7 +225,7 @@ class RunResults:
             return [], None
         if table.empty:
             return [], None
-        alpha = float(self.study.get("alpha") or 0.05)
+        alpha = float(self.study["alpha"])  # upgrade_study: older runs' default level
         focus = tuple(self.config.get("focus") or FOCUS)
         rows = primary_findings(table, self.classes, primary, alpha=alpha, focus=focus)
         verdicts = cohort_verdicts(

@@ -4,6 +4,7 @@
 call. Each call is one run in the registry; its folder is the results bundle::
 
     study.json         what was run (config, split, chance) and the headline numbers per design
+                       (its format and schema_version: emocore.runs.schema.StudyRecord)
     metrics.json       full evaluation per design and model family (cnn, linear)
     predictions.tsv    held-out predictions of every design (column ``design``)
     baseline.tsv       the linear decoder's held-out predictions on the same folds
@@ -44,6 +45,7 @@ from emocore.progress import Progress, part
 from emocore.runs.bundle import table_rows
 from emocore.runs.registry import Registry, RunRecord, check_resumable, recording_outcome
 from emocore.runs.results import RunResults
+from emocore.runs.schema import STUDY_SCHEMA_VERSION
 from emocore.stats.evaluate import evaluate_predictions
 from emocore.stats.single_case import ALPHA, FINDING_KEYS, FOCUS
 from emocore.stats.verdict import Primary, cohort_verdicts
@@ -542,6 +544,7 @@ class _StudyRun:
             self.tables, self.metrics, self.classes, primary, alpha=config.alpha, focus=config.focus
         )
         study = {
+            "schema_version": STUDY_SCHEMA_VERSION,  # see emocore.runs.schema
             "run_id": self.run_id,
             "emocore_version": __version__,
             "cache": {
