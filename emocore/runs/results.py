@@ -139,7 +139,13 @@ class RunResults:
         problem = _study_problem(study)
         if problem:
             raise EmocoreError(f"{path} is damaged: {problem}; {fix}")
-        return upgrade_study(study, path)
+        current = upgrade_study(study, path)
+        alpha = current.get("alpha")  # an older file gets the default; a current one has it
+        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha < 1:
+            raise EmocoreError(
+                f"{path} is damaged: 'alpha' is {alpha!r}, not a level in (0, 1); {fix}"
+            )
+        return current
 
     @cached_property
     def study_record(self) -> StudyRecord:

@@ -18,10 +18,12 @@ stored predictions, or say that the run predates them, still tell by their absen
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from emocore import __version__
 from emocore.errors import ConfigError, EmocoreError, check_known_keys
 from emocore.stats.single_case import ALPHA
 from emocore.stats.verdict import Primary, default_primary
@@ -46,8 +48,6 @@ OLDER_SALIENCY_METHOD = "integrated-gradients"
 def study_version(raw: dict[str, Any], where: object = "study.json") -> int:
     """The format version of a study.json (1 without the key); EmocoreError naming ``where``
     for a version that is not a whole number >= 1 or newer than this emocore reads."""
-    from emocore import __version__
-
     version = raw.get("schema_version", 1)
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise EmocoreError(
@@ -117,8 +117,6 @@ def upgrade_study(raw: dict[str, Any], where: object = "study.json") -> dict[str
     step, so ``raw`` itself is never changed. ``where`` names the file in errors (a version
     newer than this emocore reads, or a damaged one).
     """
-    import copy
-
     version = study_version(raw, where)
     if version == STUDY_SCHEMA_VERSION:
         return raw

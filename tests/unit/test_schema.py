@@ -116,6 +116,24 @@ def test_a_newer_study_json_is_refused_naming_the_file(tiny_home, tmp_path, vers
     assert "upgrade emocore" in message
 
 
+@pytest.mark.parametrize("alpha", ["missing", None, 0, 1.5, "0.05"])
+def test_a_current_study_json_without_a_usable_alpha_is_named(tiny_home, tmp_path, alpha) -> None:
+    """A current file always holds alpha (only older ones get the default): a hand-edited one
+    without a level is named as damaged, not read with a KeyError later."""
+    home = Path(shutil.copytree(tiny_home / "registry", tmp_path / "registry"))
+    registry, run_id, path = _tiny_study(tmp_path)
+    study = json.loads(path.read_text())
+    assert study["schema_version"] == STUDY_SCHEMA_VERSION
+    if alpha == "missing":
+        del study["alpha"]
+    else:
+        study["alpha"] = alpha
+    path.write_text(json.dumps(study))
+    with pytest.raises(EmocoreError, match="is damaged: 'alpha' is") as err:
+        RunResults(Registry(home), run_id).study  # noqa: B018
+    assert str(path) in str(err.value)
+
+
 @pytest.mark.parametrize("version", ["2", 0, True, None, 1.5])
 def test_a_damaged_schema_version_is_named(version) -> None:
     with pytest.raises(EmocoreError, match="x/study.json is damaged: its schema_version"):
