@@ -246,7 +246,6 @@ def correlation_against_randomised(
     scale = np.sqrt((centred**2).sum())
 
     def pearson(rows: np.ndarray) -> np.ndarray:
-        rows = np.abs(rows)  # each row is a resampled mean of the volumes: pool_volumes' size
         rows = rows - rows.mean(1, keepdims=True)
         norms = np.sqrt((rows**2).sum(1)) * scale
         with np.errstate(invalid="ignore", divide="ignore"):

@@ -235,8 +235,9 @@ def paired_bootstrap(
 
     ``trained`` and ``randomised`` are (n volumes, voxels): each volume's map from the two
     models. Each draw resamples the n volumes with replacement (the same volumes for both),
-    averages them into one map per model and applies ``statistic``, which takes a (draws, voxels)
-    array and returns one number per draw. ``(nan, nan)`` with fewer than 2 volumes.
+    pools them into one map per model as :func:`emocore.interpret.saliency.pool_volumes` does
+    (the size of their mean) and applies ``statistic``, which takes a (draws, voxels) array and
+    returns one number per draw. ``(nan, nan)`` with fewer than 2 volumes.
     """
     if trained.shape != randomised.shape or trained.ndim != 2:
         raise ConfigError(
@@ -253,7 +254,7 @@ def paired_bootstrap(
         draws = min(chunk, n_boot - start)
         picked = rng.integers(0, n, (draws, n))
         weights = (picked[:, :, None] == np.arange(n)).sum(1) / n  # each volume's share
-        diffs.append(statistic(weights @ t) - statistic(weights @ r))
+        diffs.append(statistic(np.abs(weights @ t)) - statistic(np.abs(weights @ r)))
     d = np.concatenate(diffs)
     d = d[~np.isnan(d)]
     if not d.size:
@@ -295,9 +296,8 @@ def auc_difference_interval(
     """95 % bootstrap interval of (trained AUC - randomised AUC) against the planted ``truth``.
 
     ``trained`` and ``randomised`` are the per-volume maps (volumes, voxels in ``mask``) whose
-    pooled maps the two AUCs score (:func:`paired_bootstrap` averages a draw's volumes, and the
-    AUC ranks the size of that mean: :func:`emocore.interpret.saliency.pool_volumes`). NaN when
-    the truth marks no voxel or every voxel.
+    pooled maps the two AUCs score (:func:`paired_bootstrap`). NaN when the truth marks no voxel
+    or every voxel.
     """
     positive = planted_voxels(truth, mask)
     if positive.all() or not positive.any():
