@@ -33,7 +33,7 @@ from emocore.data.derivatives import saliency_map_path
 from emocore.errors import ConfigError, EmocoreError, RegistryError, check_choice
 from emocore.runs.bundle import check_rows, expected_rows
 from emocore.runs.registry import DESIGNS, Registry, RunRecord
-from emocore.runs.schema import StudyRecord, study_version, upgrade_study
+from emocore.runs.schema import StudyRecord, upgrade_study
 from emocore.stats.findings import run_findings, with_primary_rows
 from emocore.stats.single_case import FOCUS
 from emocore.stats.summaries import misclassification_summary, per_subject_metrics
@@ -87,6 +87,9 @@ def _study_problem(study: dict[str, Any]) -> str | None:
         return "'classes' is missing or not a list of class names"
     if not isinstance(study.get("config"), dict):
         return "'config' is missing or not an object"
+    alpha = study.get("alpha")  # an older file gets the default from upgrade_study
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha < 1:
+        return f"'alpha' is {alpha!r}, not a level in (0, 1)"
     return None
 
 
@@ -135,16 +138,10 @@ class RunResults:
             raise EmocoreError(
                 f"{path} is damaged: it holds {type(study).__name__}, not a JSON object; {fix}"
             )
-        study_version(study, path)  # a file of a newer emocore is refused, naming the fix
-        problem = _study_problem(study)
+        current = upgrade_study(study, path)  # a file of a newer emocore is refused, naming the fix
+        problem = _study_problem(current)
         if problem:
             raise EmocoreError(f"{path} is damaged: {problem}; {fix}")
-        current = upgrade_study(study, path)
-        alpha = current.get("alpha")  # an older file gets the default; a current one has it
-        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha < 1:
-            raise EmocoreError(
-                f"{path} is damaged: 'alpha' is {alpha!r}, not a level in (0, 1); {fix}"
-            )
         return current
 
     @cached_property
